@@ -1,0 +1,41 @@
+"""Differentiable image morphing: gradient descent finds multiply, add and warp
+maps that turn a source image into a target; scaling the maps by alpha gives
+the transition.
+
+Public API (imported lazily, so that ``import morphing`` does not start
+TensorFlow)::
+
+    from morphing import load_image, to_float, fit_maps, FrameRenderer, Scales
+    maps = fit_maps(to_float(source), to_float(target), Scales())
+    frames = FrameRenderer(source, target, maps, maps.scales).render([0.0, 0.5, 1.0])
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "dense_image_warp": "warp",
+    "fit_maps": "fit",
+    "FitSettings": "fit",
+    "FrameRenderer": "render",
+    "frame_alphas": "render",
+    "MorphMaps": "maps",
+    "Scales": "maps",
+    "save_maps": "maps",
+    "load_maps": "maps",
+    "load_image": "images",
+    "to_float": "images",
+    "to_uint8": "images",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

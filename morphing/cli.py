@@ -1,0 +1,373 @@
+"""Command line: ``python morph.py -s SOURCE -t TARGET [options]``.
+
+Flags and files only: parsing, validation, progress and messages. Inputs are
+checked (with Pillow alone) before TensorFlow is even imported, so mistakes are
+reported in a fraction of a second. Exit status: 0 success, 1 runtime error,
+2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import math
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from . import __version__
+from .images import MIN_SIDE, ImageFileError, LoadedImage, fit_to_size, load_image
+from .maps import MapsFileError, MorphMaps, Scales, load_maps
+
+__all__ = ["ExitStatus", "build_parser", "main"]
+
+PROGRAM = "morph"
+DEFAULT_SCALES = Scales()
+DEFAULT_EPOCHS = 300
+DEFAULT_SIZE = 256
+MIN_SIZE = 16
+MAX_FRAMES = 10_000
+OUTPUT_SUFFIXES = (".gif",)
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class UsageError(Exception):
+    """A bad flag or flag combination (exit status 2)."""
+
+
+class RunError(Exception):
+    """A failure while running (exit status 1)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; unwinds like KeyboardInterrupt so temp files are removed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors raised instead of printed-and-exited."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see --help)")
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value <= low if low_open else value < low
+        if not math.isfinite(value) or too_low or value > high:
+            sign = ">" if low_open else ">="
+            raise argparse.ArgumentTypeError(f"must be a number {sign} {low} and <= {high}, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; ``--help`` shows every default."""
+    parser = _Parser(
+        prog=PROGRAM,
+        description=(
+            "Morph one image into another without reference points: gradient descent "
+            "finds multiply, add and warp maps, and scaling them by alpha from 0 to 1 "
+            "gives the transition, written as an animated GIF."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("-s", "--source", required=True, type=Path, help="image to start from")
+    parser.add_argument("-t", "--target", required=True, type=Path, help="image to end at")
+    parser.add_argument("-o", "--output", type=Path, default=Path("morph.gif"), help="animation to write (.gif)")
+    fitting = parser.add_argument_group("fitting")
+    fitting.add_argument("-e", "--epochs", type=_int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
+    fitting.add_argument("-a", "--add-scale", type=_float_in(0.0, 10.0), default=None,
+                         help=f"add map multiplier [default {DEFAULT_SCALES.add}; with --load-maps, the fitted one]")
+    fitting.add_argument("-m", "--mult-scale", type=_float_in(0.0, 10.0), default=None,
+                         help=f"multiply map multiplier [default {DEFAULT_SCALES.mult}; with --load-maps, the fitted one]")
+    fitting.add_argument("-w", "--warp-scale", type=_float_in(0.0, 10.0), default=None,
+                         help=f"warp map multiplier [default {DEFAULT_SCALES.warp}; with --load-maps, the fitted one]")
+    fitting.add_argument("--size", type=_int_in(MIN_SIZE, 8192), default=None,
+                         help=f"working resolution for fitting, long side in pixels [default {DEFAULT_SIZE}, "
+                              "or the source's if smaller]")
+    fitting.add_argument("--seed", type=_int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
+    fitting.add_argument("--cpu", action="store_true", help="fit and render on the CPU even if a GPU is present")
+    frames = parser.add_argument_group("frames")
+    frames.add_argument("--frames", type=_int_in(2, MAX_FRAMES), default=100,
+                        help="frames in the animation, both ends included")
+    frames.add_argument("--fps", type=_float_in(0.0, 100.0, low_open=True), default=25.0, help="frames per second")
+    frames.add_argument("--frames-dir", type=Path, default=None, help="also write every frame as DIR/0000.png, ...")
+    maps = parser.add_argument_group("maps")
+    maps.add_argument("--save-maps", type=Path, default=None, metavar="F.npz", help="save the fitted maps")
+    maps.add_argument("--load-maps", type=Path, default=None, metavar="F.npz",
+                      help="render from saved maps instead of fitting")
+    maps.add_argument("--maps-png", type=Path, default=None, metavar="F.png", help="write a labelled picture of the six maps")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated request: decoded images and everything needed to run."""
+
+    source: np.ndarray
+    target: np.ndarray
+    scales: Scales
+    loaded_maps: MorphMaps | None
+    working_size: int
+    notices: tuple[str, ...]
+
+
+def _check_writable_file(path: Path, flag: str, suffixes: Sequence[str] | None = None) -> None:
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{flag} {path}: folder {folder} is not writable")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise UsageError(
+            f"{flag} {path}: unknown file type {path.suffix or '(none)'!r}; use {', '.join(suffixes)}"
+        )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _validate(args: argparse.Namespace) -> Job:
+    """Check flags and files, decode the images; raise UsageError or RunError."""
+    outputs = {"--output": args.output}
+    _check_writable_file(args.output, "--output", OUTPUT_SUFFIXES)
+    for flag, path, suffixes in (
+        ("--save-maps", args.save_maps, (".npz",)),
+        ("--maps-png", args.maps_png, (".png",)),
+    ):
+        if path is not None:
+            _check_writable_file(path, flag, suffixes)
+            outputs[flag] = path
+    if args.frames_dir is not None:
+        if args.frames_dir.exists() and not args.frames_dir.is_dir():
+            raise UsageError(f"--frames-dir {args.frames_dir}: exists and is not a folder")
+        parent = args.frames_dir if args.frames_dir.exists() else args.frames_dir.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageError(f"--frames-dir {args.frames_dir}: folder is missing or not writable")
+    if args.load_maps is not None and args.save_maps is not None:
+        raise UsageError("--load-maps and --save-maps together would only copy the file; give one")
+    for flag, path in outputs.items():
+        for name, source in (("--source", args.source), ("--target", args.target), ("--load-maps", args.load_maps)):
+            if source is not None and (_same_file(path, source) or path.resolve() == source.resolve()):
+                raise UsageError(f"{flag} {path} is the same file as {name}; refusing to overwrite an input")
+
+    try:
+        source: LoadedImage = load_image(args.source)
+        target: LoadedImage = load_image(args.target)
+    except ImageFileError as error:
+        raise RunError(str(error)) from None
+    notices = [f"source {args.source}: {note}" for note in source.notes]
+    notices += [f"target {args.target}: {note}" for note in target.notes]
+    height, width = source.pixels.shape[:2]
+    target_pixels, resized = fit_to_size(target.pixels, height, width)
+    if resized:
+        notices.append(f"target {args.target}: {resized} to match the source")
+
+    long_side = max(height, width)
+    if args.size is not None and args.size > long_side:
+        raise UsageError(f"--size {args.size} is larger than the source ({width}x{height}); use at most {long_side}")
+    working_size = args.size if args.size is not None else min(DEFAULT_SIZE, long_side)
+
+    loaded_maps = None
+    fitted = DEFAULT_SCALES
+    if args.load_maps is not None:
+        try:
+            loaded_maps = load_maps(args.load_maps)
+        except MapsFileError as error:
+            raise RunError(str(error)) from None
+        fit_h, fit_w = loaded_maps.image_shape
+        if abs((fit_w / fit_h) / (width / height) - 1.0) > 0.02:
+            raise RunError(
+                f"{args.load_maps}: maps were fitted for a {fit_w}x{fit_h} image, "
+                f"but the source is {width}x{height} (another aspect ratio)"
+            )
+        fitted = loaded_maps.scales
+    scales = Scales(
+        mult=fitted.mult if args.mult_scale is None else args.mult_scale,
+        add=fitted.add if args.add_scale is None else args.add_scale,
+        warp=fitted.warp if args.warp_scale is None else args.warp_scale,
+    )
+    return Job(
+        source=source.pixels,
+        target=target_pixels,
+        scales=scales,
+        loaded_maps=loaded_maps,
+        working_size=working_size,
+        notices=tuple(notices),
+    )
+
+
+def _frames_to_folder(frames: Iterator[np.ndarray], folder: Path | None) -> Iterator[np.ndarray]:
+    """Pass frames through, writing each as ``folder/NNNN.png`` on the way."""
+    from .output import write_png
+
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    for index, frame in enumerate(frames):
+        if folder is not None:
+            write_png(frame, folder / f"{index:04d}.png")
+        yield frame
+
+
+def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: TextIO) -> None:
+    """Fit (or load) the maps, then render and encode; TensorFlow is imported here."""
+    from tqdm import tqdm
+
+    from .backend import BackendError, device_description, load_tensorflow
+
+    try:
+        tf = load_tensorflow(force_cpu=args.cpu)
+    except BackendError as error:
+        raise RunError(str(error)) from None
+    from .fit import FitDivergedError, FitSettings, fit_maps
+    from .images import to_float
+    from .maps import save_maps
+    from .output import GifWriter, atomic_path
+    from .render import FrameRenderer, frame_alphas
+    from .visualize import maps_picture
+
+    say(f"{PROGRAM}: running on {device_description(tf)}")
+    for notice in job.notices:
+        say(f"{PROGRAM}: {notice}")
+
+    if job.loaded_maps is not None:
+        maps = job.loaded_maps
+    else:
+        settings = FitSettings(epochs=args.epochs, working_size=job.working_size, seed=args.seed)
+        with tqdm(total=args.epochs, desc="fitting", unit="step", file=err, disable=args.quiet,
+                  dynamic_ncols=True, leave=False) as bar:
+            def on_step(step: int, loss: float) -> None:
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                bar.update(1)
+
+            try:
+                maps = fit_maps(to_float(job.source), to_float(job.target), job.scales, settings, on_step)
+            except FitDivergedError as error:
+                raise RunError(str(error)) from None
+        if args.save_maps is not None:
+            with atomic_path(args.save_maps) as temporary:
+                save_maps(maps, temporary)
+            say(f"{PROGRAM}: wrote maps to {args.save_maps}")
+    if args.maps_png is not None:
+        from .output import write_png
+
+        write_png(maps_picture(maps), args.maps_png)
+        say(f"{PROGRAM}: wrote maps picture to {args.maps_png}")
+
+    renderer = FrameRenderer(job.source, job.target, maps, job.scales)
+    alphas = frame_alphas(args.frames)
+    writer = GifWriter(renderer.render([0.0, 0.25, 0.5, 0.75, 1.0]), fps=args.fps)
+    with tqdm(total=args.frames, desc="rendering", unit="frame", file=err, disable=args.quiet,
+              dynamic_ncols=True, leave=False) as bar:
+        def counted(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+            for frame in frames:
+                yield frame
+                bar.update(1)
+
+        frames = counted(_frames_to_folder(renderer.frames(alphas), args.frames_dir))
+        with atomic_path(args.output) as temporary:
+            writer.write(frames, temporary)
+    height, width = job.source.shape[:2]
+    say(f"{PROGRAM}: wrote {args.output} ({args.frames} frames, {width}x{height})")
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    debug = bool(os.environ.get("MORPH_DEBUG"))
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as error:
+        print(f"{PROGRAM}: error: {error}", file=err)
+        return ExitStatus.USAGE
+    except SystemExit as exit_:  # --help and --version
+        return int(exit_.code or 0)
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=err, flush=True)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    in_main_thread = _in_main_thread()
+    if in_main_thread:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        job = _validate(args)
+        _run(args, job, say, err)
+        return ExitStatus.OK
+    except UsageError as error:
+        print(f"{PROGRAM}: error: {error}", file=err)
+        return ExitStatus.USAGE
+    except RunError as error:
+        print(f"{PROGRAM}: error: {error}", file=err)
+        return ExitStatus.ERROR
+    except KeyboardInterrupt:
+        print(f"{PROGRAM}: interrupted; no output written", file=err)
+        return ExitStatus.INTERRUPTED
+    except Terminated:
+        print(f"{PROGRAM}: terminated; no output written", file=err)
+        return ExitStatus.TERMINATED
+    except MemoryError:
+        print(f"{PROGRAM}: error: out of memory; try a smaller --size or fewer --frames", file=err)
+        return ExitStatus.ERROR
+    except Exception as error:  # noqa: BLE001 - one line unless debugging
+        if debug:
+            raise
+        print(f"{PROGRAM}: error: unexpected {type(error).__name__}: {error} "
+              "(set MORPH_DEBUG=1 for a traceback)", file=err)
+        return ExitStatus.ERROR
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        out.flush()
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,192 @@
+"""Image files in, arrays out: the only place that knows pixel formats.
+
+Everything downstream works on ``[H, W, 3] uint8`` RGB arrays (what files hold)
+or ``[H, W, 3] float32 in [-1, 1]`` (what the numerics use); the two helpers
+``to_float`` and ``to_uint8`` convert between them and round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "ImageFileError",
+    "LoadedImage",
+    "load_image",
+    "resize_image",
+    "fit_to_size",
+    "to_float",
+    "to_uint8",
+    "working_shape",
+    "MIN_SIDE",
+]
+
+MIN_SIDE = 8
+"""Smallest accepted image side in pixels (the warp needs 2, the maps a few)."""
+
+WHITE = (255, 255, 255)
+
+
+class ImageFileError(Exception):
+    """An input image that cannot be used; the message names the file and why."""
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image file decoded to RGB.
+
+    Attributes:
+      pixels: ``[H, W, 3] uint8`` RGB, EXIF orientation applied.
+      notes: human-readable remarks on conversions made (mode, frame, rotation).
+    """
+
+    pixels: np.ndarray
+    notes: tuple[str, ...] = ()
+
+
+def _describe_open_error(path: Path, error: Exception) -> str:
+    if isinstance(error, Image.DecompressionBombError):
+        return f"{path}: image is too large to decode safely ({error})"
+    if isinstance(error, UnidentifiedImageError):
+        return f"{path}: not an image file Pillow can read"
+    if isinstance(error, IsADirectoryError):
+        return f"{path}: is a directory, not an image file"
+    if isinstance(error, FileNotFoundError):
+        return f"{path}: no such file"
+    if isinstance(error, PermissionError):
+        return f"{path}: permission denied"
+    return f"{path}: cannot read image ({type(error).__name__}: {error})"
+
+
+def _to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
+    """Convert any Pillow mode to RGB; transparency is composited on white."""
+    notes: list[str] = []
+    mode = image.mode
+    if mode == "RGB":
+        return image, notes
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit or 32-bit grey: scale the full range to 8 bits.
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or values.max() > 255 else 255.0
+        grey = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+        notes.append(f"{mode} (high bit depth grey) reduced to 8-bit RGB")
+        return Image.fromarray(grey, "L").convert("RGB"), notes
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        grey = np.clip(np.round(values * (255.0 if values.max() <= 1.0 else 1.0)), 0, 255)
+        notes.append("floating-point grey converted to 8-bit RGB")
+        return Image.fromarray(grey.astype(np.uint8), "L").convert("RGB"), notes
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, WHITE + (255,))
+        notes.append(f"{mode} transparency composited on white")
+        return Image.alpha_composite(background, rgba).convert("RGB"), notes
+    notes.append(f"{mode} converted to RGB")
+    return image.convert("RGB"), notes
+
+
+def load_image(path: str | os.PathLike[str]) -> LoadedImage:
+    """Read an image file as ``[H, W, 3] uint8`` RGB.
+
+    EXIF orientation is applied; grey, palette, CMYK, 16-bit and transparent
+    images become RGB (transparency over white); of an animated file the first
+    frame is used. Raises ``ImageFileError`` with a one-line message naming the
+    file for anything that cannot be decoded or is smaller than ``MIN_SIDE``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ImageFileError(f"{path}: is a directory, not an image file")
+    if path.exists() and path.stat().st_size == 0:
+        raise ImageFileError(f"{path}: file is empty")
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                frames = getattr(image, "n_frames", 1)
+                if frames > 1:
+                    notes.append(f"animated image with {frames} frames: using the first")
+                    image.seek(0)
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                if upright is not image:
+                    notes.append("rotated upright by its EXIF orientation")
+                rgb, mode_notes = _to_rgb(upright)
+                pixels = np.array(rgb, dtype=np.uint8)
+    except Image.DecompressionBombWarning as error:
+        raise ImageFileError(f"{path}: image is too large to decode safely ({error})") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        # Truncated files raise OSError; some corrupt headers ValueError/SyntaxError.
+        if isinstance(error, OSError) and not isinstance(
+            error, (FileNotFoundError, IsADirectoryError, PermissionError, UnidentifiedImageError)
+        ):
+            raise ImageFileError(f"{path}: damaged or truncated image ({error})") from None
+        raise ImageFileError(_describe_open_error(path, error)) from None
+    height, width = pixels.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ImageFileError(
+            f"{path}: image is {width}x{height}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}"
+        )
+    return LoadedImage(pixels=pixels, notes=tuple(notes + mode_notes))
+
+
+def to_float(pixels: np.ndarray) -> np.ndarray:
+    """``[..., 3] uint8`` → ``float32 in [-1, 1]`` (0 → -1, 255 → 1)."""
+    return pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """``float in [-1, 1]`` → ``uint8``, rounded and clipped; inverse of ``to_float``."""
+    scaled = (np.asarray(image, dtype=np.float32) + np.float32(1.0)) * np.float32(127.5)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def resize_image(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resample ``[H, W, 3] uint8`` to ``[height, width, 3] uint8`` (Lanczos)."""
+    if pixels.shape[:2] == (height, width):
+        return pixels
+    image = Image.fromarray(pixels, "RGB")
+    return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
+
+
+def fit_to_size(pixels: np.ndarray, height: int, width: int) -> tuple[np.ndarray, str | None]:
+    """Bring ``pixels`` to ``[height, width, 3]``, cropping to that aspect if needed.
+
+    An image of a different aspect ratio is centre-cropped to the wanted aspect
+    first (nothing is squashed), then resized. Returns the image and a one-line
+    description of what was done, or ``None`` when it already had that size.
+    """
+    src_h, src_w = pixels.shape[:2]
+    if (src_h, src_w) == (height, width):
+        return pixels, None
+    wanted = width / height
+    have = src_w / src_h
+    action = "resized"
+    if abs(have / wanted - 1.0) > 0.01:
+        if have > wanted:
+            crop_w = max(1, round(src_h * wanted))
+            left = (src_w - crop_w) // 2
+            pixels = pixels[:, left : left + crop_w]
+        else:
+            crop_h = max(1, round(src_w / wanted))
+            top = (src_h - crop_h) // 2
+            pixels = pixels[top : top + crop_h]
+        action = "centre-cropped to the source's aspect ratio and resized"
+    return resize_image(pixels, height, width), (
+        f"{action} from {src_w}x{src_h} to {width}x{height}"
+    )
+
+
+def working_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """``(h, w)`` with the long side ``long_side`` (never enlarged), aspect kept."""
+    scale = min(1.0, long_side / max(height, width))
+    return max(2, round(height * scale)), max(2, round(width * scale))

@@ -1,0 +1,145 @@
+"""The fitted maps of a morph, and their ``.npz`` file.
+
+A morph between a source S and a target T is described by two sets of maps on a
+small grid of ``[h, w]`` cells, one per direction (source→target, then
+target→source). Each set has 8 channels:
+
+- ``mult`` (3): per-channel gain, applied as ``image * (1 + alpha * m * mult)``;
+- ``add`` (3): per-channel offset, applied as ``+ alpha * a * add``;
+- ``warp`` (2): a flow in pixels *of the maps' own grid*, as (dy, dx), applied
+  as ``alpha * w * warp`` (see ``morphing.warp`` for the sign convention).
+
+``m``, ``a`` and ``w`` are the ``Scales``. Maps are resolution-free: resampled to
+an ``[H, W]`` frame, the flow is multiplied by ``H / h`` and ``W / w``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "Scales",
+    "MorphMaps",
+    "MapsFileError",
+    "MULT",
+    "ADD",
+    "WARP",
+    "CHANNELS_PER_DIRECTION",
+    "save_maps",
+    "load_maps",
+]
+
+MULT = slice(0, 3)
+ADD = slice(3, 6)
+WARP = slice(6, 8)
+CHANNELS_PER_DIRECTION = 8
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Scales:
+    """The map multipliers of the formula: ``m`` (mult), ``a`` (add), ``w`` (warp)."""
+
+    mult: float = 0.6
+    add: float = 0.2
+    warp: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} scale must be a finite number >= 0, got {value}")
+
+
+class MapsFileError(Exception):
+    """A maps file that cannot be used; the message names the file and why."""
+
+
+@dataclass(frozen=True)
+class MorphMaps:
+    """Maps for both directions of one morph.
+
+    Attributes:
+      forward: ``[h, w, 8] float32``, source→target: mult, add, warp (grid pixels).
+      backward: ``[h, w, 8] float32``, target→source, same layout.
+      scales: the ``Scales`` the maps were fitted with.
+      image_shape: ``(H, W)`` of the source the maps were fitted for.
+    """
+
+    forward: np.ndarray
+    backward: np.ndarray
+    scales: Scales
+    image_shape: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        for name in ("forward", "backward"):
+            array = getattr(self, name)
+            if array.ndim != 3 or array.shape[-1] != CHANNELS_PER_DIRECTION:
+                raise ValueError(
+                    f"{name} maps must be [h, w, {CHANNELS_PER_DIRECTION}], got {array.shape}"
+                )
+        if self.forward.shape != self.backward.shape:
+            raise ValueError(
+                f"forward maps {self.forward.shape} and backward maps "
+                f"{self.backward.shape} differ in shape"
+            )
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """``(h, w)`` of the maps' grid."""
+        return self.forward.shape[0], self.forward.shape[1]
+
+
+def save_maps(maps: MorphMaps, path: str | os.PathLike[str]) -> None:
+    """Write ``maps`` to ``path`` as ``.npz`` (the caller makes it atomic)."""
+    with open(path, "wb") as handle:
+        np.savez_compressed(
+            handle,
+            format_version=np.int64(FORMAT_VERSION),
+            forward=maps.forward.astype(np.float32),
+            backward=maps.backward.astype(np.float32),
+            scales=np.array([maps.scales.mult, maps.scales.add, maps.scales.warp], np.float64),
+            image_shape=np.array(maps.image_shape, np.int64),
+        )
+
+
+def load_maps(path: str | os.PathLike[str]) -> MorphMaps:
+    """Read maps written by ``save_maps``; ``MapsFileError`` names what is wrong."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            fields = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise MapsFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise MapsFileError(f"{path}: is a directory, not a maps file") from None
+    except (OSError, ValueError, EOFError) as error:
+        raise MapsFileError(f"{path}: not a maps file written by --save-maps ({error})") from None
+    missing = {"format_version", "forward", "backward", "scales", "image_shape"} - set(fields)
+    if missing:
+        raise MapsFileError(
+            f"{path}: not a maps file written by --save-maps (missing {', '.join(sorted(missing))})"
+        )
+    if int(fields["format_version"]) != FORMAT_VERSION:
+        raise MapsFileError(
+            f"{path}: maps file format {int(fields['format_version'])} is not supported "
+            f"(this version reads {FORMAT_VERSION})"
+        )
+    try:
+        scales = Scales(*(float(v) for v in np.asarray(fields["scales"]).reshape(3)))
+        image_shape = tuple(int(v) for v in np.asarray(fields["image_shape"]).reshape(2))
+        maps = MorphMaps(
+            forward=np.asarray(fields["forward"], np.float32),
+            backward=np.asarray(fields["backward"], np.float32),
+            scales=scales,
+            image_shape=image_shape,  # type: ignore[arg-type]
+        )
+    except ValueError as error:
+        raise MapsFileError(f"{path}: maps file has the wrong shape or values ({error})") from None
+    if not (np.isfinite(maps.forward).all() and np.isfinite(maps.backward).all()):
+        raise MapsFileError(f"{path}: maps file holds NaN or infinite values")
+    return maps

@@ -1,0 +1,73 @@
+"""Rendering: frames of the transition from fitted maps, at the source's size.
+
+Arrays in, arrays out. Frame ``i`` of ``n`` is at ``alpha = i / (n - 1)``; frame 0
+is the source and frame ``n - 1`` the target, pixel for pixel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from .images import to_float
+from .maps import MorphMaps, Scales
+from .transition import blend_frame, upsample_direction
+
+__all__ = ["frame_alphas", "FrameRenderer"]
+
+
+def frame_alphas(count: int) -> np.ndarray:
+    """``[count]`` float64 alphas ``i / (count - 1)``, from exactly 0 to exactly 1."""
+    if count < 2:
+        raise ValueError(f"a transition needs at least 2 frames, got {count}")
+    return np.arange(count, dtype=np.float64) / (count - 1)
+
+
+class FrameRenderer:
+    """Renders frames of one morph at any alphas.
+
+    Args:
+      source, target: ``[H, W, 3] uint8`` RGB of the same shape.
+      maps: fitted maps (any grid size; resampled to ``[H, W]`` once here).
+      scales: the multipliers to render with (usually ``maps.scales``).
+    """
+
+    def __init__(
+        self, source: np.ndarray, target: np.ndarray, maps: MorphMaps, scales: Scales
+    ) -> None:
+        if source.shape != target.shape:
+            raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
+        height, width = source.shape[:2]
+        self.shape = (height, width)
+        self._source = tf.constant(to_float(source)[np.newaxis])
+        self._target = tf.constant(to_float(target)[np.newaxis])
+        self._forward = upsample_direction(tf.constant(maps.forward[np.newaxis]), height, width)
+        self._backward = upsample_direction(tf.constant(maps.backward[np.newaxis]), height, width)
+        self._scales = scales
+        self._render = tf.function(self._render_float, jit_compile=True)
+
+    def _render_float(self, alphas: tf.Tensor) -> tf.Tensor:
+        frames = blend_frame(
+            self._source, self._target, self._forward, self._backward, alphas, self._scales
+        )
+        # The same rounding as images.to_uint8, inside the compiled function.
+        return tf.cast(tf.clip_by_value(tf.round((frames + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+    def render(self, alphas: Sequence[float] | np.ndarray) -> np.ndarray:
+        """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames."""
+        alphas = tf.constant(np.asarray(alphas, np.float32).reshape(-1))
+        return self._render(alphas).numpy()
+
+    def frames(self, alphas: Sequence[float] | np.ndarray, batch: int = 4) -> Iterator[np.ndarray]:
+        """Yield ``[H, W, 3] uint8`` frames one by one, rendering ``batch`` at a time.
+
+        Every batch is padded to ``batch`` alphas so that one compiled shape serves all.
+        """
+        alphas = np.asarray(alphas, np.float64).reshape(-1)
+        for start in range(0, len(alphas), batch):
+            chunk = alphas[start : start + batch]
+            padded = np.pad(chunk, (0, batch - len(chunk)), mode="edge")
+            yield from self.render(padded)[: len(chunk)]
+
