@@ -31,6 +31,7 @@ MIN_SIDE = 8
 """Smallest accepted image side in pixels (the warp needs 2, the maps a few)."""
 
 WHITE = (255, 255, 255)
+EXIF_ORIENTATION = 0x0112
 
 
 class ImageFileError(Exception):
@@ -117,8 +118,9 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
                     notes.append(f"animated image with {frames} frames: using the first")
                     image.seek(0)
                 image.load()
+                orientation = image.getexif().get(EXIF_ORIENTATION, 1)
                 upright = ImageOps.exif_transpose(image)
-                if upright is not image:
+                if orientation not in (1, None):
                     notes.append("rotated upright by its EXIF orientation")
                 rgb, mode_notes = _to_rgb(upright)
                 pixels = np.array(rgb, dtype=np.uint8)

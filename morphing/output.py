@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -19,6 +19,22 @@ from PIL import Image
 __all__ = ["atomic_path", "GifWriter", "write_png"]
 
 
+def _create_temporary_beside(path: Path) -> Path:
+    """Create an empty, hidden, uniquely named file in ``path``'s folder.
+
+    Made with mode 0666 so the user's umask applies, as for any new file.
+    """
+    folder = path.parent
+    for _ in range(100):
+        candidate = folder / f".{path.name}.{secrets.token_hex(4)}.part"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"cannot create a temporary file in {folder}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -26,17 +42,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     On any exception (``KeyboardInterrupt`` included) the temporary file is
     removed and ``path`` is left as it was.
     """
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent or "."
-    )
-    os.close(handle)
-    temporary_path = Path(temporary)
+    temporary = _create_temporary_beside(Path(path))
     try:
-        yield temporary_path
-        os.replace(temporary_path, path)
+        yield temporary
+        os.replace(temporary, path)
     except BaseException:
-        temporary_path.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 

@@ -95,6 +95,9 @@ def dense_image_warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:
     wx = wx[..., tf.newaxis]
     top_left, top_right = corner(0, 0), corner(0, 1)
     bottom_left, bottom_right = corner(1, 0), corner(1, 1)
-    top = top_left + wx * (top_right - top_left)
-    bottom = bottom_left + wx * (bottom_right - bottom_left)
-    return top + wy * (bottom - top)
+    # (1 - t)·a + t·b rather than a + t·(b - a): equal in exact arithmetic, but
+    # exact at t = 0 and t = 1 in floating point, so a zero or integer flow
+    # copies pixels bit for bit (also on the last row and column).
+    top = (1.0 - wx) * top_left + wx * top_right
+    bottom = (1.0 - wx) * bottom_left + wx * bottom_right
+    return (1.0 - wy) * top + wy * bottom

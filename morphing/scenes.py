@@ -1,0 +1,150 @@
+"""Synthetic scenes with a known in-between: shapes that move, scale, turn and
+change colour linearly from alpha = 0 to alpha = 1 over a flat or gradient
+background. ``Scene.render(alpha)`` is the ground truth a morph should reach.
+Used for the sample images, the tests and the quality benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Shape", "Scene", "toy_scene", "random_scene"]
+
+Colour = tuple[float, float, float]
+
+SUPERSAMPLE = 4
+
+
+def _lerp(a: float, b: float, alpha: float) -> float:
+    return a + (b - a) * alpha
+
+
+def _lerp_colour(a: Colour, b: Colour, alpha: float) -> Colour:
+    return (_lerp(a[0], b[0], alpha), _lerp(a[1], b[1], alpha), _lerp(a[2], b[2], alpha))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A filled disc (``sides == 0``) or regular polygon at one moment.
+
+    ``centre`` is (y, x) and ``radius`` the circumradius, all as fractions of
+    the image's long side; ``rotation`` in radians; ``colour`` RGB in [0, 1].
+    """
+
+    sides: int
+    centre: tuple[float, float]
+    radius: float
+    rotation: float
+    colour: Colour
+
+    def towards(self, other: Shape, alpha: float) -> Shape:
+        """Linear interpolation of every parameter (same ``sides``)."""
+        return Shape(
+            sides=self.sides,
+            centre=(_lerp(self.centre[0], other.centre[0], alpha), _lerp(self.centre[1], other.centre[1], alpha)),
+            radius=_lerp(self.radius, other.radius, alpha),
+            rotation=_lerp(self.rotation, other.rotation, alpha),
+            colour=_lerp_colour(self.colour, other.colour, alpha),
+        )
+
+    def coverage(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Boolean inside-test at points given in long-side fractions."""
+        dy, dx = ys - self.centre[0], xs - self.centre[1]
+        if self.sides == 0:
+            return dy * dy + dx * dx <= self.radius * self.radius
+        inside = np.ones(np.broadcast(dy, dx).shape, bool)
+        apothem = self.radius * math.cos(math.pi / self.sides)
+        for edge in range(self.sides):
+            angle = self.rotation + (edge + 0.5) * 2 * math.pi / self.sides
+            inside &= dx * math.cos(angle) + dy * math.sin(angle) <= apothem
+        return inside
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Shapes drawn in order over a vertical background gradient.
+
+    ``start``/``end`` hold the shapes at alpha 0 and 1 (pairwise the same
+    kind); ``background_start``/``background_end`` are (top, bottom) colours.
+    """
+
+    height: int
+    width: int
+    start: tuple[Shape, ...]
+    end: tuple[Shape, ...]
+    background_start: tuple[Colour, Colour]
+    background_end: tuple[Colour, Colour]
+
+    def render(self, alpha: float) -> np.ndarray:
+        """The scene at ``alpha``: ``[height, width, 3] uint8``, antialiased."""
+        long_side = max(self.height, self.width)
+        sub = SUPERSAMPLE
+        ys = (np.arange(self.height * sub) + 0.5) / sub / long_side
+        xs = (np.arange(self.width * sub) + 0.5) / sub / long_side
+        grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
+        top = _lerp_colour(self.background_start[0], self.background_end[0], alpha)
+        bottom = _lerp_colour(self.background_start[1], self.background_end[1], alpha)
+        fraction = (grid_y * long_side / self.height)[..., None]
+        canvas = np.asarray(top) * (1 - fraction) + np.asarray(bottom) * fraction
+        for first, last in zip(self.start, self.end):
+            shape = first.towards(last, alpha)
+            canvas[shape.coverage(grid_y, grid_x)] = shape.colour
+        pooled = canvas.reshape(self.height, sub, self.width, sub, 3).mean(axis=(1, 3))
+        return np.clip(np.rint(pooled * 255), 0, 255).astype(np.uint8)
+
+
+def toy_scene(height: int = 240, width: int = 320) -> Scene:
+    """The seed's toy scene: a circle, a triangle and a square that move,
+    shrink, turn and change colour over a flat background."""
+    aspect = width / max(height, width)
+    start = (
+        Shape(0, (0.30, 0.22 * aspect), 0.12, 0.0, (0.90, 0.20, 0.20)),
+        Shape(3, (0.50, 0.62 * aspect), 0.15, 0.0, (0.20, 0.55, 0.95)),
+        Shape(4, (0.22, 0.82 * aspect), 0.09, 0.0, (0.95, 0.80, 0.15)),
+    )
+    end = (
+        Shape(0, (0.45, 0.36 * aspect), 0.09, 0.0, (0.95, 0.55, 0.10)),
+        Shape(3, (0.48, 0.75 * aspect), 0.11, math.pi / 3, (0.35, 0.85, 0.45)),
+        Shape(4, (0.38, 0.70 * aspect), 0.12, math.pi / 5, (0.75, 0.30, 0.85)),
+    )
+    background = ((0.96, 0.95, 0.92), (0.96, 0.95, 0.92))
+    return Scene(height, width, start, end, background, background)
+
+
+def _random_colour(rng: np.random.Generator) -> Colour:
+    return tuple(float(v) for v in rng.uniform(0.05, 0.95, 3))  # type: ignore[return-value]
+
+
+def random_scene(
+    rng: np.random.Generator, height: int = 256, width: int = 256, *, shapes: int = 3, gradient: bool = True
+) -> Scene:
+    """A seeded random scene: ``shapes`` discs and polygons, each moving up to
+    ~12 % of the image, scaling by up to ±30 %, turning up to ±0.6 rad."""
+    aspect_y = height / max(height, width)
+    aspect_x = width / max(height, width)
+    start, end = [], []
+    for _ in range(shapes):
+        sides = int(rng.choice([0, 3, 4, 5, 6]))
+        radius = float(rng.uniform(0.07, 0.14))
+        centre = (float(rng.uniform(0.25, 0.75) * aspect_y), float(rng.uniform(0.25, 0.75) * aspect_x))
+        shift = rng.uniform(-0.12, 0.12, 2)
+        start.append(Shape(sides, centre, radius, float(rng.uniform(0, math.pi)), _random_colour(rng)))
+        end.append(
+            Shape(
+                sides,
+                (centre[0] + float(shift[0]) * aspect_y, centre[1] + float(shift[1]) * aspect_x),
+                radius * float(rng.uniform(0.7, 1.3)),
+                start[-1].rotation + float(rng.uniform(-0.6, 0.6)),
+                _random_colour(rng),
+            )
+        )
+    if gradient:
+        background_start = (_random_colour(rng), _random_colour(rng))
+        background_end = (_random_colour(rng), _random_colour(rng))
+    else:
+        flat = _random_colour(rng)
+        background_start = background_end = (flat, flat)
+    return Scene(height, width, tuple(start), tuple(end), background_start, background_end)

@@ -1,0 +1,42 @@
+"""Shared test set-up: the repository on sys.path, TensorFlow kept quiet, and
+small synthetic images written to temporary files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from morphing.scenes import toy_scene  # noqa: E402
+
+
+def disc_image(height: int, width: int, centre: tuple[float, float], radius: float) -> np.ndarray:
+    """``[height, width, 3] uint8``: a dark-red disc on light grey, antialiased by 4x supersampling."""
+    sub = 4
+    ys = (np.arange(height * sub) + 0.5) / sub - 0.5
+    xs = (np.arange(width * sub) + 0.5) / sub - 0.5
+    inside = (ys[:, None] - centre[0]) ** 2 + (xs[None, :] - centre[1]) ** 2 <= radius**2
+    coverage = inside.reshape(height, sub, width, sub).mean(axis=(1, 3))[..., None]
+    background = np.array([220.0, 220.0, 210.0])
+    disc = np.array([150.0, 30.0, 40.0])
+    return np.rint(background * (1 - coverage) + disc * coverage).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def toy_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The toy scene at 48x64 as two PNG files (source, target)."""
+    folder = tmp_path_factory.mktemp("toy")
+    scene = toy_scene(48, 64)
+    paths = []
+    for name, alpha in (("a.png", 0.0), ("b.png", 1.0)):
+        Image.fromarray(scene.render(alpha)).save(folder / name)
+        paths.append(folder / name)
+    return paths[0], paths[1]

@@ -1,0 +1,136 @@
+"""Image decoding: every mode becomes upright RGB; bad files raise one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from morphing.images import (
+    MIN_SIDE,
+    ImageFileError,
+    fit_to_size,
+    load_image,
+    resize_image,
+    to_float,
+    to_uint8,
+    working_shape,
+)
+
+
+def test_float_round_trip_is_exact_for_every_value() -> None:
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    floats = to_float(values)
+    assert floats.dtype == np.float32 and floats.min() == -1.0 and floats.max() == 1.0
+    np.testing.assert_array_equal(to_uint8(floats), values)
+
+
+def test_rgb_png_loads_unchanged(tmp_path: Path) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    loaded = load_image(tmp_path / "a.png")
+    np.testing.assert_array_equal(loaded.pixels, pixels)
+    assert loaded.notes == ()
+
+
+def test_rgba_is_composited_on_white(tmp_path: Path) -> None:
+    rgba = np.zeros((10, 10, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:5, :, 3] = 255  # top half opaque red-ish, bottom fully transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    pixels = load_image(tmp_path / "a.png").pixels
+    assert tuple(pixels[0, 0]) == (200, 0, 0)
+    assert tuple(pixels[9, 9]) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "CMYK", "I;16", "I"])
+def test_other_modes_become_rgb(tmp_path: Path, mode: str) -> None:
+    grey = np.tile(np.linspace(0, 255, 16).astype(np.uint8), (12, 1))
+    image = Image.fromarray(grey, "L")
+    if mode == "I;16":
+        image = Image.fromarray(grey.astype(np.uint16) * 257)
+        assert image.mode == "I;16"
+    elif mode != "L":
+        image = image.convert(mode)
+    suffix = ".jpg" if mode == "CMYK" else ".png" if mode != "I" else ".tif"
+    path = tmp_path / f"a{suffix}"
+    image.save(path)
+    pixels = load_image(path).pixels
+    assert pixels.shape == (12, 16, 3) and pixels.dtype == np.uint8
+    # A left-to-right ramp stays a ramp in every channel.
+    assert pixels[6, 0].max() < 30 and pixels[6, -1].min() > 220
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    pixels = np.zeros((10, 20, 3), np.uint8)
+    pixels[:, :10] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    Image.fromarray(pixels).save(tmp_path / "a.jpg", exif=exif, quality=95)
+    loaded = load_image(tmp_path / "a.jpg")
+    assert loaded.pixels.shape == (20, 10, 3)
+    assert loaded.pixels[2, 5].mean() > 200 and loaded.pixels[-3, 5].mean() < 50  # white on top
+    assert any("EXIF" in note for note in loaded.notes)
+
+
+def test_animated_gif_uses_first_frame(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    loaded = load_image(tmp_path / "a.gif")
+    assert loaded.pixels[0, 0, 0] > 200 and loaded.pixels[0, 0, 2] < 50
+    assert any("first" in note for note in loaded.notes)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("hello, not an image"), "not an image"),
+        (lambda p: p.write_bytes(_png_bytes()[:60]), "truncated|damaged|not an image"),
+        (lambda p: Image.new("RGB", (1, 1)).save(p, format="PNG"), "smaller than the minimum"),
+    ],
+)
+def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path: Path, make, message: str) -> None:
+    path = tmp_path / "bad.png"
+    make(path)
+    with pytest.raises(ImageFileError, match=message) as caught:
+        load_image(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def _png_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    Image.new("RGB", (64, 64)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageFileError, match="too large"):
+        load_image(tmp_path / "big.png")
+
+
+def test_fit_to_size_resizes_same_aspect_and_crops_other_aspect() -> None:
+    image = np.zeros((40, 80, 3), np.uint8)
+    image[:, 20:60] = 255  # white centre band, black side bands
+    same, note = fit_to_size(image, 20, 40)
+    assert same.shape == (20, 40, 3) and "resized" in note and "cropped" not in note
+    square, note = fit_to_size(image, 30, 30)
+    assert square.shape == (30, 30, 3) and "cropped" in note
+    assert square.mean() > 240  # the crop kept only the white centre
+    unchanged, note = fit_to_size(image, 40, 80)
+    assert unchanged is image and note is None
+
+
+def test_working_shape_keeps_aspect_and_never_enlarges() -> None:
+    assert working_shape(480, 640, 256) == (192, 256)
+    assert working_shape(100, 50, 256) == (100, 50)
+    assert resize_image(np.zeros((10, 10, 3), np.uint8), 5, 7).shape == (5, 7, 3)
+    assert MIN_SIDE >= 2

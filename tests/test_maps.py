@@ -1,0 +1,70 @@
+"""Maps container and its file: round trip, and clear errors for wrong files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from morphing.maps import MapsFileError, MorphMaps, Scales, load_maps, save_maps
+
+
+def make_maps(shape: tuple[int, int] = (6, 8)) -> MorphMaps:
+    rng = np.random.default_rng(0)
+    return MorphMaps(
+        forward=rng.normal(size=(*shape, 8)).astype(np.float32),
+        backward=rng.normal(size=(*shape, 8)).astype(np.float32),
+        scales=Scales(mult=0.5, add=0.1, warp=0.03),
+        image_shape=(60, 80),
+    )
+
+
+def test_save_then_load_round_trips(tmp_path: Path) -> None:
+    maps = make_maps()
+    save_maps(maps, tmp_path / "m.npz")
+    loaded = load_maps(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.forward, maps.forward)
+    np.testing.assert_array_equal(loaded.backward, maps.backward)
+    assert loaded.scales == maps.scales and loaded.image_shape == (60, 80)
+    assert loaded.grid_shape == (6, 8)
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (lambda p: p.write_text("not a zip"), "not a maps file"),
+        (lambda p: np.savez(p, forward=np.zeros((4, 4, 8))), "missing"),
+        (
+            lambda p: np.savez(
+                p, format_version=1, forward=np.zeros((4, 4, 5)), backward=np.zeros((4, 4, 5)),
+                scales=np.ones(3), image_shape=np.array([4, 4]),
+            ),
+            "wrong shape",
+        ),
+        (
+            lambda p: np.savez(
+                p, format_version=1, forward=np.full((4, 4, 8), np.nan), backward=np.zeros((4, 4, 8)),
+                scales=np.ones(3), image_shape=np.array([4, 4]),
+            ),
+            "NaN",
+        ),
+        (lambda p: None, "no such file"),
+    ],
+)
+def test_bad_maps_files_raise_clear_errors(tmp_path: Path, write, message: str) -> None:
+    path = tmp_path / "m.npz"
+    write(path)
+    with pytest.raises(MapsFileError, match=message):
+        load_maps(path)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
+def test_scales_reject_negative_and_non_finite(bad: float) -> None:
+    with pytest.raises(ValueError, match="scale"):
+        Scales(warp=bad)
+
+
+def test_maps_reject_mismatched_directions() -> None:
+    with pytest.raises(ValueError, match="differ"):
+        MorphMaps(np.zeros((4, 4, 8)), np.zeros((4, 5, 8)), Scales(), (4, 4))

@@ -1,0 +1,57 @@
+"""Atomic writes and the GIF writer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from morphing.output import GifWriter, atomic_path, write_png
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("previous")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as temporary:
+            temporary.write_text("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "previous"
+    assert sorted(os.listdir(tmp_path)) == ["out.txt"]  # no temporary left behind
+    with atomic_path(target) as temporary:
+        temporary.write_text("new")
+    assert target.read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["out.txt"]
+
+
+def test_atomic_path_cleans_up_on_keyboard_interrupt(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path / "x.gif"):
+            raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []
+
+
+def test_written_files_follow_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        write_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "f.png")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "f.png").stat().st_mode & 0o777 == 0o644
+
+
+def test_gif_has_every_frame_at_full_size_with_close_colours(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    base = np.linspace(0, 255, 40 * 30 * 3).reshape(30, 40, 3)
+    frames = [np.clip(base + 10 * i + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8) for i in range(9)]
+    path = tmp_path / "a.gif"
+    count = GifWriter([frames[0], frames[4], frames[-1]], fps=20).write(iter(frames), path)
+    decoded = iio.imread(path, index=None)
+    assert count == 9 and decoded.shape[:3] == (9, 30, 40)
+    for original, read_back in zip(frames, decoded):
+        assert np.abs(read_back[..., :3].astype(int) - original).mean() < 6
+    meta = iio.immeta(path, index=0)
+    assert meta.get("loop") == 0 and meta.get("duration") == 50

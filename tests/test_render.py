@@ -1,0 +1,107 @@
+"""The formula and the frames: exact endpoints, and each map scaled by alpha."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from morphing.images import to_float
+from morphing.maps import ADD, MULT, WARP, MorphMaps, Scales
+from morphing.render import FrameRenderer, frame_alphas
+from morphing.transition import DirectionMaps, apply_direction, upsample_direction
+
+
+def random_pair(shape=(12, 16, 3), seed=0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+def random_maps(grid=(4, 5), image_shape=(12, 16), scale=3.0, seed=1) -> MorphMaps:
+    rng = np.random.default_rng(seed)
+    return MorphMaps(
+        forward=(rng.normal(size=(*grid, 8)) * scale).astype(np.float32),
+        backward=(rng.normal(size=(*grid, 8)) * scale).astype(np.float32),
+        scales=Scales(),
+        image_shape=image_shape,
+    )
+
+
+def test_first_and_last_frames_equal_source_and_target_exactly() -> None:
+    source, target = random_pair()
+    renderer = FrameRenderer(source, target, random_maps(), Scales(mult=0.6, add=0.2, warp=0.5))
+    frames = list(renderer.frames(frame_alphas(7), batch=3))
+    assert len(frames) == 7
+    np.testing.assert_array_equal(frames[0], source)
+    np.testing.assert_array_equal(frames[-1], target)
+    assert not np.array_equal(frames[3], source) and not np.array_equal(frames[3], target)
+
+
+def test_frame_alphas_run_from_zero_to_one() -> None:
+    alphas = frame_alphas(5)
+    assert alphas[0] == 0.0 and alphas[-1] == 1.0
+    np.testing.assert_allclose(alphas, [0, 0.25, 0.5, 0.75, 1])
+    with pytest.raises(ValueError):
+        frame_alphas(1)
+
+
+def one_map(channels: slice, value: float, shape=(1, 3, 4)) -> DirectionMaps:
+    packed = np.zeros((*shape, 8), np.float32)
+    packed[..., channels] = value
+    return DirectionMaps(
+        mult=tf.constant(packed[..., MULT]), add=tf.constant(packed[..., ADD]), warp=tf.constant(packed[..., WARP])
+    )
+
+
+def test_mult_map_is_scaled_by_alpha_times_m() -> None:
+    image = np.random.default_rng(2).uniform(-1, 1, (1, 3, 4, 3)).astype(np.float32)
+    out = apply_direction(tf.constant(image), one_map(MULT, 0.5), tf.constant([0.25, 1.0]), Scales(mult=0.8))
+    np.testing.assert_allclose(out[0], image[0] * (1 + 0.25 * 0.8 * 0.5), rtol=1e-6)
+    np.testing.assert_allclose(out[1], image[0] * (1 + 1.0 * 0.8 * 0.5), rtol=1e-6)
+
+
+def test_add_map_is_scaled_by_alpha_times_a() -> None:
+    image = np.random.default_rng(3).uniform(-1, 1, (1, 3, 4, 3)).astype(np.float32)
+    out = apply_direction(tf.constant(image), one_map(ADD, 0.4), tf.constant([0.5]), Scales(add=0.3))
+    np.testing.assert_allclose(out[0], image[0] + 0.5 * 0.3 * 0.4, rtol=0, atol=1e-6)
+
+
+def test_warp_map_is_scaled_by_alpha_times_w() -> None:
+    image = np.random.default_rng(4).uniform(-1, 1, (1, 3, 6, 3)).astype(np.float32)
+    maps = one_map(WARP, 0.0, shape=(1, 3, 6))
+    flow = np.zeros((1, 3, 6, 2), np.float32)
+    flow[..., 1] = 4.0  # w * alpha * 4 = 0.5 * 0.5 * 4 = 1 pixel to the right
+    maps = maps._replace(warp=tf.constant(flow))
+    out = apply_direction(tf.constant(image), maps, tf.constant([0.5]), Scales(warp=0.5)).numpy()
+    np.testing.assert_allclose(out[0, :, 1:], image[0, :, :-1], atol=1e-6)
+
+
+def test_upsampling_scales_the_flow_to_frame_pixels() -> None:
+    grid = np.zeros((1, 4, 5, 8), np.float32)
+    grid[..., 6] = 1.0  # 1 grid pixel down
+    grid[..., 7] = 2.0  # 2 grid pixels right
+    maps = upsample_direction(tf.constant(grid), 12, 20)
+    np.testing.assert_allclose(maps.warp[..., 0].numpy(), 3.0, rtol=1e-6)  # x3 rows
+    np.testing.assert_allclose(maps.warp[..., 1].numpy(), 8.0, rtol=1e-6)  # x4 columns
+
+
+def test_render_matches_a_numpy_evaluation_of_the_formula() -> None:
+    """The blend of both directions, recomputed with numpy and the slow reference warp."""
+    from tests.test_warp import reference_warp
+
+    source, target = random_pair(shape=(6, 8, 3), seed=5)
+    maps = random_maps(grid=(6, 8), image_shape=(6, 8), scale=0.5, seed=6)
+    scales = Scales(mult=0.6, add=0.2, warp=2.0)
+    alpha = 0.3
+    s, t = to_float(source)[None].astype(np.float64), to_float(target)[None].astype(np.float64)
+
+    def direction(image, packed, a):
+        coloured = image * (1 + a * scales.mult * packed[..., MULT]) + a * scales.add * packed[..., ADD]
+        return reference_warp(coloured, a * scales.warp * packed[..., WARP].astype(np.float64))
+
+    expected = (1 - alpha) * direction(s, maps.forward[None], alpha) + alpha * direction(
+        t, maps.backward[None], 1 - alpha
+    )
+    frame = FrameRenderer(source, target, maps, scales).render([alpha])[0]
+    expected_uint8 = np.clip(np.rint((expected[0] + 1) * 127.5), 0, 255)
+    assert np.abs(frame.astype(int) - expected_uint8).max() <= 1

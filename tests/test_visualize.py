@@ -1,0 +1,27 @@
+"""Map pictures: flow colours encode direction and length."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from morphing.maps import MorphMaps, Scales
+from morphing.visualize import flow_to_colour, maps_picture
+
+
+def test_flow_colour_is_white_at_rest_and_distinct_by_direction() -> None:
+    flow = np.zeros((2, 2, 2), np.float32)
+    flow[0, 1] = (0, 5)  # right
+    flow[1, 0] = (0, -5)  # left
+    flow[1, 1] = (5, 0)  # down
+    colours = flow_to_colour(flow).astype(int)
+    assert tuple(colours[0, 0]) == (255, 255, 255)
+    assert len({tuple(c) for c in colours.reshape(-1, 3)}) == 4
+    half = flow_to_colour(flow * 0.5, max_magnitude=5).astype(int)
+    assert half[0, 1].min() > colours[0, 1].min()  # shorter flow is paler
+
+
+def test_maps_picture_has_six_tiles() -> None:
+    rng = np.random.default_rng(0)
+    maps = MorphMaps(rng.normal(size=(8, 8, 8)), rng.normal(size=(8, 8, 8)), Scales(), (32, 32))
+    sheet = maps_picture(maps, tile=64)
+    assert sheet.dtype == np.uint8 and sheet.shape[0] > 2 * 64 and sheet.shape[1] > 3 * 64
