@@ -33,7 +33,7 @@ DEFAULT_EPOCHS = 300
 DEFAULT_SIZE = 256
 MIN_SIZE = 16
 MAX_FRAMES = 10_000
-OUTPUT_SUFFIXES = (".gif",)
+OUTPUT_SUFFIXES_BY_FLAG = {"--output": (".gif",), "--save-maps": (".npz",), "--maps-png": (".png",)}
 
 
 class ExitStatus(enum.IntEnum):
@@ -146,7 +146,7 @@ class Job:
     notices: tuple[str, ...]
 
 
-def _check_writable_file(path: Path, flag: str, suffixes: Sequence[str] | None = None) -> None:
+def _check_writable_file(path: Path, flag: str, suffixes: Sequence[str]) -> None:
     if path.is_dir():
         raise UsageError(f"{flag} {path}: is a directory; give a file name")
     folder = path.parent if str(path.parent) else Path(".")
@@ -154,7 +154,7 @@ def _check_writable_file(path: Path, flag: str, suffixes: Sequence[str] | None =
         raise UsageError(f"{flag} {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"{flag} {path}: folder {folder} is not writable")
-    if suffixes is not None and path.suffix.lower() not in suffixes:
+    if path.suffix.lower() not in suffixes:
         raise UsageError(
             f"{flag} {path}: unknown file type {path.suffix or '(none)'!r}; use {', '.join(suffixes)}"
         )
@@ -169,15 +169,18 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _validate(args: argparse.Namespace) -> Job:
     """Check flags and files, decode the images; raise UsageError or RunError."""
-    outputs = {"--output": args.output}
-    _check_writable_file(args.output, "--output", OUTPUT_SUFFIXES)
-    for flag, path, suffixes in (
-        ("--save-maps", args.save_maps, (".npz",)),
-        ("--maps-png", args.maps_png, (".png",)),
-    ):
-        if path is not None:
-            _check_writable_file(path, flag, suffixes)
-            outputs[flag] = path
+    outputs = {
+        flag: path
+        for flag, path in (("--output", args.output), ("--save-maps", args.save_maps), ("--maps-png", args.maps_png))
+        if path is not None
+    }
+    inputs = {"--source": args.source, "--target": args.target, "--load-maps": args.load_maps}
+    for flag, path in outputs.items():
+        for name, source in inputs.items():
+            if source is not None and (_same_file(path, source) or path.resolve() == source.resolve()):
+                raise UsageError(f"{flag} {path} is the same file as {name}; refusing to overwrite an input")
+    for flag, path in outputs.items():
+        _check_writable_file(path, flag, OUTPUT_SUFFIXES_BY_FLAG[flag])
     if args.frames_dir is not None:
         if args.frames_dir.exists() and not args.frames_dir.is_dir():
             raise UsageError(f"--frames-dir {args.frames_dir}: exists and is not a folder")
@@ -186,10 +189,6 @@ def _validate(args: argparse.Namespace) -> Job:
             raise UsageError(f"--frames-dir {args.frames_dir}: folder is missing or not writable")
     if args.load_maps is not None and args.save_maps is not None:
         raise UsageError("--load-maps and --save-maps together would only copy the file; give one")
-    for flag, path in outputs.items():
-        for name, source in (("--source", args.source), ("--target", args.target), ("--load-maps", args.load_maps)):
-            if source is not None and (_same_file(path, source) or path.resolve() == source.resolve()):
-                raise UsageError(f"{flag} {path} is the same file as {name}; refusing to overwrite an input")
 
     try:
         source: LoadedImage = load_image(args.source)

@@ -11,8 +11,8 @@ def test_scene_at_alpha_zero_and_one_draws_the_start_and_end_shapes() -> None:
     scene = toy_scene(48, 64)
     start, end = scene.render(0.0), scene.render(1.0)
     assert start.shape == (48, 64, 3) and start.dtype == np.uint8
-    # The red disc starts at (0.30, 0.22 * 0.75) of the long side (64 px).
-    y, x = round(0.30 * 64), round(0.22 * 0.75 * 64)
+    # The red disc starts at (0.30, 0.22) of the long side (64 px, the width).
+    y, x = round(0.30 * 64), round(0.22 * 64)
     assert start[y, x][0] > 200 and start[y, x][2] < 80
     assert not np.array_equal(start, end)
     middle = scene.render(0.5).astype(int)
