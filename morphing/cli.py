@@ -9,11 +9,14 @@ reported in a fraction of a second. Exit status: 0 success, 1 runtime error,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import math
 import os
+import resource
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +133,45 @@ def build_parser() -> argparse.ArgumentParser:
                       help="render from saved maps instead of fitting")
     maps.add_argument("--maps-png", type=Path, default=None, metavar="F.png", help="write a labelled picture of the six maps")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--timings", action="store_true",
+                        help="print the seconds each stage took and the peak memory at the end")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+class StageTimer:
+    """Wall seconds spent per named stage, for ``--timings``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def timed(self, name: str, items: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """Pass ``items`` through, counting the time spent producing them as ``name``."""
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                self.add(name, time.perf_counter() - start)
+                return
+            self.add(name, time.perf_counter() - start)
+            yield item
+
+    def summary(self) -> str:
+        stages = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in self.seconds.items())
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return f"timings: {stages}; peak RSS {peak_mib:.0f} MiB"
 
 
 @dataclass(frozen=True)
@@ -248,14 +288,15 @@ def _frames_to_folder(frames: Iterator[np.ndarray], folder: Path | None) -> Iter
         yield frame
 
 
-def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: TextIO) -> None:
+def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: TextIO, timer: StageTimer) -> None:
     """Fit (or load) the maps, then render and encode; TensorFlow is imported here."""
     from tqdm import tqdm
 
     from .backend import BackendError, device_description, load_tensorflow
 
     try:
-        tf = load_tensorflow(force_cpu=args.cpu)
+        with timer.stage("tensorflow import"):
+            tf = load_tensorflow(force_cpu=args.cpu)
     except BackendError as error:
         raise RunError(str(error)) from None
     from .fit import FitDivergedError, FitSettings, fit_maps
@@ -280,7 +321,8 @@ def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: Te
                 bar.update(1)
 
             try:
-                maps = fit_maps(to_float(job.source), to_float(job.target), job.scales, settings, on_step)
+                with timer.stage("fit"):
+                    maps = fit_maps(to_float(job.source), to_float(job.target), job.scales, settings, on_step)
             except FitDivergedError as error:
                 raise RunError(str(error)) from None
         if args.save_maps is not None:
@@ -293,9 +335,11 @@ def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: Te
         write_png(maps_picture(maps), args.maps_png)
         say(f"{PROGRAM}: wrote maps picture to {args.maps_png}")
 
-    renderer = FrameRenderer(job.source, job.target, maps, job.scales)
-    alphas = frame_alphas(args.frames)
-    writer = GifWriter(renderer.render([0.0, 0.25, 0.5, 0.75, 1.0]), fps=args.fps)
+    with timer.stage("render"):
+        renderer = FrameRenderer(job.source, job.target, maps, job.scales)
+        alphas = frame_alphas(args.frames)
+        palette_samples = renderer.render([0.0, 0.25, 0.5, 0.75, 1.0])
+    writer = GifWriter(palette_samples, fps=args.fps)
     with tqdm(total=args.frames, desc="rendering", unit="frame", file=err, disable=args.quiet,
               dynamic_ncols=True, leave=False) as bar:
         def counted(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -303,9 +347,17 @@ def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: Te
                 yield frame
                 bar.update(1)
 
-        frames = counted(_frames_to_folder(renderer.frames(alphas), args.frames_dir))
-        with atomic_path(args.output) as temporary:
-            writer.write(frames, temporary)
+        # The GIF writer pulls frames through PNG writing and rendering; each
+        # layer is timed, and what the writer spent beyond that is encoding.
+        render_before = timer.seconds["render"]
+        rendered = timer.timed("render", renderer.frames(alphas))
+        with_pngs = timer.timed("render+png", _frames_to_folder(rendered, args.frames_dir))
+        with timer.stage("write"), atomic_path(args.output) as temporary:
+            writer.write(counted(with_pngs), temporary)
+        produced = timer.seconds.pop("render+png")
+        if args.frames_dir is not None:
+            timer.add("png frames", produced - (timer.seconds["render"] - render_before))
+        timer.add("encode", timer.seconds.pop("write") - produced)
     height, width = job.source.shape[:2]
     say(f"{PROGRAM}: wrote {args.output} ({args.frames} frames, {width}x{height})")
 
@@ -335,9 +387,13 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     in_main_thread = _in_main_thread()
     if in_main_thread:
         signal.signal(signal.SIGTERM, _raise_terminated)
+    timer = StageTimer()
     try:
-        job = _validate(args)
-        _run(args, job, say, err)
+        with timer.stage("load"):
+            job = _validate(args)
+        _run(args, job, say, err, timer)
+        if args.timings:
+            print(f"{PROGRAM}: {timer.summary()}", file=err)
         return ExitStatus.OK
     except UsageError as error:
         print(f"{PROGRAM}: error: {error}", file=err)
@@ -364,6 +420,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
         out.flush()
+
+
+def console_main() -> None:
+    """Entry point of the installed ``morph`` command."""
+    sys.exit(main())
 
 
 def _in_main_thread() -> bool:
