@@ -73,6 +73,7 @@ def flow_morph(source: np.ndarray, target: np.ndarray):
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
 
     def warp(image: np.ndarray, flow: np.ndarray, amount: float) -> np.ndarray:
+        amount = np.float32(amount)
         return cv2.remap(image, grid_x + amount * flow[..., 0], grid_y + amount * flow[..., 1],
                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
 

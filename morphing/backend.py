@@ -52,6 +52,7 @@ def load_tensorflow(force_cpu: bool = False) -> ModuleType:
             import keras  # noqa: F401 - its import logs too
             import tensorflow as tf
 
+            tf.get_logger().setLevel("ERROR")  # e.g. retracing notices meant for developers
             tf.config.list_physical_devices()  # device probing also logs
             tf.constant(0.0) + 1.0  # so does creating the first device
         except Exception as error:  # noqa: BLE001 - reported as one line

@@ -24,7 +24,7 @@ import tensorflow as tf
 from .images import working_shape
 from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
-from .transition import DirectionMaps, apply_direction, upsample_direction
+from .transition import upsample_direction
 from .warp import dense_image_warp, identity_grid
 
 __all__ = ["FitSettings", "FitDivergedError", "fit_maps"]
@@ -41,6 +41,10 @@ class FitSettings:
     features: int = 32
     layers: int = 3
     consistency_weight: float = 1.0
+    pyramid_levels: int = 5
+    colour_ramp: float = 0.3
+    fold_weight: float = 1.0
+    fold_margin: float = 0.2
     seed: int = 0
 
 
@@ -73,12 +77,34 @@ def _grid_maps(raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return forward, backward
 
 
-def _consistency(forward: DirectionMaps, backward: DirectionMaps, scales: Scales) -> tf.Tensor:
-    """How far composing the two flows (both orders) is from the identity."""
-    height, width = forward.warp.shape[1], forward.warp.shape[2]
+def _pyramid_shapes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
+    """``(h, w)`` of each level, halving from the working size while the short side is >= 8."""
+    shapes = [(height, width)]
+    while len(shapes) < levels and min(shapes[-1]) >= 16:
+        shapes.append((shapes[-1][0] // 2, shapes[-1][1] // 2))
+    return shapes
+
+
+def _fold_penalty(flow: tf.Tensor, margin: float) -> tf.Tensor:
+    """Mean of ``relu(margin - det J)^2`` over the sampling map ``p - flow``.
+
+    ``J`` uses forward differences; ``det J <= 0`` is a fold, and the margin
+    keeps the map away from one.
+    """
+    d_dy = flow[:, 1:, :-1] - flow[:, :-1, :-1]
+    d_dx = flow[:, :-1, 1:] - flow[:, :-1, :-1]
+    determinant = (1.0 - d_dy[..., 0]) * (1.0 - d_dx[..., 1]) - d_dx[..., 0] * d_dy[..., 1]
+    return tf.reduce_mean(tf.square(tf.nn.relu(margin - determinant)))
+
+
+def _consistency(flow_st: tf.Tensor, flow_ts: tf.Tensor) -> tf.Tensor:
+    """How far composing the two flows (both orders) is from the identity.
+
+    ``flow_st``, ``flow_ts``: ``[1, h, w, 2]`` effective flows in pixels of
+    their own grid. Measured in units of half the long side.
+    """
+    height, width = flow_st.shape[1], flow_st.shape[2]
     grid = identity_grid(height, width)[tf.newaxis]
-    flow_st = scales.warp * forward.warp
-    flow_ts = scales.warp * backward.warp
     there_and_back = dense_image_warp(dense_image_warp(grid, flow_ts), flow_st)
     back_and_there = dense_image_warp(dense_image_warp(grid, flow_st), flow_ts)
     unit = 2.0 / max(height, width)
@@ -117,8 +143,14 @@ def fit_maps(
     work_h, work_w = working_shape(height, width, settings.working_size)
     grid_h, grid_w = working_shape(work_h, work_w, settings.grid_size)
 
-    source_work = tf.constant(_shrink(source, work_h, work_w)[np.newaxis])
-    target_work = tf.constant(_shrink(target, work_h, work_w)[np.newaxis])
+    # The reconstruction is compared at several scales (factor 2 apart). Coarse
+    # levels see large motions that the full-size warp's local gradient cannot:
+    # a shape that moved further than its own size overlaps its target only
+    # once both are small.
+    levels = [
+        (tf.constant(_shrink(source, h, w)[np.newaxis]), tf.constant(_shrink(target, h, w)[np.newaxis]))
+        for h, w in _pyramid_shapes(work_h, work_w, settings.pyramid_levels)
+    ]
     inputs = tf.constant(
         network_input(_shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w))
     )
@@ -127,34 +159,60 @@ def fit_maps(
     )
     optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
     optimizer.build(network.trainable_variables)
-    one = tf.ones([1])
 
-    # XLA compiles the warps ~3x faster, but its CPU convolutions are ~5x slower
-    # than oneDNN's: so only the maps-to-loss part is compiled.
-    @tf.function(jit_compile=True)
-    def loss_of(raw: tf.Tensor) -> tf.Tensor:
+    def reconstruction(
+        forward_grid: tf.Tensor, backward_grid: tf.Tensor, colour_gain: tf.Tensor, level: int
+    ) -> tf.Tensor:
+        """Mean squared error of ``S→T(1)`` against T and ``T→S(1)`` against S at one level."""
+        source_level, target_level = levels[level]
+        height, width = source_level.shape[1], source_level.shape[2]
+        error = tf.constant(0.0)
+        for image, grid_maps, reference in (
+            (source_level, forward_grid, target_level),
+            (target_level, backward_grid, source_level),
+        ):
+            maps = upsample_direction(grid_maps, height, width)
+            gain = colour_gain
+            coloured = image * (1.0 + gain * scales.mult * maps.mult) + gain * scales.add * maps.add
+            warped = dense_image_warp(coloured, scales.warp * maps.warp)
+            error += tf.reduce_mean(tf.square(warped - reference))
+        return error
+
+    # XLA makes the full-size warps ~3x faster, but compiling costs seconds per
+    # warp and its CPU convolutions are ~5x slower than oneDNN's: so only the
+    # full-size level is compiled; the network and the small levels are not.
+    full_size_reconstruction = tf.function(
+        lambda forward_grid, backward_grid, gain: reconstruction(forward_grid, backward_grid, gain, 0),
+        jit_compile=True,
+    )
+
+    def loss_of(raw: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
         forward_grid, backward_grid = _grid_maps(raw)
-        forward = upsample_direction(forward_grid, work_h, work_w)
-        backward = upsample_direction(backward_grid, work_h, work_w)
-        towards_target = apply_direction(source_work, forward, one, scales)
-        towards_source = apply_direction(target_work, backward, one, scales)
-        reconstruction = tf.reduce_mean(tf.square(towards_target - target_work)) + tf.reduce_mean(
-            tf.square(towards_source - source_work)
+        # The colour maps are phased in: early on only the warp can explain
+        # the difference, so shapes move instead of fading.
+        colour_gain = tf.minimum(1.0, progress / max(settings.colour_ramp, 1e-6))
+        loss = full_size_reconstruction(forward_grid, backward_grid, colour_gain)
+        for level in range(1, len(levels)):
+            loss += reconstruction(forward_grid, backward_grid, colour_gain, level)
+        # The regularisers act on the smooth flows at the maps' own grid.
+        flow_st = scales.warp * forward_grid[..., WARP]
+        flow_ts = scales.warp * backward_grid[..., WARP]
+        loss += settings.consistency_weight * _consistency(flow_st, flow_ts)
+        loss += settings.fold_weight * (
+            _fold_penalty(flow_st, settings.fold_margin) + _fold_penalty(flow_ts, settings.fold_margin)
         )
-        return reconstruction + settings.consistency_weight * _consistency(
-            forward, backward, scales
-        )
+        return loss
 
     @tf.function
-    def train_step() -> tf.Tensor:
+    def train_step(progress: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = loss_of(network(inputs, training=True))
+            loss = loss_of(network(inputs, training=True), progress)
         gradients = tape.gradient(loss, network.trainable_variables)
         optimizer.apply_gradients(zip(gradients, network.trainable_variables))
         return loss
 
     for step in range(settings.epochs):
-        loss = float(train_step())
+        loss = float(train_step(tf.constant(step / settings.epochs, tf.float32)))
         if not math.isfinite(loss):
             raise FitDivergedError(
                 f"fitting diverged at step {step + 1} (loss is {loss}); "

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 from .maps import ADD, MULT, WARP, Scales
 from .warp import dense_image_warp
 
-__all__ = ["DirectionMaps", "upsample_direction", "apply_direction", "blend_frame"]
+__all__ = ["DirectionMaps", "bilinear_matrix", "upsample_direction", "apply_direction", "blend_frame"]
 
 
 class DirectionMaps(NamedTuple):
@@ -33,6 +34,26 @@ class DirectionMaps(NamedTuple):
     warp: tf.Tensor
 
 
+def bilinear_matrix(size_out: int, size_in: int) -> np.ndarray:
+    """``[size_out, size_in] float32`` matrix of 1-D bilinear resampling.
+
+    Half-pixel centres with edge clamping, the semantics of
+    ``tf.image.resize(method="bilinear")`` without antialiasing; each row's
+    weights sum to 1. Resizing by two such matrix products is exact bilinear
+    interpolation and, unlike the resize op, compiles to plain matrix
+    multiplications whose gradient is cheap.
+    """
+    position = (np.arange(size_out, dtype=np.float64) + 0.5) * size_in / size_out - 0.5
+    position = np.clip(position, 0.0, size_in - 1)
+    lower = np.floor(position).astype(np.int64)
+    upper = np.minimum(lower + 1, size_in - 1)
+    weight = position - lower
+    matrix = np.zeros((size_out, size_in), np.float64)
+    np.add.at(matrix, (np.arange(size_out), lower), 1.0 - weight)
+    np.add.at(matrix, (np.arange(size_out), upper), weight)
+    return matrix.astype(np.float32)
+
+
 def upsample_direction(grid_maps: tf.Tensor, height: int, width: int) -> DirectionMaps:
     """Resample ``[1, h, w, 8]`` grid maps to an ``[H, W]`` frame (bilinear).
 
@@ -41,7 +62,9 @@ def upsample_direction(grid_maps: tf.Tensor, height: int, width: int) -> Directi
     """
     grid_h, grid_w = grid_maps.shape[1], grid_maps.shape[2]
     if (grid_h, grid_w) != (height, width):
-        grid_maps = tf.image.resize(grid_maps, [height, width], method="bilinear")
+        rows = tf.constant(bilinear_matrix(height, grid_h), grid_maps.dtype)
+        columns = tf.constant(bilinear_matrix(width, grid_w), grid_maps.dtype)
+        grid_maps = tf.einsum("yh,bhwc,xw->byxc", rows, grid_maps, columns)
     pixel_ratio = tf.constant([height / grid_h, width / grid_w], grid_maps.dtype)
     return DirectionMaps(
         mult=grid_maps[..., MULT],

@@ -9,7 +9,7 @@ import tensorflow as tf
 from morphing.images import to_float
 from morphing.maps import ADD, MULT, WARP, MorphMaps, Scales
 from morphing.render import FrameRenderer, frame_alphas
-from morphing.transition import DirectionMaps, apply_direction, upsample_direction
+from morphing.transition import DirectionMaps, apply_direction, bilinear_matrix, upsample_direction
 
 
 def random_pair(shape=(12, 16, 3), seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +83,17 @@ def test_upsampling_scales_the_flow_to_frame_pixels() -> None:
     maps = upsample_direction(tf.constant(grid), 12, 20)
     np.testing.assert_allclose(maps.warp[..., 0].numpy(), 3.0, rtol=1e-6)  # x3 rows
     np.testing.assert_allclose(maps.warp[..., 1].numpy(), 8.0, rtol=1e-6)  # x4 columns
+
+
+@pytest.mark.parametrize("size_in, size_out", [(4, 12), (64, 256), (5, 17), (7, 7), (9, 4)])
+def test_bilinear_matrix_matches_tensorflow_resize(size_in: int, size_out: int) -> None:
+    rng = np.random.default_rng(size_in * 100 + size_out)
+    grid = rng.normal(size=(1, size_in, size_in + 1, 8)).astype(np.float32)
+    expected = tf.image.resize(grid, [size_out, size_out + 2], method="bilinear").numpy()
+    got = np.einsum("yh,bhwc,xw->byxc", bilinear_matrix(size_out, size_in), grid,
+                    bilinear_matrix(size_out + 2, size_in + 1))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(bilinear_matrix(size_out, size_in).sum(axis=1), 1.0, rtol=1e-6)
 
 
 def test_render_matches_a_numpy_evaluation_of_the_formula() -> None:
