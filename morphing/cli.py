@@ -339,7 +339,7 @@ def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: Te
         renderer = FrameRenderer(job.source, job.target, maps, job.scales)
         alphas = frame_alphas(args.frames)
         palette_samples = renderer.render([0.0, 0.25, 0.5, 0.75, 1.0])
-    writer = GifWriter(palette_samples, fps=args.fps)
+    writer = GifWriter(palette_samples, fps=args.fps, frame_count=args.frames)
     with tqdm(total=args.frames, desc="rendering", unit="frame", file=err, disable=args.quiet,
               dynamic_ncols=True, leave=False) as bar:
         def counted(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
-__all__ = ["atomic_path", "GifWriter", "write_png"]
+__all__ = ["atomic_path", "GifWriter", "gif_delays", "write_png"]
 
 
 def _create_temporary_beside(path: Path) -> Path:
@@ -51,56 +51,97 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-def _palette_image(samples: Iterable[np.ndarray], colours: int = 256) -> Image.Image:
-    """One adaptive palette for a whole animation, from a few of its frames.
+TRANSPARENT = 255
+"""Palette index reserved for "unchanged since the previous frame"."""
+
+
+def _palette_image(samples: Iterable[np.ndarray]) -> Image.Image:
+    """One adaptive palette of 255 colours for a whole animation.
 
     The sample frames (each ``[H, W, 3] uint8``) are stacked side by side and
-    quantised together, so every frame later maps onto the same colours and
-    the GIF needs a single global colour table.
+    quantised together, so every frame maps onto the same colours and the GIF
+    needs a single global colour table. Index 255 is left for transparency.
     """
     strip = np.concatenate([np.asarray(frame) for frame in samples], axis=1)
-    return Image.fromarray(strip, "RGB").quantize(colours, method=Image.Quantize.MEDIANCUT)
+    return Image.fromarray(strip, "RGB").quantize(TRANSPARENT, method=Image.Quantize.MEDIANCUT)
+
+
+def gif_delays(count: int, fps: float) -> list[int]:
+    """Per-frame delays in 1/100 s whose running sum tracks ``i * 100 / fps``.
+
+    GIF delays are whole centiseconds; spreading the rounding keeps e.g. 30 fps
+    at 3, 4, 3, 3, 4, 3, ... rather than drifting at 3.
+    """
+    ticks = [round(i * 100 / fps) for i in range(count + 1)]
+    return [max(1, b - a) for a, b in zip(ticks[:-1], ticks[1:])]
 
 
 class GifWriter:
-    """Encode ``[H, W, 3] uint8`` frames to a looping GIF with one global palette.
+    """Stream ``[H, W, 3] uint8`` frames into a looping GIF with one global palette.
+
+    Frames are encoded one at a time (memory does not grow with the frame
+    count): each frame after the first is cropped to the box that changed, and
+    pixels whose colour index did not change are written as transparent, which
+    GIF viewers show as the previous frame.
 
     Args:
       palette_samples: a few representative frames (e.g. first, middle, last).
-      fps: frames per second (GIF stores delays in 1/100 s, so it is rounded).
+      fps: frames per second (GIF stores delays in 1/100 s).
+      frame_count: how many frames will be written (for the delays).
     """
 
-    def __init__(self, palette_samples: Iterable[np.ndarray], fps: float) -> None:
+    def __init__(self, palette_samples: Iterable[np.ndarray], fps: float, frame_count: int) -> None:
         self._palette = _palette_image(palette_samples)
-        self._duration_ms = 1000.0 / fps
+        self._delays = gif_delays(frame_count, fps)
 
-    def _quantise(self, frame: np.ndarray) -> Image.Image:
-        return Image.fromarray(frame, "RGB").quantize(
+    def _indices(self, frame: np.ndarray) -> np.ndarray:
+        quantised = Image.fromarray(frame, "RGB").quantize(
             palette=self._palette, dither=Image.Dither.FLOYDSTEINBERG
         )
+        return np.asarray(quantised)
+
+    def _as_image(self, indices: np.ndarray) -> Image.Image:
+        image = Image.fromarray(indices, "P")
+        image.putpalette(self._palette.getpalette()[: 3 * TRANSPARENT] + [0, 0, 0])
+        return image
 
     def write(self, frames: Iterable[np.ndarray], path: str | os.PathLike[str]) -> int:
-        """Write all ``frames`` to ``path`` (format GIF); returns the frame count."""
-        iterator = iter(frames)
-        first = self._quantise(next(iterator))
-        count = 1
-
-        def rest() -> Iterator[Image.Image]:
-            nonlocal count
-            for frame in iterator:
+        """Write ``frames`` to ``path``; returns the number written."""
+        previous: np.ndarray | None = None
+        count = 0
+        with open(path, "wb") as handle:
+            for frame in frames:
+                delay_ms = 10 * self._delays[min(count, len(self._delays) - 1)]
+                indices = self._indices(frame)
+                if previous is None:
+                    first = self._as_image(indices)
+                    header, _ = GifImagePlugin.getheader(first, info={"loop": 0})
+                    handle.write(b"".join(header))
+                    chunks = GifImagePlugin.getdata(first, duration=delay_ms, disposal=1)
+                else:
+                    chunks = self._difference_chunks(previous, indices, delay_ms)
+                handle.write(b"".join(chunks))
+                previous = indices
                 count += 1
-                yield self._quantise(frame)
-
-        first.save(
-            path,
-            format="GIF",
-            save_all=True,
-            append_images=rest(),
-            duration=self._duration_ms,
-            loop=0,
-            optimize=False,
-        )
+            handle.write(b";")  # GIF trailer
         return count
+
+    def _difference_chunks(self, previous: np.ndarray, indices: np.ndarray, delay_ms: int) -> list[bytes]:
+        """Encoded data of the box that changed, unchanged pixels transparent."""
+        changed = indices != previous
+        if not changed.any():
+            changed[0, 0] = True  # a frame must still be written to keep its delay
+        rows = np.flatnonzero(changed.any(axis=1))
+        columns = np.flatnonzero(changed.any(axis=0))
+        top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+        box = np.where(changed[top:bottom, left:right], indices[top:bottom, left:right], TRANSPARENT)
+        return GifImagePlugin.getdata(
+            self._as_image(box.astype(np.uint8)),
+            offset=(int(left), int(top)),
+            duration=delay_ms,
+            transparency=TRANSPARENT,
+            disposal=1,
+        )
 
 
 def write_png(frame: np.ndarray, path: str | os.PathLike[str]) -> None:

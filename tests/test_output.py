@@ -9,7 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from morphing.output import GifWriter, atomic_path, write_png
+from morphing.output import GifWriter, atomic_path, gif_delays, write_png
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
@@ -48,10 +48,32 @@ def test_gif_has_every_frame_at_full_size_with_close_colours(tmp_path: Path) -> 
     base = np.linspace(0, 255, 40 * 30 * 3).reshape(30, 40, 3)
     frames = [np.clip(base + 10 * i + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8) for i in range(9)]
     path = tmp_path / "a.gif"
-    count = GifWriter([frames[0], frames[4], frames[-1]], fps=20).write(iter(frames), path)
+    count = GifWriter([frames[0], frames[4], frames[-1]], fps=20, frame_count=9).write(iter(frames), path)
     decoded = iio.imread(path, index=None)
     assert count == 9 and decoded.shape[:3] == (9, 30, 40)
     for original, read_back in zip(frames, decoded):
         assert np.abs(read_back[..., :3].astype(int) - original).mean() < 6
     meta = iio.immeta(path, index=0)
     assert meta.get("loop") == 0 and meta.get("duration") == 50
+
+
+def test_gif_frames_decode_exactly_to_the_quantised_frames(tmp_path: Path) -> None:
+    """Cropping and transparency are lossless: every decoded frame is the frame
+    quantised to the palette, also when a frame repeats or changes in one corner."""
+    rng = np.random.default_rng(1)
+    first = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    corner = first.copy()
+    corner[20:, 28:] = 255 - corner[20:, 28:]
+    frames = [first, first, corner, first]
+    writer = GifWriter([first, corner], fps=10, frame_count=4)
+    writer.write(iter(frames), tmp_path / "a.gif")
+    decoded = iio.imread(tmp_path / "a.gif", index=None)[..., :3]
+    palette = np.asarray(writer._palette.getpalette()[: 3 * 255]).reshape(-1, 3)
+    for original, read_back in zip(frames, decoded):
+        np.testing.assert_array_equal(read_back, palette[writer._indices(original)])
+
+
+def test_gif_delays_spread_rounding_evenly() -> None:
+    assert gif_delays(4, 25) == [4, 4, 4, 4]
+    assert gif_delays(6, 30) == [3, 4, 3, 3, 4, 3]
+    assert sum(gif_delays(300, 30)) == 1000
