@@ -47,7 +47,11 @@ def _floor_and_weight(
     weight = tf.minimum(
         tf.maximum(tf.constant(0.0, dtype), queries - floor), tf.constant(1.0, dtype)
     )
-    return tf.cast(floor, tf.int32), weight
+    # Clamping again after the cast keeps a NaN query (whose cast is undefined)
+    # inside the image: the NaN weight then carries it to the output instead of
+    # an out-of-range gather aborting the program.
+    index = tf.clip_by_value(tf.cast(floor, tf.int32), 0, size - 2)
+    return index, weight
 
 
 def dense_image_warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:

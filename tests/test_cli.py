@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,30 @@ def test_subprocess_run_is_quiet_and_bad_input_is_one_line(toy_pair, tmp_path: P
     )
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "missing.png" in bad.stderr
     assert not (tmp_path / "p.gif").exists()
+
+
+@pytest.mark.parametrize("signal_number, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_run_keeps_the_previous_output_and_leaves_no_temporary_files(
+    toy_pair, tmp_path: Path, signal_number: int, status: int
+) -> None:
+    source, target = toy_pair
+    output = tmp_path / "out.gif"
+    output.write_bytes(b"previous result")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "morph.py"), "-s", str(source), "-t", str(target), "-o", str(output),
+         "--size", "32", "-e", "100000", "--frames", "4"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stderr is not None
+    # Wait (by reading, not sleeping) until fitting has started, then interrupt.
+    seen = ""
+    while "fitting" not in seen:
+        character = process.stderr.read(1)
+        assert character, f"morph.py ended early: {seen}"
+        seen += character
+    process.send_signal(signal_number)
+    remaining = process.communicate(timeout=120)[1]
+    assert process.returncode == status, seen + remaining
+    assert output.read_bytes() == b"previous result"
+    assert sorted(os.listdir(tmp_path)) == ["out.gif"]
+    assert "no output written" in remaining.strip().splitlines()[-1]

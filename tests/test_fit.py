@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from morphing.fit import FitSettings, fit_maps
+from morphing.fit import FitDivergedError, FitSettings, fit_maps
 from morphing.images import to_float
 from morphing.maps import Scales
 from morphing.render import FrameRenderer
@@ -37,3 +37,11 @@ def test_fit_rejects_mismatched_shapes_and_zero_epochs() -> None:
         fit_maps(image, np.zeros((16, 17, 3), np.float32), Scales())
     with pytest.raises(ValueError, match="epochs"):
         fit_maps(image, image, Scales(), FitSettings(epochs=0))
+
+
+def test_non_finite_loss_stops_with_a_clear_error() -> None:
+    rng = np.random.default_rng(0)
+    source, target = (rng.uniform(-1, 1, (16, 16, 3)).astype(np.float32) for _ in range(2))
+    overflowing = Scales(mult=1e30, add=1e30, warp=0.05)  # float32 overflows to inf, then NaN
+    with pytest.raises(FitDivergedError, match=r"diverged at step \d+ \(loss is (inf|nan)\)"):
+        fit_maps(source, target, overflowing, FitSettings(epochs=5, working_size=16))

@@ -142,3 +142,12 @@ def test_identity_grid_holds_pixel_coordinates() -> None:
 def test_bad_shapes_raise_clear_errors(image_shape: tuple, flow_shape: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dense_image_warp(tf.zeros(image_shape), tf.zeros(flow_shape))
+
+
+def test_nan_flow_gives_nan_output_instead_of_an_out_of_range_error() -> None:
+    image = np.ones((1, 4, 5, 1), np.float32)
+    flow = np.zeros((1, 4, 5, 2), np.float32)
+    flow[0, 1, 2] = np.nan
+    out = dense_image_warp(tf.constant(image), tf.constant(flow)).numpy()
+    assert np.isnan(out[0, 1, 2, 0])
+    assert np.isfinite(np.delete(out.reshape(-1), 1 * 5 + 2)).all()
