@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from morphing.cli import ExitStatus, main
+from morphing.images import load_image
 from tests.conftest import ROOT
 
 TINY = ["--size", "32", "-e", "4", "--frames", "6", "-q"]
@@ -79,34 +80,66 @@ def test_notices_and_progress_when_not_quiet(toy_pair, tmp_path: Path) -> None:
 def _bad_cases(source: Path, target: Path, folder: Path) -> dict[str, tuple[list, str]]:
     text = folder / "text.jpg"
     text.write_text("not an image")
+    empty = folder / "empty.png"
+    empty.write_bytes(b"")
+    whole = io.BytesIO()
+    Image.open(source).save(whole, "PNG")
+    truncated_png = folder / "truncated.png"
+    truncated_png.write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
+    whole_jpeg = io.BytesIO()
+    Image.open(source).convert("RGB").save(whole_jpeg, "JPEG")
+    truncated_jpeg = folder / "truncated.jpg"
+    truncated_jpeg.write_bytes(whole_jpeg.getvalue()[: len(whole_jpeg.getvalue()) // 2])
+    tiny = folder / "tiny.png"
+    Image.new("RGB", (1, 1)).save(tiny)
+    a_file = folder / "plain_file"
+    a_file.write_text("x")
     wrong_maps = folder / "wrong.npz"
     np.savez(wrong_maps, something=np.zeros(3))
+    other_aspect_maps = folder / "other_aspect.npz"
+    from morphing.maps import MorphMaps, Scales, save_maps
+
+    save_maps(MorphMaps(np.zeros((8, 8, 8)), np.zeros((8, 8, 8)), Scales(), (100, 100)), other_aspect_maps)
     base = ["-s", source, "-t", target]
     return {
         "missing source": (["-s", folder / "nope.png", "-t", target], "no such file"),
         "directory target": (["-s", source, "-t", folder], "is a directory"),
+        "zero-byte file": (["-s", empty, "-t", target], "empty"),
+        "truncated png": (["-s", truncated_png, "-t", target], "truncated"),
+        "truncated jpeg": (["-s", source, "-t", truncated_jpeg], "truncated"),
         "text as jpg": (["-s", text, "-t", target], "not an image"),
+        "1x1 image": (["-s", tiny, "-t", target], "smaller than the minimum"),
         "unknown extension": ([*base, "-o", folder / "out.xyz"], "unknown file type"),
         "missing output folder": ([*base, "-o", folder / "no" / "out.gif"], "does not exist"),
+        "output folder is a file": ([*base, "-o", a_file / "out.gif"], "does not exist"),
         "output is an input": ([*base, "-o", source], "same file"),
+        "zero frames": ([*base, "--frames", "0"], "--frames"),
         "one frame": ([*base, "--frames", "1"], "--frames"),
         "zero epochs": ([*base, "-e", "0"], "--epochs"),
         "negative scale": ([*base, "-w", "-1"], "--warp-scale"),
         "nan scale": ([*base, "-a", "nan"], "--add-scale"),
+        "inf scale": ([*base, "-m", "inf"], "--mult-scale"),
+        "zero fps": ([*base, "--fps", "0"], "--fps"),
         "size too small": ([*base, "--size", "4"], "--size"),
         "size above source": ([*base, "--size", "500"], "larger than the source"),
         "not a maps file": ([*base, "--load-maps", wrong_maps], "not a maps file"),
+        "maps of another aspect": ([*base, "--load-maps", other_aspect_maps], "another aspect ratio"),
+        "missing maps file": ([*base, "--load-maps", folder / "none.npz"], "no such file"),
         "missing required": (["-s", source], "required"),
+        "unknown flag": ([*base, "--colour", "red"], "unrecognized arguments"),
     }
 
-CASES = list(_bad_cases.__code__.co_consts)  # placeholder so the names below stay readable
 
-@pytest.mark.parametrize(
-    "case",
-    ["missing source", "directory target", "text as jpg", "unknown extension", "missing output folder",
-     "output is an input", "one frame", "zero epochs", "negative scale", "nan scale", "size too small",
-     "size above source", "not a maps file", "missing required"],
-)
+BAD_CASES = [
+    "missing source", "directory target", "zero-byte file", "truncated png", "truncated jpeg", "text as jpg",
+    "1x1 image", "unknown extension", "missing output folder", "output folder is a file", "output is an input",
+    "zero frames", "one frame", "zero epochs", "negative scale", "nan scale", "inf scale", "zero fps",
+    "size too small", "size above source", "not a maps file", "maps of another aspect", "missing maps file",
+    "missing required", "unknown flag",
+]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
 def test_bad_input_exits_non_zero_with_one_line_and_writes_nothing(case: str, toy_pair, tmp_path: Path) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -120,6 +153,74 @@ def test_bad_input_exits_non_zero_with_one_line_and_writes_nothing(case: str, to
     assert status in (ExitStatus.ERROR, ExitStatus.USAGE)
     assert err.count("\n") == 1 and err.startswith("morph: error: ") and message in err, err
     assert os.listdir(out) == [] and sorted(os.listdir(inputs)) == before
+
+
+def test_decompression_bomb_is_refused(toy_pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif")
+    assert status == ExitStatus.ERROR and "too large to decode safely" in err and err.count("\n") == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_output_folder_is_refused(toy_pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests may run as root, for whom every folder is writable: ask os.access instead.
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif")
+    assert status == ExitStatus.USAGE and "not writable" in err
+    assert os.listdir(tmp_path) == []
+
+
+def _odd_inputs(source: Path, folder: Path) -> dict[str, Path]:
+    """The toy source saved in modes and containers that must all work."""
+    rgb = Image.open(source).convert("RGB")
+    paths = {}
+    grey16 = Image.fromarray((np.asarray(rgb.convert("L")).astype(np.uint16) * 257))
+    paths["16-bit grey png"] = folder / "grey16.png"
+    grey16.save(paths["16-bit grey png"])
+    paths["cmyk jpeg"] = folder / "cmyk.jpg"
+    rgb.convert("CMYK").save(paths["cmyk jpeg"], quality=95)
+    for mode in ("LA", "P", "RGBA"):
+        paths[f"{mode} png"] = folder / f"{mode}.png"
+        rgb.convert(mode).save(paths[f"{mode} png"])
+    paths["animated gif"] = folder / "anim.gif"
+    rgb.save(paths["animated gif"], save_all=True, append_images=[rgb.rotate(90)])
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored turned; displayed after a 90 degree turn
+    paths["exif-rotated jpeg"] = folder / "rotated.jpg"
+    rgb.transpose(Image.Transpose.ROTATE_270).save(paths["exif-rotated jpeg"], exif=exif, quality=95)
+    return paths
+
+
+@pytest.mark.parametrize(
+    "case, notice",
+    [("16-bit grey png", "high bit depth"), ("cmyk jpeg", "CMYK converted"), ("LA png", "transparency"),
+     ("P png", "P converted"), ("RGBA png", "transparency"), ("animated gif", "using the first"),
+     ("exif-rotated jpeg", "EXIF")],
+)
+def test_odd_but_valid_inputs_are_converted_with_a_notice(
+    case: str, notice: str, first_run: Path, toy_pair, tmp_path: Path
+) -> None:
+    odd = _odd_inputs(toy_pair[0], tmp_path)[case]
+    status, err = run_cli("-s", odd, "-t", toy_pair[1], "-o", tmp_path / "o.gif", "--frames", "3",
+                          "--load-maps", first_run / "maps.npz", "--frames-dir", tmp_path / "frames")
+    assert status == ExitStatus.OK, err
+    assert notice in err, err
+    first = np.asarray(Image.open(tmp_path / "frames" / "0000.png"))
+    np.testing.assert_array_equal(first, load_image(odd).pixels)  # frame 0 is the decoded source
+    assert first.shape == (48, 64, 3)  # upright, RGB, the source's size
+    if case == "exif-rotated jpeg":
+        original = np.asarray(Image.open(toy_pair[0]).convert("RGB")).astype(int)
+        assert np.abs(first.astype(int) - original).mean() < 4  # the same picture, the right way up
+
+
+def test_target_of_another_aspect_ratio_is_cropped_with_a_notice(first_run: Path, toy_pair, tmp_path: Path) -> None:
+    Image.open(toy_pair[1]).resize((64, 64)).save(tmp_path / "square.png")
+    status, err = run_cli("-s", toy_pair[0], "-t", tmp_path / "square.png", "-o", tmp_path / "o.gif",
+                          "--frames", "3", "--load-maps", first_run / "maps.npz")
+    assert status == ExitStatus.OK, err
+    assert "centre-cropped to the source's aspect ratio" in err
+    assert iio.imread(tmp_path / "o.gif", index=None).shape[1:3] == (48, 64)
+
 
 def test_subprocess_run_is_quiet_and_bad_input_is_one_line(toy_pair, tmp_path: Path) -> None:
     source, target = toy_pair
