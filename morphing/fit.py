@@ -24,7 +24,7 @@ import tensorflow as tf
 from .images import working_shape
 from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
-from .transition import upsample_direction
+from .transition import DirectionMaps, apply_direction, upsample_direction
 from .warp import dense_image_warp, identity_grid
 
 __all__ = ["FitSettings", "FitDivergedError", "fit_maps"]
@@ -45,6 +45,8 @@ class FitSettings:
     colour_ramp: float = 0.3
     fold_weight: float = 1.0
     fold_margin: float = 0.2
+    midway_weight: float = 0.0
+    midway_level: int = 1
     seed: int = 0
 
 
@@ -113,6 +115,11 @@ def _consistency(flow_st: tf.Tensor, flow_ts: tf.Tensor) -> tf.Tensor:
     )
 
 
+def _gained(maps: DirectionMaps, gain: tf.Tensor) -> DirectionMaps:
+    """The colour maps multiplied by ``gain`` (the warp untouched)."""
+    return DirectionMaps(mult=gain * maps.mult, add=gain * maps.add, warp=maps.warp)
+
+
 def fit_maps(
     source: np.ndarray,
     target: np.ndarray,
@@ -154,6 +161,7 @@ def fit_maps(
     inputs = tf.constant(
         network_input(_shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w))
     )
+    one = tf.ones([1])
     network = build_map_network(
         grid_h, grid_w, features=settings.features, layers=settings.layers, seed=settings.seed
     )
@@ -171,10 +179,8 @@ def fit_maps(
             (source_level, forward_grid, target_level),
             (target_level, backward_grid, source_level),
         ):
-            maps = upsample_direction(grid_maps, height, width)
-            gain = colour_gain
-            coloured = image * (1.0 + gain * scales.mult * maps.mult) + gain * scales.add * maps.add
-            warped = dense_image_warp(coloured, scales.warp * maps.warp)
+            maps = _gained(upsample_direction(grid_maps, height, width), colour_gain)
+            warped = apply_direction(image, maps, one, scales)
             error += tf.reduce_mean(tf.square(warped - reference))
         return error
 
@@ -186,7 +192,27 @@ def fit_maps(
         jit_compile=True,
     )
 
-    def loss_of(raw: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
+    def midway_disagreement(
+        forward_grid: tf.Tensor, backward_grid: tf.Tensor, colour_gain: tf.Tensor, alpha: tf.Tensor
+    ) -> tf.Tensor:
+        """Mean squared difference of ``S→T(alpha)`` and ``T→S(1 - alpha)``.
+
+        Both should show the same in-between; asking them to agree at random
+        alphas makes the flows consistent along the whole path, not only at
+        its ends. Computed at pyramid level ``settings.midway_level``.
+        """
+        level = min(settings.midway_level, len(levels) - 1)
+        source_level, target_level = levels[level]
+        height, width = source_level.shape[1], source_level.shape[2]
+        towards_target = apply_direction(
+            source_level, _gained(upsample_direction(forward_grid, height, width), colour_gain), alpha, scales
+        )
+        towards_source = apply_direction(
+            target_level, _gained(upsample_direction(backward_grid, height, width), colour_gain), 1.0 - alpha, scales
+        )
+        return tf.reduce_mean(tf.square(towards_target - towards_source))
+
+    def loss_of(raw: tf.Tensor, progress: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
         forward_grid, backward_grid = _grid_maps(raw)
         # The colour maps are phased in: early on only the warp can explain
         # the difference, so shapes move instead of fading.
@@ -201,18 +227,21 @@ def fit_maps(
         loss += settings.fold_weight * (
             _fold_penalty(flow_st, settings.fold_margin) + _fold_penalty(flow_ts, settings.fold_margin)
         )
+        if settings.midway_weight > 0:
+            loss += settings.midway_weight * midway_disagreement(forward_grid, backward_grid, colour_gain, alpha)
         return loss
 
     @tf.function
-    def train_step(progress: tf.Tensor) -> tf.Tensor:
+    def train_step(progress: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = loss_of(network(inputs, training=True), progress)
+            loss = loss_of(network(inputs, training=True), progress, alpha)
         gradients = tape.gradient(loss, network.trainable_variables)
         optimizer.apply_gradients(zip(gradients, network.trainable_variables))
         return loss
 
+    alphas = np.random.default_rng(settings.seed).uniform(0.0, 1.0, settings.epochs).astype(np.float32)
     for step in range(settings.epochs):
-        loss = float(train_step(tf.constant(step / settings.epochs, tf.float32)))
+        loss = float(train_step(tf.constant(step / settings.epochs, tf.float32), tf.constant(alphas[step : step + 1])))
         if not math.isfinite(loss):
             raise FitDivergedError(
                 f"fitting diverged at step {step + 1} (loss is {loss}); "
