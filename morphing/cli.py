@@ -32,7 +32,7 @@ __all__ = ["ExitStatus", "build_parser", "main"]
 
 PROGRAM = "morph"
 DEFAULT_SCALES = Scales()
-DEFAULT_EPOCHS = 300
+DEFAULT_EPOCHS = 150
 DEFAULT_SIZE = 256
 MIN_SIZE = 16
 MAX_FRAMES = 10_000

@@ -34,7 +34,7 @@ __all__ = ["FitSettings", "FitDivergedError", "fit_maps"]
 class FitSettings:
     """How to fit. ``working_size`` and ``grid_size`` are long sides in pixels."""
 
-    epochs: int = 300
+    epochs: int = 150
     working_size: int = 256
     grid_size: int = 64
     learning_rate: float = 2e-3
@@ -45,8 +45,6 @@ class FitSettings:
     colour_ramp: float = 0.3
     fold_weight: float = 1.0
     fold_margin: float = 0.2
-    midway_weight: float = 0.0
-    midway_level: int = 1
     seed: int = 0
 
 
@@ -192,27 +190,7 @@ def fit_maps(
         jit_compile=True,
     )
 
-    def midway_disagreement(
-        forward_grid: tf.Tensor, backward_grid: tf.Tensor, colour_gain: tf.Tensor, alpha: tf.Tensor
-    ) -> tf.Tensor:
-        """Mean squared difference of ``S→T(alpha)`` and ``T→S(1 - alpha)``.
-
-        Both should show the same in-between; asking them to agree at random
-        alphas makes the flows consistent along the whole path, not only at
-        its ends. Computed at pyramid level ``settings.midway_level``.
-        """
-        level = min(settings.midway_level, len(levels) - 1)
-        source_level, target_level = levels[level]
-        height, width = source_level.shape[1], source_level.shape[2]
-        towards_target = apply_direction(
-            source_level, _gained(upsample_direction(forward_grid, height, width), colour_gain), alpha, scales
-        )
-        towards_source = apply_direction(
-            target_level, _gained(upsample_direction(backward_grid, height, width), colour_gain), 1.0 - alpha, scales
-        )
-        return tf.reduce_mean(tf.square(towards_target - towards_source))
-
-    def loss_of(raw: tf.Tensor, progress: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    def loss_of(raw: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
         forward_grid, backward_grid = _grid_maps(raw)
         # The colour maps are phased in: early on only the warp can explain
         # the difference, so shapes move instead of fading.
@@ -227,21 +205,18 @@ def fit_maps(
         loss += settings.fold_weight * (
             _fold_penalty(flow_st, settings.fold_margin) + _fold_penalty(flow_ts, settings.fold_margin)
         )
-        if settings.midway_weight > 0:
-            loss += settings.midway_weight * midway_disagreement(forward_grid, backward_grid, colour_gain, alpha)
         return loss
 
     @tf.function
-    def train_step(progress: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    def train_step(progress: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = loss_of(network(inputs, training=True), progress, alpha)
+            loss = loss_of(network(inputs, training=True), progress)
         gradients = tape.gradient(loss, network.trainable_variables)
         optimizer.apply_gradients(zip(gradients, network.trainable_variables))
         return loss
 
-    alphas = np.random.default_rng(settings.seed).uniform(0.0, 1.0, settings.epochs).astype(np.float32)
     for step in range(settings.epochs):
-        loss = float(train_step(tf.constant(step / settings.epochs, tf.float32), tf.constant(alphas[step : step + 1])))
+        loss = float(train_step(tf.constant(step / settings.epochs, tf.float32)))
         if not math.isfinite(loss):
             raise FitDivergedError(
                 f"fitting diverged at step {step + 1} (loss is {loss}); "

@@ -15,7 +15,9 @@ from .images import to_float
 from .maps import MorphMaps, Scales
 from .transition import blend_frame, upsample_direction
 
-__all__ = ["frame_alphas", "FrameRenderer"]
+__all__ = ["frame_alphas", "FrameRenderer", "BATCH_PIXELS"]
+
+BATCH_PIXELS = 4 * 512 * 512
 
 
 def frame_alphas(count: int) -> np.ndarray:
@@ -60,11 +62,15 @@ class FrameRenderer:
         alphas = tf.constant(np.asarray(alphas, np.float32).reshape(-1))
         return self._render(alphas).numpy()
 
-    def frames(self, alphas: Sequence[float] | np.ndarray, batch: int = 4) -> Iterator[np.ndarray]:
+    def frames(self, alphas: Sequence[float] | np.ndarray, batch: int | None = None) -> Iterator[np.ndarray]:
         """Yield ``[H, W, 3] uint8`` frames one by one, rendering ``batch`` at a time.
 
-        Every batch is padded to ``batch`` alphas so that one compiled shape serves all.
+        The default batch keeps about ``BATCH_PIXELS`` pixels in flight (4 frames
+        of 512², 1 of a 12-megapixel photo), so memory stays bounded. Every
+        batch is padded to ``batch`` alphas so that one compiled shape serves all.
         """
+        if batch is None:
+            batch = max(1, min(8, BATCH_PIXELS // (self.shape[0] * self.shape[1])))
         alphas = np.asarray(alphas, np.float64).reshape(-1)
         for start in range(0, len(alphas), batch):
             chunk = alphas[start : start + batch]

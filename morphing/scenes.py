@@ -119,10 +119,17 @@ def _random_colour(rng: np.random.Generator) -> Colour:
 
 
 def random_scene(
-    rng: np.random.Generator, height: int = 256, width: int = 256, *, shapes: int = 3, gradient: bool = True
+    rng: np.random.Generator,
+    height: int = 256,
+    width: int = 256,
+    *,
+    shapes: int = 3,
+    gradient: bool = True,
+    motion: float = 1.0,
 ) -> Scene:
     """A seeded random scene: ``shapes`` discs and polygons, each moving up to
-    ~12 % of the image, scaling by up to ±30 %, turning up to ±0.6 rad."""
+    ``motion`` × 12 % of the image, scaling by up to ``motion`` × ±30 % and
+    turning up to ``motion`` × ±0.6 rad."""
     aspect_y = height / max(height, width)
     aspect_x = width / max(height, width)
     start, end = [], []
@@ -130,14 +137,14 @@ def random_scene(
         sides = int(rng.choice([0, 3, 4, 5, 6]))
         radius = float(rng.uniform(0.07, 0.14))
         centre = (float(rng.uniform(0.25, 0.75) * aspect_y), float(rng.uniform(0.25, 0.75) * aspect_x))
-        shift = rng.uniform(-0.12, 0.12, 2)
+        shift = rng.uniform(-0.12, 0.12, 2) * motion
         start.append(Shape(sides, centre, radius, float(rng.uniform(0, math.pi)), _random_colour(rng)))
         end.append(
             Shape(
                 sides,
                 (centre[0] + float(shift[0]) * aspect_y, centre[1] + float(shift[1]) * aspect_x),
-                radius * float(rng.uniform(0.7, 1.3)),
-                start[-1].rotation + float(rng.uniform(-0.6, 0.6)),
+                radius * (1.0 + motion * float(rng.uniform(-0.3, 0.3))),
+                start[-1].rotation + motion * float(rng.uniform(-0.6, 0.6)),
                 _random_colour(rng),
             )
         )
