@@ -188,6 +188,7 @@ def fit_maps(
     full_size_reconstruction = tf.function(
         lambda forward_grid, backward_grid, gain: reconstruction(forward_grid, backward_grid, gain, 0),
         jit_compile=True,
+        autograph=False,
     )
 
     def loss_of(raw: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
@@ -207,7 +208,7 @@ def fit_maps(
         )
         return loss
 
-    @tf.function
+    @tf.function(autograph=False)
     def train_step(progress: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss = loss_of(network(inputs, training=True), progress)

@@ -87,18 +87,18 @@ def dense_image_warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:
     y0, wy = _floor_and_weight(queries[..., 0], height)
     x0, wx = _floor_and_weight(queries[..., 1], width)
 
-    flat = tf.reshape(image, [-1, height * width, channels])
-    out_shape = tf.shape(image)
-
-    def corner(dy: int, dx: int) -> tf.Tensor:
-        """The ``[B, H, W, C]`` pixels at (y0 + dy, x0 + dx)."""
-        index = tf.reshape((y0 + dy) * width + (x0 + dx), [-1, height * width])
-        return tf.reshape(tf.gather(flat, index, batch_dims=1), out_shape)
-
+    # One gather of all four corners from the flattened batch: the same values
+    # as four batched gathers, and a much smaller graph (also for the gradient).
+    batch_size = tf.shape(image)[0]
+    flat = tf.reshape(image, [-1, channels])
+    offset = tf.reshape(tf.range(batch_size) * (height * width), [-1, 1, 1])
+    top_left_index = offset + y0 * width + x0
+    indices = tf.stack(
+        [top_left_index, top_left_index + 1, top_left_index + width, top_left_index + width + 1]
+    )
+    top_left, top_right, bottom_left, bottom_right = tf.unstack(tf.gather(flat, indices))
     wy = wy[..., tf.newaxis]
     wx = wx[..., tf.newaxis]
-    top_left, top_right = corner(0, 0), corner(0, 1)
-    bottom_left, bottom_right = corner(1, 0), corner(1, 1)
     # (1 - t)·a + t·b rather than a + t·(b - a): equal in exact arithmetic, but
     # exact at t = 0 and t = 1 in floating point, so a zero or integer flow
     # copies pixels bit for bit (also on the last row and column).
