@@ -36,7 +36,8 @@ DEFAULT_EPOCHS = 150
 DEFAULT_SIZE = 256
 MIN_SIZE = 16
 MAX_FRAMES = 10_000
-OUTPUT_SUFFIXES_BY_FLAG = {"--output": (".gif",), "--save-maps": (".npz",), "--maps-png": (".png",)}
+ANIMATION_SUFFIXES = (".gif", ".mp4", ".webp")  # kept equal to output.OUTPUT_SUFFIXES by a test
+OUTPUT_SUFFIXES_BY_FLAG = {"--output": ANIMATION_SUFFIXES, "--save-maps": (".npz",), "--maps-png": (".png",)}
 
 
 class ExitStatus(enum.IntEnum):
@@ -108,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-s", "--source", required=True, type=Path, help="image to start from")
     parser.add_argument("-t", "--target", required=True, type=Path, help="image to end at")
-    parser.add_argument("-o", "--output", type=Path, default=Path("morph.gif"), help="animation to write (.gif)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("morph.gif"),
+                        help="animation to write; the suffix picks the format: .gif, .mp4 (H.264) or .webp")
     fitting = parser.add_argument_group("fitting")
     fitting.add_argument("-e", "--epochs", type=_int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
     fitting.add_argument("-a", "--add-scale", type=_float_in(0.0, 10.0), default=None,
@@ -302,7 +304,7 @@ def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: Te
     from .fit import FitDivergedError, FitSettings, fit_maps
     from .images import to_float
     from .maps import save_maps
-    from .output import GifWriter, atomic_path
+    from .output import animation_writer, atomic_path
     from .render import FrameRenderer, frame_alphas
     from .visualize import maps_picture
 
@@ -339,7 +341,7 @@ def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: Te
         renderer = FrameRenderer(job.source, job.target, maps, job.scales)
         alphas = frame_alphas(args.frames)
         palette_samples = renderer.render([0.0, 0.25, 0.5, 0.75, 1.0])
-    writer = GifWriter(palette_samples, fps=args.fps, frame_count=args.frames)
+    writer = animation_writer(args.output.suffix, palette_samples, fps=args.fps, frame_count=args.frames)
     with tqdm(total=args.frames, desc="rendering", unit="frame", file=err, disable=args.quiet,
               dynamic_ncols=True, leave=False) as bar:
         def counted(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:

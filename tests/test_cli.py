@@ -265,3 +265,24 @@ def test_interrupted_run_keeps_the_previous_output_and_leaves_no_temporary_files
     assert output.read_bytes() == b"previous result"
     assert sorted(os.listdir(tmp_path)) == ["out.gif"]
     assert "no output written" in remaining.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4", ".webp"])
+def test_output_format_follows_the_suffix(suffix: str, first_run: Path, toy_pair, tmp_path: Path) -> None:
+    output = tmp_path / f"o{suffix}"
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", output, "--frames", "5", "-q",
+                          "--load-maps", first_run / "maps.npz")
+    assert status == ExitStatus.OK, err
+    if suffix == ".mp4":
+        import imageio.v2 as iio2
+
+        with iio2.get_reader(output, format="FFMPEG") as reader:
+            frames = [frame for frame in reader]  # list(reader) would trust len() = inf
+    else:
+        with Image.open(output) as animation:
+            frames = []
+            for index in range(animation.n_frames):
+                animation.seek(index)
+                frames.append(np.asarray(animation.convert("RGB")))
+    assert len(frames) == 5 and frames[0].shape[:2] == (48, 64)
+    assert sorted(os.listdir(tmp_path)) == [output.name]

@@ -8,8 +8,17 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from PIL import Image
 
-from morphing.output import GifWriter, atomic_path, gif_delays, write_png
+from morphing.output import (
+    OUTPUT_SUFFIXES,
+    FfmpegWriter,
+    GifWriter,
+    animation_writer,
+    atomic_path,
+    gif_delays,
+    write_png,
+)
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
@@ -77,3 +86,41 @@ def test_gif_delays_spread_rounding_evenly() -> None:
     assert gif_delays(4, 25) == [4, 4, 4, 4]
     assert gif_delays(6, 30) == [3, 4, 3, 3, 4, 3]
     assert sum(gif_delays(300, 30)) == 1000
+
+
+def _ramp_frames(count: int, height: int, width: int) -> list[np.ndarray]:
+    base = np.linspace(0, 200, height * width * 3).reshape(height, width, 3)
+    return [np.clip(base + 5 * i, 0, 255).astype(np.uint8) for i in range(count)]
+
+
+def test_mp4_has_every_frame_and_even_padded_size(tmp_path: Path) -> None:
+    import imageio.v2 as iio2
+
+    frames = _ramp_frames(7, 25, 33)  # odd sizes: H.264 in yuv420p needs even ones
+    path = tmp_path / "a.mp4"
+    assert FfmpegWriter(".mp4", fps=10).write(iter(frames), path) == 7
+    with iio2.get_reader(path, format="FFMPEG") as reader:
+        decoded = [frame for frame in reader]
+        assert reader.get_meta_data()["fps"] == 10
+    assert len(decoded) == 7 and decoded[0].shape == (26, 34, 3)
+    assert np.abs(decoded[3][:25, :33].astype(int) - frames[3]).mean() < 4
+
+
+def test_webp_is_animated_with_every_frame(tmp_path: Path) -> None:
+    frames = _ramp_frames(5, 24, 32)
+    path = tmp_path / "a.webp"
+    assert FfmpegWriter(".webp", fps=20).write(iter(frames), path) == 5
+    with Image.open(path) as image:
+        assert image.format == "WEBP" and image.n_frames == 5 and image.size == (32, 24)
+        image.seek(4)
+        assert np.abs(np.asarray(image.convert("RGB")).astype(int) - frames[4]).mean() < 6
+
+
+def test_each_suffix_gets_its_writer_and_the_cli_knows_them_all() -> None:
+    from morphing.cli import ANIMATION_SUFFIXES
+
+    assert set(ANIMATION_SUFFIXES) == set(OUTPUT_SUFFIXES)
+    assert isinstance(animation_writer(".GIF", [np.zeros((4, 4, 3), np.uint8)], 10, 2), GifWriter)
+    assert isinstance(animation_writer(".mp4", [], 10, 2), FfmpegWriter)
+    with pytest.raises(ValueError, match="unknown animation format"):
+        animation_writer(".avi", [], 10, 2)
