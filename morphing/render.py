@@ -15,7 +15,7 @@ from .images import to_float
 from .maps import MorphMaps, Scales
 from .transition import blend_frame, upsample_direction
 
-__all__ = ["frame_alphas", "FrameRenderer", "BATCH_PIXELS"]
+__all__ = ["frame_alphas", "FrameRenderer", "BATCH_PIXELS", "even_pacing_alphas", "timeline_frames"]
 
 BATCH_PIXELS = 4 * 512 * 512
 
@@ -77,3 +77,52 @@ class FrameRenderer:
             padded = np.pad(chunk, (0, batch - len(chunk)), mode="edge")
             yield from self.render(padded)[: len(chunk)]
 
+
+
+def even_pacing_alphas(
+    source: np.ndarray, target: np.ndarray, maps: MorphMaps, scales: Scales, count: int, *, probe_side: int = 96
+) -> np.ndarray:
+    """``count`` alphas from 0 to 1 at which consecutive frames differ equally.
+
+    A small copy of the morph (``probe_side`` px long side; maps are
+    resolution-free) is rendered at ``8 * count`` alphas; the cumulative mean
+    absolute change along them is inverted at evenly spaced levels.
+    """
+    from .images import resize_image, working_shape
+
+    height, width = working_shape(*source.shape[:2], probe_side)
+    small = FrameRenderer(resize_image(source, height, width), resize_image(target, height, width), maps, scales)
+    probe_alphas = np.linspace(0.0, 1.0, 8 * count + 1)
+    frames = np.concatenate(list(small.frames(probe_alphas, batch=32))).astype(np.float32)
+    frames = frames.reshape(len(probe_alphas), -1)
+    steps = np.abs(np.diff(frames, axis=0)).mean(axis=1) + 1e-6  # never flat, so invertible
+    distance = np.concatenate([[0.0], np.cumsum(steps)])
+    alphas = np.interp(np.linspace(0.0, distance[-1], count), distance, probe_alphas)
+    alphas[0], alphas[-1] = 0.0, 1.0
+    return alphas
+
+
+def timeline_frames(renderers: Sequence[FrameRenderer], timeline: Sequence[tuple[int, float]]) -> Iterator[np.ndarray]:
+    """Yield the ``[H, W, 3] uint8`` frame of every ``(leg, alpha)`` in ``timeline``.
+
+    Frames are rendered lazily, a batch at a time, so memory does not grow
+    with the timeline's length; a run of equal entries (a held key image) is
+    rendered once.
+    """
+    runs: list[tuple[int, float, int]] = []  # (leg, alpha, repeats)
+    for leg, alpha in timeline:
+        if runs and runs[-1][:2] == (leg, alpha):
+            runs[-1] = (leg, alpha, runs[-1][2] + 1)
+        else:
+            runs.append((leg, alpha, 1))
+    start = 0
+    while start < len(runs):
+        leg = runs[start][0]
+        end = start
+        while end < len(runs) and runs[end][0] == leg:
+            end += 1
+        same_leg = runs[start:end]
+        for (_, _, repeats), frame in zip(same_leg, renderers[leg].frames([alpha for _, alpha, _ in same_leg])):
+            for _ in range(repeats):
+                yield frame
+        start = end

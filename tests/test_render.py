@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from morphing.images import to_float
 from morphing.maps import ADD, MULT, WARP, MorphMaps, Scales
-from morphing.render import FrameRenderer, frame_alphas
+from morphing.render import FrameRenderer, even_pacing_alphas, frame_alphas, timeline_frames
 from morphing.transition import DirectionMaps, apply_direction, bilinear_matrix, upsample_direction
 
 
@@ -116,3 +116,38 @@ def test_render_matches_a_numpy_evaluation_of_the_formula() -> None:
     frame = FrameRenderer(source, target, maps, scales).render([alpha])[0]
     expected_uint8 = np.clip(np.rint((expected[0] + 1) * 127.5), 0, 255)
     assert np.abs(frame.astype(int) - expected_uint8).max() <= 1
+
+
+def test_timeline_frames_render_each_entry_in_order_with_holds() -> None:
+    from morphing.timeline import build_timeline
+
+    first, second = random_pair(seed=7)
+    third = np.random.default_rng(8).integers(0, 256, first.shape, dtype=np.uint8)
+    renderers = [
+        FrameRenderer(first, second, random_maps(seed=9), Scales()),
+        FrameRenderer(second, third, random_maps(seed=10), Scales()),
+    ]
+    timeline = build_timeline([frame_alphas(3), frame_alphas(3)], hold=1)
+    frames = list(timeline_frames(renderers, timeline))
+    assert len(frames) == len(timeline) == 2 + 1 + 2 + 1 + 2  # each key shown twice
+    for (leg, alpha), frame in zip(timeline, frames):
+        np.testing.assert_array_equal(frame, renderers[leg].render([alpha])[0])
+    np.testing.assert_array_equal(frames[0], first)
+    np.testing.assert_array_equal(frames[3], second)
+    np.testing.assert_array_equal(frames[-1], third)
+
+
+def test_even_pacing_evens_out_an_uneven_transition() -> None:
+    from morphing.metrics import pacing
+
+    yy, xx = np.mgrid[0:48, 0:48]
+    source = np.stack([(yy * 5) % 256, (xx * 5) % 256, ((xx + yy) * 3) % 256], -1).astype(np.uint8)
+    target = source[::-1, ::-1].copy()
+    maps = random_maps(grid=(6, 6), image_shape=(48, 48), scale=2.0, seed=12)
+    scales = Scales(mult=0.3, add=0.3, warp=1.0)
+    renderer = FrameRenderer(source, target, maps, scales)
+    uneven = pacing(list(renderer.render(frame_alphas(21))))
+    alphas = even_pacing_alphas(source, target, maps, scales, 21, probe_side=48)
+    assert alphas[0] == 0.0 and alphas[-1] == 1.0 and np.all(np.diff(alphas) > 0)
+    even = pacing(list(renderer.render(alphas)))
+    assert even < uneven and even < 1.15, (even, uneven)
