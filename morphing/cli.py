@@ -27,6 +27,7 @@ import numpy as np
 from . import __version__
 from .images import MIN_SIDE, ImageFileError, LoadedImage, fit_to_size, load_image
 from .maps import MapsFileError, MorphMaps, Scales, load_maps
+from .timeline import EASINGS
 
 __all__ = ["ExitStatus", "build_parser", "main"]
 
@@ -58,6 +59,15 @@ class RunError(Exception):
 
 class Terminated(BaseException):
     """SIGTERM arrived; unwinds like KeyboardInterrupt so temp files are removed."""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except empty ones (None, False) that say nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or "[default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,6 +106,18 @@ def _float_in(low: float, high: float, *, low_open: bool = False) -> Callable[[s
     return parse
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` → ``(I, N)`` with ``0 <= I < N``."""
+    try:
+        index_text, count_text = text.split("/")
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 0/4, got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"need 0 <= I < N, got {text!r}")
+    return index, count
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; ``--help`` shows every default."""
     parser = _Parser(
@@ -105,10 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
             "finds multiply, add and warp maps, and scaling them by alpha from 0 to 1 "
             "gives the transition, written as an animated GIF."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
-    parser.add_argument("-s", "--source", required=True, type=Path, help="image to start from")
-    parser.add_argument("-t", "--target", required=True, type=Path, help="image to end at")
+    parser.add_argument("-s", "--source", type=Path, help="image to start from (required without --batch)")
+    parser.add_argument("-t", "--target", type=Path, nargs="+", metavar="TARGET",
+                        help="image to end at; several morph through each in turn (a -> b -> c ...)")
     parser.add_argument("-o", "--output", type=Path, default=Path("morph.gif"),
                         help="animation to write; the suffix picks the format: .gif, .mp4 (H.264) or .webp")
     fitting = parser.add_argument_group("fitting")
@@ -126,7 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--cpu", action="store_true", help="fit and render on the CPU even if a GPU is present")
     frames = parser.add_argument_group("frames")
     frames.add_argument("--frames", type=_int_in(2, MAX_FRAMES), default=100,
-                        help="frames in the animation, both ends included")
+                        help="frames per transition, both ends included (a sequence shares its key frames)")
+    frames.add_argument("--hold", type=_int_in(0, MAX_FRAMES), default=0, help="extra frames to hold on each key image")
+    frames.add_argument("--easing", choices=EASINGS, default="linear", help="how alpha runs over a transition")
+    frames.add_argument("--even-pacing", action="store_true",
+                        help="re-time each transition so consecutive frames change by equal amounts")
+    ends = frames.add_mutually_exclusive_group()
+    ends.add_argument("--loop", action="store_true", help="morph back from the last image to the source")
+    ends.add_argument("--boomerang", action="store_true", help="play forward, then backward")
     frames.add_argument("--fps", type=_float_in(0.0, 100.0, low_open=True), default=25.0, help="frames per second")
     frames.add_argument("--frames-dir", type=Path, default=None, help="also write every frame as DIR/0000.png, ...")
     maps = parser.add_argument_group("maps")
@@ -134,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     maps.add_argument("--load-maps", type=Path, default=None, metavar="F.npz",
                       help="render from saved maps instead of fitting")
     maps.add_argument("--maps-png", type=Path, default=None, metavar="F.png", help="write a labelled picture of the six maps")
+    batch = parser.add_argument_group("batch")
+    batch.add_argument("--batch", type=Path, default=None, metavar="FILE.csv",
+                       help="morph every row of a CSV with columns source, target (several separated by ';'), "
+                            "output and optionally flags; paths are relative to the CSV's folder")
+    batch.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                       help="with --batch: only rows whose index (from 0) is I modulo N [default: all rows]")
+    batch.add_argument("--overwrite", action="store_true",
+                       help="with --batch: redo rows whose output exists (they are skipped otherwise)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--timings", action="store_true",
                         help="print the seconds each stage took and the peak memory at the end")
@@ -178,10 +216,13 @@ class StageTimer:
 
 @dataclass(frozen=True)
 class Job:
-    """A validated request: decoded images and everything needed to run."""
+    """A validated request: decoded images and everything needed to run.
 
-    source: np.ndarray
-    target: np.ndarray
+    ``keys`` are the key images, all ``[H, W, 3] uint8`` of the source's size:
+    the source, each target, and the source again with ``--loop``.
+    """
+
+    keys: tuple[np.ndarray, ...]
     scales: Scales
     loaded_maps: MorphMaps | None
     working_size: int
@@ -216,9 +257,9 @@ def _validate(args: argparse.Namespace) -> Job:
         for flag, path in (("--output", args.output), ("--save-maps", args.save_maps), ("--maps-png", args.maps_png))
         if path is not None
     }
-    inputs = {"--source": args.source, "--target": args.target, "--load-maps": args.load_maps}
+    inputs = [("--source", args.source), ("--load-maps", args.load_maps)] + [("--target", t) for t in args.target]
     for flag, path in outputs.items():
-        for name, source in inputs.items():
+        for name, source in inputs:
             if source is not None and (_same_file(path, source) or path.resolve() == source.resolve()):
                 raise UsageError(f"{flag} {path} is the same file as {name}; refusing to overwrite an input")
     for flag, path in outputs.items():
@@ -231,18 +272,27 @@ def _validate(args: argparse.Namespace) -> Job:
             raise UsageError(f"--frames-dir {args.frames_dir}: folder is missing or not writable")
     if args.load_maps is not None and args.save_maps is not None:
         raise UsageError("--load-maps and --save-maps together would only copy the file; give one")
+    several_legs = len(args.target) > 1 or args.loop
+    for flag, value in (("--save-maps", args.save_maps), ("--load-maps", args.load_maps)):
+        if value is not None and several_legs:
+            raise UsageError(f"{flag} works with one target and no --loop (maps describe one transition)")
 
     try:
         source: LoadedImage = load_image(args.source)
-        target: LoadedImage = load_image(args.target)
+        targets: list[LoadedImage] = [load_image(path) for path in args.target]
     except ImageFileError as error:
         raise RunError(str(error)) from None
     notices = [f"source {args.source}: {note}" for note in source.notes]
-    notices += [f"target {args.target}: {note}" for note in target.notes]
     height, width = source.pixels.shape[:2]
-    target_pixels, resized = fit_to_size(target.pixels, height, width)
-    if resized:
-        notices.append(f"target {args.target}: {resized} to match the source")
+    keys = [source.pixels]
+    for path, target in zip(args.target, targets):
+        notices += [f"target {path}: {note}" for note in target.notes]
+        pixels, resized = fit_to_size(target.pixels, height, width)
+        if resized:
+            notices.append(f"target {path}: {resized} to match the source")
+        keys.append(pixels)
+    if args.loop:
+        keys.append(source.pixels)
 
     long_side = max(height, width)
     if args.size is not None and args.size > long_side:
@@ -269,8 +319,7 @@ def _validate(args: argparse.Namespace) -> Job:
         warp=fitted.warp if args.warp_scale is None else args.warp_scale,
     )
     return Job(
-        source=source.pixels,
-        target=target_pixels,
+        keys=tuple(keys),
         scales=scales,
         loaded_maps=loaded_maps,
         working_size=working_size,
@@ -290,6 +339,53 @@ def _frames_to_folder(frames: Iterator[np.ndarray], folder: Path | None) -> Iter
         yield frame
 
 
+def _fit_legs(args: argparse.Namespace, job: Job, err: TextIO, timer: StageTimer) -> list[MorphMaps]:
+    """Maps for every leg: loaded, or fitted one leg after another."""
+    from tqdm import tqdm
+
+    from .fit import FitDivergedError, FitSettings, fit_maps
+    from .images import to_float
+
+    if job.loaded_maps is not None:
+        return [job.loaded_maps]
+    legs = len(job.keys) - 1
+    settings = FitSettings(epochs=args.epochs, working_size=job.working_size, seed=args.seed)
+    all_maps = []
+    for leg in range(legs):
+        label = "fitting" if legs == 1 else f"fitting {leg + 1}/{legs}"
+        with tqdm(total=args.epochs, desc=label, unit="step", file=err, disable=args.quiet,
+                  dynamic_ncols=True, leave=False) as bar:
+            def on_step(step: int, loss: float) -> None:
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                bar.update(1)
+
+            try:
+                with timer.stage("fit"):
+                    all_maps.append(fit_maps(to_float(job.keys[leg]), to_float(job.keys[leg + 1]),
+                                             job.scales, settings, on_step))
+            except FitDivergedError as error:
+                raise RunError(f"leg {leg + 1}: {error}" if legs > 1 else str(error)) from None
+    return all_maps
+
+
+def _leg_alphas(args: argparse.Namespace, job: Job, all_maps: list[MorphMaps]) -> list[np.ndarray]:
+    """Each leg's alphas: eased, and re-timed for even change if asked."""
+    from .render import even_pacing_alphas, frame_alphas
+    from .timeline import ease
+
+    progress = ease(frame_alphas(args.frames), args.easing)
+    if not args.even_pacing:
+        return [progress] * len(all_maps)
+    leg_alphas = []
+    for leg, maps in enumerate(all_maps):
+        even = even_pacing_alphas(job.keys[leg], job.keys[leg + 1], maps, job.scales, count=4 * args.frames)
+        # Easing applies to progress; even pacing maps progress to alpha.
+        alphas = np.interp(progress, np.linspace(0.0, 1.0, len(even)), even)
+        alphas[0], alphas[-1] = 0.0, 1.0
+        leg_alphas.append(alphas)
+    return leg_alphas
+
+
 def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: TextIO, timer: StageTimer) -> None:
     """Fit (or load) the maps, then render and encode; TensorFlow is imported here."""
     from tqdm import tqdm
@@ -301,58 +397,45 @@ def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: Te
             tf = load_tensorflow(force_cpu=args.cpu)
     except BackendError as error:
         raise RunError(str(error)) from None
-    from .fit import FitDivergedError, FitSettings, fit_maps
-    from .images import to_float
     from .maps import save_maps
-    from .output import animation_writer, atomic_path
-    from .render import FrameRenderer, frame_alphas
+    from .output import animation_writer, atomic_path, write_png
+    from .render import FrameRenderer, timeline_frames
+    from .timeline import build_timeline
     from .visualize import maps_picture
 
     say(f"{PROGRAM}: running on {device_description(tf)}")
     for notice in job.notices:
         say(f"{PROGRAM}: {notice}")
 
-    if job.loaded_maps is not None:
-        maps = job.loaded_maps
-    else:
-        settings = FitSettings(epochs=args.epochs, working_size=job.working_size, seed=args.seed)
-        with tqdm(total=args.epochs, desc="fitting", unit="step", file=err, disable=args.quiet,
-                  dynamic_ncols=True, leave=False) as bar:
-            def on_step(step: int, loss: float) -> None:
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-                bar.update(1)
-
-            try:
-                with timer.stage("fit"):
-                    maps = fit_maps(to_float(job.source), to_float(job.target), job.scales, settings, on_step)
-            except FitDivergedError as error:
-                raise RunError(str(error)) from None
-        if args.save_maps is not None:
-            with atomic_path(args.save_maps) as temporary:
-                save_maps(maps, temporary)
-            say(f"{PROGRAM}: wrote maps to {args.save_maps}")
+    all_maps = _fit_legs(args, job, err, timer)
+    if args.save_maps is not None:
+        with atomic_path(args.save_maps) as temporary:
+            save_maps(all_maps[0], temporary)
+        say(f"{PROGRAM}: wrote maps to {args.save_maps}")
     if args.maps_png is not None:
-        from .output import write_png
-
-        write_png(maps_picture(maps), args.maps_png)
+        write_png(np.concatenate([maps_picture(maps) for maps in all_maps], axis=0), args.maps_png)
         say(f"{PROGRAM}: wrote maps picture to {args.maps_png}")
 
     with timer.stage("render"):
-        renderer = FrameRenderer(job.source, job.target, maps, job.scales)
-        alphas = frame_alphas(args.frames)
-        palette_samples = renderer.render([0.0, 0.25, 0.5, 0.75, 1.0])
-    writer = animation_writer(args.output.suffix, palette_samples, fps=args.fps, frame_count=args.frames)
-    with tqdm(total=args.frames, desc="rendering", unit="frame", file=err, disable=args.quiet,
+        renderers = [
+            FrameRenderer(job.keys[leg], job.keys[leg + 1], maps, job.scales) for leg, maps in enumerate(all_maps)
+        ]
+        timeline = build_timeline(
+            _leg_alphas(args, job, all_maps), hold=args.hold, boomerang=args.boomerang, loop=args.loop
+        )
+        palette_samples = [*job.keys, *renderers[0].render([0.25, 0.5, 0.75])]
+    writer = animation_writer(args.output.suffix, palette_samples, fps=args.fps, frame_count=len(timeline))
+    with tqdm(total=len(timeline), desc="rendering", unit="frame", file=err, disable=args.quiet,
               dynamic_ncols=True, leave=False) as bar:
         def counted(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
             for frame in frames:
                 yield frame
                 bar.update(1)
 
-        # The GIF writer pulls frames through PNG writing and rendering; each
+        # The writer pulls frames through PNG writing and rendering; each
         # layer is timed, and what the writer spent beyond that is encoding.
         render_before = timer.seconds["render"]
-        rendered = timer.timed("render", renderer.frames(alphas))
+        rendered = timer.timed("render", timeline_frames(renderers, timeline))
         with_pngs = timer.timed("render+png", _frames_to_folder(rendered, args.frames_dir))
         with timer.stage("write"), atomic_path(args.output) as temporary:
             writer.write(counted(with_pngs), temporary)
@@ -360,8 +443,113 @@ def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: Te
         if args.frames_dir is not None:
             timer.add("png frames", produced - (timer.seconds["render"] - render_before))
         timer.add("encode", timer.seconds.pop("write") - produced)
-    height, width = job.source.shape[:2]
-    say(f"{PROGRAM}: wrote {args.output} ({args.frames} frames, {width}x{height})")
+    height, width = job.keys[0].shape[:2]
+    say(f"{PROGRAM}: wrote {args.output} ({len(timeline)} frames, {width}x{height})")
+
+
+BATCH_ONLY_FLAGS = {"--batch": 1, "--shard": 1, "--overwrite": 0}
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One row of a batch manifest, paths resolved against the manifest's folder."""
+
+    index: int
+    source: Path
+    targets: tuple[Path, ...]
+    output: Path
+    flags: tuple[str, ...]
+
+
+def read_manifest(path: Path) -> list[BatchRow]:
+    """Rows of a batch CSV (header: source, target, output[, flags])."""
+    import csv
+    import shlex
+
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+            header = set(rows[0].keys()) if rows else set()
+    except FileNotFoundError:
+        raise UsageError(f"--batch {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise UsageError(f"--batch {path}: cannot read it as CSV ({error})") from None
+    missing = {"source", "target", "output"} - header
+    if not rows or missing:
+        raise UsageError(f"--batch {path}: needs a header row with source, target, output "
+                         f"(and optionally flags) and at least one row")
+    folder = path.parent
+    manifest = []
+    for index, row in enumerate(rows):
+        targets = tuple(folder / t.strip() for t in (row["target"] or "").split(";") if t.strip())
+        try:
+            flags = tuple(shlex.split(row.get("flags") or ""))
+        except ValueError as error:
+            raise UsageError(f"--batch {path}: row {index + 1}: bad flags ({error})") from None
+        manifest.append(BatchRow(index, folder / (row["source"] or "").strip(), targets,
+                                 folder / (row["output"] or "").strip(), flags))
+    return manifest
+
+
+def _without_batch_flags(argv: Sequence[str]) -> list[str]:
+    """The command line minus --batch/--shard/--overwrite: the flags every row shares."""
+    kept: list[str] = []
+    skip = 0
+    for token in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = token.split("=", 1)[0]
+        if name in BATCH_ONLY_FLAGS:
+            skip = BATCH_ONLY_FLAGS[name] if "=" not in token else 0
+            continue
+        kept.append(token)
+    return kept
+
+
+def _run_batch(
+    args: argparse.Namespace, argv: list[str], say: Callable[[str], None], err: TextIO, timer: StageTimer
+) -> int:
+    """Every row of the manifest in this process; failed rows are reported and skipped."""
+    if args.source is not None or args.target is not None:
+        raise UsageError("--batch takes sources and targets from the CSV; drop -s/-t")
+    rows = read_manifest(args.batch)
+    shard_index, shard_count = args.shard or (0, 1)
+    shared = _without_batch_flags(argv)
+    done = skipped = 0
+    failed: list[int] = []
+    for row in rows:
+        if row.index % shard_count != shard_index:
+            continue
+        label = f"row {row.index + 1} ({row.source.name} -> {', '.join(t.name for t in row.targets)})"
+        if row.output.exists() and not args.overwrite:
+            say(f"{PROGRAM}: {label}: skipped, {row.output} exists (--overwrite to redo)")
+            skipped += 1
+            continue
+        row_argv = [*shared, "-s", str(row.source), "-t", *map(str, row.targets), "-o", str(row.output), *row.flags]
+        try:
+            row_args = build_parser().parse_args(row_argv)
+            if not row.targets:
+                raise UsageError("no target")
+            job = _validate(row_args)
+            _run(row_args, job, say, err, timer)
+            done += 1
+        except (UsageError, RunError) as error:
+            print(f"{PROGRAM}: {label}: error: {error}", file=err)
+            failed.append(row.index + 1)
+        except SystemExit:  # --help or --version inside a row's flags
+            print(f"{PROGRAM}: {label}: error: flags must not ask for --help or --version", file=err)
+            failed.append(row.index + 1)
+        except Exception as error:  # noqa: BLE001 - one bad row must not stop the others
+            print(f"{PROGRAM}: {label}: error: unexpected {type(error).__name__}: {error}", file=err)
+            failed.append(row.index + 1)
+    summary = f"{PROGRAM}: batch: {done} done, {skipped} skipped, {len(failed)} failed"
+    if failed:
+        summary += f" (rows {', '.join(map(str, failed))})"
+    print(summary, file=err)
+    if args.timings:
+        print(f"{PROGRAM}: {timer.summary()}", file=err)
+    return ExitStatus.ERROR if failed else ExitStatus.OK
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -391,6 +579,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         signal.signal(signal.SIGTERM, _raise_terminated)
     timer = StageTimer()
     try:
+        if args.batch is not None:
+            return _run_batch(args, list(sys.argv[1:] if argv is None else argv), say, err, timer)
+        if args.source is None or args.target is None:
+            raise UsageError("the following arguments are required: -s/--source, -t/--target (or --batch)")
         with timer.stage("load"):
             job = _validate(args)
         _run(args, job, say, err, timer)

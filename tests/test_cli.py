@@ -127,6 +127,11 @@ def _bad_cases(source: Path, target: Path, folder: Path) -> dict[str, tuple[list
         "missing maps file": ([*base, "--load-maps", folder / "none.npz"], "no such file"),
         "missing required": (["-s", source], "required"),
         "unknown flag": ([*base, "--colour", "red"], "unrecognized arguments"),
+        "loop and boomerang": ([*base, "--loop", "--boomerang"], "not allowed with"),
+        "save maps of a sequence": (["-s", source, "-t", target, source, "--save-maps", folder / "m.npz"],
+                                    "one target"),
+        "negative hold": ([*base, "--hold", "-1"], "--hold"),
+        "unknown easing": ([*base, "--easing", "bounce"], "--easing"),
     }
 
 
@@ -135,7 +140,8 @@ BAD_CASES = [
     "1x1 image", "unknown extension", "missing output folder", "output folder is a file", "output is an input",
     "zero frames", "one frame", "zero epochs", "negative scale", "nan scale", "inf scale", "zero fps",
     "size too small", "size above source", "not a maps file", "maps of another aspect", "missing maps file",
-    "missing required", "unknown flag",
+    "missing required", "unknown flag", "loop and boomerang", "save maps of a sequence", "negative hold",
+    "unknown easing",
 ]
 
 
@@ -286,3 +292,117 @@ def test_output_format_follows_the_suffix(suffix: str, first_run: Path, toy_pair
                 frames.append(np.asarray(animation.convert("RGB")))
     assert len(frames) == 5 and frames[0].shape[:2] == (48, 64)
     assert sorted(os.listdir(tmp_path)) == [output.name]
+
+
+def _frames_of(folder: Path) -> list[np.ndarray]:
+    return [np.asarray(Image.open(path)) for path in sorted(folder.iterdir())]
+
+
+@pytest.fixture(scope="module")
+def three_keys(toy_pair, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from morphing.scenes import toy_scene
+
+    folder = tmp_path_factory.mktemp("keys")
+    middle = folder / "middle.png"
+    Image.fromarray(toy_scene(48, 64).render(0.5)[::-1].copy()).save(middle)  # upside-down in-between
+    return [toy_pair[0], middle, toy_pair[1]]
+
+
+def test_sequence_of_three_images_puts_each_key_at_its_frame(three_keys, tmp_path: Path) -> None:
+    status, err = run_cli("-s", three_keys[0], "-t", three_keys[1], three_keys[2], "-o", tmp_path / "o.gif",
+                          "--size", "32", "-e", "2", "--frames", "4", "--hold", "1", "-q",
+                          "--frames-dir", tmp_path / "frames")
+    assert status == ExitStatus.OK, err
+    frames = _frames_of(tmp_path / "frames")
+    assert len(frames) == 10  # 1 + 2 legs x 3, plus one hold on each of the 3 keys
+    assert len(iio.imread(tmp_path / "o.gif", index=None)) == 10
+    keys = [np.asarray(Image.open(path).convert("RGB")) for path in three_keys]
+    for index, key in ((0, 0), (1, 0), (4, 1), (5, 1), (8, 2), (9, 2)):
+        np.testing.assert_array_equal(frames[index], keys[key])
+    assert not any(np.array_equal(frames[i], k) for i in (2, 3, 6, 7) for k in keys)
+
+
+def test_boomerang_and_loop_frame_order(three_keys, first_run: Path, tmp_path: Path) -> None:
+    status, err = run_cli("-s", three_keys[0], "-t", three_keys[2], "-o", tmp_path / "b.gif", "--frames", "4",
+                          "--boomerang", "-q", "--load-maps", first_run / "maps.npz",
+                          "--frames-dir", tmp_path / "boomerang")
+    assert status == ExitStatus.OK, err
+    frames = _frames_of(tmp_path / "boomerang")
+    assert len(frames) == 6  # forward 0..3, then back 2, 1
+    np.testing.assert_array_equal(frames[4], frames[2])
+    np.testing.assert_array_equal(frames[5], frames[1])
+
+    status, err = run_cli("-s", three_keys[0], "-t", three_keys[1], three_keys[2], "-o", tmp_path / "l.gif",
+                          "--size", "32", "-e", "2", "--frames", "4", "--loop", "-q",
+                          "--frames-dir", tmp_path / "loop")
+    assert status == ExitStatus.OK, err
+    frames = _frames_of(tmp_path / "loop")
+    assert len(frames) == 9  # 3 legs x 3 frames; the final return to the source is the first frame
+    source = np.asarray(Image.open(three_keys[0]).convert("RGB"))
+    np.testing.assert_array_equal(frames[0], source)
+    assert not np.array_equal(frames[-1], source)
+
+
+def test_even_pacing_and_easing_run(first_run: Path, toy_pair, tmp_path: Path) -> None:
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif", "--frames", "6",
+                          "--even-pacing", "--easing", "ease-in-out", "-q", "--load-maps", first_run / "maps.npz",
+                          "--frames-dir", tmp_path / "frames")
+    assert status == ExitStatus.OK, err
+    frames = _frames_of(tmp_path / "frames")
+    assert len(frames) == 6
+    np.testing.assert_array_equal(frames[0], np.asarray(Image.open(toy_pair[0]).convert("RGB")))
+    np.testing.assert_array_equal(frames[-1], np.asarray(Image.open(toy_pair[1]).convert("RGB")))
+
+
+def _manifest(folder: Path, toy_pair, rows: int = 3, bad_row: int | None = 1) -> Path:
+    lines = ["source,target,output,flags"]
+    for index in range(rows):
+        source = "missing.png" if index == bad_row else str(toy_pair[0])
+        lines.append(f'{source},{toy_pair[1]},out_{index}.gif,"--size 32 -e 2 --frames 3"')
+    manifest = folder / "pairs.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def test_batch_finishes_good_rows_reports_bad_ones_and_resumes(toy_pair, tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, toy_pair)
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.ERROR
+    assert (tmp_path / "out_0.gif").exists() and (tmp_path / "out_2.gif").exists()
+    assert not (tmp_path / "out_1.gif").exists()
+    lines = err.strip().splitlines()
+    assert any(line.startswith("morph: row 2 (missing.png") and "no such file" in line for line in lines)
+    assert lines[-1] == "morph: batch: 2 done, 0 skipped, 1 failed (rows 2)"
+    assert len(iio.imread(tmp_path / "out_0.gif", index=None)) == 3
+    status, err = run_cli("--batch", manifest, "-q")  # resume: finished rows are skipped
+    assert err.strip().splitlines()[-1] == "morph: batch: 0 done, 2 skipped, 1 failed (rows 2)"
+
+
+def test_shards_partition_the_rows_with_no_overlap_and_no_gap(toy_pair, tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, toy_pair, rows=7, bad_row=None)
+    for index in range(7):
+        (tmp_path / f"out_{index}.gif").write_bytes(b"done")  # all skipped: no fitting needed
+    seen: list[int] = []
+    for shard in range(3):
+        status, err = run_cli("--batch", manifest, "--shard", f"{shard}/3")
+        assert status == ExitStatus.OK, err
+        rows = [int(line.split()[2]) for line in err.splitlines() if line.startswith("morph: row ")]
+        assert all((row - 1) % 3 == shard for row in rows)
+        seen += rows
+    assert sorted(seen) == list(range(1, 8))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--shard", "3/3"], "--shard"), (["--shard", "x"], "--shard"), (["-s", "a.png"], "drop -s/-t")],
+)
+def test_bad_batch_flags_are_usage_errors(argv, message: str, toy_pair, tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, toy_pair)
+    status, err = run_cli("--batch", manifest, *argv)
+    assert status == ExitStatus.USAGE and message in err and err.count("\n") == 1
+
+
+def test_manifest_without_the_needed_columns_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    status, err = run_cli("--batch", tmp_path / "bad.csv")
+    assert status == ExitStatus.USAGE and "needs a header row" in err
