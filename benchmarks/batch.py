@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Ten pairs as one --batch run against ten separate morph.py runs.
+
+    python benchmarks/batch.py [--pairs 10] [--epochs 150]
+
+Uses the sample pairs in images/ (repeated to make ``--pairs`` rows) with the
+default flags but for ``--epochs``. The separate runs are the baseline,
+measured in the same run: each pays Python and TensorFlow start-up again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAIRS = [("shapes_a.png", "shapes_b.png"), ("gradient_a.png", "gradient_b.png")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--frames", type=int, default=50)
+    args = parser.parse_args()
+    flags = ["-e", str(args.epochs), "--frames", str(args.frames), "-q"]
+    rows = [PAIRS[i % len(PAIRS)] for i in range(args.pairs)]
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        start = time.perf_counter()
+        for index, (source, target) in enumerate(rows):
+            subprocess.run([sys.executable, str(ROOT / "morph.py"), "-s", str(ROOT / "images" / source),
+                            "-t", str(ROOT / "images" / target), "-o", str(work / f"single_{index}.gif"), *flags],
+                           check=True)
+        separate = time.perf_counter() - start
+
+        manifest = work / "pairs.csv"
+        manifest.write_text("source,target,output\n" + "".join(
+            f"{ROOT / 'images' / s},{ROOT / 'images' / t},batch_{i}.gif\n" for i, (s, t) in enumerate(rows)))
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "morph.py"), "--batch", str(manifest), *flags], check=True)
+        batched = time.perf_counter() - start
+    print(f"{args.pairs} pairs ({args.epochs} epochs, {args.frames} frames each):")
+    print(f"  {args.pairs} separate runs: {separate:.1f}s ({separate / args.pairs:.1f}s per pair)")
+    print(f"  one --batch run:  {batched:.1f}s ({batched / args.pairs:.1f}s per pair)")
+    print(f"  saving: {separate - batched:.1f}s ({100 * (1 - batched / separate):.0f}%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
