@@ -61,6 +61,29 @@ class Terminated(BaseException):
     """SIGTERM arrived; unwinds like KeyboardInterrupt so temp files are removed."""
 
 
+class StopRequest:
+    """Ctrl-C and SIGTERM, acted on at safe points of our own code.
+
+    A handler that raised at once could fire inside TensorFlow, where an
+    exception may be swallowed; instead the first signal is recorded and
+    ``check()`` (called after every fitting step and every frame) raises it.
+    A second signal acts immediately.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.received = signum
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else _raise_terminated)
+
+    def check(self) -> None:
+        if self.received == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.received is not None:
+            raise Terminated()
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, except empty ones (None, False) that say nothing."""
 
@@ -339,7 +362,9 @@ def _frames_to_folder(frames: Iterator[np.ndarray], folder: Path | None) -> Iter
         yield frame
 
 
-def _fit_legs(args: argparse.Namespace, job: Job, err: TextIO, timer: StageTimer) -> list[MorphMaps]:
+def _fit_legs(
+    args: argparse.Namespace, job: Job, err: TextIO, timer: StageTimer, check: Callable[[], None]
+) -> list[MorphMaps]:
     """Maps for every leg: loaded, or fitted one leg after another."""
     from tqdm import tqdm
 
@@ -358,6 +383,7 @@ def _fit_legs(args: argparse.Namespace, job: Job, err: TextIO, timer: StageTimer
             def on_step(step: int, loss: float) -> None:
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 bar.update(1)
+                check()
 
             try:
                 with timer.stage("fit"):
@@ -386,8 +412,18 @@ def _leg_alphas(args: argparse.Namespace, job: Job, all_maps: list[MorphMaps]) -
     return leg_alphas
 
 
-def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: TextIO, timer: StageTimer) -> None:
-    """Fit (or load) the maps, then render and encode; TensorFlow is imported here."""
+def _run(
+    args: argparse.Namespace,
+    job: Job,
+    say: Callable[[str], None],
+    err: TextIO,
+    timer: StageTimer,
+    check: Callable[[], None] = lambda: None,
+) -> None:
+    """Fit (or load) the maps, then render and encode; TensorFlow is imported here.
+
+    ``check`` is called at safe points and raises to stop (see ``StopRequest``).
+    """
     from tqdm import tqdm
 
     from .backend import BackendError, device_description, load_tensorflow
@@ -407,7 +443,8 @@ def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: Te
     for notice in job.notices:
         say(f"{PROGRAM}: {notice}")
 
-    all_maps = _fit_legs(args, job, err, timer)
+    check()
+    all_maps = _fit_legs(args, job, err, timer, check)
     if args.save_maps is not None:
         with atomic_path(args.save_maps) as temporary:
             save_maps(all_maps[0], temporary)
@@ -429,6 +466,7 @@ def _run(args: argparse.Namespace, job: Job, say: Callable[[str], None], err: Te
               dynamic_ncols=True, leave=False) as bar:
         def counted(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
             for frame in frames:
+                check()
                 yield frame
                 bar.update(1)
 
@@ -508,7 +546,12 @@ def _without_batch_flags(argv: Sequence[str]) -> list[str]:
 
 
 def _run_batch(
-    args: argparse.Namespace, argv: list[str], say: Callable[[str], None], err: TextIO, timer: StageTimer
+    args: argparse.Namespace,
+    argv: list[str],
+    say: Callable[[str], None],
+    err: TextIO,
+    timer: StageTimer,
+    check: Callable[[], None],
 ) -> int:
     """Every row of the manifest in this process; failed rows are reported and skipped."""
     if args.source is not None or args.target is not None:
@@ -532,7 +575,7 @@ def _run_batch(
             if not row.targets:
                 raise UsageError("no target")
             job = _validate(row_args)
-            _run(row_args, job, say, err, timer)
+            _run(row_args, job, say, err, timer, check)
             done += 1
         except (UsageError, RunError) as error:
             print(f"{PROGRAM}: {label}: error: {error}", file=err)
@@ -573,19 +616,22 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         if not args.quiet:
             print(message, file=err, flush=True)
 
-    previous = signal.getsignal(signal.SIGTERM)
+    stop = StopRequest()
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.getsignal(number) for number in watched}
     in_main_thread = _in_main_thread()
     if in_main_thread:
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        for number in watched:
+            signal.signal(number, stop.handle)
     timer = StageTimer()
     try:
         if args.batch is not None:
-            return _run_batch(args, list(sys.argv[1:] if argv is None else argv), say, err, timer)
+            return _run_batch(args, list(sys.argv[1:] if argv is None else argv), say, err, timer, stop.check)
         if args.source is None or args.target is None:
             raise UsageError("the following arguments are required: -s/--source, -t/--target (or --batch)")
         with timer.stage("load"):
             job = _validate(args)
-        _run(args, job, say, err, timer)
+        _run(args, job, say, err, timer, stop.check)
         if args.timings:
             print(f"{PROGRAM}: {timer.summary()}", file=err)
         return ExitStatus.OK
@@ -596,10 +642,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         print(f"{PROGRAM}: error: {error}", file=err)
         return ExitStatus.ERROR
     except KeyboardInterrupt:
-        print(f"{PROGRAM}: interrupted; no output written", file=err)
+        print(f"{PROGRAM}: interrupted; no output written for the run in progress", file=err)
         return ExitStatus.INTERRUPTED
     except Terminated:
-        print(f"{PROGRAM}: terminated; no output written", file=err)
+        print(f"{PROGRAM}: terminated; no output written for the run in progress", file=err)
         return ExitStatus.TERMINATED
     except MemoryError:
         print(f"{PROGRAM}: error: out of memory; try a smaller --size or fewer --frames", file=err)
@@ -612,7 +658,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         return ExitStatus.ERROR
     finally:
         if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
         out.flush()
 
 
