@@ -362,6 +362,17 @@ def _frames_to_folder(frames: Iterator[np.ndarray], folder: Path | None) -> Iter
         yield frame
 
 
+def _fit_inputs(source: np.ndarray, target: np.ndarray, working_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both images reduced to the working size (Lanczos, in uint8) and then as floats.
+
+    Converting a 12-megapixel photo to float first would cost ~150 MB per copy.
+    """
+    from .images import resize_image, to_float, working_shape
+
+    height, width = working_shape(*source.shape[:2], working_size)
+    return to_float(resize_image(source, height, width)), to_float(resize_image(target, height, width))
+
+
 def _fit_legs(
     args: argparse.Namespace, job: Job, err: TextIO, timer: StageTimer, check: Callable[[], None]
 ) -> list[MorphMaps]:
@@ -369,7 +380,6 @@ def _fit_legs(
     from tqdm import tqdm
 
     from .fit import FitDivergedError, FitSettings, fit_maps
-    from .images import to_float
 
     if job.loaded_maps is not None:
         return [job.loaded_maps]
@@ -387,8 +397,8 @@ def _fit_legs(
 
             try:
                 with timer.stage("fit"):
-                    all_maps.append(fit_maps(to_float(job.keys[leg]), to_float(job.keys[leg + 1]),
-                                             job.scales, settings, on_step))
+                    all_maps.append(fit_maps(*_fit_inputs(job.keys[leg], job.keys[leg + 1], job.working_size),
+                                             job.scales, settings, on_step, image_shape=job.keys[0].shape[:2]))
             except FitDivergedError as error:
                 raise RunError(f"leg {leg + 1}: {error}" if legs > 1 else str(error)) from None
     return all_maps

@@ -124,6 +124,8 @@ def fit_maps(
     scales: Scales,
     settings: FitSettings = FitSettings(),
     on_step: StepCallback | None = None,
+    *,
+    image_shape: tuple[int, int] | None = None,
 ) -> MorphMaps:
     """Fit morph maps from ``source`` to ``target``.
 
@@ -132,6 +134,9 @@ def fit_maps(
       scales: the map multipliers ``m``, ``a``, ``w`` used in the formula.
       settings: epochs, sizes, learning rate, seed.
       on_step: called after each step with (step index, loss).
+      image_shape: ``(H, W)`` of the frames the maps are for, when the images
+        passed in were already reduced (to save memory on big photos);
+        default: the images' own shape.
 
     Returns:
       ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.
@@ -144,8 +149,9 @@ def fit_maps(
         raise ValueError(f"source {source.shape} and target {target.shape} must both be [H, W, 3]")
     if settings.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {settings.epochs}")
-    height, width = source.shape[:2]
+    height, width = image_shape if image_shape is not None else source.shape[:2]
     work_h, work_w = working_shape(height, width, settings.working_size)
+    work_h, work_w = min(work_h, source.shape[0]), min(work_w, source.shape[1])
     grid_h, grid_w = working_shape(work_h, work_w, settings.grid_size)
 
     # The reconstruction is compared at several scales (factor 2 apart). Coarse

@@ -53,6 +53,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+PALETTE_SAMPLE_SIDE = 384
+"""Sample frames are reduced to this long side before the palette is chosen:
+plenty for 255 colours, and it keeps a 12-megapixel animation's memory low."""
+
 TRANSPARENT = 255
 """Palette index reserved for "unchanged since the previous frame"."""
 
@@ -64,7 +68,13 @@ def _palette_image(samples: Iterable[np.ndarray]) -> Image.Image:
     quantised together, so every frame maps onto the same colours and the GIF
     needs a single global colour table. Index 255 is left for transparency.
     """
-    strip = np.concatenate([np.asarray(frame) for frame in samples], axis=1)
+    thumbnails = []
+    for frame in samples:
+        image = Image.fromarray(np.asarray(frame), "RGB")
+        image.thumbnail((PALETTE_SAMPLE_SIDE, PALETTE_SAMPLE_SIDE), Image.Resampling.BOX)
+        thumbnails.append(np.asarray(image))
+    height = min(t.shape[0] for t in thumbnails)
+    strip = np.concatenate([t[:height] for t in thumbnails], axis=1)
     return Image.fromarray(strip, "RGB").quantize(TRANSPARENT, method=Image.Quantize.MEDIANCUT)
 
 

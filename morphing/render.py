@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from .images import to_float
 from .maps import MorphMaps, Scales
 from .transition import blend_frame, upsample_direction
 
@@ -43,16 +42,21 @@ class FrameRenderer:
             raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
         height, width = source.shape[:2]
         self.shape = (height, width)
-        self._source = tf.constant(to_float(source)[np.newaxis])
-        self._target = tf.constant(to_float(target)[np.newaxis])
+        # Kept as uint8 (a quarter of float32's memory) and converted inside the
+        # compiled function, the same arithmetic as images.to_float.
+        self._source = tf.constant(source[np.newaxis])
+        self._target = tf.constant(target[np.newaxis])
         self._forward = upsample_direction(tf.constant(maps.forward[np.newaxis]), height, width)
         self._backward = upsample_direction(tf.constant(maps.backward[np.newaxis]), height, width)
         self._scales = scales
         self._render = tf.function(self._render_float, jit_compile=True)
 
     def _render_float(self, alphas: tf.Tensor) -> tf.Tensor:
+        def as_float(pixels: tf.Tensor) -> tf.Tensor:
+            return tf.cast(pixels, tf.float32) / 127.5 - 1.0
+
         frames = blend_frame(
-            self._source, self._target, self._forward, self._backward, alphas, self._scales
+            as_float(self._source), as_float(self._target), self._forward, self._backward, alphas, self._scales
         )
         # The same rounding as images.to_uint8, inside the compiled function.
         return tf.cast(tf.clip_by_value(tf.round((frames + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
