@@ -12,11 +12,12 @@ import numpy as np
 import tensorflow as tf
 
 from .maps import MorphMaps, Scales
-from .transition import blend_frame, upsample_direction
+from .transition import DirectionMaps, blend_frame, upsample_direction
 
 __all__ = ["frame_alphas", "FrameRenderer", "BATCH_PIXELS", "even_pacing_alphas", "timeline_frames"]
 
 BATCH_PIXELS = 4 * 512 * 512
+MAPS_CACHE_BYTES = 256 * 2**20
 
 
 def frame_alphas(count: int) -> np.ndarray:
@@ -46,18 +47,31 @@ class FrameRenderer:
         # compiled function, the same arithmetic as images.to_float.
         self._source = tf.constant(source[np.newaxis])
         self._target = tf.constant(target[np.newaxis])
-        self._forward = upsample_direction(tf.constant(maps.forward[np.newaxis]), height, width)
-        self._backward = upsample_direction(tf.constant(maps.backward[np.newaxis]), height, width)
+        self._forward_grid = tf.constant(maps.forward[np.newaxis])
+        self._backward_grid = tf.constant(maps.backward[np.newaxis])
+        # Full-size maps take 64 bytes a pixel (8 channels, 2 directions): cached
+        # for ordinary frames, recomputed inside each render call for huge ones
+        # (a 12-megapixel pair then peaks at ~3.6 GB instead of ~4.3 GB, for
+        # a few seconds more per frame on 2 cores; see benchmarks/memory.py).
+        self._cached = None
+        if height * width * 64 <= MAPS_CACHE_BYTES:
+            self._cached = self._upsampled()
         self._scales = scales
         self._render = tf.function(self._render_float, jit_compile=True)
+
+    def _upsampled(self) -> tuple[DirectionMaps, DirectionMaps]:
+        height, width = self.shape
+        return (
+            upsample_direction(self._forward_grid, height, width),
+            upsample_direction(self._backward_grid, height, width),
+        )
 
     def _render_float(self, alphas: tf.Tensor) -> tf.Tensor:
         def as_float(pixels: tf.Tensor) -> tf.Tensor:
             return tf.cast(pixels, tf.float32) / 127.5 - 1.0
 
-        frames = blend_frame(
-            as_float(self._source), as_float(self._target), self._forward, self._backward, alphas, self._scales
-        )
+        forward, backward = self._cached if self._cached is not None else self._upsampled()
+        frames = blend_frame(as_float(self._source), as_float(self._target), forward, backward, alphas, self._scales)
         # The same rounding as images.to_uint8, inside the compiled function.
         return tf.cast(tf.clip_by_value(tf.round((frames + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 

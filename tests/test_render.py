@@ -151,3 +151,15 @@ def test_even_pacing_evens_out_an_uneven_transition() -> None:
     assert alphas[0] == 0.0 and alphas[-1] == 1.0 and np.all(np.diff(alphas) > 0)
     even = pacing(list(renderer.render(alphas)))
     assert even < uneven and even < 1.15, (even, uneven)
+
+
+def test_huge_frames_recompute_the_maps_and_give_the_same_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    import morphing.render as render_module
+
+    source, target = random_pair()
+    maps = random_maps()
+    cached = FrameRenderer(source, target, maps, Scales(warp=0.5)).render([0.3, 0.7])
+    monkeypatch.setattr(render_module, "MAPS_CACHE_BYTES", 0)
+    uncached_renderer = FrameRenderer(source, target, maps, Scales(warp=0.5))
+    assert uncached_renderer._cached is None
+    np.testing.assert_array_equal(uncached_renderer.render([0.3, 0.7]), cached)
