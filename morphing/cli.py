@@ -599,7 +599,9 @@ def _run_batch(
     summary = f"{PROGRAM}: batch: {done} done, {skipped} skipped, {len(failed)} failed"
     if failed:
         summary += f" (rows {', '.join(map(str, failed))})"
-    print(summary, file=err)
+        print(summary, file=err)  # shown even with --quiet: something went wrong
+    else:
+        say(summary)
     if args.timings:
         print(f"{PROGRAM}: {timer.summary()}", file=err)
     return ExitStatus.ERROR if failed else ExitStatus.OK

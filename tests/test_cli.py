@@ -376,6 +376,10 @@ def test_batch_finishes_good_rows_reports_bad_ones_and_resumes(toy_pair, tmp_pat
     assert len(iio.imread(tmp_path / "out_0.gif", index=None)) == 3
     status, err = run_cli("--batch", manifest, "-q")  # resume: finished rows are skipped
     assert err.strip().splitlines()[-1] == "morph: batch: 0 done, 2 skipped, 1 failed (rows 2)"
+    (tmp_path / "pairs.csv").write_text(manifest.read_text().replace("missing.png", str(toy_pair[0])))
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.OK and err == ""  # all good and quiet: nothing printed
+    assert (tmp_path / "out_1.gif").exists()
 
 
 def test_shards_partition_the_rows_with_no_overlap_and_no_gap(toy_pair, tmp_path: Path) -> None:
