@@ -410,3 +410,13 @@ def test_manifest_without_the_needed_columns_is_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     status, err = run_cli("--batch", tmp_path / "bad.csv")
     assert status == ExitStatus.USAGE and "needs a header row" in err
+
+
+def test_smallest_accepted_images_morph(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / name)
+    status, err = run_cli("-s", tmp_path / "a.png", "-t", tmp_path / "b.png", "-o", tmp_path / "o.gif",
+                          "-e", "3", "--frames", "3", "-q")
+    assert status == ExitStatus.OK, err
+    assert iio.imread(tmp_path / "o.gif", index=None).shape[:3] == (3, 8, 8)
