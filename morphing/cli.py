@@ -25,7 +25,7 @@ from typing import TextIO
 import numpy as np
 
 from . import __version__
-from .images import MIN_SIDE, ImageFileError, LoadedImage, fit_to_size, load_image
+from .images import ImageFileError, LoadedImage, fit_to_size, load_image
 from .maps import MapsFileError, MorphMaps, Scales, load_maps
 from .timeline import EASINGS
 
