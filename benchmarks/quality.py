@@ -43,7 +43,7 @@ from morphing.fit import FitSettings, fit_maps  # noqa: E402
 from morphing.images import load_image, to_float  # noqa: E402
 from morphing.maps import WARP, Scales  # noqa: E402
 from morphing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
-from morphing.render import FrameRenderer  # noqa: E402
+from morphing.render import FrameRenderer, even_pacing_alphas  # noqa: E402
 from morphing.scenes import random_scene  # noqa: E402
 
 SCORED_ALPHAS = (0.25, 0.5, 0.75)
@@ -89,10 +89,17 @@ def flow_morph(source: np.ndarray, target: np.ndarray):
     return render, flows
 
 
-def ours(settings: FitSettings, scales: Scales) -> Method:
+def ours(settings: FitSettings, scales: Scales, even_pacing: bool = False) -> Method:
+    """Our morph; with ``even_pacing`` the alphas asked for are progress, re-timed
+    as ``--even-pacing`` does (so its PSNR compares re-timed frames to the truth
+    at the un-timed alphas: only its pacing is comparable)."""
     def method(source: np.ndarray, target: np.ndarray):
         maps = fit_maps(to_float(source), to_float(target), scales, settings)
         renderer = FrameRenderer(source, target, maps, scales)
+        retime = lambda progress: progress  # noqa: E731
+        if even_pacing:
+            even = even_pacing_alphas(source, target, maps, scales, 101)
+            retime = lambda progress: np.interp(progress, np.linspace(0, 1, 101), even)  # noqa: E731
         height, width = source.shape[:2]
         flows = []
         for packed in (maps.forward, maps.backward):
@@ -102,7 +109,7 @@ def ours(settings: FitSettings, scales: Scales) -> Method:
             ).transpose(1, 2, 0)
             ratio = np.array([height / packed.shape[0], width / packed.shape[1]])
             flows.append(scales.warp * resized * ratio)
-        return (lambda alphas: list(renderer.render(alphas))), flows
+        return (lambda alphas: list(renderer.render(retime(np.asarray(alphas))))), flows
 
     return method
 
@@ -169,6 +176,7 @@ def main() -> int:
         "optical flow (DIS)": flow_morph,
         "ours, defaults": ours(default, Scales()),
         f"ours, {bigger.epochs} epochs": ours(bigger, Scales()),
+        "ours, even pacing": ours(default, Scales(), even_pacing=True),
     }
     if args.only:
         wanted = args.only.split(",")

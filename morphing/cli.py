@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frames per transition, both ends included (a sequence shares its key frames)")
     frames.add_argument("--hold", type=_int_in(0, MAX_FRAMES), default=0, help="extra frames to hold on each key image")
     frames.add_argument("--easing", choices=EASINGS, default="linear", help="how alpha runs over a transition")
-    frames.add_argument("--even-pacing", action="store_true",
+    frames.add_argument("--even-pacing", action=argparse.BooleanOptionalAction, default=True,
                         help="re-time each transition so consecutive frames change by equal amounts")
     ends = frames.add_mutually_exclusive_group()
     ends.add_argument("--loop", action="store_true", help="morph back from the last image to the source")
@@ -414,7 +414,7 @@ def _leg_alphas(args: argparse.Namespace, job: Job, all_maps: list[MorphMaps]) -
         return [progress] * len(all_maps)
     leg_alphas = []
     for leg, maps in enumerate(all_maps):
-        even = even_pacing_alphas(job.keys[leg], job.keys[leg + 1], maps, job.scales, count=4 * args.frames)
+        even = even_pacing_alphas(job.keys[leg], job.keys[leg + 1], maps, job.scales, count=args.frames)
         # Easing applies to progress; even pacing maps progress to alpha.
         alphas = np.interp(progress, np.linspace(0.0, 1.0, len(even)), even)
         alphas[0], alphas[-1] = 0.0, 1.0
