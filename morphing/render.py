@@ -111,9 +111,13 @@ def even_pacing_alphas(
     height, width = working_shape(*source.shape[:2], probe_side)
     small = FrameRenderer(resize_image(source, height, width), resize_image(target, height, width), maps, scales)
     probe_alphas = np.linspace(0.0, 1.0, 8 * count + 1)
-    frames = np.concatenate(list(small.frames(probe_alphas, batch=32))).astype(np.float32)
-    frames = frames.reshape(len(probe_alphas), -1)
-    steps = np.abs(np.diff(frames, axis=0)).mean(axis=1) + 1e-6  # never flat, so invertible
+    steps = []
+    previous = None
+    for frame in small.frames(probe_alphas, batch=16):  # streamed: memory flat in count
+        frame = frame.astype(np.float32)
+        if previous is not None:
+            steps.append(float(np.abs(frame - previous).mean()) + 1e-6)  # never flat, so invertible
+        previous = frame
     distance = np.concatenate([[0.0], np.cumsum(steps)])
     alphas = np.interp(np.linspace(0.0, distance[-1], count), distance, probe_alphas)
     alphas[0], alphas[-1] = 0.0, 1.0
