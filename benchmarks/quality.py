@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from morphing.backend import load_tensorflow  # noqa: E402
 
-load_tensorflow()
+tf = load_tensorflow()
 
 import cv2  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -41,10 +41,11 @@ from skimage.metrics import structural_similarity  # noqa: E402
 
 from morphing.fit import FitSettings, fit_maps  # noqa: E402
 from morphing.images import load_image, to_float  # noqa: E402
-from morphing.maps import WARP, Scales  # noqa: E402
+from morphing.maps import Scales  # noqa: E402
 from morphing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
 from morphing.render import FrameRenderer, even_pacing_alphas  # noqa: E402
 from morphing.scenes import random_scene  # noqa: E402
+from morphing.transition import upsample_direction  # noqa: E402
 
 SCORED_ALPHAS = (0.25, 0.5, 0.75)
 PACING_FRAMES = 21
@@ -101,14 +102,11 @@ def ours(settings: FitSettings, scales: Scales, even_pacing: bool = False) -> Me
             even = even_pacing_alphas(source, target, maps, scales, 101)
             retime = lambda progress: np.interp(progress, np.linspace(0, 1, 101), even)  # noqa: E731
         height, width = source.shape[:2]
-        flows = []
-        for packed in (maps.forward, maps.backward):
-            resized = np.asarray(
-                [np.asarray(Image.fromarray(packed[..., c]).resize((width, height), Image.Resampling.BILINEAR))
-                 for c in range(WARP.start, WARP.stop)]
-            ).transpose(1, 2, 0)
-            ratio = np.array([height / packed.shape[0], width / packed.shape[1]])
-            flows.append(scales.warp * resized * ratio)
+        # The effective flows at frame size, upsampled exactly as rendering does.
+        flows = [
+            scales.warp * upsample_direction(tf.constant(packed[np.newaxis]), height, width).warp[0].numpy()
+            for packed in (maps.forward, maps.backward)
+        ]
         return (lambda alphas: list(renderer.render(retime(np.asarray(alphas))))), flows
 
     return method

@@ -3,9 +3,13 @@
 ``fit_maps`` takes two same-sized float images and returns ``MorphMaps``; it
 knows nothing of files or flags. The loss, for maps in both directions, is
 
-- reconstruction: ``S→T(1) ≈ T`` and ``T→S(1) ≈ S`` (mean squared error);
+- reconstruction: ``S→T(1) ≈ T`` and ``T→S(1) ≈ S`` (mean squared error),
+  compared at several scales a factor 2 apart, so that large motions still
+  have a gradient; the colour maps are phased in over the first
+  ``colour_ramp`` of the steps, so the warp explains motion first;
 - consistency: warping the identity grid by one flow then the other returns it
-  (in both orders), measured in units of half the long side.
+  (in both orders), measured in units of half the long side;
+- folds: a penalty where the warp's sampling map comes close to folding.
 
 The fit runs at a small working size; the maps live on a coarser grid that the
 network outputs and are upsampled bilinearly to whatever size is rendered.
@@ -78,7 +82,7 @@ def _grid_maps(raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _pyramid_shapes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
-    """``(h, w)`` of each level, halving from the working size while the short side is >= 8."""
+    """``(h, w)`` of each level, halving from the working size; no level's short side is below 8."""
     shapes = [(height, width)]
     while len(shapes) < levels and min(shapes[-1]) >= 16:
         shapes.append((shapes[-1][0] // 2, shapes[-1][1] // 2))
@@ -227,7 +231,7 @@ def fit_maps(
         if not math.isfinite(loss):
             raise FitDivergedError(
                 f"fitting diverged at step {step + 1} (loss is {loss}); "
-                "try smaller scales or a different --seed"
+                "try smaller scales or a different seed"
             )
         if on_step is not None:
             on_step(step, loss)
