@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
             "finds multiply, add and warp maps, and scaling them by alpha from 0 to 1 "
             "gives the transition, written as an animated GIF."
         ),
+        epilog=(
+            "Sibling tools on the same core: 'morph hybrid', 'morph shift', 'morph align' and "
+            "'morph warp' (each with --help)."
+        ),
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("-s", "--source", type=Path, help="image to start from (required without --batch)")
@@ -362,24 +366,13 @@ def _frames_to_folder(frames: Iterator[np.ndarray], folder: Path | None) -> Iter
         yield frame
 
 
-def _fit_inputs(source: np.ndarray, target: np.ndarray, working_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Both images reduced to the working size (Lanczos, in uint8) and then as floats.
-
-    Converting a 12-megapixel photo to float first would cost ~150 MB per copy.
-    """
-    from .images import resize_image, to_float, working_shape
-
-    height, width = working_shape(*source.shape[:2], working_size)
-    return to_float(resize_image(source, height, width)), to_float(resize_image(target, height, width))
-
-
 def _fit_legs(
     args: argparse.Namespace, job: Job, err: TextIO, timer: StageTimer, check: Callable[[], None]
 ) -> list[MorphMaps]:
     """Maps for every leg: loaded, or fitted one leg after another."""
     from tqdm import tqdm
 
-    from .fit import FitDivergedError, FitSettings, fit_maps
+    from .fit import FitDivergedError, FitSettings, fit_maps, reduce_for_fit
 
     if job.loaded_maps is not None:
         return [job.loaded_maps]
@@ -397,7 +390,7 @@ def _fit_legs(
 
             try:
                 with timer.stage("fit"):
-                    all_maps.append(fit_maps(*_fit_inputs(job.keys[leg], job.keys[leg + 1], job.working_size),
+                    all_maps.append(fit_maps(*reduce_for_fit(job.keys[leg], job.keys[leg + 1], job.working_size),
                                              job.scales, settings, on_step, image_shape=job.keys[0].shape[:2]))
             except FitDivergedError as error:
                 raise RunError(f"leg {leg + 1}: {error}" if legs > 1 else str(error)) from None
@@ -616,8 +609,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     debug = bool(os.environ.get("MORPH_DEBUG"))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    from .cli_tools import TOOL_NAMES, build_tool_parser, run_tool
+
+    is_tool = bool(arguments) and arguments[0] in TOOL_NAMES
     try:
-        args = build_parser().parse_args(argv)
+        args = (build_tool_parser() if is_tool else build_parser()).parse_args(arguments)
     except UsageError as error:
         print(f"{PROGRAM}: error: {error}", file=err)
         return ExitStatus.USAGE
@@ -637,8 +634,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             signal.signal(number, stop.handle)
     timer = StageTimer()
     try:
+        if is_tool:
+            run_tool(args, say, err, out, stop.check)
+            return ExitStatus.OK
         if args.batch is not None:
-            return _run_batch(args, list(sys.argv[1:] if argv is None else argv), say, err, timer, stop.check)
+            return _run_batch(args, arguments, say, err, timer, stop.check)
         if args.source is None or args.target is None:
             raise UsageError("the following arguments are required: -s/--source, -t/--target (or --batch)")
         with timer.stage("load"):

@@ -25,13 +25,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .images import working_shape
+from .images import resize_image, to_float, working_shape
 from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
 from .transition import DirectionMaps, apply_direction, upsample_direction
 from .warp import dense_image_warp, identity_grid
 
-__all__ = ["FitSettings", "FitDivergedError", "fit_maps"]
+__all__ = ["FitSettings", "FitDivergedError", "fit_maps", "reduce_for_fit"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,17 @@ class FitDivergedError(RuntimeError):
 
 
 StepCallback = Callable[[int, float], None]
+
+
+def reduce_for_fit(source: np.ndarray, target: np.ndarray, working_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two ``[H, W, 3] uint8`` images → ``[h, w, 3] float32`` in [-1, 1] at the working size.
+
+    Reduced with Lanczos while still uint8, so a 12-megapixel photo is never
+    held as floats (~150 MB a copy). Pass ``image_shape=(H, W)`` to ``fit_maps``
+    with the results.
+    """
+    height, width = working_shape(*source.shape[:2], working_size)
+    return to_float(resize_image(source, height, width)), to_float(resize_image(target, height, width))
 
 
 def _shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from PIL import GifImagePlugin, Image
 
 __all__ = [
     "atomic_path", "GifWriter", "FfmpegWriter", "OUTPUT_SUFFIXES", "animation_writer", "gif_delays", "write_png",
+    "IMAGE_SUFFIXES", "write_image",
 ]
 
 
@@ -217,3 +218,22 @@ def write_png(frame: np.ndarray, path: str | os.PathLike[str]) -> None:
     """Write one ``[H, W, 3] uint8`` frame as PNG, atomically."""
     with atomic_path(path) as temporary:
         Image.fromarray(frame, "RGB").save(temporary, format="PNG")
+
+
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".bmp": "BMP"}
+IMAGE_SUFFIXES = tuple(IMAGE_FORMATS)
+"""Still-image formats, chosen by the output file's suffix."""
+
+
+def write_image(pixels: np.ndarray, path: str | os.PathLike[str]) -> None:
+    """Write one ``[H, W, 3] uint8`` image atomically, in the format its suffix names.
+
+    JPEG and WebP are written at quality 95; PNG, TIFF and BMP are lossless.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise ValueError(f"unknown image format {suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
+    options = {"quality": 95} if IMAGE_FORMATS[suffix] in ("JPEG", "WEBP") else {}
+    with atomic_path(path) as temporary:
+        Image.fromarray(pixels, "RGB").save(temporary, format=IMAGE_FORMATS[suffix], **options)

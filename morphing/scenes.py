@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Shape", "Scene", "toy_scene", "random_scene"]
+__all__ = ["Shape", "Scene", "toy_scene", "random_scene", "random_texture", "fourier_shift", "shifted_pair"]
 
 Colour = tuple[float, float, float]
 
@@ -155,3 +155,51 @@ def random_scene(
         flat = _random_colour(rng)
         background_start = background_end = (flat, flat)
     return Scene(height, width, tuple(start), tuple(end), background_start, background_end)
+
+
+def random_texture(rng: np.random.Generator, height: int, width: int, *, falloff: float = 1.5) -> np.ndarray:
+    """A periodic, band-limited random texture: ``[height, width, 3]`` float32 in [-1, 1].
+
+    Random phases with amplitude ∝ frequency^-``falloff`` (natural images are
+    near 1–2); the Nyquist rows and columns are zero, so every sub-pixel
+    ``fourier_shift`` of it is real and exact.
+    """
+    fy = np.fft.fftfreq(height)[:, np.newaxis]
+    fx = np.fft.fftfreq(width)[np.newaxis, :]
+    radius = np.hypot(fy, fx)
+    amplitude = np.where(radius > 0, np.maximum(radius, 1.0 / max(height, width)) ** -falloff, 0.0)
+    amplitude[np.abs(fy[:, 0]) >= 0.5, :] = 0.0
+    amplitude[:, np.abs(fx[0]) >= 0.5] = 0.0
+    channels = []
+    for _ in range(3):
+        spectrum = amplitude * np.exp(2j * np.pi * rng.uniform(size=(height, width)))
+        channel = np.real(np.fft.ifft2(spectrum))
+        channels.append(channel / (np.abs(channel).max() + 1e-12))
+    return np.stack(channels, axis=-1).astype(np.float32)
+
+
+def fourier_shift(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """``[H, W, C]`` periodic image moved by ``(dy, dx)`` pixels exactly (down, right), rolling around."""
+    height, width = image.shape[:2]
+    fy = np.fft.fftfreq(height)[:, np.newaxis, np.newaxis]
+    fx = np.fft.fftfreq(width)[np.newaxis, :, np.newaxis]
+    phase = np.exp(-2j * np.pi * (fy * dy + fx * dx))
+    return np.real(np.fft.ifft2(np.fft.fft2(image, axes=(0, 1)) * phase, axes=(0, 1))).astype(np.float32)
+
+
+def shifted_pair(
+    rng: np.random.Generator, size: int, dy: float, dx: float, *, wrap: bool, margin: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """A textured ``[size, size, 3]`` image and the same texture moved by ``(dy, dx)``.
+
+    With ``wrap`` the second is the first rolled around; without, both are
+    crops of one larger texture, so new texture enters at the borders as in a
+    camera that moved.
+    """
+    if wrap:
+        texture = random_texture(rng, size, size)
+        return texture, fourier_shift(texture, dy, dx)
+    texture = random_texture(rng, size + 2 * margin, size + 2 * margin)
+    moved = fourier_shift(texture, dy, dx)
+    crop = (slice(margin, margin + size), slice(margin, margin + size))
+    return texture[crop], moved[crop]

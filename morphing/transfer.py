@@ -1,0 +1,38 @@
+"""Geometric transfer: the source moved into the target's geometry, colours untouched.
+
+After a morph fit, the source→target warp alone (no add or multiply map) at
+alpha = 1 carries the source's pixels to where the target has its shapes: the
+target's "geometric style" applied to the source.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from .maps import MorphMaps, Scales
+from .transition import upsample_direction
+from .warp import dense_image_warp
+
+__all__ = ["transfer_flow", "warp_to_target"]
+
+
+def transfer_flow(maps: MorphMaps, scales: Scales, height: int, width: int) -> np.ndarray:
+    """The source→target flow at alpha = 1 for an ``[height, width]`` image.
+
+    Returns ``[height, width, 2] float32`` (dy, dx) in pixels with the
+    ``dense_image_warp`` sign convention, already multiplied by ``scales.warp``.
+    """
+    forward = upsample_direction(tf.constant(maps.forward[np.newaxis]), height, width)
+    return (scales.warp * forward.warp[0]).numpy()
+
+
+def warp_to_target(source: np.ndarray, maps: MorphMaps, scales: Scales) -> np.ndarray:
+    """``[H, W, C]`` float source warped by its maps' flow at alpha = 1 (bilinear).
+
+    The colour maps are ignored. Returns ``[H, W, C] float32``.
+    """
+    height, width = source.shape[:2]
+    flow = transfer_flow(maps, scales, height, width)
+    warped = dense_image_warp(tf.constant(source[np.newaxis], tf.float32), tf.constant(flow[np.newaxis]))
+    return warped[0].numpy()
