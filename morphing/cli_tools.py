@@ -9,6 +9,7 @@ imported, and errors are one line (``UsageError`` → exit 2, ``RunError`` → 1
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -48,6 +49,11 @@ ALIGN_DEFAULTS = {"interpolation": "bicubic", "steps_per_level": 80, "blur_sigma
 
 Say = Callable[[str], None]
 Check = Callable[[], None]
+
+
+def default_kernel_size(sigma: float) -> int:
+    """``filters.default_kernel_size`` (kept equal by a test): ``2·ceil(3σ) + 1``."""
+    return 2 * math.ceil(3.0 * sigma) + 1
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -232,17 +238,16 @@ def _run_hybrid(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -
     if size > long_side:
         raise UsageError(f"--size {size} is larger than the near image ({near.shape[1]}x{near.shape[0]})")
     height, width = working_shape(*near.shape[:2], size)
-    _start_tensorflow(args, say)
-    from .filters import gaussian_kernel
-    from .hybrid import HybridSettings, fit_hybrid
-    from .output import write_image
-
-    kernel_size = gaussian_kernel(args.sigma, args.kernel_size).size
+    kernel_size = args.kernel_size if args.kernel_size is not None else default_kernel_size(args.sigma)
     if kernel_size // 2 >= min(height, width):
         raise UsageError(
             f"a blur kernel of {kernel_size} pixels is too wide for a {width}x{height} image; "
             "lower --sigma or --kernel-size"
         )
+    _start_tensorflow(args, say)
+    from .hybrid import HybridSettings, fit_hybrid
+    from .output import write_image
+
     if (height, width) != near.shape[:2]:
         say(f"{PROGRAM}: working at {width}x{height} (--size {size})")
         near, far = resize_image(near, height, width), resize_image(far, height, width)

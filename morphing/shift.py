@@ -122,7 +122,7 @@ class AlignSettings:
     interpolation: Interpolation = "bicubic"
     wrap: bool = False
     blur_sigma: float = 1.0
-    coarsest_side: int = 32
+    coarsest_side: int = 16
     steps_per_level: int = 80
     learning_rate: float = 0.3
     final_learning_rate: float = 1e-3
