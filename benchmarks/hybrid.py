@@ -38,7 +38,12 @@ from morphing.backend import load_tensorflow  # noqa: E402
 
 load_tensorflow()
 from morphing.filters import gaussian_kernel  # noqa: E402
-from morphing.hybrid import HybridSettings, blur_in_linear_light, classic_hybrid, fit_hybrid  # noqa: E402
+from morphing.hybrid import (  # noqa: E402
+    HybridSettings,
+    blur_in_linear_light,
+    classic_hybrid,
+    fit_hybrid,
+)
 
 SIDE = 256
 

@@ -44,16 +44,17 @@ def sheet(tiles: list[tuple[str, np.ndarray]], path: Path) -> None:
     """Tiles side by side on white, each with a label above, padded to one height."""
     height = max(t.shape[0] for _, t in tiles)
     pad = 6
-    width = sum(t.shape[1] for _, t in tiles) + pad * (len(tiles) + 1)
-    canvas = Image.new("RGB", (width, height + LABEL_HEIGHT + 2 * pad), "white")
-    draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    columns = [max(tile.shape[1], int(measure.textlength(label, font=font)) + 2) for label, tile in tiles]
+    canvas = Image.new("RGB", (sum(columns) + pad * (len(tiles) + 1), height + LABEL_HEIGHT + 2 * pad), "white")
+    draw = ImageDraw.Draw(canvas)
     left = pad
-    for label, tile in tiles:
+    for (label, tile), column in zip(tiles, columns):
         draw.text((left, pad), label, fill="black", font=font)
         top = pad + LABEL_HEIGHT + (height - tile.shape[0]) // 2
-        canvas.paste(Image.fromarray(tile), (left, top))
-        left += tile.shape[1] + pad
+        canvas.paste(Image.fromarray(tile), (left + (column - tile.shape[1]) // 2, top))
+        left += column + pad
     canvas.save(path, optimize=True)
     print(f"wrote {path}")
 

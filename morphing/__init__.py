@@ -8,6 +8,10 @@ TensorFlow)::
     from morphing import load_image, to_float, fit_maps, FrameRenderer, Scales
     maps = fit_maps(to_float(source), to_float(target), Scales())
     frames = FrameRenderer(source, target, maps, maps.scales).render([0.0, 0.5, 1.0])
+
+The sibling tools: ``fit_hybrid`` (hybrid images), ``shift_image`` and
+``align_shift`` (sub-pixel shifts and alignment), ``warp_to_target``
+(geometric transfer).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "dense_image_warp": "warp",
@@ -30,6 +34,12 @@ _EXPORTS = {
     "load_image": "images",
     "to_float": "images",
     "to_uint8": "images",
+    "fit_hybrid": "hybrid",
+    "HybridSettings": "hybrid",
+    "shift_image": "shift",
+    "align_shift": "shift",
+    "AlignSettings": "shift",
+    "warp_to_target": "transfer",
 }
 
 __all__ = ["__version__", *_EXPORTS]

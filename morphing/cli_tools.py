@@ -17,8 +17,11 @@ from typing import TextIO
 import numpy as np
 
 from .cli import (
-    PROGRAM,
+    DEFAULT_EPOCHS,
+    DEFAULT_SCALES,
+    DEFAULT_SIZE,
     MIN_SIZE,
+    PROGRAM,
     RunError,
     UsageError,
     _check_writable_file,
@@ -28,7 +31,14 @@ from .cli import (
     _Parser,
     _same_file,
 )
-from .images import ImageFileError, LoadedImage, fit_to_size, load_image, resize_image, working_shape
+from .images import (
+    ImageFileError,
+    LoadedImage,
+    fit_to_size,
+    load_image,
+    resize_image,
+    working_shape,
+)
 from .maps import MapsFileError, MorphMaps, Scales, load_maps
 from .output import IMAGE_SUFFIXES
 
@@ -44,7 +54,7 @@ HYBRID_DEFAULTS = {"sigma": 4.0, "near_weight": 1.0, "far_weight": 1.0, "steps":
                    "near_term": "detail"}
 HYBRID_STARTS = ("near", "grey")
 HYBRID_NEAR_TERMS = ("pixels", "detail")
-INTERPOLATIONS = ("bilinear", "bicubic")
+INTERPOLATIONS = ("bilinear", "bicubic", "fourier")
 ALIGN_DEFAULTS = {"interpolation": "bicubic", "steps_per_level": 80, "blur_sigma": 1.0}
 
 Say = Callable[[str], None]
@@ -97,7 +107,8 @@ def _add_shift(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-i", "--input", type=Path, required=True, help="image to move")
     parser.add_argument("--dx", type=_float_in(-MAX_SHIFT, MAX_SHIFT), default=0.0, help="pixels to the right")
     parser.add_argument("--dy", type=_float_in(-MAX_SHIFT, MAX_SHIFT), default=0.0, help="pixels down")
-    parser.add_argument("--interpolation", choices=INTERPOLATIONS, default="bilinear", help="sub-pixel interpolation")
+    parser.add_argument("--interpolation", choices=INTERPOLATIONS, default="bilinear",
+                        help="sub-pixel interpolation (fourier: exact for periodic images, needs --wrap)")
     parser.add_argument("--wrap", action="store_true",
                         help="roll: what leaves one side enters the other [default: repeat the border pixels]")
     parser.add_argument("-o", "--output", type=Path, default=Path("shifted.png"), help="image to write")
@@ -115,7 +126,7 @@ def _add_align(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-t", "--target", type=Path, required=True, help="image to match (same size)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="also write SOURCE moved onto TARGET")
     parser.add_argument("--interpolation", choices=INTERPOLATIONS, default=ALIGN_DEFAULTS["interpolation"],
-                        help="sub-pixel interpolation")
+                        help="sub-pixel interpolation (fourier: exact for periodic images, needs --wrap)")
     parser.add_argument("--wrap", action="store_true", help="the images roll around their borders (periodic)")
     parser.add_argument("--steps", type=_int_in(1, 100_000), default=ALIGN_DEFAULTS["steps_per_level"],
                         help="gradient descent steps per pyramid level")
@@ -125,8 +136,6 @@ def _add_align(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_warp(subparsers: argparse._SubParsersAction) -> None:
-    from .cli import DEFAULT_EPOCHS, DEFAULT_SCALES
-
     parser = subparsers.add_parser(
         "warp", formatter_class=_HelpFormatter,
         help="SOURCE moved into TARGET's geometry, colours untouched",
@@ -200,7 +209,7 @@ def _matched(pixels: np.ndarray, like: np.ndarray, role: str, path: Path, say: S
 # ---------------------------------------------------------------- the tools
 
 
-def _start_tensorflow(args: argparse.Namespace, say: Say):  # noqa: ANN202 - returns the tensorflow module
+def _start_tensorflow(args: argparse.Namespace, say: Say):
     from .backend import BackendError, device_description, load_tensorflow
 
     try:
@@ -211,7 +220,7 @@ def _start_tensorflow(args: argparse.Namespace, say: Say):  # noqa: ANN202 - ret
     return tf
 
 
-def _progress(total: int, label: str, args: argparse.Namespace, err: TextIO, check: Check):  # noqa: ANN202
+def _progress(total: int, label: str, args: argparse.Namespace, err: TextIO, check: Check):
     """A tqdm bar and an ``on_step(step, loss)`` that advances it and checks for a stop."""
     from tqdm import tqdm
 
@@ -262,7 +271,13 @@ def _run_hybrid(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -
     say(f"{PROGRAM}: wrote {args.output} ({width}x{height})")
 
 
+def _check_fourier(args: argparse.Namespace) -> None:
+    if args.interpolation == "fourier" and not args.wrap:
+        raise UsageError("--interpolation fourier treats the image as periodic; add --wrap")
+
+
 def _run_shift(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -> None:
+    _check_fourier(args)
     _check_outputs({"--output": args.output}, {"--input": args.input}, IMAGE_SUFFIXES)
     pixels = _load(args.input, "input", say)
     tf = _start_tensorflow(args, say)
@@ -279,6 +294,7 @@ def _run_shift(args: argparse.Namespace, say: Say, err: TextIO, check: Check) ->
 
 
 def _run_align(args: argparse.Namespace, say: Say, err: TextIO, check: Check, out: TextIO) -> None:
+    _check_fourier(args)
     _check_outputs({"--output": args.output}, {"--source": args.source, "--target": args.target}, IMAGE_SUFFIXES)
     source = _load(args.source, "source", say)
     target = _load(args.target, "target", say)
@@ -318,8 +334,6 @@ def _pyramid_levels(shape: tuple[int, ...], coarsest_side: int) -> int:
 
 
 def _run_warp(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -> None:
-    from .cli import DEFAULT_SIZE
-
     inputs = {"--source": args.source, "--target": args.target, "--load-maps": args.load_maps}
     _check_outputs({"--output": args.output}, inputs, IMAGE_SUFFIXES)
     _check_outputs({"--flow-png": args.flow_png}, inputs, (".png",))

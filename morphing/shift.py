@@ -29,8 +29,8 @@ from .filters import gaussian_blur, gaussian_kernel
 
 __all__ = ["INTERPOLATIONS", "Shift", "AlignSettings", "shift_image", "align_shift"]
 
-Interpolation = Literal["bilinear", "bicubic"]
-INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic")
+Interpolation = Literal["bilinear", "bicubic", "fourier"]
+INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "fourier")
 _KEYS_A = -0.5  # the Keys cubic convolution parameter (Catmull-Rom): reproduces quadratics
 
 
@@ -75,6 +75,20 @@ def _resample_axis(images: tf.Tensor, offset: tf.Tensor, axis: int, interpolatio
     return total
 
 
+def _fourier_shift(images: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    """Periodic shift by a phase ramp in the 2-D Fourier domain (exact for band-limited images)."""
+    height, width = images.shape[1], images.shape[2]
+    real_dtype = images.dtype
+    complex_dtype = tf.complex128 if real_dtype == tf.float64 else tf.complex64
+    frequencies_y = tf.constant(np.fft.fftfreq(height)[:, np.newaxis], real_dtype)
+    frequencies_x = tf.constant(np.fft.fftfreq(width)[np.newaxis, :], real_dtype)
+    phase = -2.0 * np.pi * (frequencies_y * shift[0] + frequencies_x * shift[1])
+    ramp = tf.complex(tf.cos(phase), tf.sin(phase))
+    channels_first = tf.cast(tf.transpose(images, [0, 3, 1, 2]), complex_dtype)
+    moved = tf.math.real(tf.signal.ifft2d(tf.signal.fft2d(channels_first) * ramp))
+    return tf.transpose(moved, [0, 2, 3, 1])
+
+
 def shift_image(
     images: tf.Tensor,
     shift: tf.Tensor | tuple[float, float],
@@ -87,7 +101,9 @@ def shift_image(
     Args:
       images: ``[B, H, W, C]`` float tensor.
       shift: ``[2]`` as (dy, dx) in pixels, a tensor (differentiable) or numbers.
-      interpolation: ``"bilinear"`` or ``"bicubic"`` (Keys, a = -0.5).
+      interpolation: ``"bilinear"``, ``"bicubic"`` (Keys, a = -0.5) or
+        ``"fourier"`` (a phase ramp: exact for band-limited periodic images;
+        only with ``wrap``).
       wrap: roll around the borders; otherwise queries outside the image read
         the nearest border pixel, as the dense warp does.
 
@@ -102,6 +118,10 @@ def shift_image(
         raise ValueError(f"shift must be [2] as (dy, dx), got shape {shift.shape}")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    if interpolation == "fourier":
+        if not wrap:
+            raise ValueError("fourier interpolation treats the image as periodic; it needs wrap=True")
+        return _fourier_shift(images, shift)
     moved = _resample_axis(images, shift[0], 1, interpolation, wrap)
     return _resample_axis(moved, shift[1], 2, interpolation, wrap)
 
@@ -176,7 +196,7 @@ def _level_loss(
     squared = tf.square(moved - fixed)
     if settings.wrap:
         return tf.reduce_mean(squared)
-    margin = 1.0 if settings.interpolation == "bicubic" else 0.0
+    margin = 1.0 if settings.interpolation == "bicubic" else 0.0  # "fourier" always wraps
     mask = tf.stop_gradient(_valid_mask(moving.shape[1], moving.shape[2], shift, margin))
     return tf.reduce_sum(squared * mask) / (tf.reduce_sum(mask) * moving.shape[3] + 1e-6)
 
@@ -204,6 +224,8 @@ def align_shift(
     """
     if moving.shape != fixed.shape or moving.ndim != 3:
         raise ValueError(f"moving and fixed must be [H, W, C] of one shape, got {moving.shape} and {fixed.shape}")
+    if settings.interpolation == "fourier" and not settings.wrap:
+        raise ValueError("fourier interpolation treats the images as periodic; it needs wrap=True")
     if min(moving.shape[:2]) < 8:
         raise ValueError(f"images must be at least 8x8 pixels, got {moving.shape[1]}x{moving.shape[0]}")
     moving_levels = _pyramid(_prefilter(moving, settings), settings.coarsest_side, settings.wrap)

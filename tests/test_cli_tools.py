@@ -111,6 +111,7 @@ def _bad_cases(a: Path, b: Path, folder: Path) -> dict[str, tuple[list, str]]:
         "shift nan": (["shift", "-i", a, "--dx", "nan"], "--dx"),
         "shift unknown interpolation": (["shift", "-i", a, "--interpolation", "nearest"], "invalid choice"),
         "align different sizes": (["align", "-s", a, "-t", small], "one size"),
+        "fourier without wrap": (["align", "-s", a, "-t", b, "--interpolation", "fourier"], "add --wrap"),
         "align missing target": (["align", "-s", a], "required"),
         "warp missing maps": (["warp", "-s", a, "-t", b, "--load-maps", folder / "nope.npz"], "nope.npz"),
         "warp flow png is output": (["warp", "-s", a, "-t", b, "-o", folder / "o.png", "--flow-png",
@@ -124,7 +125,7 @@ def _bad_cases(a: Path, b: Path, folder: Path) -> dict[str, tuple[list, str]]:
 BAD_CASES = [
     "hybrid missing near", "hybrid not an image", "hybrid output is an input", "hybrid unknown suffix",
     "hybrid even kernel", "hybrid no weights", "hybrid kernel too wide", "hybrid negative sigma",
-    "hybrid size too big", "shift nan", "shift unknown interpolation", "align different sizes",
+    "hybrid size too big", "shift nan", "shift unknown interpolation", "align different sizes", "fourier without wrap",
     "align missing target", "warp missing maps", "warp flow png is output", "warp flow not png",
     "warp zero epochs", "unknown flag",
 ]

@@ -51,6 +51,18 @@ def test_fractional_wrap_matches_the_slow_reference() -> None:
     np.testing.assert_allclose(ours, reference_wrap_bilinear(image, 1.3, -2.6), atol=1e-5)
 
 
+def test_fourier_shift_equals_the_exact_shift_of_a_band_limited_texture_and_rolls_whole_pixels() -> None:
+    texture = random_texture(np.random.default_rng(8), 16, 12)
+    moved = shift_image(texture[np.newaxis], (0.3, -2.7), interpolation="fourier", wrap=True).numpy()[0]
+    np.testing.assert_allclose(moved, fourier_shift(texture, 0.3, -2.7), atol=1e-5)
+    # Whole pixels: np.roll of any image, band-limited or not.
+    noise = np.random.default_rng(9).normal(size=(1, 6, 10, 2)).astype(np.float32)
+    rolled = shift_image(noise, (2.0, -3.0), interpolation="fourier", wrap=True).numpy()
+    np.testing.assert_allclose(rolled, np.roll(noise, (2, -3), axis=(1, 2)), atol=1e-5)
+    with pytest.raises(ValueError, match="wrap"):
+        shift_image(noise, (0.5, 0.5), interpolation="fourier")
+
+
 def test_bicubic_reproduces_a_quadratic_away_from_the_borders() -> None:
     ys, xs = np.mgrid[0:16, 0:20].astype(np.float64)
 
@@ -66,8 +78,10 @@ def test_bicubic_reproduces_a_quadratic_away_from_the_borders() -> None:
     assert np.abs(linear[inner] - surface(ys - dy, xs - dx)[inner]).max() > 1e-3
 
 
-@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
-@pytest.mark.parametrize("wrap", [False, True])
+@pytest.mark.parametrize(
+    "interpolation, wrap",
+    [("bilinear", False), ("bilinear", True), ("bicubic", False), ("bicubic", True), ("fourier", True)],
+)
 def test_gradient_with_respect_to_the_shift_matches_finite_differences(interpolation: str, wrap: bool) -> None:
     image = tf.constant(np.random.default_rng(3).normal(size=(1, 8, 9, 2)))
     weights = tf.constant(np.random.default_rng(4).normal(size=(1, 8, 9, 2)))
@@ -99,11 +113,13 @@ def test_fourier_shift_of_the_texture_is_exact_at_whole_pixels() -> None:
 
 
 @pytest.mark.parametrize(
-    "dy, dx, wrap", [(0.25, 3.5, True), (-7.75, 0.25, True), (3.5, -0.25, False), (-2.25, 7.75, False)]
+    "dy, dx, wrap, interpolation",
+    [(0.25, 3.5, True, "bicubic"), (-7.75, 0.25, True, "bilinear"), (3.5, -0.25, False, "bicubic"),
+     (-2.25, 7.75, False, "bilinear"), (-0.75, 5.25, True, "fourier")],
 )
-def test_align_finds_a_known_sub_pixel_shift(dy: float, dx: float, wrap: bool) -> None:
+def test_align_finds_a_known_sub_pixel_shift(dy: float, dx: float, wrap: bool, interpolation: str) -> None:
     moving, fixed = shifted_pair(np.random.default_rng(6), 64, dy, dx, wrap=wrap)
-    found = align_shift(moving, fixed, AlignSettings(wrap=wrap))
+    found = align_shift(moving, fixed, AlignSettings(wrap=wrap, interpolation=interpolation))  # type: ignore[arg-type]
     assert pixel_error(found, Shift(dy, dx)) <= 0.05, found
 
 
