@@ -2,6 +2,12 @@
 
 Arrays in, arrays out. Frame ``i`` of ``n`` is at ``alpha = i / (n - 1)``; frame 0
 is the source and frame ``n - 1`` the target, pixel for pixel.
+
+By default frames are sampled with the bicubic warp and blended with the
+detail-preserving blend (``morphing.blend``): on the sample photo pairs the
+middle frame then keeps over 80 % of the endpoints' sharpness, against 10-21 %
+for the formula's plain bilinear warp and linear blend (benchmarks/quality.py).
+``interpolation="bilinear", blend="linear"`` renders the formula exactly.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
+from .blend import BLENDS, DetailSettings, EndpointDetail, detail_energy
 from .maps import MorphMaps, Scales
 from .transition import DirectionMaps, blend_frame, upsample_direction
+from .warp import INTERPOLATIONS
 
 __all__ = ["frame_alphas", "FrameRenderer", "BATCH_PIXELS", "even_pacing_alphas", "timeline_frames"]
 
@@ -34,13 +42,26 @@ class FrameRenderer:
       source, target: ``[H, W, 3] uint8`` RGB of the same shape.
       maps: fitted maps (any grid size; resampled to ``[H, W]`` once here).
       scales: the multipliers to render with (usually ``maps.scales``).
+      interpolation: of the warp, ``"bicubic"`` or ``"bilinear"`` (the formula's).
+      blend: ``"detail"`` (detail-preserving) or ``"linear"`` (the formula's).
     """
 
     def __init__(
-        self, source: np.ndarray, target: np.ndarray, maps: MorphMaps, scales: Scales
+        self,
+        source: np.ndarray,
+        target: np.ndarray,
+        maps: MorphMaps,
+        scales: Scales,
+        *,
+        interpolation: str = "bicubic",
+        blend: str = "detail",
     ) -> None:
         if source.shape != target.shape:
             raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+        if blend not in BLENDS:
+            raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
         height, width = source.shape[:2]
         self.shape = (height, width)
         # Kept as uint8 (a quarter of float32's memory) and converted inside the
@@ -57,6 +78,8 @@ class FrameRenderer:
         if height * width * 64 <= MAPS_CACHE_BYTES:
             self._cached = self._upsampled()
         self._scales = scales
+        self._interpolation = interpolation
+        self._blend = blend
         self._render = tf.function(self._render_float, jit_compile=True)
 
     def _upsampled(self) -> tuple[DirectionMaps, DirectionMaps]:
@@ -71,7 +94,16 @@ class FrameRenderer:
             return tf.cast(pixels, tf.float32) / 127.5 - 1.0
 
         forward, backward = self._cached if self._cached is not None else self._upsampled()
-        frames = blend_frame(as_float(self._source), as_float(self._target), forward, backward, alphas, self._scales)
+        source, target = as_float(self._source), as_float(self._target)
+        detail = None
+        if self._blend == "detail":
+            # Recomputed in each call (two images' blurs, cheap next to the
+            # frames) so that it is the same compiled arithmetic as the frames'.
+            settings = DetailSettings()
+            detail = EndpointDetail(detail_energy(source, settings), detail_energy(target, settings), settings)
+        frames = blend_frame(
+            source, target, forward, backward, alphas, self._scales, interpolation=self._interpolation, detail=detail
+        )
         # The same rounding as images.to_uint8, inside the compiled function.
         return tf.cast(tf.clip_by_value(tf.round((frames + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
@@ -98,18 +130,34 @@ class FrameRenderer:
 
 
 def even_pacing_alphas(
-    source: np.ndarray, target: np.ndarray, maps: MorphMaps, scales: Scales, count: int, *, probe_side: int = 96
+    source: np.ndarray,
+    target: np.ndarray,
+    maps: MorphMaps,
+    scales: Scales,
+    count: int,
+    *,
+    probe_side: int = 96,
+    interpolation: str = "bicubic",
+    blend: str = "detail",
 ) -> np.ndarray:
     """``count`` alphas from 0 to 1 at which consecutive frames differ equally.
 
     A small copy of the morph (``probe_side`` px long side; maps are
-    resolution-free) is rendered at ``8 * count`` alphas; the cumulative mean
-    absolute change along them is inverted at evenly spaced levels.
+    resolution-free), rendered the same way as the frames, is rendered at
+    ``8 * count`` alphas; the cumulative mean absolute change along them is
+    inverted at evenly spaced levels.
     """
     from .images import resize_image, working_shape
 
     height, width = working_shape(*source.shape[:2], probe_side)
-    small = FrameRenderer(resize_image(source, height, width), resize_image(target, height, width), maps, scales)
+    small = FrameRenderer(
+        resize_image(source, height, width),
+        resize_image(target, height, width),
+        maps,
+        scales,
+        interpolation=interpolation,
+        blend=blend,
+    )
     probe_alphas = np.linspace(0.0, 1.0, 8 * count + 1)
     steps = []
     previous = None

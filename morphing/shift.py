@@ -26,12 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from .filters import gaussian_blur, gaussian_kernel
+from .warp import keys_cubic_weights
 
 __all__ = ["INTERPOLATIONS", "Shift", "AlignSettings", "shift_image", "align_shift"]
 
 Interpolation = Literal["bilinear", "bicubic", "fourier"]
 INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "fourier")
-_KEYS_A = -0.5  # the Keys cubic convolution parameter (Catmull-Rom): reproduces quadratics
 
 
 class Shift(NamedTuple):
@@ -47,14 +47,7 @@ def _tap_weights(fraction: tf.Tensor, interpolation: str) -> tuple[list[int], li
         return [0, 1], [1.0 - fraction, fraction]
     if interpolation != "bicubic":
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
-
-    def near(t: tf.Tensor) -> tf.Tensor:  # |t| <= 1
-        return ((_KEYS_A + 2.0) * t - (_KEYS_A + 3.0)) * t * t + 1.0
-
-    def far(t: tf.Tensor) -> tf.Tensor:  # 1 < |t| < 2
-        return ((_KEYS_A * t - 5.0 * _KEYS_A) * t + 8.0 * _KEYS_A) * t - 4.0 * _KEYS_A
-
-    return [-1, 0, 1, 2], [far(1.0 + fraction), near(fraction), near(1.0 - fraction), far(2.0 - fraction)]
+    return [-1, 0, 1, 2], keys_cubic_weights(fraction)
 
 
 def _resample_axis(images: tf.Tensor, offset: tf.Tensor, axis: int, interpolation: str, wrap: bool) -> tf.Tensor:

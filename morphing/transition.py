@@ -6,7 +6,9 @@ One direction of the morph, for an image ``X`` and its maps at ``alpha``::
 
 with ``W`` = ``morphing.warp.dense_image_warp``. A frame blends the two
 directions: ``(1 - alpha)·S→T(alpha) + alpha·T→S(1 - alpha)``, so alpha = 0 is
-exactly the source and alpha = 1 exactly the target.
+exactly the source and alpha = 1 exactly the target. Rendering can sample with
+a bicubic ``W`` and rescale the blend's fine detail (``morphing.blend``); both
+keep the endpoints exact.
 """
 
 from __future__ import annotations
@@ -16,10 +18,18 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from .blend import EndpointDetail, restore_detail
 from .maps import ADD, MULT, WARP, Scales
 from .warp import dense_image_warp
 
-__all__ = ["DirectionMaps", "bilinear_matrix", "upsample_direction", "apply_direction", "blend_frame"]
+__all__ = [
+    "DirectionMaps",
+    "bilinear_matrix",
+    "upsample_direction",
+    "direction_flow",
+    "apply_direction",
+    "blend_frame",
+]
 
 
 class DirectionMaps(NamedTuple):
@@ -73,8 +83,14 @@ def upsample_direction(grid_maps: tf.Tensor, height: int, width: int) -> Directi
     )
 
 
+def direction_flow(maps: DirectionMaps, alpha: tf.Tensor, scales: Scales) -> tf.Tensor:
+    """``[B, H, W, 2]``: the flow ``alpha·w·warp`` of one direction at each of ``[B]`` alphas."""
+    alpha = tf.reshape(tf.cast(alpha, maps.warp.dtype), [-1, 1, 1, 1])
+    return alpha * (scales.warp * maps.warp)
+
+
 def apply_direction(
-    image: tf.Tensor, maps: DirectionMaps, alpha: tf.Tensor, scales: Scales
+    image: tf.Tensor, maps: DirectionMaps, alpha: tf.Tensor, scales: Scales, interpolation: str = "bilinear"
 ) -> tf.Tensor:
     """One direction of the morph at ``alpha``.
 
@@ -83,14 +99,14 @@ def apply_direction(
       maps: that direction's maps at ``[H, W]``.
       alpha: ``[B]`` float32, each usually in [0, 1].
       scales: the multipliers ``m``, ``a``, ``w``.
+      interpolation: of the warp, ``"bilinear"`` (the formula's) or ``"bicubic"``.
 
     Returns:
       ``[B, H, W, 3]``: the image coloured and warped by ``alpha`` times its maps.
     """
     alpha = tf.reshape(tf.cast(alpha, image.dtype), [-1, 1, 1, 1])
     coloured = image * (1.0 + alpha * (scales.mult * maps.mult)) + alpha * (scales.add * maps.add)
-    flow = alpha * (scales.warp * maps.warp)
-    return dense_image_warp(coloured, flow)
+    return dense_image_warp(coloured, direction_flow(maps, alpha, scales), interpolation)
 
 
 def blend_frame(
@@ -100,14 +116,30 @@ def blend_frame(
     backward: DirectionMaps,
     alpha: tf.Tensor,
     scales: Scales,
+    *,
+    interpolation: str = "bilinear",
+    detail: EndpointDetail | None = None,
 ) -> tf.Tensor:
     """Frames at ``alpha``: ``[B]`` → ``[B, H, W, 3]`` float32.
 
     ``(1 - alpha)·S→T(alpha) + alpha·T→S(1 - alpha)``; ``source`` and
-    ``target`` are ``[1, H, W, 3]`` float32 in [-1, 1].
+    ``target`` are ``[1, H, W, 3]`` float32 in [-1, 1]. With ``detail`` (the
+    endpoints' detail energy, ``morphing.blend``), the blend's fine detail is
+    rescaled to the endpoints' local strength, carried by the same warps.
     """
     alpha = tf.cast(alpha, source.dtype)
-    towards_target = apply_direction(source, forward, alpha, scales)
-    towards_source = apply_direction(target, backward, 1.0 - alpha, scales)
+    towards_target = apply_direction(source, forward, alpha, scales, interpolation)
+    towards_source = apply_direction(target, backward, 1.0 - alpha, scales, interpolation)
     weight = tf.reshape(alpha, [-1, 1, 1, 1])
-    return (1.0 - weight) * towards_target + weight * towards_source
+    frames = (1.0 - weight) * towards_target + weight * towards_source
+    if detail is None:
+        return frames
+
+    def carried(energy: tf.Tensor, maps: DirectionMaps, amount: tf.Tensor) -> tf.Tensor:
+        energy = tf.broadcast_to(energy, [frames.shape[0], *energy.shape[1:]])
+        return dense_image_warp(energy, direction_flow(maps, amount, scales))
+
+    wanted = (1.0 - weight) * carried(detail.source, forward, alpha) + weight * carried(
+        detail.target, backward, 1.0 - alpha
+    )
+    return restore_detail(frames, wanted, detail.settings)
