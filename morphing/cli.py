@@ -38,6 +38,10 @@ DEFAULT_SIZE = 256
 MIN_SIZE = 16
 MAX_FRAMES = 10_000
 ANIMATION_SUFFIXES = (".gif", ".mp4", ".webp")  # kept equal to output.OUTPUT_SUFFIXES by a test
+# Kept equal to warp.WARP_INTERPOLATIONS and blend.BLENDS by a test (importing those
+# would import TensorFlow before the flags are even checked).
+RENDER_INTERPOLATIONS = ("bicubic", "bilinear")
+RENDER_BLENDS = ("detail", "linear")
 OUTPUT_SUFFIXES_BY_FLAG = {"--output": ANIMATION_SUFFIXES, "--save-maps": (".npz",), "--maps-png": (".png",)}
 
 
@@ -184,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     ends = frames.add_mutually_exclusive_group()
     ends.add_argument("--loop", action="store_true", help="morph back from the last image to the source")
     ends.add_argument("--boomerang", action="store_true", help="play forward, then backward")
+    frames.add_argument("--interpolation", choices=RENDER_INTERPOLATIONS, default="bicubic",
+                        help="how frames sample the warped images (fitting always uses bilinear)")
+    frames.add_argument("--blend", choices=RENDER_BLENDS, default="detail",
+                        help="'detail' rescales the blended frame's fine detail to the endpoints' local strength, "
+                             "so middle frames stay sharp; 'linear' is the plain (1-alpha, alpha) blend")
     frames.add_argument("--fps", type=_float_in(0.0, 100.0, low_open=True), default=25.0, help="frames per second")
     frames.add_argument("--frames-dir", type=Path, default=None, help="also write every frame as DIR/0000.png, ...")
     maps = parser.add_argument_group("maps")
@@ -458,7 +467,10 @@ def _run(
 
     with timer.stage("render"):
         renderers = [
-            FrameRenderer(job.keys[leg], job.keys[leg + 1], maps, job.scales) for leg, maps in enumerate(all_maps)
+            FrameRenderer(
+                job.keys[leg], job.keys[leg + 1], maps, job.scales, interpolation=args.interpolation, blend=args.blend
+            )
+            for leg, maps in enumerate(all_maps)
         ]
         timeline = build_timeline(
             _leg_alphas(args, job, all_maps), hold=args.hold, boomerang=args.boomerang, loop=args.loop

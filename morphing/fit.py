@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from .images import resize_image, to_float, working_shape
-from .maps import CHANNELS_PER_DIRECTION, MULT, WARP, MorphMaps, Scales
+from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
 from .transition import DirectionMaps, apply_direction, upsample_direction
 from .warp import dense_image_warp, identity_grid
@@ -49,7 +49,6 @@ class FitSettings:
     colour_ramp: float = 0.3
     fold_weight: float = 1.0
     fold_margin: float = 0.2
-    max_gain_change: float = 0.0
     seed: int = 0
 
 
@@ -77,15 +76,6 @@ def _shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
         return image.astype(np.float32)
     resized = tf.image.resize(image[np.newaxis], [height, width], method="bilinear", antialias=True)
     return resized[0].numpy().astype(np.float32)
-
-
-def _bounded_gain(packed: tf.Tensor, mult_scale: float, max_change: float) -> tf.Tensor:
-    """``[..., 8]`` maps whose mult channels are squashed so that ``|m·mult| < max_change``."""
-    if max_change <= 0 or mult_scale <= 0:
-        return packed
-    bound = max_change / mult_scale
-    mult = bound * tf.tanh(packed[..., MULT] / bound)
-    return tf.concat([mult, packed[..., MULT.stop:]], axis=-1)
 
 
 def _grid_maps(raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -223,9 +213,7 @@ def fit_maps(
     )
 
     def loss_of(raw: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
-        forward_grid, backward_grid = (
-            _bounded_gain(grid, scales.mult, settings.max_gain_change) for grid in _grid_maps(raw)
-        )
+        forward_grid, backward_grid = _grid_maps(raw)
         # The colour maps are phased in: early on only the warp can explain
         # the difference, so shapes move instead of fading.
         colour_gain = tf.minimum(1.0, progress / max(settings.colour_ramp, 1e-6))
@@ -259,10 +247,7 @@ def fit_maps(
         if on_step is not None:
             on_step(step, loss)
 
-    forward_grid, backward_grid = (
-        _bounded_gain(grid, scales.mult, settings.max_gain_change)
-        for grid in _grid_maps(network(inputs, training=False))
-    )
+    forward_grid, backward_grid = _grid_maps(network(inputs, training=False))
     forward_np = forward_grid[0].numpy()
     backward_np = backward_grid[0].numpy()
     if not (np.isfinite(forward_np).all() and np.isfinite(backward_np).all()):

@@ -20,12 +20,17 @@ import tensorflow as tf
 from .blend import BLENDS, DetailSettings, EndpointDetail, detail_energy
 from .maps import MorphMaps, Scales
 from .transition import DirectionMaps, blend_frame, upsample_direction
-from .warp import INTERPOLATIONS
+from .warp import WARP_INTERPOLATIONS
 
 __all__ = ["frame_alphas", "FrameRenderer", "BATCH_PIXELS", "even_pacing_alphas", "timeline_frames"]
 
 BATCH_PIXELS = 4 * 512 * 512
 MAPS_CACHE_BYTES = 256 * 2**20
+
+
+def _as_float(pixels: tf.Tensor) -> tf.Tensor:
+    """uint8 → float32 in [-1, 1], the same arithmetic as ``images.to_float``."""
+    return tf.cast(pixels, tf.float32) / 127.5 - 1.0
 
 
 def frame_alphas(count: int) -> np.ndarray:
@@ -58,14 +63,14 @@ class FrameRenderer:
     ) -> None:
         if source.shape != target.shape:
             raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
-        if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+        if interpolation not in WARP_INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {WARP_INTERPOLATIONS}, got {interpolation!r}")
         if blend not in BLENDS:
             raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
         height, width = source.shape[:2]
         self.shape = (height, width)
         # Kept as uint8 (a quarter of float32's memory) and converted inside the
-        # compiled function, the same arithmetic as images.to_float.
+        # compiled function.
         self._source = tf.constant(source[np.newaxis])
         self._target = tf.constant(target[np.newaxis])
         self._forward_grid = tf.constant(maps.forward[np.newaxis])
@@ -80,6 +85,14 @@ class FrameRenderer:
         self._scales = scales
         self._interpolation = interpolation
         self._blend = blend
+        self._detail = None
+        if blend == "detail":
+            # The endpoints' detail energy ([1, H, W, n] each) is computed once.
+            settings = DetailSettings()
+            # Once per renderer: plain TensorFlow, not worth an XLA compile.
+            self._detail = EndpointDetail(
+                detail_energy(_as_float(self._source), settings), detail_energy(_as_float(self._target), settings), settings
+            )
         self._render = tf.function(self._render_float, jit_compile=True)
 
     def _upsampled(self) -> tuple[DirectionMaps, DirectionMaps]:
@@ -90,19 +103,16 @@ class FrameRenderer:
         )
 
     def _render_float(self, alphas: tf.Tensor) -> tf.Tensor:
-        def as_float(pixels: tf.Tensor) -> tf.Tensor:
-            return tf.cast(pixels, tf.float32) / 127.5 - 1.0
-
         forward, backward = self._cached if self._cached is not None else self._upsampled()
-        source, target = as_float(self._source), as_float(self._target)
-        detail = None
-        if self._blend == "detail":
-            # Recomputed in each call (two images' blurs, cheap next to the
-            # frames) so that it is the same compiled arithmetic as the frames'.
-            settings = DetailSettings()
-            detail = EndpointDetail(detail_energy(source, settings), detail_energy(target, settings), settings)
         frames = blend_frame(
-            source, target, forward, backward, alphas, self._scales, interpolation=self._interpolation, detail=detail
+            _as_float(self._source),
+            _as_float(self._target),
+            forward,
+            backward,
+            alphas,
+            self._scales,
+            interpolation=self._interpolation,
+            detail=self._detail,
         )
         # The same rounding as images.to_uint8, inside the compiled function.
         return tf.cast(tf.clip_by_value(tf.round((frames + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
@@ -137,15 +147,14 @@ def even_pacing_alphas(
     count: int,
     *,
     probe_side: int = 96,
-    interpolation: str = "bicubic",
-    blend: str = "detail",
 ) -> np.ndarray:
     """``count`` alphas from 0 to 1 at which consecutive frames differ equally.
 
     A small copy of the morph (``probe_side`` px long side; maps are
-    resolution-free), rendered the same way as the frames, is rendered at
-    ``8 * count`` alphas; the cumulative mean absolute change along them is
-    inverted at evenly spaced levels.
+    resolution-free) is rendered at ``8 * count`` alphas; the cumulative mean
+    absolute change along them is inverted at evenly spaced levels. The probe
+    renders the formula itself (bilinear, linear blend): the frames' detail
+    rescaling barely moves a mean absolute change, and this is cheaper.
     """
     from .images import resize_image, working_shape
 
@@ -155,8 +164,8 @@ def even_pacing_alphas(
         resize_image(target, height, width),
         maps,
         scales,
-        interpolation=interpolation,
-        blend=blend,
+        interpolation="bilinear",
+        blend="linear",
     )
     probe_alphas = np.linspace(0.0, 1.0, 8 * count + 1)
     steps = []

@@ -113,7 +113,7 @@ def test_render_matches_a_numpy_evaluation_of_the_formula() -> None:
     expected = (1 - alpha) * direction(s, maps.forward[None], alpha) + alpha * direction(
         t, maps.backward[None], 1 - alpha
     )
-    frame = FrameRenderer(source, target, maps, scales).render([alpha])[0]
+    frame = FrameRenderer(source, target, maps, scales, interpolation="bilinear", blend="linear").render([alpha])[0]
     expected_uint8 = np.clip(np.rint((expected[0] + 1) * 127.5), 0, 255)
     assert np.abs(frame.astype(int) - expected_uint8).max() <= 1
 
@@ -163,3 +163,42 @@ def test_huge_frames_recompute_the_maps_and_give_the_same_frames(monkeypatch: py
     uncached_renderer = FrameRenderer(source, target, maps, Scales(warp=0.5))
     assert uncached_renderer._cached is None
     np.testing.assert_array_equal(uncached_renderer.render([0.3, 0.7]), cached)
+
+
+@pytest.mark.parametrize("interpolation, blend", [("bicubic", "detail"), ("bicubic", "linear"), ("bilinear", "detail")])
+def test_every_render_mode_keeps_the_endpoints_exact(interpolation: str, blend: str) -> None:
+    source, target = random_pair(shape=(20, 24, 3), seed=13)
+    renderer = FrameRenderer(
+        source, target, random_maps(image_shape=(20, 24)), Scales(warp=0.5), interpolation=interpolation, blend=blend
+    )
+    frames = renderer.render([0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(frames[0], source)
+    np.testing.assert_array_equal(frames[2], target)
+    plain = FrameRenderer(
+        source, target, random_maps(image_shape=(20, 24)), Scales(warp=0.5), interpolation="bilinear", blend="linear"
+    ).render([0.5])[0]
+    assert not np.array_equal(frames[1], plain)
+
+
+def test_the_detail_blend_keeps_a_halfway_frame_of_two_textures_sharp() -> None:
+    from morphing.metrics import sharpness
+
+    rng = np.random.default_rng(14)
+    source, target = (rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(2))
+    still = MorphMaps(
+        forward=np.zeros((4, 4, 8), np.float32), backward=np.zeros((4, 4, 8), np.float32),
+        scales=Scales(), image_shape=(48, 48),
+    )
+    endpoints = np.mean([sharpness(source), sharpness(target)])
+    linear = FrameRenderer(source, target, still, Scales(), blend="linear").render([0.5])[0]
+    detail = FrameRenderer(source, target, still, Scales(), blend="detail").render([0.5])[0]
+    assert sharpness(linear) / endpoints < 0.6
+    assert sharpness(detail) / endpoints > 0.8
+
+
+def test_unknown_render_modes_are_refused() -> None:
+    source, target = random_pair()
+    with pytest.raises(ValueError, match="interpolation"):
+        FrameRenderer(source, target, random_maps(), Scales(), interpolation="nearest")
+    with pytest.raises(ValueError, match="blend"):
+        FrameRenderer(source, target, random_maps(), Scales(), blend="max")
