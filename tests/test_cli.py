@@ -132,6 +132,8 @@ def _bad_cases(source: Path, target: Path, folder: Path) -> dict[str, tuple[list
                                     "one target"),
         "negative hold": ([*base, "--hold", "-1"], "--hold"),
         "unknown easing": ([*base, "--easing", "bounce"], "--easing"),
+        "unknown interpolation": ([*base, "--interpolation", "nearest"], "--interpolation"),
+        "unknown blend": ([*base, "--blend", "max"], "--blend"),
     }
 
 
@@ -141,7 +143,7 @@ BAD_CASES = [
     "zero frames", "one frame", "zero epochs", "negative scale", "nan scale", "inf scale", "zero fps",
     "size too small", "size above source", "not a maps file", "maps of another aspect", "missing maps file",
     "missing required", "unknown flag", "loop and boomerang", "save maps of a sequence", "negative hold",
-    "unknown easing",
+    "unknown easing", "unknown interpolation", "unknown blend",
 ]
 
 
@@ -420,3 +422,37 @@ def test_smallest_accepted_images_morph(tmp_path: Path) -> None:
                           "-e", "3", "--frames", "3", "-q")
     assert status == ExitStatus.OK, err
     assert iio.imread(tmp_path / "o.gif", index=None).shape[:3] == (3, 8, 8)
+
+
+def test_render_choices_in_the_cli_equal_the_core_ones() -> None:
+    from morphing import cli
+    from morphing.blend import BLENDS
+    from morphing.warp import WARP_INTERPOLATIONS
+
+    assert set(cli.RENDER_INTERPOLATIONS) == set(WARP_INTERPOLATIONS)
+    assert set(cli.RENDER_BLENDS) == set(BLENDS)
+
+
+def test_plain_render_flags_give_the_formulas_frames(first_run: Path, toy_pair, tmp_path: Path) -> None:
+    """--interpolation bilinear --blend linear renders the formula itself; the
+    defaults differ from it in between and agree at both ends."""
+    from morphing.maps import load_maps
+    from morphing.render import FrameRenderer
+
+    source, target = toy_pair
+    status, err = run_cli(
+        "-s", source, "-t", target, "-o", tmp_path / "plain.gif", "--frames", "6", "-q", "--no-even-pacing",
+        "--load-maps", first_run / "maps.npz", "--frames-dir", tmp_path / "frames",
+        "--interpolation", "bilinear", "--blend", "linear",
+    )
+    assert status == ExitStatus.OK, err
+    maps = load_maps(first_run / "maps.npz")
+    pixels = [load_image(path).pixels for path in toy_pair]
+    plain = FrameRenderer(*pixels, maps, maps.scales, interpolation="bilinear", blend="linear")
+    default = FrameRenderer(*pixels, maps, maps.scales)
+    written = [np.asarray(Image.open(tmp_path / "frames" / f"{i:04d}.png")) for i in range(6)]
+    alphas = np.arange(6) / 5
+    np.testing.assert_array_equal(np.stack(written), plain.render(alphas))
+    by_default = default.render(alphas)
+    np.testing.assert_array_equal(by_default[[0, -1]], plain.render(alphas)[[0, -1]])
+    assert not np.array_equal(by_default[2], written[2])
