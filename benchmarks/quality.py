@@ -117,7 +117,7 @@ def ours(
         renderer = FrameRenderer(source, target, maps, scales, interpolation=interpolation, blend=blend)
         retime = lambda progress: progress  # noqa: E731
         if even_pacing:
-            even = even_pacing_alphas(source, target, maps, scales, 101)
+            even = even_pacing_alphas(source, target, maps, scales, 101, interpolation=interpolation, blend=blend)
             retime = lambda progress: np.interp(progress, np.linspace(0, 1, 101), even)  # noqa: E731
         height, width = source.shape[:2]
         # The effective flows at frame size, upsampled exactly as rendering does.

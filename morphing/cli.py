@@ -416,7 +416,10 @@ def _leg_alphas(args: argparse.Namespace, job: Job, all_maps: list[MorphMaps]) -
         return [progress] * len(all_maps)
     leg_alphas = []
     for leg, maps in enumerate(all_maps):
-        even = even_pacing_alphas(job.keys[leg], job.keys[leg + 1], maps, job.scales, count=args.frames)
+        even = even_pacing_alphas(
+            job.keys[leg], job.keys[leg + 1], maps, job.scales, count=args.frames,
+            interpolation=args.interpolation, blend=args.blend,
+        )
         # Easing applies to progress; even pacing maps progress to alpha.
         alphas = np.interp(progress, np.linspace(0.0, 1.0, len(even)), even)
         alphas[0], alphas[-1] = 0.0, 1.0
