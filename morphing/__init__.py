@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "dense_image_warp": "warp",
@@ -27,6 +27,7 @@ _EXPORTS = {
     "FitSettings": "fit",
     "FrameRenderer": "render",
     "frame_alphas": "render",
+    "DetailSettings": "blend",
     "MorphMaps": "maps",
     "Scales": "maps",
     "save_maps": "maps",

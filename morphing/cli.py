@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frames per transition, both ends included (a sequence shares its key frames)")
     frames.add_argument("--hold", type=_int_in(0, MAX_FRAMES), default=0, help="extra frames to hold on each key image")
     frames.add_argument("--easing", choices=EASINGS, default="linear", help="how alpha runs over a transition")
-    frames.add_argument("--even-pacing", action=argparse.BooleanOptionalAction, default=True,
+    frames.add_argument("--even-pacing", action=argparse.BooleanOptionalAction, default=False,
                         help="re-time each transition so consecutive frames change by equal amounts")
     ends = frames.add_mutually_exclusive_group()
     ends.add_argument("--loop", action="store_true", help="morph back from the last image to the source")
