@@ -84,12 +84,11 @@ class FrameRenderer:
             self._cached = self._upsampled()
         self._scales = scales
         self._interpolation = interpolation
-        self._blend = blend
         self._detail = None
         if blend == "detail":
-            # The endpoints' detail energy ([1, H, W, n] each) is computed once.
+            # The endpoints' detail energy ([1, H, W, n] each), once per
+            # renderer, in plain TensorFlow: not worth an XLA compile.
             settings = DetailSettings()
-            # Once per renderer: plain TensorFlow, not worth an XLA compile.
             self._detail = EndpointDetail(
                 detail_energy(_as_float(self._source), settings), detail_energy(_as_float(self._target), settings), settings
             )
