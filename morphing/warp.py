@@ -141,9 +141,9 @@ def _bicubic_warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:
     """``dense_image_warp`` with Keys cubic weights over 4×4 pixels (shapes already checked).
 
     Queries are clamped to the image, then each of the 16 taps' indices is
-    clamped too (the border repeats). Each pixel first carries its row's four
-    horizontal taps as ``4·C`` channels, so one gather per tap row fetches four
-    taps: 4 gathers in all, as many as the bilinear warp's corners.
+    clamped too (the border repeats). One gather of ``C`` channels per tap:
+    under XLA on a CPU this is 2.6x faster than 4 gathers of whole 4-pixel rows
+    (``4·C`` channels each), and compiles faster.
     """
     batch, height, width, channels = image.shape
     queries = identity_grid(height, width, image.dtype)[tf.newaxis] - flow
@@ -153,19 +153,19 @@ def _bicubic_warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:
     query_x = tf.clip_by_value(queries[..., 1], 0.0, width - 1.0)
     floor_y, floor_x = tf.floor(query_y), tf.floor(query_x)
     weights_y = keys_cubic_weights(query_y - floor_y)
-    weights_x = tf.stack(keys_cubic_weights(query_x - floor_x), axis=-1)[..., tf.newaxis]  # [B, H, W, 4, 1]
+    weights_x = keys_cubic_weights(query_x - floor_x)
 
-    columns = tf.range(width)
-    row_taps = tf.concat(
-        [tf.gather(image, tf.clip_by_value(columns + dx, 0, width - 1), axis=2) for dx in (-1, 0, 1, 2)], axis=-1
-    )  # [B, H, W, 4·C]: pixel x holds x-1, x, x+1, x+2
-    flat = tf.reshape(row_taps, [-1, 4 * channels])
+    flat = tf.reshape(image, [-1, channels])
     offset = tf.reshape(tf.range(tf.shape(image)[0]) * (height * width), [-1, 1, 1])
-    first_row, column = tf.cast(floor_y, tf.int32), tf.cast(floor_x, tf.int32)
+    first_row, first_column = tf.cast(floor_y, tf.int32), tf.cast(floor_x, tf.int32)
+    columns = [tf.clip_by_value(first_column + dx, 0, width - 1) for dx in (-1, 0, 1, 2)]
     result = None
     for dy, weight_y in zip((-1, 0, 1, 2), weights_y):
-        index = offset + tf.clip_by_value(first_row + dy, 0, height - 1) * width + column
-        taps = tf.reshape(tf.gather(flat, index), [-1, height, width, 4, channels])
-        term = weight_y[..., tf.newaxis] * tf.reduce_sum(weights_x * taps, axis=-2)
+        row_start = offset + tf.clip_by_value(first_row + dy, 0, height - 1) * width
+        row = None
+        for column, weight_x in zip(columns, weights_x):
+            term = weight_x[..., tf.newaxis] * tf.gather(flat, row_start + column)
+            row = term if row is None else row + term
+        term = weight_y[..., tf.newaxis] * row
         result = term if result is None else result + term
     return result
