@@ -1,9 +1,7 @@
 #!/usr/bin/env python3
 """Morph one image into another: ``python morph.py -s a.jpg -t b.jpg``."""
 
-import sys
-
-from morphing.cli import main
+from morphing.cli import console_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

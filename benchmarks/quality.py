@@ -45,7 +45,7 @@ from morphing.fit import FitSettings, fit_maps  # noqa: E402
 from morphing.images import load_image, to_float  # noqa: E402
 from morphing.maps import Scales  # noqa: E402
 from morphing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
-from morphing.render import FrameRenderer, even_pacing_alphas  # noqa: E402
+from morphing.render import FrameRenderer, RenderProgram, even_pacing_alphas  # noqa: E402
 from morphing.scenes import random_scene  # noqa: E402
 from morphing.transition import upsample_direction  # noqa: E402
 
@@ -105,6 +105,8 @@ def ours(
     at the un-timed alphas: only its pacing is comparable). ``render_mode`` is
     (interpolation, blend). Methods sharing ``fits`` reuse one fit per pair
     (their seconds then exclude fitting)."""
+    program = RenderProgram(*render_mode)  # compiled once for all scenes of one size
+
     def method(source: np.ndarray, target: np.ndarray):
         key = (settings, source.tobytes(), target.tobytes())
         if fits is not None and key in fits:
@@ -114,7 +116,7 @@ def ours(
             if fits is not None:
                 fits[key] = maps
         interpolation, blend = render_mode
-        renderer = FrameRenderer(source, target, maps, scales, interpolation=interpolation, blend=blend)
+        renderer = FrameRenderer(source, target, maps, scales, program=program)
         retime = lambda progress: progress  # noqa: E731
         if even_pacing:
             even = even_pacing_alphas(source, target, maps, scales, 101, interpolation=interpolation, blend=blend)

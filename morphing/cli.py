@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from . import __version__
 from .images import ImageFileError, LoadedImage, fit_to_size, load_image
 from .maps import MapsFileError, MorphMaps, Scales, load_maps
 from .timeline import EASINGS
+
+if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
+    from .render import RenderProgram
 
 __all__ = ["ExitStatus", "build_parser", "main"]
 
@@ -434,10 +437,13 @@ def _run(
     err: TextIO,
     timer: StageTimer,
     check: Callable[[], None] = lambda: None,
+    programs: dict[tuple[str, str], RenderProgram] | None = None,
 ) -> None:
     """Fit (or load) the maps, then render and encode; TensorFlow is imported here.
 
     ``check`` is called at safe points and raises to stop (see ``StopRequest``).
+    ``programs`` holds the compiled renderers by (interpolation, blend), kept
+    between the rows of a batch so that rows of one size compile once.
     """
     from tqdm import tqdm
 
@@ -458,6 +464,13 @@ def _run(
     for notice in job.notices:
         say(f"{PROGRAM}: {notice}")
 
+    from .render import RenderProgram
+
+    programs = {} if programs is None else programs
+    mode = (args.interpolation, args.blend)
+    if mode not in programs:
+        programs[mode] = RenderProgram(*mode)
+    program = programs[mode]
     check()
     all_maps = _fit_legs(args, job, err, timer, check)
     if args.save_maps is not None:
@@ -470,9 +483,7 @@ def _run(
 
     with timer.stage("render"):
         renderers = [
-            FrameRenderer(
-                job.keys[leg], job.keys[leg + 1], maps, job.scales, interpolation=args.interpolation, blend=args.blend
-            )
+            FrameRenderer(job.keys[leg], job.keys[leg + 1], maps, job.scales, program=program)
             for leg, maps in enumerate(all_maps)
         ]
         timeline = build_timeline(
@@ -578,6 +589,7 @@ def _run_batch(
     rows = read_manifest(args.batch)
     shard_index, shard_count = args.shard or (0, 1)
     shared = _without_batch_flags(argv)
+    programs: dict[tuple[str, str], RenderProgram] = {}  # compiled renderers, shared by the rows
     done = skipped = 0
     failed: list[int] = []
     for row in rows:
@@ -594,7 +606,7 @@ def _run_batch(
             if not row.targets:
                 raise UsageError("no target")
             job = _validate(row_args)
-            _run(row_args, job, say, err, timer, check)
+            _run(row_args, job, say, err, timer, check, programs)
             done += 1
         except (UsageError, RunError) as error:
             print(f"{PROGRAM}: {label}: error: {error}", file=err)
@@ -692,8 +704,19 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
 
 
 def console_main() -> None:
-    """Entry point of the installed ``morph`` command."""
-    sys.exit(main())
+    """Entry point of the installed ``morph`` command (and of ``morph.py``).
+
+    Once TensorFlow is loaded, the process ends with ``os._exit`` after the
+    output streams are flushed: tearing TensorFlow's modules down at
+    interpreter exit takes over a second and does nothing a finished run
+    needs (every output was already written and closed, atomically).
+    """
+    status = main()
+    if "tensorflow" not in sys.modules:
+        sys.exit(status)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _in_main_thread() -> bool:

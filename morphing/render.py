@@ -13,6 +13,7 @@ for the formula's plain bilinear warp and linear blend (benchmarks/quality.py).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import astuple
 
 import numpy as np
 import tensorflow as tf
@@ -22,7 +23,16 @@ from .maps import MorphMaps, Scales
 from .transition import DirectionMaps, blend_frame, upsample_direction
 from .warp import WARP_INTERPOLATIONS
 
-__all__ = ["frame_alphas", "FrameRenderer", "BATCH_PIXELS", "even_pacing_alphas", "timeline_frames"]
+__all__ = [
+    "BATCH_PIXELS",
+    "frame_alphas",
+    "default_batch",
+    "caches_full_size_maps",
+    "RenderProgram",
+    "FrameRenderer",
+    "even_pacing_alphas",
+    "timeline_frames",
+]
 
 BATCH_PIXELS = 4 * 512 * 512
 MAPS_CACHE_BYTES = 256 * 2**20
@@ -40,6 +50,108 @@ def frame_alphas(count: int) -> np.ndarray:
     return np.arange(count, dtype=np.float64) / (count - 1)
 
 
+def default_batch(height: int, width: int) -> int:
+    """Frames rendered per call: about ``BATCH_PIXELS`` pixels in flight (1 to 8 frames)."""
+    return max(1, min(8, BATCH_PIXELS // (height * width)))
+
+
+def caches_full_size_maps(height: int, width: int) -> bool:
+    """Whether frames of ``[height, width]`` keep their full-size maps between calls.
+
+    Full-size maps take 64 bytes a pixel (8 channels, 2 directions): cached for
+    ordinary frames, recomputed inside each render call for huge ones (a
+    12-megapixel pair then peaks at ~3.6 GB instead of ~4.3 GB, for a few
+    seconds more per frame on 2 cores; see benchmarks/memory.py).
+    """
+    return height * width * 64 <= MAPS_CACHE_BYTES
+
+
+class RenderProgram:
+    """The compiled frame computation of one render mode, shared by renderers.
+
+    XLA compiles it once per frame shape, grid shape, batch and scales (a few
+    seconds on 2 CPU cores), so renderers that share a program (the legs of a
+    multi-key morph, the rows of a batch) compile once.
+
+    Args:
+      interpolation: of the warp, ``"bicubic"`` or ``"bilinear"`` (the formula's).
+      blend: ``"detail"`` (detail-preserving) or ``"linear"`` (the formula's).
+    """
+
+    def __init__(self, interpolation: str = "bicubic", blend: str = "detail") -> None:
+        if interpolation not in WARP_INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {WARP_INTERPOLATIONS}, got {interpolation!r}")
+        if blend not in BLENDS:
+            raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
+        self.interpolation = interpolation
+        self.blend = blend
+        self.detail_settings = DetailSettings() if blend == "detail" else None
+        self._compiled = tf.function(self._frames, jit_compile=True, autograph=False)
+
+    def endpoint_energies(self, source: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor] | None:
+        """The endpoints' detail energies (``[1, H, W, n]`` each) for ``[1, H, W, 3] uint8`` images.
+
+        Once per renderer, in plain TensorFlow (not worth an XLA compile);
+        ``None`` for the linear blend.
+        """
+        if self.detail_settings is None:
+            return None
+        return (
+            detail_energy(_as_float(source), self.detail_settings),
+            detail_energy(_as_float(target), self.detail_settings),
+        )
+
+    def _frames(
+        self,
+        alphas: tf.Tensor,
+        source: tf.Tensor,
+        target: tf.Tensor,
+        forward: DirectionMaps | tf.Tensor,
+        backward: DirectionMaps | tf.Tensor,
+        energies: tuple[tf.Tensor, tf.Tensor] | None,
+        scales: tuple[float, float, float],
+    ) -> tf.Tensor:
+        """``[B]`` alphas → ``[B, H, W, 3] uint8``; maps at frame size, or ``[1, h, w, 8]`` grids to upsample."""
+        height, width = source.shape[1], source.shape[2]
+        if not isinstance(forward, DirectionMaps):
+            forward = upsample_direction(forward, height, width)
+            backward = upsample_direction(backward, height, width)
+        detail = None
+        if energies is not None:
+            detail = EndpointDetail(energies[0], energies[1], self.detail_settings)
+        frames = blend_frame(
+            _as_float(source),
+            _as_float(target),
+            forward,
+            backward,
+            alphas,
+            Scales(*scales),
+            interpolation=self.interpolation,
+            detail=detail,
+        )
+        # The same rounding as images.to_uint8, inside the compiled function.
+        return tf.cast(tf.clip_by_value(tf.round((frames + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+    def __call__(
+        self,
+        alphas: tf.Tensor,
+        source: tf.Tensor,
+        target: tf.Tensor,
+        forward: DirectionMaps | tf.Tensor,
+        backward: DirectionMaps | tf.Tensor,
+        energies: tuple[tf.Tensor, tf.Tensor] | None,
+        scales: Scales,
+    ) -> tf.Tensor:
+        """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames.
+
+        ``source``, ``target``: ``[1, H, W, 3] uint8``; ``forward``,
+        ``backward``: each direction's maps at frame size, or its ``[1, h, w,
+        8]`` grid (upsampled inside, for huge frames); ``energies``: from
+        ``endpoint_energies``.
+        """
+        return self._compiled(alphas, source, target, forward, backward, energies, astuple(scales))
+
+
 class FrameRenderer:
     """Renders frames of one morph at any alphas.
 
@@ -47,8 +159,10 @@ class FrameRenderer:
       source, target: ``[H, W, 3] uint8`` RGB of the same shape.
       maps: fitted maps (any grid size; resampled to ``[H, W]`` once here).
       scales: the multipliers to render with (usually ``maps.scales``).
-      interpolation: of the warp, ``"bicubic"`` or ``"bilinear"`` (the formula's).
-      blend: ``"detail"`` (detail-preserving) or ``"linear"`` (the formula's).
+      interpolation: of the warp, ``"bicubic"`` (default) or ``"bilinear"`` (the formula's).
+      blend: ``"detail"`` (default, detail-preserving) or ``"linear"`` (the formula's).
+      program: a ``RenderProgram`` to share (its compiled code is reused);
+        ``interpolation`` and ``blend``, if given too, must be its mode.
     """
 
     def __init__(
@@ -58,84 +172,58 @@ class FrameRenderer:
         maps: MorphMaps,
         scales: Scales,
         *,
-        interpolation: str = "bicubic",
-        blend: str = "detail",
+        interpolation: str | None = None,
+        blend: str | None = None,
+        program: RenderProgram | None = None,
     ) -> None:
         if source.shape != target.shape:
             raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
-        if interpolation not in WARP_INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {WARP_INTERPOLATIONS}, got {interpolation!r}")
-        if blend not in BLENDS:
-            raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
+        if program is None:
+            program = RenderProgram(interpolation or "bicubic", blend or "detail")
+        elif interpolation not in (None, program.interpolation) or blend not in (None, program.blend):
+            raise ValueError(
+                f"the program renders {program.interpolation}/{program.blend}, not {interpolation}/{blend}"
+            )
         height, width = source.shape[:2]
         self.shape = (height, width)
+        self.program = program
         # Kept as uint8 (a quarter of float32's memory) and converted inside the
         # compiled function.
         self._source = tf.constant(source[np.newaxis])
         self._target = tf.constant(target[np.newaxis])
-        self._forward_grid = tf.constant(maps.forward[np.newaxis])
-        self._backward_grid = tf.constant(maps.backward[np.newaxis])
-        # Full-size maps take 64 bytes a pixel (8 channels, 2 directions): cached
-        # for ordinary frames, recomputed inside each render call for huge ones
-        # (a 12-megapixel pair then peaks at ~3.6 GB instead of ~4.3 GB, for
-        # a few seconds more per frame on 2 cores; see benchmarks/memory.py).
-        self._cached = None
-        if height * width * 64 <= MAPS_CACHE_BYTES:
-            self._cached = self._upsampled()
-        self._scales = scales
-        self._interpolation = interpolation
-        self._detail = None
-        if blend == "detail":
-            # The endpoints' detail energy ([1, H, W, n] each), once per
-            # renderer, in plain TensorFlow: not worth an XLA compile.
-            settings = DetailSettings()
-            self._detail = EndpointDetail(
-                detail_energy(_as_float(self._source), settings), detail_energy(_as_float(self._target), settings), settings
+        forward_grid = tf.constant(maps.forward[np.newaxis])
+        backward_grid = tf.constant(maps.backward[np.newaxis])
+        self._cached = caches_full_size_maps(height, width)
+        if self._cached:
+            self._maps = (
+                upsample_direction(forward_grid, height, width),
+                upsample_direction(backward_grid, height, width),
             )
-        self._render = tf.function(self._render_float, jit_compile=True)
-
-    def _upsampled(self) -> tuple[DirectionMaps, DirectionMaps]:
-        height, width = self.shape
-        return (
-            upsample_direction(self._forward_grid, height, width),
-            upsample_direction(self._backward_grid, height, width),
-        )
-
-    def _render_float(self, alphas: tf.Tensor) -> tf.Tensor:
-        forward, backward = self._cached if self._cached is not None else self._upsampled()
-        frames = blend_frame(
-            _as_float(self._source),
-            _as_float(self._target),
-            forward,
-            backward,
-            alphas,
-            self._scales,
-            interpolation=self._interpolation,
-            detail=self._detail,
-        )
-        # The same rounding as images.to_uint8, inside the compiled function.
-        return tf.cast(tf.clip_by_value(tf.round((frames + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+        else:
+            self._maps = (forward_grid, backward_grid)
+        self._scales = scales
+        self._energies = program.endpoint_energies(self._source, self._target)
 
     def render(self, alphas: Sequence[float] | np.ndarray) -> np.ndarray:
         """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames."""
         alphas = tf.constant(np.asarray(alphas, np.float32).reshape(-1))
-        return self._render(alphas).numpy()
+        return self.program(alphas, self._source, self._target, *self._maps, self._energies, self._scales).numpy()
 
     def frames(self, alphas: Sequence[float] | np.ndarray, batch: int | None = None) -> Iterator[np.ndarray]:
         """Yield ``[H, W, 3] uint8`` frames one by one, rendering ``batch`` at a time.
 
-        The default batch keeps about ``BATCH_PIXELS`` pixels in flight (4 frames
-        of 512², 1 of a 12-megapixel photo), so memory stays bounded. Every
-        batch is padded to ``batch`` alphas so that one compiled shape serves all.
+        The default batch (``default_batch``) keeps about ``BATCH_PIXELS``
+        pixels in flight (4 frames of 512², 1 of a 12-megapixel photo), so
+        memory stays bounded. Every batch is padded to ``batch`` alphas so that
+        one compiled shape serves all.
         """
         if batch is None:
-            batch = max(1, min(8, BATCH_PIXELS // (self.shape[0] * self.shape[1])))
+            batch = default_batch(*self.shape)
         alphas = np.asarray(alphas, np.float64).reshape(-1)
         for start in range(0, len(alphas), batch):
             chunk = alphas[start : start + batch]
             padded = np.pad(chunk, (0, batch - len(chunk)), mode="edge")
             yield from self.render(padded)[: len(chunk)]
-
 
 
 def even_pacing_alphas(

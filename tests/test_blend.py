@@ -74,3 +74,21 @@ def test_tiny_images_work_and_bad_settings_are_refused() -> None:
     for bad in ({"sigmas": ()}, {"sigmas": (3.0, 1.0)}, {"max_gain": 0.5}, {"epsilon": 0.0}):
         with pytest.raises(ValueError):
             DetailSettings(**bad)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 3.0, 7.5])
+def test_the_pooled_blur_spreads_an_impulse_like_a_gaussian_of_its_sigma(sigma: float) -> None:
+    from morphing.blend import _blur_more
+
+    impulse = np.zeros((1, 128, 128, 1), np.float32)
+    impulse[0, 64, 64, 0] = 1.0
+    response = _blur_more(tf.constant(impulse), sigma).numpy()[0, ..., 0]
+    offsets = np.arange(128) - 64
+    # Pooling puts the impulse off-centre within its block; measure about the response's own centre.
+    rows, columns = response.sum(axis=1), response.sum(axis=0)
+    for profile in (rows, columns):
+        centre = (profile * offsets).sum() / profile.sum()
+        variance = (profile * (offsets - centre) ** 2).sum() / profile.sum()
+        assert abs(np.sqrt(variance) - sigma) < 0.12 * sigma, (np.sqrt(variance), sigma)
+    assert abs(response.sum() - 1.0) < 1e-4
+    assert response.min() > -1e-6

@@ -8,7 +8,13 @@ import tensorflow as tf
 
 from morphing.images import to_float
 from morphing.maps import ADD, MULT, WARP, MorphMaps, Scales
-from morphing.render import FrameRenderer, even_pacing_alphas, frame_alphas, timeline_frames
+from morphing.render import (
+    FrameRenderer,
+    RenderProgram,
+    even_pacing_alphas,
+    frame_alphas,
+    timeline_frames,
+)
 from morphing.transition import DirectionMaps, apply_direction, bilinear_matrix, upsample_direction
 
 
@@ -161,7 +167,7 @@ def test_huge_frames_recompute_the_maps_and_give_the_same_frames(monkeypatch: py
     cached = FrameRenderer(source, target, maps, Scales(warp=0.5)).render([0.3, 0.7])
     monkeypatch.setattr(render_module, "MAPS_CACHE_BYTES", 0)
     uncached_renderer = FrameRenderer(source, target, maps, Scales(warp=0.5))
-    assert uncached_renderer._cached is None
+    assert uncached_renderer._cached is False
     np.testing.assert_array_equal(uncached_renderer.render([0.3, 0.7]), cached)
 
 
@@ -202,3 +208,25 @@ def test_unknown_render_modes_are_refused() -> None:
         FrameRenderer(source, target, random_maps(), Scales(), interpolation="nearest")
     with pytest.raises(ValueError, match="blend"):
         FrameRenderer(source, target, random_maps(), Scales(), blend="max")
+
+
+def test_renderers_sharing_a_program_compile_once_and_render_as_their_own() -> None:
+    program = RenderProgram()
+    (first, second), (third, fourth) = random_pair(seed=15), random_pair(seed=16)
+    shared = [
+        FrameRenderer(first, second, random_maps(seed=17), Scales(warp=0.5), program=program),
+        FrameRenderer(third, fourth, random_maps(seed=18), Scales(warp=0.5), program=program),
+    ]
+    alone = [
+        FrameRenderer(first, second, random_maps(seed=17), Scales(warp=0.5)),
+        FrameRenderer(third, fourth, random_maps(seed=18), Scales(warp=0.5)),
+    ]
+    for with_program, by_itself in zip(shared, alone):
+        np.testing.assert_array_equal(with_program.render([0.2, 0.6]), by_itself.render([0.2, 0.6]))
+    assert program._compiled.experimental_get_tracing_count() == 1
+
+
+def test_a_program_of_another_mode_is_refused() -> None:
+    source, target = random_pair()
+    with pytest.raises(ValueError, match="bilinear/linear"):
+        FrameRenderer(source, target, random_maps(), Scales(), blend="detail", program=RenderProgram("bilinear", "linear"))
