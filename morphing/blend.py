@@ -133,7 +133,7 @@ def detail_bands(images: tf.Tensor, sigmas: tuple[float, ...]) -> list[tf.Tensor
 def _local_energy(band: tf.Tensor, sigma: float, settings: DetailSettings) -> tf.Tensor:
     """``[B, H, W, C]`` band → ``[B, H, W, 1]`` local mean square over a window and the channels.
 
-    The energy is smooth, so it is averaged on a grid pooled by 2 and resized
+    The energy is smooth, so it is averaged on a grid pooled by 2 or 4 and resized
     back: the same local average for a fraction of the cost.
     """
     squared = tf.reduce_mean(tf.square(band), axis=-1, keepdims=True)

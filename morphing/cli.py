@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -30,14 +30,15 @@ from .maps import MapsFileError, MorphMaps, Scales, load_maps
 from .timeline import EASINGS
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
+    from .fit import FitSettings, MapFitter
     from .render import RenderProgram
 
 __all__ = ["ExitStatus", "build_parser", "main"]
 
 PROGRAM = "morph"
 DEFAULT_SCALES = Scales()
-DEFAULT_EPOCHS = 150
-DEFAULT_SIZE = 256
+DEFAULT_EPOCHS = 120
+DEFAULT_SIZE = 192
 MIN_SIZE = 16
 MAX_FRAMES = 10_000
 ANIMATION_SUFFIXES = (".gif", ".mp4", ".webp")  # kept equal to output.OUTPUT_SUFFIXES by a test
@@ -378,18 +379,51 @@ def _frames_to_folder(frames: Iterator[np.ndarray], folder: Path | None) -> Iter
         yield frame
 
 
+@dataclass
+class Compiled:
+    """Fitters and render programs kept between the legs and rows of one process.
+
+    Each traces and compiles once per working shape or frame shape (seconds on
+    2 CPU cores), so the legs of a multi-key morph and the rows of a batch of
+    one size pay for it once.
+    """
+
+    fitters: dict[tuple[FitSettings, Scales], MapFitter] = field(default_factory=dict)
+    programs: dict[tuple[str, str], RenderProgram] = field(default_factory=dict)
+
+    def fitter(self, settings: FitSettings, scales: Scales) -> MapFitter:
+        from .fit import MapFitter
+
+        if (settings, scales) not in self.fitters:
+            self.fitters[settings, scales] = MapFitter(scales, settings)
+        return self.fitters[settings, scales]
+
+    def program(self, interpolation: str, blend: str) -> RenderProgram:
+        from .render import RenderProgram
+
+        if (interpolation, blend) not in self.programs:
+            self.programs[interpolation, blend] = RenderProgram(interpolation, blend)
+        return self.programs[interpolation, blend]
+
+
 def _fit_legs(
-    args: argparse.Namespace, job: Job, err: TextIO, timer: StageTimer, check: Callable[[], None]
+    args: argparse.Namespace,
+    job: Job,
+    err: TextIO,
+    timer: StageTimer,
+    check: Callable[[], None],
+    compiled: Compiled,
 ) -> list[MorphMaps]:
     """Maps for every leg: loaded, or fitted one leg after another."""
     from tqdm import tqdm
 
-    from .fit import FitDivergedError, FitSettings, fit_maps, reduce_for_fit
+    from .fit import FitDivergedError, FitSettings, reduce_for_fit
 
     if job.loaded_maps is not None:
         return [job.loaded_maps]
     legs = len(job.keys) - 1
     settings = FitSettings(epochs=args.epochs, working_size=job.working_size, seed=args.seed)
+    fitter = compiled.fitter(settings, job.scales)
     all_maps = []
     for leg in range(legs):
         label = "fitting" if legs == 1 else f"fitting {leg + 1}/{legs}"
@@ -402,8 +436,8 @@ def _fit_legs(
 
             try:
                 with timer.stage("fit"):
-                    all_maps.append(fit_maps(*reduce_for_fit(job.keys[leg], job.keys[leg + 1], job.working_size),
-                                             job.scales, settings, on_step, image_shape=job.keys[0].shape[:2]))
+                    all_maps.append(fitter.fit(*reduce_for_fit(job.keys[leg], job.keys[leg + 1], job.working_size),
+                                               on_step, image_shape=job.keys[0].shape[:2]))
             except FitDivergedError as error:
                 raise RunError(f"leg {leg + 1}: {error}" if legs > 1 else str(error)) from None
     return all_maps
@@ -437,13 +471,12 @@ def _run(
     err: TextIO,
     timer: StageTimer,
     check: Callable[[], None] = lambda: None,
-    programs: dict[tuple[str, str], RenderProgram] | None = None,
+    compiled: Compiled | None = None,
 ) -> None:
     """Fit (or load) the maps, then render and encode; TensorFlow is imported here.
 
     ``check`` is called at safe points and raises to stop (see ``StopRequest``).
-    ``programs`` holds the compiled renderers by (interpolation, blend), kept
-    between the rows of a batch so that rows of one size compile once.
+    ``compiled`` is kept between the rows of a batch (see ``Compiled``).
     """
     from tqdm import tqdm
 
@@ -464,15 +497,9 @@ def _run(
     for notice in job.notices:
         say(f"{PROGRAM}: {notice}")
 
-    from .render import RenderProgram
-
-    programs = {} if programs is None else programs
-    mode = (args.interpolation, args.blend)
-    if mode not in programs:
-        programs[mode] = RenderProgram(*mode)
-    program = programs[mode]
+    compiled = Compiled() if compiled is None else compiled
     check()
-    all_maps = _fit_legs(args, job, err, timer, check)
+    all_maps = _fit_legs(args, job, err, timer, check, compiled)
     if args.save_maps is not None:
         with atomic_path(args.save_maps) as temporary:
             save_maps(all_maps[0], temporary)
@@ -483,7 +510,8 @@ def _run(
 
     with timer.stage("render"):
         renderers = [
-            FrameRenderer(job.keys[leg], job.keys[leg + 1], maps, job.scales, program=program)
+            FrameRenderer(job.keys[leg], job.keys[leg + 1], maps, job.scales,
+                          program=compiled.program(args.interpolation, args.blend))
             for leg, maps in enumerate(all_maps)
         ]
         timeline = build_timeline(
@@ -589,7 +617,7 @@ def _run_batch(
     rows = read_manifest(args.batch)
     shard_index, shard_count = args.shard or (0, 1)
     shared = _without_batch_flags(argv)
-    programs: dict[tuple[str, str], RenderProgram] = {}  # compiled renderers, shared by the rows
+    compiled = Compiled()  # fitters and renderers, shared by the rows
     done = skipped = 0
     failed: list[int] = []
     for row in rows:
@@ -606,7 +634,7 @@ def _run_batch(
             if not row.targets:
                 raise UsageError("no target")
             job = _validate(row_args)
-            _run(row_args, job, say, err, timer, check, programs)
+            _run(row_args, job, say, err, timer, check, compiled)
             done += 1
         except (UsageError, RunError) as error:
             print(f"{PROGRAM}: {label}: error: {error}", file=err)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -31,15 +32,15 @@ from .network import build_map_network, network_input
 from .transition import DirectionMaps, apply_direction, upsample_direction
 from .warp import dense_image_warp, identity_grid
 
-__all__ = ["FitSettings", "FitDivergedError", "fit_maps", "reduce_for_fit"]
+__all__ = ["FitSettings", "FitDivergedError", "MapFitter", "fit_maps", "reduce_for_fit"]
 
 
 @dataclass(frozen=True)
 class FitSettings:
     """How to fit. ``working_size`` and ``grid_size`` are long sides in pixels."""
 
-    epochs: int = 150
-    working_size: int = 256
+    epochs: int = 120
+    working_size: int = 192
     grid_size: int = 64
     learning_rate: float = 2e-3
     features: int = 32
@@ -133,6 +134,165 @@ def _gained(maps: DirectionMaps, gain: tf.Tensor) -> DirectionMaps:
     return DirectionMaps(mult=gain * maps.mult, add=gain * maps.add, warp=maps.warp)
 
 
+class _ShapeProgram(NamedTuple):
+    """What a fitter builds for one working shape: the network, its optimizer, their
+    initial values and the traced (partly XLA-compiled) training step."""
+
+    network: keras.Model
+    variables: list[tf.Variable]
+    initial_values: list[np.ndarray]
+    train_step: Callable[..., tf.Tensor]
+
+
+class MapFitter:
+    """Fits morph maps with one ``scales`` and ``settings``, building each working shape's
+    training step once.
+
+    Tracing and compiling the training step takes several seconds (a third of
+    a default fit on 2 CPU cores); a fitter keeps it for the next pair of the
+    same working shape (the legs of a multi-key morph, the rows of a batch).
+    Every fit starts from the seed's initial weights and a fresh optimizer
+    state, so it returns the same maps as a fitter of its own.
+    """
+
+    def __init__(self, scales: Scales, settings: FitSettings = FitSettings()) -> None:
+        if settings.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {settings.epochs}")
+        self.scales = scales
+        self.settings = settings
+        self._programs: dict[tuple[tuple[int, int], ...], _ShapeProgram] = {}
+
+    def _program(self, level_shapes: list[tuple[int, int]], grid_shape: tuple[int, int]) -> _ShapeProgram:
+        key = (*level_shapes, grid_shape)
+        if key not in self._programs:
+            self._programs[key] = self._build(len(level_shapes), grid_shape)
+        return self._programs[key]
+
+    def _build(self, level_count: int, grid_shape: tuple[int, int]) -> _ShapeProgram:
+        settings, scales = self.settings, self.scales
+        network = build_map_network(*grid_shape, features=settings.features, layers=settings.layers, seed=settings.seed)
+        optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
+        optimizer.build(network.trainable_variables)
+        one = tf.ones([1])
+
+        def reconstruction(
+            forward_grid: tf.Tensor,
+            backward_grid: tf.Tensor,
+            colour_gain: tf.Tensor,
+            source_level: tf.Tensor,
+            target_level: tf.Tensor,
+        ) -> tf.Tensor:
+            """Mean squared error of ``S→T(1)`` against T and ``T→S(1)`` against S at one level."""
+            height, width = source_level.shape[1], source_level.shape[2]
+            error = tf.constant(0.0)
+            for image, grid_maps, reference in (
+                (source_level, forward_grid, target_level),
+                (target_level, backward_grid, source_level),
+            ):
+                maps = _gained(upsample_direction(grid_maps, height, width), colour_gain)
+                warped = apply_direction(image, maps, one, scales)
+                error += tf.reduce_mean(tf.square(warped - reference))
+            return error
+
+        # XLA makes the full-size warps ~3x faster, but compiling costs seconds per
+        # warp and its CPU convolutions are ~5x slower than oneDNN's: so only the
+        # full-size level is compiled; the network and the small levels are not.
+        full_size_reconstruction = tf.function(reconstruction, jit_compile=True, autograph=False)
+
+        def loss_of(raw: tf.Tensor, levels: tuple[tuple[tf.Tensor, tf.Tensor], ...], progress: tf.Tensor) -> tf.Tensor:
+            forward_grid, backward_grid = _grid_maps(raw)
+            # The colour maps are phased in: early on only the warp can explain
+            # the difference, so shapes move instead of fading.
+            colour_gain = tf.minimum(1.0, progress / max(settings.colour_ramp, 1e-6))
+            loss = full_size_reconstruction(forward_grid, backward_grid, colour_gain, *levels[0])
+            for level in levels[1:]:
+                loss += reconstruction(forward_grid, backward_grid, colour_gain, *level)
+            # The regularisers act on the smooth flows at the maps' own grid.
+            flow_st = scales.warp * forward_grid[..., WARP]
+            flow_ts = scales.warp * backward_grid[..., WARP]
+            loss += settings.consistency_weight * _consistency(flow_st, flow_ts)
+            loss += settings.fold_weight * (
+                _fold_penalty(flow_st, settings.fold_margin) + _fold_penalty(flow_ts, settings.fold_margin)
+            )
+            return loss
+
+        @tf.function(autograph=False)
+        def train_step(
+            inputs: tf.Tensor, levels: tuple[tuple[tf.Tensor, tf.Tensor], ...], progress: tf.Tensor
+        ) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                loss = loss_of(network(inputs, training=True), levels, progress)
+            gradients = tape.gradient(loss, network.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, network.trainable_variables))
+            return loss
+
+        variables = [*network.trainable_variables, *optimizer.variables]
+        return _ShapeProgram(network, variables, [v.numpy() for v in variables], train_step)
+
+    def fit(
+        self,
+        source: np.ndarray,
+        target: np.ndarray,
+        on_step: StepCallback | None = None,
+        *,
+        image_shape: tuple[int, int] | None = None,
+    ) -> MorphMaps:
+        """Fit morph maps from ``source`` to ``target``.
+
+        Args:
+          source, target: ``[H, W, 3] float32 in [-1, 1]``, the same shape.
+          on_step: called after each step with (step index, loss).
+          image_shape: ``(H, W)`` of the frames the maps are for, when the images
+            passed in were already reduced (to save memory on big photos);
+            default: the images' own shape.
+
+        Returns:
+          ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.
+
+        Raises:
+          FitDivergedError: when the loss stops being finite.
+          ValueError: for images of different shapes.
+        """
+        if source.shape != target.shape or source.ndim != 3 or source.shape[-1] != 3:
+            raise ValueError(f"source {source.shape} and target {target.shape} must both be [H, W, 3]")
+        settings = self.settings
+        height, width = image_shape if image_shape is not None else source.shape[:2]
+        work_h, work_w = working_shape(height, width, settings.working_size)
+        work_h, work_w = min(work_h, source.shape[0]), min(work_w, source.shape[1])
+        grid_h, grid_w = working_shape(work_h, work_w, settings.grid_size)
+
+        # The reconstruction is compared at several scales (factor 2 apart). Coarse
+        # levels see large motions that the full-size warp's local gradient cannot:
+        # a shape that moved further than its own size overlaps its target only
+        # once both are small.
+        level_shapes = _pyramid_shapes(work_h, work_w, settings.pyramid_levels)
+        levels = tuple(
+            (tf.constant(_shrink(source, h, w)[np.newaxis]), tf.constant(_shrink(target, h, w)[np.newaxis]))
+            for h, w in level_shapes
+        )
+        inputs = tf.constant(network_input(_shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w)))
+        program = self._program(level_shapes, (grid_h, grid_w))
+        for variable, value in zip(program.variables, program.initial_values):
+            variable.assign(value)  # the seed's weights, a fresh optimizer
+
+        for step in range(settings.epochs):
+            loss = float(program.train_step(inputs, levels, tf.constant(step / settings.epochs, tf.float32)))
+            if not math.isfinite(loss):
+                raise FitDivergedError(
+                    f"fitting diverged at step {step + 1} (loss is {loss}); "
+                    "try smaller scales or a different seed"
+                )
+            if on_step is not None:
+                on_step(step, loss)
+
+        forward_grid, backward_grid = _grid_maps(program.network(inputs, training=False))
+        forward_np = forward_grid[0].numpy()
+        backward_np = backward_grid[0].numpy()
+        if not (np.isfinite(forward_np).all() and np.isfinite(backward_np).all()):
+            raise FitDivergedError("fitting produced non-finite maps; try smaller scales")
+        return MorphMaps(forward=forward_np, backward=backward_np, scales=self.scales, image_shape=(height, width))
+
+
 def fit_maps(
     source: np.ndarray,
     target: np.ndarray,
@@ -142,7 +302,7 @@ def fit_maps(
     *,
     image_shape: tuple[int, int] | None = None,
 ) -> MorphMaps:
-    """Fit morph maps from ``source`` to ``target``.
+    """Fit morph maps from ``source`` to ``target`` (with a fitter of its own; see ``MapFitter.fit``).
 
     Args:
       source, target: ``[H, W, 3] float32 in [-1, 1]``, the same shape.
@@ -150,8 +310,7 @@ def fit_maps(
       settings: epochs, sizes, learning rate, seed.
       on_step: called after each step with (step index, loss).
       image_shape: ``(H, W)`` of the frames the maps are for, when the images
-        passed in were already reduced (to save memory on big photos);
-        default: the images' own shape.
+        passed in were already reduced; default: the images' own shape.
 
     Returns:
       ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.
@@ -160,98 +319,4 @@ def fit_maps(
       FitDivergedError: when the loss stops being finite.
       ValueError: for images of different shapes or bad settings.
     """
-    if source.shape != target.shape or source.ndim != 3 or source.shape[-1] != 3:
-        raise ValueError(f"source {source.shape} and target {target.shape} must both be [H, W, 3]")
-    if settings.epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {settings.epochs}")
-    height, width = image_shape if image_shape is not None else source.shape[:2]
-    work_h, work_w = working_shape(height, width, settings.working_size)
-    work_h, work_w = min(work_h, source.shape[0]), min(work_w, source.shape[1])
-    grid_h, grid_w = working_shape(work_h, work_w, settings.grid_size)
-
-    # The reconstruction is compared at several scales (factor 2 apart). Coarse
-    # levels see large motions that the full-size warp's local gradient cannot:
-    # a shape that moved further than its own size overlaps its target only
-    # once both are small.
-    levels = [
-        (tf.constant(_shrink(source, h, w)[np.newaxis]), tf.constant(_shrink(target, h, w)[np.newaxis]))
-        for h, w in _pyramid_shapes(work_h, work_w, settings.pyramid_levels)
-    ]
-    inputs = tf.constant(
-        network_input(_shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w))
-    )
-    one = tf.ones([1])
-    network = build_map_network(
-        grid_h, grid_w, features=settings.features, layers=settings.layers, seed=settings.seed
-    )
-    optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
-    optimizer.build(network.trainable_variables)
-
-    def reconstruction(
-        forward_grid: tf.Tensor, backward_grid: tf.Tensor, colour_gain: tf.Tensor, level: int
-    ) -> tf.Tensor:
-        """Mean squared error of ``S→T(1)`` against T and ``T→S(1)`` against S at one level."""
-        source_level, target_level = levels[level]
-        height, width = source_level.shape[1], source_level.shape[2]
-        error = tf.constant(0.0)
-        for image, grid_maps, reference in (
-            (source_level, forward_grid, target_level),
-            (target_level, backward_grid, source_level),
-        ):
-            maps = _gained(upsample_direction(grid_maps, height, width), colour_gain)
-            warped = apply_direction(image, maps, one, scales)
-            error += tf.reduce_mean(tf.square(warped - reference))
-        return error
-
-    # XLA makes the full-size warps ~3x faster, but compiling costs seconds per
-    # warp and its CPU convolutions are ~5x slower than oneDNN's: so only the
-    # full-size level is compiled; the network and the small levels are not.
-    full_size_reconstruction = tf.function(
-        lambda forward_grid, backward_grid, gain: reconstruction(forward_grid, backward_grid, gain, 0),
-        jit_compile=True,
-        autograph=False,
-    )
-
-    def loss_of(raw: tf.Tensor, progress: tf.Tensor) -> tf.Tensor:
-        forward_grid, backward_grid = _grid_maps(raw)
-        # The colour maps are phased in: early on only the warp can explain
-        # the difference, so shapes move instead of fading.
-        colour_gain = tf.minimum(1.0, progress / max(settings.colour_ramp, 1e-6))
-        loss = full_size_reconstruction(forward_grid, backward_grid, colour_gain)
-        for level in range(1, len(levels)):
-            loss += reconstruction(forward_grid, backward_grid, colour_gain, level)
-        # The regularisers act on the smooth flows at the maps' own grid.
-        flow_st = scales.warp * forward_grid[..., WARP]
-        flow_ts = scales.warp * backward_grid[..., WARP]
-        loss += settings.consistency_weight * _consistency(flow_st, flow_ts)
-        loss += settings.fold_weight * (
-            _fold_penalty(flow_st, settings.fold_margin) + _fold_penalty(flow_ts, settings.fold_margin)
-        )
-        return loss
-
-    @tf.function(autograph=False)
-    def train_step(progress: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            loss = loss_of(network(inputs, training=True), progress)
-        gradients = tape.gradient(loss, network.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, network.trainable_variables))
-        return loss
-
-    for step in range(settings.epochs):
-        loss = float(train_step(tf.constant(step / settings.epochs, tf.float32)))
-        if not math.isfinite(loss):
-            raise FitDivergedError(
-                f"fitting diverged at step {step + 1} (loss is {loss}); "
-                "try smaller scales or a different seed"
-            )
-        if on_step is not None:
-            on_step(step, loss)
-
-    forward_grid, backward_grid = _grid_maps(network(inputs, training=False))
-    forward_np = forward_grid[0].numpy()
-    backward_np = backward_grid[0].numpy()
-    if not (np.isfinite(forward_np).all() and np.isfinite(backward_np).all()):
-        raise FitDivergedError("fitting produced non-finite maps; try smaller scales")
-    return MorphMaps(
-        forward=forward_np, backward=backward_np, scales=scales, image_shape=(height, width)
-    )
+    return MapFitter(scales, settings).fit(source, target, on_step, image_shape=image_shape)

@@ -456,3 +456,11 @@ def test_plain_render_flags_give_the_formulas_frames(first_run: Path, toy_pair, 
     by_default = default.render(alphas)
     np.testing.assert_array_equal(by_default[[0, -1]], plain.render(alphas)[[0, -1]])
     assert not np.array_equal(by_default[2], written[2])
+
+
+def test_the_command_line_defaults_are_the_fit_defaults() -> None:
+    from morphing.cli import DEFAULT_EPOCHS, DEFAULT_SIZE
+    from morphing.fit import FitSettings
+
+    # Kept apart so that the CLI can answer --help without importing TensorFlow.
+    assert (DEFAULT_EPOCHS, DEFAULT_SIZE) == (FitSettings().epochs, FitSettings().working_size)

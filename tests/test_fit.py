@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from morphing.fit import FitDivergedError, FitSettings, fit_maps
+from morphing.fit import FitDivergedError, FitSettings, MapFitter, fit_maps
 from morphing.images import to_float
 from morphing.maps import Scales
 from morphing.render import FrameRenderer
@@ -45,3 +45,20 @@ def test_non_finite_loss_stops_with_a_clear_error() -> None:
     overflowing = Scales(mult=1e30, add=1e30, warp=0.05)  # float32 overflows to inf, then NaN
     with pytest.raises(FitDivergedError, match=r"diverged at step \d+ \(loss is (inf|nan)\)"):
         fit_maps(source, target, overflowing, FitSettings(epochs=5, working_size=16))
+
+
+def test_a_shared_fitter_traces_once_and_fits_each_pair_as_a_fresh_one() -> None:
+    settings = FitSettings(epochs=6, working_size=32, grid_size=16, seed=3)
+    pairs = [
+        (to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (16, 20), 6))),
+        (to_float(disc_image(32, 32, (10, 16), 8)), to_float(disc_image(32, 32, (22, 16), 5))),
+    ]
+    shared = MapFitter(Scales(), settings)
+    together = [shared.fit(source, target) for source, target in pairs]
+    alone = [fit_maps(source, target, Scales(), settings) for source, target in pairs]
+    for with_others, by_itself in zip(together, alone):
+        np.testing.assert_allclose(with_others.forward, by_itself.forward, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(with_others.backward, by_itself.backward, rtol=0, atol=1e-5)
+    assert not np.allclose(together[0].forward, together[1].forward)
+    (program,) = shared._programs.values()
+    assert program.train_step.experimental_get_tracing_count() == 1
