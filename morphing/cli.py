@@ -519,7 +519,8 @@ def _run(
         )
         # Through frames(): padded to the frames' batch, so the compiled renderer is reused.
         palette_samples = [*job.keys, *renderers[0].frames([0.25, 0.5, 0.75])]
-    writer = animation_writer(args.output.suffix, palette_samples, fps=args.fps, frame_count=len(timeline))
+    with timer.stage("encode"):  # the GIF's global palette is chosen here
+        writer = animation_writer(args.output.suffix, palette_samples, fps=args.fps, frame_count=len(timeline))
     with tqdm(total=len(timeline), desc="rendering", unit="frame", file=err, disable=args.quiet,
               dynamic_ncols=True, leave=False) as bar:
         def counted(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
