@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import astuple
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +29,7 @@ __all__ = [
     "frame_alphas",
     "default_batch",
     "caches_full_size_maps",
+    "MorphInputs",
     "RenderProgram",
     "FrameRenderer",
     "even_pacing_alphas",
@@ -66,6 +68,23 @@ def caches_full_size_maps(height: int, width: int) -> bool:
     return height * width * 64 <= MAPS_CACHE_BYTES
 
 
+class MorphInputs(NamedTuple):
+    """One morph as a render program takes it.
+
+    source, target: ``[1, H, W, 3] uint8``; forward, backward: each direction's
+    maps at frame size, or its ``[1, h, w, 8]`` grid (upsampled inside each
+    call, for huge frames); energies: ``RenderProgram.endpoint_energies``;
+    scales: ``(m, a, w)`` (plain numbers: part of what is compiled).
+    """
+
+    source: tf.Tensor
+    target: tf.Tensor
+    forward: DirectionMaps | tf.Tensor
+    backward: DirectionMaps | tf.Tensor
+    energies: tuple[tf.Tensor, tf.Tensor] | None
+    scales: tuple[float, float, float]
+
+
 class RenderProgram:
     """The compiled frame computation of one render mode, shared by renderers.
 
@@ -101,55 +120,32 @@ class RenderProgram:
             detail_energy(_as_float(target), self.detail_settings),
         )
 
-    def _frames(
-        self,
-        alphas: tf.Tensor,
-        source: tf.Tensor,
-        target: tf.Tensor,
-        forward: DirectionMaps | tf.Tensor,
-        backward: DirectionMaps | tf.Tensor,
-        energies: tuple[tf.Tensor, tf.Tensor] | None,
-        scales: tuple[float, float, float],
-    ) -> tf.Tensor:
-        """``[B]`` alphas → ``[B, H, W, 3] uint8``; maps at frame size, or ``[1, h, w, 8]`` grids to upsample."""
-        height, width = source.shape[1], source.shape[2]
+    def _frames(self, alphas: tf.Tensor, morph: MorphInputs) -> tf.Tensor:
+        """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames of ``morph``."""
+        height, width = morph.source.shape[1], morph.source.shape[2]
+        forward, backward = morph.forward, morph.backward
         if not isinstance(forward, DirectionMaps):
             forward = upsample_direction(forward, height, width)
             backward = upsample_direction(backward, height, width)
         detail = None
-        if energies is not None:
-            detail = EndpointDetail(energies[0], energies[1], self.detail_settings)
+        if morph.energies is not None:
+            detail = EndpointDetail(*morph.energies, self.detail_settings)
         frames = blend_frame(
-            _as_float(source),
-            _as_float(target),
+            _as_float(morph.source),
+            _as_float(morph.target),
             forward,
             backward,
             alphas,
-            Scales(*scales),
+            Scales(*morph.scales),
             interpolation=self.interpolation,
             detail=detail,
         )
         # The same rounding as images.to_uint8, inside the compiled function.
         return tf.cast(tf.clip_by_value(tf.round((frames + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
-    def __call__(
-        self,
-        alphas: tf.Tensor,
-        source: tf.Tensor,
-        target: tf.Tensor,
-        forward: DirectionMaps | tf.Tensor,
-        backward: DirectionMaps | tf.Tensor,
-        energies: tuple[tf.Tensor, tf.Tensor] | None,
-        scales: Scales,
-    ) -> tf.Tensor:
-        """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames.
-
-        ``source``, ``target``: ``[1, H, W, 3] uint8``; ``forward``,
-        ``backward``: each direction's maps at frame size, or its ``[1, h, w,
-        8]`` grid (upsampled inside, for huge frames); ``energies``: from
-        ``endpoint_energies``.
-        """
-        return self._compiled(alphas, source, target, forward, backward, energies, astuple(scales))
+    def __call__(self, alphas: tf.Tensor, morph: MorphInputs) -> tf.Tensor:
+        """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames of ``morph`` (compiled on first use of a shape)."""
+        return self._compiled(alphas, morph)
 
 
 class FrameRenderer:
@@ -189,25 +185,27 @@ class FrameRenderer:
         self.program = program
         # Kept as uint8 (a quarter of float32's memory) and converted inside the
         # compiled function.
-        self._source = tf.constant(source[np.newaxis])
-        self._target = tf.constant(target[np.newaxis])
-        forward_grid = tf.constant(maps.forward[np.newaxis])
-        backward_grid = tf.constant(maps.backward[np.newaxis])
+        source_pixels = tf.constant(source[np.newaxis])
+        target_pixels = tf.constant(target[np.newaxis])
+        forward: DirectionMaps | tf.Tensor = tf.constant(maps.forward[np.newaxis])
+        backward: DirectionMaps | tf.Tensor = tf.constant(maps.backward[np.newaxis])
         self._cached = caches_full_size_maps(height, width)
         if self._cached:
-            self._maps = (
-                upsample_direction(forward_grid, height, width),
-                upsample_direction(backward_grid, height, width),
-            )
-        else:
-            self._maps = (forward_grid, backward_grid)
-        self._scales = scales
-        self._energies = program.endpoint_energies(self._source, self._target)
+            forward = upsample_direction(forward, height, width)
+            backward = upsample_direction(backward, height, width)
+        self._morph = MorphInputs(
+            source_pixels,
+            target_pixels,
+            forward,
+            backward,
+            program.endpoint_energies(source_pixels, target_pixels),
+            astuple(scales),
+        )
 
     def render(self, alphas: Sequence[float] | np.ndarray) -> np.ndarray:
         """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames."""
         alphas = tf.constant(np.asarray(alphas, np.float32).reshape(-1))
-        return self.program(alphas, self._source, self._target, *self._maps, self._energies, self._scales).numpy()
+        return self.program(alphas, self._morph).numpy()
 
     def frames(self, alphas: Sequence[float] | np.ndarray, batch: int | None = None) -> Iterator[np.ndarray]:
         """Yield ``[H, W, 3] uint8`` frames one by one, rendering ``batch`` at a time.
