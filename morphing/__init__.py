@@ -9,6 +9,9 @@ TensorFlow)::
     maps = fit_maps(to_float(source), to_float(target), Scales())
     frames = FrameRenderer(source, target, maps, maps.scales).render([0.0, 0.5, 1.0])
 
+Many pairs of one size: one ``MapFitter`` and one ``RenderProgram`` for all
+(``FrameRenderer(..., program=program)``) trace and compile once.
+
 The sibling tools: ``fit_hybrid`` (hybrid images), ``shift_image`` and
 ``align_shift`` (sub-pixel shifts and alignment), ``warp_to_target``
 (geometric transfer).
@@ -25,7 +28,9 @@ _EXPORTS = {
     "dense_image_warp": "warp",
     "fit_maps": "fit",
     "FitSettings": "fit",
+    "MapFitter": "fit",
     "FrameRenderer": "render",
+    "RenderProgram": "render",
     "frame_alphas": "render",
     "DetailSettings": "blend",
     "MorphMaps": "maps",
