@@ -385,11 +385,20 @@ class Compiled:
 
     Each traces and compiles once per working shape or frame shape (seconds on
     2 CPU cores), so the legs of a multi-key morph and the rows of a batch of
-    one size pay for it once.
+    one size pay for it once. Only one frame size is kept (each holds tens of
+    MB of compiled code), so a batch of many sizes does not grow in memory.
     """
 
+    frame_shape: tuple[int, int] | None = None
     fitters: dict[tuple[FitSettings, Scales], MapFitter] = field(default_factory=dict)
     programs: dict[tuple[str, str], RenderProgram] = field(default_factory=dict)
+
+    def use_shape(self, frame_shape: tuple[int, int]) -> None:
+        """Forget what was built for frames of another shape."""
+        if frame_shape != self.frame_shape:
+            self.frame_shape = frame_shape
+            self.fitters.clear()
+            self.programs.clear()
 
     def fitter(self, settings: FitSettings, scales: Scales) -> MapFitter:
         from .fit import MapFitter
@@ -498,6 +507,7 @@ def _run(
         say(f"{PROGRAM}: {notice}")
 
     compiled = Compiled() if compiled is None else compiled
+    compiled.use_shape(job.keys[0].shape[:2])
     check()
     all_maps = _fit_legs(args, job, err, timer, check, compiled)
     if args.save_maps is not None:

@@ -464,3 +464,20 @@ def test_the_command_line_defaults_are_the_fit_defaults() -> None:
 
     # Kept apart so that the CLI can answer --help without importing TensorFlow.
     assert (DEFAULT_EPOCHS, DEFAULT_SIZE) == (FitSettings().epochs, FitSettings().working_size)
+
+
+def test_compiled_parts_are_kept_for_one_frame_size_only() -> None:
+    from morphing.cli import Compiled
+    from morphing.fit import FitSettings
+    from morphing.maps import Scales
+
+    compiled = Compiled()
+    compiled.use_shape((48, 64))
+    program = compiled.program("bicubic", "detail")
+    fitter = compiled.fitter(FitSettings(), Scales())
+    compiled.use_shape((48, 64))
+    assert compiled.program("bicubic", "detail") is program and compiled.fitter(FitSettings(), Scales()) is fitter
+    assert compiled.program("bilinear", "linear") is not program
+    compiled.use_shape((64, 64))
+    assert compiled.program("bicubic", "detail") is not program
+    assert compiled.fitter(FitSettings(), Scales()) is not fitter
