@@ -152,7 +152,8 @@ class MapFitter:
     a default fit on 2 CPU cores); a fitter keeps it for the next pair of the
     same working shape (the legs of a multi-key morph, the rows of a batch).
     Every fit starts from the seed's initial weights and a fresh optimizer
-    state, so it returns the same maps as a fitter of its own.
+    state, so it returns the same maps as a fitter of its own. It keeps every
+    working shape it has seen (tens of MB each): use one per image size.
     """
 
     def __init__(self, scales: Scales, settings: FitSettings = FitSettings()) -> None:
@@ -165,10 +166,10 @@ class MapFitter:
     def _program(self, level_shapes: list[tuple[int, int]], grid_shape: tuple[int, int]) -> _ShapeProgram:
         key = (*level_shapes, grid_shape)
         if key not in self._programs:
-            self._programs[key] = self._build(len(level_shapes), grid_shape)
+            self._programs[key] = self._build(grid_shape)
         return self._programs[key]
 
-    def _build(self, level_count: int, grid_shape: tuple[int, int]) -> _ShapeProgram:
+    def _build(self, grid_shape: tuple[int, int]) -> _ShapeProgram:
         settings, scales = self.settings, self.scales
         network = build_map_network(*grid_shape, features=settings.features, layers=settings.layers, seed=settings.seed)
         optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
