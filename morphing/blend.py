@@ -105,13 +105,11 @@ def _blur_more(images: tf.Tensor, sigma: float) -> tf.Tensor:
         factor *= 2
     if factor == 1:
         return _blur(images, sigma)
-    pooled = images
-    for _ in range(factor.bit_length() - 1):
+    pooled, sizes = images, []
+    while len(sizes) < factor.bit_length() - 1:  # halve once per factor of 2
+        sizes.append((pooled.shape[1], pooled.shape[2]))
         pooled = _halve(pooled)
     blurred = _blur(pooled, math.sqrt(sigma**2 - (factor**2 - 1) / 12.0) / factor)
-    sizes = [(height, width)]
-    for _ in range(factor.bit_length() - 2):
-        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
     for size in reversed(sizes):
         blurred = _double(blurred, *size)
     return blurred
