@@ -79,8 +79,8 @@ def _shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return resized[0].numpy().astype(np.float32)
 
 
-def _grid_maps(raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Network output ``[1, h, w, 16]`` → forward and backward ``[1, h, w, 8]`` maps.
+def _grid_maps(raw: tf.Tensor) -> tf.Tensor:
+    """Network output ``[1, h, w, 16]`` → ``[2, h, w, 8]``: the S→T maps, then the T→S maps.
 
     The network's warp channels are in units of the grid's long side; this is
     where they become grid pixels.
@@ -88,9 +88,7 @@ def _grid_maps(raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     long_side = float(max(raw.shape[1], raw.shape[2]))
     unit = np.ones(CHANNELS_PER_DIRECTION, np.float32)
     unit[WARP] = long_side
-    forward = raw[..., :CHANNELS_PER_DIRECTION] * unit
-    backward = raw[..., CHANNELS_PER_DIRECTION:] * unit
-    return forward, backward
+    return tf.concat([raw[..., :CHANNELS_PER_DIRECTION], raw[..., CHANNELS_PER_DIRECTION:]], axis=0) * unit
 
 
 def _pyramid_shapes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
@@ -101,32 +99,31 @@ def _pyramid_shapes(height: int, width: int, levels: int) -> list[tuple[int, int
     return shapes
 
 
-def _fold_penalty(flow: tf.Tensor, margin: float) -> tf.Tensor:
-    """Mean of ``relu(margin - det J)^2`` over the sampling map ``p - flow``.
+def _fold_penalty(flows: tf.Tensor, margin: float) -> tf.Tensor:
+    """Sum over the batch of the mean of ``relu(margin - det J)^2`` over each sampling map ``p - flow``.
 
-    ``J`` uses forward differences; ``det J <= 0`` is a fold, and the margin
-    keeps the map away from one.
+    ``flows``: ``[B, h, w, 2]``. ``J`` uses forward differences; ``det J <= 0``
+    is a fold, and the margin keeps the map away from one.
     """
-    d_dy = flow[:, 1:, :-1] - flow[:, :-1, :-1]
-    d_dx = flow[:, :-1, 1:] - flow[:, :-1, :-1]
+    d_dy = flows[:, 1:, :-1] - flows[:, :-1, :-1]
+    d_dx = flows[:, :-1, 1:] - flows[:, :-1, :-1]
     determinant = (1.0 - d_dy[..., 0]) * (1.0 - d_dx[..., 1]) - d_dx[..., 0] * d_dy[..., 1]
-    return tf.reduce_mean(tf.square(tf.nn.relu(margin - determinant)))
+    return tf.reduce_sum(tf.reduce_mean(tf.square(tf.nn.relu(margin - determinant)), axis=[1, 2]))
 
 
-def _consistency(flow_st: tf.Tensor, flow_ts: tf.Tensor) -> tf.Tensor:
+def _consistency(flows: tf.Tensor) -> tf.Tensor:
     """How far composing the two flows (both orders) is from the identity.
 
-    ``flow_st``, ``flow_ts``: ``[1, h, w, 2]`` effective flows in pixels of
-    their own grid. Measured in units of half the long side.
+    ``flows``: ``[2, h, w, 2]``, the S→T and T→S effective flows in pixels of
+    their own grid. Both orders are warped as one batch of two. Measured in
+    units of half the long side.
     """
-    height, width = flow_st.shape[1], flow_st.shape[2]
-    grid = identity_grid(height, width)[tf.newaxis]
-    there_and_back = dense_image_warp(dense_image_warp(grid, flow_ts), flow_st)
-    back_and_there = dense_image_warp(dense_image_warp(grid, flow_st), flow_ts)
+    height, width = flows.shape[1], flows.shape[2]
+    grid = tf.tile(identity_grid(height, width)[tf.newaxis], [2, 1, 1, 1])
+    # Row 0: by T→S then S→T; row 1: by S→T then T→S.
+    composed = dense_image_warp(dense_image_warp(grid, tf.reverse(flows, [0])), flows)
     unit = 2.0 / max(height, width)
-    return tf.reduce_mean(tf.square((there_and_back - grid) * unit)) + tf.reduce_mean(
-        tf.square((back_and_there - grid) * unit)
-    )
+    return tf.reduce_sum(tf.reduce_mean(tf.square((composed - grid) * unit), axis=[1, 2, 3]))
 
 
 def _gained(maps: DirectionMaps, gain: tf.Tensor) -> DirectionMaps:
@@ -176,50 +173,40 @@ class MapFitter:
         optimizer.build(network.trainable_variables)
         one = tf.ones([1])
 
-        def reconstruction(
-            forward_grid: tf.Tensor,
-            backward_grid: tf.Tensor,
-            colour_gain: tf.Tensor,
-            source_level: tf.Tensor,
-            target_level: tf.Tensor,
-        ) -> tf.Tensor:
-            """Mean squared error of ``S→T(1)`` against T and ``T→S(1)`` against S at one level."""
-            height, width = source_level.shape[1], source_level.shape[2]
-            error = tf.constant(0.0)
-            for image, grid_maps, reference in (
-                (source_level, forward_grid, target_level),
-                (target_level, backward_grid, source_level),
-            ):
-                maps = _gained(upsample_direction(grid_maps, height, width), colour_gain)
-                warped = apply_direction(image, maps, one, scales)
-                error += tf.reduce_mean(tf.square(warped - reference))
-            return error
+        def reconstruction(grid_maps: tf.Tensor, colour_gain: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
+            """Squared error of ``S→T(1)`` against T plus ``T→S(1)`` against S at one level.
+
+            ``grid_maps``: ``[2, h, w, 8]`` (S→T, T→S); ``images``: ``[2, H, W, 3]``
+            (S, T) at the level's size. Both directions are one batch of two.
+            """
+            height, width = images.shape[1], images.shape[2]
+            maps = _gained(upsample_direction(grid_maps, height, width), colour_gain)
+            warped = apply_direction(images, maps, one, scales)
+            references = tf.reverse(images, [0])
+            return tf.reduce_sum(tf.reduce_mean(tf.square(warped - references), axis=[1, 2, 3]))
 
         # XLA makes the full-size warps ~3x faster, but compiling costs seconds per
         # warp and its CPU convolutions are ~5x slower than oneDNN's: so only the
         # full-size level is compiled; the network and the small levels are not.
         full_size_reconstruction = tf.function(reconstruction, jit_compile=True, autograph=False)
 
-        def loss_of(raw: tf.Tensor, levels: tuple[tuple[tf.Tensor, tf.Tensor], ...], progress: tf.Tensor) -> tf.Tensor:
-            forward_grid, backward_grid = _grid_maps(raw)
+        def loss_of(raw: tf.Tensor, levels: tuple[tf.Tensor, ...], progress: tf.Tensor) -> tf.Tensor:
+            grid_maps = _grid_maps(raw)
             # The colour maps are phased in: early on only the warp can explain
             # the difference, so shapes move instead of fading.
             colour_gain = tf.minimum(1.0, progress / max(settings.colour_ramp, 1e-6))
-            loss = full_size_reconstruction(forward_grid, backward_grid, colour_gain, *levels[0])
+            loss = full_size_reconstruction(grid_maps, colour_gain, levels[0])
             for level in levels[1:]:
-                loss += reconstruction(forward_grid, backward_grid, colour_gain, *level)
+                loss += reconstruction(grid_maps, colour_gain, level)
             # The regularisers act on the smooth flows at the maps' own grid.
-            flow_st = scales.warp * forward_grid[..., WARP]
-            flow_ts = scales.warp * backward_grid[..., WARP]
-            loss += settings.consistency_weight * _consistency(flow_st, flow_ts)
-            loss += settings.fold_weight * (
-                _fold_penalty(flow_st, settings.fold_margin) + _fold_penalty(flow_ts, settings.fold_margin)
-            )
+            flows = scales.warp * grid_maps[..., WARP]
+            loss += settings.consistency_weight * _consistency(flows)
+            loss += settings.fold_weight * _fold_penalty(flows, settings.fold_margin)
             return loss
 
         @tf.function(autograph=False)
         def train_step(
-            inputs: tf.Tensor, levels: tuple[tuple[tf.Tensor, tf.Tensor], ...], progress: tf.Tensor
+            inputs: tf.Tensor, levels: tuple[tf.Tensor, ...], progress: tf.Tensor
         ) -> tf.Tensor:
             with tf.GradientTape() as tape:
                 loss = loss_of(network(inputs, training=True), levels, progress)
@@ -267,10 +254,7 @@ class MapFitter:
         # a shape that moved further than its own size overlaps its target only
         # once both are small.
         level_shapes = _pyramid_shapes(work_h, work_w, settings.pyramid_levels)
-        levels = tuple(
-            (tf.constant(_shrink(source, h, w)[np.newaxis]), tf.constant(_shrink(target, h, w)[np.newaxis]))
-            for h, w in level_shapes
-        )
+        levels = tuple(tf.constant(np.stack([_shrink(source, h, w), _shrink(target, h, w)])) for h, w in level_shapes)
         inputs = tf.constant(network_input(_shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w)))
         program = self._program(level_shapes, (grid_h, grid_w))
         for variable, value in zip(program.variables, program.initial_values):
@@ -286,9 +270,8 @@ class MapFitter:
             if on_step is not None:
                 on_step(step, loss)
 
-        forward_grid, backward_grid = _grid_maps(program.network(inputs, training=False))
-        forward_np = forward_grid[0].numpy()
-        backward_np = backward_grid[0].numpy()
+        grid_maps = _grid_maps(program.network(inputs, training=False)).numpy()
+        forward_np, backward_np = grid_maps[0], grid_maps[1]
         if not (np.isfinite(forward_np).all() and np.isfinite(backward_np).all()):
             raise FitDivergedError("fitting produced non-finite maps; try smaller scales")
         return MorphMaps(forward=forward_np, backward=backward_np, scales=self.scales, image_shape=(height, width))

@@ -36,7 +36,8 @@ class DirectionMaps(NamedTuple):
     """One direction's maps at frame resolution.
 
     mult: ``[1, H, W, 3]``; add: ``[1, H, W, 3]``; warp: ``[1, H, W, 2]`` in
-    pixels of the ``[H, W]`` frame, as (dy, dx).
+    pixels of the ``[H, W]`` frame, as (dy, dx). The fit stacks both
+    directions' maps as a batch of two.
     """
 
     mult: tf.Tensor
@@ -95,7 +96,8 @@ def apply_direction(
     """One direction of the morph at ``alpha``.
 
     Args:
-      image: ``[1, H, W, 3]`` float32 in [-1, 1].
+      image: ``[1, H, W, 3]`` float32 in [-1, 1] (or ``[B, H, W, 3]`` with
+        maps of batch ``B``: several images, each with its own maps).
       maps: that direction's maps at ``[H, W]``.
       alpha: ``[B]`` float32, each usually in [0, 1].
       scales: the multipliers ``m``, ``a``, ``w``.
