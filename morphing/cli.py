@@ -452,7 +452,9 @@ def _fit_legs(
     return all_maps
 
 
-def _leg_alphas(args: argparse.Namespace, job: Job, all_maps: list[MorphMaps]) -> list[np.ndarray]:
+def _leg_alphas(
+    args: argparse.Namespace, job: Job, all_maps: list[MorphMaps], compiled: Compiled
+) -> list[np.ndarray]:
     """Each leg's alphas: eased, and re-timed for even change if asked."""
     from .render import even_pacing_alphas, frame_alphas
     from .timeline import ease
@@ -464,7 +466,7 @@ def _leg_alphas(args: argparse.Namespace, job: Job, all_maps: list[MorphMaps]) -
     for leg, maps in enumerate(all_maps):
         even = even_pacing_alphas(
             job.keys[leg], job.keys[leg + 1], maps, job.scales, count=args.frames,
-            interpolation=args.interpolation, blend=args.blend,
+            program=compiled.program(args.interpolation, args.blend),
         )
         # Easing applies to progress; even pacing maps progress to alpha.
         alphas = np.interp(progress, np.linspace(0.0, 1.0, len(even)), even)
@@ -525,7 +527,7 @@ def _run(
             for leg, maps in enumerate(all_maps)
         ]
         timeline = build_timeline(
-            _leg_alphas(args, job, all_maps), hold=args.hold, boomerang=args.boomerang, loop=args.loop
+            _leg_alphas(args, job, all_maps, compiled), hold=args.hold, boomerang=args.boomerang, loop=args.loop
         )
         # Through frames(): padded to the frames' batch, so the compiled renderer is reused.
         palette_samples = [*job.keys, *renderers[0].frames([0.25, 0.5, 0.75])]

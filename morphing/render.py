@@ -234,6 +234,7 @@ def even_pacing_alphas(
     probe_side: int = 96,
     interpolation: str = "bicubic",
     blend: str = "detail",
+    program: RenderProgram | None = None,
 ) -> np.ndarray:
     """``count`` alphas from 0 to 1 at which consecutive frames differ equally.
 
@@ -242,18 +243,21 @@ def even_pacing_alphas(
     absolute change along them is inverted at evenly spaced levels. The probe
     renders as the frames will be rendered (``interpolation``, ``blend``): a
     probe of the plain formula mis-times frames blended with ``detail``
-    (pacing 1.10 instead of 1.07 untimed, benchmarks/quality.py).
+    (pacing 1.10 instead of 1.07 untimed, benchmarks/quality.py). Pass the
+    frames' ``program`` (then its mode is used) to compile the probe once for
+    all the legs or pairs of one size.
     """
     from .images import resize_image, working_shape
 
+    if program is None:
+        program = RenderProgram(interpolation, blend)
     height, width = working_shape(*source.shape[:2], probe_side)
     small = FrameRenderer(
         resize_image(source, height, width),
         resize_image(target, height, width),
         maps,
         scales,
-        interpolation=interpolation,
-        blend=blend,
+        program=program,
     )
     probe_alphas = np.linspace(0.0, 1.0, 8 * count + 1)
     steps = []

@@ -159,6 +159,23 @@ def test_even_pacing_evens_out_an_uneven_transition() -> None:
     assert even < uneven and even < 1.15, (even, uneven)
 
 
+def test_even_pacing_with_a_shared_program_compiles_its_probe_once() -> None:
+    pairs = [random_pair(seed=seed) for seed in (3, 4)]
+    maps = [random_maps(seed=seed) for seed in (5, 6)]
+    program = RenderProgram("bilinear", "detail")
+    shared = [
+        even_pacing_alphas(source, target, leg_maps, Scales(warp=0.5), 11, probe_side=24, program=program)
+        for (source, target), leg_maps in zip(pairs, maps)
+    ]
+    assert program._compiled.experimental_get_tracing_count() == 1
+    for (source, target), leg_maps, alphas in zip(pairs, maps, shared):
+        alone = even_pacing_alphas(
+            source, target, leg_maps, Scales(warp=0.5), 11, probe_side=24, interpolation="bilinear", blend="detail"
+        )
+        np.testing.assert_array_equal(alphas, alone)
+        assert alphas[0] == 0.0 and alphas[-1] == 1.0 and np.all(np.diff(alphas) > 0)
+
+
 def test_huge_frames_recompute_the_maps_and_give_the_same_frames(monkeypatch: pytest.MonkeyPatch) -> None:
     import morphing.render as render_module
 
