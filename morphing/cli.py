@@ -385,34 +385,43 @@ class Compiled:
 
     Each traces and compiles once per working shape or frame shape (seconds on
     2 CPU cores), so the legs of a multi-key morph and the rows of a batch of
-    one size pay for it once. Only one frame size is kept (each holds tens of
-    MB of compiled code), so a batch of many sizes does not grow in memory.
+    one size pay for it once. Only the ``kept_shapes`` most recently used frame
+    sizes are kept (each holds tens of MB of compiled code), so a batch that
+    alternates between a few sizes compiles each once, and a batch of many
+    sizes does not grow in memory.
     """
 
-    frame_shape: tuple[int, int] | None = None
-    fitters: dict[tuple[FitSettings, Scales], MapFitter] = field(default_factory=dict)
-    programs: dict[tuple[str, str], RenderProgram] = field(default_factory=dict)
+    kept_shapes: int = 3
+    frame_shape: tuple[int, int] = (0, 0)
+    recent_shapes: list[tuple[int, int]] = field(default_factory=list)
+    fitters: dict[tuple[tuple[int, int], FitSettings, Scales], MapFitter] = field(default_factory=dict)
+    programs: dict[tuple[tuple[int, int], str, str], RenderProgram] = field(default_factory=dict)
 
     def use_shape(self, frame_shape: tuple[int, int]) -> None:
-        """Forget what was built for frames of another shape."""
-        if frame_shape != self.frame_shape:
-            self.frame_shape = frame_shape
-            self.fitters.clear()
-            self.programs.clear()
+        """Build for frames of ``frame_shape`` next; forget the least recently used shapes beyond ``kept_shapes``."""
+        self.frame_shape = frame_shape
+        if frame_shape in self.recent_shapes:
+            self.recent_shapes.remove(frame_shape)
+        self.recent_shapes.append(frame_shape)
+        del self.recent_shapes[: -self.kept_shapes]
+        self.fitters = {key: value for key, value in self.fitters.items() if key[0] in self.recent_shapes}
+        self.programs = {key: value for key, value in self.programs.items() if key[0] in self.recent_shapes}
 
     def fitter(self, settings: FitSettings, scales: Scales) -> MapFitter:
         from .fit import MapFitter
 
-        if (settings, scales) not in self.fitters:
-            self.fitters[settings, scales] = MapFitter(scales, settings)
-        return self.fitters[settings, scales]
+        key = (self.frame_shape, settings, scales)
+        if key not in self.fitters:
+            self.fitters[key] = MapFitter(scales, settings)
+        return self.fitters[key]
 
     def program(self, interpolation: str, blend: str) -> RenderProgram:
         from .render import RenderProgram
 
-        if (interpolation, blend) not in self.programs:
-            self.programs[interpolation, blend] = RenderProgram(interpolation, blend)
-        return self.programs[interpolation, blend]
+        key = (self.frame_shape, interpolation, blend)
+        if key not in self.programs:
+            self.programs[key] = RenderProgram(interpolation, blend)
+        return self.programs[key]
 
 
 def _fit_legs(

@@ -466,7 +466,7 @@ def test_the_command_line_defaults_are_the_fit_defaults() -> None:
     assert (DEFAULT_EPOCHS, DEFAULT_SIZE) == (FitSettings().epochs, FitSettings().working_size)
 
 
-def test_compiled_parts_are_kept_for_one_frame_size_only() -> None:
+def test_compiled_parts_are_kept_for_the_three_latest_frame_sizes() -> None:
     from morphing.cli import Compiled
     from morphing.fit import FitSettings
     from morphing.maps import Scales
@@ -481,3 +481,13 @@ def test_compiled_parts_are_kept_for_one_frame_size_only() -> None:
     compiled.use_shape((64, 64))
     assert compiled.program("bicubic", "detail") is not program
     assert compiled.fitter(FitSettings(), Scales()) is not fitter
+    compiled.use_shape((48, 64))  # a batch alternating between two sizes keeps both
+    assert compiled.program("bicubic", "detail") is program and compiled.fitter(FitSettings(), Scales()) is fitter
+    for shape in ((10, 10), (20, 20), (30, 30)):  # three newer sizes push the oldest out
+        compiled.use_shape(shape)
+        compiled.program("bicubic", "detail")
+    assert len(compiled.programs) == 3 and len(compiled.fitters) == 0
+    compiled.use_shape((48, 64))
+    assert compiled.program("bicubic", "detail") is not program
+    assert compiled.fitter(FitSettings(), Scales()) is not fitter
+    assert len(compiled.programs) == 3 and compiled.recent_shapes == [(20, 20), (30, 30), (48, 64)]
