@@ -37,10 +37,10 @@ from morphing.backend import load_tensorflow  # noqa: E402
 
 tf = load_tensorflow()
 
-import cv2  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
+from baselines import dissolve, flow_morph  # noqa: E402
 from morphing.fit import FitSettings, fit_maps  # noqa: E402
 from morphing.images import load_image, to_float  # noqa: E402
 from morphing.maps import Scales  # noqa: E402
@@ -54,42 +54,6 @@ PACING_FRAMES = 21
 
 # A method: (source, target) uint8 -> (render(alphas) -> frames, [flows for folding]).
 Method = Callable[[np.ndarray, np.ndarray], tuple[Callable[[np.ndarray], list[np.ndarray]], list[np.ndarray]]]
-
-
-def dissolve(source: np.ndarray, target: np.ndarray):
-    s, t = source.astype(np.float64), target.astype(np.float64)
-
-    def render(alphas: np.ndarray) -> list[np.ndarray]:
-        return [np.clip(np.rint((1 - a) * s + a * t), 0, 255).astype(np.uint8) for a in alphas]
-
-    return render, []
-
-
-def flow_morph(source: np.ndarray, target: np.ndarray):
-    """OpenCV DIS optical flow both ways; frame(a) = (1-a) S(p + a G) + a T(p + (1-a) F)."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    grey_s = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY)
-    grey_t = cv2.cvtColor(target, cv2.COLOR_RGB2GRAY)
-    forward = dis.calc(grey_s, grey_t, None)  # S(p) ~ T(p + F(p)), (dx, dy)
-    backward = dis.calc(grey_t, grey_s, None)  # T(p) ~ S(p + G(p))
-    height, width = source.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-
-    def warp(image: np.ndarray, flow: np.ndarray, amount: float) -> np.ndarray:
-        amount = np.float32(amount)
-        return cv2.remap(image, grid_x + amount * flow[..., 0], grid_y + amount * flow[..., 1],
-                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
-
-    def render(alphas: np.ndarray) -> list[np.ndarray]:
-        return [
-            np.clip(np.rint((1 - a) * warp(source, backward, a) + a * warp(target, forward, 1 - a)), 0, 255)
-            .astype(np.uint8)
-            for a in alphas
-        ]
-
-    # In dense_image_warp terms (pixel p samples p - flow), as (dy, dx):
-    flows = [-backward[..., ::-1], -forward[..., ::-1]]
-    return render, flows
 
 
 def ours(

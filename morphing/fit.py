@@ -224,6 +224,7 @@ class MapFitter:
         on_step: StepCallback | None = None,
         *,
         image_shape: tuple[int, int] | None = None,
+        points=None,
     ) -> MorphMaps:
         """Fit morph maps from ``source`` to ``target``.
 

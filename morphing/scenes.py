@@ -11,7 +11,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Shape", "Scene", "toy_scene", "random_scene", "random_texture", "fourier_shift", "shifted_pair"]
+__all__ = [
+    "Shape",
+    "Scene",
+    "toy_scene",
+    "random_scene",
+    "random_texture",
+    "fourier_shift",
+    "shifted_pair",
+    "sample_bilinear",
+    "pixel_grid",
+    "Deformation",
+    "random_deformation",
+    "random_recolouring",
+    "DeformedPair",
+    "deformed_pair",
+]
 
 Colour = tuple[float, float, float]
 
@@ -203,3 +218,169 @@ def shifted_pair(
     moved = fourier_shift(texture, dy, dx)
     crop = (slice(margin, margin + size), slice(margin, margin + size))
     return texture[crop], moved[crop]
+
+
+# --- Known deformations of real pictures (the correspondence benchmark's ground truth) ---
+
+
+def sample_bilinear(image: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``image`` (``[H, W, C]``) read at ``positions`` (``[..., 2]`` as (y, x) pixels), bilinear.
+
+    Positions outside the image read the nearest border pixel (the dense
+    warp's convention). Returns ``[..., C]`` float64.
+    """
+    height, width = image.shape[:2]
+    y = np.clip(positions[..., 0], 0.0, height - 1.0)
+    x = np.clip(positions[..., 1], 0.0, width - 1.0)
+    y0 = np.minimum(np.floor(y).astype(np.int64), height - 2)
+    x0 = np.minimum(np.floor(x).astype(np.int64), width - 2)
+    wy = (y - y0)[..., None]
+    wx = (x - x0)[..., None]
+    values = image.astype(np.float64)
+    top = (1 - wx) * values[y0, x0] + wx * values[y0, x0 + 1]
+    bottom = (1 - wx) * values[y0 + 1, x0] + wx * values[y0 + 1, x0 + 1]
+    return (1 - wy) * top + wy * bottom
+
+
+@dataclass(frozen=True)
+class Deformation:
+    """A smooth, invertible map of the plane: a similarity about the image centre plus Gaussian bumps.
+
+    ``apply(points)`` maps ``[..., 2]`` (y, x) pixel positions; a deformed
+    picture ``D`` of an image ``I`` is ``D(p) = I(apply(p))``, so ``apply`` is
+    the *sampling* map and ``p - apply(p)`` is the flow that
+    ``dense_image_warp`` takes to turn ``I`` into ``D``.
+
+    ``matrix`` (``[2, 2]``) and ``offset`` (``[2]``) give the similarity
+    ``centre + matrix @ (p - centre) + offset``; each bump adds
+    ``amplitude * exp(-|p - centre_k|^2 / (2 sigma_k^2))``.
+    """
+
+    centre: tuple[float, float]
+    matrix: np.ndarray
+    offset: np.ndarray
+    bump_centres: np.ndarray  # [K, 2]
+    bump_sigmas: np.ndarray  # [K]
+    bump_amplitudes: np.ndarray  # [K, 2]
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        points = np.asarray(points, np.float64)
+        relative = points - np.asarray(self.centre)
+        mapped = np.asarray(self.centre) + relative @ self.matrix.T + self.offset
+        for centre, sigma, amplitude in zip(self.bump_centres, self.bump_sigmas, self.bump_amplitudes):
+            distance2 = np.sum((points - centre) ** 2, axis=-1, keepdims=True)
+            mapped = mapped + amplitude * np.exp(-distance2 / (2 * sigma * sigma))
+        return mapped
+
+    def invert(self, points: np.ndarray, iterations: int = 60) -> np.ndarray:
+        """The positions ``p`` with ``apply(p) = points`` (Newton-like fixed-point iteration
+        preconditioned by the inverse of the similarity; converges for the gentle bumps made here)."""
+        points = np.asarray(points, np.float64)
+        inverse = np.linalg.inv(self.matrix)
+        estimate = np.asarray(self.centre) + (points - np.asarray(self.centre) - self.offset) @ inverse.T
+        for _ in range(iterations):
+            estimate = estimate + (points - self.apply(estimate)) @ inverse.T
+        return estimate
+
+
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """``[height, width, 2]`` float64 (y, x) position of every pixel."""
+    ys, xs = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
+    return np.stack([ys, xs], axis=-1)
+
+
+def random_deformation(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    *,
+    max_shift: float = 0.15,
+    max_rotation: float = 0.2,
+    max_scale: float = 0.15,
+    bumps: int = 4,
+    bump_amplitude: float = 0.04,
+) -> Deformation:
+    """A seeded smooth deformation: a translation up to ``max_shift`` of each side, a rotation up to
+    ``max_rotation`` radians, a scale change up to ``±max_scale``, and ``bumps`` local
+    displacements of up to ``bump_amplitude`` of the long side (each over a Gaussian of
+    10–20 % of the long side, gentle enough to stay invertible)."""
+    long_side = max(height, width)
+    angle = rng.uniform(-max_rotation, max_rotation)
+    scale = 1.0 + rng.uniform(-max_scale, max_scale)
+    matrix = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    offset = rng.uniform(-max_shift, max_shift, 2) * np.array([height, width])
+    return Deformation(
+        centre=((height - 1) / 2, (width - 1) / 2),
+        matrix=matrix,
+        offset=offset,
+        bump_centres=rng.uniform(0.2, 0.8, (bumps, 2)) * np.array([height, width]),
+        bump_sigmas=rng.uniform(0.1, 0.2, bumps) * long_side,
+        bump_amplitudes=rng.uniform(-bump_amplitude, bump_amplitude, (bumps, 2)) * long_side,
+    )
+
+
+def random_recolouring(rng: np.random.Generator, image: np.ndarray, *, strength: float = 1.0) -> np.ndarray:
+    """``[H, W, 3]`` float in [0, 1] with its colours changed, clipped to [0, 1].
+
+    A per-channel gain (±30 %) and offset (±0.12), a contrast change about the
+    mean (±30 %) and a linear brightness ramp across the image (±0.15 at the
+    edges), each scaled by ``strength``: what differs between two photos'
+    light and white balance, not their geometry.
+    """
+    height, width = image.shape[:2]
+    gain = 1.0 + strength * rng.uniform(-0.3, 0.3, 3)
+    offset = strength * rng.uniform(-0.12, 0.12, 3)
+    contrast = 1.0 + strength * rng.uniform(-0.3, 0.3)
+    direction = rng.uniform(0, 2 * math.pi)
+    ys, xs = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij")
+    ramp = strength * 0.15 * (math.cos(direction) * xs + math.sin(direction) * ys)
+    mean = image.mean(axis=(0, 1))
+    changed = (mean + contrast * (image - mean)) * gain + offset + ramp[..., None]
+    return np.clip(changed, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DeformedPair:
+    """A source, a target that is the source deformed and recoloured, and the true flows.
+
+    ``source`` and ``target`` are ``[H, W, 3] uint8``. ``forward_flow`` is the
+    true S→T flow on the target's pixels and ``backward_flow`` the T→S flow on
+    the source's, both ``[H, W, 2]`` (dy, dx) in ``dense_image_warp``'s
+    convention. ``forward_valid`` / ``backward_valid`` mark the pixels whose
+    correspondence lies inside the other image (elsewhere nothing is right).
+    """
+
+    source: np.ndarray
+    target: np.ndarray
+    forward_flow: np.ndarray
+    backward_flow: np.ndarray
+    forward_valid: np.ndarray
+    backward_valid: np.ndarray
+
+
+def deformed_pair(
+    rng: np.random.Generator, source: np.ndarray, *, recolour: float = 1.0, **deformation: float
+) -> DeformedPair:
+    """``source`` (``[H, W, 3] uint8``) and a randomly deformed, recoloured copy with the true flows.
+
+    ``deformation`` passes on to ``random_deformation``.
+    """
+    height, width = source.shape[:2]
+    warp = random_deformation(rng, height, width, **deformation)
+    grid = pixel_grid(height, width)
+    sampled_at = warp.apply(grid)  # target pixel p shows the source at sampled_at[p]
+    moved = sample_bilinear(source, sampled_at) / 255.0
+    target = np.clip(np.rint(random_recolouring(rng, moved, strength=recolour) * 255), 0, 255).astype(np.uint8)
+    lands_at = warp.invert(grid)  # source pixel q appears in the target at lands_at[q]
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        return (points[..., 0] >= 0) & (points[..., 0] <= height - 1) & (points[..., 1] >= 0) & (points[..., 1] <= width - 1)
+
+    return DeformedPair(
+        source=source,
+        target=target,
+        forward_flow=(grid - sampled_at).astype(np.float32),
+        backward_flow=(grid - lands_at).astype(np.float32),
+        forward_valid=inside(sampled_at),
+        backward_valid=inside(lands_at),
+    )

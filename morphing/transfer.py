@@ -14,17 +14,26 @@ from .maps import MorphMaps, Scales
 from .transition import upsample_direction
 from .warp import dense_image_warp
 
-__all__ = ["transfer_flow", "warp_to_target"]
+__all__ = ["morph_flows", "transfer_flow", "warp_to_target"]
+
+
+def morph_flows(maps: MorphMaps, scales: Scales, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both directions' flows at alpha = 1 for ``[height, width]`` frames.
+
+    Returns ``(forward, backward)``, each ``[height, width, 2] float32`` (dy, dx)
+    in pixels with the ``dense_image_warp`` sign convention, already
+    multiplied by ``scales.warp``: the source→target flow lives on the
+    target's pixels (target pixel ``p`` shows the source at ``p - forward[p]``),
+    the target→source flow on the source's.
+    """
+    packed = tf.constant(np.stack([maps.forward, maps.backward]))
+    flows = (scales.warp * upsample_direction(packed, height, width).warp).numpy()
+    return flows[0], flows[1]
 
 
 def transfer_flow(maps: MorphMaps, scales: Scales, height: int, width: int) -> np.ndarray:
-    """The source→target flow at alpha = 1 for an ``[height, width]`` image.
-
-    Returns ``[height, width, 2] float32`` (dy, dx) in pixels with the
-    ``dense_image_warp`` sign convention, already multiplied by ``scales.warp``.
-    """
-    forward = upsample_direction(tf.constant(maps.forward[np.newaxis]), height, width)
-    return (scales.warp * forward.warp[0]).numpy()
+    """The source→target flow at alpha = 1 for an ``[height, width]`` image (see ``morph_flows``)."""
+    return morph_flows(maps, scales, height, width)[0]
 
 
 def warp_to_target(source: np.ndarray, maps: MorphMaps, scales: Scales) -> np.ndarray:

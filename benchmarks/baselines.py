@@ -1,0 +1,62 @@
+"""Baselines the benchmarks measure ours against, in the same run: a cross-dissolve and
+an optical-flow morph (OpenCV's DIS flow both ways). Needs ``requirements-bench.txt``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+__all__ = ["dis_flows", "dissolve", "flow_morph"]
+
+Render = Callable[[np.ndarray], list[np.ndarray]]
+
+
+def dis_flows(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DIS optical flow (OpenCV, medium preset, on grey) as our morph's two flows.
+
+    ``source``, ``target``: ``[H, W, 3] uint8``. Returns ``(forward, backward)``
+    ``[H, W, 2] float32`` (dy, dx) in ``dense_image_warp``'s convention, like
+    ``morphing.transfer.morph_flows``: target pixel ``p`` shows the source at
+    ``p - forward[p]``, source pixel ``q`` the target at ``q - backward[q]``.
+    """
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    grey_s = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY)
+    grey_t = cv2.cvtColor(target, cv2.COLOR_RGB2GRAY)
+    source_to_target = dis.calc(grey_s, grey_t, None)  # S(p) ~ T(p + F(p)), (dx, dy)
+    target_to_source = dis.calc(grey_t, grey_s, None)  # T(p) ~ S(p + G(p))
+    return -target_to_source[..., ::-1].copy(), -source_to_target[..., ::-1].copy()
+
+
+def dissolve(source: np.ndarray, target: np.ndarray) -> tuple[Render, list[np.ndarray]]:
+    """The cross-dissolve: ``(render(alphas) -> frames, [])``."""
+    s, t = source.astype(np.float64), target.astype(np.float64)
+
+    def render(alphas: np.ndarray) -> list[np.ndarray]:
+        return [np.clip(np.rint((1 - a) * s + a * t), 0, 255).astype(np.uint8) for a in alphas]
+
+    return render, []
+
+
+def flow_morph(source: np.ndarray, target: np.ndarray) -> tuple[Render, list[np.ndarray]]:
+    """The DIS flow morph: frame(a) = (1 - a)·S(p - a·f_b(p)) + a·T(p - (1 - a)·f_f(p)), the
+    same linear-in-alpha backward warps as our formula, bilinear. Returns
+    ``(render(alphas) -> frames, [forward flow, backward flow])``."""
+    forward, backward = dis_flows(source, target)
+    height, width = source.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+
+    def warp(image: np.ndarray, flow: np.ndarray, amount: float) -> np.ndarray:
+        amount = np.float32(amount)
+        return cv2.remap(image, grid_x - amount * flow[..., 1], grid_y - amount * flow[..., 0],
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+
+    def render(alphas: np.ndarray) -> list[np.ndarray]:
+        return [
+            np.clip(np.rint((1 - a) * warp(source, backward, a) + a * warp(target, forward, 1 - a)), 0, 255)
+            .astype(np.uint8)
+            for a in alphas
+        ]
+
+    return render, [forward, backward]

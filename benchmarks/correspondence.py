@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Correspondence: does the fitted warp bring matching features into register?
+
+    pip install -r requirements-bench.txt
+    python benchmarks/correspondence.py --samples ../shared/samples [--out DIR]
+
+Scores the warp itself, for every method in the same run (no warp at all, the
+OpenCV DIS optical-flow morph, ours):
+
+1. Exact ground truth: real pictures (the photo pairs in ``--samples``,
+   scikit-image's astronaut, coffee and cat, two procedural textures) at
+   256x256, each warped by a known random smooth deformation (translation up
+   to 15 % of the side, rotation up to 0.2 rad, scale ±15 %, four local bumps)
+   and recoloured (per-channel gain and offset, contrast, a brightness ramp),
+   so the true correspondence is known at every pixel
+   (``morphing.scenes.deformed_pair``). End-point error of the flows at
+   alpha = 1, both directions, over the pixels whose match lies inside the
+   other image: mean and 95th percentile in pixels. Folds: share of pixels
+   where either sampling map folds.
+2. Landmarks placed by eye (``benchmarks/landmarks/*.csv``, the points-file
+   format of ``--points``) on 512x512 pairs: the two faces, a face and the
+   astronaut's (another scale and place), the faces again with the target
+   moved by a known similarity, and the car. Target registration error
+   (px): each direction's flow carries one image's landmarks into the other,
+   both directions averaged. "Ghost at ½": how far apart the two copies of a
+   landmark are in the middle frame (one carried by S→T(½), one by T→S(½)):
+   a double eye or mouth is a large ghost.
+   ``ours + 5 points`` also passes five of the landmarks (pupils, nose base,
+   mouth corners) as user points; its TRE is over all landmarks, and over the
+   other five alone ("held out").
+
+``--set FIELD=VALUE`` overrides a ``FitSettings`` field for ours (tuning);
+``--only`` picks methods by name. With ``--out``, contact sheets (frames at
+0, ¼, ½, ¾, 1 per method) of the landmark pairs are written there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from morphing.backend import load_tensorflow  # noqa: E402
+
+load_tensorflow()
+
+from PIL import Image  # noqa: E402
+from skimage import data as skimage_data  # noqa: E402
+
+from baselines import dis_flows, flow_morph  # noqa: E402
+from morphing.fit import FitSettings, MapFitter, reduce_for_fit  # noqa: E402
+from morphing.images import load_image, resize_image  # noqa: E402
+from morphing.maps import Scales  # noqa: E402
+from morphing.metrics import fold_fraction  # noqa: E402
+from morphing.points import PointPairs, read_points  # noqa: E402
+from morphing.render import FrameRenderer  # noqa: E402
+from morphing.scenes import (  # noqa: E402
+    Deformation,
+    deformed_pair,
+    pixel_grid,
+    random_texture,
+    sample_bilinear,
+)
+from morphing.transfer import morph_flows  # noqa: E402
+
+LANDMARKS = Path(__file__).resolve().parent / "landmarks"
+GROUND_TRUTH_SIDE = 256
+ASTRONAUT_CROP = (110, 10, 350, 250)  # left, top, right, bottom in the 512x512 original
+USER_POINTS = (0, 1, 6, 7, 8)  # of the face landmarks: pupils, nose base, mouth corners
+
+Flows = tuple[np.ndarray, np.ndarray]  # (forward on the target's pixels, backward on the source's)
+# A method: (source, target, user points or None) -> (forward, backward) flows and a frame renderer.
+Method = Callable[[np.ndarray, np.ndarray, PointPairs | None], tuple[Flows, Callable[[list[float]], list[np.ndarray]]]]
+
+
+def astronaut_face() -> np.ndarray:
+    """scikit-image's astronaut (public domain, NASA), her face cropped and resized to 512x512."""
+    picture = Image.fromarray(skimage_data.astronaut()).crop(ASTRONAUT_CROP)
+    return np.asarray(picture.resize((512, 512), Image.Resampling.LANCZOS))
+
+
+def moved_by_similarity(image: np.ndarray, angle: float, scale: float, shift: tuple[float, float]) -> tuple[np.ndarray, Deformation]:
+    """``image`` turned by ``angle`` rad and scaled by ``scale`` about its centre, then moved by
+    ``shift`` (dy, dx) pixels; borders repeat. Returns the picture and the deformation
+    whose ``invert`` carries the original's points into it."""
+    height, width = image.shape[:2]
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) / scale
+    # The picture at p shows the original at centre + R⁻¹/s (p - centre - shift).
+    deformation = Deformation(
+        centre=((height - 1) / 2, (width - 1) / 2),
+        matrix=rotation.T,
+        offset=-(rotation.T @ np.asarray(shift, np.float64)),
+        bump_centres=np.zeros((0, 2)),
+        bump_sigmas=np.zeros(0),
+        bump_amplitudes=np.zeros((0, 2)),
+    )
+    moved = sample_bilinear(image, deformation.apply(pixel_grid(height, width)))
+    return np.clip(np.rint(moved), 0, 255).astype(np.uint8), deformation
+
+
+def landmark_pairs(samples: Path) -> dict[str, tuple[np.ndarray, np.ndarray, PointPairs]]:
+    """name -> (source, target, landmarks), all 512x512."""
+    faces = [load_image(samples / name).pixels for name in ("img_3.jpg", "img_4.jpg")]
+    car = [load_image(samples / name).pixels for name in ("img_1.jpg", "img_2.jpg")]
+    astronaut = astronaut_face()
+    shape = (512, 512)
+    face_points = read_points(LANDMARKS / "faces.csv", shape, shape)
+    moved, deformation = moved_by_similarity(faces[1], angle=0.14, scale=0.82, shift=(-30.0, 40.0))
+    return {
+        "faces": (faces[0], faces[1], face_points),
+        "face → astronaut": (faces[0], astronaut, read_points(LANDMARKS / "faces_astronaut.csv", shape, shape)),
+        "faces, target moved": (faces[0], moved, dataclasses.replace(face_points, target=deformation.invert(face_points.target))),
+        "car": (car[0], car[1], read_points(LANDMARKS / "car.csv", shape, shape)),
+    }
+
+
+def ground_truth_pairs(samples: Path, count: int) -> list[tuple[str, object]]:
+    """(name, DeformedPair) of textured pictures at 256x256, seeded."""
+    side = GROUND_TRUTH_SIDE
+    pictures = {
+        "car": load_image(samples / "img_1.jpg").pixels,
+        "car 2": load_image(samples / "img_2.jpg").pixels,
+        "face": load_image(samples / "img_3.jpg").pixels,
+        "face 2": load_image(samples / "img_4.jpg").pixels,
+        "astronaut": skimage_data.astronaut(),
+        "coffee": skimage_data.coffee(),
+        "cat": skimage_data.chelsea(),
+    }
+    images = [(name, resize_image(picture, side, side)) for name, picture in pictures.items()]
+    rng = np.random.default_rng(14)
+    for index in range(2):
+        texture = random_texture(rng, side, side, falloff=1.2 + 0.4 * index)
+        images.append((f"texture {index + 1}", np.clip(np.rint((texture + 1) * 127.5), 0, 255).astype(np.uint8)))
+    images = images[:count]
+    return [(name, deformed_pair(np.random.default_rng(100 + i), image)) for i, (name, image) in enumerate(images)]
+
+
+def no_warp(source: np.ndarray, target: np.ndarray, points: PointPairs | None):
+    zero = np.zeros((*source.shape[:2], 2), np.float32)
+    return (zero, zero), None
+
+
+def optical_flow(source: np.ndarray, target: np.ndarray, points: PointPairs | None):
+    render, flows = flow_morph(source, target)
+    return (flows[0], flows[1]), render
+
+
+def ours(settings: FitSettings, scales: Scales = Scales()) -> Method:
+    fitters: dict[tuple[int, int], MapFitter] = {}
+
+    def method(source: np.ndarray, target: np.ndarray, points: PointPairs | None):
+        fitter = fitters.setdefault(source.shape[:2], MapFitter(scales, settings))
+        maps = fitter.fit(*reduce_for_fit(source, target, settings.working_size), image_shape=source.shape[:2],
+                          points=points)
+        renderer = FrameRenderer(source, target, maps, scales)
+        return morph_flows(maps, scales, *source.shape[:2]), lambda alphas: list(renderer.render(alphas))
+
+    return method
+
+
+def end_point_errors(flows: Flows, pair) -> np.ndarray:
+    """Per-pixel end-point errors of both directions, over the valid pixels (one array)."""
+    forward, backward = flows
+    errors = [
+        np.hypot(*np.moveaxis(forward - pair.forward_flow, -1, 0))[pair.forward_valid],
+        np.hypot(*np.moveaxis(backward - pair.backward_flow, -1, 0))[pair.backward_valid],
+    ]
+    return np.concatenate(errors)
+
+
+def carried(points: np.ndarray, flow: np.ndarray, amount: float) -> np.ndarray:
+    """Where the features at ``points`` ((y, x), in the image a flow samples) appear once it is
+    warped by ``amount`` times ``flow``: the ``p`` with ``p - amount·flow(p) = point``."""
+    position = points.copy()
+    for _ in range(50):
+        position = points + amount * sample_bilinear(flow, position)
+    return position
+
+
+def registration_errors(flows: Flows, points: PointPairs) -> tuple[np.ndarray, np.ndarray]:
+    """Per landmark: TRE averaged over both directions, and the ghost distance at alpha ½."""
+    forward, backward = flows
+    # The forward flow lives on the target: target landmark t reads the source at t - f(t).
+    forward_error = np.hypot(*(points.target - sample_bilinear(forward, points.target) - points.source).T)
+    backward_error = np.hypot(*(points.source - sample_bilinear(backward, points.source) - points.target).T)
+    # Middle frame: S→T(½) shows source landmark s at p with p - ½ f(p) = s; T→S(½) shows t likewise.
+    ghost = np.hypot(*(carried(points.source, forward, 0.5) - carried(points.target, backward, 0.5)).T)
+    return (forward_error + backward_error) / 2, ghost
+
+
+def subset(points: PointPairs, indices: tuple[int, ...]) -> PointPairs:
+    keep = list(indices)
+    return dataclasses.replace(points, source=points.source[keep], target=points.target[keep])
+
+
+def contact_sheet(render, path: Path) -> None:
+    frames = render([0.0, 0.25, 0.5, 0.75, 1.0])
+    tiles = [np.asarray(Image.fromarray(frame).resize((256, 256), Image.Resampling.LANCZOS)) for frame in frames]
+    Image.fromarray(np.concatenate(tiles, axis=1)).save(path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=Path, required=True, help="folder with the photo pairs img_1..img_4.jpg")
+    parser.add_argument("--pairs", type=int, default=9, help="ground-truth pairs (at most 9)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for contact sheets")
+    parser.add_argument("--only", default=None, help="comma-separated method names to run")
+    parser.add_argument("--sections", default="truth,landmarks", help="truth, landmarks or both")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a FitSettings field for 'ours' (tuning)")
+    args = parser.parse_args()
+
+    overrides = {}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        field_type = type(getattr(FitSettings(), key))
+        overrides[key] = (value.lower() in ("1", "true", "yes")) if field_type is bool else field_type(value)
+    settings = dataclasses.replace(FitSettings(), **overrides)
+    methods: dict[str, Method] = {"no warp": no_warp, "optical flow (DIS)": optical_flow, "ours": ours(settings)}
+    if args.only:
+        wanted = args.only.split(",")
+        methods = {k: v for k, v in methods.items() if any(w in k for w in wanted)}
+    print(f"ours: {settings}")
+    sections = args.sections.split(",")
+
+    if "truth" in sections:
+        pairs = ground_truth_pairs(args.samples, args.pairs)
+        print(f"\n1. {len(pairs)} pictures deformed and recoloured by known maps, {GROUND_TRUTH_SIDE}², "
+              "end-point error (px) at alpha 1, both directions")
+        print(f"{'method':<20} {'EPE mean':>9} {'EPE p95':>8} {'folds %':>8} {'s/pair':>7}   per picture (mean)")
+        for name, method in methods.items():
+            errors, folds, seconds, per_pair = [], [], 0.0, []
+            for _, pair in pairs:
+                start = time.perf_counter()
+                flows, _ = method(pair.source, pair.target, None)
+                seconds += time.perf_counter() - start
+                pixel_errors = end_point_errors(flows, pair)
+                errors.append(pixel_errors)
+                per_pair.append(float(pixel_errors.mean()))
+                folds.append(max(fold_fraction(flow) for flow in flows))
+            every = np.concatenate(errors)
+            print(f"{name:<20} {np.mean(per_pair):9.2f} {np.percentile(every, 95):8.2f} {100 * np.mean(folds):8.2f} "
+                  f"{seconds / len(pairs):7.2f}   " + " ".join(f"{e:.1f}" for e in per_pair), flush=True)
+        print("   pictures: " + ", ".join(name for name, _ in pairs))
+
+    if "landmarks" in sections:
+        landmarks = landmark_pairs(args.samples)
+        runs = dict(methods)
+        if "ours" in methods:
+            runs["ours + 5 points"] = methods["ours"]
+        print("\n2. landmarks placed by eye, 512², TRE (px, both directions) and ghost at ½ (px), mean per pair")
+        print(f"{'method':<20} " + " ".join(f"{name[:19]:>19}" for name in landmarks) + f" {'mean TRE':>9} {'mean ghost':>10}")
+        for name, method in runs.items():
+            cells, tres, ghosts, held_out = [], [], [], []
+            for pair_name, (source, target, points) in landmarks.items():
+                user = subset(points, USER_POINTS) if name.endswith("points") and pair_name != "car" else None
+                if name.endswith("points") and user is None:
+                    cells.append(f"{'–':>19}")
+                    continue
+                flows, render = method(source, target, user)
+                tre, ghost = registration_errors(flows, points)
+                if user is not None:
+                    others = tuple(i for i in range(len(points)) if i not in USER_POINTS)
+                    held_out.append(float(registration_errors(flows, subset(points, others))[0].mean()))
+                tres.append(float(tre.mean()))
+                ghosts.append(float(ghost.mean()))
+                cells.append(f"{tre.mean():8.1f} / {ghost.mean():8.1f}")
+                if args.out is not None and render is not None:
+                    args.out.mkdir(parents=True, exist_ok=True)
+                    slug = "".join(c if c.isalnum() else "_" for c in f"{name}_{pair_name}")
+                    contact_sheet(render, args.out / f"contact_{slug}.png")
+            line = f"{name:<20} " + " ".join(cells) + f" {np.mean(tres):9.1f} {np.mean(ghosts):10.1f}"
+            if held_out:
+                line += f"   (held-out landmarks: {np.mean(held_out):.1f})"
+            print(line, flush=True)
+        print("   cells: TRE / ghost at ½")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
