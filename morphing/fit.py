@@ -1,15 +1,27 @@
 """Fitting: gradient descent on the map network until the maps morph S into T.
 
 ``fit_maps`` takes two same-sized float images and returns ``MorphMaps``; it
-knows nothing of files or flags. The loss, for maps in both directions, is
+knows nothing of files or flags. A fit has two stages:
 
-- reconstruction: ``S→T(1) ≈ T`` and ``T→S(1) ≈ S`` (mean squared error),
-  compared at several scales a factor 2 apart, so that large motions still
-  have a gradient; the colour maps are phased in over the first
-  ``colour_ramp`` of the steps, so the warp explains motion first;
-- consistency: warping the identity grid by one flow then the other returns it
-  (in both orders), measured in units of half the long side;
-- folds: a penalty where the warp's sampling map comes close to folding.
+1. *global*: an affine map that lays the target's layout over the source's
+   (``morphing.affine``: exhaustive search, then gradient descent), so that
+   large motions and scale changes start close;
+2. *dense*: the network's maps, with its warp added to that affine flow. The
+   loss (``morphing.losses``, weighted by ``FitSettings``) is, for both
+   directions at once:
+
+   - structure: local normalised cross-correlation of luminance between
+     ``W(S, flow)`` and ``T`` (and ``W(T, flow')`` and ``S``), at several
+     scales a factor 2 apart, so that large motions still have a gradient.
+     It is blind to local gain and offset, so the warp registers features
+     (eyes on eyes) instead of being outbid by recolouring;
+   - colour: mean squared error of ``S→T(1)`` against ``T`` (and back), which
+     fits the multiply and add maps; it moves the warp only by the
+     ``pixel_warp_weight`` share of its gradient;
+   - smoothness of the warp beyond the affine part (diffusion), inverse
+     consistency of the two directions, and a fold penalty, on the maps' grid;
+   - user point pairs, when given: each direction's flow should carry them
+     onto each other.
 
 The fit runs at a small working size; the maps live on a coarser grid that the
 network outputs and are upsampled bilinearly to whatever size is rendered.
@@ -26,18 +38,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import losses
+from .affine import Affine, GlobalSettings, fit_affine
 from .images import resize_image, to_float, working_shape
 from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
-from .transition import DirectionMaps, apply_direction, upsample_direction
-from .warp import dense_image_warp, identity_grid
+from .points import PointPairs
+from .transition import DirectionMaps, apply_direction, bilinear_matrix, upsample_direction
+from .warp import dense_image_warp
 
 __all__ = ["FitSettings", "FitDivergedError", "MapFitter", "fit_maps", "reduce_for_fit"]
 
 
 @dataclass(frozen=True)
 class FitSettings:
-    """How to fit. ``working_size`` and ``grid_size`` are long sides in pixels."""
+    """How to fit. ``working_size`` and ``grid_size`` are long sides in pixels; the
+    ``*_weight`` fields weigh the loss terms (see the module)."""
 
     epochs: int = 120
     working_size: int = 192
@@ -45,11 +61,17 @@ class FitSettings:
     learning_rate: float = 2e-3
     features: int = 32
     layers: int = 3
-    consistency_weight: float = 1.0
     pyramid_levels: int = 5
-    colour_ramp: float = 0.3
+    global_alignment: bool = True
+    structure_window: int = 9
+    structure_weight: float = 1.0
+    colour_weight: float = 1.0
+    pixel_warp_weight: float = 0.0
+    smoothness_weight: float = 0.05
+    consistency_weight: float = 1.0
     fold_weight: float = 1.0
     fold_margin: float = 0.2
+    point_weight: float = 0.01
     seed: int = 0
 
 
@@ -79,16 +101,22 @@ def _shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return resized[0].numpy().astype(np.float32)
 
 
-def _grid_maps(raw: tf.Tensor) -> tf.Tensor:
-    """Network output ``[1, h, w, 16]`` → ``[2, h, w, 8]``: the S→T maps, then the T→S maps.
+def _grid_maps(raw: tf.Tensor, base_flows: tf.Tensor | None, scales: Scales) -> tf.Tensor:
+    """Network output ``[1, h, w, 16]`` → ``[2, h, w, 8]`` maps: the S→T maps, then the T→S maps.
 
     The network's warp channels are in units of the grid's long side; this is
-    where they become grid pixels.
+    where they become grid pixels. ``base_flows`` (``[2, h, w, 2]`` grid
+    pixels, the global stage's flows; ``None`` for none) are added to the warp,
+    divided by the warp multiplier ``w`` as the maps store it.
     """
     long_side = float(max(raw.shape[1], raw.shape[2]))
     unit = np.ones(CHANNELS_PER_DIRECTION, np.float32)
     unit[WARP] = long_side
-    return tf.concat([raw[..., :CHANNELS_PER_DIRECTION], raw[..., CHANNELS_PER_DIRECTION:]], axis=0) * unit
+    maps = tf.concat([raw[..., :CHANNELS_PER_DIRECTION], raw[..., CHANNELS_PER_DIRECTION:]], axis=0) * unit
+    if base_flows is None or scales.warp == 0:
+        return maps
+    padding = tf.zeros([*base_flows.shape[:3], WARP.start], base_flows.dtype)
+    return maps + tf.concat([padding, base_flows / scales.warp], axis=-1)
 
 
 def _pyramid_shapes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
@@ -99,36 +127,43 @@ def _pyramid_shapes(height: int, width: int, levels: int) -> list[tuple[int, int
     return shapes
 
 
-def _fold_penalty(flows: tf.Tensor, margin: float) -> tf.Tensor:
-    """Sum over the batch of the mean of ``relu(margin - det J)^2`` over each sampling map ``p - flow``.
+def _points_on_grid(points: np.ndarray, work_shape: tuple[int, int], grid_shape: tuple[int, int]) -> np.ndarray:
+    """``[N, 2]`` (y, x) working-size pixels → the same positions in pixels of the maps' grid."""
+    ratio = np.array(grid_shape, np.float64) / np.array(work_shape, np.float64)
+    return (points + 0.5) * ratio - 0.5
 
-    ``flows``: ``[B, h, w, 2]``. ``J`` uses forward differences; ``det J <= 0``
-    is a fold, and the margin keeps the map away from one.
+
+class _PointInputs(NamedTuple):
+    """User point pairs as the training step takes them (``[N, ...]``; ``N = 0`` for none).
+
+    ``readers``: ``[2, N, h·w]`` bilinear sampling matrices on the grid of the
+    points each direction's flow lives on (the target's for S→T, the
+    source's for T→S); ``here``/``there``: ``[2, N, 2]`` grid pixels, where
+    each direction's flow is read and where it should carry them.
     """
-    d_dy = flows[:, 1:, :-1] - flows[:, :-1, :-1]
-    d_dx = flows[:, :-1, 1:] - flows[:, :-1, :-1]
-    determinant = (1.0 - d_dy[..., 0]) * (1.0 - d_dx[..., 1]) - d_dx[..., 0] * d_dy[..., 1]
-    return tf.reduce_sum(tf.reduce_mean(tf.square(tf.nn.relu(margin - determinant)), axis=[1, 2]))
+
+    readers: tf.Tensor
+    here: tf.Tensor
+    there: tf.Tensor
 
 
-def _consistency(flows: tf.Tensor) -> tf.Tensor:
-    """How far composing the two flows (both orders) is from the identity.
+def _point_inputs(points: PointPairs | None, work_shape: tuple[int, int], grid_shape: tuple[int, int]) -> _PointInputs:
+    grid_h, grid_w = grid_shape
+    if points is None or len(points) == 0:
+        return _PointInputs(tf.zeros([2, 0, grid_h * grid_w]), tf.zeros([2, 0, 2]), tf.zeros([2, 0, 2]))
+    scaled = points.resized(*work_shape)
+    source = _points_on_grid(scaled.source, work_shape, grid_shape)
+    target = _points_on_grid(scaled.target, work_shape, grid_shape)
+    readers = np.stack([losses.bilinear_sampling_matrix(p, grid_h, grid_w) for p in (target, source)])
+    return _PointInputs(
+        tf.constant(readers), tf.constant(np.stack([target, source]), tf.float32),
+        tf.constant(np.stack([source, target]), tf.float32),
+    )
 
-    ``flows``: ``[2, h, w, 2]``, the S→T and T→S effective flows in pixels of
-    their own grid. Both orders are warped as one batch of two. Measured in
-    units of half the long side.
-    """
-    height, width = flows.shape[1], flows.shape[2]
-    grid = tf.tile(identity_grid(height, width)[tf.newaxis], [2, 1, 1, 1])
-    # Row 0: by T→S then S→T; row 1: by S→T then T→S.
-    composed = dense_image_warp(dense_image_warp(grid, tf.reverse(flows, [0])), flows)
-    unit = 2.0 / max(height, width)
-    return tf.reduce_sum(tf.reduce_mean(tf.square((composed - grid) * unit), axis=[1, 2, 3]))
 
-
-def _gained(maps: DirectionMaps, gain: tf.Tensor) -> DirectionMaps:
-    """The colour maps multiplied by ``gain`` (the warp untouched)."""
-    return DirectionMaps(mult=gain * maps.mult, add=gain * maps.add, warp=maps.warp)
+def _affine_flows(affine: Affine, grid_shape: tuple[int, int]) -> np.ndarray:
+    """``[2, h, w, 2] float32`` grid-pixel flows of a forward affine map and of its inverse."""
+    return np.stack([affine.flow(*grid_shape), affine.inverse().flow(*grid_shape)])
 
 
 class _ShapeProgram(NamedTuple):
@@ -172,44 +207,72 @@ class MapFitter:
         optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
         optimizer.build(network.trainable_variables)
         one = tf.ones([1])
+        grid_long_side = float(max(grid_shape))
 
-        def reconstruction(grid_maps: tf.Tensor, colour_gain: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
-            """Squared error of ``S→T(1)`` against T plus ``T→S(1)`` against S at one level.
+        def structure(flows: tf.Tensor, grey: tf.Tensor) -> tf.Tensor:
+            """Local NCC of ``W(S, flow)`` against T and ``W(T, flow')`` against S at one level.
 
-            ``grid_maps``: ``[2, h, w, 8]`` (S→T, T→S); ``images``: ``[2, H, W, 3]``
-            (S, T) at the level's size. Both directions are one batch of two.
+            ``flows``: ``[2, h, w, 2]`` grid flows (S→T, T→S); ``grey``: ``[2, H, W, 1]``
+            luminance of (S, T) at the level's size.
             """
+            height, width = grey.shape[1], grey.shape[2]
+            rows = tf.constant(bilinear_matrix(height, flows.shape[1]))
+            columns = tf.constant(bilinear_matrix(width, flows.shape[2]))
+            ratio = tf.constant([height / flows.shape[1], width / flows.shape[2]], tf.float32)
+            level_flows = tf.einsum("yh,bhwc,xw->byxc", rows, flows, columns) * ratio
+            moved = dense_image_warp(grey, level_flows)
+            return tf.reduce_sum(losses.local_ncc(moved, tf.reverse(grey, [0]), settings.structure_window))
+
+        def colour(grid_maps: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
+            """Squared error of ``S→T(1)`` against T plus ``T→S(1)`` against S at the working size;
+            the warp gets ``pixel_warp_weight`` of this term's gradient."""
             height, width = images.shape[1], images.shape[2]
-            maps = _gained(upsample_direction(grid_maps, height, width), colour_gain)
-            warped = apply_direction(images, maps, one, scales)
-            references = tf.reverse(images, [0])
-            return tf.reduce_sum(tf.reduce_mean(tf.square(warped - references), axis=[1, 2, 3]))
+            maps = upsample_direction(grid_maps, height, width)
+            share = settings.pixel_warp_weight
+            warp = maps.warp if share == 1.0 else share * maps.warp + (1.0 - share) * tf.stop_gradient(maps.warp)
+            warped = apply_direction(images, DirectionMaps(maps.mult, maps.add, warp), one, scales)
+            return tf.reduce_sum(losses.squared_error(warped, tf.reverse(images, [0])))
 
         # XLA makes the full-size warps ~3x faster, but compiling costs seconds per
         # warp and its CPU convolutions are ~5x slower than oneDNN's: so only the
         # full-size level is compiled; the network and the small levels are not.
-        full_size_reconstruction = tf.function(reconstruction, jit_compile=True, autograph=False)
+        full_size_structure = tf.function(structure, jit_compile=True, autograph=False)
+        full_size_colour = tf.function(colour, jit_compile=True, autograph=False)
 
-        def loss_of(raw: tf.Tensor, levels: tuple[tf.Tensor, ...], progress: tf.Tensor) -> tf.Tensor:
-            grid_maps = _grid_maps(raw)
-            # The colour maps are phased in: early on only the warp can explain
-            # the difference, so shapes move instead of fading.
-            colour_gain = tf.minimum(1.0, progress / max(settings.colour_ramp, 1e-6))
-            loss = full_size_reconstruction(grid_maps, colour_gain, levels[0])
+        def loss_of(
+            raw: tf.Tensor, base_flows: tf.Tensor, levels: tuple[tf.Tensor, ...], images: tf.Tensor,
+            points: _PointInputs,
+        ) -> tf.Tensor:
+            residual = raw_warp(raw)
+            flows = base_flows + residual  # grid pixels, both directions
+            grid_maps = _grid_maps(raw, base_flows, scales)
+            loss = settings.structure_weight * full_size_structure(flows, levels[0])
             for level in levels[1:]:
-                loss += reconstruction(grid_maps, colour_gain, level)
-            # The regularisers act on the smooth flows at the maps' own grid.
-            flows = scales.warp * grid_maps[..., WARP]
-            loss += settings.consistency_weight * _consistency(flows)
-            loss += settings.fold_weight * _fold_penalty(flows, settings.fold_margin)
+                loss += settings.structure_weight * structure(flows, level)
+            loss += settings.colour_weight * full_size_colour(grid_maps, images)
+            loss += settings.smoothness_weight * tf.reduce_sum(losses.smoothness(residual))
+            loss += settings.consistency_weight * tf.reduce_sum(losses.inverse_consistency(flows))
+            loss += settings.fold_weight * tf.reduce_sum(losses.fold_penalty(flows, settings.fold_margin))
+            if points.here.shape[1]:
+                point_unit = grid_long_side / 100.0  # residuals in per cent of the long side
+                for direction in range(2):
+                    at_points = points.readers[direction] @ tf.reshape(flows[direction], [-1, 2])
+                    loss += settings.point_weight * losses.point_error(
+                        at_points, points.here[direction], points.there[direction], point_unit
+                    )
             return loss
+
+        def raw_warp(raw: tf.Tensor) -> tf.Tensor:
+            """The network's warp channels as ``[2, h, w, 2]`` flows in grid pixels (times ``w``)."""
+            return scales.warp * _grid_maps(raw, None, scales)[..., WARP]
 
         @tf.function(autograph=False)
         def train_step(
-            inputs: tf.Tensor, levels: tuple[tf.Tensor, ...], progress: tf.Tensor
+            inputs: tf.Tensor, base_flows: tf.Tensor, levels: tuple[tf.Tensor, ...], images: tf.Tensor,
+            points: _PointInputs,
         ) -> tf.Tensor:
             with tf.GradientTape() as tape:
-                loss = loss_of(network(inputs, training=True), levels, progress)
+                loss = loss_of(network(inputs, training=True), base_flows, levels, images, points)
             gradients = tape.gradient(loss, network.trainable_variables)
             optimizer.apply_gradients(zip(gradients, network.trainable_variables))
             return loss
@@ -224,7 +287,7 @@ class MapFitter:
         on_step: StepCallback | None = None,
         *,
         image_shape: tuple[int, int] | None = None,
-        points=None,
+        points: PointPairs | None = None,
     ) -> MorphMaps:
         """Fit morph maps from ``source`` to ``target``.
 
@@ -234,6 +297,8 @@ class MapFitter:
           image_shape: ``(H, W)`` of the frames the maps are for, when the images
             passed in were already reduced (to save memory on big photos);
             default: the images' own shape.
+          points: user point pairs that the warp should carry onto each other
+            (in pixels of any image size: they are rescaled), or ``None``.
 
         Returns:
           ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.
@@ -250,19 +315,31 @@ class MapFitter:
         work_h, work_w = min(work_h, source.shape[0]), min(work_w, source.shape[1])
         grid_h, grid_w = working_shape(work_h, work_w, settings.grid_size)
 
-        # The reconstruction is compared at several scales (factor 2 apart). Coarse
-        # levels see large motions that the full-size warp's local gradient cannot:
-        # a shape that moved further than its own size overlaps its target only
-        # once both are small.
+        # The structure is compared at several scales (factor 2 apart). Coarse
+        # levels see large motions that the full-size warp's local gradient cannot.
         level_shapes = _pyramid_shapes(work_h, work_w, settings.pyramid_levels)
-        levels = tuple(tf.constant(np.stack([_shrink(source, h, w), _shrink(target, h, w)])) for h, w in level_shapes)
+        stacks = [np.stack([_shrink(source, h, w), _shrink(target, h, w)]) for h, w in level_shapes]
+        images = tf.constant(stacks[0])
+        levels = tuple(losses.luminance(tf.constant(stack)) for stack in stacks)
         inputs = tf.constant(network_input(_shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w)))
+        working_points = points.resized(work_h, work_w) if points is not None and len(points) else None
+        point_inputs = _point_inputs(working_points, (work_h, work_w), (grid_h, grid_w))
+
+        affine = Affine.identity()
+        if settings.global_alignment and self.scales.warp > 0:
+            affine = fit_affine(
+                stacks[0][0], stacks[0][1],
+                source_points=None if working_points is None else working_points.source,
+                target_points=None if working_points is None else working_points.target,
+            )
+        base_flows = tf.constant(_affine_flows(affine, (grid_h, grid_w)))
+
         program = self._program(level_shapes, (grid_h, grid_w))
         for variable, value in zip(program.variables, program.initial_values):
             variable.assign(value)  # the seed's weights, a fresh optimizer
 
         for step in range(settings.epochs):
-            loss = float(program.train_step(inputs, levels, tf.constant(step / settings.epochs, tf.float32)))
+            loss = float(program.train_step(inputs, base_flows, levels, images, point_inputs))
             if not math.isfinite(loss):
                 raise FitDivergedError(
                     f"fitting diverged at step {step + 1} (loss is {loss}); "
@@ -271,7 +348,7 @@ class MapFitter:
             if on_step is not None:
                 on_step(step, loss)
 
-        grid_maps = _grid_maps(program.network(inputs, training=False)).numpy()
+        grid_maps = _grid_maps(program.network(inputs, training=False), base_flows, self.scales).numpy()
         forward_np, backward_np = grid_maps[0], grid_maps[1]
         if not (np.isfinite(forward_np).all() and np.isfinite(backward_np).all()):
             raise FitDivergedError("fitting produced non-finite maps; try smaller scales")

@@ -1,0 +1,220 @@
+"""The global stage of a fit: one affine map that brings the target's layout onto the source's.
+
+Before the dense warp is fitted, an affine sampling map is found so that large
+motions, scale changes and turns start close: a face that is smaller and
+higher in the target, a car that drove to the right. It is found on small
+grey copies of both images by an exhaustive search over translations and
+scales (blind to where gradient descent would start), then refined by
+gradient descent (Adam on its six parameters), coarse to fine, on the same
+structure similarity the dense stage uses (``losses.local_ncc``), with user
+point pairs as a soft term when given.
+
+Convention: an ``Affine`` works in *normalised* coordinates, resolution-free
+for a given aspect ratio: ``u = (p + 0.5 - size / 2) / (L / 2)`` for a pixel
+position ``p`` (y, x) of an image of ``size`` (H, W) with long side ``L``
+(so the long side runs over [-1, 1]). The map sends a position ``u`` of the
+target to ``matrix @ u + offset`` in the source: the target shows the source
+there. As a ``dense_image_warp`` flow on the target's pixels that is
+``p - sampling(p)`` (``Affine.flow``); the inverse map is the other direction's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .losses import local_ncc, luminance
+from .warp import dense_image_warp
+
+__all__ = ["Affine", "GlobalSettings", "normalised_grid", "fit_affine", "affine_from_points"]
+
+
+@dataclass(frozen=True)
+class Affine:
+    """A sampling map ``u -> matrix @ u + offset`` in normalised coordinates (see the module).
+
+    Attributes:
+      matrix: ``[2, 2] float64`` acting on (y, x).
+      offset: ``[2] float64``, (y, x) in units of half the long side.
+    """
+
+    matrix: np.ndarray
+    offset: np.ndarray
+
+    @staticmethod
+    def identity() -> Affine:
+        return Affine(np.eye(2), np.zeros(2))
+
+    def inverse(self) -> Affine:
+        inverse = np.linalg.inv(self.matrix)
+        return Affine(inverse, -inverse @ self.offset)
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """``[..., 2]`` normalised positions → where the map sends them."""
+        return points @ self.matrix.T + self.offset
+
+    def flow(self, height: int, width: int) -> np.ndarray:
+        """``[height, width, 2] float32`` (dy, dx) pixels: the ``dense_image_warp`` flow of this map."""
+        grid = normalised_grid(height, width)
+        half = max(height, width) / 2.0
+        return ((grid - self.apply(grid)) * half).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    """How the global stage searches.
+
+    ``search_side``: long side of the copies searched exhaustively over
+    ``shifts`` (normalised, both axes) × ``scales``; the refinement then runs
+    ``steps`` Adam steps (learning rate ``learning_rate``) on copies of each
+    long side in ``refine_sides``, with local NCC windows of ``window`` pixels.
+    ``point_weight`` weighs user point pairs (squared distance in half long sides).
+    """
+
+    search_side: int = 32
+    shifts: tuple[float, ...] = (-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4)
+    scales: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.12, 1.25, 1.4)
+    refine_sides: tuple[int, ...] = (32, 64)
+    steps: int = 40
+    learning_rate: float = 0.01
+    window: int = 7
+    point_weight: float = 10.0
+
+
+def normalised_grid(height: int, width: int) -> np.ndarray:
+    """``[height, width, 2] float64`` normalised (y, x) position of every pixel centre."""
+    half = max(height, width) / 2.0
+    ys = (np.arange(height) + 0.5 - height / 2.0) / half
+    xs = (np.arange(width) + 0.5 - width / 2.0) / half
+    grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
+    return np.stack([grid_y, grid_x], axis=-1)
+
+
+def to_normalised(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[N, 2]`` (y, x) pixel positions → normalised positions."""
+    half = max(height, width) / 2.0
+    return (np.asarray(points, np.float64) + 0.5 - np.array([height, width]) / 2.0) / half
+
+
+def affine_from_points(target_points: np.ndarray, source_points: np.ndarray) -> Affine:
+    """The least-squares map sending ``target_points`` to ``source_points`` (both ``[N, 2]`` normalised).
+
+    Three or more pairs: a full affine; two: a similarity (turn, scale, shift);
+    one: a shift.
+    """
+    count = len(target_points)
+    if count >= 3:
+        design = np.concatenate([target_points, np.ones((count, 1))], axis=1)
+        solution, *_ = np.linalg.lstsq(design, source_points, rcond=None)
+        return Affine(solution[:2].T, solution[2])
+    if count == 2:
+        # As complex numbers z = x + iy: source = a·target + b.
+        t = target_points[:, 1] + 1j * target_points[:, 0]
+        s = source_points[:, 1] + 1j * source_points[:, 0]
+        a = (s[1] - s[0]) / (t[1] - t[0]) if t[1] != t[0] else 1.0
+        b = s[0] - a * t[0]
+        matrix = np.array([[a.real, a.imag], [-a.imag, a.real]])
+        return Affine(matrix, np.array([b.imag, b.real]))
+    return Affine(np.eye(2), source_points[0] - target_points[0])
+
+
+def _shrunk_grey(images: np.ndarray, side: int) -> tuple[tf.Tensor, tuple[int, int]]:
+    """``[2, H, W, 3]`` (source, target) → ``[2, h, w, 1]`` luminance with long side ``side``, antialiased."""
+    height, width = images.shape[1:3]
+    scale = side / max(height, width)
+    shape = (max(2, round(height * scale)), max(2, round(width * scale)))
+    small = tf.image.resize(tf.constant(images, tf.float32), shape, method="area")
+    return luminance(small), shape
+
+
+def _sampling_flows(matrices: tf.Tensor, offsets: tf.Tensor, grid: tf.Tensor, half: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """Flows (pixels) and inside-the-source masks of ``[K]`` affine maps over a normalised ``grid``."""
+    mapped = tf.einsum("kij,hwj->khwi", matrices, grid) + offsets[:, tf.newaxis, tf.newaxis, :]
+    flows = (grid[tf.newaxis] - mapped) * half
+    limit = tf.reduce_max(tf.abs(grid), axis=[0, 1]) + 1e-6  # the extent of the pixel centres
+    inside = tf.reduce_all(tf.abs(mapped) <= limit, axis=-1, keepdims=True)
+    return flows, tf.cast(inside, grid.dtype)
+
+
+def _score(
+    matrices: tf.Tensor, offsets: tf.Tensor, source: tf.Tensor, target: tf.Tensor, window: int
+) -> tf.Tensor:
+    """``[K]`` local-NCC losses of warping ``source`` (``[1, h, w, 1]``) onto ``target`` by ``[K]`` maps."""
+    height, width = source.shape[1], source.shape[2]
+    grid = tf.constant(normalised_grid(height, width), tf.float32)
+    flows, inside = _sampling_flows(matrices, offsets, grid, max(height, width) / 2.0)
+    count = matrices.shape[0]
+    moved = dense_image_warp(tf.tile(source, [count, 1, 1, 1]), flows)
+    return local_ncc(moved, tf.tile(target, [count, 1, 1, 1]), window, weights=inside)
+
+
+def fit_affine(
+    source: np.ndarray,
+    target: np.ndarray,
+    settings: GlobalSettings = GlobalSettings(),
+    *,
+    source_points: np.ndarray | None = None,
+    target_points: np.ndarray | None = None,
+) -> Affine:
+    """The affine sampling map that best lays ``source`` over ``target``.
+
+    Args:
+      source, target: ``[H, W, 3] float32`` in [-1, 1], the same shape.
+      settings: the search and refinement.
+      source_points, target_points: matching user points, ``[N, 2]`` (y, x)
+        in these images' pixels, or ``None``. With three or more pairs the
+        search is replaced by their least-squares affine.
+
+    Returns:
+      An ``Affine`` for the S→T direction (target positions → source positions).
+    """
+    images = np.stack([source, target]).astype(np.float32)
+    height, width = source.shape[:2]
+    have_points = source_points is not None and len(source_points) > 0
+    if have_points:
+        source_normalised = tf.constant(to_normalised(source_points, height, width), tf.float32)
+        target_normalised = tf.constant(to_normalised(target_points, height, width), tf.float32)
+
+    if have_points and len(source_points) >= 3:
+        start = affine_from_points(target_normalised.numpy(), source_normalised.numpy())
+    else:
+        grey, _ = _shrunk_grey(images, settings.search_side)
+        shifts = np.array([(dy, dx) for dy in settings.shifts for dx in settings.shifts], np.float32)
+        candidates = [(scale, shift) for scale in settings.scales for shift in shifts]
+        matrices = tf.constant(np.stack([scale * np.eye(2) for scale, _ in candidates]), tf.float32)
+        offsets = tf.constant(np.stack([shift for _, shift in candidates]), tf.float32)
+        scores = _score(matrices, offsets, grey[:1], grey[1:], settings.window)
+        if have_points:
+            mapped = tf.einsum("kij,nj->kni", matrices, target_normalised) + offsets[:, tf.newaxis]
+            scores += settings.point_weight * tf.reduce_mean(
+                tf.reduce_sum(tf.square(mapped - source_normalised), axis=-1), axis=1
+            )
+        best = int(tf.argmin(scores))
+        start = Affine(matrices[best].numpy().astype(np.float64), offsets[best].numpy().astype(np.float64))
+
+    matrix = tf.Variable(start.matrix[np.newaxis].astype(np.float32))
+    offset = tf.Variable(start.offset[np.newaxis].astype(np.float32))
+    optimizer = keras.optimizers.Adam(settings.learning_rate)
+    optimizer.build([matrix, offset])
+    no_points = tf.zeros([0, 2])
+
+    @tf.function(autograph=False)
+    def refine(grey: tf.Tensor, source_normalised: tf.Tensor, target_normalised: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = _score(matrix, offset, grey[:1], grey[1:], settings.window)[0]
+            if have_points:
+                mapped = target_normalised @ tf.transpose(matrix[0]) + offset[0]
+                loss += settings.point_weight * tf.reduce_mean(
+                    tf.reduce_sum(tf.square(mapped - source_normalised), axis=-1)
+                )
+        optimizer.apply_gradients(zip(tape.gradient(loss, [matrix, offset]), [matrix, offset]))
+        return loss
+
+    for side in settings.refine_sides:
+        grey, _ = _shrunk_grey(images, side)
+        for _ in range(settings.steps):
+            refine(grey, *((source_normalised, target_normalised) if have_points else (no_points, no_points)))
+    return Affine(matrix[0].numpy().astype(np.float64), offset[0].numpy().astype(np.float64))
