@@ -40,7 +40,8 @@ def dissolve(source: np.ndarray, target: np.ndarray) -> tuple[Render, list[np.nd
 
 
 def flow_morph(source: np.ndarray, target: np.ndarray) -> tuple[Render, list[np.ndarray]]:
-    """The DIS flow morph: frame(a) = (1 - a)·S(p - a·f_b(p)) + a·T(p - (1 - a)·f_f(p)), the
+    """The DIS flow morph: frame(a) = (1 - a)·S(p - a·f(p)) + a·T(p - (1 - a)·b(p)) with ``(f, b)``
+    from ``dis_flows``, the
     same linear-in-alpha backward warps as our formula, bilinear. Returns
     ``(render(alphas) -> frames, [forward flow, backward flow])``."""
     forward, backward = dis_flows(source, target)
@@ -54,7 +55,7 @@ def flow_morph(source: np.ndarray, target: np.ndarray) -> tuple[Render, list[np.
 
     def render(alphas: np.ndarray) -> list[np.ndarray]:
         return [
-            np.clip(np.rint((1 - a) * warp(source, backward, a) + a * warp(target, forward, 1 - a)), 0, 255)
+            np.clip(np.rint((1 - a) * warp(source, forward, a) + a * warp(target, backward, 1 - a)), 0, 255)
             .astype(np.uint8)
             for a in alphas
         ]

@@ -46,7 +46,7 @@ from morphing.images import load_image, to_float  # noqa: E402
 from morphing.maps import Scales  # noqa: E402
 from morphing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
 from morphing.render import FrameRenderer, RenderProgram, even_pacing_alphas  # noqa: E402
-from morphing.scenes import random_scene  # noqa: E402
+from morphing.scenes import far_moving_scene, random_scene  # noqa: E402
 from morphing.transition import upsample_direction  # noqa: E402
 
 SCORED_ALPHAS = (0.25, 0.5, 0.75)
@@ -167,13 +167,20 @@ def main() -> int:
         methods = {k: v for k, v in methods.items() if any(w in k for w in wanted)}
 
     print(f"ours: {default}")
+    scene_sets = []
     for label, motion in (("large motion", 1.0), ("gentle motion", 0.35)):
         rng = np.random.default_rng(2026)
         scenes = [random_scene(rng, args.size, args.size, shapes=3, gradient=i % 2 == 0, motion=motion)
                   for i in range(args.scenes)]
-        print(f"\n{args.scenes} synthetic scenes, {args.size}x{args.size}, {label} "
-              f"(shapes move up to {12 * motion:.0f}% of the side, scale ±{30 * motion:.0f}%, "
-              f"turn ±{0.6 * motion:.2f} rad)")
+        scene_sets.append((scenes, f"{label} (shapes move up to {12 * motion:.0f}% of the side, "
+                                   f"scale ±{30 * motion:.0f}%, turn ±{0.6 * motion:.2f} rad)"))
+    rng = np.random.default_rng(2027)
+    scene_sets.append(([far_moving_scene(rng, args.size, args.size, shapes=1 + i % 2, gradient=i % 2 == 0)
+                        for i in range(args.scenes)],
+                       "far motion (1 or 2 shapes each move 1-1.5 times their own size while their colour "
+                       "changes strongly)"))
+    for scenes, label in scene_sets:
+        print(f"\n{args.scenes} synthetic scenes, {args.size}x{args.size}, {label}")
         print(f"{'method':<20} {'PSNR@.5':>8} {'PSNR@¼½¾':>9} {'SSIM@¼½¾':>9} {'pacing':>7} {'folds %':>8} {'s/pair':>7}")
         for name, method in methods.items():
             result = score(method, scenes)

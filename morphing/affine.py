@@ -68,15 +68,19 @@ class GlobalSettings:
     """How the global stage searches.
 
     ``search_side``: long side of the copies searched exhaustively over
-    ``shifts`` (normalised, both axes) × ``scales``; the refinement then runs
+    ``shifts`` (normalised, both axes) × ``scales`` × ``turns`` (radians); the
+    ``candidates`` best (distinct) maps are then refined side by side by
     ``steps`` Adam steps (learning rate ``learning_rate``) on copies of each
-    long side in ``refine_sides``, with local NCC windows of ``window`` pixels.
+    long side in ``refine_sides``, with local NCC windows of ``window`` pixels,
+    and the best refined one is kept.
     ``point_weight`` weighs user point pairs (squared distance in half long sides).
     """
 
     search_side: int = 32
     shifts: tuple[float, ...] = (-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4)
     scales: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.12, 1.25, 1.4)
+    turns: tuple[float, ...] = (-0.2, 0.0, 0.2)
+    candidates: int = 4
     refine_sides: tuple[int, ...] = (32, 64)
     steps: int = 40
     learning_rate: float = 0.01
@@ -174,47 +178,72 @@ def fit_affine(
     images = np.stack([source, target]).astype(np.float32)
     height, width = source.shape[:2]
     have_points = source_points is not None and len(source_points) > 0
-    if have_points:
-        source_normalised = tf.constant(to_normalised(source_points, height, width), tf.float32)
-        target_normalised = tf.constant(to_normalised(target_points, height, width), tf.float32)
+    source_normalised = tf.constant(to_normalised(source_points, height, width) if have_points else np.zeros((0, 2)),
+                                    tf.float32)
+    target_normalised = tf.constant(to_normalised(target_points, height, width) if have_points else np.zeros((0, 2)),
+                                    tf.float32)
 
-    if have_points and len(source_points) >= 3:
-        start = affine_from_points(target_normalised.numpy(), source_normalised.numpy())
-    else:
-        grey, _ = _shrunk_grey(images, settings.search_side)
-        shifts = np.array([(dy, dx) for dy in settings.shifts for dx in settings.shifts], np.float32)
-        candidates = [(scale, shift) for scale in settings.scales for shift in shifts]
-        matrices = tf.constant(np.stack([scale * np.eye(2) for scale, _ in candidates]), tf.float32)
-        offsets = tf.constant(np.stack([shift for _, shift in candidates]), tf.float32)
+    def cost(matrices: tf.Tensor, offsets: tf.Tensor, grey: tf.Tensor) -> tf.Tensor:
+        """``[K]``: structure loss of each map, plus its user-point term."""
         scores = _score(matrices, offsets, grey[:1], grey[1:], settings.window)
         if have_points:
             mapped = tf.einsum("kij,nj->kni", matrices, target_normalised) + offsets[:, tf.newaxis]
             scores += settings.point_weight * tf.reduce_mean(
                 tf.reduce_sum(tf.square(mapped - source_normalised), axis=-1), axis=1
             )
-        best = int(tf.argmin(scores))
-        start = Affine(matrices[best].numpy().astype(np.float64), offsets[best].numpy().astype(np.float64))
+        return scores
 
-    matrix = tf.Variable(start.matrix[np.newaxis].astype(np.float32))
-    offset = tf.Variable(start.offset[np.newaxis].astype(np.float32))
+    if have_points and len(source_points) >= 3:
+        start = affine_from_points(target_normalised.numpy(), source_normalised.numpy())
+        starts = (start.matrix[np.newaxis], start.offset[np.newaxis])
+    else:
+        starts = _search(lambda m, o: cost(m, o, _shrunk_grey(images, settings.search_side)[0]), settings)
+
+    # Refine the best few candidates side by side (Adam acts on each parameter on
+    # its own, so a batch of K maps is K independent descents), then keep the best.
+    matrix = tf.Variable(starts[0].astype(np.float32))
+    offset = tf.Variable(starts[1].astype(np.float32))
     optimizer = keras.optimizers.Adam(settings.learning_rate)
     optimizer.build([matrix, offset])
-    no_points = tf.zeros([0, 2])
 
     @tf.function(autograph=False)
-    def refine(grey: tf.Tensor, source_normalised: tf.Tensor, target_normalised: tf.Tensor) -> tf.Tensor:
+    def refine(grey: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = _score(matrix, offset, grey[:1], grey[1:], settings.window)[0]
-            if have_points:
-                mapped = target_normalised @ tf.transpose(matrix[0]) + offset[0]
-                loss += settings.point_weight * tf.reduce_mean(
-                    tf.reduce_sum(tf.square(mapped - source_normalised), axis=-1)
-                )
-        optimizer.apply_gradients(zip(tape.gradient(loss, [matrix, offset]), [matrix, offset]))
-        return loss
+            total = tf.reduce_sum(cost(matrix, offset, grey))
+        optimizer.apply_gradients(zip(tape.gradient(total, [matrix, offset]), [matrix, offset]))
+        return total
 
+    grey = None
     for side in settings.refine_sides:
         grey, _ = _shrunk_grey(images, side)
         for _ in range(settings.steps):
-            refine(grey, *((source_normalised, target_normalised) if have_points else (no_points, no_points)))
-    return Affine(matrix[0].numpy().astype(np.float64), offset[0].numpy().astype(np.float64))
+            refine(grey)
+    final = cost(matrix, offset, grey) if grey is not None else tf.zeros([matrix.shape[0]])
+    best = int(tf.argmin(final))
+    return Affine(matrix[best].numpy().astype(np.float64), offset[best].numpy().astype(np.float64))
+
+
+def _search(cost, settings: GlobalSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The ``settings.candidates`` best maps of the exhaustive search, as ``([K, 2, 2], [K, 2])``.
+
+    Every combination of ``turns``, ``scales`` and ``shifts`` is scored by
+    ``cost`` (maps → ``[K]`` losses); the best are kept, each at least
+    ``0.15`` (normalised) away from the offsets of those kept before, so that
+    the refinement starts from genuinely different layouts.
+    """
+    shifts = np.array([(dy, dx) for dy in settings.shifts for dx in settings.shifts])
+    matrices, offsets = [], []
+    for turn in settings.turns:
+        rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+        for scale in settings.scales:
+            matrices += [scale * rotation] * len(shifts)
+            offsets += list(shifts)
+    matrices, offsets = np.array(matrices), np.array(offsets)
+    scores = cost(tf.constant(matrices, tf.float32), tf.constant(offsets, tf.float32)).numpy()
+    kept: list[int] = []
+    for index in np.argsort(scores, kind="stable"):
+        if all(np.abs(offsets[index] - offsets[other]).max() > 0.15 for other in kept):
+            kept.append(int(index))
+        if len(kept) == settings.candidates:
+            break
+    return matrices[kept], offsets[kept]

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 
 from . import __version__
-from .images import ImageFileError, LoadedImage, fit_to_size, load_image
+from .images import ImageFileError, LoadedImage, aspect_crop, fit_to_size, load_image
 from .maps import MapsFileError, MorphMaps, Scales, load_maps
+from .points import PointPairs, PointsFileError, read_points
 from .timeline import EASINGS
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
@@ -181,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"working resolution for fitting, long side in pixels [default {DEFAULT_SIZE}, "
                               "or the source's if smaller]")
     fitting.add_argument("--seed", type=_int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
+    fitting.add_argument("--points", type=Path, nargs="+", default=None, metavar="F.csv",
+                         help="matching points to pull the warp through, one file per transition: CSV rows "
+                              "x_source,y_source,x_target,y_target in each image's own pixels ('#' comments)")
     fitting.add_argument("--cpu", action="store_true", help="fit and render on the CPU even if a GPU is present")
     frames = parser.add_argument_group("frames")
     frames.add_argument("--frames", type=_int_in(2, MAX_FRAMES), default=100,
@@ -207,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch = parser.add_argument_group("batch")
     batch.add_argument("--batch", type=Path, default=None, metavar="FILE.csv",
                        help="morph every row of a CSV with columns source, target (several separated by ';'), "
-                            "output and optionally flags; paths are relative to the CSV's folder")
+                            "output and optionally flags and points (one file per transition, separated by ';'); "
+                            "paths are relative to the CSV's folder")
     batch.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                        help="with --batch: only rows whose index (from 0) is I modulo N [default: all rows]")
     batch.add_argument("--overwrite", action="store_true",
@@ -267,6 +272,7 @@ class Job:
     loaded_maps: MorphMaps | None
     working_size: int
     notices: tuple[str, ...]
+    points: tuple[PointPairs | None, ...] = ()
 
 
 def _check_writable_file(path: Path, flag: str, suffixes: Sequence[str]) -> None:
@@ -312,6 +318,8 @@ def _validate(args: argparse.Namespace) -> Job:
             raise UsageError(f"--frames-dir {args.frames_dir}: folder is missing or not writable")
     if args.load_maps is not None and args.save_maps is not None:
         raise UsageError("--load-maps and --save-maps together would only copy the file; give one")
+    if args.load_maps is not None and args.points is not None:
+        raise UsageError("--points guides a fit; with --load-maps nothing is fitted (drop one of them)")
     several_legs = len(args.target) > 1 or args.loop
     for flag, value in (("--save-maps", args.save_maps), ("--load-maps", args.load_maps)):
         if value is not None and several_legs:
@@ -325,14 +333,18 @@ def _validate(args: argparse.Namespace) -> Job:
     notices = [f"source {args.source}: {note}" for note in source.notes]
     height, width = source.pixels.shape[:2]
     keys = [source.pixels]
+    # Each key image's file, shape in the file, and the crop that brought it to the source's size.
+    originals = [(args.source, (height, width), (0, 0, height, width))]
     for path, target in zip(args.target, targets):
         notices += [f"target {path}: {note}" for note in target.notes]
         pixels, resized = fit_to_size(target.pixels, height, width)
         if resized:
             notices.append(f"target {path}: {resized} to match the source")
         keys.append(pixels)
+        originals.append((path, target.pixels.shape[:2], aspect_crop(*target.pixels.shape[:2], height, width)))
     if args.loop:
         keys.append(source.pixels)
+        originals.append(originals[0])
 
     long_side = max(height, width)
     if args.size is not None and args.size > long_side:
@@ -364,7 +376,36 @@ def _validate(args: argparse.Namespace) -> Job:
         loaded_maps=loaded_maps,
         working_size=working_size,
         notices=tuple(notices),
+        points=_read_leg_points(args.points, originals, (height, width)),
     )
+
+
+def _read_leg_points(
+    paths: Sequence[Path] | None,
+    originals: Sequence[tuple[Path, tuple[int, int], tuple[int, int, int, int]]],
+    shape: tuple[int, int],
+) -> tuple[PointPairs | None, ...]:
+    """Each transition's user points (``--points``), in pixels of the key images as the fit sees them.
+
+    ``originals``: each key image's file, its shape in the file, and the crop that
+    brought it to ``shape``.
+    """
+    legs = len(originals) - 1
+    if paths is None:
+        return (None,) * legs
+    if len(paths) != legs:
+        raise UsageError(f"--points needs one file per transition: {legs} for this morph, got {len(paths)}")
+    leg_points = []
+    for leg, path in enumerate(paths):
+        (_, source_shape, source_crop), (_, target_shape, target_crop) = originals[leg], originals[leg + 1]
+        try:
+            points = read_points(path, source_shape, target_shape)
+            leg_points.append(points.cropped(source_crop, target_crop, shape))
+        except PointsFileError as error:
+            raise RunError(str(error)) from None
+        except ValueError as error:
+            raise RunError(f"{path}: {error}") from None
+    return tuple(leg_points)
 
 
 def _frames_to_folder(frames: Iterator[np.ndarray], folder: Path | None) -> Iterator[np.ndarray]:
@@ -455,7 +496,8 @@ def _fit_legs(
             try:
                 with timer.stage("fit"):
                     all_maps.append(fitter.fit(*reduce_for_fit(job.keys[leg], job.keys[leg + 1], job.working_size),
-                                               on_step, image_shape=job.keys[0].shape[:2]))
+                                               on_step, image_shape=job.keys[0].shape[:2],
+                                               points=job.points[leg] if job.points else None))
             except FitDivergedError as error:
                 raise RunError(f"leg {leg + 1}: {error}" if legs > 1 else str(error)) from None
     return all_maps
@@ -526,7 +568,8 @@ def _run(
             save_maps(all_maps[0], temporary)
         say(f"{PROGRAM}: wrote maps to {args.save_maps}")
     if args.maps_png is not None:
-        write_png(np.concatenate([maps_picture(maps) for maps in all_maps], axis=0), args.maps_png)
+        pictures = [maps_picture(maps, points=job.points[leg] if job.points else None) for leg, maps in enumerate(all_maps)]
+        write_png(np.concatenate(pictures, axis=0), args.maps_png)
         say(f"{PROGRAM}: wrote maps picture to {args.maps_png}")
 
     with timer.stage("render"):
@@ -577,10 +620,11 @@ class BatchRow:
     targets: tuple[Path, ...]
     output: Path
     flags: tuple[str, ...]
+    points: tuple[Path, ...] = ()
 
 
 def read_manifest(path: Path) -> list[BatchRow]:
-    """Rows of a batch CSV (header: source, target, output[, flags])."""
+    """Rows of a batch CSV (header: source, target, output[, flags][, points])."""
     import csv
     import shlex
 
@@ -604,8 +648,9 @@ def read_manifest(path: Path) -> list[BatchRow]:
             flags = tuple(shlex.split(row.get("flags") or ""))
         except ValueError as error:
             raise UsageError(f"--batch {path}: row {index + 1}: bad flags ({error})") from None
+        points = tuple(folder / p.strip() for p in (row.get("points") or "").split(";") if p.strip())
         manifest.append(BatchRow(index, folder / (row["source"] or "").strip(), targets,
-                                 folder / (row["output"] or "").strip(), flags))
+                                 folder / (row["output"] or "").strip(), flags, points))
     return manifest
 
 
@@ -651,6 +696,8 @@ def _run_batch(
             skipped += 1
             continue
         row_argv = [*shared, "-s", str(row.source), "-t", *map(str, row.targets), "-o", str(row.output), *row.flags]
+        if row.points:
+            row_argv += ["--points", *map(str, row.points)]
         try:
             row_args = build_parser().parse_args(row_argv)
             if not row.targets:

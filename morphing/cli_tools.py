@@ -26,6 +26,7 @@ from .cli import (
     UsageError,
     _check_writable_file,
     _float_in,
+    _read_leg_points,
     _HelpFormatter,
     _int_in,
     _Parser,
@@ -34,6 +35,7 @@ from .cli import (
 from .images import (
     ImageFileError,
     LoadedImage,
+    aspect_crop,
     fit_to_size,
     load_image,
     resize_image,
@@ -155,10 +157,13 @@ def _add_warp(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-w", "--warp-scale", type=_float_in(0.0, 10.0), default=DEFAULT_SCALES.warp,
                         help="warp map multiplier")
     parser.add_argument("--size", type=_int_in(MIN_SIZE, 8192), default=None,
-                        help="long side of the fit's working image [default: 256 or the image's]")
+                        help=f"long side of the fit's working image [default: {DEFAULT_SIZE} or the image's]")
     parser.add_argument("--seed", type=_int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
     parser.add_argument("--load-maps", type=Path, default=None, metavar="F.npz",
                         help="use maps saved by 'morph --save-maps' instead of fitting")
+    parser.add_argument("--points", type=Path, default=None, metavar="F.csv",
+                        help="matching points to pull the warp through: CSV rows x_source,y_source,x_target,y_target "
+                             "in each image's own pixels ('#' comments)")
     _common(parser)
 
 
@@ -339,8 +344,18 @@ def _run_warp(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -> 
     _check_outputs({"--flow-png": args.flow_png}, inputs, (".png",))
     if args.flow_png is not None and args.flow_png.resolve() == args.output.resolve():
         raise UsageError("--flow-png and --output name the same file; give each its own")
+    if args.points is not None and args.load_maps is not None:
+        raise UsageError("--points guides a fit; with --load-maps nothing is fitted (drop one of them)")
     source = _load(args.source, "source", say)
-    target = _matched(_load(args.target, "target", say), source, "target", args.target, say)
+    target_pixels = _load(args.target, "target", say)
+    target = _matched(target_pixels, source, "target", args.target, say)
+    height, width = source.shape[:2]
+    (points,) = _read_leg_points(
+        None if args.points is None else [args.points],
+        [(args.source, (height, width), (0, 0, height, width)),
+         (args.target, target_pixels.shape[:2], aspect_crop(*target_pixels.shape[:2], height, width))],
+        (height, width),
+    )
     long_side = max(source.shape[:2])
     if args.size is not None and args.size > long_side:
         raise UsageError(f"--size {args.size} is larger than the source ({source.shape[1]}x{source.shape[0]})")
@@ -366,7 +381,7 @@ def _run_warp(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -> 
         try:
             with bar:
                 maps = fit_maps(*reduce_for_fit(source, target, working_size), scales, settings, on_step,
-                                image_shape=source.shape[:2])
+                                image_shape=source.shape[:2], points=points)
         except FitDivergedError as error:
             raise RunError(str(error)) from None
     warped = warp_to_target(to_float(source), maps, scales)

@@ -61,13 +61,14 @@ class FitSettings:
     learning_rate: float = 2e-3
     features: int = 32
     layers: int = 3
-    pyramid_levels: int = 5
+    pyramid_levels: int = 3
     global_alignment: bool = True
     structure_window: int = 9
     structure_weight: float = 1.0
+    coarse_fade: float = 1.0
     colour_weight: float = 1.0
     pixel_warp_weight: float = 0.0
-    smoothness_weight: float = 0.05
+    smoothness_weight: float = 1.0
     consistency_weight: float = 1.0
     fold_weight: float = 1.0
     fold_margin: float = 0.2
@@ -148,12 +149,12 @@ class _PointInputs(NamedTuple):
 
 
 def _point_inputs(points: PointPairs | None, work_shape: tuple[int, int], grid_shape: tuple[int, int]) -> _PointInputs:
+    """The training step's view of ``points`` (given at the working size)."""
     grid_h, grid_w = grid_shape
     if points is None or len(points) == 0:
         return _PointInputs(tf.zeros([2, 0, grid_h * grid_w]), tf.zeros([2, 0, 2]), tf.zeros([2, 0, 2]))
-    scaled = points.resized(*work_shape)
-    source = _points_on_grid(scaled.source, work_shape, grid_shape)
-    target = _points_on_grid(scaled.target, work_shape, grid_shape)
+    source = _points_on_grid(points.source, work_shape, grid_shape)
+    target = _points_on_grid(points.target, work_shape, grid_shape)
     readers = np.stack([losses.bilinear_sampling_matrix(p, grid_h, grid_w) for p in (target, source)])
     return _PointInputs(
         tf.constant(readers), tf.constant(np.stack([target, source]), tf.float32),
@@ -241,14 +242,17 @@ class MapFitter:
 
         def loss_of(
             raw: tf.Tensor, base_flows: tf.Tensor, levels: tuple[tf.Tensor, ...], images: tf.Tensor,
-            points: _PointInputs,
+            points: _PointInputs, progress: tf.Tensor,
         ) -> tf.Tensor:
             residual = raw_warp(raw)
             flows = base_flows + residual  # grid pixels, both directions
             grid_maps = _grid_maps(raw, base_flows, scales)
             loss = settings.structure_weight * full_size_structure(flows, levels[0])
+            # Coarse levels pull large motions into place early on, then fade, so
+            # that at the end the finest level's detail decides where features sit.
+            coarse_weight = settings.structure_weight * (1.0 - settings.coarse_fade * progress)
             for level in levels[1:]:
-                loss += settings.structure_weight * structure(flows, level)
+                loss += coarse_weight * structure(flows, level)
             loss += settings.colour_weight * full_size_colour(grid_maps, images)
             loss += settings.smoothness_weight * tf.reduce_sum(losses.smoothness(residual))
             loss += settings.consistency_weight * tf.reduce_sum(losses.inverse_consistency(flows))
@@ -269,10 +273,10 @@ class MapFitter:
         @tf.function(autograph=False)
         def train_step(
             inputs: tf.Tensor, base_flows: tf.Tensor, levels: tuple[tf.Tensor, ...], images: tf.Tensor,
-            points: _PointInputs,
+            points: _PointInputs, progress: tf.Tensor,
         ) -> tf.Tensor:
             with tf.GradientTape() as tape:
-                loss = loss_of(network(inputs, training=True), base_flows, levels, images, points)
+                loss = loss_of(network(inputs, training=True), base_flows, levels, images, points, progress)
             gradients = tape.gradient(loss, network.trainable_variables)
             optimizer.apply_gradients(zip(gradients, network.trainable_variables))
             return loss
@@ -339,7 +343,8 @@ class MapFitter:
             variable.assign(value)  # the seed's weights, a fresh optimizer
 
         for step in range(settings.epochs):
-            loss = float(program.train_step(inputs, base_flows, levels, images, point_inputs))
+            progress = tf.constant(step / settings.epochs, tf.float32)
+            loss = float(program.train_step(inputs, base_flows, levels, images, point_inputs, progress))
             if not math.isfinite(loss):
                 raise FitDivergedError(
                     f"fitting diverged at step {step + 1} (loss is {loss}); "
@@ -363,6 +368,7 @@ def fit_maps(
     on_step: StepCallback | None = None,
     *,
     image_shape: tuple[int, int] | None = None,
+    points: PointPairs | None = None,
 ) -> MorphMaps:
     """Fit morph maps from ``source`` to ``target`` (with a fitter of its own; see ``MapFitter.fit``).
 
@@ -373,6 +379,7 @@ def fit_maps(
       on_step: called after each step with (step index, loss).
       image_shape: ``(H, W)`` of the frames the maps are for, when the images
         passed in were already reduced; default: the images' own shape.
+      points: user point pairs the warp should carry onto each other, or ``None``.
 
     Returns:
       ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.
@@ -381,4 +388,4 @@ def fit_maps(
       FitDivergedError: when the loss stops being finite.
       ValueError: for images of different shapes or bad settings.
     """
-    return MapFitter(scales, settings).fit(source, target, on_step, image_shape=image_shape)
+    return MapFitter(scales, settings).fit(source, target, on_step, image_shape=image_shape, points=points)

@@ -20,6 +20,7 @@ __all__ = [
     "LoadedImage",
     "load_image",
     "resize_image",
+    "aspect_crop",
     "fit_to_size",
     "to_float",
     "to_uint8",
@@ -160,28 +161,35 @@ def resize_image(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
 
 
+def aspect_crop(src_h: int, src_w: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """``(top, left, crop_h, crop_w)``: the centred part of an ``src_h``×``src_w`` image with
+    the aspect ratio of ``height``×``width`` (the whole image when the ratios agree within 1 %)."""
+    wanted = width / height
+    have = src_w / src_h
+    if abs(have / wanted - 1.0) <= 0.01:
+        return 0, 0, src_h, src_w
+    if have > wanted:
+        crop_w = max(1, round(src_h * wanted))
+        return 0, (src_w - crop_w) // 2, src_h, crop_w
+    crop_h = max(1, round(src_w / wanted))
+    return (src_h - crop_h) // 2, 0, crop_h, src_w
+
+
 def fit_to_size(pixels: np.ndarray, height: int, width: int) -> tuple[np.ndarray, str | None]:
     """Bring ``pixels`` to ``[height, width, 3]``, cropping to that aspect if needed.
 
     An image of a different aspect ratio is centre-cropped to the wanted aspect
-    first (nothing is squashed), then resized. Returns the image and a one-line
-    description of what was done, or ``None`` when it already had that size.
+    first (nothing is squashed; ``aspect_crop``), then resized. Returns the
+    image and a one-line description of what was done, or ``None`` when it
+    already had that size.
     """
     src_h, src_w = pixels.shape[:2]
     if (src_h, src_w) == (height, width):
         return pixels, None
-    wanted = width / height
-    have = src_w / src_h
+    top, left, crop_h, crop_w = aspect_crop(src_h, src_w, height, width)
     action = "resized"
-    if abs(have / wanted - 1.0) > 0.01:
-        if have > wanted:
-            crop_w = max(1, round(src_h * wanted))
-            left = (src_w - crop_w) // 2
-            pixels = pixels[:, left : left + crop_w]
-        else:
-            crop_h = max(1, round(src_w / wanted))
-            top = (src_h - crop_h) // 2
-            pixels = pixels[top : top + crop_h]
+    if (crop_h, crop_w) != (src_h, src_w):
+        pixels = pixels[top : top + crop_h, left : left + crop_w]
         action = "centre-cropped to the source's aspect ratio and resized"
     return resize_image(pixels, height, width), (
         f"{action} from {src_w}x{src_h} to {width}x{height}"

@@ -64,7 +64,7 @@ def _box_mean(images: tf.Tensor, window: int) -> tf.Tensor:
     rows = np.minimum(np.arange(height) + radius, height - 1) - np.maximum(np.arange(height) - radius, 0) + 1
     columns = np.minimum(np.arange(width) + radius, width - 1) - np.maximum(np.arange(width) - radius, 0) + 1
     counts = (rows[:, None] * columns[None, :]).astype(np.float32)
-    return sums / tf.constant(counts[np.newaxis, :, :, np.newaxis])
+    return sums / tf.constant(counts[np.newaxis, :, :, np.newaxis], images.dtype)
 
 
 def local_ncc(

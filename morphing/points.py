@@ -63,6 +63,32 @@ class PointPairs:
         return PointPairs(move(self.source, self.source_shape), move(self.target, self.target_shape),
                           (height, width), (height, width))
 
+    def cropped(
+        self, source_crop: tuple[int, int, int, int], target_crop: tuple[int, int, int, int], shape: tuple[int, int]
+    ) -> PointPairs:
+        """The points once each image is cropped to its ``(top, left, h, w)`` and resized to
+        ``shape`` (what ``images.fit_to_size`` does to a key image of another size).
+
+        Raises ``ValueError`` for a point outside its image's crop.
+        """
+        moved = []
+        for points, (top, left, crop_h, crop_w), which in (
+            (self.source, source_crop, "source"),
+            (self.target, target_crop, "target"),
+        ):
+            inside = points - np.array([top, left], np.float64)
+            outside = ~np.all((inside >= -0.5) & (inside <= np.array([crop_h, crop_w]) - 0.5), axis=1)
+            if outside.any():
+                y, x = points[int(np.argmax(outside))]
+                raise ValueError(
+                    f"{which} point ({x:g}, {y:g}) is outside the part of the {which} image that is used "
+                    f"(x {left} to {left + crop_w - 1}, y {top} to {top + crop_h - 1}; "
+                    "it is centre-cropped to the first image's aspect ratio)"
+                )
+            ratio = np.array(shape, np.float64) / np.array([crop_h, crop_w], np.float64)
+            moved.append((inside + 0.5) * ratio - 0.5)
+        return PointPairs(moved[0], moved[1], tuple(shape), tuple(shape))
+
 
 def _rows(text: str) -> list[tuple[int, list[str]]]:
     """(line number, cells) of each non-blank, non-comment row."""

@@ -16,6 +16,7 @@ __all__ = [
     "Scene",
     "toy_scene",
     "random_scene",
+    "far_moving_scene",
     "random_texture",
     "fourier_shift",
     "shifted_pair",
@@ -166,6 +167,40 @@ def random_scene(
     if gradient:
         background_start = (_random_colour(rng), _random_colour(rng))
         background_end = (_random_colour(rng), _random_colour(rng))
+    else:
+        flat = _random_colour(rng)
+        background_start = background_end = (flat, flat)
+    return Scene(height, width, tuple(start), tuple(end), background_start, background_end)
+
+
+def far_moving_scene(
+    rng: np.random.Generator, height: int = 256, width: int = 256, *, shapes: int = 2, gradient: bool = True
+) -> Scene:
+    """A seeded hard scene: ``shapes`` discs and polygons, each moving by 1–1.5 times its own
+    diameter in a random direction while its colour changes strongly (each channel
+    near 0.15 or 0.85 becomes the other, jittered), so a shape's start and end do not
+    overlap and look unlike each other: a fit that recolours in place instead of
+    moving fails here."""
+    aspect = np.array([height, width]) / max(height, width)
+    start, end = [], []
+    for _ in range(shapes):
+        sides = int(rng.choice([0, 3, 4, 5, 6]))
+        radius = float(rng.uniform(0.07, 0.11))
+        distance = 2 * radius * float(rng.uniform(1.0, 1.5))
+        angle = float(rng.uniform(0, 2 * math.pi))
+        step = distance * np.array([math.sin(angle), math.cos(angle)])
+        centre = rng.uniform(0.3, 0.7, 2) * aspect
+        first = np.clip(centre - step / 2, radius, aspect - radius)
+        last = np.clip(centre + step / 2, radius, aspect - radius)
+        colour = rng.choice([0.15, 0.85], 3) + rng.uniform(-0.1, 0.1, 3)
+        flipped = np.clip(1.0 - colour + rng.uniform(-0.1, 0.1, 3), 0.05, 0.95)
+        rotation = float(rng.uniform(0, math.pi))
+        start.append(Shape(sides, (float(first[0]), float(first[1])), radius, rotation, tuple(map(float, colour))))
+        end.append(Shape(sides, (float(last[0]), float(last[1])), radius * float(rng.uniform(0.85, 1.15)),
+                         rotation + float(rng.uniform(-0.4, 0.4)), tuple(map(float, flipped))))
+    if gradient:
+        background_start = (_random_colour(rng), _random_colour(rng))
+        background_end = background_start
     else:
         flat = _random_colour(rng)
         background_start = background_end = (flat, flat)

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .maps import ADD, MULT, WARP, MorphMaps
+from .points import PointPairs
 
 __all__ = ["flow_to_colour", "signed_to_colour", "maps_picture"]
 
@@ -32,9 +33,27 @@ def signed_to_colour(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(127.5 + 127.5 * scaled), 0, 255).astype(np.uint8)
 
 
-def maps_picture(maps: MorphMaps, tile: int = 192) -> np.ndarray:
+def _mark_points(draw: ImageDraw.ImageDraw, points: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int]) -> None:
+    """Numbered crosses at ``points`` ((y, x) in pixels of an image of ``shape``) on the tile at ``box``."""
+    left, top, tile_w, tile_h = box
+    for number, (y, x) in enumerate(points, start=1):
+        u = left + (x + 0.5) * tile_w / shape[1]
+        v = top + (y + 0.5) * tile_h / shape[0]
+        for colour, width in (("white", 3), ("black", 1)):
+            draw.line([(u - 4, v), (u + 4, v)], fill=colour, width=width)
+            draw.line([(u, v - 4), (u, v + 4)], fill=colour, width=width)
+        draw.text((u + 4, v - 12), str(number), fill="black")
+
+
+def maps_picture(maps: MorphMaps, tile: int = 192, points: PointPairs | None = None) -> np.ndarray:
     """A ``[h, w, 3] uint8`` sheet: rows source→target and target→source;
-    columns mult, add, warp (colour wheel), each tile labelled."""
+    columns mult, add, warp (colour wheel), each tile labelled.
+
+    With ``points`` (user point pairs in pixels of ``maps.image_shape``), each
+    tile marks the points of the image it lives on: the source→target colour
+    maps apply to the source and its warp lives on the target, and the other
+    way round for target→source.
+    """
     grid_h, grid_w = maps.grid_shape
     scale = tile / max(grid_h, grid_w)
     tile_h, tile_w = max(1, round(grid_h * scale)), max(1, round(grid_w * scale))
@@ -55,4 +74,8 @@ def maps_picture(maps: MorphMaps, tile: int = 192) -> np.ndarray:
             draw.text((left, top), f"{direction} {name}", fill="black", font=font)
             resized = Image.fromarray(picture, "RGB").resize((tile_w, tile_h), Image.Resampling.BILINEAR)
             sheet.paste(resized, (left, top + label_h))
+            if points is not None:
+                on_source = (name == "warp") == (row == 1)
+                marked = points.source if on_source else points.target
+                _mark_points(draw, marked, maps.image_shape, (left, top + label_h, tile_w, tile_h))
     return np.asarray(sheet)

@@ -101,6 +101,12 @@ def _bad_cases(source: Path, target: Path, folder: Path) -> dict[str, tuple[list
 
     save_maps(MorphMaps(np.zeros((8, 8, 8)), np.zeros((8, 8, 8)), Scales(), (100, 100)), other_aspect_maps)
     base = ["-s", source, "-t", target]
+    bad_points = folder / "bad_points.csv"
+    bad_points.write_text("1, 2, 3\n")
+    outside_points = folder / "outside_points.csv"
+    outside_points.write_text("70, 10, 10, 10\n")  # the toy images are 64 wide
+    good_points = folder / "good_points.csv"
+    good_points.write_text("10, 10, 12, 12\n")
     return {
         "missing source": (["-s", folder / "nope.png", "-t", target], "no such file"),
         "directory target": (["-s", source, "-t", folder], "is a directory"),
@@ -134,6 +140,12 @@ def _bad_cases(source: Path, target: Path, folder: Path) -> dict[str, tuple[list
         "unknown easing": ([*base, "--easing", "bounce"], "--easing"),
         "unknown interpolation": ([*base, "--interpolation", "nearest"], "--interpolation"),
         "unknown blend": ([*base, "--blend", "max"], "--blend"),
+        "missing points file": ([*base, "--points", folder / "none.csv"], "no such file"),
+        "malformed points": ([*base, "--points", bad_points], "line 1: expected 4 values"),
+        "point outside the image": ([*base, "--points", outside_points], "outside the source image"),
+        "points per transition": ([*base, "--points", good_points, good_points], "one file per transition"),
+        "points with loaded maps": ([*base, "--points", good_points, "--load-maps", other_aspect_maps],
+                                    "--points guides a fit"),
     }
 
 
@@ -143,7 +155,8 @@ BAD_CASES = [
     "zero frames", "one frame", "zero epochs", "negative scale", "nan scale", "inf scale", "zero fps",
     "size too small", "size above source", "not a maps file", "maps of another aspect", "missing maps file",
     "missing required", "unknown flag", "loop and boomerang", "save maps of a sequence", "negative hold",
-    "unknown easing", "unknown interpolation", "unknown blend",
+    "unknown easing", "unknown interpolation", "unknown blend", "missing points file", "malformed points",
+    "point outside the image", "points per transition", "points with loaded maps",
 ]
 
 
@@ -412,6 +425,49 @@ def test_manifest_without_the_needed_columns_is_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     status, err = run_cli("--batch", tmp_path / "bad.csv")
     assert status == ExitStatus.USAGE and "needs a header row" in err
+
+
+def test_points_guide_the_fit_and_are_marked_on_the_maps_picture(toy_pair, tmp_path: Path) -> None:
+    from morphing.maps import load_maps
+
+    source, target = toy_pair
+    (tmp_path / "points.csv").write_text("# x_source, y_source, x_target, y_target\n14, 14, 22, 21\n40, 24, 45, 23\n")
+    outputs = {}
+    for name, extra in (("plain", []), ("pointed", ["--points", tmp_path / "points.csv"])):
+        status, err = run_cli("-s", source, "-t", target, "-o", tmp_path / f"{name}.gif", *TINY,
+                              "--save-maps", tmp_path / f"{name}.npz", "--maps-png", tmp_path / f"{name}.png", *extra)
+        assert status == ExitStatus.OK, err
+        outputs[name] = (load_maps(tmp_path / f"{name}.npz").forward, np.asarray(Image.open(tmp_path / f"{name}.png")))
+    assert not np.allclose(outputs["plain"][0], outputs["pointed"][0])
+    assert (outputs["plain"][1] != outputs["pointed"][1]).any()
+
+
+def test_points_of_a_cropped_target_follow_the_crop(toy_pair, tmp_path: Path) -> None:
+    from morphing.cli import _validate, build_parser
+
+    source, _ = toy_pair  # 64x48
+    Image.new("RGB", (128, 48), "white").save(tmp_path / "wide.png")  # centre-cropped to 64x48 from x = 32
+    (tmp_path / "points.csv").write_text("10, 20, 40, 20\n")
+    job = _validate(build_parser().parse_args(["-s", str(source), "-t", str(tmp_path / "wide.png"),
+                                               "--points", str(tmp_path / "points.csv")]))
+    (points,) = job.points
+    np.testing.assert_allclose(points.source, [[20, 10]])
+    np.testing.assert_allclose(points.target, [[20, 8]])  # x 40 of the wide image is x 8 of its crop
+    (tmp_path / "outside.csv").write_text("10, 20, 10, 20\n")  # x 10 of the wide image is cut away
+    status, err = run_cli("-s", source, "-t", tmp_path / "wide.png", "--points", tmp_path / "outside.csv", *TINY,
+                          "-o", tmp_path / "o.gif")
+    assert status == ExitStatus.ERROR and "outside the part of the target image that is used" in err
+
+
+def test_batch_points_column(toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    (tmp_path / "p.csv").write_text("14, 14, 22, 21\n")
+    (tmp_path / "bad.csv").write_text("14, 14\n")
+    manifest = tmp_path / "rows.csv"
+    manifest.write_text(f"source,target,output,points\n{source},{target},a.gif,p.csv\n{source},{target},b.gif,bad.csv\n")
+    status, err = run_cli("--batch", manifest, "--size", "32", "-e", "2", "--frames", "3", "-q")
+    assert (tmp_path / "a.gif").exists() and not (tmp_path / "b.gif").exists()
+    assert status == ExitStatus.ERROR and "row 2" in err and "expected 4 values" in err
 
 
 def test_smallest_accepted_images_morph(tmp_path: Path) -> None:

@@ -25,3 +25,21 @@ def test_maps_picture_has_six_tiles() -> None:
     maps = MorphMaps(rng.normal(size=(8, 8, 8)), rng.normal(size=(8, 8, 8)), Scales(), (32, 32))
     sheet = maps_picture(maps, tile=64)
     assert sheet.dtype == np.uint8 and sheet.shape[0] > 2 * 64 and sheet.shape[1] > 3 * 64
+
+
+def test_maps_picture_marks_points_on_the_tiles_of_their_image() -> None:
+    from morphing.points import PointPairs
+
+    maps = MorphMaps(np.zeros((8, 8, 8)), np.zeros((8, 8, 8)), Scales(), (32, 32))
+    points = PointPairs(np.array([[3.5, 3.5]]), np.array([[27.5, 27.5]]), (32, 32), (32, 32))
+    plain = maps_picture(maps, tile=64).astype(int)
+    marked = maps_picture(maps, tile=64, points=points).astype(int)
+    changed = np.argwhere(np.abs(marked - plain).sum(axis=-1) > 0)
+    assert len(changed) > 0
+    # Tile column 0 (mult) of row 0 lives on the source: a mark near its top-left corner (pad 6,
+    # label 18, point at 1/8 of 64 px); the same tile of row 1 lives on the target: near its bottom-right.
+    top_left = (changed[:, 0] < 6 + 18 + 20) & (changed[:, 1] < 6 + 20)
+    assert top_left.any()
+    row_1_tile_top = 6 + (18 + 64 + 6) + 18
+    bottom_right = (changed[:, 0] > row_1_tile_top + 44) & (changed[:, 1] > 6 + 44) & (changed[:, 1] < 6 + 64 + 6)
+    assert bottom_right.any()
