@@ -73,7 +73,10 @@ class GlobalSettings:
     ``steps`` Adam steps (learning rate ``learning_rate``) on copies of each
     long side in ``refine_sides``, with local NCC windows of ``window`` pixels,
     and the best refined one is kept.
-    ``point_weight`` weighs user point pairs (squared distance in half long sides).
+    ``point_weight`` weighs user point pairs (squared distance in half long sides);
+    ``prior_weight`` a pull towards the identity (squared distance of the
+    parameters), so that where the images say nothing (flat, or equally good
+    everywhere) nothing moves.
     """
 
     search_side: int = 32
@@ -86,6 +89,7 @@ class GlobalSettings:
     learning_rate: float = 0.01
     window: int = 7
     point_weight: float = 10.0
+    prior_weight: float = 1e-3
 
 
 def normalised_grid(height: int, width: int) -> np.ndarray:
@@ -186,6 +190,9 @@ def fit_affine(
     def cost(matrices: tf.Tensor, offsets: tf.Tensor, grey: tf.Tensor) -> tf.Tensor:
         """``[K]``: structure loss of each map, plus its user-point term."""
         scores = _score(matrices, offsets, grey[:1], grey[1:], settings.window)
+        scores += settings.prior_weight * (
+            tf.reduce_sum(tf.square(matrices - tf.eye(2)), axis=[1, 2]) + tf.reduce_sum(tf.square(offsets), axis=1)
+        )
         if have_points:
             mapped = tf.einsum("kij,nj->kni", matrices, target_normalised) + offsets[:, tf.newaxis]
             scores += settings.point_weight * tf.reduce_mean(

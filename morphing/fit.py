@@ -69,6 +69,7 @@ class FitSettings:
     colour_weight: float = 1.0
     pixel_warp_weight: float = 0.0
     smoothness_weight: float = 1.0
+    edge_awareness: float = 0.0
     consistency_weight: float = 1.0
     fold_weight: float = 1.0
     fold_margin: float = 0.2
@@ -242,7 +243,7 @@ class MapFitter:
 
         def loss_of(
             raw: tf.Tensor, base_flows: tf.Tensor, levels: tuple[tf.Tensor, ...], images: tf.Tensor,
-            points: _PointInputs, progress: tf.Tensor,
+            points: _PointInputs, progress: tf.Tensor, guides: tf.Tensor,
         ) -> tf.Tensor:
             residual = raw_warp(raw)
             flows = base_flows + residual  # grid pixels, both directions
@@ -254,7 +255,9 @@ class MapFitter:
             for level in levels[1:]:
                 loss += coarse_weight * structure(flows, level)
             loss += settings.colour_weight * full_size_colour(grid_maps, images)
-            loss += settings.smoothness_weight * tf.reduce_sum(losses.smoothness(residual))
+            loss += settings.smoothness_weight * tf.reduce_sum(
+                losses.smoothness(residual, guide=guides, edge_awareness=settings.edge_awareness)
+            )
             loss += settings.consistency_weight * tf.reduce_sum(losses.inverse_consistency(flows))
             loss += settings.fold_weight * tf.reduce_sum(losses.fold_penalty(flows, settings.fold_margin))
             if points.here.shape[1]:
@@ -273,10 +276,10 @@ class MapFitter:
         @tf.function(autograph=False)
         def train_step(
             inputs: tf.Tensor, base_flows: tf.Tensor, levels: tuple[tf.Tensor, ...], images: tf.Tensor,
-            points: _PointInputs, progress: tf.Tensor,
+            points: _PointInputs, progress: tf.Tensor, guides: tf.Tensor,
         ) -> tf.Tensor:
             with tf.GradientTape() as tape:
-                loss = loss_of(network(inputs, training=True), base_flows, levels, images, points, progress)
+                loss = loss_of(network(inputs, training=True), base_flows, levels, images, points, progress, guides)
             gradients = tape.gradient(loss, network.trainable_variables)
             optimizer.apply_gradients(zip(gradients, network.trainable_variables))
             return loss
@@ -325,7 +328,9 @@ class MapFitter:
         stacks = [np.stack([_shrink(source, h, w), _shrink(target, h, w)]) for h, w in level_shapes]
         images = tf.constant(stacks[0])
         levels = tuple(losses.luminance(tf.constant(stack)) for stack in stacks)
-        inputs = tf.constant(network_input(_shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w)))
+        source_small, target_small = _shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w)
+        inputs = tf.constant(network_input(source_small, target_small))
+        guides = tf.constant(np.stack([target_small, source_small]))  # the images each direction's flow lives on
         working_points = points.resized(work_h, work_w) if points is not None and len(points) else None
         point_inputs = _point_inputs(working_points, (work_h, work_w), (grid_h, grid_w))
 
@@ -344,7 +349,7 @@ class MapFitter:
 
         for step in range(settings.epochs):
             progress = tf.constant(step / settings.epochs, tf.float32)
-            loss = float(program.train_step(inputs, base_flows, levels, images, point_inputs, progress))
+            loss = float(program.train_step(inputs, base_flows, levels, images, point_inputs, progress, guides))
             if not math.isfinite(loss):
                 raise FitDivergedError(
                     f"fitting diverged at step {step + 1} (loss is {loss}); "

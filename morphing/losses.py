@@ -110,15 +110,25 @@ def squared_error(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(a - b), axis=[1, 2, 3])
 
 
-def smoothness(flows: tf.Tensor, unit: float = 1.0) -> tf.Tensor:
+def smoothness(flows: tf.Tensor, unit: float = 1.0, guide: tf.Tensor | None = None, edge_awareness: float = 0.0) -> tf.Tensor:
     """``[B]``: mean squared forward difference of ``[B, H, W, 2]`` flows along y and x, in ``unit``s.
 
     The diffusion regulariser: 0 for any constant flow, and it penalises a
     flow's gradient, so it prefers the smoothest warp that explains the images.
+
+    With a ``guide`` (``[B, H, W, C]``, the image each flow lives on) and
+    ``edge_awareness`` ``k > 0``, each difference is weighted by
+    ``exp(-k·|Δguide|)`` (the guide's own difference between the same two
+    pixels, averaged over channels): the flow may change across an edge of
+    the picture (where one object ends and another begins) more freely than
+    inside a region.
     """
-    d_dy = (flows[:, 1:] - flows[:, :-1]) / unit
-    d_dx = (flows[:, :, 1:] - flows[:, :, :-1]) / unit
-    return tf.reduce_mean(tf.square(d_dy), axis=[1, 2, 3]) + tf.reduce_mean(tf.square(d_dx), axis=[1, 2, 3])
+    d_dy = tf.square((flows[:, 1:] - flows[:, :-1]) / unit)
+    d_dx = tf.square((flows[:, :, 1:] - flows[:, :, :-1]) / unit)
+    if guide is not None and edge_awareness > 0:
+        d_dy *= tf.exp(-edge_awareness * tf.reduce_mean(tf.abs(guide[:, 1:] - guide[:, :-1]), axis=-1, keepdims=True))
+        d_dx *= tf.exp(-edge_awareness * tf.reduce_mean(tf.abs(guide[:, :, 1:] - guide[:, :, :-1]), axis=-1, keepdims=True))
+    return tf.reduce_mean(d_dy, axis=[1, 2, 3]) + tf.reduce_mean(d_dx, axis=[1, 2, 3])
 
 
 def fold_penalty(flows: tf.Tensor, margin: float = 0.2) -> tf.Tensor:

@@ -95,6 +95,26 @@ class TestSmoothness:
         constant = np.full((1, 5, 6, 2), 3.7)
         assert float(losses.smoothness(tf.constant(constant))[0]) == 0.0
 
+    def test_edge_aware_weights_follow_the_guide(self) -> None:
+        rng = np.random.default_rng(6)
+        flows, guide = rng.normal(size=(2, 1, 5, 6, 2)), rng.normal(size=(1, 1, 5, 6, 3))
+        weight_y = np.exp(-2.0 * np.abs(np.diff(guide[0], axis=1)).mean(axis=-1, keepdims=True))
+        weight_x = np.exp(-2.0 * np.abs(np.diff(guide[0], axis=2)).mean(axis=-1, keepdims=True))
+        expected = [
+            np.mean(np.diff(flow, axis=0) ** 2 * weight_y[i]) + np.mean(np.diff(flow, axis=1) ** 2 * weight_x[i])
+            for i, flow in enumerate(flows[0])
+        ]
+        got = losses.smoothness(tf.constant(flows[0]), guide=tf.constant(guide[0]), edge_awareness=2.0).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        # A step in the guide lets the flow step there almost for free.
+        step_flow = np.zeros((1, 4, 6, 2))
+        step_flow[:, :, 3:] = 1.0
+        step_guide = np.zeros((1, 4, 6, 1))
+        step_guide[:, :, 3:] = 1.0
+        plain = float(losses.smoothness(tf.constant(step_flow))[0])
+        aware = float(losses.smoothness(tf.constant(step_flow), guide=tf.constant(step_guide), edge_awareness=10.0)[0])
+        assert aware < 1e-4 * plain
+
     def test_gradient(self) -> None:
         flows = np.random.default_rng(5).normal(size=(1, 4, 5, 2))
         assert_gradients_match(lambda f: losses.smoothness(f), [flows])
