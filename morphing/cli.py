@@ -486,11 +486,11 @@ def _fit_legs(
     all_maps = []
     for leg in range(legs):
         label = "fitting" if legs == 1 else f"fitting {leg + 1}/{legs}"
-        with tqdm(total=args.epochs, desc=label, unit="step", file=err, disable=args.quiet,
+        with tqdm(total=settings.total_steps, desc=label, unit="step", file=err, disable=args.quiet,
                   dynamic_ncols=True, leave=False) as bar:
             def on_step(step: int, loss: float) -> None:
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-                bar.update(1)
+                bar.update(step + 1 - bar.n)
                 check()
 
             try:

@@ -226,14 +226,14 @@ def _start_tensorflow(args: argparse.Namespace, say: Say):
 
 
 def _progress(total: int, label: str, args: argparse.Namespace, err: TextIO, check: Check):
-    """A tqdm bar and an ``on_step(step, loss)`` that advances it and checks for a stop."""
+    """A tqdm bar and an ``on_step(done, loss)`` that moves it to ``done`` steps and checks for a stop."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=label, unit="step", file=err, disable=args.quiet, dynamic_ncols=True, leave=False)
 
-    def on_step(step: int, loss: float) -> None:
+    def on_step(done: int, loss: float) -> None:
         bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
-        bar.update(1)
+        bar.update(done - bar.n)
         check()
 
     return bar, on_step
@@ -377,10 +377,11 @@ def _run_warp(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -> 
 
     if maps is None:
         settings = FitSettings(epochs=args.epochs, working_size=working_size, seed=args.seed)
-        bar, on_step = _progress(settings.epochs, "fitting", args, err, check)
+        bar, on_step = _progress(settings.total_steps, "fitting", args, err, check)
         try:
             with bar:
-                maps = fit_maps(*reduce_for_fit(source, target, working_size), scales, settings, on_step,
+                maps = fit_maps(*reduce_for_fit(source, target, working_size), scales, settings,
+                                lambda step, loss: on_step(step + 1, loss),
                                 image_shape=source.shape[:2], points=points)
         except FitDivergedError as error:
             raise RunError(str(error)) from None

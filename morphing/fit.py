@@ -74,7 +74,13 @@ class FitSettings:
     fold_weight: float = 1.0
     fold_margin: float = 0.2
     point_weight: float = 0.01
+    probe_steps: int = 20
     seed: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        """Training steps of one fit: the epochs and the second start's probe."""
+        return self.epochs + min(self.probe_steps, self.epochs)
 
 
 class FitDivergedError(RuntimeError):
@@ -300,7 +306,8 @@ class MapFitter:
 
         Args:
           source, target: ``[H, W, 3] float32 in [-1, 1]``, the same shape.
-          on_step: called after each step with (step index, loss).
+          on_step: called after each step with (step index, loss); indices rise to
+            ``settings.total_steps - 1``, skipping the probe's when there is one start.
           image_shape: ``(H, W)`` of the frames the maps are for, when the images
             passed in were already reduced (to save memory on big photos);
             default: the images' own shape.
@@ -341,22 +348,47 @@ class MapFitter:
                 source_points=None if working_points is None else working_points.source,
                 target_points=None if working_points is None else working_points.target,
             )
-        base_flows = tf.constant(_affine_flows(affine, (grid_h, grid_w)))
-
         program = self._program(level_shapes, (grid_h, grid_w))
-        for variable, value in zip(program.variables, program.initial_values):
-            variable.assign(value)  # the seed's weights, a fresh optimizer
 
-        for step in range(settings.epochs):
-            progress = tf.constant(step / settings.epochs, tf.float32)
-            loss = float(program.train_step(inputs, base_flows, levels, images, point_inputs, progress, guides))
-            if not math.isfinite(loss):
-                raise FitDivergedError(
-                    f"fitting diverged at step {step + 1} (loss is {loss}); "
-                    "try smaller scales or a different seed"
-                )
-            if on_step is not None:
-                on_step(step, loss)
+        def descend(base_flows: tf.Tensor, first: int, last: int) -> float:
+            """Training steps ``first`` to ``last`` of the fit; returns the mean of the last few losses."""
+            recent = []
+            for step in range(first, last):
+                progress = tf.constant(step / settings.epochs, tf.float32)
+                loss = float(program.train_step(inputs, base_flows, levels, images, point_inputs, progress, guides))
+                if not math.isfinite(loss):
+                    raise FitDivergedError(
+                        f"fitting diverged at step {step + 1} (loss is {loss}); "
+                        "try smaller scales or a different seed"
+                    )
+                if on_step is not None:
+                    on_step(next(counter), loss)
+                recent = [*recent[-2:], loss]
+            return float(np.mean(recent)) if recent else math.inf
+
+        def restart() -> None:
+            for variable, value in zip(program.variables, program.initial_values):
+                variable.assign(value)  # the seed's weights, a fresh optimizer
+
+        # The global map is a guess: where several things move their own ways, one
+        # map that lays one of them over its match misplaces the rest. So the dense
+        # stage starts from it and from no global motion, a few steps each, and
+        # carries on from the start whose loss is lower.
+        starts = [affine] if np.allclose(affine.matrix, np.eye(2)) and np.allclose(affine.offset, 0) else [
+            affine, Affine.identity()]
+        probe = min(settings.probe_steps, settings.epochs) if len(starts) > 1 else 0
+        # Step indices run to settings.total_steps - 1; with one start the probe's are skipped.
+        counter = iter(range(settings.total_steps - settings.epochs - probe, settings.total_steps))
+        outcomes = []
+        for start in starts:
+            restart()
+            base_flows = tf.constant(_affine_flows(start, (grid_h, grid_w)))
+            loss = descend(base_flows, 0, probe)
+            outcomes.append((loss, base_flows, [variable.numpy() for variable in program.variables]))
+        _, base_flows, values = min(outcomes, key=lambda outcome: outcome[0])
+        for variable, value in zip(program.variables, values):
+            variable.assign(value)
+        descend(base_flows, probe, settings.epochs)
 
         grid_maps = _grid_maps(program.network(inputs, training=False), base_flows, self.scales).numpy()
         forward_np, backward_np = grid_maps[0], grid_maps[1]
@@ -381,7 +413,7 @@ def fit_maps(
       source, target: ``[H, W, 3] float32 in [-1, 1]``, the same shape.
       scales: the map multipliers ``m``, ``a``, ``w`` used in the formula.
       settings: epochs, sizes, learning rate, seed.
-      on_step: called after each step with (step index, loss).
+      on_step: called after each step with (step index, loss); see ``MapFitter.fit``.
       image_shape: ``(H, W)`` of the frames the maps are for, when the images
         passed in were already reduced; default: the images' own shape.
       points: user point pairs the warp should carry onto each other, or ``None``.

@@ -88,6 +88,22 @@ def conv2d_same(inputs: tf.Tensor, kernel: tf.Tensor) -> tuple[tf.Tensor, Callab
     return outputs, gradient
 
 
+class _LeakyReLU(keras.layers.Layer):
+    """``max(x, slope·x)``: Keras' LeakyReLU written so that Grappler leaves it alone.
+
+    Grappler's remapper fuses Conv2D + BiasAdd + LeakyRelu into one op, and fails
+    (logging an error line on standard error) when the LeakyRelu's gradient still
+    needs the BiasAdd it removed. ``tf.maximum`` does not match that pattern.
+    """
+
+    def __init__(self, slope: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.slope = slope
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return tf.maximum(inputs, self.slope * inputs)
+
+
 class _Conv2D(keras.layers.Conv2D):
     """Keras' ``Conv2D`` (stride 1, ``"same"``) through ``conv2d_same``."""
 
@@ -113,7 +129,7 @@ def build_map_network(
             _Conv2D(
                 features, 5, padding="same", kernel_initializer=initializer(seed + index)
             ),
-            keras.layers.LeakyReLU(negative_slope=0.2),
+            _LeakyReLU(0.2),
         ]
     model_layers.append(
         _Conv2D(
