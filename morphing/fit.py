@@ -6,8 +6,10 @@ knows nothing of files or flags. A fit has two stages:
 1. *global*: an affine map that lays the target's layout over the source's
    (``morphing.affine``: exhaustive search, then gradient descent), so that
    large motions and scale changes start close;
-2. *dense*: the network's maps, with its warp added to that affine flow. The
-   loss (``morphing.losses``, weighted by ``FitSettings``) is, for both
+2. *dense*: the network's maps, with its warp added to that affine flow (or to
+   none: both starts get ``probe_steps`` steps and the fit carries on from the
+   one whose loss is lower, since one affine map can misplace a scene whose
+   parts move different ways). The loss (``morphing.losses``, weighted by ``FitSettings``) is, for both
    directions at once:
 
    - structure: local normalised cross-correlation of luminance between
