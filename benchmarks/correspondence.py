@@ -277,9 +277,9 @@ def main() -> int:
                     args.out.mkdir(parents=True, exist_ok=True)
                     slug = "".join(c if c.isalnum() else "_" for c in f"{name}_{pair_name}")
                     contact_sheet(render, args.out / f"contact_{slug}.png")
-            line = f"{name:<20} " + " ".join(cells) + f" {np.mean(tres):9.1f} {np.mean(ghosts):10.1f}"
+            line = f"{name:<20} " + " ".join(cells) + f" {np.mean(tres):9.2f} {np.mean(ghosts):10.2f}"
             if held_out:
-                line += f"   (held-out landmarks: {np.mean(held_out):.1f})"
+                line += f"   (held-out landmarks: {np.mean(held_out):.2f})"
             print(line, flush=True)
         print("   cells: TRE / ghost at ½")
     return 0

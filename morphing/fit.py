@@ -75,7 +75,7 @@ class FitSettings:
     consistency_weight: float = 1.0
     fold_weight: float = 1.0
     fold_margin: float = 0.2
-    point_weight: float = 0.01
+    point_weight: float = 0.3
     probe_steps: int = 20
     seed: int = 0
 
