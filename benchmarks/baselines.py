@@ -1,14 +1,29 @@
 """Baselines the benchmarks measure ours against, in the same run: a cross-dissolve and
-an optical-flow morph (OpenCV's DIS flow both ways). Needs ``requirements-bench.txt``."""
+an optical-flow morph (OpenCV's DIS flow both ways). Needs ``requirements-bench.txt``.
+Also the benchmarks' shared ``--set FIELD=VALUE`` parsing (``overridden``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
-__all__ = ["dis_flows", "dissolve", "flow_morph"]
+__all__ = ["dis_flows", "dissolve", "flow_morph", "overridden"]
+
+Settings = TypeVar("Settings")
+
+
+def overridden(settings: Settings, items: Sequence[str]) -> Settings:
+    """``settings`` (a dataclass) with ``FIELD=VALUE`` items applied, each value parsed as its field's type."""
+    overrides = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        field_type = type(getattr(settings, key))
+        overrides[key] = (value.lower() in ("1", "true", "yes")) if field_type is bool else field_type(value)
+    return dataclasses.replace(settings, **overrides)
 
 Render = Callable[[np.ndarray], list[np.ndarray]]
 

@@ -55,7 +55,7 @@ load_tensorflow()
 from PIL import Image  # noqa: E402
 from skimage import data as skimage_data  # noqa: E402
 
-from baselines import dis_flows, flow_morph  # noqa: E402
+from baselines import dis_flows, flow_morph, overridden  # noqa: E402
 from morphing.fit import FitSettings, MapFitter, reduce_for_fit  # noqa: E402
 from morphing.images import load_image, resize_image  # noqa: E402
 from morphing.maps import Scales  # noqa: E402
@@ -218,12 +218,7 @@ def main() -> int:
                         help="override a FitSettings field for 'ours' (tuning)")
     args = parser.parse_args()
 
-    overrides = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        field_type = type(getattr(FitSettings(), key))
-        overrides[key] = (value.lower() in ("1", "true", "yes")) if field_type is bool else field_type(value)
-    settings = dataclasses.replace(FitSettings(), **overrides)
+    settings = overridden(FitSettings(), args.set)
     methods: dict[str, Method] = {"no warp": no_warp, "optical flow (DIS)": optical_flow, "ours": ours(settings)}
     if args.only:
         wanted = args.only.split(",")

@@ -40,7 +40,7 @@ tf = load_tensorflow()
 from PIL import Image  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
-from baselines import dissolve, flow_morph  # noqa: E402
+from baselines import dissolve, flow_morph, overridden  # noqa: E402
 from morphing.fit import FitSettings, fit_maps  # noqa: E402
 from morphing.images import load_image, to_float  # noqa: E402
 from morphing.maps import Scales  # noqa: E402
@@ -130,6 +130,7 @@ def contact_sheets(methods: dict[str, Method], samples: Path, out: Path) -> None
             ratio = sharpness(frames[2]) / np.mean([sharpness(frames[0]), sharpness(frames[4])])
             print(f"  {name:<18} {ratio:.2f}")
             rows.append(np.concatenate([np.asarray(Image.fromarray(f).resize((192, 192))) for f in frames], axis=1))
+        out.mkdir(parents=True, exist_ok=True)
         path = out / f"contact_{Path(first).stem}_{Path(second).stem}.png"
         Image.fromarray(np.concatenate(rows, axis=0)).save(path)
         print(f"  contact sheet (rows: {', '.join(methods)}): {path}")
@@ -146,12 +147,7 @@ def main() -> int:
                         help="override a FitSettings field for 'ours' (tuning)")
     args = parser.parse_args()
 
-    overrides = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        field_type = type(getattr(FitSettings(), key))
-        overrides[key] = field_type(value)
-    default = dataclasses.replace(FitSettings(), **overrides)
+    default = overridden(FitSettings(), args.set)
     bigger = dataclasses.replace(default, epochs=default.epochs * 3)
     fits: dict = {}
     methods: dict[str, Method] = {
@@ -179,7 +175,7 @@ def main() -> int:
                         for i in range(args.scenes)],
                        "far motion (1 or 2 shapes each move 1-1.5 times their own size while their colour "
                        "changes strongly)"))
-    for scenes, label in scene_sets:
+    for scenes, label in scene_sets if args.scenes > 0 else []:  # --scenes 0: the photos only
         print(f"\n{args.scenes} synthetic scenes, {args.size}x{args.size}, {label}")
         print(f"{'method':<20} {'PSNR@.5':>8} {'PSNR@¼½¾':>9} {'SSIM@¼½¾':>9} {'pacing':>7} {'folds %':>8} {'s/pair':>7}")
         for name, method in methods.items():

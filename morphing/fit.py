@@ -409,22 +409,11 @@ def fit_maps(
     image_shape: tuple[int, int] | None = None,
     points: PointPairs | None = None,
 ) -> MorphMaps:
-    """Fit morph maps from ``source`` to ``target`` (with a fitter of its own; see ``MapFitter.fit``).
+    """Fit morph maps from ``source`` to ``target`` with a fitter of its own.
 
-    Args:
-      source, target: ``[H, W, 3] float32 in [-1, 1]``, the same shape.
-      scales: the map multipliers ``m``, ``a``, ``w`` used in the formula.
-      settings: epochs, sizes, learning rate, seed.
-      on_step: called after each step with (step index, loss); see ``MapFitter.fit``.
-      image_shape: ``(H, W)`` of the frames the maps are for, when the images
-        passed in were already reduced; default: the images' own shape.
-      points: user point pairs the warp should carry onto each other, or ``None``.
-
-    Returns:
-      ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.
-
-    Raises:
-      FitDivergedError: when the loss stops being finite.
-      ValueError: for images of different shapes or bad settings.
+    ``scales`` are the map multipliers ``m``, ``a``, ``w`` of the formula and
+    ``settings`` the fit's; the other arguments and the result are those of
+    ``MapFitter.fit``. A batch of many pairs of one size should keep one
+    ``MapFitter`` instead, so that its traced step is reused.
     """
     return MapFitter(scales, settings).fit(source, target, on_step, image_shape=image_shape, points=points)
