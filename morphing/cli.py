@@ -26,7 +26,7 @@ import numpy as np
 
 from . import __version__
 from .images import ImageFileError, LoadedImage, aspect_crop, fit_to_size, load_image
-from .maps import MapsFileError, MorphMaps, Scales, load_maps
+from .maps import MapsFileError, MorphMaps, Scales, load_maps_for
 from .points import PointPairs, PointsFileError, read_points
 from .timeline import EASINGS
 
@@ -40,6 +40,9 @@ PROGRAM = "morph"
 DEFAULT_SCALES = Scales()
 DEFAULT_EPOCHS = 120
 DEFAULT_SIZE = 192
+DEFAULT_OUTPUT = "morph.gif"
+#: GIF stores each frame's delay as a 16-bit count of 1/100 s.
+MAX_GIF_DELAY_CENTISECONDS = 65535
 MIN_SIZE = 16
 MAX_FRAMES = 10_000
 ANIMATION_SUFFIXES = (".gif", ".mp4", ".webp")  # kept equal to output.OUTPUT_SUFFIXES by a test
@@ -168,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-s", "--source", type=Path, help="image to start from (required without --batch)")
     parser.add_argument("-t", "--target", type=Path, nargs="+", metavar="TARGET",
                         help="image to end at; several morph through each in turn (a -> b -> c ...)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("morph.gif"),
-                        help="animation to write; the suffix picks the format: .gif, .mp4 (H.264) or .webp")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help=f"animation to write; the suffix picks the format: .gif, .mp4 (H.264) or .webp "
+                             f"[default {DEFAULT_OUTPUT}, which is never replaced: name an existing file to replace it]")
     fitting = parser.add_argument_group("fitting")
     fitting.add_argument("-e", "--epochs", type=_int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
     fitting.add_argument("-a", "--add-scale", type=_float_in(0.0, 10.0), default=None,
@@ -201,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     frames.add_argument("--blend", choices=RENDER_BLENDS, default="detail",
                         help="'detail' rescales the blended frame's fine detail to the endpoints' local strength, "
                              "so middle frames stay sharp; 'linear' is the plain (1-alpha, alpha) blend")
-    frames.add_argument("--fps", type=_float_in(0.0, 100.0, low_open=True), default=25.0, help="frames per second")
+    frames.add_argument("--fps", type=_float_in(0.0, 100.0, low_open=True), default=25.0,
+                        help="frames per second (GIF stores delays in whole 1/100 s: the rounding is spread "
+                             "over the frames so the total duration is right)")
     frames.add_argument("--frames-dir", type=Path, default=None, help="also write every frame as DIR/0000.png, ...")
     maps = parser.add_argument_group("maps")
     maps.add_argument("--save-maps", type=Path, default=None, metavar="F.npz", help="save the fitted maps")
@@ -298,6 +304,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _validate(args: argparse.Namespace) -> Job:
     """Check flags and files, decode the images; raise UsageError or RunError."""
+    if args.output.suffix.lower() == ".gif" and 100.0 / args.fps > MAX_GIF_DELAY_CENTISECONDS:
+        raise UsageError(f"--fps {args.fps:g} is too slow for a GIF (at most {MAX_GIF_DELAY_CENTISECONDS / 100:g} s "
+                         f"a frame: --fps {100.0 / MAX_GIF_DELAY_CENTISECONDS:.4f} or more)")
     outputs = {
         flag: path
         for flag, path in (("--output", args.output), ("--save-maps", args.save_maps), ("--maps-png", args.maps_png))
@@ -355,15 +364,9 @@ def _validate(args: argparse.Namespace) -> Job:
     fitted = DEFAULT_SCALES
     if args.load_maps is not None:
         try:
-            loaded_maps = load_maps(args.load_maps)
+            loaded_maps = load_maps_for(args.load_maps, height, width)
         except MapsFileError as error:
             raise RunError(str(error)) from None
-        fit_h, fit_w = loaded_maps.image_shape
-        if abs((fit_w / fit_h) / (width / height) - 1.0) > 0.02:
-            raise RunError(
-                f"{args.load_maps}: maps were fitted for a {fit_w}x{fit_h} image, "
-                f"but the source is {width}x{height} (another aspect ratio)"
-            )
         fitted = loaded_maps.scales
     scales = Scales(
         mult=fitted.mult if args.mult_scale is None else args.mult_scale,
@@ -609,6 +612,8 @@ def _run(
 
 
 BATCH_ONLY_FLAGS = {"--batch": 1, "--shard": 1, "--overwrite": 0}
+#: Flags of a batch row whose values are paths: relative ones are taken from the CSV's folder, like its columns.
+ROW_PATH_FLAGS = ("save_maps", "load_maps", "maps_png", "frames_dir", "points")
 
 
 @dataclass(frozen=True)
@@ -621,6 +626,7 @@ class BatchRow:
     output: Path
     flags: tuple[str, ...]
     points: tuple[Path, ...] = ()
+    problem: str | None = None  # why the row cannot run (reported as the row's error)
 
 
 def read_manifest(path: Path) -> list[BatchRow]:
@@ -629,17 +635,22 @@ def read_manifest(path: Path) -> list[BatchRow]:
     import shlex
 
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-            header = set(rows[0].keys()) if rows else set()
+        # utf-8-sig: spreadsheet programs' "CSV UTF-8" starts with a byte-order mark.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle, skipinitialspace=True)
+            read_header = list(reader.fieldnames or [])
+            reader.fieldnames = [name.strip().lower() for name in read_header]
+            rows = list(reader)
     except FileNotFoundError:
         raise UsageError(f"--batch {path}: no such file") from None
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise UsageError(f"--batch {path}: cannot read it as CSV ({error})") from None
-    missing = {"source", "target", "output"} - header
-    if not rows or missing:
-        raise UsageError(f"--batch {path}: needs a header row with source, target, output "
-                         f"(and optionally flags) and at least one row")
+    missing = {"source", "target", "output"} - {name.strip().lower() for name in read_header}
+    if missing:
+        raise UsageError(f"--batch {path}: the header must name source, target, output (and optionally flags, "
+                         f"points); read {', '.join(map(repr, read_header)) or 'nothing'}")
+    if not rows:
+        raise UsageError(f"--batch {path}: no rows after the header")
     folder = path.parent
     manifest = []
     for index, row in enumerate(rows):
@@ -648,9 +659,12 @@ def read_manifest(path: Path) -> list[BatchRow]:
             flags = tuple(shlex.split(row.get("flags") or ""))
         except ValueError as error:
             raise UsageError(f"--batch {path}: row {index + 1}: bad flags ({error})") from None
+        problem = None
+        if any(token in ("-o", "--output") or token.startswith(("-o", "--output=")) for token in flags):
+            problem = "-o/--output in its flags; the output column names the row's output"
         points = tuple(folder / p.strip() for p in (row.get("points") or "").split(";") if p.strip())
         manifest.append(BatchRow(index, folder / (row["source"] or "").strip(), targets,
-                                 folder / (row["output"] or "").strip(), flags, points))
+                                 folder / (row["output"] or "").strip(), flags, points, problem))
     return manifest
 
 
@@ -668,6 +682,17 @@ def _without_batch_flags(argv: Sequence[str]) -> list[str]:
             continue
         kept.append(token)
     return kept
+
+
+def _rebase_row_paths(row_args: argparse.Namespace, flags_alone: argparse.Namespace, folder: Path) -> None:
+    """Take the path flags that a row's own flags set (``flags_alone``) from the CSV's ``folder``."""
+    def rebased(path: Path) -> Path:
+        return path if path.is_absolute() else folder / path
+
+    for name in ROW_PATH_FLAGS:
+        value = getattr(flags_alone, name)
+        if value is not None:
+            setattr(row_args, name, [rebased(p) for p in value] if isinstance(value, list) else rebased(value))
 
 
 def _run_batch(
@@ -691,6 +716,10 @@ def _run_batch(
         if row.index % shard_count != shard_index:
             continue
         label = f"row {row.index + 1} ({row.source.name} -> {', '.join(t.name for t in row.targets)})"
+        if row.problem is not None:
+            print(f"{PROGRAM}: {label}: error: {row.problem}", file=err)
+            failed.append(row.index + 1)
+            continue
         if row.output.exists() and not args.overwrite:
             say(f"{PROGRAM}: {label}: skipped, {row.output} exists (--overwrite to redo)")
             skipped += 1
@@ -700,6 +729,7 @@ def _run_batch(
             row_argv += ["--points", *map(str, row.points)]
         try:
             row_args = build_parser().parse_args(row_argv)
+            _rebase_row_paths(row_args, build_parser().parse_args(list(row.flags)), args.batch.parent)
             if not row.targets:
                 raise UsageError("no target")
             job = _validate(row_args)
@@ -764,8 +794,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return ExitStatus.OK
         if args.batch is not None:
             return _run_batch(args, arguments, say, err, timer, stop.check)
+        for flag, given in (("--shard", args.shard is not None), ("--overwrite", args.overwrite)):
+            if given:
+                raise UsageError(f"{flag} works only with --batch")
         if args.source is None or args.target is None:
             raise UsageError("the following arguments are required: -s/--source, -t/--target (or --batch)")
+        if args.output is None:
+            if Path(DEFAULT_OUTPUT).exists():
+                raise UsageError(f"{DEFAULT_OUTPUT} exists and -o was not given; refusing to replace it "
+                                 "(name the output with -o: a file named there is replaced)")
+            args.output = Path(DEFAULT_OUTPUT)
         with timer.stage("load"):
             job = _validate(args)
         _run(args, job, say, err, timer, stop.check)

@@ -41,7 +41,7 @@ from .images import (
     resize_image,
     working_shape,
 )
-from .maps import MapsFileError, MorphMaps, Scales, load_maps
+from .maps import MapsFileError, MorphMaps, Scales, load_maps_for
 from .output import IMAGE_SUFFIXES
 
 __all__ = ["TOOL_NAMES", "build_tool_parser", "run_tool"]
@@ -364,7 +364,7 @@ def _run_warp(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -> 
     maps: MorphMaps | None = None
     if args.load_maps is not None:
         try:
-            maps = load_maps(args.load_maps)
+            maps = load_maps_for(args.load_maps, height, width)
         except MapsFileError as error:
             raise RunError(str(error)) from None
         scales = Scales(mult=maps.scales.mult, add=maps.scales.add, warp=args.warp_scale)

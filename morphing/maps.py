@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "load_maps_for",
     "Scales",
     "MorphMaps",
     "MapsFileError",
@@ -142,4 +143,17 @@ def load_maps(path: str | os.PathLike[str]) -> MorphMaps:
         raise MapsFileError(f"{path}: maps file has the wrong shape or values ({error})") from None
     if not (np.isfinite(maps.forward).all() and np.isfinite(maps.backward).all()):
         raise MapsFileError(f"{path}: maps file holds NaN or infinite values")
+    return maps
+
+
+def load_maps_for(path: str | os.PathLike[str], height: int, width: int) -> MorphMaps:
+    """``load_maps``, refusing maps fitted for an image of another aspect ratio than ``height`` × ``width``
+    (over 2 % apart: the warp would be stretched)."""
+    maps = load_maps(path)
+    fit_h, fit_w = maps.image_shape
+    if abs((fit_w / fit_h) / (width / height) - 1.0) > 0.02:
+        raise MapsFileError(
+            f"{path}: maps were fitted for a {fit_w}x{fit_h} image, "
+            f"but the source is {width}x{height} (another aspect ratio)"
+        )
     return maps

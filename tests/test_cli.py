@@ -424,7 +424,7 @@ def test_bad_batch_flags_are_usage_errors(argv, message: str, toy_pair, tmp_path
 def test_manifest_without_the_needed_columns_is_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     status, err = run_cli("--batch", tmp_path / "bad.csv")
-    assert status == ExitStatus.USAGE and "needs a header row" in err
+    assert status == ExitStatus.USAGE and "must name source, target, output" in err and "read 'a', 'b'" in err
 
 
 def test_points_guide_the_fit_and_are_marked_on_the_maps_picture(toy_pair, tmp_path: Path) -> None:
@@ -547,3 +547,56 @@ def test_compiled_parts_are_kept_for_the_three_latest_frame_sizes() -> None:
     assert compiled.program("bicubic", "detail") is not program
     assert compiled.fitter(FitSettings(), Scales()) is not fitter
     assert len(compiled.programs) == 3 and compiled.recent_shapes == [(20, 20), (30, 30), (48, 64)]
+
+
+def test_default_output_is_written_once_and_never_replaced(toy_pair, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], *TINY)
+    assert status == ExitStatus.OK, err
+    written = (tmp_path / "morph.gif").read_bytes()
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], *TINY)
+    assert status == ExitStatus.USAGE and "morph.gif exists" in err and err.count("\n") == 1
+    assert (tmp_path / "morph.gif").read_bytes() == written
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", "morph.gif", *TINY, "--seed", "3")
+    assert status == ExitStatus.OK and (tmp_path / "morph.gif").read_bytes() != written  # named: replaced
+
+
+@pytest.mark.parametrize("flag", [["--shard", "0/2"], ["--overwrite"]])
+def test_batch_only_flags_without_batch_are_usage_errors(flag, toy_pair, tmp_path: Path) -> None:
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif", *flag, *TINY)
+    assert status == ExitStatus.USAGE and "only with --batch" in err and not (tmp_path / "o.gif").exists()
+
+
+def test_a_gif_too_slow_to_store_is_refused_before_any_work(toy_pair, tmp_path: Path) -> None:
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif", "--fps", "0.001", *TINY)
+    assert status == ExitStatus.USAGE and "too slow for a GIF" in err
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif", "--fps", "0.0016", *TINY)
+    assert status == ExitStatus.OK, err
+    assert iio.immeta(tmp_path / "o.gif", index=0)["duration"] == 625_000  # 62 500 centiseconds, in ms
+
+
+def test_manifest_with_bom_spaces_and_capitals_is_read(toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    manifest = tmp_path / "rows.csv"
+    manifest.write_bytes(("\ufeffSource, Target , OUTPUT, Flags\n"
+                          f"{source}, {target}, a.gif, --size 32 -e 2 --frames 3\n").encode("utf-8"))
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.OK, err
+    assert len(iio.imread(tmp_path / "a.gif", index=None)) == 3
+
+
+def test_batch_row_flags_cannot_name_the_output_and_their_paths_follow_the_csv(toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    owned = tmp_path / "precious.gif"
+    owned.write_bytes(b"mine")
+    manifest = folder / "rows.csv"
+    manifest.write_text("source,target,output,flags\n"
+                        f'{source},{target},a.gif,"--size 32 -e 2 --frames 3 -o {owned}"\n'
+                        f'{source},{target},b.gif,"--size 32 -e 2 --frames 3 --save-maps b.npz"\n')
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.ERROR and "row 1" in err and "-o/--output in its flags" in err
+    assert owned.read_bytes() == b"mine" and not (folder / "a.gif").exists()
+    assert (folder / "b.gif").exists() and (folder / "b.npz").exists()
+    assert err.strip().splitlines()[-1] == "morph: batch: 1 done, 0 skipped, 1 failed (rows 1)"

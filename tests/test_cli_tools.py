@@ -92,6 +92,18 @@ def test_warp_with_zero_warp_scale_returns_the_source(toy_pair, tmp_path: Path) 
     np.testing.assert_array_equal(pixels(tmp_path / "same.png"), pixels(toy_pair[0]))
 
 
+def test_warp_refuses_maps_fitted_for_another_aspect_ratio(toy_pair, tmp_path: Path) -> None:
+    status = main(["-s", str(toy_pair[0]), "-t", str(toy_pair[1]), "-o", str(tmp_path / "o.gif"), "--size", "32",
+                    "-e", "2", "--frames", "2", "--save-maps", str(tmp_path / "maps.npz"), "-q"],
+                   stdout=io.StringIO(), stderr=io.StringIO())
+    assert status == ExitStatus.OK
+    square = tmp_path / "square.png"
+    Image.new("RGB", (48, 48), "white").save(square)
+    status, _, err = run_tool("warp", "-s", square, "-t", square, "--load-maps", tmp_path / "maps.npz",
+                              "-o", tmp_path / "w.png", "-q")
+    assert status == ExitStatus.ERROR and "another aspect ratio" in err and not (tmp_path / "w.png").exists()
+
+
 def _bad_cases(a: Path, b: Path, folder: Path) -> dict[str, tuple[list, str]]:
     small = folder / "small.png"
     Image.new("RGB", (20, 20)).save(small)
