@@ -40,6 +40,10 @@ ADD = slice(3, 6)
 WARP = slice(6, 8)
 CHANNELS_PER_DIRECTION = 8
 FORMAT_VERSION = 1
+#: Largest sensible flow in a maps file, in grid sides (scaled by the fitted warp multiplier).
+MAX_FLOW_GRID_SIDES = 4.0
+#: Largest sensible scaled multiply or add value (frames are in [-1, 1]).
+MAX_COLOUR_MAP = 1e3
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,10 @@ class MorphMaps:
                 f"forward maps {self.forward.shape} and backward maps "
                 f"{self.backward.shape} differ in shape"
             )
+        if min(self.forward.shape[:2]) < 1:
+            raise ValueError(f"the maps' grid is empty ({self.forward.shape[0]}x{self.forward.shape[1]})")
+        if len(self.image_shape) != 2 or min(self.image_shape) < 1:
+            raise ValueError(f"image_shape must be two sizes >= 1, got {self.image_shape}")
 
     @property
     def grid_shape(self) -> tuple[int, int]:
@@ -112,7 +120,10 @@ def load_maps(path: str | os.PathLike[str]) -> MorphMaps:
     """Read maps written by ``save_maps``; ``MapsFileError`` names what is wrong."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy file: one array, already read
+            raise MapsFileError(f"{path}: not a maps file written by --save-maps (a single array, not .npz)")
+        with data:
             fields = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise MapsFileError(f"{path}: no such file") from None
@@ -125,10 +136,12 @@ def load_maps(path: str | os.PathLike[str]) -> MorphMaps:
         raise MapsFileError(
             f"{path}: not a maps file written by --save-maps (missing {', '.join(sorted(missing))})"
         )
-    if int(fields["format_version"]) != FORMAT_VERSION:
+    version = np.asarray(fields["format_version"])
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise MapsFileError(f"{path}: not a maps file written by --save-maps (format_version is not a whole number)")
+    if int(version) != FORMAT_VERSION:
         raise MapsFileError(
-            f"{path}: maps file format {int(fields['format_version'])} is not supported "
-            f"(this version reads {FORMAT_VERSION})"
+            f"{path}: maps file format {int(version)} is not supported (this version reads {FORMAT_VERSION})"
         )
     try:
         scales = Scales(*(float(v) for v in np.asarray(fields["scales"]).reshape(3)))
@@ -139,10 +152,15 @@ def load_maps(path: str | os.PathLike[str]) -> MorphMaps:
             scales=scales,
             image_shape=image_shape,  # type: ignore[arg-type]
         )
-    except ValueError as error:
+    except (ValueError, TypeError, IndexError) as error:
         raise MapsFileError(f"{path}: maps file has the wrong shape or values ({error})") from None
     if not (np.isfinite(maps.forward).all() and np.isfinite(maps.backward).all()):
         raise MapsFileError(f"{path}: maps file holds NaN or infinite values")
+    both = np.stack([maps.forward, maps.backward])
+    if np.abs(both[..., WARP]).max() * scales.warp > MAX_FLOW_GRID_SIDES * max(maps.grid_shape):
+        raise MapsFileError(f"{path}: maps file's warp moves pixels over {MAX_FLOW_GRID_SIDES:g} image sides")
+    if max(np.abs(both[..., MULT]).max() * scales.mult, np.abs(both[..., ADD]).max() * scales.add) > MAX_COLOUR_MAP:
+        raise MapsFileError(f"{path}: maps file's multiply or add map is beyond {MAX_COLOUR_MAP:g}")
     return maps
 
 

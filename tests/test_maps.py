@@ -20,6 +20,26 @@ def make_maps(shape: tuple[int, int] = (6, 8)) -> MorphMaps:
     )
 
 
+def _with(array: np.ndarray, channel: int, value: float) -> np.ndarray:
+    array[..., channel] = value
+    return array
+
+
+def _write(path: Path, **fields: np.ndarray) -> None:
+    """A maps file that is right but for ``fields``."""
+    good = {"format_version": np.int64(1), "forward": np.zeros((4, 4, 8)), "backward": np.zeros((4, 4, 8)),
+            "scales": np.array([0.6, 0.2, 0.05]), "image_shape": np.array([4, 4])}
+    with open(path, "wb") as handle:
+        np.savez(handle, **{**good, **fields})
+
+
+def test_maps_within_the_limits_load(tmp_path: Path) -> None:
+    # A flow of 3.9 grid sides (the limit is 4), large but sensible colour maps.
+    forward = _with(_with(np.zeros((4, 4, 8)), 6, 3.9 * 4 / 0.05), 0, 100.0)
+    _write(tmp_path / "m.npz", forward=forward)
+    assert load_maps(tmp_path / "m.npz").forward[0, 0, 6] == pytest.approx(312.0)
+
+
 def test_save_then_load_round_trips(tmp_path: Path) -> None:
     maps = make_maps()
     save_maps(maps, tmp_path / "m.npz")
@@ -50,6 +70,17 @@ def test_save_then_load_round_trips(tmp_path: Path) -> None:
             "NaN",
         ),
         (lambda p: None, "no such file"),
+        (lambda p: np.save(open(p, "wb"), np.zeros((4, 4, 8))), "a single array"),
+        (lambda p: _write(p, image_shape=np.array([0, 0])), "image_shape must be two sizes"),
+        (lambda p: _write(p, image_shape=np.array([-4, 4])), "image_shape must be two sizes"),
+        (lambda p: _write(p, image_shape=np.array([4])), "wrong shape"),
+        (lambda p: _write(p, format_version=np.array("1")), "format_version is not a whole number"),
+        (lambda p: _write(p, format_version=np.array([1, 1])), "format_version is not a whole number"),
+        (lambda p: _write(p, format_version=np.int64(7)), "format 7 is not supported"),
+        (lambda p: _write(p, forward=np.zeros((0, 0, 8)), backward=np.zeros((0, 0, 8))), "grid is empty"),
+        (lambda p: _write(p, forward=_with(np.zeros((4, 4, 8)), 6, 1e30)), "moves pixels over"),
+        (lambda p: _write(p, forward=_with(np.zeros((4, 4, 8)), 0, 1e30)), "multiply or add map"),
+        (lambda p: _write(p, scales=np.array([1.0, -1.0, 1.0])), "wrong shape or values"),
     ],
 )
 def test_bad_maps_files_raise_clear_errors(tmp_path: Path, write, message: str) -> None:
