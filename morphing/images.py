@@ -7,6 +7,7 @@ or ``[H, W, 3] float32 in [-1, 1]`` (what the numerics use); the two helpers
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ __all__ = [
     "ImageFileError",
     "LoadedImage",
     "load_image",
+    "png_without_text",
     "resize_image",
     "aspect_crop",
     "fit_to_size",
@@ -109,22 +111,16 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
         raise ImageFileError(f"{path}: is a directory, not an image file")
     if path.exists() and path.stat().st_size == 0:
         raise ImageFileError(f"{path}: file is empty")
-    notes: list[str] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                frames = getattr(image, "n_frames", 1)
-                if frames > 1:
-                    notes.append(f"animated image with {frames} frames: using the first")
-                    image.seek(0)
-                image.load()
-                orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-                upright = ImageOps.exif_transpose(image)
-                if orientation not in (1, None):
-                    notes.append("rotated upright by its EXIF orientation")
-                rgb, mode_notes = _to_rgb(upright)
-                pixels = np.array(rgb, dtype=np.uint8)
+        try:
+            pixels, notes = _decode(path)
+        except ValueError as error:
+            if "MAX_TEXT_CHUNK" not in str(error):
+                raise
+            # A PNG whose text metadata (XMP, ICC as text) is larger than Pillow's
+            # guard: the pixels are fine, so decode it without its text chunks.
+            pixels, notes = _decode(io.BytesIO(png_without_text(path.read_bytes())))
+            notes = ["large text metadata ignored", *notes]
     except Image.DecompressionBombWarning as error:
         raise ImageFileError(f"{path}: image is too large to decode safely ({error})") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
@@ -139,7 +135,61 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
         raise ImageFileError(
             f"{path}: image is {width}x{height}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}"
         )
-    return LoadedImage(pixels=pixels, notes=tuple(notes + mode_notes))
+    return LoadedImage(pixels=pixels, notes=tuple(notes))
+
+
+def _decode(source: Path | io.BytesIO) -> tuple[np.ndarray, list[str]]:
+    """Pixels ``[H, W, 3] uint8`` and notes of one image file; Pillow's exceptions pass through.
+
+    Pillow's warnings (a corrupt EXIF block, say) become notes, so that ``-q``
+    silences them; a decompression-bomb warning is raised.
+    """
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(source) as image:
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                notes.append(f"animated image with {frames} frames: using the first")
+                image.seek(0)
+            image.load()
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+            upright = ImageOps.exif_transpose(image)
+            if orientation not in (1, None):
+                notes.append("rotated upright by its EXIF orientation")
+            rgb, mode_notes = _to_rgb(upright)
+            pixels = np.array(rgb, dtype=np.uint8)
+    decoder_notes = list(dict.fromkeys(f"decoder warning: {warning.message}" for warning in caught))
+    return pixels, notes + mode_notes + decoder_notes
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def png_without_text(data: bytes) -> bytes:
+    """A PNG file's bytes without its text chunks (``tEXt``, ``zTXt``, ``iTXt``); other bytes as they were.
+
+    Chunks are ``length (4 bytes, big-endian) · type (4) · data · CRC (4)``
+    after the 8-byte signature. Not a PNG, or a chunk running past the end:
+    ``ValueError``.
+    """
+    if not data.startswith(PNG_SIGNATURE):
+        raise ValueError("not a PNG file")
+    kept = [PNG_SIGNATURE]
+    position = len(PNG_SIGNATURE)
+    while position < len(data):
+        if position + 8 > len(data):
+            raise ValueError("truncated PNG chunk")
+        length = int.from_bytes(data[position : position + 4], "big")
+        end = position + 12 + length
+        if end > len(data):
+            raise ValueError("truncated PNG chunk")
+        if data[position + 4 : position + 8] not in PNG_TEXT_CHUNKS:
+            kept.append(data[position:end])
+        position = end
+    return b"".join(kept)
 
 
 def to_float(pixels: np.ndarray) -> np.ndarray:

@@ -134,3 +134,56 @@ def test_working_shape_keeps_aspect_and_never_enlarges() -> None:
     assert working_shape(100, 50, 256) == (100, 50)
     assert resize_image(np.zeros((10, 10, 3), np.uint8), 5, 7).shape == (5, 7, 3)
     assert MIN_SIDE >= 2
+
+
+def test_png_with_huge_text_metadata_loads_without_it(tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("XML:com.adobe.xmp", "x" * (3 * PngImagePlugin.MAX_TEXT_CHUNK), zip=True)
+    Image.fromarray(pixels).save(tmp_path / "meta.png", pnginfo=info)
+    with pytest.raises(ValueError, match="MAX_TEXT_CHUNK"):  # what Pillow alone does
+        Image.open(tmp_path / "meta.png").load()
+    loaded = load_image(tmp_path / "meta.png")
+    np.testing.assert_array_equal(loaded.pixels, pixels)
+    assert loaded.notes == ("large text metadata ignored",)
+
+
+def test_png_without_text_drops_only_text_chunks(tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    from morphing.images import png_without_text
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "hello")
+    info.add_text("Long", "y" * 500, zip=True)
+    Image.new("RGB", (20, 20), (10, 20, 30)).save(tmp_path / "a.png", pnginfo=info)
+    data = (tmp_path / "a.png").read_bytes()
+    stripped = png_without_text(data)
+    assert b"tEXt" in data and b"zTXt" in data and b"tEXt" not in stripped and b"zTXt" not in stripped
+    assert len(data) - len(stripped) > 20
+    (tmp_path / "b.png").write_bytes(stripped)
+    with Image.open(tmp_path / "b.png") as image:
+        assert image.getpixel((3, 3)) == (10, 20, 30) and "Comment" not in image.info
+    for bad in (b"GIF89a", data[:-5]):
+        with pytest.raises(ValueError):
+            png_without_text(bad)
+
+
+def test_decoder_warnings_become_notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    Image.new("RGB", (20, 20)).save(tmp_path / "a.png")
+    real_open = Image.open
+
+    def open_with_a_warning(*args, **kwargs):
+        warnings.warn("Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.", UserWarning)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", open_with_a_warning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning escaping load_image fails the test
+        loaded = load_image(tmp_path / "a.png")
+    assert loaded.notes == ("decoder warning: Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.",)
