@@ -27,6 +27,7 @@ import numpy as np
 from . import __version__
 from .images import ImageFileError, LoadedImage, aspect_crop, fit_to_size, load_image
 from .maps import MapsFileError, MorphMaps, Scales, load_maps_for
+from .output import frames_folder_problem
 from .points import PointPairs, PointsFileError, read_points
 from .timeline import EASINGS
 
@@ -320,11 +321,14 @@ def _validate(args: argparse.Namespace) -> Job:
     for flag, path in outputs.items():
         _check_writable_file(path, flag, OUTPUT_SUFFIXES_BY_FLAG[flag])
     if args.frames_dir is not None:
-        if args.frames_dir.exists() and not args.frames_dir.is_dir():
-            raise UsageError(f"--frames-dir {args.frames_dir}: exists and is not a folder")
-        parent = args.frames_dir if args.frames_dir.exists() else args.frames_dir.parent
+        problem = frames_folder_problem(args.frames_dir)
+        if problem is not None:
+            raise UsageError(f"--frames-dir {args.frames_dir}: {problem}")
+        parent = args.frames_dir.absolute().parent
+        while not parent.exists() and parent != parent.parent:  # missing folders above are made
+            parent = parent.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise UsageError(f"--frames-dir {args.frames_dir}: folder is missing or not writable")
+            raise UsageError(f"--frames-dir {args.frames_dir}: cannot create it in {parent} (not a writable folder)")
     if args.load_maps is not None and args.save_maps is not None:
         raise UsageError("--load-maps and --save-maps together would only copy the file; give one")
     if args.load_maps is not None and args.points is not None:
@@ -415,8 +419,6 @@ def _frames_to_folder(frames: Iterator[np.ndarray], folder: Path | None) -> Iter
     """Pass frames through, writing each as ``folder/NNNN.png`` on the way."""
     from .output import write_png
 
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
     for index, frame in enumerate(frames):
         if folder is not None:
             write_png(frame, folder / f"{index:04d}.png")
@@ -553,7 +555,7 @@ def _run(
     except BackendError as error:
         raise RunError(str(error)) from None
     from .maps import save_maps
-    from .output import animation_writer, atomic_path, write_png
+    from .output import animation_writer, atomic_folder, atomic_path, write_png
     from .render import FrameRenderer, timeline_frames
     from .timeline import build_timeline
     from .visualize import maps_picture
@@ -600,9 +602,11 @@ def _run(
         # layer is timed, and what the writer spent beyond that is encoding.
         render_before = timer.seconds["render"]
         rendered = timer.timed("render", timeline_frames(renderers, timeline))
-        with_pngs = timer.timed("render+png", _frames_to_folder(rendered, args.frames_dir))
-        with timer.stage("write"), atomic_path(args.output) as temporary:
-            writer.write(counted(with_pngs), temporary)
+        with contextlib.ExitStack() as outputs:
+            frames_folder = None if args.frames_dir is None else outputs.enter_context(atomic_folder(args.frames_dir))
+            with_pngs = timer.timed("render+png", _frames_to_folder(rendered, frames_folder))
+            with timer.stage("write"), atomic_path(args.output) as temporary:
+                writer.write(counted(with_pngs), temporary)
         produced = timer.seconds.pop("render+png")
         if args.frames_dir is not None:
             timer.add("png frames", produced - (timer.seconds["render"] - render_before))
@@ -729,7 +733,11 @@ def _run_batch(
             row_argv += ["--points", *map(str, row.points)]
         try:
             row_args = build_parser().parse_args(row_argv)
-            _rebase_row_paths(row_args, build_parser().parse_args(list(row.flags)), args.batch.parent)
+            flags_alone = build_parser().parse_args(list(row.flags))
+            _rebase_row_paths(row_args, flags_alone, args.batch.parent)
+            if row_args.frames_dir is not None and flags_alone.frames_dir is None:
+                # A --frames-dir given to the whole batch: one subfolder per row, named after its output.
+                row_args.frames_dir = row_args.frames_dir / row.output.stem
             if not row.targets:
                 raise UsageError("no target")
             job = _validate(row_args)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import numpy as np
 from PIL import GifImagePlugin, Image
 
 __all__ = [
+    "atomic_folder",
+    "frames_folder_problem",
     "atomic_path", "GifWriter", "FfmpegWriter", "OUTPUT_SUFFIXES", "animation_writer", "gif_delays", "write_png",
     "IMAGE_SUFFIXES", "write_image",
 ]
@@ -51,6 +55,65 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
+        raise
+
+
+FRAME_FILE = re.compile(r"\d{4,}\.png")
+"""Names of the frame files ``--frames-dir`` writes: ``0000.png``, ``0001.png``, …"""
+
+
+def frames_folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot take a run's frames, or ``None``: it is new, empty or holds only frame files.
+
+    Anything else in it belongs to the user, and ``atomic_folder`` replaces the
+    folder whole.
+    """
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return "exists and is not a folder"
+    others = sorted(entry.name for entry in folder.iterdir() if not (entry.is_file() and FRAME_FILE.fullmatch(entry.name)))
+    if others:
+        shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        return f"holds files other than frames ({shown}); give a new or empty folder"
+    return None
+
+
+def _create_folder_beside(path: Path, kind: str) -> Path:
+    """Create an empty, hidden, uniquely named folder in ``path``'s folder (the umask applies)."""
+    for _ in range(100):
+        candidate = path.parent / f".{path.name}.{secrets.token_hex(4)}.{kind}"
+        try:
+            os.mkdir(candidate, 0o777)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"cannot create a temporary folder in {path.parent}")
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new hidden folder beside ``path``; on success it replaces ``path`` whole.
+
+    So the folder never mixes frames of two runs, and an interrupted run leaves
+    ``path`` as it was. An existing ``path`` is renamed aside, then removed,
+    once the new folder is in place (check it with ``frames_folder_problem``
+    first: everything in it goes).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _create_folder_beside(path, "part")
+    try:
+        yield temporary
+        if path.exists():
+            old = _create_folder_beside(path, "old")
+            os.replace(path, old / path.name)
+            os.replace(temporary, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
         raise
 
 

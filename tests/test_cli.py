@@ -600,3 +600,55 @@ def test_batch_row_flags_cannot_name_the_output_and_their_paths_follow_the_csv(t
     assert owned.read_bytes() == b"mine" and not (folder / "a.gif").exists()
     assert (folder / "b.gif").exists() and (folder / "b.npz").exists()
     assert err.strip().splitlines()[-1] == "morph: batch: 1 done, 0 skipped, 1 failed (rows 1)"
+
+
+def test_frames_dir_holds_only_the_latest_run_and_refuses_other_files(first_run: Path, toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    frames = tmp_path / "frames"
+
+    def render(count: int) -> tuple[int, str]:
+        return run_cli("-s", source, "-t", target, "-o", tmp_path / "o.gif", "--frames", str(count), "-q",
+                       "--load-maps", first_run / "maps.npz", "--frames-dir", frames)
+
+    assert render(6)[0] == ExitStatus.OK
+    assert render(3)[0] == ExitStatus.OK
+    assert sorted(p.name for p in frames.iterdir()) == ["0000.png", "0001.png", "0002.png"]
+    (frames / "notes.txt").write_text("mine")
+    status, err = render(3)
+    assert status == ExitStatus.USAGE and "holds files other than frames (notes.txt)" in err
+    assert (frames / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "o.gif"]  # no temporary folders left
+
+
+def test_interrupted_render_leaves_the_frames_dir_as_it_was(first_run: Path, toy_pair, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    import morphing.output
+
+    source, target = toy_pair
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "0000.png").write_bytes(b"old frame")
+    real_write_png = morphing.output.write_png
+    written = []
+
+    def write_then_interrupt(frame, path):
+        real_write_png(frame, path)
+        written.append(path)
+        if len(written) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(morphing.output, "write_png", write_then_interrupt)
+    status, err = run_cli("-s", source, "-t", target, "-o", tmp_path / "o.gif", "--frames", "6", "-q",
+                          "--load-maps", first_run / "maps.npz", "--frames-dir", frames)
+    assert status == ExitStatus.INTERRUPTED and "no output written" in err
+    assert len(written) == 2 and [p.name for p in frames.iterdir()] == ["0000.png"]
+    assert (frames / "0000.png").read_bytes() == b"old frame"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_batch_frames_dir_gets_a_subfolder_per_row(toy_pair, tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, toy_pair, rows=2, bad_row=None)
+    status, err = run_cli("--batch", manifest, "-q", "--frames-dir", tmp_path / "frames")
+    assert status == ExitStatus.OK, err
+    for row in ("out_0", "out_1"):
+        assert sorted(p.name for p in (tmp_path / "frames" / row).iterdir()) == ["0000.png", "0001.png", "0002.png"]
