@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import enum
 import math
 import os
@@ -749,6 +750,9 @@ def _run_batch(
         except SystemExit:  # --help or --version inside a row's flags
             print(f"{PROGRAM}: {label}: error: flags must not ask for --help or --version", file=err)
             failed.append(row.index + 1)
+        except OSError as error:  # a full disk, an unwritable file: this row fails, the next may not
+            print(f"{PROGRAM}: {label}: error: {describe_os_error(error)}", file=err)
+            failed.append(row.index + 1)
         except Exception as error:  # noqa: BLE001 - one bad row must not stop the others
             print(f"{PROGRAM}: {label}: error: unexpected {type(error).__name__}: {error}", file=err)
             failed.append(row.index + 1)
@@ -761,6 +765,15 @@ def _run_batch(
     if args.timings:
         print(f"{PROGRAM}: {timer.summary()}", file=err)
     return ExitStatus.ERROR if failed else ExitStatus.OK
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for an operating-system error: a full disk by name, else its reason and file."""
+    if error.errno == errno.ENOSPC:
+        return f"no space left on the device writing {error.filename}"
+    if error.filename is not None:
+        return f"{error.strerror or error}: {error.filename}"
+    return f"unexpected OSError: {error} (set MORPH_DEBUG=1 for a traceback)"
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -832,6 +845,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         return ExitStatus.TERMINATED
     except MemoryError:
         print(f"{PROGRAM}: error: out of memory; try a smaller --size or fewer --frames", file=err)
+        return ExitStatus.ERROR
+    except OSError as error:
+        if debug and error.errno != errno.ENOSPC:
+            raise
+        print(f"{PROGRAM}: error: {describe_os_error(error)}", file=err)
         return ExitStatus.ERROR
     except Exception as error:  # noqa: BLE001 - one line unless debugging
         if debug:

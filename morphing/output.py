@@ -8,6 +8,7 @@ run never leaves a half-written file in place of a user's previous result.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -53,9 +54,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield temporary
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise _naming(error, path) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _naming(error: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``error`` with ``path`` (what the user asked for, not a temporary name) as its file name."""
+    return OSError(error.errno, error.strerror or str(error), str(path))
 
 
 FRAME_FILE = re.compile(r"\d{4,}\.png")
@@ -112,6 +121,9 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(temporary, path)
+    except OSError as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise _naming(error, path) from None
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -244,21 +256,37 @@ class FfmpegWriter:
         encoder = None
         count = 0
         try:
-            for frame in frames:
-                if encoder is None:
-                    height, width = frame.shape[:2]
-                    encoder = imageio_ffmpeg.write_frames(
-                        str(path), (width, height), fps=self._fps, codec=self._codec,
-                        pix_fmt_out=self._pixel_format, quality=None, macro_block_size=1,
-                        output_params=self._parameters, ffmpeg_log_level="error",
-                    )
-                    encoder.send(None)
-                encoder.send(np.ascontiguousarray(frame))
-                count += 1
-        finally:
-            if encoder is not None:
-                encoder.close()
+            try:
+                for frame in frames:
+                    if encoder is None:
+                        height, width = frame.shape[:2]
+                        encoder = imageio_ffmpeg.write_frames(
+                            str(path), (width, height), fps=self._fps, codec=self._codec,
+                            pix_fmt_out=self._pixel_format, quality=None, macro_block_size=1,
+                            output_params=self._parameters, ffmpeg_log_level="quiet",
+                        )
+                        encoder.send(None)
+                    encoder.send(np.ascontiguousarray(frame))
+                    count += 1
+            finally:
+                if encoder is not None:
+                    encoder.close()
+        except (OSError, RuntimeError) as error:
+            # ffmpeg died (its own log is silenced: it would print a dozen lines);
+            # the usual cause, a full disk, is told apart by the space left.
+            if _nearly_full(Path(path).parent):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise OSError(errno.EIO, f"ffmpeg could not encode the frames ({first_line})", str(path)) from None
         return count
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has under 1 MiB free."""
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
 
 
 OUTPUT_SUFFIXES = (".gif", ".mp4", ".webp")

@@ -652,3 +652,51 @@ def test_batch_frames_dir_gets_a_subfolder_per_row(toy_pair, tmp_path: Path) -> 
     assert status == ExitStatus.OK, err
     for row in ("out_0", "out_1"):
         assert sorted(p.name for p in (tmp_path / "frames" / row).iterdir()) == ["0000.png", "0001.png", "0002.png"]
+
+
+def _fail_after_one_frame(error: BaseException):
+    def write(self, frames, path) -> int:
+        next(iter(frames))
+        Path(path).write_bytes(b"partial")
+        raise error
+    return write
+
+
+def test_disk_full_writing_a_gif_is_one_line_and_keeps_the_old_file(first_run: Path, toy_pair, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    import errno
+
+    import morphing.output
+
+    output = tmp_path / "o.gif"
+    output.write_bytes(b"the user's earlier morph")
+    monkeypatch.setattr(morphing.output.GifWriter, "write",
+                        _fail_after_one_frame(OSError(errno.ENOSPC, "No space left on device")))
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", output, "--frames", "3", "-q",
+                          "--load-maps", first_run / "maps.npz")
+    assert status == ExitStatus.ERROR and err == f"morph: error: no space left on the device writing {output}\n"
+    assert output.read_bytes() == b"the user's earlier morph"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.gif"]
+
+
+@pytest.mark.parametrize("free, message", [(0, "no space left on the device writing"),
+                                           (10**12, "ffmpeg could not encode the frames ([Errno 32] Broken pipe): ")])
+def test_ffmpeg_dying_is_one_line(free: int, message: str, first_run: Path, toy_pair, tmp_path: Path,
+                                  monkeypatch) -> None:
+    import collections
+    import shutil
+
+    import imageio_ffmpeg
+
+    def dying_encoder(*args, **kwargs):
+        yield  # primed with send(None)
+        yield  # takes the first frame
+        raise BrokenPipeError(32, "Broken pipe")
+
+    Usage = collections.namedtuple("Usage", "total used free")
+    monkeypatch.setattr(imageio_ffmpeg, "write_frames", dying_encoder)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: Usage(10**12, 10**12 - free, free))
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.mp4", "--frames", "3", "-q",
+                          "--load-maps", first_run / "maps.npz")
+    assert status == ExitStatus.ERROR and message in err and err.count("\n") == 1, err
+    assert not any(tmp_path.iterdir())
