@@ -28,7 +28,7 @@ import numpy as np
 from . import __version__
 from .images import ImageFileError, LoadedImage, aspect_crop, fit_to_size, load_image
 from .maps import MapsFileError, MorphMaps, Scales, load_maps_for
-from .output import frames_folder_problem
+from .output import frames_folder_problem, probe_temporary_beside
 from .points import PointPairs, PointsFileError, read_points
 from .timeline import EASINGS
 
@@ -295,6 +295,12 @@ def _check_writable_file(path: Path, flag: str, suffixes: Sequence[str]) -> None
         raise UsageError(
             f"{flag} {path}: unknown file type {path.suffix or '(none)'!r}; use {', '.join(suffixes)}"
         )
+    # os.access says yes to root everywhere, even on read-only or virtual file
+    # systems: so try, before any work, what the writer will do at the end.
+    try:
+        probe_temporary_beside(path)
+    except OSError as error:
+        raise UsageError(f"{flag} {path}: cannot create a file in {folder} ({error.strerror or error})") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -78,6 +78,11 @@ def _to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
         # 16-bit or 32-bit grey: scale the full range to 8 bits.
         values = np.asarray(image, dtype=np.float64)
         top = 65535.0 if mode.startswith("I;16") or values.max() > 255 else 255.0
+        if values.max() > 65535 or values.min() < 0:
+            # 32-bit data beyond 16 bits (or signed): its own range becomes 0–255.
+            low, high = float(values.min()), float(values.max())
+            values, top = values - low, max(high - low, 1.0)
+            notes.append(f"{mode} grey with values {low:g}..{high:g}: that range scaled to 8 bits")
         grey = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
         notes.append(f"{mode} (high bit depth grey) reduced to 8-bit RGB")
         return Image.fromarray(grey, "L").convert("RGB"), notes

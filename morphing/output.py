@@ -20,6 +20,7 @@ import numpy as np
 from PIL import GifImagePlugin, Image
 
 __all__ = [
+    "probe_temporary_beside",
     "atomic_folder",
     "frames_folder_problem",
     "atomic_path", "GifWriter", "FfmpegWriter", "OUTPUT_SUFFIXES", "animation_writer", "gif_delays", "write_png",
@@ -41,6 +42,11 @@ def _create_temporary_beside(path: Path) -> Path:
             continue
         return candidate
     raise FileExistsError(f"cannot create a temporary file in {folder}")
+
+
+def probe_temporary_beside(path: str | os.PathLike[str]) -> None:
+    """Create and remove the kind of temporary file ``atomic_path`` makes; ``OSError`` if it cannot."""
+    _create_temporary_beside(Path(path)).unlink()
 
 
 @contextlib.contextmanager

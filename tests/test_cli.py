@@ -700,3 +700,15 @@ def test_ffmpeg_dying_is_one_line(free: int, message: str, first_run: Path, toy_
                           "--load-maps", first_run / "maps.npz")
     assert status == ExitStatus.ERROR and message in err and err.count("\n") == 1, err
     assert not any(tmp_path.iterdir())
+
+
+def test_an_output_on_a_file_system_that_takes_no_files_is_refused_before_the_fit(toy_pair, monkeypatch) -> None:
+    import morphing.fit
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit ran")
+
+    monkeypatch.setattr(morphing.fit.MapFitter, "fit", no_fit)
+    # /sys takes no new files even for root (os.access says root may write there).
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", "/sys/x.gif", *TINY)
+    assert status == ExitStatus.USAGE and "/sys/x.gif" in err and err.count("\n") == 1, err

@@ -187,3 +187,13 @@ def test_decoder_warnings_become_notes(tmp_path: Path, monkeypatch: pytest.Monke
         warnings.simplefilter("error")  # any warning escaping load_image fails the test
         loaded = load_image(tmp_path / "a.png")
     assert loaded.notes == ("decoder warning: Corrupt EXIF data.  Expecting to read 12 bytes but only got 6.",)
+
+
+def test_32_bit_grey_beyond_16_bits_is_scaled_by_its_range(tmp_path: Path) -> None:
+    values = np.linspace(0, 65_500_000, 40 * 40).reshape(40, 40).astype(np.int32)
+    Image.fromarray(values, "I").save(tmp_path / "wide.tif")
+    loaded = load_image(tmp_path / "wide.tif")
+    expected = np.round(values / 65_500_000 * 255).astype(np.uint8)
+    np.testing.assert_array_equal(loaded.pixels[..., 0], expected)
+    assert loaded.pixels[..., 0].min() == 0 and loaded.pixels[..., 0].max() == 255
+    assert any("range scaled to 8 bits" in note for note in loaded.notes)
