@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from .losses import local_ncc, luminance
+from .settings import GlobalSettings
 from .warp import dense_image_warp
 
 __all__ = ["Affine", "GlobalSettings", "normalised_grid", "fit_affine", "affine_from_points"]
@@ -61,35 +62,6 @@ class Affine:
         grid = normalised_grid(height, width)
         half = max(height, width) / 2.0
         return ((grid - self.apply(grid)) * half).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class GlobalSettings:
-    """How the global stage searches.
-
-    ``search_side``: long side of the copies searched exhaustively over
-    ``shifts`` (normalised, both axes) × ``scales`` × ``turns`` (radians); the
-    ``candidates`` best (distinct) maps are then refined side by side by
-    ``steps`` Adam steps (learning rate ``learning_rate``) on copies of each
-    long side in ``refine_sides``, with local NCC windows of ``window`` pixels,
-    and the best refined one is kept.
-    ``point_weight`` weighs user point pairs (squared distance in half long sides);
-    ``prior_weight`` a pull towards the identity (squared distance of the
-    parameters), so that where the images say nothing (flat, or equally good
-    everywhere) nothing moves.
-    """
-
-    search_side: int = 32
-    shifts: tuple[float, ...] = (-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4)
-    scales: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.12, 1.25, 1.4)
-    turns: tuple[float, ...] = (-0.2, 0.0, 0.2)
-    candidates: int = 4
-    refine_sides: tuple[int, ...] = (32, 64)
-    steps: int = 40
-    learning_rate: float = 0.01
-    window: int = 7
-    point_weight: float = 10.0
-    prior_weight: float = 1e-3
 
 
 def normalised_grid(height: int, width: int) -> np.ndarray:

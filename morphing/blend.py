@@ -30,11 +30,12 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from . import settings
 from .filters import default_kernel_size, gaussian_blur, gaussian_kernel
 
 __all__ = ["BLENDS", "DetailSettings", "EndpointDetail", "detail_bands", "detail_energy", "restore_detail"]
 
-BLENDS: tuple[str, ...] = ("detail", "linear")
+BLENDS = settings.BLENDS
 
 
 @dataclass(frozen=True)

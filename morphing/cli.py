@@ -30,28 +30,24 @@ from .images import ImageFileError, LoadedImage, aspect_crop, fit_to_size, load_
 from .maps import MapsFileError, MorphMaps, Scales, load_maps_for
 from .output import frames_folder_problem, probe_temporary_beside
 from .points import PointPairs, PointsFileError, read_points
+from .settings import ANIMATION_SUFFIXES, BLENDS, WARP_INTERPOLATIONS, FitSettings
 from .timeline import EASINGS
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
-    from .fit import FitSettings, MapFitter
+    from .fit import MapFitter
     from .render import RenderProgram
 
 __all__ = ["ExitStatus", "build_parser", "main"]
 
 PROGRAM = "morph"
 DEFAULT_SCALES = Scales()
-DEFAULT_EPOCHS = 120
-DEFAULT_SIZE = 192
+DEFAULT_EPOCHS = FitSettings().epochs
+DEFAULT_SIZE = FitSettings().working_size
 DEFAULT_OUTPUT = "morph.gif"
 #: GIF stores each frame's delay as a 16-bit count of 1/100 s.
 MAX_GIF_DELAY_CENTISECONDS = 65535
 MIN_SIZE = 16
 MAX_FRAMES = 10_000
-ANIMATION_SUFFIXES = (".gif", ".mp4", ".webp")  # kept equal to output.OUTPUT_SUFFIXES by a test
-# Kept equal to warp.WARP_INTERPOLATIONS and blend.BLENDS by a test (importing those
-# would import TensorFlow before the flags are even checked).
-RENDER_INTERPOLATIONS = ("bicubic", "bilinear")
-RENDER_BLENDS = ("detail", "linear")
 OUTPUT_SUFFIXES_BY_FLAG = {"--output": ANIMATION_SUFFIXES, "--save-maps": (".npz",), "--maps-png": (".png",)}
 
 
@@ -202,9 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     ends = frames.add_mutually_exclusive_group()
     ends.add_argument("--loop", action="store_true", help="morph back from the last image to the source")
     ends.add_argument("--boomerang", action="store_true", help="play forward, then backward")
-    frames.add_argument("--interpolation", choices=RENDER_INTERPOLATIONS, default="bicubic",
+    frames.add_argument("--interpolation", choices=WARP_INTERPOLATIONS, default="bicubic",
                         help="how frames sample the warped images (fitting always uses bilinear)")
-    frames.add_argument("--blend", choices=RENDER_BLENDS, default="detail",
+    frames.add_argument("--blend", choices=BLENDS, default="detail",
                         help="'detail' rescales the blended frame's fine detail to the endpoints' local strength, "
                              "so middle frames stay sharp; 'linear' is the plain (1-alpha, alpha) blend")
     frames.add_argument("--fps", type=_float_in(0.0, 100.0, low_open=True), default=25.0,
@@ -311,7 +307,15 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _validate(args: argparse.Namespace) -> Job:
-    """Check flags and files, decode the images; raise UsageError or RunError."""
+    """Check flags and files, decode the images; raise UsageError or RunError.
+
+    Without ``-o`` the output is ``DEFAULT_OUTPUT`` (set on ``args``), which must not exist yet.
+    """
+    if args.output is None:
+        if Path(DEFAULT_OUTPUT).exists():
+            raise UsageError(f"{DEFAULT_OUTPUT} exists and -o was not given; refusing to replace it "
+                             "(name the output with -o: a file named there is replaced)")
+        args.output = Path(DEFAULT_OUTPUT)
     if args.output.suffix.lower() == ".gif" and 100.0 / args.fps > MAX_GIF_DELAY_CENTISECONDS:
         raise UsageError(f"--fps {args.fps:g} is too slow for a GIF (at most {MAX_GIF_DELAY_CENTISECONDS / 100:g} s "
                          f"a frame: --fps {100.0 / MAX_GIF_DELAY_CENTISECONDS:.4f} or more)")
@@ -826,11 +830,6 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
                 raise UsageError(f"{flag} works only with --batch")
         if args.source is None or args.target is None:
             raise UsageError("the following arguments are required: -s/--source, -t/--target (or --batch)")
-        if args.output is None:
-            if Path(DEFAULT_OUTPUT).exists():
-                raise UsageError(f"{DEFAULT_OUTPUT} exists and -o was not given; refusing to replace it "
-                                 "(name the output with -o: a file named there is replaced)")
-            args.output = Path(DEFAULT_OUTPUT)
         with timer.stage("load"):
             job = _validate(args)
         _run(args, job, say, err, timer, stop.check)

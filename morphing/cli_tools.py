@@ -9,7 +9,6 @@ imported, and errors are one line (``UsageError`` → exit 2, ``RunError`` → 1
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -43,6 +42,14 @@ from .images import (
 )
 from .maps import MapsFileError, MorphMaps, Scales, load_maps_for
 from .output import IMAGE_SUFFIXES
+from .settings import (
+    HYBRID_NEAR_TERMS,
+    HYBRID_STARTS,
+    SHIFT_INTERPOLATIONS,
+    AlignSettings,
+    HybridSettings,
+    default_kernel_size,
+)
 
 __all__ = ["TOOL_NAMES", "build_tool_parser", "run_tool"]
 
@@ -50,22 +57,13 @@ TOOL_NAMES = ("hybrid", "shift", "align", "warp")
 DEFAULT_HYBRID_SIZE = 1024
 MAX_SHIFT = 100_000.0
 
-# The core modules import TensorFlow, which --help and input checks must not
-# wait for; their defaults are repeated here and kept equal by a test.
-HYBRID_DEFAULTS = {"sigma": 4.0, "near_weight": 1.0, "far_weight": 1.0, "steps": 300, "start": "grey",
-                   "near_term": "detail"}
-HYBRID_STARTS = ("near", "grey")
-HYBRID_NEAR_TERMS = ("pixels", "detail")
-INTERPOLATIONS = ("bilinear", "bicubic", "fourier")
-ALIGN_DEFAULTS = {"interpolation": "bicubic", "steps_per_level": 80, "blur_sigma": 1.0}
+# Defaults from morphing.settings, which imports no TensorFlow (--help and the
+# input checks must not wait for it).
+HYBRID_DEFAULTS = HybridSettings()
+ALIGN_DEFAULTS = AlignSettings()
 
 Say = Callable[[str], None]
 Check = Callable[[], None]
-
-
-def default_kernel_size(sigma: float) -> int:
-    """``filters.default_kernel_size`` (kept equal by a test): ``2·ceil(3σ) + 1``."""
-    return 2 * math.ceil(3.0 * sigma) + 1
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -83,18 +81,18 @@ def _add_hybrid(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--near", type=Path, required=True, help="image seen up close (its fine detail)")
     parser.add_argument("--far", type=Path, required=True, help="image seen from afar (its blurred version)")
     parser.add_argument("-o", "--output", type=Path, default=Path("hybrid.png"), help="image to write")
-    parser.add_argument("--sigma", type=_float_in(0.0, 200.0, low_open=True), default=HYBRID_DEFAULTS["sigma"],
+    parser.add_argument("--sigma", type=_float_in(0.0, 200.0, low_open=True), default=HYBRID_DEFAULTS.sigma,
                         help="Gaussian blur sigma in pixels of the working size")
     parser.add_argument("--kernel-size", type=_int_in(1, 1201), default=None,
                         help="odd blur kernel length [default: 2*ceil(3*sigma)+1]")
-    parser.add_argument("--near-weight", type=_float_in(0.0, 1e6), default=HYBRID_DEFAULTS["near_weight"],
+    parser.add_argument("--near-weight", type=_float_in(0.0, 1e6), default=HYBRID_DEFAULTS.near_weight,
                         help="weight of the near term")
-    parser.add_argument("--far-weight", type=_float_in(0.0, 1e6), default=HYBRID_DEFAULTS["far_weight"],
+    parser.add_argument("--far-weight", type=_float_in(0.0, 1e6), default=HYBRID_DEFAULTS.far_weight,
                         help="weight of the far term")
-    parser.add_argument("--near-term", choices=HYBRID_NEAR_TERMS, default=HYBRID_DEFAULTS["near_term"],
+    parser.add_argument("--near-term", choices=HYBRID_NEAR_TERMS, default=HYBRID_DEFAULTS.near_term,
                         help="compare with NEAR in all pixels, or in fine detail only (image minus its blur)")
-    parser.add_argument("--start", choices=HYBRID_STARTS, default=HYBRID_DEFAULTS["start"], help="start from NEAR or from mid-grey")
-    parser.add_argument("--steps", type=_int_in(1, 100_000), default=HYBRID_DEFAULTS["steps"], help="gradient descent steps")
+    parser.add_argument("--start", choices=HYBRID_STARTS, default=HYBRID_DEFAULTS.start, help="start from NEAR or from mid-grey")
+    parser.add_argument("--steps", type=_int_in(1, 100_000), default=HYBRID_DEFAULTS.steps, help="gradient descent steps")
     parser.add_argument("--size", type=_int_in(MIN_SIZE, 8192), default=None,
                         help=f"long side to work and write at [default: NEAR's, at most {DEFAULT_HYBRID_SIZE}]")
     _common(parser)
@@ -109,7 +107,7 @@ def _add_shift(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-i", "--input", type=Path, required=True, help="image to move")
     parser.add_argument("--dx", type=_float_in(-MAX_SHIFT, MAX_SHIFT), default=0.0, help="pixels to the right")
     parser.add_argument("--dy", type=_float_in(-MAX_SHIFT, MAX_SHIFT), default=0.0, help="pixels down")
-    parser.add_argument("--interpolation", choices=INTERPOLATIONS, default="bilinear",
+    parser.add_argument("--interpolation", choices=SHIFT_INTERPOLATIONS, default="bilinear",
                         help="sub-pixel interpolation (fourier: exact for periodic images, needs --wrap)")
     parser.add_argument("--wrap", action="store_true",
                         help="roll: what leaves one side enters the other [default: repeat the border pixels]")
@@ -127,12 +125,12 @@ def _add_align(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-s", "--source", type=Path, required=True, help="image to move")
     parser.add_argument("-t", "--target", type=Path, required=True, help="image to match (same size)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="also write SOURCE moved onto TARGET")
-    parser.add_argument("--interpolation", choices=INTERPOLATIONS, default=ALIGN_DEFAULTS["interpolation"],
+    parser.add_argument("--interpolation", choices=SHIFT_INTERPOLATIONS, default=ALIGN_DEFAULTS.interpolation,
                         help="sub-pixel interpolation (fourier: exact for periodic images, needs --wrap)")
     parser.add_argument("--wrap", action="store_true", help="the images roll around their borders (periodic)")
-    parser.add_argument("--steps", type=_int_in(1, 100_000), default=ALIGN_DEFAULTS["steps_per_level"],
+    parser.add_argument("--steps", type=_int_in(1, 100_000), default=ALIGN_DEFAULTS.steps_per_level,
                         help="gradient descent steps per pyramid level")
-    parser.add_argument("--blur-sigma", type=_float_in(0.0, 50.0), default=ALIGN_DEFAULTS["blur_sigma"],
+    parser.add_argument("--blur-sigma", type=_float_in(0.0, 50.0), default=ALIGN_DEFAULTS.blur_sigma,
                         help="pre-blur in pixels (0: none); removes detail that interpolation would bias")
     _common(parser)
 

@@ -7,19 +7,14 @@ blur neither darkens the edges nor lets them bleed into each other.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import tensorflow as tf
+
+from .settings import default_kernel_size
 
 __all__ = ["PADDINGS", "default_kernel_size", "gaussian_kernel", "gaussian_blur"]
 
 PADDINGS: tuple[str, ...] = ("reflect", "wrap")
-
-
-def default_kernel_size(sigma: float) -> int:
-    """The odd kernel size that covers ±3 sigma: ``2·ceil(3σ) + 1``."""
-    return 2 * math.ceil(3.0 * sigma) + 1
 
 
 def gaussian_kernel(sigma: float, size: int | None = None) -> np.ndarray:

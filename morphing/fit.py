@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import keras
@@ -41,48 +40,16 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses
-from .affine import Affine, GlobalSettings, fit_affine
+from .affine import Affine, fit_affine
 from .images import resize_image, to_float, working_shape
 from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
 from .points import PointPairs
+from .settings import FitSettings
 from .transition import DirectionMaps, apply_direction, bilinear_matrix, upsample_direction
 from .warp import dense_image_warp
 
 __all__ = ["FitSettings", "FitDivergedError", "MapFitter", "fit_maps", "reduce_for_fit"]
-
-
-@dataclass(frozen=True)
-class FitSettings:
-    """How to fit. ``working_size`` and ``grid_size`` are long sides in pixels; the
-    ``*_weight`` fields weigh the loss terms (see the module)."""
-
-    epochs: int = 120
-    working_size: int = 192
-    grid_size: int = 64
-    learning_rate: float = 2e-3
-    features: int = 32
-    layers: int = 3
-    pyramid_levels: int = 3
-    global_alignment: bool = True
-    structure_window: int = 9
-    structure_weight: float = 1.0
-    coarse_fade: float = 1.0
-    colour_weight: float = 1.0
-    pixel_warp_weight: float = 0.0
-    smoothness_weight: float = 1.0
-    edge_awareness: float = 0.0
-    consistency_weight: float = 1.0
-    fold_weight: float = 1.0
-    fold_margin: float = 0.2
-    point_weight: float = 0.3
-    probe_steps: int = 20
-    seed: int = 0
-
-    @property
-    def total_steps(self) -> int:
-        """Training steps of one fit: the epochs and the second start's probe."""
-        return self.epochs + min(self.probe_steps, self.epochs)
 
 
 class FitDivergedError(RuntimeError):

@@ -22,43 +22,20 @@ Images here are ``[H, W, 3]`` float32 in [0, 1] (not the morph's [-1, 1]).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import tensorflow as tf
 
 from .filters import gaussian_blur, gaussian_kernel
+from .settings import HYBRID_NEAR_TERMS, HYBRID_STARTS, HybridSettings
 
 __all__ = ["GAMMA", "STARTS", "HybridSettings", "blur_in_linear_light", "classic_hybrid", "fit_hybrid"]
 
 GAMMA = 2.2
-STARTS: tuple[str, ...] = ("near", "grey")
-NEAR_TERMS: tuple[str, ...] = ("pixels", "detail")
+STARTS = HYBRID_STARTS
+NEAR_TERMS = HYBRID_NEAR_TERMS
 _LINEAR_FLOOR = 1e-6  # keeps the gradient of x^(1/γ) finite at black
 _LOGIT_CLIP = 1e-3  # a start value of exactly 0 or 1 has no finite logit
-
-
-@dataclass(frozen=True)
-class HybridSettings:
-    """How to fit a hybrid image; ``sigma`` and ``kernel_size`` are in pixels
-    (``kernel_size`` odd, default ``2·ceil(3σ) + 1``).
-
-    ``near_term`` "pixels" compares the whole image with ``near``
-    (``mean((X - near)²)``); "detail" compares only the fine detail,
-    ``mean(((X - blur X) - (near - blur near))²)``, which leaves the coarse
-    picture to the far term. The defaults are those that did best in
-    ``benchmarks/hybrid.py``.
-    """
-
-    sigma: float = 4.0
-    kernel_size: int | None = None
-    near_weight: float = 1.0
-    far_weight: float = 1.0
-    steps: int = 300
-    learning_rate: float = 0.05
-    start: Literal["near", "grey"] = "grey"
-    near_term: Literal["pixels", "detail"] = "detail"
 
 
 def blur_in_linear_light(images: tf.Tensor, kernel: np.ndarray) -> tf.Tensor:

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import GifImagePlugin, Image
 
+from .settings import ANIMATION_SUFFIXES
+
 __all__ = [
     "probe_temporary_beside",
     "atomic_folder",
@@ -295,7 +297,7 @@ def _nearly_full(folder: Path) -> bool:
         return False
 
 
-OUTPUT_SUFFIXES = (".gif", ".mp4", ".webp")
+OUTPUT_SUFFIXES = ANIMATION_SUFFIXES
 """Animation formats, chosen by the output file's suffix."""
 
 

@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from .filters import gaussian_blur, gaussian_kernel
+from .settings import SHIFT_INTERPOLATIONS, AlignSettings, Interpolation
 from .warp import keys_cubic_weights
 
 __all__ = ["INTERPOLATIONS", "Shift", "AlignSettings", "shift_image", "align_shift"]
 
-Interpolation = Literal["bilinear", "bicubic", "fourier"]
-INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "fourier")
+INTERPOLATIONS = SHIFT_INTERPOLATIONS
 
 
 class Shift(NamedTuple):
@@ -117,28 +116,6 @@ def shift_image(
         return _fourier_shift(images, shift)
     moved = _resample_axis(images, shift[0], 1, interpolation, wrap)
     return _resample_axis(moved, shift[1], 2, interpolation, wrap)
-
-
-@dataclass(frozen=True)
-class AlignSettings:
-    """How ``align_shift`` searches.
-
-    Both images are first blurred by a Gaussian of ``blur_sigma`` pixels (0:
-    not at all): a blur commutes with a shift, and it removes the finest
-    detail, which interpolation reproduces worst and which would bias the
-    sub-pixel answer. ``coarsest_side`` is the smallest image side the pyramid goes down to; each
-    level halves the previous one. Each level runs ``steps_per_level`` Adam
-    steps whose learning rate (in that level's pixels) decays from
-    ``learning_rate`` to ``final_learning_rate``.
-    """
-
-    interpolation: Interpolation = "bicubic"
-    wrap: bool = False
-    blur_sigma: float = 1.0
-    coarsest_side: int = 16
-    steps_per_level: int = 80
-    learning_rate: float = 0.3
-    final_learning_rate: float = 1e-3
 
 
 def _halve(images: np.ndarray, wrap: bool) -> np.ndarray:

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from . import settings
+
 __all__ = ["WARP_INTERPOLATIONS", "dense_image_warp", "identity_grid", "keys_cubic_weights"]
 
-WARP_INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic")
+WARP_INTERPOLATIONS = settings.WARP_INTERPOLATIONS
 KEYS_A = -0.5  # the Keys cubic convolution parameter (Catmull-Rom): reproduces quadratics
 
 

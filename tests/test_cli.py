@@ -480,15 +480,6 @@ def test_smallest_accepted_images_morph(tmp_path: Path) -> None:
     assert iio.imread(tmp_path / "o.gif", index=None).shape[:3] == (3, 8, 8)
 
 
-def test_render_choices_in_the_cli_equal_the_core_ones() -> None:
-    from morphing import cli
-    from morphing.blend import BLENDS
-    from morphing.warp import WARP_INTERPOLATIONS
-
-    assert set(cli.RENDER_INTERPOLATIONS) == set(WARP_INTERPOLATIONS)
-    assert set(cli.RENDER_BLENDS) == set(BLENDS)
-
-
 def test_plain_render_flags_give_the_formulas_frames(first_run: Path, toy_pair, tmp_path: Path) -> None:
     """--interpolation bilinear --blend linear renders the formula itself; the
     defaults differ from it in between and agree at both ends."""
@@ -512,14 +503,6 @@ def test_plain_render_flags_give_the_formulas_frames(first_run: Path, toy_pair, 
     by_default = default.render(alphas)
     np.testing.assert_array_equal(by_default[[0, -1]], plain.render(alphas)[[0, -1]])
     assert not np.array_equal(by_default[2], written[2])
-
-
-def test_the_command_line_defaults_are_the_fit_defaults() -> None:
-    from morphing.cli import DEFAULT_EPOCHS, DEFAULT_SIZE
-    from morphing.fit import FitSettings
-
-    # Kept apart so that the CLI can answer --help without importing TensorFlow.
-    assert (DEFAULT_EPOCHS, DEFAULT_SIZE) == (FitSettings().epochs, FitSettings().working_size)
 
 
 def test_compiled_parts_are_kept_for_the_three_latest_frame_sizes() -> None:

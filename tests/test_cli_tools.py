@@ -12,11 +12,7 @@ from PIL import Image
 
 from morphing import cli_tools
 from morphing.cli import ExitStatus, main
-from morphing.filters import default_kernel_size
-from morphing.hybrid import HybridSettings
-from morphing.output import IMAGE_SUFFIXES
 from morphing.scenes import shifted_pair
-from morphing.shift import INTERPOLATIONS, AlignSettings
 
 
 def run_tool(*argv: str | Path) -> tuple[int, str, str]:
@@ -39,16 +35,6 @@ def textures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         Image.fromarray(np.clip(np.rint((image + 1) * 127.5), 0, 255).astype(np.uint8)).save(folder / name)
         paths.append(folder / name)
     return paths[0], paths[1]
-
-
-def test_defaults_repeated_in_the_cli_equal_the_core_ones() -> None:
-    hybrid = HybridSettings()
-    assert cli_tools.HYBRID_DEFAULTS == {name: getattr(hybrid, name) for name in cli_tools.HYBRID_DEFAULTS}
-    align = AlignSettings()
-    assert cli_tools.ALIGN_DEFAULTS == {name: getattr(align, name) for name in cli_tools.ALIGN_DEFAULTS}
-    assert cli_tools.INTERPOLATIONS == INTERPOLATIONS and cli_tools.IMAGE_SUFFIXES == IMAGE_SUFFIXES
-    for sigma in (0.3, 1.0, 2.5, 4.0, 33.3):
-        assert cli_tools.default_kernel_size(sigma) == default_kernel_size(sigma)
 
 
 def test_shift_with_wrap_by_whole_pixels_rolls_the_file(textures, tmp_path: Path) -> None:

@@ -1,0 +1,152 @@
+"""Settings and mode names, without TensorFlow: what the command line and the core both read.
+
+The command line checks flags and prints ``--help`` before TensorFlow is
+imported, so the defaults it shows live here, with the settings dataclasses
+that the numerical modules take (``morphing.fit``, ``morphing.affine``,
+``morphing.hybrid``, ``morphing.shift`` re-export theirs). Nothing here
+imports TensorFlow or numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "ANIMATION_SUFFIXES",
+    "BLENDS",
+    "HYBRID_NEAR_TERMS",
+    "HYBRID_STARTS",
+    "SHIFT_INTERPOLATIONS",
+    "WARP_INTERPOLATIONS",
+    "AlignSettings",
+    "FitSettings",
+    "GlobalSettings",
+    "HybridSettings",
+    "Interpolation",
+    "default_kernel_size",
+]
+
+WARP_INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic")
+"""How frames sample the warped images (``morphing.warp``); fitting always uses bilinear."""
+BLENDS: tuple[str, ...] = ("detail", "linear")
+"""How a frame blends its two directions (``morphing.blend``)."""
+ANIMATION_SUFFIXES: tuple[str, ...] = (".gif", ".mp4", ".webp")
+"""Animation formats, chosen by the output file's suffix (``morphing.output``)."""
+SHIFT_INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "fourier")
+"""How ``morphing.shift`` resamples a shifted image."""
+Interpolation = Literal["bilinear", "bicubic", "fourier"]
+HYBRID_STARTS: tuple[str, ...] = ("near", "grey")
+HYBRID_NEAR_TERMS: tuple[str, ...] = ("pixels", "detail")
+
+
+def default_kernel_size(sigma: float) -> int:
+    """The odd kernel size that covers ±3 sigma: ``2·ceil(3σ) + 1``."""
+    return 2 * math.ceil(3.0 * sigma) + 1
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How to fit. ``working_size`` and ``grid_size`` are long sides in pixels; the
+    ``*_weight`` fields weigh the loss terms (see the module)."""
+
+    epochs: int = 120
+    working_size: int = 192
+    grid_size: int = 64
+    learning_rate: float = 2e-3
+    features: int = 32
+    layers: int = 3
+    pyramid_levels: int = 3
+    global_alignment: bool = True
+    structure_window: int = 9
+    structure_weight: float = 1.0
+    coarse_fade: float = 1.0
+    colour_weight: float = 1.0
+    pixel_warp_weight: float = 0.0
+    smoothness_weight: float = 1.0
+    edge_awareness: float = 0.0
+    consistency_weight: float = 1.0
+    fold_weight: float = 1.0
+    fold_margin: float = 0.2
+    point_weight: float = 0.3
+    probe_steps: int = 20
+    seed: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        """Training steps of one fit: the epochs and the second start's probe."""
+        return self.epochs + min(self.probe_steps, self.epochs)
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    """How the global stage searches.
+
+    ``search_side``: long side of the copies searched exhaustively over
+    ``shifts`` (normalised, both axes) × ``scales`` × ``turns`` (radians); the
+    ``candidates`` best (distinct) maps are then refined side by side by
+    ``steps`` Adam steps (learning rate ``learning_rate``) on copies of each
+    long side in ``refine_sides``, with local NCC windows of ``window`` pixels,
+    and the best refined one is kept.
+    ``point_weight`` weighs user point pairs (squared distance in half long sides);
+    ``prior_weight`` a pull towards the identity (squared distance of the
+    parameters), so that where the images say nothing (flat, or equally good
+    everywhere) nothing moves.
+    """
+
+    search_side: int = 32
+    shifts: tuple[float, ...] = (-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4)
+    scales: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.12, 1.25, 1.4)
+    turns: tuple[float, ...] = (-0.2, 0.0, 0.2)
+    candidates: int = 4
+    refine_sides: tuple[int, ...] = (32, 64)
+    steps: int = 40
+    learning_rate: float = 0.01
+    window: int = 7
+    point_weight: float = 10.0
+    prior_weight: float = 1e-3
+
+
+@dataclass(frozen=True)
+class HybridSettings:
+    """How to fit a hybrid image; ``sigma`` and ``kernel_size`` are in pixels
+    (``kernel_size`` odd, default ``2·ceil(3σ) + 1``).
+
+    ``near_term`` "pixels" compares the whole image with ``near``
+    (``mean((X - near)²)``); "detail" compares only the fine detail,
+    ``mean(((X - blur X) - (near - blur near))²)``, which leaves the coarse
+    picture to the far term. The defaults are those that did best in
+    ``benchmarks/hybrid.py``.
+    """
+
+    sigma: float = 4.0
+    kernel_size: int | None = None
+    near_weight: float = 1.0
+    far_weight: float = 1.0
+    steps: int = 300
+    learning_rate: float = 0.05
+    start: Literal["near", "grey"] = "grey"
+    near_term: Literal["pixels", "detail"] = "detail"
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    """How ``align_shift`` searches.
+
+    Both images are first blurred by a Gaussian of ``blur_sigma`` pixels (0:
+    not at all): a blur commutes with a shift, and it removes the finest
+    detail, which interpolation reproduces worst and which would bias the
+    sub-pixel answer. ``coarsest_side`` is the smallest image side the pyramid goes down to; each
+    level halves the previous one. Each level runs ``steps_per_level`` Adam
+    steps whose learning rate (in that level's pixels) decays from
+    ``learning_rate`` to ``final_learning_rate``.
+    """
+
+    interpolation: Interpolation = "bicubic"
+    wrap: bool = False
+    blur_sigma: float = 1.0
+    coarsest_side: int = 16
+    steps_per_level: int = 80
+    learning_rate: float = 0.3
+    final_learning_rate: float = 1e-3

@@ -1,0 +1,50 @@
+"""Settings and mode names: one TensorFlow-free home that the CLI and the core share."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from morphing import settings
+from tests.conftest import ROOT
+
+
+def test_the_settings_and_the_command_line_import_no_tensorflow() -> None:
+    code = ("import sys, morphing.settings, morphing.cli, morphing.cli_tools; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_core_modules_use_these_very_settings() -> None:
+    from morphing import affine, blend, fit, hybrid, output, shift, warp
+
+    assert fit.FitSettings is settings.FitSettings and affine.GlobalSettings is settings.GlobalSettings
+    assert hybrid.HybridSettings is settings.HybridSettings and shift.AlignSettings is settings.AlignSettings
+    assert warp.WARP_INTERPOLATIONS is settings.WARP_INTERPOLATIONS and blend.BLENDS is settings.BLENDS
+    assert output.OUTPUT_SUFFIXES is settings.ANIMATION_SUFFIXES
+    assert shift.INTERPOLATIONS is settings.SHIFT_INTERPOLATIONS and hybrid.STARTS is settings.HYBRID_STARTS
+
+
+@pytest.mark.parametrize("sigma, size", [(0.3, 3), (1.0, 7), (2.5, 17), (4.0, 25), (33.3, 201)])
+def test_default_kernel_size_covers_three_sigma(sigma: float, size: int) -> None:
+    assert settings.default_kernel_size(sigma) == size  # 2·ceil(3σ) + 1
+
+
+def test_help_shows_the_real_defaults(capsys) -> None:
+    from morphing.cli import main
+
+    fit, hybrid, align = settings.FitSettings(), settings.HybridSettings(), settings.AlignSettings()
+    expected = {
+        (): [f"default {fit.working_size}", f"(default: {fit.epochs})"],
+        ("warp",): [f"[default: {fit.working_size}", f"(default: {fit.epochs})"],
+        ("hybrid",): [f"(default: {hybrid.steps})", f"(default: {hybrid.sigma})"],
+        ("align",): [f"(default: {align.steps_per_level})", f"(default: {align.interpolation})"],
+    }
+    for command, pieces in expected.items():
+        assert main([*command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for piece in pieces:
+            assert piece in text, (command, piece)
