@@ -31,7 +31,9 @@ network outputs and are upsampled bilinearly to whatever size is rendered.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -171,6 +173,7 @@ class MapFitter:
         self.scales = scales
         self.settings = settings
         self._programs: dict[tuple[tuple[int, int], ...], _ShapeProgram] = {}
+        self._warm: set[object] = set()  # the (shapes, point count) whose training step has run
 
     def _program(self, level_shapes: list[tuple[int, int]], grid_shape: tuple[int, int]) -> _ShapeProgram:
         key = (*level_shapes, grid_shape)
@@ -310,14 +313,17 @@ class MapFitter:
         working_points = points.resized(work_h, work_w) if points is not None and len(points) else None
         point_inputs = _point_inputs(working_points, (work_h, work_w), (grid_h, grid_w))
 
-        affine = Affine.identity()
-        if settings.global_alignment and self.scales.warp > 0:
-            affine = fit_affine(
-                stacks[0][0], stacks[0][1],
-                source_points=None if working_points is None else working_points.source,
-                target_points=None if working_points is None else working_points.target,
-            )
         program = self._program(level_shapes, (grid_h, grid_w))
+        step_inputs = (inputs, tf.zeros([2, grid_h, grid_w, 2]), levels, images, point_inputs, tf.constant(0.0), guides)
+        with _compiled_meanwhile(program.train_step, step_inputs, self._warm, (tuple(level_shapes), grid_h, grid_w,
+                                                                               len(point_inputs.here[0]))):
+            affine = Affine.identity()
+            if settings.global_alignment and self.scales.warp > 0:
+                affine = fit_affine(
+                    stacks[0][0], stacks[0][1],
+                    source_points=None if working_points is None else working_points.source,
+                    target_points=None if working_points is None else working_points.target,
+                )
 
         def descend(base_flows: tf.Tensor, first: int, last: int) -> float:
             """Training steps ``first`` to ``last`` of the fit; returns the mean of the last few losses."""
@@ -364,6 +370,37 @@ class MapFitter:
         if not (np.isfinite(forward_np).all() and np.isfinite(backward_np).all()):
             raise FitDivergedError("fitting produced non-finite maps; try smaller scales")
         return MorphMaps(forward=forward_np, backward=backward_np, scales=self.scales, image_shape=(height, width))
+
+
+@contextlib.contextmanager
+def _compiled_meanwhile(step: Callable[..., tf.Tensor], step_inputs: tuple, warm: set[object], key: object):
+    """Run one throwaway training ``step`` in a thread while the body runs, unless ``key`` is in ``warm``.
+
+    Its first call traces the step and compiles its XLA parts (seconds, mostly
+    on one core), which thus overlaps the global stage. The step changes the
+    network and optimizer variables: the fit resets them to their initial
+    values before every start, so its result does not depend on this.
+    """
+    if key in warm:
+        yield
+        return
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            step(*step_inputs).numpy()
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name="compile training step", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+    warm.add(key)
 
 
 def fit_maps(

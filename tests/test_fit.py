@@ -72,6 +72,19 @@ def test_a_shared_fitter_traces_once_and_fits_each_pair_as_a_fresh_one() -> None
     assert program.train_step.experimental_get_tracing_count() == 1
 
 
+def test_the_throwaway_compile_step_does_not_change_the_maps() -> None:
+    # The first fit of a shape runs one training step in a thread, to compile it
+    # while the global stage runs; the second fit of that shape does not.
+    settings = FitSettings(epochs=8, working_size=32, grid_size=16, seed=1)
+    source, target = to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (14, 20), 7))
+    fitter = MapFitter(Scales(), settings)
+    with_compile_step = fitter.fit(source, target)
+    assert len(fitter._warm) == 1
+    without = fitter.fit(source, target)
+    np.testing.assert_array_equal(with_compile_step.forward, without.forward)
+    np.testing.assert_array_equal(with_compile_step.backward, without.backward)
+
+
 def test_a_point_pair_pulls_the_warp_through_a_known_displacement() -> None:
     # Nothing to see (flat images): only the point pair says where things go. The
     # source point (y 20, x 16) is the target point (y 26, x 30).
