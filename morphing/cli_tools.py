@@ -59,6 +59,8 @@ MAX_SHIFT = 100_000.0
 
 # Defaults from morphing.settings, which imports no TensorFlow (--help and the
 # input checks must not wait for it).
+#: Each tool's output without -o (align writes nothing then); an existing one is never replaced.
+DEFAULT_OUTPUTS = {"hybrid": "hybrid.png", "shift": "shifted.png", "warp": "warped.png"}
 HYBRID_DEFAULTS = HybridSettings()
 ALIGN_DEFAULTS = AlignSettings()
 
@@ -80,7 +82,8 @@ def _add_hybrid(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--near", type=Path, required=True, help="image seen up close (its fine detail)")
     parser.add_argument("--far", type=Path, required=True, help="image seen from afar (its blurred version)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("hybrid.png"), help="image to write")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="image to write [default hybrid.png, never replaced: name an existing file to replace it]")
     parser.add_argument("--sigma", type=_float_in(0.0, 200.0, low_open=True), default=HYBRID_DEFAULTS.sigma,
                         help="Gaussian blur sigma in pixels of the working size")
     parser.add_argument("--kernel-size", type=_int_in(1, 1201), default=None,
@@ -111,7 +114,8 @@ def _add_shift(subparsers: argparse._SubParsersAction) -> None:
                         help="sub-pixel interpolation (fourier: exact for periodic images, needs --wrap)")
     parser.add_argument("--wrap", action="store_true",
                         help="roll: what leaves one side enters the other [default: repeat the border pixels]")
-    parser.add_argument("-o", "--output", type=Path, default=Path("shifted.png"), help="image to write")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="image to write [default shifted.png, never replaced: name an existing file to replace it]")
     _common(parser)
 
 
@@ -144,7 +148,8 @@ def _add_warp(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-s", "--source", type=Path, required=True, help="image whose pixels are moved")
     parser.add_argument("-t", "--target", type=Path, required=True, help="image whose geometry is taken")
-    parser.add_argument("-o", "--output", type=Path, default=Path("warped.png"), help="image to write")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="image to write [default warped.png, never replaced: name an existing file to replace it]")
     parser.add_argument("--flow-png", type=Path, default=None, metavar="F.png",
                         help="also write the warp field as a colour wheel picture (hue: direction, saturation: length)")
     parser.add_argument("-e", "--epochs", type=_int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
@@ -393,6 +398,12 @@ def _run_warp(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -> 
 
 def run_tool(args: argparse.Namespace, say: Say, err: TextIO, out: TextIO, check: Check) -> None:
     """Run the tool ``args.tool``; raises ``UsageError`` or ``RunError`` with one line."""
+    default_output = DEFAULT_OUTPUTS.get(args.tool)
+    if default_output is not None and args.output is None:
+        if Path(default_output).exists():
+            raise UsageError(f"{default_output} exists and -o was not given; refusing to replace it "
+                             "(name the output with -o: a file named there is replaced)")
+        args.output = Path(default_output)
     if args.tool == "hybrid":
         _run_hybrid(args, say, err, check)
     elif args.tool == "shift":

@@ -154,3 +154,15 @@ def test_help_of_the_morph_names_the_tools_and_each_tool_has_its_own(capsys: pyt
     for name in cli_tools.TOOL_NAMES:
         assert run_tool(name, "--help")[0] == ExitStatus.OK
         assert f"usage: morph {name}" in capsys.readouterr().out
+
+
+def test_a_tools_default_output_is_never_replaced(textures, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run_tool("shift", "-i", textures[0], "--dx", "1", "-q")
+    assert status == ExitStatus.OK, err
+    written = (tmp_path / "shifted.png").read_bytes()
+    status, _, err = run_tool("shift", "-i", textures[0], "--dx", "2", "-q")
+    assert status == ExitStatus.USAGE and "shifted.png exists" in err
+    assert (tmp_path / "shifted.png").read_bytes() == written
+    status, _, err = run_tool("shift", "-i", textures[0], "--dx", "2", "-o", "shifted.png", "-q")
+    assert status == ExitStatus.OK and (tmp_path / "shifted.png").read_bytes() != written
