@@ -20,7 +20,9 @@ there. As a ``dense_image_warp`` flow on the target's pixels that is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -30,7 +32,7 @@ from .losses import local_ncc, luminance
 from .settings import GlobalSettings
 from .warp import dense_image_warp
 
-__all__ = ["Affine", "GlobalSettings", "normalised_grid", "fit_affine", "affine_from_points"]
+__all__ = ["Affine", "AffineFitter", "GlobalSettings", "normalised_grid", "fit_affine", "affine_from_points"]
 
 
 @dataclass(frozen=True)
@@ -139,67 +141,123 @@ def fit_affine(
     source_points: np.ndarray | None = None,
     target_points: np.ndarray | None = None,
 ) -> Affine:
-    """The affine sampling map that best lays ``source`` over ``target``.
+    """The affine sampling map that best lays ``source`` over ``target`` (see ``AffineFitter.fit``)."""
+    return AffineFitter(settings).fit(source, target, source_points=source_points, target_points=target_points)
 
-    Args:
-      source, target: ``[H, W, 3] float32`` in [-1, 1], the same shape.
-      settings: the search and refinement.
-      source_points, target_points: matching user points, ``[N, 2]`` (y, x)
-        in these images' pixels, or ``None``. With three or more pairs the
-        search is replaced by their least-squares affine.
 
-    Returns:
-      An ``Affine`` for the S→T direction (target positions → source positions).
-    """
-    images = np.stack([source, target]).astype(np.float32)
-    height, width = source.shape[:2]
-    have_points = source_points is not None and len(source_points) > 0
-    source_normalised = tf.constant(to_normalised(source_points, height, width) if have_points else np.zeros((0, 2)),
-                                    tf.float32)
-    target_normalised = tf.constant(to_normalised(target_points, height, width) if have_points else np.zeros((0, 2)),
-                                    tf.float32)
-
-    def cost(matrices: tf.Tensor, offsets: tf.Tensor, grey: tf.Tensor) -> tf.Tensor:
-        """``[K]``: structure loss of each map, plus its user-point term."""
-        scores = _score(matrices, offsets, grey[:1], grey[1:], settings.window)
-        scores += settings.prior_weight * (
-            tf.reduce_sum(tf.square(matrices - tf.eye(2)), axis=[1, 2]) + tf.reduce_sum(tf.square(offsets), axis=1)
+def _cost(
+    matrices: tf.Tensor, offsets: tf.Tensor, grey: tf.Tensor, source_normalised: tf.Tensor,
+    target_normalised: tf.Tensor, settings: GlobalSettings,
+) -> tf.Tensor:
+    """``[K]``: structure loss of each map (``grey``: ``[2, h, w, 1]``, S then T), its pull
+    towards the identity, and its user-point term (``[N, 2]`` normalised points, N may be 0)."""
+    scores = _score(matrices, offsets, grey[:1], grey[1:], settings.window)
+    scores += settings.prior_weight * (
+        tf.reduce_sum(tf.square(matrices - tf.eye(2)), axis=[1, 2]) + tf.reduce_sum(tf.square(offsets), axis=1)
+    )
+    if target_normalised.shape[0]:
+        mapped = tf.einsum("kij,nj->kni", matrices, target_normalised) + offsets[:, tf.newaxis]
+        scores += settings.point_weight * tf.reduce_mean(
+            tf.reduce_sum(tf.square(mapped - source_normalised), axis=-1), axis=1
         )
-        if have_points:
-            mapped = tf.einsum("kij,nj->kni", matrices, target_normalised) + offsets[:, tf.newaxis]
-            scores += settings.point_weight * tf.reduce_mean(
-                tf.reduce_sum(tf.square(mapped - source_normalised), axis=-1), axis=1
-            )
-        return scores
+    return scores
 
-    if have_points and len(source_points) >= 3:
-        start = affine_from_points(target_normalised.numpy(), source_normalised.numpy())
-        starts = (start.matrix[np.newaxis], start.offset[np.newaxis])
-    else:
-        starts = _search(lambda m, o: cost(m, o, _shrunk_grey(images, settings.search_side)[0]), settings)
 
-    # Refine the best few candidates side by side (Adam acts on each parameter on
-    # its own, so a batch of K maps is K independent descents), then keep the best.
-    matrix = tf.Variable(starts[0].astype(np.float32))
-    offset = tf.Variable(starts[1].astype(np.float32))
-    optimizer = keras.optimizers.Adam(settings.learning_rate)
-    optimizer.build([matrix, offset])
+class _Refiner(NamedTuple):
+    """``K`` maps' variables, their optimizer and its initial state, and the traced step."""
 
-    @tf.function(autograph=False)
-    def refine(grey: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            total = tf.reduce_sum(cost(matrix, offset, grey))
-        optimizer.apply_gradients(zip(tape.gradient(total, [matrix, offset]), [matrix, offset]))
-        return total
+    matrix: tf.Variable
+    offset: tf.Variable
+    variables: list[tf.Variable]
+    initial_values: list[np.ndarray]
+    step: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
-    grey = None
-    for side in settings.refine_sides:
-        grey, _ = _shrunk_grey(images, side)
-        for _ in range(settings.steps):
-            refine(grey)
-    final = cost(matrix, offset, grey) if grey is not None else tf.zeros([matrix.shape[0]])
-    best = int(tf.argmin(final))
-    return Affine(matrix[best].numpy().astype(np.float64), offset[best].numpy().astype(np.float64))
+
+class AffineFitter:
+    """``fit_affine`` that keeps its traced refinement step for the next call.
+
+    Tracing the step costs about as much as the whole search on 2 CPU cores;
+    a fitter used for many pairs (a batch, the legs of a sequence) traces it
+    once per image shape and number of candidates. Each call starts from fresh
+    variables and optimizer state, so it returns what a fitter of its own would.
+    """
+
+    def __init__(self, settings: GlobalSettings = GlobalSettings()) -> None:
+        self.settings = settings
+        self._refiners: dict[int, _Refiner] = {}
+
+    def _refiner(self, count: int) -> _Refiner:
+        if count not in self._refiners:
+            settings = self.settings
+            matrix = tf.Variable(tf.zeros([count, 2, 2]))
+            offset = tf.Variable(tf.zeros([count, 2]))
+            optimizer = keras.optimizers.Adam(settings.learning_rate)
+            optimizer.build([matrix, offset])
+
+            @tf.function(autograph=False)
+            def step(grey: tf.Tensor, source_normalised: tf.Tensor, target_normalised: tf.Tensor) -> tf.Tensor:
+                with tf.GradientTape() as tape:
+                    total = tf.reduce_sum(_cost(matrix, offset, grey, source_normalised, target_normalised, settings))
+                optimizer.apply_gradients(zip(tape.gradient(total, [matrix, offset]), [matrix, offset]))
+                return total
+
+            variables = list(optimizer.variables)
+            self._refiners[count] = _Refiner(matrix, offset, variables, [v.numpy() for v in variables], step)
+        return self._refiners[count]
+
+    def fit(
+        self,
+        source: np.ndarray,
+        target: np.ndarray,
+        *,
+        source_points: np.ndarray | None = None,
+        target_points: np.ndarray | None = None,
+    ) -> Affine:
+        """The affine sampling map that best lays ``source`` over ``target``.
+
+        Args:
+          source, target: ``[H, W, 3] float32`` in [-1, 1], the same shape.
+          source_points, target_points: matching user points, ``[N, 2]`` (y, x)
+            in these images' pixels, or ``None``. With three or more pairs the
+            search is replaced by their least-squares affine.
+
+        Returns:
+          An ``Affine`` for the S→T direction (target positions → source positions).
+        """
+        settings = self.settings
+        images = np.stack([source, target]).astype(np.float32)
+        height, width = source.shape[:2]
+        have_points = source_points is not None and len(source_points) > 0
+        source_normalised = tf.constant(
+            to_normalised(source_points, height, width) if have_points else np.zeros((0, 2)), tf.float32)
+        target_normalised = tf.constant(
+            to_normalised(target_points, height, width) if have_points else np.zeros((0, 2)), tf.float32)
+
+        def cost(matrices: tf.Tensor, offsets: tf.Tensor, grey: tf.Tensor) -> tf.Tensor:
+            return _cost(matrices, offsets, grey, source_normalised, target_normalised, settings)
+
+        if have_points and len(source_points) >= 3:
+            start = affine_from_points(target_normalised.numpy(), source_normalised.numpy())
+            starts = (start.matrix[np.newaxis], start.offset[np.newaxis])
+        else:
+            starts = _search(lambda m, o: cost(m, o, _shrunk_grey(images, settings.search_side)[0]), settings)
+
+        # Refine the best few candidates side by side (Adam acts on each parameter on
+        # its own, so a batch of K maps is K independent descents), then keep the best.
+        refiner = self._refiner(len(starts[0]))
+        refiner.matrix.assign(starts[0].astype(np.float32))
+        refiner.offset.assign(starts[1].astype(np.float32))
+        for variable, value in zip(refiner.variables, refiner.initial_values):
+            variable.assign(value)  # a fresh optimizer
+        grey = None
+        for side in settings.refine_sides:
+            grey, _ = _shrunk_grey(images, side)
+            for _ in range(settings.steps):
+                refiner.step(grey, source_normalised, target_normalised)
+        matrix, offset = refiner.matrix, refiner.offset
+        final = cost(matrix, offset, grey) if grey is not None else tf.zeros([matrix.shape[0]])
+        best = int(tf.argmin(final))
+        return Affine(matrix[best].numpy().astype(np.float64), offset[best].numpy().astype(np.float64))
 
 
 def _search(cost, settings: GlobalSettings) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses
-from .affine import Affine, fit_affine
+from .affine import Affine, AffineFitter
 from .images import resize_image, to_float, working_shape
 from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
@@ -174,6 +174,7 @@ class MapFitter:
         self.settings = settings
         self._programs: dict[tuple[tuple[int, int], ...], _ShapeProgram] = {}
         self._warm: set[object] = set()  # the (shapes, point count) whose training step has run
+        self._affine = AffineFitter()  # the global stage, its traced step kept too
 
     def _program(self, level_shapes: list[tuple[int, int]], grid_shape: tuple[int, int]) -> _ShapeProgram:
         key = (*level_shapes, grid_shape)
@@ -319,7 +320,7 @@ class MapFitter:
                                                                                len(point_inputs.here[0]))):
             affine = Affine.identity()
             if settings.global_alignment and self.scales.warp > 0:
-                affine = fit_affine(
+                affine = self._affine.fit(
                     stacks[0][0], stacks[0][1],
                     source_points=None if working_points is None else working_points.source,
                     target_points=None if working_points is None else working_points.target,

@@ -107,3 +107,21 @@ def test_deformation_helper_agrees_with_affine_convention() -> None:
     pixels = pixel_grid(size, size)
     expected = pixels - affine.flow(size, size)
     np.testing.assert_allclose(deformation.apply(pixels), expected, atol=1e-4)
+
+
+class TestAffineFitter:
+    def test_a_shared_fitter_answers_as_a_fresh_one_and_traces_once(self) -> None:
+        from morphing.affine import AffineFitter
+
+        settings = GlobalSettings(steps=10)
+        pairs = [moved_texture(0.15, 1.25, (-0.2, 0.25))[:2], moved_texture(-0.1, 0.9, (0.1, 0.1))[:2],
+                 moved_texture(0.15, 1.25, (-0.2, 0.25))[:2]]
+        shared = AffineFitter(settings)
+        together = [shared.fit(source, target) for source, target in pairs]
+        alone = [fit_affine(source, target, settings) for source, target in pairs]
+        for with_others, by_itself in zip(together, alone):
+            np.testing.assert_array_equal(with_others.matrix, by_itself.matrix)
+            np.testing.assert_array_equal(with_others.offset, by_itself.offset)
+        assert not np.allclose(together[0].matrix, together[1].matrix)
+        (refiner,) = shared._refiners.values()
+        assert refiner.step.experimental_get_tracing_count() == len(settings.refine_sides)  # once per side
