@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import enum
-import math
 import os
 import resource
 import signal
@@ -28,8 +26,26 @@ import numpy as np
 from . import __version__
 from .images import ImageFileError, LoadedImage, aspect_crop, fit_to_size, load_image
 from .maps import MapsFileError, MorphMaps, Scales, load_maps_for
-from .output import frames_folder_problem, probe_temporary_beside
-from .points import PointPairs, PointsFileError, read_points
+from .output import frames_folder_problem
+from .cli_common import (
+    DEFAULT_EPOCHS,
+    DEFAULT_SCALES,
+    DEFAULT_SIZE,
+    MIN_SIZE,
+    PROGRAM,
+    ExitStatus,
+    HelpFormatter,
+    Parser,
+    RunError,
+    UsageError,
+    check_writable_file,
+    float_in,
+    int_in,
+    read_leg_points,
+    same_file,
+)
+from .cli_tools import TOOL_NAMES, build_tool_parser, run_tool
+from .points import PointPairs
 from .settings import ANIMATION_SUFFIXES, BLENDS, WARP_INTERPOLATIONS, FitSettings
 from .timeline import EASINGS
 
@@ -39,32 +55,11 @@ if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpo
 
 __all__ = ["ExitStatus", "build_parser", "main"]
 
-PROGRAM = "morph"
-DEFAULT_SCALES = Scales()
-DEFAULT_EPOCHS = FitSettings().epochs
-DEFAULT_SIZE = FitSettings().working_size
 DEFAULT_OUTPUT = "morph.gif"
 #: GIF stores each frame's delay as a 16-bit count of 1/100 s.
 MAX_GIF_DELAY_CENTISECONDS = 65535
-MIN_SIZE = 16
 MAX_FRAMES = 10_000
 OUTPUT_SUFFIXES_BY_FLAG = {"--output": ANIMATION_SUFFIXES, "--save-maps": (".npz",), "--maps-png": (".png",)}
-
-
-class ExitStatus(enum.IntEnum):
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    INTERRUPTED = 130
-    TERMINATED = 143
-
-
-class UsageError(Exception):
-    """A bad flag or flag combination (exit status 2)."""
-
-
-class RunError(Exception):
-    """A failure while running (exit status 1)."""
 
 
 class Terminated(BaseException):
@@ -94,51 +89,6 @@ class StopRequest:
             raise Terminated()
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except empty ones (None, False) that say nothing."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False) or "[default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors raised instead of printed-and-exited."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see --help)")
-
-
-def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f">= {low}" if high is None else f"between {low} and {high}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-
-    return parse
-
-
-def _float_in(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        too_low = value <= low if low_open else value < low
-        if not math.isfinite(value) or too_low or value > high:
-            sign = ">" if low_open else ">="
-            raise argparse.ArgumentTypeError(f"must be a number {sign} {low} and <= {high}, got {text}")
-        return value
-
-    return parse
-
-
 def _shard(text: str) -> tuple[int, int]:
     """``"I/N"`` → ``(I, N)`` with ``0 <= I < N``."""
     try:
@@ -153,7 +103,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; ``--help`` shows every default."""
-    parser = _Parser(
+    parser = Parser(
         prog=PROGRAM,
         description=(
             "Morph one image into another without reference points: gradient descent "
@@ -164,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Sibling tools on the same core: 'morph hybrid', 'morph shift', 'morph align' and "
             "'morph warp' (each with --help)."
         ),
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("-s", "--source", type=Path, help="image to start from (required without --batch)")
     parser.add_argument("-t", "--target", type=Path, nargs="+", metavar="TARGET",
@@ -173,25 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"animation to write; the suffix picks the format: .gif, .mp4 (H.264) or .webp "
                              f"[default {DEFAULT_OUTPUT}, which is never replaced: name an existing file to replace it]")
     fitting = parser.add_argument_group("fitting")
-    fitting.add_argument("-e", "--epochs", type=_int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
-    fitting.add_argument("-a", "--add-scale", type=_float_in(0.0, 10.0), default=None,
+    fitting.add_argument("-e", "--epochs", type=int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
+    fitting.add_argument("-a", "--add-scale", type=float_in(0.0, 10.0), default=None,
                          help=f"add map multiplier [default {DEFAULT_SCALES.add}; with --load-maps, the fitted one]")
-    fitting.add_argument("-m", "--mult-scale", type=_float_in(0.0, 10.0), default=None,
+    fitting.add_argument("-m", "--mult-scale", type=float_in(0.0, 10.0), default=None,
                          help=f"multiply map multiplier [default {DEFAULT_SCALES.mult}; with --load-maps, the fitted one]")
-    fitting.add_argument("-w", "--warp-scale", type=_float_in(0.0, 10.0), default=None,
+    fitting.add_argument("-w", "--warp-scale", type=float_in(0.0, 10.0), default=None,
                          help=f"warp map multiplier [default {DEFAULT_SCALES.warp}; with --load-maps, the fitted one]")
-    fitting.add_argument("--size", type=_int_in(MIN_SIZE, 8192), default=None,
+    fitting.add_argument("--size", type=int_in(MIN_SIZE, 8192), default=None,
                          help=f"working resolution for fitting, long side in pixels [default {DEFAULT_SIZE}, "
                               "or the source's if smaller]")
-    fitting.add_argument("--seed", type=_int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
+    fitting.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
     fitting.add_argument("--points", type=Path, nargs="+", default=None, metavar="F.csv",
                          help="matching points to pull the warp through, one file per transition: CSV rows "
                               "x_source,y_source,x_target,y_target in each image's own pixels ('#' comments)")
     fitting.add_argument("--cpu", action="store_true", help="fit and render on the CPU even if a GPU is present")
     frames = parser.add_argument_group("frames")
-    frames.add_argument("--frames", type=_int_in(2, MAX_FRAMES), default=100,
+    frames.add_argument("--frames", type=int_in(2, MAX_FRAMES), default=100,
                         help="frames per transition, both ends included (a sequence shares its key frames)")
-    frames.add_argument("--hold", type=_int_in(0, MAX_FRAMES), default=0, help="extra frames to hold on each key image")
+    frames.add_argument("--hold", type=int_in(0, MAX_FRAMES), default=0, help="extra frames to hold on each key image")
     frames.add_argument("--easing", choices=EASINGS, default="linear", help="how alpha runs over a transition")
     frames.add_argument("--even-pacing", action=argparse.BooleanOptionalAction, default=False,
                         help="re-time each transition so consecutive frames change by equal amounts")
@@ -203,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     frames.add_argument("--blend", choices=BLENDS, default="detail",
                         help="'detail' rescales the blended frame's fine detail to the endpoints' local strength, "
                              "so middle frames stay sharp; 'linear' is the plain (1-alpha, alpha) blend")
-    frames.add_argument("--fps", type=_float_in(0.0, 100.0, low_open=True), default=25.0,
+    frames.add_argument("--fps", type=float_in(0.0, 100.0, low_open=True), default=25.0,
                         help="frames per second (GIF stores delays in whole 1/100 s: the rounding is spread "
                              "over the frames so the total duration is right)")
     frames.add_argument("--frames-dir", type=Path, default=None, help="also write every frame as DIR/0000.png, ...")
@@ -279,33 +229,6 @@ class Job:
     points: tuple[PointPairs | None, ...] = ()
 
 
-def _check_writable_file(path: Path, flag: str, suffixes: Sequence[str]) -> None:
-    if path.is_dir():
-        raise UsageError(f"{flag} {path}: is a directory; give a file name")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"{flag} {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{flag} {path}: folder {folder} is not writable")
-    if path.suffix.lower() not in suffixes:
-        raise UsageError(
-            f"{flag} {path}: unknown file type {path.suffix or '(none)'!r}; use {', '.join(suffixes)}"
-        )
-    # os.access says yes to root everywhere, even on read-only or virtual file
-    # systems: so try, before any work, what the writer will do at the end.
-    try:
-        probe_temporary_beside(path)
-    except OSError as error:
-        raise UsageError(f"{flag} {path}: cannot create a file in {folder} ({error.strerror or error})") from None
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _validate(args: argparse.Namespace) -> Job:
     """Check flags and files, decode the images; raise UsageError or RunError.
 
@@ -327,10 +250,10 @@ def _validate(args: argparse.Namespace) -> Job:
     inputs = [("--source", args.source), ("--load-maps", args.load_maps)] + [("--target", t) for t in args.target]
     for flag, path in outputs.items():
         for name, source in inputs:
-            if source is not None and (_same_file(path, source) or path.resolve() == source.resolve()):
+            if source is not None and (same_file(path, source) or path.resolve() == source.resolve()):
                 raise UsageError(f"{flag} {path} is the same file as {name}; refusing to overwrite an input")
     for flag, path in outputs.items():
-        _check_writable_file(path, flag, OUTPUT_SUFFIXES_BY_FLAG[flag])
+        check_writable_file(path, flag, OUTPUT_SUFFIXES_BY_FLAG[flag])
     if args.frames_dir is not None:
         problem = frames_folder_problem(args.frames_dir)
         if problem is not None:
@@ -394,36 +317,8 @@ def _validate(args: argparse.Namespace) -> Job:
         loaded_maps=loaded_maps,
         working_size=working_size,
         notices=tuple(notices),
-        points=_read_leg_points(args.points, originals, (height, width)),
+        points=read_leg_points(args.points, originals, (height, width)),
     )
-
-
-def _read_leg_points(
-    paths: Sequence[Path] | None,
-    originals: Sequence[tuple[Path, tuple[int, int], tuple[int, int, int, int]]],
-    shape: tuple[int, int],
-) -> tuple[PointPairs | None, ...]:
-    """Each transition's user points (``--points``), in pixels of the key images as the fit sees them.
-
-    ``originals``: each key image's file, its shape in the file, and the crop that
-    brought it to ``shape``.
-    """
-    legs = len(originals) - 1
-    if paths is None:
-        return (None,) * legs
-    if len(paths) != legs:
-        raise UsageError(f"--points needs one file per transition: {legs} for this morph, got {len(paths)}")
-    leg_points = []
-    for leg, path in enumerate(paths):
-        (_, source_shape, source_crop), (_, target_shape, target_crop) = originals[leg], originals[leg + 1]
-        try:
-            points = read_points(path, source_shape, target_shape)
-            leg_points.append(points.cropped(source_crop, target_crop, shape))
-        except PointsFileError as error:
-            raise RunError(str(error)) from None
-        except ValueError as error:
-            raise RunError(f"{path}: {error}") from None
-    return tuple(leg_points)
 
 
 def _frames_to_folder(frames: Iterator[np.ndarray], folder: Path | None) -> Iterator[np.ndarray]:
@@ -796,7 +691,6 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     err = stderr if stderr is not None else sys.stderr
     debug = bool(os.environ.get("MORPH_DEBUG"))
     arguments = list(sys.argv[1:] if argv is None else argv)
-    from .cli_tools import TOOL_NAMES, build_tool_parser, run_tool
 
     is_tool = bool(arguments) and arguments[0] in TOOL_NAMES
     try:

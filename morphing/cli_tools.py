@@ -15,22 +15,8 @@ from typing import TextIO
 
 import numpy as np
 
-from .cli import (
-    DEFAULT_EPOCHS,
-    DEFAULT_SCALES,
-    DEFAULT_SIZE,
-    MIN_SIZE,
-    PROGRAM,
-    RunError,
-    UsageError,
-    _check_writable_file,
-    _float_in,
-    _read_leg_points,
-    _HelpFormatter,
-    _int_in,
-    _Parser,
-    _same_file,
-)
+from .cli_common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, MIN_SIZE, PROGRAM, HelpFormatter, Parser,
+                         RunError, UsageError, check_writable_file, float_in, int_in, read_leg_points, same_file)
 from .images import (
     ImageFileError,
     LoadedImage,
@@ -75,7 +61,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _add_hybrid(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "hybrid", formatter_class=_HelpFormatter,
+        "hybrid", formatter_class=HelpFormatter,
         help="one image that reads as NEAR up close and as FAR from afar",
         description="Gradient descent on the pixels of one image: close to NEAR in fine detail, "
         "and, blurred, close to FAR blurred (a Gaussian in linear light).",
@@ -84,32 +70,32 @@ def _add_hybrid(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--far", type=Path, required=True, help="image seen from afar (its blurred version)")
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="image to write [default hybrid.png, never replaced: name an existing file to replace it]")
-    parser.add_argument("--sigma", type=_float_in(0.0, 200.0, low_open=True), default=HYBRID_DEFAULTS.sigma,
+    parser.add_argument("--sigma", type=float_in(0.0, 200.0, low_open=True), default=HYBRID_DEFAULTS.sigma,
                         help="Gaussian blur sigma in pixels of the working size")
-    parser.add_argument("--kernel-size", type=_int_in(1, 1201), default=None,
+    parser.add_argument("--kernel-size", type=int_in(1, 1201), default=None,
                         help="odd blur kernel length [default: 2*ceil(3*sigma)+1]")
-    parser.add_argument("--near-weight", type=_float_in(0.0, 1e6), default=HYBRID_DEFAULTS.near_weight,
+    parser.add_argument("--near-weight", type=float_in(0.0, 1e6), default=HYBRID_DEFAULTS.near_weight,
                         help="weight of the near term")
-    parser.add_argument("--far-weight", type=_float_in(0.0, 1e6), default=HYBRID_DEFAULTS.far_weight,
+    parser.add_argument("--far-weight", type=float_in(0.0, 1e6), default=HYBRID_DEFAULTS.far_weight,
                         help="weight of the far term")
     parser.add_argument("--near-term", choices=HYBRID_NEAR_TERMS, default=HYBRID_DEFAULTS.near_term,
                         help="compare with NEAR in all pixels, or in fine detail only (image minus its blur)")
     parser.add_argument("--start", choices=HYBRID_STARTS, default=HYBRID_DEFAULTS.start, help="start from NEAR or from mid-grey")
-    parser.add_argument("--steps", type=_int_in(1, 100_000), default=HYBRID_DEFAULTS.steps, help="gradient descent steps")
-    parser.add_argument("--size", type=_int_in(MIN_SIZE, 8192), default=None,
+    parser.add_argument("--steps", type=int_in(1, 100_000), default=HYBRID_DEFAULTS.steps, help="gradient descent steps")
+    parser.add_argument("--size", type=int_in(MIN_SIZE, 8192), default=None,
                         help=f"long side to work and write at [default: NEAR's, at most {DEFAULT_HYBRID_SIZE}]")
     _common(parser)
 
 
 def _add_shift(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "shift", formatter_class=_HelpFormatter,
+        "shift", formatter_class=HelpFormatter,
         help="move an image by a sub-pixel (dx, dy), optionally rolling around the borders",
         description="Move an image right by DX and down by DY pixels (fractions allowed).",
     )
     parser.add_argument("-i", "--input", type=Path, required=True, help="image to move")
-    parser.add_argument("--dx", type=_float_in(-MAX_SHIFT, MAX_SHIFT), default=0.0, help="pixels to the right")
-    parser.add_argument("--dy", type=_float_in(-MAX_SHIFT, MAX_SHIFT), default=0.0, help="pixels down")
+    parser.add_argument("--dx", type=float_in(-MAX_SHIFT, MAX_SHIFT), default=0.0, help="pixels to the right")
+    parser.add_argument("--dy", type=float_in(-MAX_SHIFT, MAX_SHIFT), default=0.0, help="pixels down")
     parser.add_argument("--interpolation", choices=SHIFT_INTERPOLATIONS, default="bilinear",
                         help="sub-pixel interpolation (fourier: exact for periodic images, needs --wrap)")
     parser.add_argument("--wrap", action="store_true",
@@ -121,7 +107,7 @@ def _add_shift(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_align(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "align", formatter_class=_HelpFormatter,
+        "align", formatter_class=HelpFormatter,
         help="find the sub-pixel shift that maps SOURCE onto TARGET",
         description="Gradient descent, coarse to fine, on the shift (dx, dy) that makes the shifted SOURCE "
         "match TARGET. Prints 'dx=... dy=...' on standard output.",
@@ -132,16 +118,16 @@ def _add_align(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--interpolation", choices=SHIFT_INTERPOLATIONS, default=ALIGN_DEFAULTS.interpolation,
                         help="sub-pixel interpolation (fourier: exact for periodic images, needs --wrap)")
     parser.add_argument("--wrap", action="store_true", help="the images roll around their borders (periodic)")
-    parser.add_argument("--steps", type=_int_in(1, 100_000), default=ALIGN_DEFAULTS.steps_per_level,
+    parser.add_argument("--steps", type=int_in(1, 100_000), default=ALIGN_DEFAULTS.steps_per_level,
                         help="gradient descent steps per pyramid level")
-    parser.add_argument("--blur-sigma", type=_float_in(0.0, 50.0), default=ALIGN_DEFAULTS.blur_sigma,
+    parser.add_argument("--blur-sigma", type=float_in(0.0, 50.0), default=ALIGN_DEFAULTS.blur_sigma,
                         help="pre-blur in pixels (0: none); removes detail that interpolation would bias")
     _common(parser)
 
 
 def _add_warp(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "warp", formatter_class=_HelpFormatter,
+        "warp", formatter_class=HelpFormatter,
         help="SOURCE moved into TARGET's geometry, colours untouched",
         description="Fit the maps as for a morph, then write only SOURCE warped at alpha = 1 "
         "(no add or multiply map): TARGET's geometry with SOURCE's colours.",
@@ -152,16 +138,16 @@ def _add_warp(subparsers: argparse._SubParsersAction) -> None:
                         help="image to write [default warped.png, never replaced: name an existing file to replace it]")
     parser.add_argument("--flow-png", type=Path, default=None, metavar="F.png",
                         help="also write the warp field as a colour wheel picture (hue: direction, saturation: length)")
-    parser.add_argument("-e", "--epochs", type=_int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
-    parser.add_argument("-a", "--add-scale", type=_float_in(0.0, 10.0), default=DEFAULT_SCALES.add,
+    parser.add_argument("-e", "--epochs", type=int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
+    parser.add_argument("-a", "--add-scale", type=float_in(0.0, 10.0), default=DEFAULT_SCALES.add,
                         help="add map multiplier during the fit")
-    parser.add_argument("-m", "--mult-scale", type=_float_in(0.0, 10.0), default=DEFAULT_SCALES.mult,
+    parser.add_argument("-m", "--mult-scale", type=float_in(0.0, 10.0), default=DEFAULT_SCALES.mult,
                         help="multiply map multiplier during the fit")
-    parser.add_argument("-w", "--warp-scale", type=_float_in(0.0, 10.0), default=DEFAULT_SCALES.warp,
+    parser.add_argument("-w", "--warp-scale", type=float_in(0.0, 10.0), default=DEFAULT_SCALES.warp,
                         help="warp map multiplier")
-    parser.add_argument("--size", type=_int_in(MIN_SIZE, 8192), default=None,
+    parser.add_argument("--size", type=int_in(MIN_SIZE, 8192), default=None,
                         help=f"long side of the fit's working image [default: {DEFAULT_SIZE} or the image's]")
-    parser.add_argument("--seed", type=_int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
+    parser.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
     parser.add_argument("--load-maps", type=Path, default=None, metavar="F.npz",
                         help="use maps saved by 'morph --save-maps' instead of fitting")
     parser.add_argument("--points", type=Path, default=None, metavar="F.csv",
@@ -172,8 +158,8 @@ def _add_warp(subparsers: argparse._SubParsersAction) -> None:
 
 def build_tool_parser() -> argparse.ArgumentParser:
     """The parser for ``morph TOOL ...``."""
-    parser = _Parser(prog=PROGRAM, description="Sibling tools of the morph, on the same differentiable core.")
-    subparsers = parser.add_subparsers(dest="tool", required=True, metavar="TOOL", parser_class=_Parser)
+    parser = Parser(prog=PROGRAM, description="Sibling tools of the morph, on the same differentiable core.")
+    subparsers = parser.add_subparsers(dest="tool", required=True, metavar="TOOL", parser_class=Parser)
     for add in (_add_hybrid, _add_shift, _add_align, _add_warp):
         add(subparsers)
     return parser
@@ -198,9 +184,9 @@ def _check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | Non
         if path is None:
             continue
         for name, source in inputs.items():
-            if source is not None and (_same_file(path, source) or path.resolve() == source.resolve()):
+            if source is not None and (same_file(path, source) or path.resolve() == source.resolve()):
                 raise UsageError(f"{flag} {path} is the same file as {name}; refusing to overwrite an input")
-        _check_writable_file(path, flag, suffixes)
+        check_writable_file(path, flag, suffixes)
     named = [path.resolve() for path in outputs.values() if path is not None]
     if len(set(named)) < len(named):
         raise UsageError("two outputs name the same file; give each its own")
@@ -353,7 +339,7 @@ def _run_warp(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -> 
     target_pixels = _load(args.target, "target", say)
     target = _matched(target_pixels, source, "target", args.target, say)
     height, width = source.shape[:2]
-    (points,) = _read_leg_points(
+    (points,) = read_leg_points(
         None if args.points is None else [args.points],
         [(args.source, (height, width), (0, 0, height, width)),
          (args.target, target_pixels.shape[:2], aspect_crop(*target_pixels.shape[:2], height, width))],
