@@ -41,6 +41,7 @@ from .cli_common import (
     check_writable_file,
     float_in,
     int_in,
+    new_default_output,
     read_leg_points,
     same_file,
 )
@@ -234,11 +235,7 @@ def _validate(args: argparse.Namespace) -> Job:
 
     Without ``-o`` the output is ``DEFAULT_OUTPUT`` (set on ``args``), which must not exist yet.
     """
-    if args.output is None:
-        if Path(DEFAULT_OUTPUT).exists():
-            raise UsageError(f"{DEFAULT_OUTPUT} exists and -o was not given; refusing to replace it "
-                             "(name the output with -o: a file named there is replaced)")
-        args.output = Path(DEFAULT_OUTPUT)
+    args.output = new_default_output(args.output, DEFAULT_OUTPUT)
     if args.output.suffix.lower() == ".gif" and 100.0 / args.fps > MAX_GIF_DELAY_CENTISECONDS:
         raise UsageError(f"--fps {args.fps:g} is too slow for a GIF (at most {MAX_GIF_DELAY_CENTISECONDS / 100:g} s "
                          f"a frame: --fps {100.0 / MAX_GIF_DELAY_CENTISECONDS:.4f} or more)")

@@ -23,7 +23,7 @@ from .settings import FitSettings
 __all__ = [
     "DEFAULT_EPOCHS", "DEFAULT_SCALES", "DEFAULT_SIZE", "MIN_SIZE", "PROGRAM",
     "ExitStatus", "HelpFormatter", "Parser", "RunError", "UsageError",
-    "check_writable_file", "float_in", "int_in", "read_leg_points", "same_file",
+    "check_writable_file", "float_in", "int_in", "new_default_output", "read_leg_points", "same_file",
 ]
 
 PROGRAM = "morph"
@@ -112,6 +112,19 @@ def check_writable_file(path: Path, flag: str, suffixes: Sequence[str]) -> None:
         probe_temporary_beside(path)
     except OSError as error:
         raise UsageError(f"{flag} {path}: cannot create a file in {folder} ({error.strerror or error})") from None
+
+
+def new_default_output(given: Path | None, default: str) -> Path:
+    """The output path: ``given`` (-o) as it is, else ``default``, which must not exist yet.
+
+    A name the user typed may replace a file; a default name never does.
+    """
+    if given is not None:
+        return given
+    if Path(default).exists():
+        raise UsageError(f"{default} exists and -o was not given; refusing to replace it "
+                         "(name the output with -o: a file named there is replaced)")
+    return Path(default)
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -16,7 +16,8 @@ from typing import TextIO
 import numpy as np
 
 from .cli_common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, MIN_SIZE, PROGRAM, HelpFormatter, Parser,
-                         RunError, UsageError, check_writable_file, float_in, int_in, read_leg_points, same_file)
+                         RunError, UsageError, check_writable_file, float_in, int_in, new_default_output,
+                         read_leg_points, same_file)
 from .images import (
     ImageFileError,
     LoadedImage,
@@ -384,12 +385,8 @@ def _run_warp(args: argparse.Namespace, say: Say, err: TextIO, check: Check) -> 
 
 def run_tool(args: argparse.Namespace, say: Say, err: TextIO, out: TextIO, check: Check) -> None:
     """Run the tool ``args.tool``; raises ``UsageError`` or ``RunError`` with one line."""
-    default_output = DEFAULT_OUTPUTS.get(args.tool)
-    if default_output is not None and args.output is None:
-        if Path(default_output).exists():
-            raise UsageError(f"{default_output} exists and -o was not given; refusing to replace it "
-                             "(name the output with -o: a file named there is replaced)")
-        args.output = Path(default_output)
+    if args.tool in DEFAULT_OUTPUTS:
+        args.output = new_default_output(args.output, DEFAULT_OUTPUTS[args.tool])
     if args.tool == "hybrid":
         _run_hybrid(args, say, err, check)
     elif args.tool == "shift":

@@ -30,25 +30,28 @@ __all__ = [
 ]
 
 
-def _create_temporary_beside(path: Path) -> Path:
-    """Create an empty, hidden, uniquely named file in ``path``'s folder.
+def _create_beside(path: Path, kind: str, *, folder: bool = False) -> Path:
+    """Create an empty, hidden, uniquely named file (or folder) in ``path``'s folder.
 
-    Made with mode 0666 so the user's umask applies, as for any new file.
+    Named ``.NAME.RANDOM.KIND``; made with mode 0666 (0777 for a folder) so the
+    user's umask applies, as for anything new.
     """
-    folder = path.parent
     for _ in range(100):
-        candidate = folder / f".{path.name}.{secrets.token_hex(4)}.part"
+        candidate = path.parent / f".{path.name}.{secrets.token_hex(4)}.{kind}"
         try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            if folder:
+                os.mkdir(candidate, 0o777)
+            else:
+                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
         return candidate
-    raise FileExistsError(f"cannot create a temporary file in {folder}")
+    raise FileExistsError(f"cannot create a temporary {'folder' if folder else 'file'} in {path.parent}")
 
 
 def probe_temporary_beside(path: str | os.PathLike[str]) -> None:
     """Create and remove the kind of temporary file ``atomic_path`` makes; ``OSError`` if it cannot."""
-    _create_temporary_beside(Path(path)).unlink()
+    _create_beside(Path(path), "part").unlink()
 
 
 @contextlib.contextmanager
@@ -58,7 +61,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     On any exception (``KeyboardInterrupt`` included) the temporary file is
     removed and ``path`` is left as it was.
     """
-    temporary = _create_temporary_beside(Path(path))
+    temporary = _create_beside(Path(path), "part")
     try:
         yield temporary
         os.replace(temporary, path)
@@ -96,18 +99,6 @@ def frames_folder_problem(folder: Path) -> str | None:
     return None
 
 
-def _create_folder_beside(path: Path, kind: str) -> Path:
-    """Create an empty, hidden, uniquely named folder in ``path``'s folder (the umask applies)."""
-    for _ in range(100):
-        candidate = path.parent / f".{path.name}.{secrets.token_hex(4)}.{kind}"
-        try:
-            os.mkdir(candidate, 0o777)
-        except FileExistsError:
-            continue
-        return candidate
-    raise FileExistsError(f"cannot create a temporary folder in {path.parent}")
-
-
 @contextlib.contextmanager
 def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a new hidden folder beside ``path``; on success it replaces ``path`` whole.
@@ -119,11 +110,11 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _create_folder_beside(path, "part")
+    temporary = _create_beside(path, "part", folder=True)
     try:
         yield temporary
         if path.exists():
-            old = _create_folder_beside(path, "old")
+            old = _create_beside(path, "old", folder=True)
             os.replace(path, old / path.name)
             os.replace(temporary, path)
             shutil.rmtree(old, ignore_errors=True)
