@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
-"""Speed of one default morph, stage by stage, against baselines in the same run.
+"""Speed of whole morphs, stage by stage, and of one rendered frame, against baselines in the same run.
 
-    python benchmarks/speed.py --samples ../shared/samples
+    python benchmarks/speed.py --samples ../shared/samples [--runs 3] [--cases gif,portrait,photo]
 
-Runs ``morph.py`` as a user would (a fresh process, defaults, 100 frames) on a
-512x512 photo pair and prints total wall time, each stage's time and the peak
-RSS, for the defaults and for the formula's plain render (``--interpolation
-bilinear --blend linear``). Baselines measured in the same run:
+Runs ``morph.py`` as a user would (a fresh process, defaults, 100 frames) and
+prints total wall time, each stage's time and the peak RSS:
 
-- the seed's configuration (1024x1024 working size, a 96x96 network of 64
-  features) on our code: seconds per epoch, and the 1000 epochs it ran for;
-- imageio's default GIF encoder on the same 100 frames.
+- ``gif``: the 512x512 car pair to a GIF, with the defaults and with the
+  formula's plain render (``--interpolation bilinear --blend linear``);
+- ``portrait``: a 1667x1667 source (the car, upscaled) with a 512x512 target
+  (resized up by morph.py) to an MP4;
+- ``photo``: a 4000x3000 pair (both upscaled) to an MP4.
+
+Then, in this process, the cost of one frame at 1667x1667 (2.8 megapixels)
+for each render engine and mode, beside a plain remap of the same pixels (two
+``cv2.remap`` bicubic warps and a blend: the least any warp-based render does)
+and the OpenCV DIS optical-flow morph's render. Baselines measured in the same
+run: the seed's configuration (1024x1024 working size, a 96x96 network of 64
+features) on our code, seconds per epoch; imageio's default GIF encoder on the
+same 100 frames.
 """
 
 from __future__ import annotations
@@ -22,10 +30,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def run_morph(source: Path, target: Path, output: Path, extra: list[str]) -> dict[str, float]:
@@ -45,6 +57,82 @@ def run_morph(source: Path, target: Path, output: Path, extra: list[str]) -> dic
         result[name.strip().strip(",")] = float(seconds)
     result["python start-up"] = wall - sum(v for k, v in result.items() if k not in ("wall", "peak_rss_mib"))
     return result
+
+
+def upscaled(image: Path, size: tuple[int, int], path: Path) -> Path:
+    """``image`` resized to ``size`` (width, height) with Pillow's bicubic, saved as a JPEG at ``path``."""
+    from PIL import Image
+
+    Image.open(image).convert("RGB").resize(size, Image.Resampling.BICUBIC).save(path, quality=92)
+    return path
+
+
+def print_run(label: str, result: dict[str, float]) -> None:
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.items() if k not in ("wall", "peak_rss_mib"))
+    print(f"  {label}: total {result['wall']:.1f}s wall, peak RSS {result['peak_rss_mib']:.0f} MiB")
+    print(f"    stages: {stages}", flush=True)
+
+
+def milliseconds_per_frame(render: Callable[[float], object], count: int) -> float:
+    """Median milliseconds of ``render(alpha)`` over ``count`` alphas inside (0, 1), after one warm-up call."""
+    alphas = np.linspace(0.05, 0.95, count)
+    render(0.5)
+    times = []
+    for alpha in alphas:
+        start = time.perf_counter()
+        render(float(alpha))
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def milliseconds_per_streamed_frame(renderer, count: int) -> float:
+    """Milliseconds per frame of ``renderer.frames`` (as the command line streams them) over ``count`` frames."""
+    list(renderer.frames([0.5]))
+    start = time.perf_counter()
+    for _ in renderer.frames(np.linspace(0.05, 0.95, count)):
+        pass
+    return 1000 * (time.perf_counter() - start) / count
+
+
+def frame_costs(source_path: Path, target_path: Path, side: int, count: int) -> None:
+    """Per-frame render cost at ``side`` x ``side`` for every engine and mode, and the baselines."""
+    import cv2
+
+    from morphing.backend import load_tensorflow
+
+    load_tensorflow()
+    from baselines import flow_morph
+    from morphing.fit import fit_maps, reduce_for_fit
+    from morphing.images import load_image, resize_image
+    from morphing.maps import Scales
+    from morphing.render import FrameRenderer
+
+    source, target = (resize_image(load_image(p).pixels, side, side) for p in (source_path, target_path))
+    maps = fit_maps(*reduce_for_fit(source, target, 192), Scales(), image_shape=(side, side))
+    print(f"one frame at {side}x{side} ({side * side / 1e6:.1f} MP), median ms (streamed: frames() as the CLI "
+          f"pulls them, two threads for OpenCV):")
+    for engine in ("opencv", "tensorflow"):
+        for interpolation, blend in (("bicubic", "detail"), ("bilinear", "linear")):
+            renderer = FrameRenderer(source, target, maps, Scales(), interpolation=interpolation, blend=blend,
+                                     engine=engine)
+            frames = count if engine == "opencv" else max(3, count // 4)
+            single = milliseconds_per_frame(lambda a: renderer.render([a]), frames)
+            streamed = milliseconds_per_streamed_frame(renderer, frames)
+            label = "defaults" if blend == "detail" else "plain render"
+            print(f"  {engine:<10} {label:<13} {single:7.1f} one at a time, {streamed:7.1f} streamed", flush=True)
+    grid_x, grid_y = np.meshgrid(np.arange(side, dtype=np.float32), np.arange(side, dtype=np.float32))
+    flow = np.random.default_rng(0).normal(size=(side, side, 2)).astype(np.float32)
+    images = [image.astype(np.float32) for image in (source, target)]
+
+    def plain_remap(alpha: float) -> np.ndarray:
+        warped = [cv2.remap(image, grid_x - a * flow[..., 1], grid_y - a * flow[..., 0], cv2.INTER_CUBIC,
+                            borderMode=cv2.BORDER_REPLICATE) for image, a in zip(images, (alpha, 1 - alpha))]
+        return cv2.addWeighted(warped[0], 1 - alpha, warped[1], alpha, 0.0, dtype=cv2.CV_8U)
+
+    print(f"  plain remap (2 cv2.remap bicubic + blend)   {milliseconds_per_frame(plain_remap, count):7.1f}")
+    dis_render, _ = flow_morph(source, target)
+    print(f"  DIS flow morph's render (bilinear, float64) "
+          f"{milliseconds_per_frame(lambda a: dis_render(np.array([a])), count):7.1f}", flush=True)
 
 
 def seed_configuration_seconds_per_epoch(source: Path, target: Path, epochs: int = 8) -> float:
@@ -97,27 +185,40 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, default=ROOT.parent / "shared" / "samples",
                         help="folder with img_1.jpg and img_2.jpg (512x512)")
-    parser.add_argument("--runs", type=int, default=1, help="repeat the morph run and report each")
+    parser.add_argument("--runs", type=int, default=1, help="repeat each whole-morph run and report each")
+    parser.add_argument("--cases", default="gif,portrait,photo", help="whole-morph cases: gif, portrait, photo")
+    parser.add_argument("--frame-side", type=int, default=1667, help="frame side for the per-frame costs (0: skip)")
     parser.add_argument("--skip-baselines", action="store_true")
     args = parser.parse_args()
     source, target = args.samples / "img_1.jpg", args.samples / "img_2.jpg"
     if not source.exists():
         raise SystemExit(f"{source} not found: pass --samples FOLDER with a 512x512 pair img_1.jpg, img_2.jpg")
+    cases = args.cases.split(",") if args.cases else []
 
     with tempfile.TemporaryDirectory() as folder:
-        gif = Path(folder) / "morph.gif"
-        print(f"default morph of {source.name} -> {target.name} (512x512, 100 frames), {os.cpu_count()} CPUs")
-        for run in range(args.runs):
-            for label, extra in (("defaults", []), ("plain render", ["--interpolation", "bilinear", "--blend", "linear"])):
-                result = run_morph(source, target, gif if not extra else Path(folder) / "plain.gif", extra)
-                stages = ", ".join(
-                    f"{k} {v:.2f}s" for k, v in result.items() if k not in ("wall", "peak_rss_mib")
-                )
-                print(f"  run {run + 1}, {label}: total {result['wall']:.1f}s wall, "
-                      f"peak RSS {result['peak_rss_mib']:.0f} MiB")
-                print(f"    stages: {stages}")
-        print(f"  GIF (defaults): {gif.stat().st_size / 1e6:.1f} MB")
-        if args.skip_baselines:
+        work = Path(folder)
+        gif = work / "morph.gif"
+        print(f"{os.cpu_count()} CPUs; 100 frames per morph")
+        if "gif" in cases:
+            print(f"{source.name} -> {target.name} (512x512) to a GIF:")
+            for run in range(args.runs):
+                for label, extra in (("defaults", []), ("plain render", ["--interpolation", "bilinear", "--blend", "linear"])):
+                    result = run_morph(source, target, gif if not extra else work / "plain.gif", extra)
+                    print_run(f"run {run + 1}, {label}", result)
+            print(f"  GIF (defaults): {gif.stat().st_size / 1e6:.1f} MB")
+        if "portrait" in cases:
+            big = upscaled(source, (1667, 1667), work / "portrait.jpg")
+            print(f"{big.name} (1667x1667) -> {target.name} (512x512) to an MP4:")
+            for run in range(args.runs):
+                print_run(f"run {run + 1}, defaults", run_morph(big, target, work / "portrait.mp4", []))
+        if "photo" in cases:
+            pair = [upscaled(p, (4000, 3000), work / f"photo_{i}.jpg") for i, p in enumerate((source, target))]
+            print("4000x3000 pair to an MP4:")
+            for run in range(args.runs):
+                print_run(f"run {run + 1}, defaults", run_morph(*pair, work / "photo.mp4", []))
+        if args.frame_side:
+            frame_costs(source, target, args.frame_side, count=12)
+        if args.skip_baselines or "gif" not in cases:
             return 0
         print("baselines (same run):")
         per_epoch = seed_configuration_seconds_per_epoch(source, target)

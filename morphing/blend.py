@@ -9,63 +9,67 @@ at fractional positions blurs them further, so middle frames look foggy.
 This blend keeps ``L``'s coarse picture and rescales its detail so that its
 local strength is what the endpoints had at that place::
 
-    frame = L + sum_i (g_i - 1) · band_i(L)
+    frame = L + sum_i up_i(g_i - 1) · band_i(L)
     g_i   = clip( sqrt((E_i + eps) / (energy_i(L) + eps)), 1, max_gain )
-    E_i   = (1 - alpha)·W(energy_i(S), flow_S→T) + alpha·W(energy_i(T), flow_T→S)
+    E_i   = (1 - alpha)·W(energy_i(S), pool_i(flow_S→T)) + alpha·W(energy_i(T), pool_i(flow_T→S))
 
 ``band_i`` are differences of Gaussians (finest first, at ``sigmas``),
 ``energy_i`` the local mean square of band ``i`` (a Gaussian window of
 ``window_ratio · sigma_i``, averaged over channels), and ``E_i`` the endpoints'
-detail energy carried along by the same warps as the pixels. Gains never go
-below 1: the blend restores detail, it never removes any. At alpha = 0 or 1,
-``L`` is an endpoint whose energy is ``E_i`` itself, so every gain is 1 and the
-frame is that endpoint.
+detail energy carried along by the same warps as the pixels. Energies are
+smooth, so each lives on a grid pooled by ``f_i`` = 1, 2 or 4
+(``kernels.pool_factor`` of its window): ``pool_i`` averages a flow over
+``f_i × f_i`` blocks and divides it by ``f_i`` (pooled pixels), the gains are
+computed there, and ``up_i`` resizes ``g_i - 1`` back to the frame (bilinear ×2
+per halving). Gains never go below 1: the blend restores detail, it never
+removes any. At alpha = 0 or 1, ``L`` is an endpoint whose energy is ``E_i``
+itself, so every gain is 1 and the frame is that endpoint.
+
+``morphing.render_cv`` computes the same blend with OpenCV.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import tensorflow as tf
 
 from . import settings
-from .filters import default_kernel_size, gaussian_blur, gaussian_kernel
+from .filters import gaussian_blur
+from .kernels import fitting_kernel_size, gaussian_kernel, pool_factor, pooled_sigma
+from .settings import DetailSettings
 
-__all__ = ["BLENDS", "DetailSettings", "EndpointDetail", "detail_bands", "detail_energy", "restore_detail"]
+__all__ = [
+    "BLENDS",
+    "DetailSettings",
+    "EndpointDetail",
+    "energy_pool_factors",
+    "detail_bands",
+    "detail_energy",
+    "pool_flow",
+    "restore_detail",
+]
 
 BLENDS = settings.BLENDS
 
 
-@dataclass(frozen=True)
-class DetailSettings:
-    """The bands and limits of the detail-preserving blend (sigmas in frame pixels)."""
-
-    sigmas: tuple[float, ...] = (1.0, 3.0)
-    window_ratio: float = 2.5
-    max_gain: float = 4.0
-    epsilon: float = 1e-6
-
-    def __post_init__(self) -> None:
-        if not self.sigmas or any(not b > a for a, b in zip((0.0, *self.sigmas), self.sigmas)):
-            raise ValueError(f"sigmas must be positive and increasing, got {self.sigmas}")
-        if not (self.window_ratio > 0 and self.max_gain >= 1 and self.epsilon > 0):
-            raise ValueError(f"window_ratio > 0, max_gain >= 1 and epsilon > 0 are needed, got {self}")
-
-
 class EndpointDetail(NamedTuple):
-    """The endpoints' detail energy: ``[1, H, W, n]`` each, ``n = len(settings.sigmas)``."""
+    """The endpoints' detail energy: one ``[1, h_i, w_i, 1]`` tensor per band (``detail_energy``) each."""
 
-    source: tf.Tensor
-    target: tf.Tensor
+    source: tuple[tf.Tensor, ...]
+    target: tuple[tf.Tensor, ...]
     settings: DetailSettings
+
+
+def energy_pool_factors(settings: DetailSettings, height: int, width: int) -> list[int]:
+    """The pool factor of each band's energy grid for ``[height, width]`` frames, finest band first."""
+    return [pool_factor(settings.window_ratio * sigma, height, width) for sigma in settings.sigmas]
 
 
 def _blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
     """Gaussian blur of ``[B, H, W, C]``, the kernel cut short where the image is smaller."""
-    longest_fitting = 2 * (min(images.shape[1], images.shape[2]) - 1) + 1  # reflect needs radius < side
-    return gaussian_blur(images, gaussian_kernel(sigma, min(default_kernel_size(sigma), longest_fitting)))
+    return gaussian_blur(images, gaussian_kernel(sigma, fitting_kernel_size(sigma, images.shape[1], images.shape[2])))
 
 
 def _halve(images: tf.Tensor) -> tf.Tensor:
@@ -93,27 +97,44 @@ def _double(images: tf.Tensor, height: int, width: int) -> tf.Tensor:
     return _double_axis(_double_axis(images, 1), 2)[:, :height, :width]
 
 
+def _pool(images: tf.Tensor, factor: int) -> tf.Tensor:
+    """``[B, H, W, C]`` → means of ``factor × factor`` blocks (``factor`` 1, 2 or 4; by halving)."""
+    for _ in range(factor.bit_length() - 1):
+        images = _halve(images)
+    return images
+
+
+def _unpool(images: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """Undo ``_pool`` on an ``[H, W]`` image: bilinear ×2 per halving, each cropped to the size it undoes."""
+    sizes = [(height, width)]
+    while sizes[-1] != tuple(images.shape[1:3]):
+        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+    for size in reversed(sizes[:-1]):
+        images = _double(images, *size)
+    return images
+
+
 def _blur_more(images: tf.Tensor, sigma: float) -> tf.Tensor:
     """Blur by ``sigma``; from 2 px up, on a grid pooled by 2 or 4 and resized back (4-16x cheaper).
 
-    The pool factor ``f`` is the largest of 2 and 4 not above ``sigma`` that
-    keeps 8 pooled pixels a side. Pooling is itself a blur of variance
-    ``(f² - 1) / 12`` px², which is taken off the blur on the pooled grid.
+    The pool factor and the blur left for the pooled grid are
+    ``kernels.pool_factor`` and ``kernels.pooled_sigma``.
     """
     height, width = images.shape[1], images.shape[2]
-    factor = 1
-    while factor < 4 and 2 * factor <= sigma and min(height, width) >= 16 * factor:
-        factor *= 2
+    factor = pool_factor(sigma, height, width)
     if factor == 1:
         return _blur(images, sigma)
-    pooled, sizes = images, []
-    while len(sizes) < factor.bit_length() - 1:  # halve once per factor of 2
-        sizes.append((pooled.shape[1], pooled.shape[2]))
-        pooled = _halve(pooled)
-    blurred = _blur(pooled, math.sqrt(sigma**2 - (factor**2 - 1) / 12.0) / factor)
-    for size in reversed(sizes):
-        blurred = _double(blurred, *size)
-    return blurred
+    return _unpool(_blur(_pool(images, factor), pooled_sigma(sigma, factor)), height, width)
+
+
+def pool_flow(flow: tf.Tensor, factor: int) -> tf.Tensor:
+    """``[B, H, W, 2]`` flow in frame pixels → the same motion on the grid pooled by ``factor``.
+
+    Averaged over ``factor × factor`` blocks and divided by ``factor``: pooled
+    pixel ``j`` (centred on frame pixel ``f·j + (f - 1)/2``) then samples
+    ``j - flow/f``.
+    """
+    return _pool(flow, factor) / float(factor)
 
 
 def detail_bands(images: tf.Tensor, sigmas: tuple[float, ...]) -> list[tf.Tensor]:
@@ -130,36 +151,41 @@ def detail_bands(images: tf.Tensor, sigmas: tuple[float, ...]) -> list[tf.Tensor
 
 
 def _local_energy(band: tf.Tensor, sigma: float, settings: DetailSettings) -> tf.Tensor:
-    """``[B, H, W, C]`` band → ``[B, H, W, 1]`` local mean square over a window and the channels.
+    """``[B, H, W, C]`` band → ``[B, h, w, 1]``: its local mean square over a window and the channels.
 
-    The energy is smooth, so it is averaged on a grid pooled by 2 or 4 and resized
-    back: the same local average for a fraction of the cost.
+    On the band's pooled grid (``energy_pool_factors``): the energy is smooth.
     """
     squared = tf.reduce_mean(tf.square(band), axis=-1, keepdims=True)
-    return _blur_more(squared, settings.window_ratio * sigma)
+    window = settings.window_ratio * sigma
+    factor = pool_factor(window, band.shape[1], band.shape[2])
+    return _blur(_pool(squared, factor), pooled_sigma(window, factor))
 
 
-def detail_energy(images: tf.Tensor, settings: DetailSettings) -> tf.Tensor:
-    """``[B, H, W, C]`` → ``[B, H, W, n]``: the local energy of each detail band."""
+def detail_energy(images: tf.Tensor, settings: DetailSettings) -> tuple[tf.Tensor, ...]:
+    """``[B, H, W, C]`` → the local energy of each detail band, ``[B, h_i, w_i, 1]`` on its pooled grid."""
     bands = detail_bands(images, settings.sigmas)
-    return tf.concat([_local_energy(band, sigma, settings) for band, sigma in zip(bands, settings.sigmas)], -1)
+    return tuple(_local_energy(band, sigma, settings) for band, sigma in zip(bands, settings.sigmas))
 
 
-def restore_detail(linear: tf.Tensor, wanted_energy: tf.Tensor, settings: DetailSettings) -> tf.Tensor:
+def restore_detail(
+    linear: tf.Tensor, wanted_energy: tuple[tf.Tensor, ...] | list[tf.Tensor], settings: DetailSettings
+) -> tf.Tensor:
     """Rescale the detail of ``linear`` up towards ``wanted_energy``.
 
     Args:
       linear: ``[B, H, W, C]`` linear blend of the two directions.
-      wanted_energy: ``[B, H, W, n]`` the endpoints' warped, alpha-weighted band energies.
+      wanted_energy: per band, ``[B, h_i, w_i, 1]`` on its pooled grid: the
+        endpoints' warped, alpha-weighted band energies.
       settings: bands and limits.
 
     Returns:
-      ``[B, H, W, C]``: ``linear + sum_i (g_i - 1)·band_i(linear)``.
+      ``[B, H, W, C]``: ``linear + sum_i up_i(g_i - 1)·band_i(linear)``.
     """
+    height, width = linear.shape[1], linear.shape[2]
     frames = linear
-    for index, (band, sigma) in enumerate(zip(detail_bands(linear, settings.sigmas), settings.sigmas)):
+    bands = detail_bands(linear, settings.sigmas)
+    for band, sigma, wanted in zip(bands, settings.sigmas, wanted_energy):
         have = _local_energy(band, sigma, settings)
-        ratio = (wanted_energy[..., index : index + 1] + settings.epsilon) / (have + settings.epsilon)
-        gain = tf.clip_by_value(tf.sqrt(ratio), 1.0, settings.max_gain)
-        frames += (gain - 1.0) * band
+        gain = tf.clip_by_value(tf.sqrt((wanted + settings.epsilon) / (have + settings.epsilon)), 1.0, settings.max_gain)
+        frames += _unpool(gain - 1.0, height, width) * band
     return frames

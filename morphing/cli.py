@@ -47,7 +47,7 @@ from .cli_common import (
 )
 from .cli_tools import TOOL_NAMES, build_tool_parser, run_tool
 from .points import PointPairs
-from .settings import ANIMATION_SUFFIXES, BLENDS, WARP_INTERPOLATIONS, FitSettings
+from .settings import ANIMATION_SUFFIXES, BLENDS, RENDER_ENGINES, WARP_INTERPOLATIONS, FitSettings
 from .timeline import EASINGS
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     frames.add_argument("--blend", choices=BLENDS, default="detail",
                         help="'detail' rescales the blended frame's fine detail to the endpoints' local strength, "
                              "so middle frames stay sharp; 'linear' is the plain (1-alpha, alpha) blend")
+    frames.add_argument("--render-engine", choices=RENDER_ENGINES, default="auto",
+                        help="what computes the frames: 'opencv' (CPU), 'tensorflow' (XLA; GPU if present); "
+                             "'auto' takes TensorFlow when it sees a GPU, else OpenCV (same frames either way)")
     frames.add_argument("--fps", type=float_in(0.0, 100.0, low_open=True), default=25.0,
                         help="frames per second (GIF stores delays in whole 1/100 s: the rounding is spread "
                              "over the frames so the total duration is right)")
@@ -425,7 +428,7 @@ def _leg_alphas(
     for leg, maps in enumerate(all_maps):
         even = even_pacing_alphas(
             job.keys[leg], job.keys[leg + 1], maps, job.scales, count=args.frames,
-            program=compiled.program(args.interpolation, args.blend),
+            program=compiled.program(args.interpolation, args.blend), engine=args.render_engine,
         )
         # Easing applies to progress; even pacing maps progress to alpha.
         alphas = np.interp(progress, np.linspace(0.0, 1.0, len(even)), even)
@@ -483,7 +486,7 @@ def _run(
     with timer.stage("render"):
         renderers = [
             FrameRenderer(job.keys[leg], job.keys[leg + 1], maps, job.scales,
-                          program=compiled.program(args.interpolation, args.blend))
+                          program=compiled.program(args.interpolation, args.blend), engine=args.render_engine)
             for leg, maps in enumerate(all_maps)
         ]
         timeline = build_timeline(

@@ -10,26 +10,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from .kernels import gaussian_kernel
 from .settings import default_kernel_size
 
 __all__ = ["PADDINGS", "default_kernel_size", "gaussian_kernel", "gaussian_blur"]
 
 PADDINGS: tuple[str, ...] = ("reflect", "wrap")
-
-
-def gaussian_kernel(sigma: float, size: int | None = None) -> np.ndarray:
-    """``[size]`` float32 weights of a sampled Gaussian, normalised to sum 1.
-
-    ``size`` must be odd (default ``default_kernel_size(sigma)``); ``sigma > 0``.
-    """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
-    size = default_kernel_size(sigma) if size is None else size
-    if size < 1 or size % 2 == 0:
-        raise ValueError(f"kernel size must be a positive odd number, got {size}")
-    offsets = np.arange(size, dtype=np.float64) - size // 2
-    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
-    return (weights / weights.sum()).astype(np.float32)
 
 
 def _pad_axis(images: tf.Tensor, radius: int, axis: int, padding: str) -> tf.Tensor:

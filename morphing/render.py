@@ -4,15 +4,20 @@ Arrays in, arrays out. Frame ``i`` of ``n`` is at ``alpha = i / (n - 1)``; frame
 is the source and frame ``n - 1`` the target, pixel for pixel.
 
 By default frames are sampled with the bicubic warp and blended with the
-detail-preserving blend (``morphing.blend``): on the sample photo pairs the
-middle frame then keeps over 80 % of the endpoints' sharpness, against 10-21 %
-for the formula's plain bilinear warp and linear blend (benchmarks/quality.py).
-``interpolation="bilinear", blend="linear"`` renders the formula exactly.
+detail-preserving blend (``morphing.blend``), which keeps middle frames of
+photo pairs sharp (benchmarks/quality.py). ``interpolation="bilinear",
+blend="linear"`` renders the formula exactly.
+
+Two engines compute the same frames (tested to agree within a grey level):
+``"opencv"`` (``morphing.render_cv``: OpenCV's threaded CPU kernels, the
+default on a CPU) and ``"tensorflow"`` (``RenderProgram``: one XLA program, the
+default when TensorFlow sees a GPU, or when OpenCV is not installed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import astuple
 from typing import NamedTuple
 
@@ -21,10 +26,13 @@ import tensorflow as tf
 
 from .blend import BLENDS, DetailSettings, EndpointDetail, detail_energy
 from .maps import MorphMaps, Scales
+from .settings import RENDER_ENGINES
 from .transition import DirectionMaps, blend_frame, upsample_direction
 from .warp import WARP_INTERPOLATIONS
 
 __all__ = [
+    "RENDER_ENGINES",
+    "default_engine",
     "BATCH_PIXELS",
     "frame_alphas",
     "default_batch",
@@ -43,6 +51,18 @@ MAPS_CACHE_BYTES = 256 * 2**20
 def _as_float(pixels: tf.Tensor) -> tf.Tensor:
     """uint8 → float32 in [-1, 1], the same arithmetic as ``images.to_float``."""
     return tf.cast(pixels, tf.float32) / 127.5 - 1.0
+
+
+def default_engine() -> str:
+    """The render engine for this process: ``"tensorflow"`` when TensorFlow sees a GPU or OpenCV is
+    missing, else ``"opencv"``."""
+    if tf.config.list_logical_devices("GPU"):
+        return "tensorflow"
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return "tensorflow"
+    return "opencv"
 
 
 def frame_alphas(count: int) -> np.ndarray:
@@ -81,7 +101,7 @@ class MorphInputs(NamedTuple):
     target: tf.Tensor
     forward: DirectionMaps | tf.Tensor
     backward: DirectionMaps | tf.Tensor
-    energies: tuple[tf.Tensor, tf.Tensor] | None
+    energies: tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...]] | None
     scales: tuple[float, float, float]
 
 
@@ -107,8 +127,10 @@ class RenderProgram:
         self.detail_settings = DetailSettings() if blend == "detail" else None
         self._compiled = tf.function(self._frames, jit_compile=True, autograph=False)
 
-    def endpoint_energies(self, source: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor] | None:
-        """The endpoints' detail energies (``[1, H, W, n]`` each) for ``[1, H, W, 3] uint8`` images.
+    def endpoint_energies(
+        self, source: tf.Tensor, target: tf.Tensor
+    ) -> tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...]] | None:
+        """The endpoints' detail energies (``blend.detail_energy``) for ``[1, H, W, 3] uint8`` images.
 
         Once per renderer, in plain TensorFlow (not worth an XLA compile);
         ``None`` for the linear blend.
@@ -157,8 +179,10 @@ class FrameRenderer:
       scales: the multipliers to render with (usually ``maps.scales``).
       interpolation: of the warp, ``"bicubic"`` (default) or ``"bilinear"`` (the formula's).
       blend: ``"detail"`` (default, detail-preserving) or ``"linear"`` (the formula's).
-      program: a ``RenderProgram`` to share (its compiled code is reused);
-        ``interpolation`` and ``blend``, if given too, must be its mode.
+      program: a ``RenderProgram`` to share (its compiled code is reused by
+        the TensorFlow engine); ``interpolation`` and ``blend``, if given too,
+        must be its mode.
+      engine: ``"opencv"``, ``"tensorflow"``, or ``None``/``"auto"`` for ``default_engine()``.
     """
 
     def __init__(
@@ -171,6 +195,7 @@ class FrameRenderer:
         interpolation: str | None = None,
         blend: str | None = None,
         program: RenderProgram | None = None,
+        engine: str | None = None,
     ) -> None:
         if source.shape != target.shape:
             raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
@@ -180,9 +205,20 @@ class FrameRenderer:
             raise ValueError(
                 f"the program renders {program.interpolation}/{program.blend}, not {interpolation}/{blend}"
             )
+        if engine not in (None, *RENDER_ENGINES):
+            raise ValueError(f"engine must be one of {RENDER_ENGINES}, got {engine!r}")
+        self.engine = default_engine() if engine in (None, "auto") else engine
         height, width = source.shape[:2]
         self.shape = (height, width)
         self.program = program
+        self._opencv = None
+        if self.engine == "opencv":
+            from .render_cv import OpenCVRenderer
+
+            self._opencv = OpenCVRenderer(
+                source, target, maps, scales, interpolation=program.interpolation, blend=program.blend
+            )
+            return
         # Kept as uint8 (a quarter of float32's memory) and converted inside the
         # compiled function.
         source_pixels = tf.constant(source[np.newaxis])
@@ -204,24 +240,46 @@ class FrameRenderer:
 
     def render(self, alphas: Sequence[float] | np.ndarray) -> np.ndarray:
         """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames."""
+        if self._opencv is not None:
+            return self._opencv.render(alphas)
         alphas = tf.constant(np.asarray(alphas, np.float32).reshape(-1))
         return self.program(alphas, self._morph).numpy()
 
     def frames(self, alphas: Sequence[float] | np.ndarray, batch: int | None = None) -> Iterator[np.ndarray]:
-        """Yield ``[H, W, 3] uint8`` frames one by one, rendering ``batch`` at a time.
+        """Yield ``[H, W, 3] uint8`` frames one by one, in order.
 
-        The default batch (``default_batch``) keeps about ``BATCH_PIXELS``
-        pixels in flight (4 frames of 512², 1 of a 12-megapixel photo), so
-        memory stays bounded. Every batch is padded to ``batch`` alphas so that
-        one compiled shape serves all.
+        TensorFlow renders ``batch`` at a time (default ``default_batch``: about
+        ``BATCH_PIXELS`` pixels in flight, 4 frames of 512², 1 of a 12-megapixel
+        photo), every batch padded to ``batch`` alphas so that one compiled
+        shape serves all. OpenCV renders two frames at a time in two threads
+        (its kernels release the GIL), at most two ahead of the consumer.
         """
+        alphas = np.asarray(alphas, np.float64).reshape(-1)
+        if self._opencv is not None:
+            yield from _threaded(self._opencv.frame, alphas, ahead=2)
+            return
         if batch is None:
             batch = default_batch(*self.shape)
-        alphas = np.asarray(alphas, np.float64).reshape(-1)
         for start in range(0, len(alphas), batch):
             chunk = alphas[start : start + batch]
             padded = np.pad(chunk, (0, batch - len(chunk)), mode="edge")
             yield from self.render(padded)[: len(chunk)]
+
+
+def _threaded(render: Callable[[float], np.ndarray], alphas: np.ndarray, ahead: int) -> Iterator[np.ndarray]:
+    """``render(alpha)`` for each alpha, in order, ``ahead`` of them computed at a time in threads."""
+    with ThreadPoolExecutor(max_workers=ahead) as pool:
+        pending: list[Future[np.ndarray]] = []
+        try:
+            for alpha in alphas:
+                pending.append(pool.submit(render, float(alpha)))
+                if len(pending) >= ahead:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def even_pacing_alphas(
@@ -235,6 +293,7 @@ def even_pacing_alphas(
     interpolation: str = "bicubic",
     blend: str = "detail",
     program: RenderProgram | None = None,
+    engine: str | None = None,
 ) -> np.ndarray:
     """``count`` alphas from 0 to 1 at which consecutive frames differ equally.
 
@@ -245,7 +304,7 @@ def even_pacing_alphas(
     probe of the plain formula mis-times frames blended with ``detail``
     (pacing 1.10 instead of 1.07 untimed, benchmarks/quality.py). Pass the
     frames' ``program`` (then its mode is used) to compile the probe once for
-    all the legs or pairs of one size.
+    all the legs or pairs of one size; ``engine`` as for ``FrameRenderer``.
     """
     from .images import resize_image, working_shape
 
@@ -258,6 +317,7 @@ def even_pacing_alphas(
         maps,
         scales,
         program=program,
+        engine=engine,
     )
     probe_alphas = np.linspace(0.0, 1.0, 8 * count + 1)
     steps = []

@@ -16,6 +16,8 @@ from typing import Literal
 __all__ = [
     "ANIMATION_SUFFIXES",
     "BLENDS",
+    "RENDER_ENGINES",
+    "DetailSettings",
     "HYBRID_NEAR_TERMS",
     "HYBRID_STARTS",
     "SHIFT_INTERPOLATIONS",
@@ -30,6 +32,8 @@ __all__ = [
 
 WARP_INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic")
 """How frames sample the warped images (``morphing.warp``); fitting always uses bilinear."""
+RENDER_ENGINES: tuple[str, ...] = ("auto", "opencv", "tensorflow")
+"""What renders frames (``morphing.render``): ``auto`` is OpenCV on a CPU, TensorFlow on a GPU."""
 BLENDS: tuple[str, ...] = ("detail", "linear")
 """How a frame blends its two directions (``morphing.blend``)."""
 ANIMATION_SUFFIXES: tuple[str, ...] = (".gif", ".mp4", ".webp")
@@ -150,3 +154,19 @@ class AlignSettings:
     steps_per_level: int = 80
     learning_rate: float = 0.3
     final_learning_rate: float = 1e-3
+
+
+@dataclass(frozen=True)
+class DetailSettings:
+    """The bands and limits of the detail-preserving blend (sigmas in frame pixels)."""
+
+    sigmas: tuple[float, ...] = (1.0, 3.0)
+    window_ratio: float = 2.5
+    max_gain: float = 4.0
+    epsilon: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not self.sigmas or any(not b > a for a, b in zip((0.0, *self.sigmas), self.sigmas)):
+            raise ValueError(f"sigmas must be positive and increasing, got {self.sigmas}")
+        if not (self.window_ratio > 0 and self.max_gain >= 1 and self.epsilon > 0):
+            raise ValueError(f"window_ratio > 0, max_gain >= 1 and epsilon > 0 are needed, got {self}")

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from .blend import EndpointDetail, restore_detail
+from .blend import EndpointDetail, energy_pool_factors, pool_flow, restore_detail
 from .maps import ADD, MULT, WARP, Scales
 from .warp import dense_image_warp
 
@@ -137,11 +137,19 @@ def blend_frame(
     if detail is None:
         return frames
 
-    def carried(energy: tf.Tensor, maps: DirectionMaps, amount: tf.Tensor) -> tf.Tensor:
-        energy = tf.broadcast_to(energy, [frames.shape[0], *energy.shape[1:]])
-        return dense_image_warp(energy, direction_flow(maps, amount, scales))
+    factors = energy_pool_factors(detail.settings, source.shape[1], source.shape[2])
 
-    wanted = (1.0 - weight) * carried(detail.source, forward, alpha) + weight * carried(
-        detail.target, backward, 1.0 - alpha
-    )
+    def carried(energies: tuple[tf.Tensor, ...], maps: DirectionMaps, amount: tf.Tensor) -> list[tf.Tensor]:
+        flow = direction_flow(maps, amount, scales)
+        return [
+            dense_image_warp(tf.broadcast_to(energy, [frames.shape[0], *energy.shape[1:]]), pool_flow(flow, factor))
+            for energy, factor in zip(energies, factors)
+        ]
+
+    wanted = [
+        (1.0 - weight) * from_source + weight * from_target
+        for from_source, from_target in zip(
+            carried(detail.source, forward, alpha), carried(detail.target, backward, 1.0 - alpha)
+        )
+    ]
     return restore_detail(frames, wanted, detail.settings)

@@ -11,11 +11,14 @@ to its border. These are exactly the semantics (values and gradients) of
 ``tfa.image.dense_image_warp`` from the retired tensorflow-addons, verified
 against its recorded outputs in ``tests/data``.
 
-``interpolation="bicubic"`` samples the same positions with the Keys cubic
-(a = -0.5, Catmull-Rom: it reproduces quadratics) over 4×4 pixels, indices
-clamped to the image. Rendering uses it: bilinear sampling at a half-pixel
-offset averages neighbours and halves fine detail, the cubic keeps most of it.
-Fitting uses bilinear, whose flow gradient is the one tensorflow-addons had.
+``interpolation="bicubic"`` samples the same positions with the cubic
+convolution kernel of OpenCV's ``INTER_CUBIC`` (``a = -0.75``) over 4×4
+pixels, the image extended by repeating its border (``BORDER_REPLICATE``), so
+that ``cv2.remap`` computes the same warp on the CPU (``morphing.render_cv``).
+Rendering uses it: bilinear sampling at a half-pixel offset averages
+neighbours and halves fine detail, the cubic keeps most of it. Fitting uses
+bilinear, whose flow gradient is the one tensorflow-addons had. (For bilinear
+sampling, clamping the query and repeating the border are the same thing.)
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from __future__ import annotations
 import tensorflow as tf
 
 from . import settings
+from .kernels import RENDER_CUBIC_A
 
 __all__ = ["WARP_INTERPOLATIONS", "dense_image_warp", "identity_grid", "keys_cubic_weights"]
 
 WARP_INTERPOLATIONS = settings.WARP_INTERPOLATIONS
-KEYS_A = -0.5  # the Keys cubic convolution parameter (Catmull-Rom): reproduces quadratics
+KEYS_A = -0.5  # Keys' cubic convolution parameter (Catmull-Rom): reproduces quadratics
 
 
 def identity_grid(height: int, width: int, dtype: tf.DType = tf.float32) -> tf.Tensor:
@@ -38,18 +42,19 @@ def identity_grid(height: int, width: int, dtype: tf.DType = tf.float32) -> tf.T
     return tf.stack([ys, xs], axis=-1)
 
 
-def keys_cubic_weights(fraction: tf.Tensor) -> list[tf.Tensor]:
+def keys_cubic_weights(fraction: tf.Tensor, a: float = KEYS_A) -> list[tf.Tensor]:
     """Weights of the taps at offsets -1, 0, 1, 2 from the floor, for ``fraction`` in [0, 1).
 
-    The Keys cubic with ``a = -0.5``; the four weights sum to 1, and at
+    The cubic convolution kernel with parameter ``a`` (Keys: -0.5, which
+    reproduces quadratics; OpenCV: -0.75); the four weights sum to 1, and at
     ``fraction = 0`` they are exactly (0, 1, 0, 0).
     """
 
     def near(t: tf.Tensor) -> tf.Tensor:  # |t| <= 1
-        return ((KEYS_A + 2.0) * t - (KEYS_A + 3.0)) * t * t + 1.0
+        return ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
 
     def far(t: tf.Tensor) -> tf.Tensor:  # 1 <= |t| <= 2
-        return ((KEYS_A * t - 5.0 * KEYS_A) * t + 8.0 * KEYS_A) * t - 4.0 * KEYS_A
+        return ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a
 
     return [far(1.0 + fraction), near(fraction), near(1.0 - fraction), far(2.0 - fraction)]
 
@@ -140,22 +145,24 @@ def dense_image_warp(image: tf.Tensor, flow: tf.Tensor, interpolation: str = "bi
 
 
 def _bicubic_warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:
-    """``dense_image_warp`` with Keys cubic weights over 4×4 pixels (shapes already checked).
+    """``dense_image_warp`` with OpenCV's cubic weights over 4×4 pixels (shapes already checked).
 
-    Queries are clamped to the image, then each of the 16 taps' indices is
-    clamped too (the border repeats). One gather of ``C`` channels per tap:
+    Each of the 16 taps' indices is clamped to the image (the border repeats,
+    as ``cv2.BORDER_REPLICATE``). One gather of ``C`` channels per tap:
     under XLA on a CPU this is 2.6x faster than 4 gathers of whole 4-pixel rows
     (``4·C`` channels each), and compiles faster.
     """
     batch, height, width, channels = image.shape
     queries = identity_grid(height, width, image.dtype)[tf.newaxis] - flow
-    # NaN queries become 0 here (maximum/minimum drop a NaN), so the indices
-    # stay in the image; NaN flows are the fit's to report, not a crash.
-    query_y = tf.clip_by_value(queries[..., 0], 0.0, height - 1.0)
-    query_x = tf.clip_by_value(queries[..., 1], 0.0, width - 1.0)
+    # Queries far outside read the border whatever their distance: limiting
+    # them to 2 pixels beyond it keeps the integer cast in range. NaN queries
+    # become -2 here (maximum/minimum drop a NaN), so the indices stay in the
+    # image; NaN flows are the fit's to report, not a crash.
+    query_y = tf.clip_by_value(queries[..., 0], -2.0, height + 1.0)
+    query_x = tf.clip_by_value(queries[..., 1], -2.0, width + 1.0)
     floor_y, floor_x = tf.floor(query_y), tf.floor(query_x)
-    weights_y = keys_cubic_weights(query_y - floor_y)
-    weights_x = keys_cubic_weights(query_x - floor_x)
+    weights_y = keys_cubic_weights(query_y - floor_y, RENDER_CUBIC_A)
+    weights_x = keys_cubic_weights(query_x - floor_x, RENDER_CUBIC_A)
 
     flat = tf.reshape(image, [-1, channels])
     offset = tf.reshape(tf.range(tf.shape(image)[0]) * (height * width), [-1, 1, 1])

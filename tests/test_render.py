@@ -33,9 +33,13 @@ def random_maps(grid=(4, 5), image_shape=(12, 16), scale=3.0, seed=1) -> MorphMa
     )
 
 
-def test_first_and_last_frames_equal_source_and_target_exactly() -> None:
+ENGINES = ["opencv", "tensorflow"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_first_and_last_frames_equal_source_and_target_exactly(engine: str) -> None:
     source, target = random_pair()
-    renderer = FrameRenderer(source, target, random_maps(), Scales(mult=0.6, add=0.2, warp=0.5))
+    renderer = FrameRenderer(source, target, random_maps(), Scales(mult=0.6, add=0.2, warp=0.5), engine=engine)
     frames = list(renderer.frames(frame_alphas(7), batch=3))
     assert len(frames) == 7
     np.testing.assert_array_equal(frames[0], source)
@@ -102,7 +106,8 @@ def test_bilinear_matrix_matches_tensorflow_resize(size_in: int, size_out: int) 
     np.testing.assert_allclose(bilinear_matrix(size_out, size_in).sum(axis=1), 1.0, rtol=1e-6)
 
 
-def test_render_matches_a_numpy_evaluation_of_the_formula() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_render_matches_a_numpy_evaluation_of_the_formula(engine: str) -> None:
     """The blend of both directions, recomputed with numpy and the slow reference warp."""
     from tests.test_warp import reference_warp
 
@@ -119,7 +124,9 @@ def test_render_matches_a_numpy_evaluation_of_the_formula() -> None:
     expected = (1 - alpha) * direction(s, maps.forward[None], alpha) + alpha * direction(
         t, maps.backward[None], 1 - alpha
     )
-    frame = FrameRenderer(source, target, maps, scales, interpolation="bilinear", blend="linear").render([alpha])[0]
+    frame = FrameRenderer(
+        source, target, maps, scales, interpolation="bilinear", blend="linear", engine=engine
+    ).render([alpha])[0]
     expected_uint8 = np.clip(np.rint((expected[0] + 1) * 127.5), 0, 255)
     assert np.abs(frame.astype(int) - expected_uint8).max() <= 1
 
@@ -164,13 +171,16 @@ def test_even_pacing_with_a_shared_program_compiles_its_probe_once() -> None:
     maps = [random_maps(seed=seed) for seed in (5, 6)]
     program = RenderProgram("bilinear", "detail")
     shared = [
-        even_pacing_alphas(source, target, leg_maps, Scales(warp=0.5), 11, probe_side=24, program=program)
+        even_pacing_alphas(
+            source, target, leg_maps, Scales(warp=0.5), 11, probe_side=24, program=program, engine="tensorflow"
+        )
         for (source, target), leg_maps in zip(pairs, maps)
     ]
     assert program._compiled.experimental_get_tracing_count() == 1
     for (source, target), leg_maps, alphas in zip(pairs, maps, shared):
         alone = even_pacing_alphas(
-            source, target, leg_maps, Scales(warp=0.5), 11, probe_side=24, interpolation="bilinear", blend="detail"
+            source, target, leg_maps, Scales(warp=0.5), 11, probe_side=24, interpolation="bilinear", blend="detail",
+            engine="tensorflow",
         )
         np.testing.assert_array_equal(alphas, alone)
         assert alphas[0] == 0.0 and alphas[-1] == 1.0 and np.all(np.diff(alphas) > 0)
@@ -181,18 +191,20 @@ def test_huge_frames_recompute_the_maps_and_give_the_same_frames(monkeypatch: py
 
     source, target = random_pair()
     maps = random_maps()
-    cached = FrameRenderer(source, target, maps, Scales(warp=0.5)).render([0.3, 0.7])
+    cached = FrameRenderer(source, target, maps, Scales(warp=0.5), engine="tensorflow").render([0.3, 0.7])
     monkeypatch.setattr(render_module, "MAPS_CACHE_BYTES", 0)
-    uncached_renderer = FrameRenderer(source, target, maps, Scales(warp=0.5))
+    uncached_renderer = FrameRenderer(source, target, maps, Scales(warp=0.5), engine="tensorflow")
     assert uncached_renderer._cached is False
     np.testing.assert_array_equal(uncached_renderer.render([0.3, 0.7]), cached)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("interpolation, blend", [("bicubic", "detail"), ("bicubic", "linear"), ("bilinear", "detail")])
-def test_every_render_mode_keeps_the_endpoints_exact(interpolation: str, blend: str) -> None:
+def test_every_render_mode_keeps_the_endpoints_exact(interpolation: str, blend: str, engine: str) -> None:
     source, target = random_pair(shape=(20, 24, 3), seed=13)
     renderer = FrameRenderer(
-        source, target, random_maps(image_shape=(20, 24)), Scales(warp=0.5), interpolation=interpolation, blend=blend
+        source, target, random_maps(image_shape=(20, 24)), Scales(warp=0.5), interpolation=interpolation, blend=blend,
+        engine=engine,
     )
     frames = renderer.render([0.0, 0.5, 1.0])
     np.testing.assert_array_equal(frames[0], source)
@@ -203,7 +215,8 @@ def test_every_render_mode_keeps_the_endpoints_exact(interpolation: str, blend: 
     assert not np.array_equal(frames[1], plain)
 
 
-def test_the_detail_blend_keeps_a_halfway_frame_of_two_textures_sharp() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_detail_blend_keeps_a_halfway_frame_of_two_textures_sharp(engine: str) -> None:
     from morphing.metrics import sharpness
 
     rng = np.random.default_rng(14)
@@ -213,8 +226,8 @@ def test_the_detail_blend_keeps_a_halfway_frame_of_two_textures_sharp() -> None:
         scales=Scales(), image_shape=(48, 48),
     )
     endpoints = np.mean([sharpness(source), sharpness(target)])
-    linear = FrameRenderer(source, target, still, Scales(), blend="linear").render([0.5])[0]
-    detail = FrameRenderer(source, target, still, Scales(), blend="detail").render([0.5])[0]
+    linear = FrameRenderer(source, target, still, Scales(), blend="linear", engine=engine).render([0.5])[0]
+    detail = FrameRenderer(source, target, still, Scales(), blend="detail", engine=engine).render([0.5])[0]
     assert sharpness(linear) / endpoints < 0.6
     assert sharpness(detail) / endpoints > 0.8
 
@@ -225,18 +238,20 @@ def test_unknown_render_modes_are_refused() -> None:
         FrameRenderer(source, target, random_maps(), Scales(), interpolation="nearest")
     with pytest.raises(ValueError, match="blend"):
         FrameRenderer(source, target, random_maps(), Scales(), blend="max")
+    with pytest.raises(ValueError, match="engine"):
+        FrameRenderer(source, target, random_maps(), Scales(), engine="vulkan")
 
 
 def test_renderers_sharing_a_program_compile_once_and_render_as_their_own() -> None:
     program = RenderProgram()
     (first, second), (third, fourth) = random_pair(seed=15), random_pair(seed=16)
     shared = [
-        FrameRenderer(first, second, random_maps(seed=17), Scales(warp=0.5), program=program),
-        FrameRenderer(third, fourth, random_maps(seed=18), Scales(warp=0.5), program=program),
+        FrameRenderer(first, second, random_maps(seed=17), Scales(warp=0.5), program=program, engine="tensorflow"),
+        FrameRenderer(third, fourth, random_maps(seed=18), Scales(warp=0.5), program=program, engine="tensorflow"),
     ]
     alone = [
-        FrameRenderer(first, second, random_maps(seed=17), Scales(warp=0.5)),
-        FrameRenderer(third, fourth, random_maps(seed=18), Scales(warp=0.5)),
+        FrameRenderer(first, second, random_maps(seed=17), Scales(warp=0.5), engine="tensorflow"),
+        FrameRenderer(third, fourth, random_maps(seed=18), Scales(warp=0.5), engine="tensorflow"),
     ]
     for with_program, by_itself in zip(shared, alone):
         np.testing.assert_array_equal(with_program.render([0.2, 0.6]), by_itself.render([0.2, 0.6]))
@@ -247,3 +262,16 @@ def test_a_program_of_another_mode_is_refused() -> None:
     source, target = random_pair()
     with pytest.raises(ValueError, match="bilinear/linear"):
         FrameRenderer(source, target, random_maps(), Scales(), blend="detail", program=RenderProgram("bilinear", "linear"))
+
+
+def test_the_default_engine_is_opencv_on_a_cpu_and_frames_come_in_order() -> None:
+    from morphing.render import default_engine
+
+    assert not tf.config.list_logical_devices("GPU")
+    assert default_engine() == "opencv"
+    source, target = random_pair(seed=19)
+    renderer = FrameRenderer(source, target, random_maps(seed=20), Scales(warp=0.5))
+    assert renderer.engine == "opencv"
+    alphas = np.linspace(0.0, 1.0, 7)
+    # frames() renders two at a time in threads; they must come out in order.
+    np.testing.assert_array_equal(np.stack(list(renderer.frames(alphas))), renderer.render(alphas))

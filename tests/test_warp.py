@@ -153,15 +153,15 @@ def test_nan_flow_gives_nan_output_instead_of_an_out_of_range_error() -> None:
     assert np.isfinite(np.delete(out.reshape(-1), 1 * 5 + 2)).all()
 
 
-def reference_bicubic_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Slow, obvious Keys (a = -0.5) backward warp: queries and taps clamped to the image."""
+def reference_bicubic_warp(image: np.ndarray, flow: np.ndarray, a: float = -0.75) -> np.ndarray:
+    """Slow, obvious cubic-convolution backward warp (OpenCV's a = -0.75): taps clamped to the image."""
 
-    def keys(t: float) -> float:
+    def cubic(t: float) -> float:
         t = abs(t)
         if t <= 1:
-            return 1.5 * t**3 - 2.5 * t**2 + 1
+            return (a + 2) * t**3 - (a + 3) * t**2 + 1
         if t < 2:
-            return -0.5 * t**3 + 2.5 * t**2 - 4 * t + 2
+            return a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
         return 0.0
 
     batch, height, width, channels = image.shape
@@ -169,13 +169,12 @@ def reference_bicubic_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     for b in range(batch):
         for y in range(height):
             for x in range(width):
-                qy = min(max(y - flow[b, y, x, 0], 0), height - 1)
-                qx = min(max(x - flow[b, y, x, 1], 0), width - 1)
+                qy, qx = y - flow[b, y, x, 0], x - flow[b, y, x, 1]
                 y0, x0 = int(np.floor(qy)), int(np.floor(qx))
                 for j in range(y0 - 1, y0 + 3):
                     for i in range(x0 - 1, x0 + 3):
                         pixel = image[b, min(max(j, 0), height - 1), min(max(i, 0), width - 1)]
-                        out[b, y, x] += keys(qy - j) * keys(qx - i) * pixel
+                        out[b, y, x] += cubic(qy - j) * cubic(qx - i) * pixel
     return out
 
 
@@ -183,11 +182,38 @@ def test_bicubic_matches_numpy_reference_on_random_inputs() -> None:
     rng = np.random.default_rng(10)
     image = rng.normal(size=(2, 9, 11, 3))
     flow = rng.normal(size=(2, 9, 11, 2)) * 3
+    flow[0, 0, 0] = (40.0, -1e6)  # far outside: the border pixel
     out = dense_image_warp(tf.constant(image), tf.constant(flow), "bicubic").numpy()
     np.testing.assert_allclose(out, reference_bicubic_warp(image, flow), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(out[0, 0, 0], image[0, 0, -1], atol=1e-12)
 
 
-def test_bicubic_is_exact_at_integer_flows_and_reproduces_a_quadratic() -> None:
+def test_bicubic_is_opencvs_remap() -> None:
+    """The render's cubic is ``cv2.remap(INTER_CUBIC, BORDER_REPLICATE)`` up to OpenCV's 1/32-pixel positions."""
+    import cv2
+
+    rng = np.random.default_rng(12)
+    # A smooth picture (the 1/32-pixel rounding of positions is then far below a grey level).
+    image = gaussian_blur_np(rng.normal(size=(1, 30, 40, 3)), 1.5).astype(np.float32)
+    flow = (rng.normal(size=(1, 30, 40, 2)) * 4).astype(np.float32)
+    flow[0, :3, :3] = (5.0, 6.0)  # beyond the top-left corner
+    ours = dense_image_warp(tf.constant(image), tf.constant(flow), "bicubic").numpy()[0]
+    ys, xs = np.mgrid[0:30, 0:40].astype(np.float32)
+    theirs = cv2.remap(image[0], xs - flow[0, ..., 1], ys - flow[0, ..., 0], cv2.INTER_CUBIC,
+                       borderMode=cv2.BORDER_REPLICATE)
+    assert np.abs(ours - theirs).max() < 0.02 * np.abs(image).max()
+    assert np.abs(ours - theirs).mean() < 1e-3 * np.abs(image).max()
+
+
+def gaussian_blur_np(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur each ``[B, H, W, C]`` image by FFT (periodic): a smooth random picture for tests."""
+    height, width = images.shape[1:3]
+    fy, fx = np.fft.fftfreq(height)[:, None], np.fft.fftfreq(width)[None, :]
+    response = np.exp(-2 * (np.pi * sigma) ** 2 * (fy**2 + fx**2))[None, ..., None]
+    return np.real(np.fft.ifft2(np.fft.fft2(images, axes=(1, 2)) * response, axes=(1, 2))) * 3
+
+
+def test_bicubic_is_exact_at_integer_flows_and_keeps_constants_and_more_detail_than_bilinear() -> None:
     rng = np.random.default_rng(11)
     image = rng.normal(size=(1, 8, 10, 3)).astype(np.float32)
     flow = np.zeros((1, 8, 10, 2), np.float32)
@@ -196,16 +222,17 @@ def test_bicubic_is_exact_at_integer_flows_and_reproduces_a_quadratic() -> None:
         dense_image_warp(tf.constant(image), tf.constant(flow), "bicubic").numpy(),
         dense_image_warp(tf.constant(image), tf.constant(flow)).numpy(),
     )
-    yy, xx = np.mgrid[0:12, 0:12].astype(np.float64)
-    quadratic = (0.3 * yy**2 - 0.2 * xx * yy + xx)[None, ..., None]
-    shift = np.full((1, 12, 12, 2), 0.0)
-    shift[..., 0], shift[..., 1] = 0.4, -0.35  # sample (y - 0.4, x + 0.35)
-    out = dense_image_warp(tf.constant(quadratic), tf.constant(shift), "bicubic").numpy()
-    qy, qx = yy - 0.4, xx + 0.35
-    expected = 0.3 * qy**2 - 0.2 * qx * qy + qx
-    np.testing.assert_allclose(out[0, 2:-2, 2:-2, 0], expected[2:-2, 2:-2], atol=1e-9)  # bilinear would miss by ~0.07
-    bilinear = dense_image_warp(tf.constant(quadratic), tf.constant(shift)).numpy()
-    assert np.abs(bilinear[0, 2:-2, 2:-2, 0] - expected[2:-2, 2:-2]).max() > 0.01
+    constant = np.full((1, 8, 10, 1), 0.7)
+    np.testing.assert_allclose(
+        dense_image_warp(tf.constant(constant), tf.constant(flow.astype(np.float64) + 0.37), "bicubic").numpy(),
+        0.7, atol=1e-12,
+    )
+    # Half a pixel off, bilinear sampling averages neighbours; the cubic keeps more of the detail.
+    texture = rng.normal(size=(1, 32, 32, 1))
+    half = np.full((1, 32, 32, 2), 0.5)
+    cubic = dense_image_warp(tf.constant(texture), tf.constant(half), "bicubic").numpy()[0, 2:-2, 2:-2]
+    bilinear = dense_image_warp(tf.constant(texture), tf.constant(half)).numpy()[0, 2:-2, 2:-2]
+    assert cubic.std() > 1.2 * bilinear.std()
 
 
 def test_unknown_interpolation_is_refused() -> None:

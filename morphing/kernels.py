@@ -1,0 +1,64 @@
+"""Filter kernels and the grids they run on, without TensorFlow.
+
+Both renders — TensorFlow's (``morphing.render``, the GPU path) and OpenCV's
+(``morphing.render_cv``, the CPU path) — read their blur kernels and pooling
+rules from here, so the two compute the same operation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .settings import default_kernel_size
+
+__all__ = ["RENDER_CUBIC_A", "gaussian_kernel", "fitting_kernel_size", "pool_factor", "pooled_sigma"]
+
+RENDER_CUBIC_A = -0.75
+"""The cubic convolution parameter ``a`` of the render's bicubic warp: OpenCV's ``INTER_CUBIC``."""
+
+
+def gaussian_kernel(sigma: float, size: int | None = None) -> np.ndarray:
+    """``[size]`` float32 weights of a sampled Gaussian, normalised to sum 1.
+
+    ``size`` must be odd (default ``default_kernel_size(sigma)``); ``sigma > 0``.
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    size = default_kernel_size(sigma) if size is None else size
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"kernel size must be a positive odd number, got {size}")
+    offsets = np.arange(size, dtype=np.float64) - size // 2
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    return (weights / weights.sum()).astype(np.float32)
+
+
+def fitting_kernel_size(sigma: float, height: int, width: int) -> int:
+    """``default_kernel_size(sigma)``, cut short where the image is smaller.
+
+    Reflect padding (``d c b | a b c d``) needs a radius below the image's
+    shorter side.
+    """
+    return min(default_kernel_size(sigma), 2 * (min(height, width) - 1) + 1)
+
+
+def pool_factor(sigma: float, height: int, width: int) -> int:
+    """How far a blur of ``sigma`` px may pool its ``[height, width]`` image first: 1, 2 or 4.
+
+    The largest of 2 and 4 not above ``sigma / 2`` that leaves 8 pooled
+    pixels a side; 1 (no pooling) for blurs under 2 px.
+    """
+    factor = 1
+    while factor < 4 and 2 * factor <= sigma and min(height, width) >= 16 * factor:
+        factor *= 2
+    return factor
+
+
+def pooled_sigma(sigma: float, factor: int) -> float:
+    """The blur, in pooled pixels, that makes up ``sigma`` px after pooling by ``factor``.
+
+    Pooling by ``f`` (means of ``f × f`` blocks) is itself a blur of variance
+    ``(f² - 1) / 12`` px², which is taken off.
+    """
+    return math.sqrt(sigma**2 - (factor**2 - 1) / 12.0) / factor

@@ -1,0 +1,109 @@
+"""The OpenCV render against TensorFlow's: the same frames, strip by strip as whole."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from morphing.blend import detail_energy, restore_detail
+from morphing.images import load_image, resize_image, to_float
+from morphing.maps import MorphMaps, Scales
+from morphing.render import FrameRenderer
+from morphing.render_cv import OpenCVRenderer, _DetailPlan, upsample_grid
+from morphing.settings import DetailSettings
+from morphing.transition import bilinear_matrix
+
+IMAGES = Path(__file__).resolve().parent.parent / "images"
+
+
+def photo_pair(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two of the repository's sample pictures at ``[height, width]``: detail, edges and flat parts."""
+    return tuple(resize_image(load_image(IMAGES / name).pixels, height, width) for name in ("texture_a.png", "shapes_b.png"))
+
+
+def smooth_maps(grid: tuple[int, int], image_shape: tuple[int, int], seed: int, warp: float = 2.0) -> MorphMaps:
+    rng = np.random.default_rng(seed)
+
+    def direction() -> np.ndarray:
+        packed = rng.normal(size=(*grid, 8)) * 0.5
+        packed[..., 6:] *= warp
+        return packed.astype(np.float32)
+
+    return MorphMaps(forward=direction(), backward=direction(), scales=Scales(), image_shape=image_shape)
+
+
+class TestUpsampleGrid:
+    @pytest.mark.parametrize("grid, frame", [((4, 5), (12, 20)), ((64, 48), (257, 190)), ((9, 7), (4, 3)), ((6, 6), (6, 6))])
+    def test_is_bilinear_with_half_pixel_centres(self, grid: tuple[int, int], frame: tuple[int, int]) -> None:
+        packed = np.random.default_rng(0).normal(size=(*grid, 8)).astype(np.float32)
+        expected = np.einsum("yh,hwc,xw->yxc", bilinear_matrix(frame[0], grid[0]), packed, bilinear_matrix(frame[1], grid[1]))
+        np.testing.assert_allclose(upsample_grid(packed, *frame), expected, atol=5e-5)
+
+
+class TestAgainstTensorFlow:
+    @pytest.mark.parametrize(
+        "interpolation, blend", [("bicubic", "detail"), ("bicubic", "linear"), ("bilinear", "detail"), ("bilinear", "linear")]
+    )
+    def test_frames_agree_within_a_grey_level(self, interpolation: str, blend: str) -> None:
+        source, target = photo_pair(90, 121)
+        maps = smooth_maps((23, 30), (90, 121), seed=1)
+        scales = Scales(mult=0.6, add=0.2, warp=0.5)
+        alphas = [0.0, 0.2, 0.5, 0.85, 1.0]
+        ours = OpenCVRenderer(source, target, maps, scales, interpolation=interpolation, blend=blend).render(alphas)
+        theirs = FrameRenderer(
+            source, target, maps, scales, interpolation=interpolation, blend=blend, engine="tensorflow"
+        ).render(alphas)
+        difference = np.abs(ours.astype(int) - theirs.astype(int))
+        assert difference.max() <= 1
+        assert difference.mean() < 0.01
+        assert not np.array_equal(ours[2], ours[0])  # the frames do change
+
+    def test_detail_energies_and_restoration_agree(self) -> None:
+        settings = DetailSettings()
+        image = to_float(photo_pair(70, 96)[0])
+        plan = _DetailPlan.of(settings, 70, 96)
+        ours = plan.energies(image)
+        theirs = [energy.numpy()[0, ..., 0] for energy in detail_energy(tf.constant(image[np.newaxis]), settings)]
+        assert [e.shape for e in ours] == [e.shape for e in theirs] == [(35, 48), (18, 24)]  # pooled by 2 and 4
+        for mine, reference in zip(ours, theirs):
+            np.testing.assert_allclose(mine, reference, rtol=1e-4, atol=1e-7)
+        wanted = [2.0 * energy for energy in ours]
+        restored = plan.restore(image.copy(), wanted)
+        expected = restore_detail(tf.constant(image[np.newaxis]), [w[np.newaxis, ..., np.newaxis] for w in wanted], settings)
+        np.testing.assert_allclose(restored, expected.numpy()[0], atol=1e-5)
+        assert np.abs(restored - image).max() > 0.01
+
+
+class TestStrips:
+    @pytest.mark.parametrize("blend", ["detail", "linear"])
+    @pytest.mark.parametrize("shape", [(203, 150), (130, 97)])
+    def test_strips_give_the_whole_frame(self, blend: str, shape: tuple[int, int]) -> None:
+        source, target = photo_pair(*shape)
+        maps = smooth_maps((16, 12), shape, seed=2, warp=6.0)  # flows of tens of pixels: strips read across strips
+        whole = OpenCVRenderer(source, target, maps, Scales(warp=0.5), blend=blend)
+        strips = OpenCVRenderer(source, target, maps, Scales(warp=0.5), blend=blend, strip_pixels=1)
+        assert whole._strip_rows >= shape[0] and strips._strip_rows < shape[0] // 2
+        np.testing.assert_array_equal(strips.render([0.3, 0.6]), whole.render([0.3, 0.6]))
+
+    def test_the_margin_is_what_keeps_them_equal(self) -> None:
+        source, target = photo_pair(203, 150)
+        maps = smooth_maps((16, 12), (203, 150), seed=3)
+        whole = OpenCVRenderer(source, target, maps, Scales(warp=0.5)).render([0.4])
+        strips = OpenCVRenderer(source, target, maps, Scales(warp=0.5), strip_pixels=1)
+        strips._plan = dataclasses.replace(strips._plan, margin=8)
+        assert not np.array_equal(strips.render([0.4]), whole)
+
+
+def test_bad_arguments_are_refused() -> None:
+    source, target = photo_pair(20, 24)
+    maps = smooth_maps((4, 4), (20, 24), seed=4)
+    with pytest.raises(ValueError, match="interpolation"):
+        OpenCVRenderer(source, target, maps, Scales(), interpolation="nearest")
+    with pytest.raises(ValueError, match="blend"):
+        OpenCVRenderer(source, target, maps, Scales(), blend="max")
+    with pytest.raises(ValueError, match="shape"):
+        OpenCVRenderer(source, target[:10], maps, Scales())
