@@ -13,7 +13,10 @@ import numpy as np
 
 from .settings import default_kernel_size
 
-__all__ = ["RENDER_CUBIC_A", "gaussian_kernel", "fitting_kernel_size", "pool_factor", "pooled_sigma"]
+__all__ = ["LUMINANCE", "RENDER_CUBIC_A", "gaussian_kernel", "fitting_kernel_size", "pool_factor", "pooled_sigma"]
+
+LUMINANCE = (0.299, 0.587, 0.114)
+"""Rec. 601 weights of R, G, B: the luminance that the fit compares and the detail blend restores."""
 
 RENDER_CUBIC_A = -0.75
 """The cubic convolution parameter ``a`` of the render's bicubic warp: OpenCV's ``INTER_CUBIC``."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from .kernels import LUMINANCE
 from .warp import dense_image_warp, identity_grid
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "point_error",
 ]
 
-LUMINANCE = (0.299, 0.587, 0.114)  # Rec. 601 weights of R, G, B
 NCC_EPSILON = 1e-5
 
 

@@ -40,27 +40,33 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .kernels import fitting_kernel_size, gaussian_kernel, pool_factor, pooled_sigma
+from .kernels import LUMINANCE, fitting_kernel_size, gaussian_kernel, pool_factor, pooled_sigma
 from .maps import ADD, MULT, WARP, MorphMaps, Scales
 from .settings import BLENDS, WARP_INTERPOLATIONS, DetailSettings
 
 __all__ = ["STRIP_PIXELS", "OpenCVRenderer", "upsample_grid"]
 
 _INTERPOLATIONS = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
-STRIP_PIXELS = 2**21
-"""About how many output pixels one strip of a frame holds (a strip's float32 arrays stay near 25 MB)."""
+STRIP_PIXELS = 2**19
+"""About how many output pixels one strip of a frame holds (at least 4 margins' worth of rows)."""
 
 
-def upsample_grid(grid: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``[h, w, C]`` grid → ``[height, width, C]`` float32, bilinear with half-pixel centres.
+def upsample_grid(grid: np.ndarray, height: int, width: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Rows ``start:stop`` of ``[h, w, C]`` grid maps resampled to ``[height, width, C]`` float32.
 
-    The same resampling as ``transition.bilinear_matrix`` (and
-    ``tf.image.resize(method="bilinear")``).
+    Bilinear with half-pixel centres, edges clamped: ``transition.bilinear_matrix``
+    (and ``tf.image.resize(method="bilinear")``). Rows are computed on their own,
+    so a frame's maps can be built a block at a time.
     """
     grid = np.ascontiguousarray(grid, np.float32)
-    if grid.shape[:2] == (height, width):
-        return grid
-    return cv2.resize(grid, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)
+    stop = height if stop is None else stop
+    grid_height = grid.shape[0]
+    wide = cv2.resize(grid, (width, grid_height), interpolation=cv2.INTER_LINEAR).reshape(grid_height, width, -1)
+    position = np.clip((np.arange(start, stop) + 0.5) * grid_height / height - 0.5, 0.0, grid_height - 1)
+    lower = np.floor(position).astype(np.int64)
+    upper = np.minimum(lower + 1, grid_height - 1)
+    weight = (position - lower).astype(np.float32)[:, np.newaxis, np.newaxis]
+    return wide[lower] * (np.float32(1.0) - weight) + wide[upper] * weight
 
 
 def _blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -132,7 +138,12 @@ class _Blur(NamedTuple):
         return _unpool(self.pooled(image), *image.shape[:2])
 
 
-_CHANNEL_MEAN = np.full((1, 3), 1.0 / 3.0, np.float32)
+_LUMINANCE = np.array([LUMINANCE], np.float32)
+
+
+def _luminance(image: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` RGB → ``[H, W]`` luminance."""
+    return cv2.transform(image, _LUMINANCE).reshape(image.shape[:2])
 
 
 @dataclass(frozen=True)
@@ -161,50 +172,47 @@ class _DetailPlan:
         return _DetailPlan(settings, levels, windows, 4 * math.ceil((reach + 4) / 4))
 
     def bands(self, image: np.ndarray) -> list[np.ndarray]:
-        """``[H, W, 3]`` → one ``[H, W, 3]`` band per sigma, finest first (as ``blend.detail_bands``)."""
+        """``[H, W]`` → one ``[H, W]`` band per sigma, finest first (as ``blend.detail_bands``)."""
         levels = [image]
         for blur in self.levels:
             levels.append(blur(levels[-1]))
         return [cv2.subtract(finer, coarser) for finer, coarser in zip(levels[:-1], levels[1:])]
 
-    @staticmethod
-    def _energy(band: np.ndarray, window: _Blur) -> np.ndarray:
-        """``[H, W, 3]`` band → ``[h, w]`` on its pooled grid: its square averaged over the channels and a window."""
-        squared = cv2.transform(cv2.multiply(band, band), _CHANNEL_MEAN).reshape(band.shape[:2])
-        return window.pooled(squared)
-
     def energies(self, image: np.ndarray) -> list[np.ndarray]:
-        """``[H, W, 3]`` → each band's local energy, ``[h_i, w_i]`` on its pooled grid (``blend.detail_energy``)."""
-        return [self._energy(band, window) for band, window in zip(self.bands(image), self.windows)]
+        """``[H, W, 3]`` → the local energy of each band of its luminance, ``[h_i, w_i]`` on its pooled grid
+        (``blend.detail_energy``)."""
+        bands = self.bands(_luminance(image))
+        return [window.pooled(cv2.multiply(band, band)) for band, window in zip(bands, self.windows)]
 
     def restore(self, linear: np.ndarray, wanted: Sequence[np.ndarray]) -> np.ndarray:
-        """``linear + sum_i up_i(g_i - 1)·band_i(linear)``, as ``blend.restore_detail`` (``linear`` is changed)."""
+        """``linear + sum_i up_i(g_i - 1)·band_i(Y(linear))``, as ``blend.restore_detail``."""
         height, width = linear.shape[:2]
         epsilon = np.float32(self.settings.epsilon)
-        for band, window, wanted_energy in zip(self.bands(linear), self.windows, wanted):
-            have = self._energy(band, window)
+        detail = np.zeros((height, width), np.float32)
+        for band, window, wanted_energy in zip(self.bands(_luminance(linear)), self.windows, wanted):
+            have = window.pooled(cv2.multiply(band, band))
             gain = np.clip(cv2.sqrt(cv2.divide(wanted_energy + epsilon, have + epsilon)), 1.0, self.settings.max_gain)
-            extra = _unpool(gain - np.float32(1.0), height, width)
-            cv2.accumulateProduct(band, cv2.cvtColor(extra, cv2.COLOR_GRAY2RGB), linear)
-        return linear
+            cv2.accumulateProduct(band, _unpool(gain - np.float32(1.0), height, width), detail)
+        return cv2.add(linear, cv2.cvtColor(detail, cv2.COLOR_GRAY2RGB))
+
+
+def _positions(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[height, width]`` float32 column and row indices of every pixel."""
+    columns, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return columns, rows
 
 
 class _Grid(NamedTuple):
     """A flow at full amount on one grid (the frame's, or a band's pooled one), with that grid's positions.
 
-    ``flow_x``, ``flow_y``, ``columns``, ``rows``: ``[h, w]`` float32, in that grid's pixels.
+    ``flow_x``, ``flow_y``, ``columns``, ``rows``: ``[h, w]`` float32, in that grid's pixels (the
+    positions are shared by the grids of one shape).
     """
 
     flow_x: np.ndarray
     flow_y: np.ndarray
     columns: np.ndarray
     rows: np.ndarray
-
-    @staticmethod
-    def of(flow_y: np.ndarray, flow_x: np.ndarray) -> _Grid:
-        height, width = flow_y.shape
-        columns, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        return _Grid(flow_x, flow_y, columns, rows)
 
     def sampling_maps(self, amount: float, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``cv2.remap``'s query maps (x, y) of rows ``start:stop`` at ``amount``: position minus ``amount`` × flow."""
@@ -216,12 +224,14 @@ class _Grid(NamedTuple):
 
 
 class _Direction(NamedTuple):
-    """One direction: ``image``, ``paint`` ``[H, W, 3]``; its flow on the frame's grid; per detail band, the
-    endpoint's energy and the flow on that band's pooled grid (empty for the linear blend)."""
+    """One direction: its ``pixels`` ``[H, W, 3] uint8``, ``paint`` ``[H, W, 3]`` (``m·mult·X + a·add``), its
+    flow ``flow_x``, ``flow_y`` ``[H, W]`` (frame pixels, at amount 1); per detail band, the endpoint's
+    energy and the flow on that band's pooled grid (empty for the linear blend)."""
 
-    image: np.ndarray
+    pixels: np.ndarray
     paint: np.ndarray
-    grid: _Grid
+    flow_x: np.ndarray
+    flow_y: np.ndarray
     energies: list[np.ndarray]
     energy_grids: list[_Grid]
 
@@ -246,7 +256,8 @@ class OpenCVRenderer:
       interpolation: of the warp, ``"bicubic"`` (OpenCV's cubic) or ``"bilinear"`` (the formula's).
       blend: ``"detail"`` (detail-preserving) or ``"linear"`` (the formula's).
       detail_settings: the detail blend's bands and limits (default ``DetailSettings()``).
-      strip_pixels: about how many pixels each strip of a frame holds.
+      strip_rows: rows per strip (a multiple of 4); default about ``STRIP_PIXELS``
+        pixels' worth, and at least four margins.
     """
 
     def __init__(
@@ -259,7 +270,7 @@ class OpenCVRenderer:
         interpolation: str = "bicubic",
         blend: str = "detail",
         detail_settings: DetailSettings | None = None,
-        strip_pixels: int = STRIP_PIXELS,
+        strip_rows: int | None = None,
     ) -> None:
         if source.shape != target.shape:
             raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
@@ -276,7 +287,13 @@ class OpenCVRenderer:
         if blend == "detail":
             self._plan = _DetailPlan.of(detail_settings or DetailSettings(), height, width)
         margin = 0 if self._plan is None else self._plan.margin
-        self._strip_rows = max(4 * math.ceil(margin / 4), 4 * (strip_pixels // (4 * width)), 4)
+        if strip_rows is None:
+            strip_rows = max(4 * margin, STRIP_PIXELS // width, 4)
+        if strip_rows < 1:
+            raise ValueError(f"strip_rows must be positive, got {strip_rows}")
+        self._strip_rows = 4 * math.ceil(strip_rows / 4)
+        # Pixel positions of one strip with its margins, shared by every strip (rows counted from its top).
+        self._columns, self._rows = _positions(min(self._strip_rows + 2 * margin, height), width)
         self._endpoints = (source, target)
         self._directions = tuple(
             self._direction(pixels, grid, scales) for pixels, grid in ((source, maps.forward), (target, maps.backward))
@@ -284,33 +301,48 @@ class OpenCVRenderer:
 
     def _direction(self, pixels: np.ndarray, packed: np.ndarray, scales: Scales) -> _Direction:
         height, width = self.shape
-        full = upsample_grid(packed, height, width)
         image = _to_float(pixels)
-        paint = np.float32(scales.mult) * full[..., MULT] * image + np.float32(scales.add) * full[..., ADD]
-        flow_y = np.float32(scales.warp * height / packed.shape[0]) * full[..., WARP][..., 0]
-        flow_x = np.float32(scales.warp * width / packed.shape[1]) * full[..., WARP][..., 1]
-        del full
+        paint = np.empty_like(image)
+        flow_y, flow_x = np.empty((height, width), np.float32), np.empty((height, width), np.float32)
+        flow_ratio = np.float32(scales.warp * height / packed.shape[0]), np.float32(scales.warp * width / packed.shape[1])
+        block = max(1, STRIP_PIXELS // (8 * width))  # the full-size maps a block at a time: 32 bytes a pixel
+        for start in range(0, height, block):
+            rows = slice(start, min(start + block, height))
+            maps = upsample_grid(packed, height, width, rows.start, rows.stop)
+            paint[rows] = np.float32(scales.mult) * maps[..., MULT] * image[rows] + np.float32(scales.add) * maps[..., ADD]
+            flow_y[rows] = flow_ratio[0] * maps[..., WARP][..., 0]
+            flow_x[rows] = flow_ratio[1] * maps[..., WARP][..., 1]
         energies, energy_grids = [], []
         if self._plan is not None:
             energies = self._plan.energies(image)
             for window in self._plan.windows:
-                pooled = [_pool(flow, window.factor) / np.float32(window.factor) for flow in (flow_y, flow_x)]
-                energy_grids.append(_Grid.of(*pooled))
-        return _Direction(image, np.ascontiguousarray(paint), _Grid.of(flow_y, flow_x), energies, energy_grids)
+                pooled = [_pool(flow, window.factor) / np.float32(window.factor) for flow in (flow_x, flow_y)]
+                energy_grids.append(_Grid(*pooled, *_positions(*pooled[0].shape)))
+        return _Direction(pixels, paint, flow_x, flow_y, energies, energy_grids)
 
-    def _warped(self, direction: _Direction, amount: float, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` of one direction at ``amount``: coloured, then warped.
+    def _warped(
+        self, direction: _Direction, amount: float, start: int, stop: int, row_positions: np.ndarray
+    ) -> np.ndarray:
+        """Rows ``start:stop`` (``row_positions``: their row index at every pixel) of one direction at
+        ``amount``: coloured, then warped.
 
-        Only the source rows that the warp reads are coloured.
+        Only the source rows that the warp reads are coloured, as
+        ``X + amount·paint`` with ``X`` converted from uint8 on the way.
         """
-        map_x, map_y = direction.grid.sampling_maps(amount, start, stop)
+        rows = slice(start, stop)
+        map_x = cv2.scaleAdd(direction.flow_x[rows], -amount, self._columns[: stop - start])
+        # Positions are whole numbers, so rows minus flow rounds as it would for the whole frame, and
+        # subtracting the first source row after that is exact: strips give the whole frame's pixels.
+        map_y = cv2.scaleAdd(direction.flow_y[rows], -amount, row_positions)
         lowest, highest = cv2.minMaxLoc(map_y)[:2]
         height = self.shape[0]
         first = min(max(math.floor(lowest) - 1, 0), height - 1)  # the cubic reads rows floor(y) - 1 ... floor(y) + 2
         last = max(min(math.floor(highest) + 3, height), first + 1)
         if first:
             map_y -= np.float32(first)
-        coloured = cv2.scaleAdd(direction.paint[first:last], amount, direction.image[first:last])
+        coloured = cv2.addWeighted(
+            direction.pixels[first:last], 1.0 / 127.5, direction.paint[first:last], amount, -1.0, dtype=cv2.CV_32F
+        )
         return cv2.remap(coloured, map_x, map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
 
     def _carried(self, direction: _Direction, amount: float, start: int, stop: int) -> list[np.ndarray]:
@@ -327,9 +359,10 @@ class OpenCVRenderer:
         margin = 0 if self._plan is None else self._plan.margin
         first, last = max(start - margin, 0), min(stop + margin, height)
         forward, backward = self._directions
+        row_positions = self._rows[: last - first] + np.float32(first)
         linear = cv2.addWeighted(
-            self._warped(forward, alpha, first, last), 1.0 - alpha,
-            self._warped(backward, 1.0 - alpha, first, last), alpha, 0.0,
+            self._warped(forward, alpha, first, last, row_positions), 1.0 - alpha,
+            self._warped(backward, 1.0 - alpha, first, last, row_positions), alpha, 0.0,
         )
         if self._plan is not None:
             wanted = [

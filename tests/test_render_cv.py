@@ -42,6 +42,8 @@ class TestUpsampleGrid:
         packed = np.random.default_rng(0).normal(size=(*grid, 8)).astype(np.float32)
         expected = np.einsum("yh,hwc,xw->yxc", bilinear_matrix(frame[0], grid[0]), packed, bilinear_matrix(frame[1], grid[1]))
         np.testing.assert_allclose(upsample_grid(packed, *frame), expected, atol=5e-5)
+        rows = slice(frame[0] // 3, frame[0] // 3 + 2)
+        np.testing.assert_array_equal(upsample_grid(packed, *frame, rows.start, rows.stop), upsample_grid(packed, *frame)[rows])
 
 
 class TestAgainstTensorFlow:
@@ -85,7 +87,7 @@ class TestStrips:
         source, target = photo_pair(*shape)
         maps = smooth_maps((16, 12), shape, seed=2, warp=6.0)  # flows of tens of pixels: strips read across strips
         whole = OpenCVRenderer(source, target, maps, Scales(warp=0.5), blend=blend)
-        strips = OpenCVRenderer(source, target, maps, Scales(warp=0.5), blend=blend, strip_pixels=1)
+        strips = OpenCVRenderer(source, target, maps, Scales(warp=0.5), blend=blend, strip_rows=8)
         assert whole._strip_rows >= shape[0] and strips._strip_rows < shape[0] // 2
         np.testing.assert_array_equal(strips.render([0.3, 0.6]), whole.render([0.3, 0.6]))
 
@@ -93,7 +95,7 @@ class TestStrips:
         source, target = photo_pair(203, 150)
         maps = smooth_maps((16, 12), (203, 150), seed=3)
         whole = OpenCVRenderer(source, target, maps, Scales(warp=0.5)).render([0.4])
-        strips = OpenCVRenderer(source, target, maps, Scales(warp=0.5), strip_pixels=1)
+        strips = OpenCVRenderer(source, target, maps, Scales(warp=0.5), strip_rows=8)
         strips._plan = dataclasses.replace(strips._plan, margin=8)
         assert not np.array_equal(strips.render([0.4]), whole)
 
