@@ -486,7 +486,8 @@ def _run(
     with timer.stage("render"):
         renderers = [
             FrameRenderer(job.keys[leg], job.keys[leg + 1], maps, job.scales,
-                          program=compiled.program(args.interpolation, args.blend), engine=args.render_engine)
+                          program=compiled.program(args.interpolation, args.blend), engine=args.render_engine,
+                          check=check)
             for leg, maps in enumerate(all_maps)
         ]
         timeline = build_timeline(

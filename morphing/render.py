@@ -183,6 +183,8 @@ class FrameRenderer:
         the TensorFlow engine); ``interpolation`` and ``blend``, if given too,
         must be its mode.
       engine: ``"opencv"``, ``"tensorflow"``, or ``None``/``"auto"`` for ``default_engine()``.
+      check: called often while frames are made (OpenCV: before each strip);
+        it may raise to stop (the command line's Ctrl-C and SIGTERM).
     """
 
     def __init__(
@@ -196,9 +198,11 @@ class FrameRenderer:
         blend: str | None = None,
         program: RenderProgram | None = None,
         engine: str | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         if source.shape != target.shape:
             raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
+        self._check = check
         if program is None:
             program = RenderProgram(interpolation or "bicubic", blend or "detail")
         elif interpolation not in (None, program.interpolation) or blend not in (None, program.blend):
@@ -256,7 +260,8 @@ class FrameRenderer:
         """
         alphas = np.asarray(alphas, np.float64).reshape(-1)
         if self._opencv is not None:
-            yield from _threaded(self._opencv.frame, alphas, ahead=2)
+            opencv, check = self._opencv, self._check
+            yield from _threaded(lambda alpha: opencv.frame(alpha, check), alphas, ahead=2)
             return
         if batch is None:
             batch = default_batch(*self.shape)
