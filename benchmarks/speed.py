@@ -207,7 +207,8 @@ def main() -> int:
         if "gif" in cases:
             print(f"{source.name} -> {target.name} (512x512) to a GIF:")
             for run in range(args.runs):
-                for label, extra in (("defaults", []), ("plain render", ["--interpolation", "bilinear", "--blend", "linear"])):
+                plain = ["--interpolation", "bilinear", "--blend", "linear"]
+                for label, extra in (("defaults", []), ("plain render", plain)):
                     result = run_morph(source, target, gif if not extra else work / "plain.gif", extra)
                     print_run(f"run {run + 1}, {label}", result)
             print(f"  GIF (defaults): {gif.stat().st_size / 1e6:.1f} MB")

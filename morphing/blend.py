@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from . import settings
 from .filters import gaussian_blur
-from .kernels import LUMINANCE, fitting_kernel_size, gaussian_kernel, pool_factor, pooled_sigma
+from .kernels import LUMINANCE, fitting_kernel_size, gaussian_kernel, pool_factor, pooled, pooled_sigma, unpooled
 from .settings import DetailSettings
 
 __all__ = [
@@ -102,20 +102,13 @@ def _double(images: tf.Tensor, height: int, width: int) -> tf.Tensor:
 
 
 def _pool(images: tf.Tensor, factor: int) -> tf.Tensor:
-    """``[B, H, W, C]`` → means of ``factor × factor`` blocks (``factor`` 1, 2 or 4; by halving)."""
-    for _ in range(factor.bit_length() - 1):
-        images = _halve(images)
-    return images
+    """``[B, H, W, C]`` → means of ``factor × factor`` blocks (``factor`` 1, 2 or 4)."""
+    return pooled(images, factor, _halve)
 
 
-def _unpool(images: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """Undo ``_pool`` on an ``[H, W]`` image: bilinear ×2 per halving, each cropped to the size it undoes."""
-    sizes = [(height, width)]
-    while sizes[-1] != tuple(images.shape[1:3]):
-        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
-    for size in reversed(sizes[:-1]):
-        images = _double(images, *size)
-    return images
+def _unpool(images: tf.Tensor, height: int, width: int, factor: int) -> tf.Tensor:
+    """Undo ``_pool`` of an ``[H, W]`` image: bilinear ×2 per halving."""
+    return unpooled(images, height, width, factor, _double)
 
 
 def _blur_more(images: tf.Tensor, sigma: float) -> tf.Tensor:
@@ -128,7 +121,7 @@ def _blur_more(images: tf.Tensor, sigma: float) -> tf.Tensor:
     factor = pool_factor(sigma, height, width)
     if factor == 1:
         return _blur(images, sigma)
-    return _unpool(_blur(_pool(images, factor), pooled_sigma(sigma, factor)), height, width)
+    return _unpool(_blur(_pool(images, factor), pooled_sigma(sigma, factor)), height, width, factor)
 
 
 def pool_flow(flow: tf.Tensor, factor: int) -> tf.Tensor:
@@ -192,8 +185,10 @@ def restore_detail(
     height, width = linear.shape[1], linear.shape[2]
     detail = tf.zeros_like(linear[..., :1])
     bands = detail_bands(_luminance(linear), settings.sigmas)
-    for band, sigma, wanted in zip(bands, settings.sigmas, wanted_energy):
+    factors = energy_pool_factors(settings, height, width)
+    for band, sigma, factor, wanted in zip(bands, settings.sigmas, factors, wanted_energy):
         have = _local_energy(band, sigma, settings)
-        gain = tf.clip_by_value(tf.sqrt((wanted + settings.epsilon) / (have + settings.epsilon)), 1.0, settings.max_gain)
-        detail += _unpool(gain - 1.0, height, width) * band
+        ratio = (wanted + settings.epsilon) / (have + settings.epsilon)
+        gain = tf.clip_by_value(tf.sqrt(ratio), 1.0, settings.max_gain)
+        detail += _unpool(gain - 1.0, height, width, factor) * band
     return linear + detail

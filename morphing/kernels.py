@@ -8,12 +8,24 @@ rules from here, so the two compute the same operation.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
 from .settings import default_kernel_size
 
-__all__ = ["LUMINANCE", "RENDER_CUBIC_A", "gaussian_kernel", "fitting_kernel_size", "pool_factor", "pooled_sigma"]
+__all__ = [
+    "LUMINANCE",
+    "RENDER_CUBIC_A",
+    "gaussian_kernel",
+    "fitting_kernel_size",
+    "pool_factor",
+    "pooled_sigma",
+    "pool_sizes",
+    "pooled",
+    "unpooled",
+]
 
 LUMINANCE = (0.299, 0.587, 0.114)
 """Rec. 601 weights of R, G, B: the luminance that the fit compares and the detail blend restores."""
@@ -65,3 +77,37 @@ def pooled_sigma(sigma: float, factor: int) -> float:
     ``(f² - 1) / 12`` px², which is taken off.
     """
     return math.sqrt(sigma**2 - (factor**2 - 1) / 12.0) / factor
+
+
+def pool_sizes(height: int, width: int, factor: int) -> list[tuple[int, int]]:
+    """The sizes an ``[height, width]`` image goes through when pooled by ``factor`` (1, 2 or 4).
+
+    Pooling halves one factor of 2 at a time, an odd side rounded up (its
+    edge repeated): ``[(height, width), (ceil(height/2), ceil(width/2)), ...]``,
+    ``log2(factor) + 1`` sizes; resizing back runs through them in reverse.
+    """
+    sizes = [(height, width)]
+    for _ in range(factor.bit_length() - 1):
+        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+    return sizes
+
+
+Image = TypeVar("Image")
+
+
+def pooled(image: Image, factor: int, halve: Callable[[Image], Image]) -> Image:
+    """``image`` pooled by ``factor`` (1, 2 or 4) with ``halve`` (2×2 block means) once per factor of 2.
+
+    Shared by the TensorFlow and OpenCV renders, each with its own ``halve``.
+    """
+    for _ in range(factor.bit_length() - 1):
+        image = halve(image)
+    return image
+
+
+def unpooled(image: Image, height: int, width: int, factor: int, double: Callable[[Image, int, int], Image]) -> Image:
+    """Undo ``pooled`` for an ``[height, width]`` image: ``double(image, h, w)`` (bilinear ×2, cropped to
+    ``[h, w]``) through ``pool_sizes`` in reverse."""
+    for size in reversed(pool_sizes(height, width, factor)[:-1]):
+        image = double(image, *size)
+    return image

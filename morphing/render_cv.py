@@ -40,7 +40,16 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .kernels import LUMINANCE, fitting_kernel_size, gaussian_kernel, pool_factor, pooled_sigma
+from .kernels import (
+    LUMINANCE,
+    fitting_kernel_size,
+    gaussian_kernel,
+    pool_factor,
+    pool_sizes,
+    pooled,
+    pooled_sigma,
+    unpooled,
+)
 from .maps import ADD, MULT, WARP, MorphMaps, Scales
 from .settings import BLENDS, WARP_INTERPOLATIONS, DetailSettings
 
@@ -91,27 +100,13 @@ def _double(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _pool(image: np.ndarray, factor: int) -> np.ndarray:
-    """Means of ``factor × factor`` blocks (``factor`` 1, 2 or 4; by halving)."""
-    for _ in range(factor.bit_length() - 1):
-        image = _halve(image)
-    return image
+    """Means of ``factor × factor`` blocks (``factor`` 1, 2 or 4)."""
+    return pooled(image, factor, _halve)
 
 
-def _unpool(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Undo ``_pool`` on an ``[H, W]`` image: bilinear ×2 per halving, each cropped to the size it undoes."""
-    sizes = [(height, width)]
-    while sizes[-1] != image.shape[:2]:
-        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
-    for size in reversed(sizes[:-1]):
-        image = _double(image, *size)
-    return image
-
-
-def _pooled_size(height: int, width: int, factor: int) -> tuple[int, int]:
-    """The size of ``_pool(image, factor)`` for an ``[height, width]`` image."""
-    for _ in range(factor.bit_length() - 1):
-        height, width = (height + 1) // 2, (width + 1) // 2
-    return height, width
+def _unpool(image: np.ndarray, height: int, width: int, factor: int) -> np.ndarray:
+    """Undo ``_pool`` of an ``[H, W]`` image: bilinear ×2 per halving."""
+    return unpooled(image, height, width, factor, _double)
 
 
 class _Blur(NamedTuple):
@@ -124,7 +119,7 @@ class _Blur(NamedTuple):
     def of(sigma: float, height: int, width: int) -> _Blur:
         factor = pool_factor(sigma, height, width)
         pooled_sigma_ = pooled_sigma(sigma, factor)
-        size = fitting_kernel_size(pooled_sigma_, *_pooled_size(height, width, factor))
+        size = fitting_kernel_size(pooled_sigma_, *pool_sizes(height, width, factor)[-1])
         return _Blur(factor, gaussian_kernel(pooled_sigma_, size))
 
     @property
@@ -137,7 +132,7 @@ class _Blur(NamedTuple):
         return _blur(_pool(image, self.factor), self.kernel)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return _unpool(self.pooled(image), *image.shape[:2])
+        return _unpool(self.pooled(image), *image.shape[:2], self.factor)
 
 
 _LUMINANCE = np.array([LUMINANCE], np.float32)
@@ -194,7 +189,7 @@ class _DetailPlan:
         for band, window, wanted_energy in zip(self.bands(_luminance(linear)), self.windows, wanted):
             have = window.pooled(cv2.multiply(band, band))
             gain = np.clip(cv2.sqrt(cv2.divide(wanted_energy + epsilon, have + epsilon)), 1.0, self.settings.max_gain)
-            cv2.accumulateProduct(band, _unpool(gain - np.float32(1.0), height, width), detail)
+            cv2.accumulateProduct(band, _unpool(gain - np.float32(1.0), height, width, window.factor), detail)
         return cv2.add(linear, cv2.cvtColor(detail, cv2.COLOR_GRAY2RGB))
 
 
@@ -244,7 +239,7 @@ def _to_float(pixels: np.ndarray) -> np.ndarray:
 
 
 def _to_uint8(frame: np.ndarray, out: np.ndarray) -> None:
-    """float32 in [-1, 1] → uint8 into ``out``, rounded to nearest (ties to even) and clipped, as ``images.to_uint8``."""
+    """float32 in [-1, 1] → uint8 into ``out``, rounded (ties to even) and clipped, as ``images.to_uint8``."""
     cv2.addWeighted(frame, 127.5, frame, 0.0, 127.5, dst=out, dtype=cv2.CV_8U)
 
 
@@ -307,14 +302,15 @@ class OpenCVRenderer:
         image = _to_float(pixels)
         paint = np.empty_like(image)
         flow_y, flow_x = np.empty((height, width), np.float32), np.empty((height, width), np.float32)
-        flow_ratio = np.float32(scales.warp * height / packed.shape[0]), np.float32(scales.warp * width / packed.shape[1])
+        ratio_y, ratio_x = (np.float32(scales.warp * size / cells) for size, cells in zip(self.shape, packed.shape))
         block = max(1, STRIP_PIXELS // (8 * width))  # the full-size maps a block at a time: 32 bytes a pixel
         for start in range(0, height, block):
             rows = slice(start, min(start + block, height))
             maps = upsample_grid(packed, height, width, rows.start, rows.stop)
-            paint[rows] = np.float32(scales.mult) * maps[..., MULT] * image[rows] + np.float32(scales.add) * maps[..., ADD]
-            flow_y[rows] = flow_ratio[0] * maps[..., WARP][..., 0]
-            flow_x[rows] = flow_ratio[1] * maps[..., WARP][..., 1]
+            mult, add = np.float32(scales.mult) * maps[..., MULT], np.float32(scales.add) * maps[..., ADD]
+            paint[rows] = mult * image[rows] + add
+            flow_y[rows] = ratio_y * maps[..., WARP][..., 0]
+            flow_x[rows] = ratio_x * maps[..., WARP][..., 1]
         energies, energy_grids = [], []
         if self._plan is not None:
             energies = self._plan.energies(image)
@@ -349,7 +345,8 @@ class OpenCVRenderer:
         return cv2.remap(coloured, map_x, map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
 
     def _carried(self, direction: _Direction, amount: float, start: int, stop: int) -> list[np.ndarray]:
-        """The endpoint's band energies carried by the same flow (bilinear), rows ``start:stop`` of their pooled grids."""
+        """The endpoint's band energies carried by the same flow (bilinear): rows ``start:stop`` of the frame,
+        on each band's pooled grid."""
         carried = []
         for energy, grid, window in zip(direction.energies, direction.energy_grids, self._plan.windows):
             maps = grid.sampling_maps(amount, start // window.factor, -(-stop // window.factor))

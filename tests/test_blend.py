@@ -47,7 +47,9 @@ def test_blending_two_unrelated_textures_halfway_keeps_their_strength() -> None:
     # The coarse picture is the linear blend's.
     coarse = gaussian_kernel(4.0)
     np.testing.assert_allclose(
-        gaussian_blur(tf.constant(restored), coarse).numpy(), gaussian_blur(tf.constant(linear), coarse).numpy(), atol=0.02
+        gaussian_blur(tf.constant(restored), coarse).numpy(),
+        gaussian_blur(tf.constant(linear), coarse).numpy(),
+        atol=0.02,
     )
 
 

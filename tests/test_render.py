@@ -261,7 +261,9 @@ def test_renderers_sharing_a_program_compile_once_and_render_as_their_own() -> N
 def test_a_program_of_another_mode_is_refused() -> None:
     source, target = random_pair()
     with pytest.raises(ValueError, match="bilinear/linear"):
-        FrameRenderer(source, target, random_maps(), Scales(), blend="detail", program=RenderProgram("bilinear", "linear"))
+        FrameRenderer(
+            source, target, random_maps(), Scales(), blend="detail", program=RenderProgram("bilinear", "linear")
+        )
 
 
 def test_the_default_engine_is_opencv_on_a_cpu_and_frames_come_in_order() -> None:

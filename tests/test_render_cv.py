@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,8 @@ IMAGES = Path(__file__).resolve().parent.parent / "images"
 
 def photo_pair(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Two of the repository's sample pictures at ``[height, width]``: detail, edges and flat parts."""
-    return tuple(resize_image(load_image(IMAGES / name).pixels, height, width) for name in ("texture_a.png", "shapes_b.png"))
+    names = ("texture_a.png", "shapes_b.png")
+    return tuple(resize_image(load_image(IMAGES / name).pixels, height, width) for name in names)
 
 
 def smooth_maps(grid: tuple[int, int], image_shape: tuple[int, int], seed: int, warp: float = 2.0) -> MorphMaps:
@@ -37,18 +40,23 @@ def smooth_maps(grid: tuple[int, int], image_shape: tuple[int, int], seed: int, 
 
 
 class TestUpsampleGrid:
-    @pytest.mark.parametrize("grid, frame", [((4, 5), (12, 20)), ((64, 48), (257, 190)), ((9, 7), (4, 3)), ((6, 6), (6, 6))])
+    @pytest.mark.parametrize(
+        "grid, frame", [((4, 5), (12, 20)), ((64, 48), (257, 190)), ((9, 7), (4, 3)), ((6, 6), (6, 6))]
+    )
     def test_is_bilinear_with_half_pixel_centres(self, grid: tuple[int, int], frame: tuple[int, int]) -> None:
         packed = np.random.default_rng(0).normal(size=(*grid, 8)).astype(np.float32)
-        expected = np.einsum("yh,hwc,xw->yxc", bilinear_matrix(frame[0], grid[0]), packed, bilinear_matrix(frame[1], grid[1]))
+        rows, columns = bilinear_matrix(frame[0], grid[0]), bilinear_matrix(frame[1], grid[1])
+        expected = np.einsum("yh,hwc,xw->yxc", rows, packed, columns)
         np.testing.assert_allclose(upsample_grid(packed, *frame), expected, atol=5e-5)
-        rows = slice(frame[0] // 3, frame[0] // 3 + 2)
-        np.testing.assert_array_equal(upsample_grid(packed, *frame, rows.start, rows.stop), upsample_grid(packed, *frame)[rows])
+        rows = slice(frame[0] // 3, frame[0] // 3 + 2)  # a block of rows alone
+        some = upsample_grid(packed, *frame, rows.start, rows.stop)
+        np.testing.assert_array_equal(some, upsample_grid(packed, *frame)[rows])
 
 
 class TestAgainstTensorFlow:
     @pytest.mark.parametrize(
-        "interpolation, blend", [("bicubic", "detail"), ("bicubic", "linear"), ("bilinear", "detail"), ("bilinear", "linear")]
+        "interpolation, blend",
+        [("bicubic", "detail"), ("bicubic", "linear"), ("bilinear", "detail"), ("bilinear", "linear")],
     )
     def test_frames_agree_within_a_grey_level(self, interpolation: str, blend: str) -> None:
         source, target = photo_pair(90, 121)
@@ -75,7 +83,8 @@ class TestAgainstTensorFlow:
             np.testing.assert_allclose(mine, reference, rtol=1e-4, atol=1e-7)
         wanted = [2.0 * energy for energy in ours]
         restored = plan.restore(image.copy(), wanted)
-        expected = restore_detail(tf.constant(image[np.newaxis]), [w[np.newaxis, ..., np.newaxis] for w in wanted], settings)
+        batched = [energy[np.newaxis, ..., np.newaxis] for energy in wanted]
+        expected = restore_detail(tf.constant(image[np.newaxis]), batched, settings)
         np.testing.assert_allclose(restored, expected.numpy()[0], atol=1e-5)
         assert np.abs(restored - image).max() > 0.01
 
@@ -109,3 +118,31 @@ def test_bad_arguments_are_refused() -> None:
         OpenCVRenderer(source, target, maps, Scales(), blend="max")
     with pytest.raises(ValueError, match="shape"):
         OpenCVRenderer(source, target[:10], maps, Scales())
+
+
+def test_it_imports_no_tensorflow() -> None:
+    code = ("import sys, morphing.render_cv; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=IMAGES.parent, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_check_runs_before_every_strip_and_can_stop_the_frames() -> None:
+    source, target = photo_pair(120, 40)
+    maps = smooth_maps((8, 4), (120, 40), seed=5)
+    calls = []
+    renderer = OpenCVRenderer(source, target, maps, Scales(), blend="linear", strip_rows=16)
+    renderer.frame(0.5, check=lambda: calls.append(1))
+    assert len(calls) == 120 // 16 + 1
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_the_third() -> None:
+        calls.append(1)
+        if len(calls) > 10:
+            raise Stop
+
+    wrapped = FrameRenderer(source, target, maps, Scales(), blend="linear", engine="opencv", check=stop_at_the_third)
+    with pytest.raises(Stop):
+        list(wrapped.frames(np.linspace(0.1, 0.9, 5)))
