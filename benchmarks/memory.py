@@ -7,7 +7,7 @@
    encoder, so the peak should barely move; the baseline in the same run is
    the 50-frame figure).
 2. The same pair upscaled to 4000x3000, fitted at the default working size and
-   rendered at full resolution (target: under 4 GB).
+   rendered at full resolution (target: under 2.5 GB).
 Each is a fresh process, as a user runs it; fitting is shortened with -e.
 """
 

@@ -212,6 +212,7 @@ class AffineFitter:
         *,
         source_points: np.ndarray | None = None,
         target_points: np.ndarray | None = None,
+        check: Callable[[], None] | None = None,
     ) -> Affine:
         """The affine sampling map that best lays ``source`` over ``target``.
 
@@ -220,6 +221,7 @@ class AffineFitter:
           source_points, target_points: matching user points, ``[N, 2]`` (y, x)
             in these images' pixels, or ``None``. With three or more pairs the
             search is replaced by their least-squares affine.
+          check: called between refinement steps; it may raise to stop.
 
         Returns:
           An ``Affine`` for the S→T direction (target positions → source positions).
@@ -253,6 +255,8 @@ class AffineFitter:
         for side in settings.refine_sides:
             grey, _ = _shrunk_grey(images, side)
             for _ in range(settings.steps):
+                if check is not None:
+                    check()
                 refiner.step(grey, source_normalised, target_normalised)
         matrix, offset = refiner.matrix, refiner.offset
         final = cost(matrix, offset, grey) if grey is not None else tf.zeros([matrix.shape[0]])

@@ -72,18 +72,24 @@ class StopRequest:
 
     A handler that raised at once could fire inside TensorFlow, where an
     exception may be swallowed; instead the first signal is recorded and
-    ``check()`` (called after every fitting step and every frame) raises it.
-    A second signal acts immediately.
+    ``check()`` (called after every fitting step, between the strips of every
+    frame, and every 0.1 s while the fit compiles) raises it. Until the first
+    ``check()`` (decoding the images, importing TensorFlow: nothing to lose)
+    a signal acts at once, and so does a second signal.
     """
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.immediate = True
 
     def handle(self, signum: int, frame: object) -> None:
         self.received = signum
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else _raise_terminated)
+        if self.immediate:
+            self.check()
 
     def check(self) -> None:
+        self.immediate = False
         if self.received == signal.SIGINT:
             raise KeyboardInterrupt
         if self.received is not None:
@@ -408,7 +414,7 @@ def _fit_legs(
                 with timer.stage("fit"):
                     all_maps.append(fitter.fit(*reduce_for_fit(job.keys[leg], job.keys[leg + 1], job.working_size),
                                                on_step, image_shape=job.keys[0].shape[:2],
-                                               points=job.points[leg] if job.points else None))
+                                               points=job.points[leg] if job.points else None, check=check))
             except FitDivergedError as error:
                 raise RunError(f"leg {leg + 1}: {error}" if legs > 1 else str(error)) from None
     return all_maps
@@ -435,6 +441,27 @@ def _leg_alphas(
         alphas[0], alphas[-1] = 0.0, 1.0
         leg_alphas.append(alphas)
     return leg_alphas
+
+
+#: Frames of more megapixels than this, or work of more frame-megapixels in all, get a notice.
+LARGE_FRAME_MEGAPIXELS = 16
+LARGE_WORK_MEGAPIXELS = 1500
+
+
+def _large_work_notice(args: argparse.Namespace, job: Job) -> str:
+    """A line saying how long and how much memory a large render will roughly take, or ``""``."""
+    from .render_cv import expected_work
+
+    height, width = job.keys[0].shape[:2]
+    frames = (len(job.keys) - 1) * (args.frames + args.hold) * (2 if args.boomerang else 1)
+    megapixels = height * width / 1e6
+    if megapixels <= LARGE_FRAME_MEGAPIXELS and megapixels * frames <= LARGE_WORK_MEGAPIXELS:
+        return ""
+    seconds, memory = expected_work(height, width, frames)
+    duration = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    return (f"large job: {frames} frames of {width}x{height} ({megapixels:.0f} MP each); rendering takes "
+            f"roughly {duration} on 2 CPU cores and {memory / 2**30:.1f} GB of memory beside TensorFlow's "
+            f"(Ctrl-C stops it cleanly)")
 
 
 def _run(
@@ -469,6 +496,9 @@ def _run(
     say(f"{PROGRAM}: running on {device_description(tf)}")
     for notice in job.notices:
         say(f"{PROGRAM}: {notice}")
+    large = _large_work_notice(args, job)
+    if large:
+        say(f"{PROGRAM}: {large}")
 
     compiled = Compiled() if compiled is None else compiled
     compiled.use_shape(job.keys[0].shape[:2])

@@ -274,6 +274,7 @@ class MapFitter:
         *,
         image_shape: tuple[int, int] | None = None,
         points: PointPairs | None = None,
+        check: Callable[[], None] | None = None,
     ) -> MorphMaps:
         """Fit morph maps from ``source`` to ``target``.
 
@@ -286,6 +287,9 @@ class MapFitter:
             default: the images' own shape.
           points: user point pairs that the warp should carry onto each other
             (in pixels of any image size: they are rescaled), or ``None``.
+          check: called at least every 0.1 s while the training step compiles and
+            the global stage runs (``on_step`` follows every step); it may raise
+            to stop.
 
         Returns:
           ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.
@@ -316,14 +320,15 @@ class MapFitter:
 
         program = self._program(level_shapes, (grid_h, grid_w))
         step_inputs = (inputs, tf.zeros([2, grid_h, grid_w, 2]), levels, images, point_inputs, tf.constant(0.0), guides)
-        with _compiled_meanwhile(program.train_step, step_inputs, self._warm, (tuple(level_shapes), grid_h, grid_w,
-                                                                               len(point_inputs.here[0]))):
+        key = (tuple(level_shapes), grid_h, grid_w, len(point_inputs.here[0]))
+        with _compiled_meanwhile(program.train_step, step_inputs, self._warm, key, check):
             affine = Affine.identity()
             if settings.global_alignment and self.scales.warp > 0:
                 affine = self._affine.fit(
                     stacks[0][0], stacks[0][1],
                     source_points=None if working_points is None else working_points.source,
                     target_points=None if working_points is None else working_points.target,
+                    check=check,
                 )
 
         def descend(base_flows: tf.Tensor, first: int, last: int) -> float:
@@ -374,13 +379,18 @@ class MapFitter:
 
 
 @contextlib.contextmanager
-def _compiled_meanwhile(step: Callable[..., tf.Tensor], step_inputs: tuple, warm: set[object], key: object):
+def _compiled_meanwhile(
+    step: Callable[..., tf.Tensor], step_inputs: tuple, warm: set[object], key: object,
+    check: Callable[[], None] | None = None,
+):
     """Run one throwaway training ``step`` in a thread while the body runs, unless ``key`` is in ``warm``.
 
     Its first call traces the step and compiles its XLA parts (seconds, mostly
     on one core), which thus overlaps the global stage. The step changes the
     network and optimizer variables: the fit resets them to their initial
-    values before every start, so its result does not depend on this.
+    values before every start, so its result does not depend on this. While
+    waiting for it, ``check`` is called every 0.1 s; if it raises, the thread
+    is left to finish on its own (it only compiles).
     """
     if key in warm:
         yield
@@ -398,7 +408,10 @@ def _compiled_meanwhile(step: Callable[..., tf.Tensor], step_inputs: tuple, warm
     try:
         yield
     finally:
-        thread.join()
+        while thread.is_alive():
+            thread.join(0.1)
+            if check is not None:
+                check()
     if failure:
         raise failure[0]
     warm.add(key)

@@ -220,7 +220,7 @@ class FrameRenderer:
             from .render_cv import OpenCVRenderer
 
             self._opencv = OpenCVRenderer(
-                source, target, maps, scales, interpolation=program.interpolation, blend=program.blend
+                source, target, maps, scales, interpolation=program.interpolation, blend=program.blend, check=check
             )
             return
         # Kept as uint8 (a quarter of float32's memory) and converted inside the

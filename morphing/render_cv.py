@@ -33,7 +33,7 @@ quantises sampling positions to 1/32 pixel, and sums in another order.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -53,31 +53,62 @@ from .kernels import (
 from .maps import ADD, MULT, WARP, MorphMaps, Scales
 from .settings import BLENDS, WARP_INTERPOLATIONS, DetailSettings
 
-__all__ = ["STRIP_PIXELS", "OpenCVRenderer", "upsample_grid"]
+__all__ = ["CACHE_BYTES", "STRIP_PIXELS", "GridRows", "OpenCVRenderer", "expected_work", "upsample_grid"]
 
 _INTERPOLATIONS = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR}
+CACHE_BYTES = 2**30
+"""Frames whose full-size paint and flows (``CACHED_BYTES_PER_PIXEL``) fit in this many bytes keep them;
+bigger ones (over ~27 megapixels) make them for each strip, so memory stays bounded whatever the size."""
+CACHED_BYTES_PER_PIXEL = 40
 STRIP_PIXELS = 2**21
 """About how many output pixels one strip of a frame holds (at least 4 margins' worth of rows); half as
 many in frames of over 4 megapixels, so that the two strips in flight stay near 200 MB. Fewer, larger
 strips are faster (a 1667² frame: ~90 ms in 2 strips, ~155 ms in 7)."""
 
 
-def upsample_grid(grid: np.ndarray, height: int, width: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Rows ``start:stop`` of ``[h, w, C]`` grid maps resampled to ``[height, width, C]`` float32.
+class GridRows:
+    """``[h, w, C]`` grid maps resampled to ``[height, width, C]`` float32, any block of rows at a time.
 
     Bilinear with half-pixel centres, edges clamped: ``transition.bilinear_matrix``
-    (and ``tf.image.resize(method="bilinear")``). Rows are computed on their own,
-    so a frame's maps can be built a block at a time.
+    (and ``tf.image.resize(method="bilinear")``). The columns are resampled
+    once (``[h, width, C]``, small); each block of rows then mixes two of them.
     """
-    grid = np.ascontiguousarray(grid, np.float32)
-    stop = height if stop is None else stop
-    grid_height = grid.shape[0]
-    wide = cv2.resize(grid, (width, grid_height), interpolation=cv2.INTER_LINEAR).reshape(grid_height, width, -1)
-    position = np.clip((np.arange(start, stop) + 0.5) * grid_height / height - 0.5, 0.0, grid_height - 1)
-    lower = np.floor(position).astype(np.int64)
-    upper = np.minimum(lower + 1, grid_height - 1)
-    weight = (position - lower).astype(np.float32)[:, np.newaxis, np.newaxis]
-    return wide[lower] * (np.float32(1.0) - weight) + wide[upper] * weight
+
+    def __init__(self, grid: np.ndarray, height: int, width: int) -> None:
+        grid = np.ascontiguousarray(grid, np.float32)
+        self._grid_height, self._height = grid.shape[0], height
+        self._wide = cv2.resize(grid, (width, grid.shape[0]), interpolation=cv2.INTER_LINEAR)
+        self._wide = self._wide.reshape(grid.shape[0], width, -1)
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop``: ``[stop - start, width, C]``."""
+        position = (np.arange(start, stop) + 0.5) * self._grid_height / self._height - 0.5
+        position = np.clip(position, 0.0, self._grid_height - 1)
+        lower = np.floor(position).astype(np.int64)
+        upper = np.minimum(lower + 1, self._grid_height - 1)
+        weight = (position - lower).astype(np.float32)[:, np.newaxis, np.newaxis]
+        return self._wide[lower] * (np.float32(1.0) - weight) + self._wide[upper] * weight
+
+
+def upsample_grid(grid: np.ndarray, height: int, width: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Rows ``start:stop`` of ``[h, w, C]`` grid maps resampled to ``[height, width, C]`` (``GridRows``)."""
+    return GridRows(grid, height, width)(start, height if stop is None else stop)
+
+
+SECONDS_PER_PIXEL = 4e-8
+"""Rough CPU seconds per frame pixel of the default render on 2 cores (benchmarks/speed.py: 2.8 MP in
+~0.1 s), for ``expected_work``."""
+
+
+def expected_work(height: int, width: int, frames: int) -> tuple[float, float]:
+    """Rough ``(seconds, bytes)`` that rendering ``frames`` frames of ``[height, width]`` takes on a CPU.
+
+    Bytes: the two endpoints, the kept full-size maps (``CACHE_BYTES`` at most)
+    and two strips in flight; not counting TensorFlow and the fit.
+    """
+    pixels = height * width
+    kept = min(pixels * CACHED_BYTES_PER_PIXEL, CACHE_BYTES) if pixels * CACHED_BYTES_PER_PIXEL <= CACHE_BYTES else 0
+    return pixels * frames * SECONDS_PER_PIXEL, 6.0 * pixels + kept + 2 * 100 * STRIP_PIXELS
 
 
 def _blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -221,14 +252,20 @@ class _Grid(NamedTuple):
 
 
 class _Direction(NamedTuple):
-    """One direction: its ``pixels`` ``[H, W, 3] uint8``, ``paint`` ``[H, W, 3]`` (``m·mult·X + a·add``), its
-    flow ``flow_x``, ``flow_y`` ``[H, W]`` (frame pixels, at amount 1); per detail band, the endpoint's
-    energy and the flow on that band's pooled grid (empty for the linear blend)."""
+    """One direction of the morph as the renderer keeps it.
+
+    ``pixels``: ``[H, W, 3] uint8``; ``maps``: its maps' rows at frame size
+    (``GridRows``, 8 channels); ``paint`` ``[H, W, 3]`` (``m·mult·X + a·add``)
+    and ``flow_x``, ``flow_y`` ``[H, W]`` (``w·warp`` in frame pixels), kept
+    whole unless the frame is huge (``None``: made for each strip); per detail
+    band, the endpoint's energy and the flow on that band's pooled grid.
+    """
 
     pixels: np.ndarray
-    paint: np.ndarray
-    flow_x: np.ndarray
-    flow_y: np.ndarray
+    maps: GridRows
+    paint: np.ndarray | None
+    flow_x: np.ndarray | None
+    flow_y: np.ndarray | None
     energies: list[np.ndarray]
     energy_grids: list[_Grid]
 
@@ -255,6 +292,8 @@ class OpenCVRenderer:
       detail_settings: the detail blend's bands and limits (default ``DetailSettings()``).
       strip_rows: rows per strip (a multiple of 4); default about ``STRIP_PIXELS``
         pixels' worth, and at least four margins.
+      check: called between the blocks of work here (seconds for a huge
+        frame); it may raise to stop.
     """
 
     def __init__(
@@ -268,6 +307,7 @@ class OpenCVRenderer:
         blend: str = "detail",
         detail_settings: DetailSettings | None = None,
         strip_rows: int | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         if source.shape != target.shape:
             raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
@@ -293,31 +333,77 @@ class OpenCVRenderer:
         # Pixel positions of one strip with its margins, shared by every strip (rows counted from its top).
         self._columns, self._rows = _positions(min(self._strip_rows + 2 * margin, height), width)
         self._endpoints = (source, target)
+        self._ratio = tuple(np.float32(scales.warp * size / cells) for size, cells in zip(self.shape, maps.forward.shape))
+        self._scales = scales
+        self._cached = height * width * CACHED_BYTES_PER_PIXEL <= CACHE_BYTES
+        self._check = check or (lambda: None)
         self._directions = tuple(
-            self._direction(pixels, grid, scales) for pixels, grid in ((source, maps.forward), (target, maps.backward))
+            self._direction(pixels, grid) for pixels, grid in ((source, maps.forward), (target, maps.backward))
         )
 
-    def _direction(self, pixels: np.ndarray, packed: np.ndarray, scales: Scales) -> _Direction:
+    def _direction(self, pixels: np.ndarray, packed: np.ndarray) -> _Direction:
         height, width = self.shape
-        image = _to_float(pixels)
-        paint = np.empty_like(image)
-        flow_y, flow_x = np.empty((height, width), np.float32), np.empty((height, width), np.float32)
-        ratio_y, ratio_x = (np.float32(scales.warp * size / cells) for size, cells in zip(self.shape, packed.shape))
-        block = max(1, STRIP_PIXELS // (8 * width))  # the full-size maps a block at a time: 32 bytes a pixel
-        for start in range(0, height, block):
-            rows = slice(start, min(start + block, height))
-            maps = upsample_grid(packed, height, width, rows.start, rows.stop)
-            mult, add = np.float32(scales.mult) * maps[..., MULT], np.float32(scales.add) * maps[..., ADD]
-            paint[rows] = mult * image[rows] + add
-            flow_y[rows] = ratio_y * maps[..., WARP][..., 0]
-            flow_x[rows] = ratio_x * maps[..., WARP][..., 1]
-        energies, energy_grids = [], []
+        maps = GridRows(packed, height, width)
+        paint = flow_x = flow_y = None
+        if self._cached:
+            paint = np.empty((height, width, 3), np.float32)
+            flow_x, flow_y = np.empty((height, width), np.float32), np.empty((height, width), np.float32)
+            for start, stop in self._blocks(1):
+                self._check()
+                paint[start:stop] = self._paint_rows(pixels, maps, start, stop)
+                flow_x[start:stop], flow_y[start:stop] = self._flow_rows(maps, start, stop)
+        direction = _Direction(pixels, maps, paint, flow_x, flow_y, [], [])
         if self._plan is not None:
-            energies = self._plan.energies(image)
-            for window in self._plan.windows:
-                pooled = [_pool(flow, window.factor) / np.float32(window.factor) for flow in (flow_x, flow_y)]
-                energy_grids.append(_Grid(*pooled, *_positions(*pooled[0].shape)))
-        return _Direction(pixels, paint, flow_x, flow_y, energies, energy_grids)
+            self._endpoint_detail(direction)
+        return direction
+
+    def _blocks(self, multiple: int) -> Iterator[tuple[int, int]]:
+        """Row blocks of about ``STRIP_PIXELS / 8`` pixels (32 bytes a pixel of full-size maps), starting at
+        multiples of ``multiple``."""
+        rows = multiple * max(1, STRIP_PIXELS // (8 * self.shape[1] * multiple))
+        for start in range(0, self.shape[0], rows):
+            yield start, min(start + rows, self.shape[0])
+
+    def _paint_rows(self, pixels: np.ndarray, maps: GridRows, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of ``m·mult·X + a·add``."""
+        rows = maps(start, stop)
+        mult, add = np.float32(self._scales.mult) * rows[..., MULT], np.float32(self._scales.add) * rows[..., ADD]
+        return mult * _to_float(pixels[start:stop]) + add
+
+    def _flow_rows(self, maps: GridRows, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``start:stop`` of the flow at amount 1, (x, y) in frame pixels."""
+        warp = maps(start, stop)[..., WARP]
+        return self._ratio[1] * warp[..., 1], self._ratio[0] * warp[..., 0]
+
+    def _endpoint_detail(self, direction: _Direction) -> None:
+        """Fill ``direction``'s band energies and pooled flows, strip by strip (with the detail's margins)."""
+        height, width = self.shape
+        margin = self._plan.margin
+        energies: list[list[np.ndarray]] = [[] for _ in self._plan.windows]
+        for start in range(0, height, self._strip_rows):
+            self._check()
+            stop = min(start + self._strip_rows, height)
+            first, last = max(start - margin, 0), min(stop + margin, height)
+            for index, (energy, window) in enumerate(
+                zip(self._plan.energies(_to_float(direction.pixels[first:last])), self._plan.windows)
+            ):
+                offset = (start - first) // window.factor
+                energies[index].append(energy[offset : offset + -(-(stop - start) // window.factor)])
+        direction.energies.extend(np.concatenate(parts) for parts in energies)
+        for window in self._plan.windows:
+            pooled_x, pooled_y = [], []
+            for start, stop in self._blocks(4):  # multiples of 4: the pooled blocks of the whole frame
+                flow_x, flow_y = self._flows(direction, start, stop)
+                pooled_x.append(_pool(flow_x, window.factor) / np.float32(window.factor))
+                pooled_y.append(_pool(flow_y, window.factor) / np.float32(window.factor))
+            flows = np.concatenate(pooled_x), np.concatenate(pooled_y)
+            direction.energy_grids.append(_Grid(*flows, *_positions(*flows[0].shape)))
+
+    def _flows(self, direction: _Direction, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``start:stop`` of ``direction``'s flow (x, y): kept, or made now."""
+        if direction.flow_x is not None:
+            return direction.flow_x[start:stop], direction.flow_y[start:stop]
+        return self._flow_rows(direction.maps, start, stop)
 
     def _warped(
         self, direction: _Direction, amount: float, start: int, stop: int, row_positions: np.ndarray
@@ -328,20 +414,22 @@ class OpenCVRenderer:
         Only the source rows that the warp reads are coloured, as
         ``X + amount·paint`` with ``X`` converted from uint8 on the way.
         """
-        rows = slice(start, stop)
-        map_x = cv2.scaleAdd(direction.flow_x[rows], -amount, self._columns[: stop - start])
+        flow_x, flow_y = self._flows(direction, start, stop)
+        map_x = cv2.scaleAdd(flow_x, -amount, self._columns[: stop - start])
         # Positions are whole numbers, so rows minus flow rounds as it would for the whole frame, and
         # subtracting the first source row after that is exact: strips give the whole frame's pixels.
-        map_y = cv2.scaleAdd(direction.flow_y[rows], -amount, row_positions)
+        map_y = cv2.scaleAdd(flow_y, -amount, row_positions)
         lowest, highest = cv2.minMaxLoc(map_y)[:2]
         height = self.shape[0]
         first = min(max(math.floor(lowest) - 1, 0), height - 1)  # the cubic reads rows floor(y) - 1 ... floor(y) + 2
         last = max(min(math.floor(highest) + 3, height), first + 1)
         if first:
             map_y -= np.float32(first)
-        coloured = cv2.addWeighted(
-            direction.pixels[first:last], 1.0 / 127.5, direction.paint[first:last], amount, -1.0, dtype=cv2.CV_32F
-        )
+        if direction.paint is not None:
+            paint = direction.paint[first:last]
+        else:
+            paint = self._paint_rows(direction.pixels, direction.maps, first, last)
+        coloured = cv2.addWeighted(direction.pixels[first:last], 1.0 / 127.5, paint, amount, -1.0, dtype=cv2.CV_32F)
         return cv2.remap(coloured, map_x, map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
 
     def _carried(self, direction: _Direction, amount: float, start: int, stop: int) -> list[np.ndarray]:

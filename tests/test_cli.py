@@ -695,3 +695,32 @@ def test_an_output_on_a_file_system_that_takes_no_files_is_refused_before_the_fi
     # /sys takes no new files even for root (os.access says root may write there).
     status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", "/sys/x.gif", *TINY)
     assert status == ExitStatus.USAGE and "/sys/x.gif" in err and err.count("\n") == 1, err
+
+
+def test_a_large_job_gets_a_notice_and_stops_within_seconds_of_sigterm_while_rendering(tmp_path: Path) -> None:
+    """A 24-megapixel pair: the notice says what it will cost; one SIGTERM during the render ends it."""
+    import time
+
+    from PIL import Image
+
+    for name, colour in (("a.png", (200, 40, 40)), ("b.png", (40, 40, 200))):
+        Image.new("RGB", (6000, 4000), colour).save(tmp_path / name)
+    output = tmp_path / "big.mp4"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "morph.py"), "-s", str(tmp_path / "a.png"), "-t", str(tmp_path / "b.png"),
+         "-o", str(output), "--size", "32", "-e", "2", "--frames", "40"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stderr is not None
+    seen = ""
+    while "rendering" not in seen:  # read, not sleep, until the render has started
+        character = process.stderr.read(1)
+        assert character, f"morph.py ended early: {seen}"
+        seen += character
+    assert "large job: 40 frames of 6000x4000 (24 MP each)" in seen
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    remaining = process.communicate(timeout=120)[1]
+    assert process.returncode == 143, seen + remaining
+    assert time.monotonic() - signalled < 5.0
+    assert not output.exists() and sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]

@@ -100,6 +100,27 @@ class TestStrips:
         assert whole._strip_rows >= shape[0] and strips._strip_rows < shape[0] // 2
         np.testing.assert_array_equal(strips.render([0.3, 0.6]), whole.render([0.3, 0.6]))
 
+    def test_huge_frames_make_their_maps_for_each_strip_and_give_the_same_frames(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import morphing.render_cv as render_cv
+
+        source, target = photo_pair(130, 97)
+        maps = smooth_maps((16, 12), (130, 97), seed=6, warp=6.0)
+        kept = OpenCVRenderer(source, target, maps, Scales(warp=0.5), strip_rows=8)
+        monkeypatch.setattr(render_cv, "CACHE_BYTES", 0)
+        made = OpenCVRenderer(source, target, maps, Scales(warp=0.5), strip_rows=8)
+        assert kept._directions[0].paint is not None and made._directions[0].paint is None
+        np.testing.assert_array_equal(made.render([0.25, 0.7]), kept.render([0.25, 0.7]))
+
+    def test_endpoint_energies_by_strips_equal_the_whole_frames(self) -> None:
+        source, target = photo_pair(130, 97)
+        maps = smooth_maps((16, 12), (130, 97), seed=7)
+        renderer = OpenCVRenderer(source, target, maps, Scales(), strip_rows=8)
+        whole = renderer._plan.energies(to_float(source))
+        for by_strips, at_once in zip(renderer._directions[0].energies, whole):
+            np.testing.assert_array_equal(by_strips, at_once)
+
     def test_the_margin_is_what_keeps_them_equal(self) -> None:
         source, target = photo_pair(203, 150)
         maps = smooth_maps((16, 12), (203, 150), seed=3)
