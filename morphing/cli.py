@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import itertools
 import os
 import resource
 import signal
@@ -513,19 +514,22 @@ def _run(
         write_png(np.concatenate(pictures, axis=0), args.maps_png)
         say(f"{PROGRAM}: wrote maps picture to {args.maps_png}")
 
-    with timer.stage("render"):
-        renderers = [
-            FrameRenderer(job.keys[leg], job.keys[leg + 1], maps, job.scales,
-                          program=compiled.program(args.interpolation, args.blend), engine=args.render_engine,
-                          check=check)
-            for leg, maps in enumerate(all_maps)
-        ]
+    with timer.stage("render"), tqdm(total=len(all_maps), desc="preparing frames", unit="leg", file=err,
+                                     disable=args.quiet, dynamic_ncols=True, leave=False) as preparing:
+        renderers = []
+        for leg, maps in enumerate(all_maps):
+            renderers.append(FrameRenderer(
+                job.keys[leg], job.keys[leg + 1], maps, job.scales,
+                program=compiled.program(args.interpolation, args.blend), engine=args.render_engine, check=check,
+            ))
+            preparing.update(1)
         timeline = build_timeline(
             _leg_alphas(args, job, all_maps, compiled), hold=args.hold, boomerang=args.boomerang, loop=args.loop
         )
-        # Through frames(): padded to the frames' batch, so the compiled renderer is reused.
-        palette_samples = [*job.keys, *renderers[0].frames([0.25, 0.5, 0.75])]
-    with timer.stage("encode"):  # the GIF's global palette is chosen here
+    with timer.stage("encode"):  # a GIF's global palette is chosen here, from frames rendered for it
+        # Lazy: only the GIF writer reads them. Through frames(): padded to the frames' batch, so a
+        # compiled renderer is reused.
+        palette_samples = itertools.chain(job.keys, renderers[0].frames([0.25, 0.5, 0.75]))
         writer = animation_writer(args.output.suffix, palette_samples, fps=args.fps, frame_count=len(timeline))
     with tqdm(total=len(timeline), desc="rendering", unit="frame", file=err, disable=args.quiet,
               dynamic_ncols=True, leave=False) as bar:
