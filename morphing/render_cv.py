@@ -95,20 +95,21 @@ def upsample_grid(grid: np.ndarray, height: int, width: int, start: int = 0, sto
     return GridRows(grid, height, width)(start, height if stop is None else stop)
 
 
-SECONDS_PER_PIXEL = 4e-8
-"""Rough CPU seconds per frame pixel of the default render on 2 cores (benchmarks/speed.py: 2.8 MP in
-~0.1 s), for ``expected_work``."""
+SECONDS_PER_PIXEL = (4e-8, 2.4e-7)
+"""Rough seconds per frame pixel of the default render on 2 cores, with the full-size maps kept (2.8 MP
+in ~0.1 s, benchmarks/speed.py) and remade for each strip (81 MP in ~20 s), for ``expected_work``."""
 
 
 def expected_work(height: int, width: int, frames: int) -> tuple[float, float]:
     """Rough ``(seconds, bytes)`` that rendering ``frames`` frames of ``[height, width]`` takes on a CPU.
 
     Bytes: the two endpoints, the kept full-size maps (``CACHE_BYTES`` at most)
-    and two strips in flight; not counting TensorFlow and the fit.
+    and two strips in flight; not counting TensorFlow, the fit and the encoder.
     """
     pixels = height * width
-    kept = min(pixels * CACHED_BYTES_PER_PIXEL, CACHE_BYTES) if pixels * CACHED_BYTES_PER_PIXEL <= CACHE_BYTES else 0
-    return pixels * frames * SECONDS_PER_PIXEL, 6.0 * pixels + kept + 2 * 100 * STRIP_PIXELS
+    kept = pixels * CACHED_BYTES_PER_PIXEL <= CACHE_BYTES
+    seconds = pixels * frames * SECONDS_PER_PIXEL[0 if kept else 1]
+    return seconds, 6.0 * pixels + (pixels * CACHED_BYTES_PER_PIXEL if kept else 0) + 2 * 100 * STRIP_PIXELS
 
 
 def _blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -337,6 +338,7 @@ class OpenCVRenderer:
         self._scales = scales
         self._cached = height * width * CACHED_BYTES_PER_PIXEL <= CACHE_BYTES
         self._check = check or (lambda: None)
+        self._position_grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._directions = tuple(
             self._direction(pixels, grid) for pixels, grid in ((source, maps.forward), (target, maps.backward))
         )
@@ -397,7 +399,13 @@ class OpenCVRenderer:
                 pooled_x.append(_pool(flow_x, window.factor) / np.float32(window.factor))
                 pooled_y.append(_pool(flow_y, window.factor) / np.float32(window.factor))
             flows = np.concatenate(pooled_x), np.concatenate(pooled_y)
-            direction.energy_grids.append(_Grid(*flows, *_positions(*flows[0].shape)))
+            direction.energy_grids.append(_Grid(*flows, *self._pooled_positions(*flows[0].shape)))
+
+    def _pooled_positions(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel positions of a ``[height, width]`` pooled grid, made once and shared by both directions."""
+        if (height, width) not in self._position_grids:
+            self._position_grids[(height, width)] = _positions(height, width)
+        return self._position_grids[(height, width)]
 
     def _flows(self, direction: _Direction, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``start:stop`` of ``direction``'s flow (x, y): kept, or made now."""
