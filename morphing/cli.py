@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     frames.add_argument("--blend", choices=BLENDS, default="detail",
                         help="'detail' rescales the blended frame's fine detail to the endpoints' local strength, "
                              "so middle frames stay sharp; 'linear' is the plain (1-alpha, alpha) blend")
+    frames.add_argument("--preview", type=int_in(16, 4096), nargs="?", const=256, default=None, metavar="PX",
+                        help="render the frames with the long side at PX pixels (default 256) instead of the "
+                             "source's size: a quick look at settings (the fit is the same)")
     frames.add_argument("--render-engine", choices=RENDER_ENGINES, default="auto",
                         help="what computes the frames: 'opencv' (CPU), 'tensorflow' (XLA; GPU if present); "
                              "'auto' takes TensorFlow when it sees a GPU, else OpenCV (same frames either way)")
@@ -444,6 +447,15 @@ def _leg_alphas(
     return leg_alphas
 
 
+def _preview_keys(keys: tuple[np.ndarray, ...], long_side: int) -> tuple[np.ndarray, ...]:
+    """The key images reduced to ``long_side`` pixels on their long side (never enlarged): maps are
+    resolution-free, so the same fit renders at any size."""
+    from .images import resize_image, working_shape
+
+    small = working_shape(*keys[0].shape[:2], long_side)
+    return tuple(resize_image(key, *small) for key in keys)
+
+
 #: Frames of more megapixels than this, or work of more frame-megapixels in all, get a notice.
 LARGE_FRAME_MEGAPIXELS = 16
 LARGE_WORK_MEGAPIXELS = 1500
@@ -453,7 +465,11 @@ def _large_work_notice(args: argparse.Namespace, job: Job) -> str:
     """A line saying how long and how much memory a large render will roughly take, or ``""``."""
     from .render_cv import expected_work
 
+    from .images import working_shape
+
     height, width = job.keys[0].shape[:2]
+    if args.preview is not None:
+        height, width = working_shape(height, width, args.preview)
     frames = (len(job.keys) - 1) * (args.frames + args.hold) * (2 if args.boomerang else 1)
     megapixels = height * width / 1e6
     if megapixels <= LARGE_FRAME_MEGAPIXELS and megapixels * frames <= LARGE_WORK_MEGAPIXELS:
@@ -514,12 +530,13 @@ def _run(
         write_png(np.concatenate(pictures, axis=0), args.maps_png)
         say(f"{PROGRAM}: wrote maps picture to {args.maps_png}")
 
+    keys = job.keys if args.preview is None else _preview_keys(job.keys, args.preview)
     with timer.stage("render"), tqdm(total=len(all_maps), desc="preparing frames", unit="leg", file=err,
                                      disable=args.quiet, dynamic_ncols=True, leave=False) as preparing:
         renderers = []
         for leg, maps in enumerate(all_maps):
             renderers.append(FrameRenderer(
-                job.keys[leg], job.keys[leg + 1], maps, job.scales,
+                keys[leg], keys[leg + 1], maps, job.scales,
                 program=compiled.program(args.interpolation, args.blend), engine=args.render_engine, check=check,
             ))
             preparing.update(1)
@@ -529,7 +546,7 @@ def _run(
     with timer.stage("encode"):  # a GIF's global palette is chosen here, from frames rendered for it
         # Lazy: only the GIF writer reads them. Through frames(): padded to the frames' batch, so a
         # compiled renderer is reused.
-        palette_samples = itertools.chain(job.keys, renderers[0].frames([0.25, 0.5, 0.75]))
+        palette_samples = itertools.chain(keys, renderers[0].frames([0.25, 0.5, 0.75]))
         writer = animation_writer(args.output.suffix, palette_samples, fps=args.fps, frame_count=len(timeline))
     with tqdm(total=len(timeline), desc="rendering", unit="frame", file=err, disable=args.quiet,
               dynamic_ncols=True, leave=False) as bar:
@@ -552,7 +569,7 @@ def _run(
         if args.frames_dir is not None:
             timer.add("png frames", produced - (timer.seconds["render"] - render_before))
         timer.add("encode", timer.seconds.pop("write") - produced)
-    height, width = job.keys[0].shape[:2]
+    height, width = keys[0].shape[:2]
     say(f"{PROGRAM}: wrote {args.output} ({len(timeline)} frames, {width}x{height})")
 
 

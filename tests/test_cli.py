@@ -313,6 +313,23 @@ def test_output_format_follows_the_suffix(suffix: str, first_run: Path, toy_pair
     assert sorted(os.listdir(tmp_path)) == [output.name]
 
 
+def test_preview_renders_the_same_morph_small(first_run: Path, toy_pair, tmp_path: Path) -> None:
+    from morphing.images import resize_image
+
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "p.gif", "--frames", "3", "-q",
+                          "--load-maps", first_run / "maps.npz", "--preview", "24", "--frames-dir", tmp_path / "f")
+    assert status == ExitStatus.OK, err
+    frames = _frames_of(tmp_path / "f")
+    assert len(frames) == 3 and frames[0].shape == (18, 24, 3)  # 48x64 with the long side at 24
+    np.testing.assert_array_equal(frames[0], resize_image(np.asarray(Image.open(toy_pair[0]).convert("RGB")), 18, 24))
+    full, _ = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "f.gif", "--frames", "3", "-q",
+                      "--load-maps", first_run / "maps.npz", "--frames-dir", tmp_path / "g")
+    middle = resize_image(_frames_of(tmp_path / "g")[1], 18, 24).astype(int)
+    # The same morph, only smaller: ~3 grey levels from the full render's middle frame reduced, ~20 from the source.
+    preview_middle = frames[1].astype(int)
+    assert np.abs(preview_middle - middle).mean() < 8 < np.abs(preview_middle - frames[0].astype(int)).mean()
+
+
 def _frames_of(folder: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(path)) for path in sorted(folder.iterdir())]
 
