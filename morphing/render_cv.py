@@ -213,8 +213,9 @@ class _DetailPlan:
         bands = self.bands(_luminance(image))
         return [window.pooled(cv2.multiply(band, band)) for band, window in zip(bands, self.windows)]
 
-    def restore(self, linear: np.ndarray, wanted: Sequence[np.ndarray]) -> np.ndarray:
-        """``linear + sum_i up_i(g_i - 1)·band_i(Y(linear))``, as ``blend.restore_detail``."""
+    def detail(self, linear: np.ndarray, wanted: Sequence[np.ndarray]) -> np.ndarray:
+        """``[H, W]``: ``sum_i up_i(g_i - 1)·band_i(Y(linear))``, what ``blend.restore_detail`` adds to
+        each channel of ``linear``."""
         height, width = linear.shape[:2]
         epsilon = np.float32(self.settings.epsilon)
         detail = np.zeros((height, width), np.float32)
@@ -222,7 +223,7 @@ class _DetailPlan:
             have = window.pooled(cv2.multiply(band, band))
             gain = np.clip(cv2.sqrt(cv2.divide(wanted_energy + epsilon, have + epsilon)), 1.0, self.settings.max_gain)
             cv2.accumulateProduct(band, _unpool(gain - np.float32(1.0), height, width, window.factor), detail)
-        return cv2.add(linear, cv2.cvtColor(detail, cv2.COLOR_GRAY2RGB))
+        return detail
 
 
 def _positions(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -255,15 +256,17 @@ class _Grid(NamedTuple):
 class _Direction(NamedTuple):
     """One direction of the morph as the renderer keeps it.
 
-    ``pixels``: ``[H, W, 3] uint8``; ``maps``: its maps' rows at frame size
-    (``GridRows``, 8 channels); ``paint`` ``[H, W, 3]`` (``m·mult·X + a·add``)
+    ``pixels``: ``[H, W, 3] uint8``; ``colour_maps``, ``warp_maps``: rows of
+    its mult and add (6 channels) and of its warp (2) at frame size
+    (``GridRows``); ``paint`` ``[H, W, 3]`` (``m·mult·X + a·add``)
     and ``flow_x``, ``flow_y`` ``[H, W]`` (``w·warp`` in frame pixels), kept
     whole unless the frame is huge (``None``: made for each strip); per detail
     band, the endpoint's energy and the flow on that band's pooled grid.
     """
 
     pixels: np.ndarray
-    maps: GridRows
+    colour_maps: GridRows
+    warp_maps: GridRows
     paint: np.ndarray | None
     flow_x: np.ndarray | None
     flow_y: np.ndarray | None
@@ -345,16 +348,17 @@ class OpenCVRenderer:
 
     def _direction(self, pixels: np.ndarray, packed: np.ndarray) -> _Direction:
         height, width = self.shape
-        maps = GridRows(packed, height, width)
+        colour_maps = GridRows(packed[..., : WARP.start], height, width)
+        warp_maps = GridRows(packed[..., WARP], height, width)
         paint = flow_x = flow_y = None
         if self._cached:
             paint = np.empty((height, width, 3), np.float32)
             flow_x, flow_y = np.empty((height, width), np.float32), np.empty((height, width), np.float32)
             for start, stop in self._blocks(1):
                 self._check()
-                paint[start:stop] = self._paint_rows(pixels, maps, start, stop)
-                flow_x[start:stop], flow_y[start:stop] = self._flow_rows(maps, start, stop)
-        direction = _Direction(pixels, maps, paint, flow_x, flow_y, [], [])
+                paint[start:stop] = self._paint_rows(pixels, colour_maps, start, stop)
+                flow_x[start:stop], flow_y[start:stop] = self._flow_rows(warp_maps, start, stop)
+        direction = _Direction(pixels, colour_maps, warp_maps, paint, flow_x, flow_y, [], [])
         if self._plan is not None:
             self._endpoint_detail(direction)
         return direction
@@ -366,15 +370,15 @@ class OpenCVRenderer:
         for start in range(0, self.shape[0], rows):
             yield start, min(start + rows, self.shape[0])
 
-    def _paint_rows(self, pixels: np.ndarray, maps: GridRows, start: int, stop: int) -> np.ndarray:
+    def _paint_rows(self, pixels: np.ndarray, colour_maps: GridRows, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of ``m·mult·X + a·add``."""
-        rows = maps(start, stop)
+        rows = colour_maps(start, stop)
         mult, add = np.float32(self._scales.mult) * rows[..., MULT], np.float32(self._scales.add) * rows[..., ADD]
         return mult * _to_float(pixels[start:stop]) + add
 
-    def _flow_rows(self, maps: GridRows, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def _flow_rows(self, warp_maps: GridRows, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``start:stop`` of the flow at amount 1, (x, y) in frame pixels."""
-        warp = maps(start, stop)[..., WARP]
+        warp = warp_maps(start, stop)
         return self._ratio[1] * warp[..., 1], self._ratio[0] * warp[..., 0]
 
     def _endpoint_detail(self, direction: _Direction) -> None:
@@ -411,7 +415,7 @@ class OpenCVRenderer:
         """Rows ``start:stop`` of ``direction``'s flow (x, y): kept, or made now."""
         if direction.flow_x is not None:
             return direction.flow_x[start:stop], direction.flow_y[start:stop]
-        return self._flow_rows(direction.maps, start, stop)
+        return self._flow_rows(direction.warp_maps, start, stop)
 
     def _warped(
         self, direction: _Direction, amount: float, start: int, stop: int, row_positions: np.ndarray
@@ -436,7 +440,7 @@ class OpenCVRenderer:
         if direction.paint is not None:
             paint = direction.paint[first:last]
         else:
-            paint = self._paint_rows(direction.pixels, direction.maps, first, last)
+            paint = self._paint_rows(direction.pixels, direction.colour_maps, first, last)
         coloured = cv2.addWeighted(direction.pixels[first:last], 1.0 / 127.5, paint, amount, -1.0, dtype=cv2.CV_32F)
         return cv2.remap(coloured, map_x, map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
 
@@ -467,7 +471,11 @@ class OpenCVRenderer:
                     self._carried(forward, alpha, first, last), self._carried(backward, 1.0 - alpha, first, last)
                 )
             ]
-            linear = self._plan.restore(linear, wanted)
+            detail = self._plan.detail(linear, wanted)[start - first : stop - first]
+            # linear + detail (each channel), to uint8 in one pass over the strip's own rows.
+            cv2.addWeighted(linear[start - first : stop - first], 127.5, cv2.cvtColor(detail, cv2.COLOR_GRAY2RGB),
+                            127.5, 127.5, dst=out, dtype=cv2.CV_8U)
+            return
         _to_uint8(linear[start - first : stop - first], out)
 
     def frame(self, alpha: float, check: Callable[[], None] | None = None) -> np.ndarray:
