@@ -463,9 +463,8 @@ LARGE_WORK_MEGAPIXELS = 1500
 
 def _large_work_notice(args: argparse.Namespace, job: Job) -> str:
     """A line saying how long and how much memory a large render will roughly take, or ``""``."""
-    from .render_cv import expected_work
-
     from .images import working_shape
+    from .render_cv import expected_work
 
     height, width = job.keys[0].shape[:2]
     if args.preview is not None:

@@ -287,9 +287,9 @@ class MapFitter:
             default: the images' own shape.
           points: user point pairs that the warp should carry onto each other
             (in pixels of any image size: they are rescaled), or ``None``.
-          check: called at least every 0.1 s while the training step compiles and
-            the global stage runs (``on_step`` follows every step); it may raise
-            to stop.
+          check: called between the global stage's steps and every 0.1 s while
+            the training step compiles (``on_step`` follows every step); it may
+            raise to stop.
 
         Returns:
           ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.

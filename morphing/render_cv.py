@@ -337,7 +337,9 @@ class OpenCVRenderer:
         # Pixel positions of one strip with its margins, shared by every strip (rows counted from its top).
         self._columns, self._rows = _positions(min(self._strip_rows + 2 * margin, height), width)
         self._endpoints = (source, target)
-        self._ratio = tuple(np.float32(scales.warp * size / cells) for size, cells in zip(self.shape, maps.forward.shape))
+        self._ratio = tuple(
+            np.float32(scales.warp * size / cells) for size, cells in zip(self.shape, maps.forward.shape)
+        )
         self._scales = scales
         self._cached = height * width * CACHED_BYTES_PER_PIXEL <= CACHE_BYTES
         self._check = check or (lambda: None)
