@@ -41,7 +41,15 @@ import tensorflow as tf
 
 from . import settings
 from .filters import gaussian_blur
-from .kernels import LUMINANCE, fitting_kernel_size, gaussian_kernel, pool_factor, pooled, pooled_sigma, unpooled
+from .kernels import (
+    LUMINANCE,
+    fitting_kernel_size,
+    gaussian_kernel,
+    pool_factor,
+    pooled,
+    pooled_sigma,
+    unpooled,
+)
 from .settings import DetailSettings
 
 __all__ = [

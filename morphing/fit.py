@@ -9,7 +9,7 @@ knows nothing of files or flags. A fit has two stages:
 2. *dense*: the network's maps, with its warp added to that affine flow (or to
    none: both starts get ``probe_steps`` steps and the fit carries on from the
    one whose loss is lower, since one affine map can misplace a scene whose
-   parts move different ways). The loss (``morphing.losses``, weighted by ``FitSettings``) is, for both
+   parts move different ways). The loss (``morphing.objective``: its terms, weighted by ``FitSettings``) is, for both
    directions at once:
 
    - structure: local normalised cross-correlation of luminance between
@@ -46,10 +46,9 @@ from .affine import Affine, AffineFitter
 from .images import resize_image, to_float, working_shape
 from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
+from .objective import FitFields, MorphObjective, PointInputs, point_inputs
 from .points import PointPairs
 from .settings import FitSettings
-from .transition import DirectionMaps, apply_direction, bilinear_matrix, upsample_direction
-from .warp import dense_image_warp
 
 __all__ = ["FitSettings", "FitDivergedError", "MapFitter", "fit_maps", "reduce_for_fit"]
 
@@ -106,40 +105,6 @@ def _pyramid_shapes(height: int, width: int, levels: int) -> list[tuple[int, int
     return shapes
 
 
-def _points_on_grid(points: np.ndarray, work_shape: tuple[int, int], grid_shape: tuple[int, int]) -> np.ndarray:
-    """``[N, 2]`` (y, x) working-size pixels → the same positions in pixels of the maps' grid."""
-    ratio = np.array(grid_shape, np.float64) / np.array(work_shape, np.float64)
-    return (points + 0.5) * ratio - 0.5
-
-
-class _PointInputs(NamedTuple):
-    """User point pairs as the training step takes them (``[N, ...]``; ``N = 0`` for none).
-
-    ``readers``: ``[2, N, h·w]`` bilinear sampling matrices on the grid of the
-    points each direction's flow lives on (the target's for S→T, the
-    source's for T→S); ``here``/``there``: ``[2, N, 2]`` grid pixels, where
-    each direction's flow is read and where it should carry them.
-    """
-
-    readers: tf.Tensor
-    here: tf.Tensor
-    there: tf.Tensor
-
-
-def _point_inputs(points: PointPairs | None, work_shape: tuple[int, int], grid_shape: tuple[int, int]) -> _PointInputs:
-    """The training step's view of ``points`` (given at the working size)."""
-    grid_h, grid_w = grid_shape
-    if points is None or len(points) == 0:
-        return _PointInputs(tf.zeros([2, 0, grid_h * grid_w]), tf.zeros([2, 0, 2]), tf.zeros([2, 0, 2]))
-    source = _points_on_grid(points.source, work_shape, grid_shape)
-    target = _points_on_grid(points.target, work_shape, grid_shape)
-    readers = np.stack([losses.bilinear_sampling_matrix(p, grid_h, grid_w) for p in (target, source)])
-    return _PointInputs(
-        tf.constant(readers), tf.constant(np.stack([target, source]), tf.float32),
-        tf.constant(np.stack([source, target]), tf.float32),
-    )
-
-
 def _affine_flows(affine: Affine, grid_shape: tuple[int, int]) -> np.ndarray:
     """``[2, h, w, 2] float32`` grid-pixel flows of a forward affine map and of its inverse."""
     return np.stack([affine.flow(*grid_shape), affine.inverse().flow(*grid_shape)])
@@ -187,66 +152,19 @@ class MapFitter:
         network = build_map_network(*grid_shape, features=settings.features, layers=settings.layers, seed=settings.seed)
         optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
         optimizer.build(network.trainable_variables)
-        one = tf.ones([1])
-        grid_long_side = float(max(grid_shape))
-
-        def structure(flows: tf.Tensor, grey: tf.Tensor) -> tf.Tensor:
-            """Local NCC of ``W(S, flow)`` against T and ``W(T, flow')`` against S at one level.
-
-            ``flows``: ``[2, h, w, 2]`` grid flows (S→T, T→S); ``grey``: ``[2, H, W, 1]``
-            luminance of (S, T) at the level's size.
-            """
-            height, width = grey.shape[1], grey.shape[2]
-            rows = tf.constant(bilinear_matrix(height, flows.shape[1]))
-            columns = tf.constant(bilinear_matrix(width, flows.shape[2]))
-            ratio = tf.constant([height / flows.shape[1], width / flows.shape[2]], tf.float32)
-            level_flows = tf.einsum("yh,bhwc,xw->byxc", rows, flows, columns) * ratio
-            moved = dense_image_warp(grey, level_flows)
-            return tf.reduce_sum(losses.local_ncc(moved, tf.reverse(grey, [0]), settings.structure_window))
-
-        def colour(grid_maps: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
-            """Squared error of ``S→T(1)`` against T plus ``T→S(1)`` against S at the working size;
-            the warp gets ``pixel_warp_weight`` of this term's gradient."""
-            height, width = images.shape[1], images.shape[2]
-            maps = upsample_direction(grid_maps, height, width)
-            share = settings.pixel_warp_weight
-            warp = maps.warp if share == 1.0 else share * maps.warp + (1.0 - share) * tf.stop_gradient(maps.warp)
-            warped = apply_direction(images, DirectionMaps(maps.mult, maps.add, warp), one, scales)
-            return tf.reduce_sum(losses.squared_error(warped, tf.reverse(images, [0])))
-
-        # XLA makes the full-size warps ~3x faster, but compiling costs seconds per
-        # warp and its CPU convolutions are ~5x slower than oneDNN's: so only the
-        # full-size level is compiled; the network and the small levels are not.
-        full_size_structure = tf.function(structure, jit_compile=True, autograph=False)
-        full_size_colour = tf.function(colour, jit_compile=True, autograph=False)
+        objective = MorphObjective(settings, scales, grid_shape)
 
         def loss_of(
             raw: tf.Tensor, base_flows: tf.Tensor, levels: tuple[tf.Tensor, ...], images: tf.Tensor,
-            points: _PointInputs, progress: tf.Tensor, guides: tf.Tensor,
+            points: PointInputs, progress: tf.Tensor, guides: tf.Tensor,
         ) -> tf.Tensor:
             residual = raw_warp(raw)
-            flows = base_flows + residual  # grid pixels, both directions
-            grid_maps = _grid_maps(raw, base_flows, scales)
-            loss = settings.structure_weight * full_size_structure(flows, levels[0])
-            # Coarse levels pull large motions into place early on, then fade, so
-            # that at the end the finest level's detail decides where features sit.
-            coarse_weight = settings.structure_weight * (1.0 - settings.coarse_fade * progress)
-            for level in levels[1:]:
-                loss += coarse_weight * structure(flows, level)
-            loss += settings.colour_weight * full_size_colour(grid_maps, images)
-            loss += settings.smoothness_weight * tf.reduce_sum(
-                losses.smoothness(residual, guide=guides, edge_awareness=settings.edge_awareness)
-            )
-            loss += settings.consistency_weight * tf.reduce_sum(losses.inverse_consistency(flows))
-            loss += settings.fold_weight * tf.reduce_sum(losses.fold_penalty(flows, settings.fold_margin))
-            if points.here.shape[1]:
-                point_unit = grid_long_side / 100.0  # residuals in per cent of the long side
-                for direction in range(2):
-                    at_points = points.readers[direction] @ tf.reshape(flows[direction], [-1, 2])
-                    loss += settings.point_weight * losses.point_error(
-                        at_points, points.here[direction], points.there[direction], point_unit
-                    )
-            return loss
+            return objective(FitFields(
+                flows=base_flows + residual,  # grid pixels, both directions
+                residual=residual,
+                grid_maps=_grid_maps(raw, base_flows, scales),
+                levels=levels, images=images, points=points, progress=progress, guides=guides,
+            ))
 
         def raw_warp(raw: tf.Tensor) -> tf.Tensor:
             """The network's warp channels as ``[2, h, w, 2]`` flows in grid pixels (times ``w``)."""
@@ -255,7 +173,7 @@ class MapFitter:
         @tf.function(autograph=False)
         def train_step(
             inputs: tf.Tensor, base_flows: tf.Tensor, levels: tuple[tf.Tensor, ...], images: tf.Tensor,
-            points: _PointInputs, progress: tf.Tensor, guides: tf.Tensor,
+            points: PointInputs, progress: tf.Tensor, guides: tf.Tensor,
         ) -> tf.Tensor:
             with tf.GradientTape() as tape:
                 loss = loss_of(network(inputs, training=True), base_flows, levels, images, points, progress, guides)
@@ -316,11 +234,11 @@ class MapFitter:
         inputs = tf.constant(network_input(source_small, target_small))
         guides = tf.constant(np.stack([target_small, source_small]))  # the images each direction's flow lives on
         working_points = points.resized(work_h, work_w) if points is not None and len(points) else None
-        point_inputs = _point_inputs(working_points, (work_h, work_w), (grid_h, grid_w))
+        points_in_step = point_inputs(working_points, (work_h, work_w), (grid_h, grid_w))
 
         program = self._program(level_shapes, (grid_h, grid_w))
-        step_inputs = (inputs, tf.zeros([2, grid_h, grid_w, 2]), levels, images, point_inputs, tf.constant(0.0), guides)
-        key = (tuple(level_shapes), grid_h, grid_w, len(point_inputs.here[0]))
+        step_inputs = (inputs, tf.zeros([2, grid_h, grid_w, 2]), levels, images, points_in_step, tf.constant(0.0), guides)
+        key = (tuple(level_shapes), grid_h, grid_w, len(points_in_step.here[0]))
         with _compiled_meanwhile(program.train_step, step_inputs, self._warm, key, check):
             affine = Affine.identity()
             if settings.global_alignment and self.scales.warp > 0:
@@ -336,7 +254,7 @@ class MapFitter:
             recent = []
             for step in range(first, last):
                 progress = tf.constant(step / settings.epochs, tf.float32)
-                loss = float(program.train_step(inputs, base_flows, levels, images, point_inputs, progress, guides))
+                loss = float(program.train_step(inputs, base_flows, levels, images, points_in_step, progress, guides))
                 if not math.isfinite(loss):
                     raise FitDivergedError(
                         f"fitting diverged at step {step + 1} (loss is {loss}); "

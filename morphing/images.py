@@ -208,6 +208,21 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
+def to_unit(pixels: np.ndarray) -> np.ndarray:
+    """``[..., C] uint8`` → ``float32 in [0, 1]`` (0 → 0, 255 → 1)."""
+    return pixels.astype(np.float32) / 255.0
+
+
+def unit_to_uint8(image: np.ndarray) -> np.ndarray:
+    """``float in [0, 1]`` → ``uint8``, rounded and clipped; inverse of ``to_unit``."""
+    return np.clip(np.rint(np.asarray(image) * 255.0), 0, 255).astype(np.uint8)
+
+
+def levels_to_uint8(image: np.ndarray) -> np.ndarray:
+    """``float in [0, 255]`` (pixel levels, e.g. resampled ``uint8``) → ``uint8``, rounded and clipped."""
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
 def resize_image(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resample ``[H, W, 3] uint8`` to ``[height, width, 3] uint8`` (Lanczos)."""
     if pixels.shape[:2] == (height, width):

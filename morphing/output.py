@@ -1,5 +1,11 @@
 """Writing results: animations, frame folders and other files, atomically.
 
+Writers are chosen by the output's suffix from two registries:
+``ANIMATION_WRITERS`` (GIF, MP4, WebP; each ``writer.write(frames, path)``
+streams ``[H, W, 3] uint8`` frames) and ``IMAGE_FORMATS`` (stills, through
+``write_image``); ``frames_to_folder`` writes every frame as PNG on the way.
+A new format is one entry in a registry.
+
 Every file is first written to a hidden temporary file in its destination
 folder and renamed over the destination only once complete, so an interrupted
 run never leaves a half-written file in place of a user's previous result.
@@ -9,24 +15,25 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import GifImagePlugin, Image
-
-from .settings import ANIMATION_SUFFIXES
 
 __all__ = [
     "probe_temporary_beside",
     "atomic_folder",
     "frames_folder_problem",
-    "atomic_path", "GifWriter", "FfmpegWriter", "OUTPUT_SUFFIXES", "animation_writer", "gif_delays", "write_png",
-    "IMAGE_SUFFIXES", "write_image",
+    "atomic_path", "AnimationWriter", "GifWriter", "FfmpegWriter", "ANIMATION_WRITERS", "ANIMATION_SUFFIXES",
+    "animation_writer", "gif_delays", "gif_palette", "palette_indices", "write_png", "frames_to_folder", "IMAGE_FORMATS", "IMAGE_SUFFIXES",
+    "write_image",
 ]
 
 
@@ -136,7 +143,7 @@ TRANSPARENT = 255
 """Palette index reserved for "unchanged since the previous frame"."""
 
 
-def _palette_image(samples: Iterable[np.ndarray]) -> Image.Image:
+def gif_palette(samples: Iterable[np.ndarray]) -> Image.Image:
     """One adaptive palette of 255 colours for a whole animation.
 
     The sample frames (each ``[H, W, 3] uint8``) are stacked side by side and
@@ -163,72 +170,108 @@ def gif_delays(count: int, fps: float) -> list[int]:
     return [max(1, b - a) for a, b in zip(ticks[:-1], ticks[1:])]
 
 
+class AnimationWriter(Protocol):
+    """Streams ``[H, W, 3] uint8`` frames into one animation file."""
+
+    def write(
+        self, frames: Iterable[np.ndarray], path: str | os.PathLike[str], *, count: int | None = None,
+        samples: Iterable[np.ndarray] | None = None,
+    ) -> int:
+        """Write ``frames`` (``count`` of them: default ``len(frames)``) to ``path``; returns the number written.
+
+        ``samples``: a few representative frames, for formats that choose
+        colours before the first frame (GIF); default: picked from ``frames``,
+        which must then be a sequence.
+        """
+        ...
+
+
+def _count_and_samples(
+    frames: Iterable[np.ndarray], count: int | None, samples: Iterable[np.ndarray] | None
+) -> tuple[int, Iterable[np.ndarray]]:
+    """``count`` and ``samples``, or, from a sequence of frames, its length and five frames spread over it."""
+    if (count is None or samples is None) and not isinstance(frames, Sequence | np.ndarray):
+        raise ValueError("frames given one by one need their count and a few sample frames")
+    if count is None:
+        count = len(frames)  # type: ignore[arg-type]
+    if samples is None:
+        last = len(frames) - 1  # type: ignore[arg-type]
+        samples = [frames[round(last * part)] for part in (0.0, 0.25, 0.5, 0.75, 1.0)]  # type: ignore[index]
+    return count, samples
+
+
 class GifWriter:
     """Stream ``[H, W, 3] uint8`` frames into a looping GIF with one global palette.
 
-    Frames are encoded one at a time (memory does not grow with the frame
-    count): each frame after the first is cropped to the box that changed, and
-    pixels whose colour index did not change are written as transparent, which
-    GIF viewers show as the previous frame.
+    The palette (255 colours) is chosen from the sample frames before the
+    first frame is written. Frames are encoded one at a time (memory does not
+    grow with the frame count): each frame after the first is cropped to the
+    box that changed, and pixels whose colour index did not change are written
+    as transparent, which GIF viewers show as the previous frame.
 
     Args:
-      palette_samples: a few representative frames (e.g. first, middle, last).
-      fps: frames per second (GIF stores delays in 1/100 s).
-      frame_count: how many frames will be written (for the delays).
+      fps: frames per second (GIF stores delays in 1/100 s; the rounding is spread, see ``gif_delays``).
     """
 
-    def __init__(self, palette_samples: Iterable[np.ndarray], fps: float, frame_count: int) -> None:
-        self._palette = _palette_image(palette_samples)
-        self._delays = gif_delays(frame_count, fps)
+    def __init__(self, fps: float) -> None:
+        self._fps = fps
 
-    def _indices(self, frame: np.ndarray) -> np.ndarray:
-        quantised = Image.fromarray(frame, "RGB").quantize(
-            palette=self._palette, dither=Image.Dither.FLOYDSTEINBERG
-        )
-        return np.asarray(quantised)
-
-    def _as_image(self, indices: np.ndarray) -> Image.Image:
-        image = Image.fromarray(indices, "P")
-        image.putpalette(self._palette.getpalette()[: 3 * TRANSPARENT] + [0, 0, 0])
-        return image
-
-    def write(self, frames: Iterable[np.ndarray], path: str | os.PathLike[str]) -> int:
-        """Write ``frames`` to ``path``; returns the number written."""
+    def write(
+        self, frames: Iterable[np.ndarray], path: str | os.PathLike[str], *, count: int | None = None,
+        samples: Iterable[np.ndarray] | None = None,
+    ) -> int:
+        """Write ``frames`` to ``path``; returns the number written (see ``AnimationWriter``)."""
+        frame_count, samples = _count_and_samples(frames, count, samples)
+        palette = gif_palette(samples)
+        delays = gif_delays(frame_count, self._fps)
         previous: np.ndarray | None = None
-        count = 0
+        written = 0
         with open(path, "wb") as handle:
             for frame in frames:
-                delay_ms = 10 * self._delays[min(count, len(self._delays) - 1)]
-                indices = self._indices(frame)
+                delay_ms = 10 * delays[min(written, len(delays) - 1)]
+                indices = palette_indices(frame, palette)
                 if previous is None:
-                    first = self._as_image(indices)
+                    first = _indexed_image(indices, palette)
                     header, _ = GifImagePlugin.getheader(first, info={"loop": 0})
                     handle.write(b"".join(header))
                     chunks = GifImagePlugin.getdata(first, duration=delay_ms, disposal=1)
                 else:
-                    chunks = self._difference_chunks(previous, indices, delay_ms)
+                    chunks = _difference_chunks(previous, indices, palette, delay_ms)
                 handle.write(b"".join(chunks))
                 previous = indices
-                count += 1
+                written += 1
             handle.write(b";")  # GIF trailer
-        return count
+        return written
 
-    def _difference_chunks(self, previous: np.ndarray, indices: np.ndarray, delay_ms: int) -> list[bytes]:
-        """Encoded data of the box that changed, unchanged pixels transparent."""
-        changed = indices != previous
-        if not changed.any():
-            changed[0, 0] = True  # a frame must still be written to keep its delay
-        rows = np.flatnonzero(changed.any(axis=1))
-        columns = np.flatnonzero(changed.any(axis=0))
-        top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
-        box = np.where(changed[top:bottom, left:right], indices[top:bottom, left:right], TRANSPARENT)
-        return GifImagePlugin.getdata(
-            self._as_image(box.astype(np.uint8)),
-            offset=(int(left), int(top)),
-            duration=delay_ms,
-            transparency=TRANSPARENT,
-            disposal=1,
-        )
+
+def palette_indices(frame: np.ndarray, palette: Image.Image) -> np.ndarray:
+    """``[H, W, 3] uint8`` → ``[H, W] uint8`` indices into ``palette`` (Floyd–Steinberg dithered)."""
+    return np.asarray(Image.fromarray(frame, "RGB").quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG))
+
+
+def _indexed_image(indices: np.ndarray, palette: Image.Image) -> Image.Image:
+    """``[H, W] uint8`` palette indices as a "P" image with ``palette``'s colours (index 255 left black)."""
+    image = Image.fromarray(indices, "P")
+    image.putpalette(palette.getpalette()[: 3 * TRANSPARENT] + [0, 0, 0])
+    return image
+
+
+def _difference_chunks(previous: np.ndarray, indices: np.ndarray, palette: Image.Image, delay_ms: int) -> list[bytes]:
+    """GIF data of the box of ``indices`` that differs from ``previous``, unchanged pixels transparent."""
+    changed = indices != previous
+    if not changed.any():
+        changed[0, 0] = True  # a frame must still be written to keep its delay
+    rows = np.flatnonzero(changed.any(axis=1))
+    columns = np.flatnonzero(changed.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    box = np.where(changed[top:bottom, left:right], indices[top:bottom, left:right], TRANSPARENT)
+    return GifImagePlugin.getdata(
+        _indexed_image(box.astype(np.uint8), palette),
+        offset=(int(left), int(top)),
+        duration=delay_ms,
+        transparency=TRANSPARENT,
+        disposal=1,
+    )
 
 
 class FfmpegWriter:
@@ -250,8 +293,11 @@ class FfmpegWriter:
         self._codec, self._pixel_format, self._parameters = self.FORMATS[suffix]
         self._fps = fps
 
-    def write(self, frames: Iterable[np.ndarray], path: str | os.PathLike[str]) -> int:
-        """Encode ``frames`` into ``path``; returns the number written."""
+    def write(
+        self, frames: Iterable[np.ndarray], path: str | os.PathLike[str], *, count: int | None = None,
+        samples: Iterable[np.ndarray] | None = None,
+    ) -> int:
+        """Encode ``frames`` into ``path``; returns the number written (``count`` and ``samples`` are not needed)."""
         import imageio_ffmpeg
 
         encoder = None
@@ -290,26 +336,34 @@ def _nearly_full(folder: Path) -> bool:
         return False
 
 
-OUTPUT_SUFFIXES = ANIMATION_SUFFIXES
-"""Animation formats, chosen by the output file's suffix."""
+ANIMATION_WRITERS: dict[str, Callable[[float], AnimationWriter]] = {
+    ".gif": GifWriter,
+    **{suffix: functools.partial(FfmpegWriter, suffix) for suffix in FfmpegWriter.FORMATS},
+}
+"""Animation formats by the output file's suffix: each makes a writer for a frame rate (frames per second)."""
+ANIMATION_SUFFIXES = tuple(ANIMATION_WRITERS)
 
 
-def animation_writer(
-    suffix: str, palette_samples: Iterable[np.ndarray], fps: float, frame_count: int
-) -> GifWriter | FfmpegWriter:
-    """The writer for an output suffix in ``OUTPUT_SUFFIXES``."""
-    suffix = suffix.lower()
-    if suffix == ".gif":
-        return GifWriter(palette_samples, fps, frame_count)
-    if suffix in FfmpegWriter.FORMATS:
-        return FfmpegWriter(suffix, fps)
-    raise ValueError(f"unknown animation format {suffix!r}; use one of {', '.join(OUTPUT_SUFFIXES)}")
+def animation_writer(suffix: str, fps: float) -> AnimationWriter:
+    """The writer for an output suffix in ``ANIMATION_SUFFIXES`` (any case)."""
+    try:
+        return ANIMATION_WRITERS[suffix.lower()](fps)
+    except KeyError:
+        raise ValueError(f"unknown animation format {suffix!r}; use one of {', '.join(ANIMATION_SUFFIXES)}") from None
 
 
 def write_png(frame: np.ndarray, path: str | os.PathLike[str]) -> None:
     """Write one ``[H, W, 3] uint8`` frame as PNG, atomically."""
     with atomic_path(path) as temporary:
         Image.fromarray(frame, "RGB").save(temporary, format="PNG")
+
+
+def frames_to_folder(frames: Iterable[np.ndarray], folder: Path | None) -> Iterator[np.ndarray]:
+    """Pass ``[H, W, 3] uint8`` frames through, writing each as ``folder/NNNN.png`` on the way (none if ``None``)."""
+    for index, frame in enumerate(frames):
+        if folder is not None:
+            write_png(frame, folder / f"{index:04d}.png")
+        yield frame
 
 
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",

@@ -34,14 +34,12 @@ __all__ = [
     "RENDER_ENGINES",
     "default_engine",
     "BATCH_PIXELS",
-    "frame_alphas",
     "default_batch",
     "caches_full_size_maps",
     "MorphInputs",
     "RenderProgram",
     "FrameRenderer",
     "even_pacing_alphas",
-    "timeline_frames",
 ]
 
 BATCH_PIXELS = 4 * 512 * 512
@@ -63,13 +61,6 @@ def default_engine() -> str:
     except ImportError:
         return "tensorflow"
     return "opencv"
-
-
-def frame_alphas(count: int) -> np.ndarray:
-    """``[count]`` float64 alphas ``i / (count - 1)``, from exactly 0 to exactly 1."""
-    if count < 2:
-        raise ValueError(f"a transition needs at least 2 frames, got {count}")
-    return np.arange(count, dtype=np.float64) / (count - 1)
 
 
 def default_batch(height: int, width: int) -> int:
@@ -336,29 +327,3 @@ def even_pacing_alphas(
     alphas = np.interp(np.linspace(0.0, distance[-1], count), distance, probe_alphas)
     alphas[0], alphas[-1] = 0.0, 1.0
     return alphas
-
-
-def timeline_frames(renderers: Sequence[FrameRenderer], timeline: Sequence[tuple[int, float]]) -> Iterator[np.ndarray]:
-    """Yield the ``[H, W, 3] uint8`` frame of every ``(leg, alpha)`` in ``timeline``.
-
-    Frames are rendered lazily, a batch at a time, so memory does not grow
-    with the timeline's length; a run of equal entries (a held key image) is
-    rendered once.
-    """
-    runs: list[tuple[int, float, int]] = []  # (leg, alpha, repeats)
-    for leg, alpha in timeline:
-        if runs and runs[-1][:2] == (leg, alpha):
-            runs[-1] = (leg, alpha, runs[-1][2] + 1)
-        else:
-            runs.append((leg, alpha, 1))
-    start = 0
-    while start < len(runs):
-        leg = runs[start][0]
-        end = start
-        while end < len(runs) and runs[end][0] == leg:
-            end += 1
-        same_leg = runs[start:end]
-        for (_, _, repeats), frame in zip(same_leg, renderers[leg].frames([alpha for _, alpha, _ in same_leg])):
-            for _ in range(repeats):
-                yield frame
-        start = end

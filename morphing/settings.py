@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
-    "ANIMATION_SUFFIXES",
     "BLENDS",
+    "EASINGS",
     "RENDER_ENGINES",
     "DetailSettings",
     "HYBRID_NEAR_TERMS",
@@ -24,6 +24,7 @@ __all__ = [
     "WARP_INTERPOLATIONS",
     "AlignSettings",
     "FitSettings",
+    "FrameSettings",
     "GlobalSettings",
     "HybridSettings",
     "Interpolation",
@@ -36,8 +37,8 @@ RENDER_ENGINES: tuple[str, ...] = ("auto", "opencv", "tensorflow")
 """What renders frames (``morphing.render``): ``auto`` is OpenCV on a CPU, TensorFlow on a GPU."""
 BLENDS: tuple[str, ...] = ("detail", "linear")
 """How a frame blends its two directions (``morphing.blend``)."""
-ANIMATION_SUFFIXES: tuple[str, ...] = (".gif", ".mp4", ".webp")
-"""Animation formats, chosen by the output file's suffix (``morphing.output``)."""
+EASINGS: tuple[str, ...] = ("linear", "ease-in-out")
+"""How alpha runs over a transition (``morphing.timeline.ease``)."""
 SHIFT_INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "fourier")
 """How ``morphing.shift`` resamples a shifted image."""
 Interpolation = Literal["bilinear", "bicubic", "fourier"]
@@ -81,6 +82,41 @@ class FitSettings:
     def total_steps(self) -> int:
         """Training steps of one fit: the epochs and the second start's probe."""
         return self.epochs + min(self.probe_steps, self.epochs)
+
+
+@dataclass(frozen=True)
+class FrameSettings:
+    """Which frames a morph shows and how they are rendered (``morphing.sequence``).
+
+    ``frames``: per transition, both key images included (a sequence's legs
+    share their key frames); ``hold``: extra copies of each key frame;
+    ``easing``: one of ``EASINGS``; ``even_pacing``: re-time each transition so
+    consecutive frames change by equal amounts; ``loop``: the last key morphs
+    back to the first, whose repeat is dropped; ``boomerang``: play forward,
+    then backward; ``interpolation``, ``blend``, ``engine``: as
+    ``morphing.render.FrameRenderer`` takes them.
+    """
+
+    frames: int = 100
+    hold: int = 0
+    easing: str = "linear"
+    even_pacing: bool = False
+    loop: bool = False
+    boomerang: bool = False
+    interpolation: str = "bicubic"
+    blend: str = "detail"
+    engine: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.frames < 2 or self.hold < 0:
+            raise ValueError(f"frames >= 2 and hold >= 0 are needed, got {self.frames} and {self.hold}")
+        if self.loop and self.boomerang:
+            raise ValueError("loop and boomerang cannot be combined")
+        for name, value, allowed in (("easing", self.easing, EASINGS), ("blend", self.blend, BLENDS),
+                                     ("interpolation", self.interpolation, WARP_INTERPOLATIONS),
+                                     ("engine", self.engine, RENDER_ENGINES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,11 @@ import numpy as np
 import tensorflow as tf
 
 from .filters import gaussian_blur, gaussian_kernel
+from .images import levels_to_uint8
 from .settings import SHIFT_INTERPOLATIONS, AlignSettings, Interpolation
 from .warp import keys_cubic_weights
 
-__all__ = ["INTERPOLATIONS", "Shift", "AlignSettings", "shift_image", "align_shift"]
+__all__ = ["INTERPOLATIONS", "Shift", "AlignSettings", "shift_image", "shift_pixels", "align_shift"]
 
 INTERPOLATIONS = SHIFT_INTERPOLATIONS
 
@@ -116,6 +117,21 @@ def shift_image(
         return _fourier_shift(images, shift)
     moved = _resample_axis(images, shift[0], 1, interpolation, wrap)
     return _resample_axis(moved, shift[1], 2, interpolation, wrap)
+
+
+def shift_pixels(
+    pixels: np.ndarray,
+    shift: tuple[float, float],
+    *,
+    interpolation: Interpolation = "bilinear",
+    wrap: bool = False,
+) -> np.ndarray:
+    """``[H, W, C] uint8`` moved by ``shift`` = (dy, dx) pixels → ``[H, W, C] uint8`` (rounded).
+
+    Arrays in, arrays out: ``shift_image`` on the pixel levels (0–255) of one image.
+    """
+    moved = shift_image(tf.constant(pixels[np.newaxis], tf.float32), shift, interpolation=interpolation, wrap=wrap)
+    return levels_to_uint8(moved[0].numpy())
 
 
 def _halve(images: np.ndarray, wrap: bool) -> np.ndarray:

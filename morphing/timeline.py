@@ -1,4 +1,9 @@
-"""Which frame shows what: the order of (leg, alpha) pairs in an animation.
+"""Which frame shows what: the alphas of a transition and the order of (leg, alpha) pairs.
+
+The alpha schedule in one place: ``frame_alphas`` (evenly spaced), ``ease``
+(progress → alpha), ``paced`` (progress → alpha along a re-timed transition,
+see ``morphing.render.even_pacing_alphas``) and ``build_timeline`` (legs,
+holds, loop, boomerang); ``morphing.sequence.leg_alphas`` combines them.
 
 A sequence of key images ``k0 → k1 → … → kn`` has ``n`` legs; leg ``i`` morphs
 ``k_i`` into ``k_{i+1}``, its alpha running from 0 to 1. Consecutive legs share
@@ -12,9 +17,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["FrameAt", "EASINGS", "ease", "build_timeline", "is_key"]
+from .settings import EASINGS
 
-EASINGS = ("linear", "ease-in-out")
+__all__ = ["FrameAt", "EASINGS", "frame_alphas", "ease", "paced", "build_timeline", "is_key"]
 
 
 class FrameAt(NamedTuple):
@@ -22,6 +27,13 @@ class FrameAt(NamedTuple):
 
     leg: int
     alpha: float
+
+
+def frame_alphas(count: int) -> np.ndarray:
+    """``[count]`` float64 alphas ``i / (count - 1)``, from exactly 0 to exactly 1."""
+    if count < 2:
+        raise ValueError(f"a transition needs at least 2 frames, got {count}")
+    return np.arange(count, dtype=np.float64) / (count - 1)
 
 
 def ease(progress: np.ndarray, easing: str) -> np.ndarray:
@@ -39,6 +51,18 @@ def ease(progress: np.ndarray, easing: str) -> np.ndarray:
         eased[progress >= 1.0] = 1.0
         return eased
     raise ValueError(f"unknown easing {easing!r}; use one of {', '.join(EASINGS)}")
+
+
+def paced(progress: np.ndarray, even: np.ndarray) -> np.ndarray:
+    """Progress in [0, 1] → alpha along ``even`` (alphas at equal steps of visible change).
+
+    ``even``: ``[n]`` alphas from 0 to 1 (``morphing.render.even_pacing_alphas``),
+    read as alpha at progress ``i / (n - 1)`` and interpolated linearly between;
+    the ends stay exactly 0 and 1. Easing applies to progress, before this.
+    """
+    alphas = np.interp(progress, np.linspace(0.0, 1.0, len(even)), even)
+    alphas[0], alphas[-1] = 0.0, 1.0
+    return alphas
 
 
 def is_key(frame: FrameAt) -> bool:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from morphing.affine import Affine, GlobalSettings, affine_from_points, fit_affine, normalised_grid, to_normalised
-from morphing.images import to_float
-from morphing.scenes import Deformation, pixel_grid, random_texture, sample_bilinear
-
-
-def similarity(angle: float, scale: float) -> np.ndarray:
-    return scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+from morphing.affine import (
+    Affine,
+    GlobalSettings,
+    affine_from_points,
+    fit_affine,
+    normalised_grid,
+    to_normalised,
+)
+from morphing.scenes import Deformation, pixel_grid
+from tests.helpers import moved_texture, similarity
 
 
 class TestAffine:
@@ -58,17 +59,6 @@ class TestAffineFromPoints:
         found = affine_from_points(pair[:1], pair[:1] + np.array([0.3, -0.1]))
         np.testing.assert_allclose(found.offset, [0.3, -0.1], atol=1e-12)
         np.testing.assert_array_equal(found.matrix, np.eye(2))
-
-
-def moved_texture(angle: float, scale: float, shift: tuple[float, float], size: int = 96):
-    """A texture and a copy that shows it at the known affine sampling map (normalised)."""
-    rng = np.random.default_rng(2)
-    texture = (random_texture(rng, size, size, falloff=1.5) + 1) / 2
-    truth = Affine(similarity(angle, scale), np.asarray(shift))
-    # The target at pixel p shows the source at the map applied to p's normalised position.
-    sampled = truth.apply(normalised_grid(size, size)) * (size / 2) + size / 2 - 0.5
-    target = sample_bilinear(texture, sampled)
-    return to_float(np.rint(texture * 255).astype(np.uint8)), to_float(np.rint(target * 255).astype(np.uint8)), truth
 
 
 class TestFitAffine:

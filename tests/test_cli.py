@@ -464,12 +464,12 @@ def test_points_guide_the_fit_and_are_marked_on_the_maps_picture(toy_pair, tmp_p
 
 
 def test_points_of_a_cropped_target_follow_the_crop(toy_pair, tmp_path: Path) -> None:
-    from morphing.cli import _validate, build_parser
+    from morphing.cli.morph import build_parser, validate
 
     source, _ = toy_pair  # 64x48
     Image.new("RGB", (128, 48), "white").save(tmp_path / "wide.png")  # centre-cropped to 64x48 from x = 32
     (tmp_path / "points.csv").write_text("10, 20, 40, 20\n")
-    job = _validate(build_parser().parse_args(["-s", str(source), "-t", str(tmp_path / "wide.png"),
+    job = validate(build_parser().parse_args(["-s", str(source), "-t", str(tmp_path / "wide.png"),
                                                "--points", str(tmp_path / "points.csv")]))
     (points,) = job.points
     np.testing.assert_allclose(points.source, [[20, 10]])
@@ -525,32 +525,6 @@ def test_plain_render_flags_give_the_formulas_frames(first_run: Path, toy_pair, 
     np.testing.assert_array_equal(by_default[[0, -1]], plain.render(alphas)[[0, -1]])
     assert not np.array_equal(by_default[2], written[2])
 
-
-def test_compiled_parts_are_kept_for_the_three_latest_frame_sizes() -> None:
-    from morphing.cli import Compiled
-    from morphing.fit import FitSettings
-    from morphing.maps import Scales
-
-    compiled = Compiled()
-    compiled.use_shape((48, 64))
-    program = compiled.program("bicubic", "detail")
-    fitter = compiled.fitter(FitSettings(), Scales())
-    compiled.use_shape((48, 64))
-    assert compiled.program("bicubic", "detail") is program and compiled.fitter(FitSettings(), Scales()) is fitter
-    assert compiled.program("bilinear", "linear") is not program
-    compiled.use_shape((64, 64))
-    assert compiled.program("bicubic", "detail") is not program
-    assert compiled.fitter(FitSettings(), Scales()) is not fitter
-    compiled.use_shape((48, 64))  # a batch alternating between two sizes keeps both
-    assert compiled.program("bicubic", "detail") is program and compiled.fitter(FitSettings(), Scales()) is fitter
-    for shape in ((10, 10), (20, 20), (30, 30)):  # three newer sizes push the oldest out
-        compiled.use_shape(shape)
-        compiled.program("bicubic", "detail")
-    assert len(compiled.programs) == 3 and len(compiled.fitters) == 0
-    compiled.use_shape((48, 64))
-    assert compiled.program("bicubic", "detail") is not program
-    assert compiled.fitter(FitSettings(), Scales()) is not fitter
-    assert len(compiled.programs) == 3 and compiled.recent_shapes == [(20, 20), (30, 30), (48, 64)]
 
 
 def test_default_output_is_written_once_and_never_replaced(toy_pair, tmp_path: Path, monkeypatch) -> None:
@@ -659,7 +633,7 @@ def test_batch_frames_dir_gets_a_subfolder_per_row(toy_pair, tmp_path: Path) -> 
 
 
 def _fail_after_one_frame(error: BaseException):
-    def write(self, frames, path) -> int:
+    def write(self, frames, path, **counts_and_samples) -> int:
         next(iter(frames))
         Path(path).write_bytes(b"partial")
         raise error

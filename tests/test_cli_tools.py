@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from morphing import cli_tools
 from morphing.cli import ExitStatus, main
+from morphing.cli import tools as cli_tools
 from morphing.scenes import shifted_pair
 
 

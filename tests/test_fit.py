@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from morphing.affine import Affine
 from morphing.fit import FitDivergedError, FitSettings, MapFitter, fit_maps
 from morphing.images import to_float
 from morphing.maps import Scales
 from morphing.points import PointPairs
+from morphing.render import FrameRenderer
 from morphing.scenes import sample_bilinear
 from morphing.transfer import morph_flows
-from morphing.affine import Affine
-from morphing.render import FrameRenderer
 from tests.conftest import disc_image
 
 
@@ -105,7 +105,7 @@ def test_a_point_pair_pulls_the_warp_through_a_known_displacement() -> None:
 def test_global_stage_brings_a_far_moved_picture_into_register() -> None:
     # A texture moved by a quarter of the image and shrunk: too far for the dense warp's
     # local gradient alone, found by the global stage.
-    from tests.test_affine import moved_texture
+    from tests.helpers import moved_texture
 
     source, target, truth = moved_texture(angle=0.0, scale=1.25, shift=(0.0, 0.5), size=64)
     settings = FitSettings(epochs=40, working_size=64, grid_size=32, seed=0)

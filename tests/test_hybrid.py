@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from morphing.filters import gaussian_kernel
-from morphing.hybrid import GAMMA, HybridSettings, blur_in_linear_light, classic_hybrid, fit_hybrid
+from morphing.hybrid import (
+    GAMMA,
+    HybridSettings,
+    blur_in_linear_light,
+    classic_hybrid,
+    fit_hybrid,
+)
 from morphing.scenes import random_texture
 
 

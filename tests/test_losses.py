@@ -8,8 +8,7 @@ import tensorflow as tf
 
 from morphing import losses
 from morphing.scenes import sample_bilinear
-from tests.helpers import assert_gradients_match
-from tests.test_warp import reference_warp
+from tests.helpers import assert_gradients_match, reference_warp
 
 
 def reference_ncc(a: np.ndarray, b: np.ndarray, window: int, epsilon: float, weights: np.ndarray | None = None) -> float:

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.network import INPUT_CHANNELS, OUTPUT_CHANNELS, build_map_network, conv2d_same
+from morphing.network import (
+    INPUT_CHANNELS,
+    OUTPUT_CHANNELS,
+    build_map_network,
+    conv2d_same,
+)
 
 
 def _conv_and_gradients(

@@ -11,12 +11,14 @@ import pytest
 from PIL import Image
 
 from morphing.output import (
-    OUTPUT_SUFFIXES,
+    ANIMATION_SUFFIXES,
     FfmpegWriter,
     GifWriter,
     animation_writer,
     atomic_path,
     gif_delays,
+    gif_palette,
+    palette_indices,
     write_png,
 )
 
@@ -57,7 +59,7 @@ def test_gif_has_every_frame_at_full_size_with_close_colours(tmp_path: Path) -> 
     base = np.linspace(0, 255, 40 * 30 * 3).reshape(30, 40, 3)
     frames = [np.clip(base + 10 * i + rng.normal(0, 2, base.shape), 0, 255).astype(np.uint8) for i in range(9)]
     path = tmp_path / "a.gif"
-    count = GifWriter([frames[0], frames[4], frames[-1]], fps=20, frame_count=9).write(iter(frames), path)
+    count = GifWriter(fps=20).write(iter(frames), path, count=9, samples=[frames[0], frames[4], frames[-1]])
     decoded = iio.imread(path, index=None)
     assert count == 9 and decoded.shape[:3] == (9, 30, 40)
     for original, read_back in zip(frames, decoded):
@@ -74,12 +76,22 @@ def test_gif_frames_decode_exactly_to_the_quantised_frames(tmp_path: Path) -> No
     corner = first.copy()
     corner[20:, 28:] = 255 - corner[20:, 28:]
     frames = [first, first, corner, first]
-    writer = GifWriter([first, corner], fps=10, frame_count=4)
-    writer.write(iter(frames), tmp_path / "a.gif")
+    GifWriter(fps=10).write(iter(frames), tmp_path / "a.gif", count=4, samples=[first, corner])
     decoded = iio.imread(tmp_path / "a.gif", index=None)[..., :3]
-    palette = np.asarray(writer._palette.getpalette()[: 3 * 255]).reshape(-1, 3)
+    palette = gif_palette([first, corner])
+    colours = np.asarray(palette.getpalette()[: 3 * 255]).reshape(-1, 3)
     for original, read_back in zip(frames, decoded):
-        np.testing.assert_array_equal(read_back, palette[writer._indices(original)])
+        np.testing.assert_array_equal(read_back, colours[palette_indices(original, palette)])
+
+
+def test_gif_of_a_list_takes_its_count_and_palette_from_the_list(tmp_path: Path) -> None:
+    frames = _ramp_frames(9, 20, 24)
+    GifWriter(fps=10).write(frames, tmp_path / "listed.gif")
+    GifWriter(fps=10).write(iter(frames), tmp_path / "streamed.gif", count=9,
+                            samples=[frames[i] for i in (0, 2, 4, 6, 8)])
+    assert (tmp_path / "listed.gif").read_bytes() == (tmp_path / "streamed.gif").read_bytes()
+    with pytest.raises(ValueError, match="count and a few sample frames"):
+        GifWriter(fps=10).write(iter(frames), tmp_path / "unknown.gif")
 
 
 def test_gif_delays_spread_rounding_evenly() -> None:
@@ -117,8 +129,8 @@ def test_webp_is_animated_with_every_frame(tmp_path: Path) -> None:
 
 
 def test_each_suffix_gets_its_writer() -> None:
-    assert OUTPUT_SUFFIXES == (".gif", ".mp4", ".webp")
-    assert isinstance(animation_writer(".GIF", [np.zeros((4, 4, 3), np.uint8)], 10, 2), GifWriter)
-    assert isinstance(animation_writer(".mp4", [], 10, 2), FfmpegWriter)
+    assert ANIMATION_SUFFIXES == (".gif", ".mp4", ".webp")
+    assert isinstance(animation_writer(".GIF", 10), GifWriter)
+    assert isinstance(animation_writer(".mp4", 10), FfmpegWriter)
     with pytest.raises(ValueError, match="unknown animation format"):
-        animation_writer(".avi", [], 10, 2)
+        animation_writer(".avi", 10)

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from morphing.points import MAX_POINTS, PointPairs, PointsFileError, parse_points, read_points
+from morphing.points import (
+    MAX_POINTS,
+    PointPairs,
+    PointsFileError,
+    parse_points,
+    read_points,
+)
 
 SHAPE = (100, 200)  # H, W
 

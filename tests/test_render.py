@@ -12,26 +12,15 @@ from morphing.render import (
     FrameRenderer,
     RenderProgram,
     even_pacing_alphas,
-    frame_alphas,
-    timeline_frames,
 )
-from morphing.transition import DirectionMaps, apply_direction, bilinear_matrix, upsample_direction
-
-
-def random_pair(shape=(12, 16, 3), seed=0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, shape, dtype=np.uint8), rng.integers(0, 256, shape, dtype=np.uint8)
-
-
-def random_maps(grid=(4, 5), image_shape=(12, 16), scale=3.0, seed=1) -> MorphMaps:
-    rng = np.random.default_rng(seed)
-    return MorphMaps(
-        forward=(rng.normal(size=(*grid, 8)) * scale).astype(np.float32),
-        backward=(rng.normal(size=(*grid, 8)) * scale).astype(np.float32),
-        scales=Scales(),
-        image_shape=image_shape,
-    )
-
+from morphing.timeline import frame_alphas
+from morphing.transition import (
+    DirectionMaps,
+    apply_direction,
+    bilinear_matrix,
+    upsample_direction,
+)
+from tests.helpers import random_maps, random_pair
 
 ENGINES = ["opencv", "tensorflow"]
 
@@ -109,7 +98,7 @@ def test_bilinear_matrix_matches_tensorflow_resize(size_in: int, size_out: int) 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_render_matches_a_numpy_evaluation_of_the_formula(engine: str) -> None:
     """The blend of both directions, recomputed with numpy and the slow reference warp."""
-    from tests.test_warp import reference_warp
+    from tests.helpers import reference_warp
 
     source, target = random_pair(shape=(6, 8, 3), seed=5)
     maps = random_maps(grid=(6, 8), image_shape=(6, 8), scale=0.5, seed=6)
@@ -130,24 +119,6 @@ def test_render_matches_a_numpy_evaluation_of_the_formula(engine: str) -> None:
     expected_uint8 = np.clip(np.rint((expected[0] + 1) * 127.5), 0, 255)
     assert np.abs(frame.astype(int) - expected_uint8).max() <= 1
 
-
-def test_timeline_frames_render_each_entry_in_order_with_holds() -> None:
-    from morphing.timeline import build_timeline
-
-    first, second = random_pair(seed=7)
-    third = np.random.default_rng(8).integers(0, 256, first.shape, dtype=np.uint8)
-    renderers = [
-        FrameRenderer(first, second, random_maps(seed=9), Scales()),
-        FrameRenderer(second, third, random_maps(seed=10), Scales()),
-    ]
-    timeline = build_timeline([frame_alphas(3), frame_alphas(3)], hold=1)
-    frames = list(timeline_frames(renderers, timeline))
-    assert len(frames) == len(timeline) == 2 + 1 + 2 + 1 + 2  # each key shown twice
-    for (leg, alpha), frame in zip(timeline, frames):
-        np.testing.assert_array_equal(frame, renderers[leg].render([alpha])[0])
-    np.testing.assert_array_equal(frames[0], first)
-    np.testing.assert_array_equal(frames[3], second)
-    np.testing.assert_array_equal(frames[-1], third)
 
 
 def test_even_pacing_evens_out_an_uneven_transition() -> None:

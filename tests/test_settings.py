@@ -12,19 +12,19 @@ from tests.conftest import ROOT
 
 
 def test_the_settings_and_the_command_line_import_no_tensorflow() -> None:
-    code = ("import sys, morphing.settings, morphing.cli, morphing.cli_tools; "
+    code = ("import sys, morphing.settings, morphing.cli, morphing.output; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
 
 
 def test_the_core_modules_use_these_very_settings() -> None:
-    from morphing import affine, blend, fit, hybrid, output, shift, warp
+    from morphing import affine, blend, fit, hybrid, shift, timeline, warp
 
     assert fit.FitSettings is settings.FitSettings and affine.GlobalSettings is settings.GlobalSettings
     assert hybrid.HybridSettings is settings.HybridSettings and shift.AlignSettings is settings.AlignSettings
     assert warp.WARP_INTERPOLATIONS is settings.WARP_INTERPOLATIONS and blend.BLENDS is settings.BLENDS
-    assert output.OUTPUT_SUFFIXES is settings.ANIMATION_SUFFIXES
+    assert timeline.EASINGS is settings.EASINGS
     assert shift.INTERPOLATIONS is settings.SHIFT_INTERPOLATIONS and hybrid.STARTS is settings.HYBRID_STARTS
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from morphing.render import frame_alphas
-from morphing.timeline import FrameAt, build_timeline, ease, is_key
+from morphing.timeline import FrameAt, build_timeline, ease, frame_alphas, is_key
 
 
 def test_three_legs_share_their_keys_once() -> None:

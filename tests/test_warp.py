@@ -10,30 +10,9 @@ import pytest
 import tensorflow as tf
 
 from morphing.warp import dense_image_warp, identity_grid
+from tests.helpers import reference_warp
 
 REFERENCE = Path(__file__).parent / "data" / "tfa_dense_image_warp.npz"
-
-
-def reference_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Slow, obvious bilinear backward warp: one pixel at a time, border-clamped."""
-    batch, height, width, channels = image.shape
-    out = np.zeros_like(image)
-    for b in range(batch):
-        for y in range(height):
-            for x in range(width):
-                qy = y - flow[b, y, x, 0]
-                qx = x - flow[b, y, x, 1]
-                y0 = int(min(max(np.floor(qy), 0), height - 2))
-                x0 = int(min(max(np.floor(qx), 0), width - 2))
-                ty = min(max(qy - y0, 0.0), 1.0)
-                tx = min(max(qx - x0, 0.0), 1.0)
-                out[b, y, x] = (
-                    (1 - ty) * (1 - tx) * image[b, y0, x0]
-                    + (1 - ty) * tx * image[b, y0, x0 + 1]
-                    + ty * (1 - tx) * image[b, y0 + 1, x0]
-                    + ty * tx * image[b, y0 + 1, x0 + 1]
-                )
-    return out
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(np.float32, 1e-5), (np.float64, 1e-12)])

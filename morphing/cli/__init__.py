@@ -1,0 +1,134 @@
+"""Command line: ``morph -s SOURCE -t TARGET [options]``, ``morph --batch rows.csv`` and the sibling tools
+``morph hybrid|shift|align|warp ...``.
+
+Flags and messages only; the work is the library's. Modules: ``common`` (exit
+codes, errors, signals, value and output checks, progress), ``morph`` (the
+morph command), ``batch`` (its batch mode), ``tools`` (the registry of sibling
+tools) and one module per tool. Nothing here imports TensorFlow until a
+command has checked its flags and files.
+
+Exit status: 0 success, 1 runtime error, 2 usage error, 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TextIO
+
+from .batch import run_batch
+from .common import (
+    PROGRAM,
+    Console,
+    ExitStatus,
+    RunError,
+    StageTimer,
+    StopRequest,
+    Terminated,
+    UsageError,
+    describe_os_error,
+)
+from .morph import build_parser, run_morph, validate
+from .tools import TOOL_NAMES, build_tool_parser
+
+__all__ = ["ExitStatus", "build_parser", "console_main", "main"]
+
+
+def _run_command(args, arguments: list[str], console: Console, timer: StageTimer) -> int:
+    """The command that ``args`` names: a tool, a batch, or one morph."""
+    if getattr(args, "tool", None) is not None:
+        args.run(args, console)
+        return ExitStatus.OK
+    if args.batch is not None:
+        return run_batch(args, arguments, console, timer)
+    for flag, given in (("--shard", args.shard is not None), ("--overwrite", args.overwrite)):
+        if given:
+            raise UsageError(f"{flag} works only with --batch")
+    if args.source is None or args.target is None:
+        raise UsageError("the following arguments are required: -s/--source, -t/--target (or --batch)")
+    with timer.stage("load"):
+        job = validate(args)
+    run_morph(args, job, console, timer)
+    if args.timings:
+        console.error(f"{PROGRAM}: {timer.summary()}")
+    return ExitStatus.OK
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    debug = bool(os.environ.get("MORPH_DEBUG"))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+
+    is_tool = bool(arguments) and arguments[0] in TOOL_NAMES
+    try:
+        args = (build_tool_parser() if is_tool else build_parser()).parse_args(arguments)
+    except UsageError as error:
+        print(f"{PROGRAM}: error: {error}", file=err)
+        return ExitStatus.USAGE
+    except SystemExit as exit_:  # --help and --version
+        return int(exit_.code or 0)
+
+    stop = StopRequest()
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.getsignal(number) for number in watched}
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        for number in watched:
+            signal.signal(number, stop.handle)
+    console = Console(err=err, out=out, quiet=args.quiet, check=stop.check)
+    try:
+        return _run_command(args, arguments, console, StageTimer())
+    except UsageError as error:
+        print(f"{PROGRAM}: error: {error}", file=err)
+        return ExitStatus.USAGE
+    except RunError as error:
+        print(f"{PROGRAM}: error: {error}", file=err)
+        return ExitStatus.ERROR
+    except KeyboardInterrupt:
+        print(f"{PROGRAM}: interrupted; no output written for the run in progress", file=err)
+        return ExitStatus.INTERRUPTED
+    except Terminated:
+        print(f"{PROGRAM}: terminated; no output written for the run in progress", file=err)
+        return ExitStatus.TERMINATED
+    except MemoryError:
+        print(f"{PROGRAM}: error: out of memory; try a smaller --size or fewer --frames", file=err)
+        return ExitStatus.ERROR
+    except OSError as error:
+        if debug and error.errno != errno.ENOSPC:
+            raise
+        print(f"{PROGRAM}: error: {describe_os_error(error)}", file=err)
+        return ExitStatus.ERROR
+    except Exception as error:  # noqa: BLE001 - one line unless debugging
+        if debug:
+            raise
+        print(f"{PROGRAM}: error: unexpected {type(error).__name__}: {error} "
+              "(set MORPH_DEBUG=1 for a traceback)", file=err)
+        return ExitStatus.ERROR
+    finally:
+        if in_main_thread:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+        out.flush()
+
+
+def console_main() -> None:
+    """Entry point of the installed ``morph`` command (and of ``morph.py``).
+
+    Once TensorFlow is loaded, the process ends with ``os._exit`` after the
+    output streams are flushed: tearing TensorFlow's modules down at
+    interpreter exit takes over a second and does nothing a finished run
+    needs (every output was already written and closed, atomically).
+    """
+    status = main()
+    if "tensorflow" not in sys.modules:
+        sys.exit(status)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -1,0 +1,409 @@
+"""The morph command: ``morph -s SOURCE -t TARGET [options]``.
+
+Flags and files only: parsing, validation, progress and messages; the work is
+``morphing.sequence``'s. Inputs are checked (with Pillow alone) before
+TensorFlow is even imported, so mistakes are reported in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import __version__
+from ..images import (
+    ImageFileError,
+    LoadedImage,
+    aspect_crop,
+    fit_to_size,
+    load_image,
+    working_shape,
+)
+from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
+from ..output import ANIMATION_SUFFIXES, frames_folder_problem
+from ..points import PointPairs
+from ..settings import (
+    BLENDS,
+    EASINGS,
+    RENDER_ENGINES,
+    WARP_INTERPOLATIONS,
+    FitSettings,
+    FrameSettings,
+)
+from .common import (
+    DEFAULT_EPOCHS,
+    DEFAULT_SCALES,
+    DEFAULT_SIZE,
+    MIN_SIZE,
+    PROGRAM,
+    Console,
+    HelpFormatter,
+    Parser,
+    RunError,
+    StageTimer,
+    UsageError,
+    check_outputs,
+    float_in,
+    int_in,
+    new_default_output,
+    read_leg_points,
+)
+
+if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
+    from tqdm import tqdm
+
+    from ..sequence import ProgramCache
+
+__all__ = ["DEFAULT_OUTPUT", "Job", "build_parser", "validate", "run_morph"]
+
+DEFAULT_OUTPUT = "morph.gif"
+#: GIF stores each frame's delay as a 16-bit count of 1/100 s.
+MAX_GIF_DELAY_CENTISECONDS = 65535
+MAX_FRAMES = 10_000
+OUTPUT_SUFFIXES_BY_FLAG = {"--output": ANIMATION_SUFFIXES, "--save-maps": (".npz",), "--maps-png": (".png",)}
+FRAME_DEFAULTS = FrameSettings()
+
+def _shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` → ``(I, N)`` with ``0 <= I < N``."""
+    try:
+        index_text, count_text = text.split("/")
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 0/4, got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"need 0 <= I < N, got {text!r}")
+    return index, count
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; ``--help`` shows every default."""
+    parser = Parser(
+        prog=PROGRAM,
+        description=(
+            "Morph one image into another without reference points: gradient descent "
+            "finds multiply, add and warp maps, and scaling them by alpha from 0 to 1 "
+            "gives the transition, written as an animated GIF."
+        ),
+        epilog=(
+            "Sibling tools on the same core: 'morph hybrid', 'morph shift', 'morph align' and "
+            "'morph warp' (each with --help)."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("-s", "--source", type=Path, help="image to start from (required without --batch)")
+    parser.add_argument("-t", "--target", type=Path, nargs="+", metavar="TARGET",
+                        help="image to end at; several morph through each in turn (a -> b -> c ...)")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help=f"animation to write; the suffix picks the format: .gif, .mp4 (H.264) or .webp "
+                             f"[default {DEFAULT_OUTPUT}, which is never replaced: name an existing file to replace it]")
+    fitting = parser.add_argument_group("fitting")
+    fitting.add_argument("-e", "--epochs", type=int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
+    fitting.add_argument("-a", "--add-scale", type=float_in(0.0, 10.0), default=None,
+                         help=f"add map multiplier [default {DEFAULT_SCALES.add}; with --load-maps, the fitted one]")
+    fitting.add_argument("-m", "--mult-scale", type=float_in(0.0, 10.0), default=None,
+                         help=f"multiply map multiplier [default {DEFAULT_SCALES.mult}; with --load-maps, the fitted one]")
+    fitting.add_argument("-w", "--warp-scale", type=float_in(0.0, 10.0), default=None,
+                         help=f"warp map multiplier [default {DEFAULT_SCALES.warp}; with --load-maps, the fitted one]")
+    fitting.add_argument("--size", type=int_in(MIN_SIZE, 8192), default=None,
+                         help=f"working resolution for fitting, long side in pixels [default {DEFAULT_SIZE}, "
+                              "or the source's if smaller]")
+    fitting.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
+    fitting.add_argument("--points", type=Path, nargs="+", default=None, metavar="F.csv",
+                         help="matching points to pull the warp through, one file per transition: CSV rows "
+                              "x_source,y_source,x_target,y_target in each image's own pixels ('#' comments)")
+    fitting.add_argument("--cpu", action="store_true", help="fit and render on the CPU even if a GPU is present")
+    frames = parser.add_argument_group("frames")
+    frames.add_argument("--frames", type=int_in(2, MAX_FRAMES), default=FRAME_DEFAULTS.frames,
+                        help="frames per transition, both ends included (a sequence shares its key frames)")
+    frames.add_argument("--hold", type=int_in(0, MAX_FRAMES), default=FRAME_DEFAULTS.hold, help="extra frames to hold on each key image")
+    frames.add_argument("--easing", choices=EASINGS, default=FRAME_DEFAULTS.easing, help="how alpha runs over a transition")
+    frames.add_argument("--even-pacing", action=argparse.BooleanOptionalAction, default=FRAME_DEFAULTS.even_pacing,
+                        help="re-time each transition so consecutive frames change by equal amounts")
+    ends = frames.add_mutually_exclusive_group()
+    ends.add_argument("--loop", action="store_true", help="morph back from the last image to the source")
+    ends.add_argument("--boomerang", action="store_true", help="play forward, then backward")
+    frames.add_argument("--interpolation", choices=WARP_INTERPOLATIONS, default=FRAME_DEFAULTS.interpolation,
+                        help="how frames sample the warped images (fitting always uses bilinear)")
+    frames.add_argument("--blend", choices=BLENDS, default=FRAME_DEFAULTS.blend,
+                        help="'detail' rescales the blended frame's fine detail to the endpoints' local strength, "
+                             "so middle frames stay sharp; 'linear' is the plain (1-alpha, alpha) blend")
+    frames.add_argument("--preview", type=int_in(16, 4096), nargs="?", const=256, default=None, metavar="PX",
+                        help="render the frames with the long side at PX pixels (default 256) instead of the "
+                             "source's size: a quick look at settings (the fit is the same)")
+    frames.add_argument("--render-engine", choices=RENDER_ENGINES, default=FRAME_DEFAULTS.engine,
+                        help="what computes the frames: 'opencv' (CPU), 'tensorflow' (XLA; GPU if present); "
+                             "'auto' takes TensorFlow when it sees a GPU, else OpenCV (same frames either way)")
+    frames.add_argument("--fps", type=float_in(0.0, 100.0, low_open=True), default=25.0,
+                        help="frames per second (GIF stores delays in whole 1/100 s: the rounding is spread "
+                             "over the frames so the total duration is right)")
+    frames.add_argument("--frames-dir", type=Path, default=None, help="also write every frame as DIR/0000.png, ...")
+    maps = parser.add_argument_group("maps")
+    maps.add_argument("--save-maps", type=Path, default=None, metavar="F.npz", help="save the fitted maps")
+    maps.add_argument("--load-maps", type=Path, default=None, metavar="F.npz",
+                      help="render from saved maps instead of fitting")
+    maps.add_argument("--maps-png", type=Path, default=None, metavar="F.png", help="write a labelled picture of the six maps")
+    batch = parser.add_argument_group("batch")
+    batch.add_argument("--batch", type=Path, default=None, metavar="FILE.csv",
+                       help="morph every row of a CSV with columns source, target (several separated by ';'), "
+                            "output and optionally flags and points (one file per transition, separated by ';'); "
+                            "paths are relative to the CSV's folder")
+    batch.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                       help="with --batch: only rows whose index (from 0) is I modulo N [default: all rows]")
+    batch.add_argument("--overwrite", action="store_true",
+                       help="with --batch: redo rows whose output exists (they are skipped otherwise)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--timings", action="store_true",
+                        help="print the seconds each stage took and the peak memory at the end")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated request: decoded images and everything needed to run.
+
+    ``keys`` are the key images, all ``[H, W, 3] uint8`` of the source's size:
+    the source, each target, and the source again with ``--loop``.
+    """
+
+    keys: tuple[np.ndarray, ...]
+    scales: Scales
+    loaded_maps: MorphMaps | None
+    working_size: int
+    notices: tuple[str, ...]
+    points: tuple[PointPairs | None, ...] = ()
+
+
+def validate(args: argparse.Namespace) -> Job:
+    """Check flags and files, decode the images; raise UsageError or RunError.
+
+    Without ``-o`` the output is ``DEFAULT_OUTPUT`` (set on ``args``), which must not exist yet.
+    """
+    args.output = new_default_output(args.output, DEFAULT_OUTPUT)
+    if args.output.suffix.lower() == ".gif" and 100.0 / args.fps > MAX_GIF_DELAY_CENTISECONDS:
+        raise UsageError(f"--fps {args.fps:g} is too slow for a GIF (at most {MAX_GIF_DELAY_CENTISECONDS / 100:g} s "
+                         f"a frame: --fps {100.0 / MAX_GIF_DELAY_CENTISECONDS:.4f} or more)")
+    inputs = [("--source", args.source), ("--load-maps", args.load_maps)] + [("--target", t) for t in args.target]
+    check_outputs({"--output": args.output, "--save-maps": args.save_maps, "--maps-png": args.maps_png}, inputs,
+                  OUTPUT_SUFFIXES_BY_FLAG)
+    if args.frames_dir is not None:
+        problem = frames_folder_problem(args.frames_dir)
+        if problem is not None:
+            raise UsageError(f"--frames-dir {args.frames_dir}: {problem}")
+        parent = args.frames_dir.absolute().parent
+        while not parent.exists() and parent != parent.parent:  # missing folders above are made
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageError(f"--frames-dir {args.frames_dir}: cannot create it in {parent} (not a writable folder)")
+    if args.load_maps is not None and args.save_maps is not None:
+        raise UsageError("--load-maps and --save-maps together would only copy the file; give one")
+    if args.load_maps is not None and args.points is not None:
+        raise UsageError("--points guides a fit; with --load-maps nothing is fitted (drop one of them)")
+    several_legs = len(args.target) > 1 or args.loop
+    for flag, value in (("--save-maps", args.save_maps), ("--load-maps", args.load_maps)):
+        if value is not None and several_legs:
+            raise UsageError(f"{flag} works with one target and no --loop (maps describe one transition)")
+
+    try:
+        source: LoadedImage = load_image(args.source)
+        targets: list[LoadedImage] = [load_image(path) for path in args.target]
+    except ImageFileError as error:
+        raise RunError(str(error)) from None
+    notices = [f"source {args.source}: {note}" for note in source.notes]
+    height, width = source.pixels.shape[:2]
+    keys = [source.pixels]
+    # Each key image's file, shape in the file, and the crop that brought it to the source's size.
+    originals = [(args.source, (height, width), (0, 0, height, width))]
+    for path, target in zip(args.target, targets):
+        notices += [f"target {path}: {note}" for note in target.notes]
+        pixels, resized = fit_to_size(target.pixels, height, width)
+        if resized:
+            notices.append(f"target {path}: {resized} to match the source")
+        keys.append(pixels)
+        originals.append((path, target.pixels.shape[:2], aspect_crop(*target.pixels.shape[:2], height, width)))
+    if args.loop:
+        keys.append(source.pixels)
+        originals.append(originals[0])
+
+    long_side = max(height, width)
+    if args.size is not None and args.size > long_side:
+        raise UsageError(f"--size {args.size} is larger than the source ({width}x{height}); use at most {long_side}")
+    working_size = args.size if args.size is not None else min(DEFAULT_SIZE, long_side)
+
+    loaded_maps = None
+    fitted = DEFAULT_SCALES
+    if args.load_maps is not None:
+        try:
+            loaded_maps = load_maps_for(args.load_maps, height, width)
+        except MapsFileError as error:
+            raise RunError(str(error)) from None
+        fitted = loaded_maps.scales
+    scales = Scales(
+        mult=fitted.mult if args.mult_scale is None else args.mult_scale,
+        add=fitted.add if args.add_scale is None else args.add_scale,
+        warp=fitted.warp if args.warp_scale is None else args.warp_scale,
+    )
+    return Job(
+        keys=tuple(keys),
+        scales=scales,
+        loaded_maps=loaded_maps,
+        working_size=working_size,
+        notices=tuple(notices),
+        points=read_leg_points(args.points, originals, (height, width)),
+    )
+
+LARGE_FRAME_MEGAPIXELS = 16
+LARGE_WORK_MEGAPIXELS = 1500
+
+
+def _large_work_notice(args: argparse.Namespace, job: Job) -> str:
+    """A line saying how long and how much memory a large render will roughly take, or ``""``."""
+    from ..render_cv import expected_work
+
+    height, width = job.keys[0].shape[:2]
+    if args.preview is not None:
+        height, width = working_shape(height, width, args.preview)
+    frames = (len(job.keys) - 1) * (args.frames + args.hold) * (2 if args.boomerang else 1)
+    megapixels = height * width / 1e6
+    if megapixels <= LARGE_FRAME_MEGAPIXELS and megapixels * frames <= LARGE_WORK_MEGAPIXELS:
+        return ""
+    seconds, memory = expected_work(height, width, frames)
+    duration = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    return (f"large job: {frames} frames of {width}x{height} ({megapixels:.0f} MP each); rendering takes "
+            f"roughly {duration} on 2 CPU cores and {memory / 2**30:.1f} GB of memory beside TensorFlow's "
+            f"(Ctrl-C stops it cleanly)")
+
+def frame_settings(args: argparse.Namespace) -> FrameSettings:
+    """The frames the flags ask for."""
+    return FrameSettings(
+        frames=args.frames, hold=args.hold, easing=args.easing, even_pacing=args.even_pacing, loop=args.loop,
+        boomerang=args.boomerang, interpolation=args.interpolation, blend=args.blend, engine=args.render_engine,
+    )
+
+
+class LegBars:
+    """One progress bar per leg of the fit: the first's shown at once (the fit compiles before
+    its first step), each next one from its leg's first step."""
+
+    def __init__(self, legs: int, total: int, console: Console) -> None:
+        self.legs, self.total, self.console = legs, total, console
+        self.leg, self.bar = 0, self._open(0)
+
+    def _open(self, leg: int) -> tqdm:
+        return self.console.bar(self.total, "fitting" if self.legs == 1 else f"fitting {leg + 1}/{self.legs}", "step")
+
+    def on_step(self, leg: int, step: int, loss: float) -> None:
+        if leg != self.leg:
+            self.close()
+            self.leg, self.bar = leg, self._open(leg)
+        self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        self.bar.update(step + 1 - self.bar.n)
+        self.console.check()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _fitted_maps(args: argparse.Namespace, job: Job, console: Console, cache: ProgramCache) -> list[MorphMaps]:
+    """Maps for every leg: loaded, or fitted one leg after another."""
+    from ..fit import FitDivergedError
+    from ..sequence import fit_sequence
+
+    if job.loaded_maps is not None:
+        return [job.loaded_maps]
+    settings = FitSettings(epochs=args.epochs, working_size=job.working_size, seed=args.seed)
+    bars = LegBars(len(job.keys) - 1, settings.total_steps, console)
+    try:
+        return fit_sequence(job.keys, job.scales, settings, points=job.points or None, cache=cache,
+                            on_step=bars.on_step, check=console.check)
+    except FitDivergedError as error:
+        raise RunError(str(error)) from None
+    finally:
+        bars.close()
+
+
+def run_morph(
+    args: argparse.Namespace,
+    job: Job,
+    console: Console,
+    timer: StageTimer,
+    cache: ProgramCache | None = None,
+) -> None:
+    """Fit (or load) the maps, then render and encode; TensorFlow is imported here.
+
+    ``cache`` is kept between the rows of a batch (see ``ProgramCache``).
+    """
+    from .common import start_tensorflow
+
+    with timer.stage("tensorflow import"):
+        tf = start_tensorflow(args.cpu)
+    from ..backend import device_description
+    from ..maps import save_maps
+    from ..output import (
+        animation_writer,
+        atomic_folder,
+        atomic_path,
+        frames_to_folder,
+        write_png,
+    )
+    from ..sequence import MorphFrames, ProgramCache, preview_keys
+    from ..visualize import maps_picture
+
+    console.say(f"{PROGRAM}: running on {device_description(tf)}")
+    for notice in job.notices:
+        console.say(f"{PROGRAM}: {notice}")
+    large = _large_work_notice(args, job)
+    if large:
+        console.say(f"{PROGRAM}: {large}")
+
+    cache = ProgramCache() if cache is None else cache
+    cache.use_shape(job.keys[0].shape[:2])
+    console.check()
+    with timer.stage("fit"):
+        all_maps = _fitted_maps(args, job, console, cache)
+    if args.save_maps is not None:
+        with atomic_path(args.save_maps) as temporary:
+            save_maps(all_maps[0], temporary)
+        console.say(f"{PROGRAM}: wrote maps to {args.save_maps}")
+    if args.maps_png is not None:
+        pictures = [maps_picture(maps, points=job.points[leg] if job.points else None) for leg, maps in enumerate(all_maps)]
+        write_png(np.concatenate(pictures, axis=0), args.maps_png)
+        console.say(f"{PROGRAM}: wrote maps picture to {args.maps_png}")
+
+    keys = job.keys if args.preview is None else preview_keys(job.keys, args.preview)
+    with timer.stage("render"), console.bar(len(all_maps), "preparing frames", "leg") as preparing:
+        animation = MorphFrames(keys, all_maps, job.scales, frame_settings(args), cache=cache, check=console.check,
+                                on_leg_ready=lambda leg: preparing.update(1))
+    writer = animation_writer(args.output.suffix, args.fps)
+    with console.bar(len(animation), "rendering", "frame") as bar:
+        def counted(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+            for frame in frames:
+                console.check()
+                yield frame
+                bar.update(1)
+
+        # The writer pulls frames through PNG writing and rendering; each
+        # layer is timed, and what the writer spent beyond that is encoding
+        # (a GIF's palette included: it renders its sample frames first).
+        render_before = timer.seconds["render"]
+        rendered = timer.timed("render", iter(animation))
+        with contextlib.ExitStack() as outputs:
+            frames_folder = None if args.frames_dir is None else outputs.enter_context(atomic_folder(args.frames_dir))
+            with_pngs = timer.timed("render+png", frames_to_folder(rendered, frames_folder))
+            with timer.stage("write"), atomic_path(args.output) as temporary:
+                writer.write(counted(with_pngs), temporary, count=len(animation), samples=animation.samples())
+        produced = timer.seconds.pop("render+png")
+        if args.frames_dir is not None:
+            timer.add("png frames", produced - (timer.seconds["render"] - render_before))
+        timer.add("encode", timer.seconds.pop("write") - produced)
+    height, width = keys[0].shape[:2]
+    console.say(f"{PROGRAM}: wrote {args.output} ({len(animation)} frames, {width}x{height})")

@@ -1,0 +1,267 @@
+"""Whole morphs: every leg of a sequence of key images fitted, its timeline built, its frames yielded.
+
+Arrays in, arrays out: no files, no flags (the command line is a loop over
+this). A *sequence* is key images ``k0 → k1 → … → kn``, all ``[H, W, 3] uint8``
+of one shape; leg ``i`` morphs ``k_i`` into ``k_{i+1}``. A morph of two images
+is a sequence of one leg::
+
+    from morphing import FitSettings, FrameSettings, Scales, fit_sequence, load_image, MorphFrames
+    keys = [load_image("a.jpg").pixels, load_image("b.jpg").pixels]
+    maps = fit_sequence(keys, Scales(), FitSettings())
+    frames = MorphFrames(keys, maps, Scales(), FrameSettings(frames=50))
+    for frame in frames: ...  # [H, W, 3] uint8, rendered one by one
+
+Fitting and rendering trace and compile TensorFlow programs per image shape
+(seconds on 2 CPU cores); a ``ProgramCache`` keeps them for the next legs and
+the next morphs of the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .fit import FitDivergedError, MapFitter, reduce_for_fit
+from .images import resize_image, working_shape
+from .maps import MorphMaps, Scales
+from .points import PointPairs
+from .render import FrameRenderer, RenderProgram, even_pacing_alphas
+from .settings import FitSettings, FrameSettings
+from .timeline import FrameAt, build_timeline, ease, frame_alphas, paced
+
+__all__ = [
+    "ProgramCache",
+    "LegStepCallback",
+    "sequence_keys",
+    "preview_keys",
+    "fit_sequence",
+    "leg_alphas",
+    "timeline_frames",
+    "MorphFrames",
+]
+
+LegStepCallback = Callable[[int, int, float], None]
+"""Called after every fitting step with (leg, step index, loss)."""
+
+ShapeKey = tuple[int, int]
+
+
+@dataclass
+class ProgramCache:
+    """Fitters and render programs kept between the legs and the morphs of one process.
+
+    Each traces and compiles once per working shape or frame shape (seconds on
+    2 CPU cores), so the legs of a multi-key morph and the rows of a batch of
+    one size pay for it once. Only the ``kept_shapes`` most recently used frame
+    sizes are kept (each holds tens of MB of compiled code), so a batch that
+    alternates between a few sizes compiles each once, and a batch of many
+    sizes does not grow in memory.
+    """
+
+    kept_shapes: int = 3
+    frame_shape: ShapeKey = (0, 0)
+    recent_shapes: list[ShapeKey] = field(default_factory=list)
+    fitters: dict[tuple[ShapeKey, FitSettings, Scales], MapFitter] = field(default_factory=dict)
+    programs: dict[tuple[ShapeKey, str, str], RenderProgram] = field(default_factory=dict)
+
+    def use_shape(self, frame_shape: ShapeKey) -> None:
+        """Build for frames of ``frame_shape`` next; forget the least recently used shapes beyond ``kept_shapes``."""
+        self.frame_shape = frame_shape
+        if frame_shape in self.recent_shapes:
+            self.recent_shapes.remove(frame_shape)
+        self.recent_shapes.append(frame_shape)
+        del self.recent_shapes[: -self.kept_shapes]
+        self.fitters = {key: value for key, value in self.fitters.items() if key[0] in self.recent_shapes}
+        self.programs = {key: value for key, value in self.programs.items() if key[0] in self.recent_shapes}
+
+    def fitter(self, settings: FitSettings, scales: Scales) -> MapFitter:
+        """The fitter of ``settings`` and ``scales`` for the current frame shape."""
+        key = (self.frame_shape, settings, scales)
+        if key not in self.fitters:
+            self.fitters[key] = MapFitter(scales, settings)
+        return self.fitters[key]
+
+    def program(self, interpolation: str, blend: str) -> RenderProgram:
+        """The render program of a mode for the current frame shape."""
+        key = (self.frame_shape, interpolation, blend)
+        if key not in self.programs:
+            self.programs[key] = RenderProgram(interpolation, blend)
+        return self.programs[key]
+
+
+def sequence_keys(images: Sequence[np.ndarray], loop: bool = False) -> tuple[np.ndarray, ...]:
+    """The key images of a sequence: ``images``, and the first again at the end with ``loop``."""
+    return (*images, images[0]) if loop else tuple(images)
+
+
+def preview_keys(keys: Sequence[np.ndarray], long_side: int) -> tuple[np.ndarray, ...]:
+    """The key images reduced to ``long_side`` pixels on their long side (never enlarged).
+
+    Maps are resolution-free, so the same fit renders at any size: a quick look at settings.
+    """
+    small = working_shape(*keys[0].shape[:2], long_side)
+    return tuple(resize_image(key, *small) for key in keys)
+
+
+def fit_sequence(
+    keys: Sequence[np.ndarray],
+    scales: Scales,
+    settings: FitSettings = FitSettings(),
+    *,
+    points: Sequence[PointPairs | None] | None = None,
+    cache: ProgramCache | None = None,
+    on_step: LegStepCallback | None = None,
+    check: Callable[[], None] | None = None,
+) -> list[MorphMaps]:
+    """The maps of every leg, fitted one after another.
+
+    Args:
+      keys: ``[H, W, 3] uint8`` key images of one shape (see ``sequence_keys``).
+      scales, settings: as ``MapFitter`` takes them (``settings.working_size``
+        is the long side the fit works at; images are reduced to it first).
+      points: per leg, user point pairs in pixels of the key images, or ``None``.
+      cache: compiled programs to reuse and keep (default: a new one).
+      on_step: called after every step with (leg, step index, loss).
+      check: called at safe points; it may raise to stop.
+
+    Raises:
+      FitDivergedError: a leg's loss stopped being finite (named "leg N" when there are several).
+    """
+    if len(keys) < 2:
+        raise ValueError(f"a sequence needs at least 2 key images, got {len(keys)}")
+    legs = len(keys) - 1
+    if points is not None and len(points) != legs:
+        raise ValueError(f"points are needed per leg: {legs}, got {len(points)}")
+    cache = ProgramCache() if cache is None else cache
+    cache.use_shape(keys[0].shape[:2])
+    fitter = cache.fitter(settings, scales)
+    all_maps = []
+    for leg in range(legs):
+        def leg_step(step: int, loss: float, leg: int = leg) -> None:
+            if on_step is not None:
+                on_step(leg, step, loss)
+
+        try:
+            all_maps.append(fitter.fit(
+                *reduce_for_fit(keys[leg], keys[leg + 1], settings.working_size), leg_step,
+                image_shape=keys[0].shape[:2], points=None if points is None else points[leg], check=check,
+            ))
+        except FitDivergedError as error:
+            if legs == 1:
+                raise
+            raise FitDivergedError(f"leg {leg + 1}: {error}") from None
+    return all_maps
+
+
+def leg_alphas(
+    keys: Sequence[np.ndarray],
+    all_maps: Sequence[MorphMaps],
+    scales: Scales,
+    frames: FrameSettings,
+    cache: ProgramCache | None = None,
+) -> list[np.ndarray]:
+    """Each leg's alphas, ``frames.frames`` of them from 0 to 1: eased, and re-timed for even change if asked.
+
+    Easing applies to progress; even pacing (``even_pacing_alphas``, a small
+    probe render of each leg) maps progress to alpha.
+    """
+    progress = ease(frame_alphas(frames.frames), frames.easing)
+    if not frames.even_pacing:
+        return [progress] * len(all_maps)
+    cache = ProgramCache() if cache is None else cache
+    cache.use_shape(keys[0].shape[:2])
+    program = cache.program(frames.interpolation, frames.blend)
+    return [
+        paced(progress, even_pacing_alphas(keys[leg], keys[leg + 1], maps, scales, count=frames.frames,
+                                           program=program, engine=frames.engine))
+        for leg, maps in enumerate(all_maps)
+    ]
+
+
+def timeline_frames(renderers: Sequence[FrameRenderer], timeline: Sequence[FrameAt]) -> Iterator[np.ndarray]:
+    """Yield the ``[H, W, 3] uint8`` frame of every ``(leg, alpha)`` in ``timeline``.
+
+    Frames are rendered lazily, a batch at a time, so memory does not grow
+    with the timeline's length; a run of equal entries (a held key image) is
+    rendered once.
+    """
+    runs: list[tuple[int, float, int]] = []  # (leg, alpha, repeats)
+    for leg, alpha in timeline:
+        if runs and runs[-1][:2] == (leg, alpha):
+            runs[-1] = (leg, alpha, runs[-1][2] + 1)
+        else:
+            runs.append((leg, alpha, 1))
+    start = 0
+    while start < len(runs):
+        leg = runs[start][0]
+        end = start
+        while end < len(runs) and runs[end][0] == leg:
+            end += 1
+        same_leg = runs[start:end]
+        for (_, _, repeats), frame in zip(same_leg, renderers[leg].frames([alpha for _, alpha, _ in same_leg])):
+            for _ in range(repeats):
+                yield frame
+        start = end
+
+
+class MorphFrames:
+    """The frames of a fitted sequence, in order, rendered lazily: ``len()``, ``iter()`` and ``samples()``.
+
+    Args:
+      keys: ``[H, W, 3] uint8`` key images (render at another size by passing
+        ``preview_keys(keys, side)``: the maps fit any size).
+      all_maps: each leg's maps (``fit_sequence``).
+      scales: the multipliers to render with.
+      frames: which frames, and how they are rendered.
+      cache: compiled render programs to reuse and keep.
+      check: called at safe points while frames are made; it may raise to stop.
+      on_leg_ready: called with each leg's index once its renderer is built.
+
+    Each frame is ``[H, W, 3] uint8``; the first is ``keys[0]`` and the last
+    of a plain sequence ``keys[-1]``, pixel for pixel.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[np.ndarray],
+        all_maps: Sequence[MorphMaps],
+        scales: Scales,
+        frames: FrameSettings = FrameSettings(),
+        *,
+        cache: ProgramCache | None = None,
+        check: Callable[[], None] | None = None,
+        on_leg_ready: Callable[[int], None] | None = None,
+    ) -> None:
+        if len(all_maps) != len(keys) - 1:
+            raise ValueError(f"{len(keys)} key images need {len(keys) - 1} legs of maps, got {len(all_maps)}")
+        cache = ProgramCache() if cache is None else cache
+        cache.use_shape(keys[0].shape[:2])
+        program = cache.program(frames.interpolation, frames.blend)
+        self.keys = tuple(keys)
+        self.renderers = []
+        for leg, maps in enumerate(all_maps):
+            self.renderers.append(FrameRenderer(keys[leg], keys[leg + 1], maps, scales, program=program,
+                                                engine=frames.engine, check=check))
+            if on_leg_ready is not None:
+                on_leg_ready(leg)
+        self.timeline = build_timeline(leg_alphas(keys, all_maps, scales, frames, cache), hold=frames.hold,
+                                       boomerang=frames.boomerang, loop=frames.loop)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)`` of every frame."""
+        return self.keys[0].shape[:2]
+
+    def __len__(self) -> int:
+        return len(self.timeline)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return timeline_frames(self.renderers, self.timeline)
+
+    def samples(self) -> Iterator[np.ndarray]:
+        """A few representative frames, rendered when read: the key images, and the first leg at ¼, ½ and ¾."""
+        yield from self.keys
+        # Through frames(): padded to the frames' batch, so a compiled renderer is reused.
+        yield from self.renderers[0].frames([0.25, 0.5, 0.75])
