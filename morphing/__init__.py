@@ -3,17 +3,24 @@ maps that turn a source image into a target; scaling the maps by alpha gives
 the transition.
 
 Public API (imported lazily, so that ``import morphing`` does not start
-TensorFlow)::
+TensorFlow). Whole morphs (``morphing.sequence``)::
+
+    from morphing import FitSettings, FrameSettings, MorphFrames, Scales, fit_sequence, load_image
+    keys = [load_image("a.jpg").pixels, load_image("b.jpg").pixels]   # [H, W, 3] uint8
+    maps = fit_sequence(keys, Scales(), FitSettings())
+    for frame in MorphFrames(keys, maps, Scales(), FrameSettings(frames=50)): ...
+
+One pair, one step at a time::
 
     from morphing import load_image, to_float, fit_maps, FrameRenderer, Scales
     maps = fit_maps(to_float(source), to_float(target), Scales())
     frames = FrameRenderer(source, target, maps, maps.scales).render([0.0, 0.5, 1.0])
 
-Many pairs of one size: one ``MapFitter`` and one ``RenderProgram`` for all
-(``FrameRenderer(..., program=program)``) trace and compile once.
+Many pairs of one size: one ``ProgramCache`` (``cache=``) for all traces
+and compiles the fit and the render once.
 
 The sibling tools: ``fit_hybrid`` (hybrid images), ``shift_image`` and
-``align_shift`` (sub-pixel shifts and alignment), ``warp_to_target``
+``shift_pixels`` and ``align_shift`` (sub-pixel shifts and alignment), ``warp_to_target``
 (geometric transfer).
 """
 
@@ -27,12 +34,18 @@ __version__ = "0.6.0"
 _EXPORTS = {
     "dense_image_warp": "warp",
     "fit_maps": "fit",
-    "FitSettings": "fit",
+    "FitSettings": "settings",
+    "FrameSettings": "settings",
+    "fit_sequence": "sequence",
+    "MorphFrames": "sequence",
+    "ProgramCache": "sequence",
+    "sequence_keys": "sequence",
+    "preview_keys": "sequence",
     "MapFitter": "fit",
     "FrameRenderer": "render",
     "RenderProgram": "render",
-    "frame_alphas": "render",
-    "DetailSettings": "blend",
+    "frame_alphas": "timeline",
+    "DetailSettings": "settings",
     "MorphMaps": "maps",
     "Scales": "maps",
     "save_maps": "maps",
@@ -41,10 +54,11 @@ _EXPORTS = {
     "to_float": "images",
     "to_uint8": "images",
     "fit_hybrid": "hybrid",
-    "HybridSettings": "hybrid",
+    "HybridSettings": "settings",
     "shift_image": "shift",
+    "shift_pixels": "shift",
     "align_shift": "shift",
-    "AlignSettings": "shift",
+    "AlignSettings": "settings",
     "warp_to_target": "transfer",
 }
 

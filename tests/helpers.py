@@ -3,11 +3,14 @@ synthetic inputs with a known answer."""
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from morphing.affine import Affine, normalised_grid
 from morphing.images import to_float
@@ -83,3 +86,26 @@ def random_maps(grid=(4, 5), image_shape=(12, 16), scale=3.0, seed=1) -> MorphMa
 
 def similarity(angle: float, scale: float) -> np.ndarray:
     return scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+
+
+def run_cli(*argv: str | Path) -> tuple[int, str]:
+    """The command line in-process: (exit status, standard error)."""
+    from morphing.cli import main
+
+    err = io.StringIO()
+    status = main([str(a) for a in argv], stdout=io.StringIO(), stderr=err)
+    return status, err.getvalue()
+
+
+def run_tool(*argv: str | Path) -> tuple[int, str, str]:
+    """The command line in-process: (exit status, standard output, standard error)."""
+    from morphing.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    status = main([str(a) for a in argv], stdout=out, stderr=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def tool_pixels(path: Path) -> np.ndarray:
+    """An image file's pixels as ``[H, W, 3] uint8``."""
+    return np.asarray(Image.open(path).convert("RGB"))

@@ -12,10 +12,13 @@ from morphing.images import (
     MIN_SIDE,
     ImageFileError,
     fit_to_size,
+    levels_to_uint8,
     load_image,
     resize_image,
     to_float,
     to_uint8,
+    to_unit,
+    unit_to_uint8,
     working_shape,
 )
 
@@ -25,6 +28,15 @@ def test_float_round_trip_is_exact_for_every_value() -> None:
     floats = to_float(values)
     assert floats.dtype == np.float32 and floats.min() == -1.0 and floats.max() == 1.0
     np.testing.assert_array_equal(to_uint8(floats), values)
+
+
+def test_unit_round_trip_is_exact_and_out_of_range_values_clip() -> None:
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    unit = to_unit(values)
+    assert unit.dtype == np.float32 and unit.min() == 0.0 and unit.max() == 1.0
+    np.testing.assert_array_equal(unit_to_uint8(unit), values)
+    np.testing.assert_array_equal(unit_to_uint8(np.array([-0.5, 0.5 / 255, 1.5 / 255, 2.0])), [0, 0, 2, 255])
+    np.testing.assert_array_equal(levels_to_uint8(np.array([-3.0, 0.4, 0.6, 254.5, 300.0])), [0, 0, 1, 254, 255])
 
 
 def test_rgb_png_loads_unchanged(tmp_path: Path) -> None:

@@ -48,3 +48,11 @@ def test_help_shows_the_real_defaults(capsys) -> None:
         text = " ".join(capsys.readouterr().out.split())
         for piece in pieces:
             assert piece in text, (command, piece)
+
+
+def test_frame_settings_refuse_what_cannot_be_rendered() -> None:
+    assert settings.FrameSettings().frames == 100
+    for bad in ({"frames": 1}, {"hold": -1}, {"loop": True, "boomerang": True}, {"easing": "bounce"},
+                {"blend": "x"}, {"interpolation": "nearest"}, {"engine": "cuda"}):
+        with pytest.raises(ValueError):
+            settings.FrameSettings(**bad)

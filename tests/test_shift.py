@@ -8,7 +8,14 @@ import pytest
 import tensorflow as tf
 
 from morphing.scenes import fourier_shift, random_texture, shifted_pair
-from morphing.shift import AlignSettings, Shift, align_shift, pixel_error, shift_image
+from morphing.shift import (
+    AlignSettings,
+    Shift,
+    align_shift,
+    pixel_error,
+    shift_image,
+    shift_pixels,
+)
 from morphing.warp import dense_image_warp
 
 
@@ -137,3 +144,12 @@ def test_align_reports_progress_and_rejects_bad_shapes() -> None:
         shift_image(moving[np.newaxis], (0.0, 0.0), interpolation="nearest")
     with pytest.raises(ValueError, match=r"\[2\]"):
         shift_image(moving[np.newaxis], (0.0, 0.0, 1.0))
+
+
+def test_shift_pixels_is_shift_image_on_the_levels_of_one_uint8_image() -> None:
+    pixels = np.random.default_rng(3).integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    moved = shift_pixels(pixels, (0.5, -1.25), interpolation="bicubic")
+    expected = shift_image(pixels[np.newaxis].astype(np.float32), (0.5, -1.25), interpolation="bicubic")[0].numpy()
+    assert moved.dtype == np.uint8 and moved.shape == pixels.shape
+    np.testing.assert_array_equal(moved, np.clip(np.rint(expected), 0, 255).astype(np.uint8))
+    np.testing.assert_array_equal(shift_pixels(pixels, (2.0, 3.0), wrap=True), np.roll(pixels, (2, 3), axis=(0, 1)))

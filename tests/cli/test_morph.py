@@ -1,4 +1,4 @@
-"""The command line, in-process and as a user runs it."""
+"""The morph command (``morphing.cli.morph``), in-process and as a user runs it."""
 
 from __future__ import annotations
 
@@ -15,29 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from morphing.cli import ExitStatus, main
+from morphing.cli import ExitStatus
 from morphing.images import load_image
+from tests.cli.conftest import TINY
 from tests.conftest import ROOT
+from tests.helpers import run_cli
 
-TINY = ["--size", "32", "-e", "4", "--frames", "6", "-q"]
-
-def run_cli(*argv: str | Path) -> tuple[int, str]:
-    err = io.StringIO()
-    status = main([str(a) for a in argv], stdout=io.StringIO(), stderr=err)
-    return status, err.getvalue()
-
-@pytest.fixture(scope="module")
-def first_run(toy_pair: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny real run, with every output, shared by the tests below."""
-    folder = tmp_path_factory.mktemp("run")
-    source, target = toy_pair
-    status, err = run_cli(
-        "-s", source, "-t", target, "-o", folder / "out.gif", *TINY,
-        "--frames-dir", folder / "frames", "--save-maps", folder / "maps.npz", "--maps-png", folder / "maps.png",
-    )
-    assert status == ExitStatus.OK, err
-    assert err == ""  # --quiet prints nothing, TensorFlow's start-up chatter included
-    return folder
 
 def test_tiny_run_writes_a_gif_with_all_frames_at_the_source_size(first_run: Path, toy_pair) -> None:
     frames = iio.imread(first_run / "out.gif", index=None)
@@ -47,6 +30,7 @@ def test_tiny_run_writes_a_gif_with_all_frames_at_the_source_size(first_run: Pat
     np.testing.assert_array_equal(np.asarray(Image.open(pngs[0])), np.asarray(Image.open(toy_pair[0])))
     np.testing.assert_array_equal(np.asarray(Image.open(pngs[-1])), np.asarray(Image.open(toy_pair[1])))
     assert Image.open(first_run / "maps.png").size[0] > 100
+
 
 def test_load_maps_renders_the_same_frames_without_fitting(first_run: Path, toy_pair, tmp_path: Path) -> None:
     source, target = toy_pair
@@ -60,12 +44,14 @@ def test_load_maps_renders_the_same_frames_without_fitting(first_run: Path, toy_
             np.asarray(Image.open(tmp_path / "frames" / name)), np.asarray(Image.open(first_run / "frames" / name))
         )
 
+
 def test_same_seed_gives_byte_identical_output(toy_pair, tmp_path: Path) -> None:
     source, target = toy_pair
     for name in ("a.gif", "b.gif"):
         status, err = run_cli("-s", source, "-t", target, "-o", tmp_path / name, *TINY, "--seed", "3")
         assert status == ExitStatus.OK, err
     assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()
+
 
 def test_notices_and_progress_when_not_quiet(toy_pair, tmp_path: Path) -> None:
     source, _ = toy_pair
@@ -77,6 +63,7 @@ def test_notices_and_progress_when_not_quiet(toy_pair, tmp_path: Path) -> None:
     assert lines[0].startswith("morph: running on ")
     assert any("resized from 128x96 to 64x48" in line for line in lines)
     assert "fitting" in err and "rendering" in err
+
 
 def _bad_cases(source: Path, target: Path, folder: Path) -> dict[str, tuple[list, str]]:
     text = folder / "text.jpg"
@@ -390,64 +377,6 @@ def test_even_pacing_and_easing_run(first_run: Path, toy_pair, tmp_path: Path) -
     np.testing.assert_array_equal(frames[-1], np.asarray(Image.open(toy_pair[1]).convert("RGB")))
 
 
-def _manifest(folder: Path, toy_pair, rows: int = 3, bad_row: int | None = 1) -> Path:
-    lines = ["source,target,output,flags"]
-    for index in range(rows):
-        source = "missing.png" if index == bad_row else str(toy_pair[0])
-        lines.append(f'{source},{toy_pair[1]},out_{index}.gif,"--size 32 -e 2 --frames 3"')
-    manifest = folder / "pairs.csv"
-    manifest.write_text("\n".join(lines) + "\n")
-    return manifest
-
-
-def test_batch_finishes_good_rows_reports_bad_ones_and_resumes(toy_pair, tmp_path: Path) -> None:
-    manifest = _manifest(tmp_path, toy_pair)
-    status, err = run_cli("--batch", manifest, "-q")
-    assert status == ExitStatus.ERROR
-    assert (tmp_path / "out_0.gif").exists() and (tmp_path / "out_2.gif").exists()
-    assert not (tmp_path / "out_1.gif").exists()
-    lines = err.strip().splitlines()
-    assert any(line.startswith("morph: row 2 (missing.png") and "no such file" in line for line in lines)
-    assert lines[-1] == "morph: batch: 2 done, 0 skipped, 1 failed (rows 2)"
-    assert len(iio.imread(tmp_path / "out_0.gif", index=None)) == 3
-    status, err = run_cli("--batch", manifest, "-q")  # resume: finished rows are skipped
-    assert err.strip().splitlines()[-1] == "morph: batch: 0 done, 2 skipped, 1 failed (rows 2)"
-    (tmp_path / "pairs.csv").write_text(manifest.read_text().replace("missing.png", str(toy_pair[0])))
-    status, err = run_cli("--batch", manifest, "-q")
-    assert status == ExitStatus.OK and err == ""  # all good and quiet: nothing printed
-    assert (tmp_path / "out_1.gif").exists()
-
-
-def test_shards_partition_the_rows_with_no_overlap_and_no_gap(toy_pair, tmp_path: Path) -> None:
-    manifest = _manifest(tmp_path, toy_pair, rows=7, bad_row=None)
-    for index in range(7):
-        (tmp_path / f"out_{index}.gif").write_bytes(b"done")  # all skipped: no fitting needed
-    seen: list[int] = []
-    for shard in range(3):
-        status, err = run_cli("--batch", manifest, "--shard", f"{shard}/3")
-        assert status == ExitStatus.OK, err
-        rows = [int(line.split()[2]) for line in err.splitlines() if line.startswith("morph: row ")]
-        assert all((row - 1) % 3 == shard for row in rows)
-        seen += rows
-    assert sorted(seen) == list(range(1, 8))
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [(["--shard", "3/3"], "--shard"), (["--shard", "x"], "--shard"), (["-s", "a.png"], "drop -s/-t")],
-)
-def test_bad_batch_flags_are_usage_errors(argv, message: str, toy_pair, tmp_path: Path) -> None:
-    manifest = _manifest(tmp_path, toy_pair)
-    status, err = run_cli("--batch", manifest, *argv)
-    assert status == ExitStatus.USAGE and message in err and err.count("\n") == 1
-
-
-def test_manifest_without_the_needed_columns_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
-    status, err = run_cli("--batch", tmp_path / "bad.csv")
-    assert status == ExitStatus.USAGE and "must name source, target, output" in err and "read 'a', 'b'" in err
-
-
 def test_points_guide_the_fit_and_are_marked_on_the_maps_picture(toy_pair, tmp_path: Path) -> None:
     from morphing.maps import load_maps
 
@@ -478,17 +407,6 @@ def test_points_of_a_cropped_target_follow_the_crop(toy_pair, tmp_path: Path) ->
     status, err = run_cli("-s", source, "-t", tmp_path / "wide.png", "--points", tmp_path / "outside.csv", *TINY,
                           "-o", tmp_path / "o.gif")
     assert status == ExitStatus.ERROR and "outside the part of the target image that is used" in err
-
-
-def test_batch_points_column(toy_pair, tmp_path: Path) -> None:
-    source, target = toy_pair
-    (tmp_path / "p.csv").write_text("14, 14, 22, 21\n")
-    (tmp_path / "bad.csv").write_text("14, 14\n")
-    manifest = tmp_path / "rows.csv"
-    manifest.write_text(f"source,target,output,points\n{source},{target},a.gif,p.csv\n{source},{target},b.gif,bad.csv\n")
-    status, err = run_cli("--batch", manifest, "--size", "32", "-e", "2", "--frames", "3", "-q")
-    assert (tmp_path / "a.gif").exists() and not (tmp_path / "b.gif").exists()
-    assert status == ExitStatus.ERROR and "row 2" in err and "expected 4 values" in err
 
 
 def test_smallest_accepted_images_morph(tmp_path: Path) -> None:
@@ -526,7 +444,6 @@ def test_plain_render_flags_give_the_formulas_frames(first_run: Path, toy_pair, 
     assert not np.array_equal(by_default[2], written[2])
 
 
-
 def test_default_output_is_written_once_and_never_replaced(toy_pair, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], *TINY)
@@ -539,45 +456,12 @@ def test_default_output_is_written_once_and_never_replaced(toy_pair, tmp_path: P
     assert status == ExitStatus.OK and (tmp_path / "morph.gif").read_bytes() != written  # named: replaced
 
 
-@pytest.mark.parametrize("flag", [["--shard", "0/2"], ["--overwrite"]])
-def test_batch_only_flags_without_batch_are_usage_errors(flag, toy_pair, tmp_path: Path) -> None:
-    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif", *flag, *TINY)
-    assert status == ExitStatus.USAGE and "only with --batch" in err and not (tmp_path / "o.gif").exists()
-
-
 def test_a_gif_too_slow_to_store_is_refused_before_any_work(toy_pair, tmp_path: Path) -> None:
     status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif", "--fps", "0.001", *TINY)
     assert status == ExitStatus.USAGE and "too slow for a GIF" in err
     status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif", "--fps", "0.0016", *TINY)
     assert status == ExitStatus.OK, err
     assert iio.immeta(tmp_path / "o.gif", index=0)["duration"] == 625_000  # 62 500 centiseconds, in ms
-
-
-def test_manifest_with_bom_spaces_and_capitals_is_read(toy_pair, tmp_path: Path) -> None:
-    source, target = toy_pair
-    manifest = tmp_path / "rows.csv"
-    manifest.write_bytes(("\ufeffSource, Target , OUTPUT, Flags\n"
-                          f"{source}, {target}, a.gif, --size 32 -e 2 --frames 3\n").encode("utf-8"))
-    status, err = run_cli("--batch", manifest, "-q")
-    assert status == ExitStatus.OK, err
-    assert len(iio.imread(tmp_path / "a.gif", index=None)) == 3
-
-
-def test_batch_row_flags_cannot_name_the_output_and_their_paths_follow_the_csv(toy_pair, tmp_path: Path) -> None:
-    source, target = toy_pair
-    folder = tmp_path / "csv"
-    folder.mkdir()
-    owned = tmp_path / "precious.gif"
-    owned.write_bytes(b"mine")
-    manifest = folder / "rows.csv"
-    manifest.write_text("source,target,output,flags\n"
-                        f'{source},{target},a.gif,"--size 32 -e 2 --frames 3 -o {owned}"\n'
-                        f'{source},{target},b.gif,"--size 32 -e 2 --frames 3 --save-maps b.npz"\n')
-    status, err = run_cli("--batch", manifest, "-q")
-    assert status == ExitStatus.ERROR and "row 1" in err and "-o/--output in its flags" in err
-    assert owned.read_bytes() == b"mine" and not (folder / "a.gif").exists()
-    assert (folder / "b.gif").exists() and (folder / "b.npz").exists()
-    assert err.strip().splitlines()[-1] == "morph: batch: 1 done, 0 skipped, 1 failed (rows 1)"
 
 
 def test_frames_dir_holds_only_the_latest_run_and_refuses_other_files(first_run: Path, toy_pair, tmp_path: Path) -> None:
@@ -622,14 +506,6 @@ def test_interrupted_render_leaves_the_frames_dir_as_it_was(first_run: Path, toy
     assert len(written) == 2 and [p.name for p in frames.iterdir()] == ["0000.png"]
     assert (frames / "0000.png").read_bytes() == b"old frame"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
-
-
-def test_batch_frames_dir_gets_a_subfolder_per_row(toy_pair, tmp_path: Path) -> None:
-    manifest = _manifest(tmp_path, toy_pair, rows=2, bad_row=None)
-    status, err = run_cli("--batch", manifest, "-q", "--frames-dir", tmp_path / "frames")
-    assert status == ExitStatus.OK, err
-    for row in ("out_0", "out_1"):
-        assert sorted(p.name for p in (tmp_path / "frames" / row).iterdir()) == ["0000.png", "0001.png", "0002.png"]
 
 
 def _fail_after_one_frame(error: BaseException):

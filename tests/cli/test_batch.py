@@ -1,0 +1,122 @@
+"""The morph command's batch mode (``morphing.cli.batch``): manifests, rows, shards, resuming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import pytest
+
+from morphing.cli import ExitStatus
+from tests.cli.conftest import TINY
+from tests.helpers import run_cli
+
+
+def _manifest(folder: Path, toy_pair, rows: int = 3, bad_row: int | None = 1) -> Path:
+    lines = ["source,target,output,flags"]
+    for index in range(rows):
+        source = "missing.png" if index == bad_row else str(toy_pair[0])
+        lines.append(f'{source},{toy_pair[1]},out_{index}.gif,"--size 32 -e 2 --frames 3"')
+    manifest = folder / "pairs.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def test_batch_finishes_good_rows_reports_bad_ones_and_resumes(toy_pair, tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, toy_pair)
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.ERROR
+    assert (tmp_path / "out_0.gif").exists() and (tmp_path / "out_2.gif").exists()
+    assert not (tmp_path / "out_1.gif").exists()
+    lines = err.strip().splitlines()
+    assert any(line.startswith("morph: row 2 (missing.png") and "no such file" in line for line in lines)
+    assert lines[-1] == "morph: batch: 2 done, 0 skipped, 1 failed (rows 2)"
+    assert len(iio.imread(tmp_path / "out_0.gif", index=None)) == 3
+    status, err = run_cli("--batch", manifest, "-q")  # resume: finished rows are skipped
+    assert err.strip().splitlines()[-1] == "morph: batch: 0 done, 2 skipped, 1 failed (rows 2)"
+    (tmp_path / "pairs.csv").write_text(manifest.read_text().replace("missing.png", str(toy_pair[0])))
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.OK and err == ""  # all good and quiet: nothing printed
+    assert (tmp_path / "out_1.gif").exists()
+
+
+def test_shards_partition_the_rows_with_no_overlap_and_no_gap(toy_pair, tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, toy_pair, rows=7, bad_row=None)
+    for index in range(7):
+        (tmp_path / f"out_{index}.gif").write_bytes(b"done")  # all skipped: no fitting needed
+    seen: list[int] = []
+    for shard in range(3):
+        status, err = run_cli("--batch", manifest, "--shard", f"{shard}/3")
+        assert status == ExitStatus.OK, err
+        rows = [int(line.split()[2]) for line in err.splitlines() if line.startswith("morph: row ")]
+        assert all((row - 1) % 3 == shard for row in rows)
+        seen += rows
+    assert sorted(seen) == list(range(1, 8))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--shard", "3/3"], "--shard"), (["--shard", "x"], "--shard"), (["-s", "a.png"], "drop -s/-t")],
+)
+def test_bad_batch_flags_are_usage_errors(argv, message: str, toy_pair, tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, toy_pair)
+    status, err = run_cli("--batch", manifest, *argv)
+    assert status == ExitStatus.USAGE and message in err and err.count("\n") == 1
+
+
+def test_manifest_without_the_needed_columns_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    status, err = run_cli("--batch", tmp_path / "bad.csv")
+    assert status == ExitStatus.USAGE and "must name source, target, output" in err and "read 'a', 'b'" in err
+
+
+def test_batch_points_column(toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    (tmp_path / "p.csv").write_text("14, 14, 22, 21\n")
+    (tmp_path / "bad.csv").write_text("14, 14\n")
+    manifest = tmp_path / "rows.csv"
+    manifest.write_text(f"source,target,output,points\n{source},{target},a.gif,p.csv\n{source},{target},b.gif,bad.csv\n")
+    status, err = run_cli("--batch", manifest, "--size", "32", "-e", "2", "--frames", "3", "-q")
+    assert (tmp_path / "a.gif").exists() and not (tmp_path / "b.gif").exists()
+    assert status == ExitStatus.ERROR and "row 2" in err and "expected 4 values" in err
+
+
+@pytest.mark.parametrize("flag", [["--shard", "0/2"], ["--overwrite"]])
+def test_batch_only_flags_without_batch_are_usage_errors(flag, toy_pair, tmp_path: Path) -> None:
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif", *flag, *TINY)
+    assert status == ExitStatus.USAGE and "only with --batch" in err and not (tmp_path / "o.gif").exists()
+
+
+def test_manifest_with_bom_spaces_and_capitals_is_read(toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    manifest = tmp_path / "rows.csv"
+    manifest.write_bytes(("\ufeffSource, Target , OUTPUT, Flags\n"
+                          f"{source}, {target}, a.gif, --size 32 -e 2 --frames 3\n").encode("utf-8"))
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.OK, err
+    assert len(iio.imread(tmp_path / "a.gif", index=None)) == 3
+
+
+def test_batch_row_flags_cannot_name_the_output_and_their_paths_follow_the_csv(toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    owned = tmp_path / "precious.gif"
+    owned.write_bytes(b"mine")
+    manifest = folder / "rows.csv"
+    manifest.write_text("source,target,output,flags\n"
+                        f'{source},{target},a.gif,"--size 32 -e 2 --frames 3 -o {owned}"\n'
+                        f'{source},{target},b.gif,"--size 32 -e 2 --frames 3 --save-maps b.npz"\n')
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.ERROR and "row 1" in err and "-o/--output in its flags" in err
+    assert owned.read_bytes() == b"mine" and not (folder / "a.gif").exists()
+    assert (folder / "b.gif").exists() and (folder / "b.npz").exists()
+    assert err.strip().splitlines()[-1] == "morph: batch: 1 done, 0 skipped, 1 failed (rows 1)"
+
+
+def test_batch_frames_dir_gets_a_subfolder_per_row(toy_pair, tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, toy_pair, rows=2, bad_row=None)
+    status, err = run_cli("--batch", manifest, "-q", "--frames-dir", tmp_path / "frames")
+    assert status == ExitStatus.OK, err
+    for row in ("out_0", "out_1"):
+        assert sorted(p.name for p in (tmp_path / "frames" / row).iterdir()) == ["0000.png", "0001.png", "0002.png"]
