@@ -301,12 +301,7 @@ class OpenCVRenderer:
     """
 
     def __init__(
-        self,
-        source: np.ndarray,
-        target: np.ndarray,
-        maps: MorphMaps,
-        scales: Scales,
-        *,
+        self, source: np.ndarray, target: np.ndarray, maps: MorphMaps, scales: Scales, *,
         interpolation: str = "bicubic",
         blend: str = "detail",
         detail_settings: DetailSettings | None = None,

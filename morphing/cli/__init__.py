@@ -22,17 +22,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .batch import run_batch
-from .common import (
-    PROGRAM,
-    Console,
-    ExitStatus,
-    RunError,
-    StageTimer,
-    StopRequest,
-    Terminated,
-    UsageError,
-    describe_os_error,
-)
+from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, StopRequest, Terminated, UsageError,
+    describe_os_error)
 from .morph import build_parser, run_morph, validate
 from .tools import TOOL_NAMES, build_tool_parser
 

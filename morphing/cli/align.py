@@ -7,32 +7,21 @@ from pathlib import Path
 
 from ..output import IMAGE_SUFFIXES
 from ..settings import SHIFT_INTERPOLATIONS, AlignSettings
-from .common import (
-    PROGRAM,
-    Console,
-    HelpFormatter,
-    RunError,
-    add_tool_flags,
-    check_outputs,
-    float_in,
-    int_in,
-    load_pixels,
-    start_tool,
-    step_bar,
-)
+from .common import (PROGRAM, Console, RunError, check_outputs, float_in, int_in, load_pixels, start_tool, step_bar)
 from .shift import check_fourier
 
 NAME = "align"
+DEFAULT_OUTPUT = None  # writes nothing without -o
+SUMMARY = "find the sub-pixel shift that maps SOURCE onto TARGET"
+DESCRIPTION = (
+    "Gradient descent, coarse to fine, on the shift (dx, dy) that makes the shifted SOURCE "
+    "match TARGET. Prints 'dx=... dy=...' on standard output."
+)
 DEFAULTS = AlignSettings()
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        NAME, formatter_class=HelpFormatter,
-        help="find the sub-pixel shift that maps SOURCE onto TARGET",
-        description="Gradient descent, coarse to fine, on the shift (dx, dy) that makes the shifted SOURCE "
-        "match TARGET. Prints 'dx=... dy=...' on standard output.",
-    )
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of this tool (the registry adds --cpu and -q)."""
     parser.add_argument("-s", "--source", type=Path, required=True, help="image to move")
     parser.add_argument("-t", "--target", type=Path, required=True, help="image to match (same size)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="also write SOURCE moved onto TARGET")
@@ -43,8 +32,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="gradient descent steps per pyramid level")
     parser.add_argument("--blur-sigma", type=float_in(0.0, 50.0), default=DEFAULTS.blur_sigma,
                         help="pre-blur in pixels (0: none); removes detail that interpolation would bias")
-    add_tool_flags(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:

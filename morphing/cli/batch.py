@@ -12,15 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import (
-    PROGRAM,
-    Console,
-    ExitStatus,
-    RunError,
-    StageTimer,
-    UsageError,
-    describe_os_error,
-)
+from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, UsageError, describe_os_error)
 from .morph import build_parser, run_morph, validate
 
 __all__ = ["BatchRow", "read_manifest", "run_batch"]

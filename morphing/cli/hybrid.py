@@ -7,42 +7,23 @@ from pathlib import Path
 
 from ..images import resize_image, to_unit, unit_to_uint8, working_shape
 from ..output import IMAGE_SUFFIXES
-from ..settings import (
-    HYBRID_NEAR_TERMS,
-    HYBRID_STARTS,
-    HybridSettings,
-    default_kernel_size,
-)
-from .common import (
-    MIN_SIZE,
-    PROGRAM,
-    Console,
-    HelpFormatter,
-    UsageError,
-    add_tool_flags,
-    check_outputs,
-    float_in,
-    int_in,
-    load_pixels,
-    matched,
-    new_default_output,
-    start_tool,
-    step_bar,
-)
+from ..settings import (HYBRID_NEAR_TERMS, HYBRID_STARTS, HybridSettings, default_kernel_size)
+from .common import (MIN_SIZE, PROGRAM, Console, UsageError, check_outputs, float_in, int_in, load_pixels, matched,
+    start_tool, step_bar)
 
 NAME = "hybrid"
+SUMMARY = "one image that reads as NEAR up close and as FAR from afar"
+DESCRIPTION = (
+    "Gradient descent on the pixels of one image: close to NEAR in fine detail, "
+    "and, blurred, close to FAR blurred (a Gaussian in linear light)."
+)
 DEFAULT_OUTPUT = "hybrid.png"
 DEFAULT_SIZE = 1024
 DEFAULTS = HybridSettings()
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        NAME, formatter_class=HelpFormatter,
-        help="one image that reads as NEAR up close and as FAR from afar",
-        description="Gradient descent on the pixels of one image: close to NEAR in fine detail, "
-        "and, blurred, close to FAR blurred (a Gaussian in linear light).",
-    )
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of this tool (the registry adds --cpu and -q)."""
     parser.add_argument("--near", type=Path, required=True, help="image seen up close (its fine detail)")
     parser.add_argument("--far", type=Path, required=True, help="image seen from afar (its blurred version)")
     parser.add_argument("-o", "--output", type=Path, default=None,
@@ -61,13 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int_in(1, 100_000), default=DEFAULTS.steps, help="gradient descent steps")
     parser.add_argument("--size", type=int_in(MIN_SIZE, 8192), default=None,
                         help=f"long side to work and write at [default: NEAR's, at most {DEFAULT_SIZE}]")
-    add_tool_flags(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
     """Check the flags and files, fit the hybrid, write it."""
-    args.output = new_default_output(args.output, DEFAULT_OUTPUT)
     check_outputs({"--output": args.output}, [("--near", args.near), ("--far", args.far)], IMAGE_SUFFIXES)
     if args.kernel_size is not None and args.kernel_size % 2 == 0:
         raise UsageError(f"--kernel-size must be odd, got {args.kernel_size}")

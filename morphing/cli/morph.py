@@ -18,43 +18,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import __version__
-from ..images import (
-    ImageFileError,
-    LoadedImage,
-    aspect_crop,
-    fit_to_size,
-    load_image,
-    working_shape,
-)
+from ..images import (ImageFileError, LoadedImage, aspect_crop, fit_to_size, load_image, working_shape)
 from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
 from ..output import ANIMATION_SUFFIXES, frames_folder_problem
 from ..points import PointPairs
-from ..settings import (
-    BLENDS,
-    EASINGS,
-    RENDER_ENGINES,
-    WARP_INTERPOLATIONS,
-    FitSettings,
-    FrameSettings,
-)
-from .common import (
-    DEFAULT_EPOCHS,
-    DEFAULT_SCALES,
-    DEFAULT_SIZE,
-    MIN_SIZE,
-    PROGRAM,
-    Console,
-    HelpFormatter,
-    Parser,
-    RunError,
-    StageTimer,
-    UsageError,
-    check_outputs,
-    float_in,
-    int_in,
-    new_default_output,
-    read_leg_points,
-)
+from ..settings import (BLENDS, EASINGS, RENDER_ENGINES, WARP_INTERPOLATIONS, FitSettings, FrameSettings)
+from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, MIN_SIZE, PROGRAM, Console, HelpFormatter, Parser,
+    RunError, StageTimer, UsageError, check_outputs, float_in, int_in, new_default_output, read_leg_points)
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
     from tqdm import tqdm

@@ -7,30 +7,19 @@ from pathlib import Path
 
 from ..output import IMAGE_SUFFIXES
 from ..settings import SHIFT_INTERPOLATIONS
-from .common import (
-    PROGRAM,
-    Console,
-    HelpFormatter,
-    UsageError,
-    add_tool_flags,
-    check_outputs,
-    float_in,
-    load_pixels,
-    new_default_output,
-    start_tool,
-)
+from .common import (PROGRAM, Console, UsageError, check_outputs, float_in, load_pixels, start_tool)
 
 NAME = "shift"
+SUMMARY = "move an image by a sub-pixel (dx, dy), optionally rolling around the borders"
+DESCRIPTION = (
+    "Move an image right by DX and down by DY pixels (fractions allowed)."
+)
 DEFAULT_OUTPUT = "shifted.png"
 MAX_SHIFT = 100_000.0
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        NAME, formatter_class=HelpFormatter,
-        help="move an image by a sub-pixel (dx, dy), optionally rolling around the borders",
-        description="Move an image right by DX and down by DY pixels (fractions allowed).",
-    )
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of this tool (the registry adds --cpu and -q)."""
     parser.add_argument("-i", "--input", type=Path, required=True, help="image to move")
     parser.add_argument("--dx", type=float_in(-MAX_SHIFT, MAX_SHIFT), default=0.0, help="pixels to the right")
     parser.add_argument("--dy", type=float_in(-MAX_SHIFT, MAX_SHIFT), default=0.0, help="pixels down")
@@ -40,8 +29,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="roll: what leaves one side enters the other [default: repeat the border pixels]")
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="image to write [default shifted.png, never replaced: name an existing file to replace it]")
-    add_tool_flags(parser)
-    parser.set_defaults(run=run)
 
 
 def check_fourier(args: argparse.Namespace) -> None:
@@ -51,7 +38,6 @@ def check_fourier(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> None:
     """Check the flags and the file, move the image, write it."""
-    args.output = new_default_output(args.output, DEFAULT_OUTPUT)
     check_fourier(args)
     check_outputs({"--output": args.output}, [("--input", args.input)], IMAGE_SUFFIXES)
     pixels = load_pixels(args.input, "input", console)

@@ -8,39 +8,20 @@ from pathlib import Path
 from ..images import aspect_crop
 from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
 from ..output import IMAGE_SUFFIXES
-from .common import (
-    DEFAULT_EPOCHS,
-    DEFAULT_SCALES,
-    DEFAULT_SIZE,
-    MIN_SIZE,
-    PROGRAM,
-    Console,
-    HelpFormatter,
-    RunError,
-    UsageError,
-    add_tool_flags,
-    check_outputs,
-    float_in,
-    int_in,
-    load_pixels,
-    matched,
-    new_default_output,
-    read_leg_points,
-    start_tool,
-    step_bar,
-)
+from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, MIN_SIZE, PROGRAM, Console, RunError, UsageError,
+    check_outputs, float_in, int_in, load_pixels, matched, read_leg_points, start_tool, step_bar)
 
 NAME = "warp"
+SUMMARY = "SOURCE moved into TARGET's geometry, colours untouched"
+DESCRIPTION = (
+    "Fit the maps as for a morph, then write only SOURCE warped at alpha = 1 "
+    "(no add or multiply map): TARGET's geometry with SOURCE's colours."
+)
 DEFAULT_OUTPUT = "warped.png"
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        NAME, formatter_class=HelpFormatter,
-        help="SOURCE moved into TARGET's geometry, colours untouched",
-        description="Fit the maps as for a morph, then write only SOURCE warped at alpha = 1 "
-        "(no add or multiply map): TARGET's geometry with SOURCE's colours.",
-    )
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of this tool (the registry adds --cpu and -q)."""
     parser.add_argument("-s", "--source", type=Path, required=True, help="image whose pixels are moved")
     parser.add_argument("-t", "--target", type=Path, required=True, help="image whose geometry is taken")
     parser.add_argument("-o", "--output", type=Path, default=None,
@@ -62,13 +43,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--points", type=Path, default=None, metavar="F.csv",
                         help="matching points to pull the warp through: CSV rows x_source,y_source,x_target,y_target "
                              "in each image's own pixels ('#' comments)")
-    add_tool_flags(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
     """Check the flags and files, fit (or load) the maps, write SOURCE warped."""
-    args.output = new_default_output(args.output, DEFAULT_OUTPUT)
     inputs = [("--source", args.source), ("--target", args.target), ("--load-maps", args.load_maps)]
     check_outputs({"--output": args.output}, inputs, IMAGE_SUFFIXES)
     check_outputs({"--flow-png": args.flow_png}, inputs, (".png",))
