@@ -50,6 +50,7 @@ from .kernels import (
     pooled_sigma,
     unpooled,
 )
+from .images import to_float
 from .maps import ADD, MULT, WARP, MorphMaps, Scales
 from .settings import BLENDS, WARP_INTERPOLATIONS, DetailSettings
 
@@ -274,11 +275,6 @@ class _Direction(NamedTuple):
     energy_grids: list[_Grid]
 
 
-def _to_float(pixels: np.ndarray) -> np.ndarray:
-    """uint8 → float32 in [-1, 1], the arithmetic of ``images.to_float``."""
-    return pixels.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-
-
 def _to_uint8(frame: np.ndarray, out: np.ndarray) -> None:
     """float32 in [-1, 1] → uint8 into ``out``, rounded (ties to even) and clipped, as ``images.to_uint8``."""
     cv2.addWeighted(frame, 127.5, frame, 0.0, 127.5, dst=out, dtype=cv2.CV_8U)
@@ -371,7 +367,7 @@ class OpenCVRenderer:
         """Rows ``start:stop`` of ``m·mult·X + a·add``."""
         rows = colour_maps(start, stop)
         mult, add = np.float32(self._scales.mult) * rows[..., MULT], np.float32(self._scales.add) * rows[..., ADD]
-        return mult * _to_float(pixels[start:stop]) + add
+        return mult * to_float(pixels[start:stop]) + add
 
     def _flow_rows(self, warp_maps: GridRows, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``start:stop`` of the flow at amount 1, (x, y) in frame pixels."""
@@ -388,7 +384,7 @@ class OpenCVRenderer:
             stop = min(start + self._strip_rows, height)
             first, last = max(start - margin, 0), min(stop + margin, height)
             for index, (energy, window) in enumerate(
-                zip(self._plan.energies(_to_float(direction.pixels[first:last])), self._plan.windows)
+                zip(self._plan.energies(to_float(direction.pixels[first:last])), self._plan.windows)
             ):
                 offset = (start - first) // window.factor
                 energies[index].append(energy[offset : offset + -(-(stop - start) // window.factor)])

@@ -45,3 +45,11 @@ def test_ease_in_out_is_slow_at_the_ends_and_exact_at_them() -> None:
     np.testing.assert_array_equal(ease(progress, "linear"), progress)
     with pytest.raises(ValueError):
         ease(progress, "bounce")
+
+
+def test_frame_alphas_run_from_zero_to_one() -> None:
+    alphas = frame_alphas(5)
+    assert alphas[0] == 0.0 and alphas[-1] == 1.0
+    np.testing.assert_allclose(alphas, [0, 0.25, 0.5, 0.75, 1])
+    with pytest.raises(ValueError):
+        frame_alphas(1)
