@@ -172,16 +172,15 @@ def encode_each_format(gif: Path) -> list[tuple[str, float, int]]:
     """Encode our GIF's 100 frames with each of our writers: (suffix, seconds, bytes)."""
     import imageio.v3 as iio
 
-    from morphing.output import OUTPUT_SUFFIXES, animation_writer
+    from morphing.output import ANIMATION_SUFFIXES, animation_writer
 
     frames = iio.imread(gif, index=None)[..., :3]
     results = []
     with tempfile.TemporaryDirectory() as folder:
-        for suffix in OUTPUT_SUFFIXES:
+        for suffix in ANIMATION_SUFFIXES:
             path = Path(folder) / f"frames{suffix}"
             start = time.perf_counter()
-            writer = animation_writer(suffix, frames[::25], fps=25, frame_count=len(frames))
-            writer.write(iter(frames), path)
+            animation_writer(suffix, fps=25).write(iter(frames), path, count=len(frames), samples=frames[::25])
             results.append((suffix, time.perf_counter() - start, path.stat().st_size))
     return results
 
