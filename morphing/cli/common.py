@@ -15,11 +15,12 @@ import math
 import os
 import resource
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import numpy as np
 
@@ -32,10 +33,12 @@ from ..settings import FitSettings
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
     from tqdm import tqdm
 
+T = TypeVar("T")
+
 __all__ = [
     "DEFAULT_EPOCHS", "DEFAULT_SCALES", "DEFAULT_SIZE", "MIN_SIZE", "PROGRAM",
     "ExitStatus", "HelpFormatter", "Parser", "RunError", "UsageError", "Terminated", "StopRequest", "Console",
-    "StageTimer", "add_tool_flags", "check_outputs", "check_writable_file", "describe_os_error", "float_in", "int_in", "load_pixels",
+    "StageTimer", "add_tool_flags", "check_outputs", "check_writable_file", "describe_os_error", "float_in", "int_in", "load_pixels", "run_checked",
     "matched", "new_default_output", "read_leg_points", "same_file", "start_tensorflow", "start_tool", "step_bar",
 ]
 
@@ -284,6 +287,34 @@ class StageTimer:
         stages = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in self.seconds.items())
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return f"timings: {stages}; peak RSS {peak_mib:.0f} MiB"
+
+
+def run_checked(work: Callable[[], T], check: Callable[[], None], poll_seconds: float = 0.1) -> T:
+    """``work()`` in a helper thread, calling ``check`` every ``poll_seconds`` meanwhile; its result.
+
+    For long calls into libraries that cannot be stopped half-way (Pillow
+    encoding one huge GIF frame takes many seconds): when ``check`` raises
+    (Ctrl-C, SIGTERM), that is raised here at once and ``work`` is left to
+    finish on its own in the (daemon) thread, its result unused; the command
+    line then exits. An exception raised by ``work`` is raised here.
+    """
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name="checked work", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(poll_seconds)
+        check()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def describe_os_error(error: OSError) -> str:

@@ -24,7 +24,7 @@ from ..output import ANIMATION_SUFFIXES, frames_folder_problem
 from ..points import PointPairs
 from ..settings import (BLENDS, EASINGS, RENDER_ENGINES, WARP_INTERPOLATIONS, FitSettings, FrameSettings)
 from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, MIN_SIZE, PROGRAM, Console, HelpFormatter, Parser,
-    RunError, StageTimer, UsageError, check_outputs, float_in, int_in, new_default_output, read_leg_points)
+    RunError, StageTimer, UsageError, check_outputs, float_in, int_in, new_default_output, read_leg_points, run_checked)
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
     from tqdm import tqdm
@@ -370,7 +370,10 @@ def run_morph(
             frames_folder = None if args.frames_dir is None else outputs.enter_context(atomic_folder(args.frames_dir))
             with_pngs = timer.timed("render+png", frames_to_folder(rendered, frames_folder))
             with timer.stage("write"), atomic_path(args.output) as temporary:
-                writer.write(counted(with_pngs), temporary, count=len(animation), samples=animation.samples())
+                # In a helper thread, so that a signal is acted on within 0.1 s even while
+                # an encoder spends seconds on one huge frame.
+                run_checked(lambda: writer.write(counted(with_pngs), temporary, count=len(animation),
+                                                 samples=animation.samples()), console.check)
         produced = timer.seconds.pop("render+png")
         if args.frames_dir is not None:
             timer.add("png frames", produced - (timer.seconds["render"] - render_before))

@@ -6,6 +6,7 @@ import argparse
 import errno
 import io
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from morphing.cli.common import (
     float_in,
     int_in,
     new_default_output,
+    run_checked,
 )
 
 
@@ -105,3 +107,26 @@ def test_stage_timer_counts_time_spent_producing_items() -> None:
         pass
     assert set(timer.seconds) == {"make", "other"} and all(value >= 0 for value in timer.seconds.values())
     assert timer.summary().startswith("timings: make ") and "peak RSS" in timer.summary()
+
+
+class TestRunChecked:
+    def test_returns_the_result_and_raises_the_works_exception(self) -> None:
+        assert run_checked(lambda: 6 * 7, lambda: None) == 42
+        with pytest.raises(ZeroDivisionError):
+            run_checked(lambda: 1 / 0, lambda: None)
+
+    def test_a_stop_is_raised_while_the_work_still_runs(self) -> None:
+        release = threading.Event()
+        calls = []
+
+        def check() -> None:
+            calls.append(1)
+            if len(calls) >= 2:
+                raise KeyboardInterrupt
+
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                run_checked(lambda: release.wait(60), check, poll_seconds=0.01)
+            assert not release.is_set() and len(calls) == 2  # the work was still waiting
+        finally:
+            release.set()
