@@ -301,35 +301,49 @@ def _compiled_meanwhile(
     step: Callable[..., tf.Tensor], step_inputs: tuple, warm: set[object], key: object,
     check: Callable[[], None] | None = None,
 ):
-    """Run one throwaway training ``step`` in a thread while the body runs, unless ``key`` is in ``warm``.
+    """Trace and compile the training ``step`` in a thread, the body running once it is traced;
+    nothing to do when ``key`` is in ``warm``.
 
-    Its first call traces the step and compiles its XLA parts (seconds, mostly
-    on one core), which thus overlaps the global stage. The step changes the
-    network and optimizer variables: the fit resets them to their initial
-    values before every start, so its result does not depend on this. While
-    waiting for it, ``check`` is called every 0.1 s; if it raises, the thread
-    is left to finish on its own (it only compiles).
+    Tracing takes seconds of Python; compiling the XLA parts (seconds, mostly
+    on one core) then overlaps the body (the global stage). The body waits for
+    the trace so that TensorFlow names the traced functions in the same order
+    in every run: XLA's persistent cache (``morphing.compile_cache``) finds a
+    compiled program by those names. The compile is one throwaway step, which
+    changes the network and optimizer variables: the fit resets them to their
+    initial values before every start, so its result does not depend on this.
+    While waiting, ``check`` is called every 0.1 s; if it raises, the thread is
+    left to finish on its own (it only compiles).
     """
     if key in warm:
         yield
         return
     failure: list[BaseException] = []
+    traced = threading.Event()
 
     def run() -> None:
         try:
+            step.get_concrete_function(*step_inputs)
+            traced.set()
             step(*step_inputs).numpy()
         except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
             failure.append(error)
+        finally:
+            traced.set()
+
+    def wait_until(done: Callable[[float], bool]) -> None:
+        """Call ``done(0.1)`` (true once what it waits up to 0.1 s for has happened) until it is true,
+        checking for a stop between."""
+        while not done(0.1):
+            if check is not None:
+                check()
 
     thread = threading.Thread(target=run, name="compile training step", daemon=True)
     thread.start()
     try:
+        wait_until(traced.wait)
         yield
     finally:
-        while thread.is_alive():
-            thread.join(0.1)
-            if check is not None:
-                check()
+        wait_until(lambda seconds: thread.join(seconds) or not thread.is_alive())
     if failure:
         raise failure[0]
     warm.add(key)

@@ -1,4 +1,4 @@
-"""Shared test set-up: the repository on sys.path, TensorFlow kept quiet, and
+"""Shared test set-up: the repository on sys.path, TensorFlow kept quiet, no compile cache, and
 small synthetic images written to temporary files."""
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Runs started by the tests keep no compiled programs in the user's cache (tests that want one set their own).
+os.environ["MORPH_CACHE_DIR"] = "off"
 
 from morphing.scenes import toy_scene  # noqa: E402
 

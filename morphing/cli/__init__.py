@@ -21,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
+from ..compile_cache import CompileCache
 from .batch import run_batch
 from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, StopRequest, Terminated, UsageError,
     describe_os_error)
@@ -74,8 +75,13 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         for number in watched:
             signal.signal(number, stop.handle)
     console = Console(err=err, out=out, quiet=args.quiet, check=stop.check)
+    # What XLA compiles is kept for the next run, published only if this one ends normally.
+    compile_cache = CompileCache.open() if "tensorflow" not in sys.modules else None
+    completed = False
     try:
-        return _run_command(args, arguments, console, StageTimer())
+        status = _run_command(args, arguments, console, StageTimer())
+        completed = True
+        return status
     except UsageError as error:
         print(f"{PROGRAM}: error: {error}", file=err)
         return ExitStatus.USAGE
@@ -103,6 +109,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
               "(set MORPH_DEBUG=1 for a traceback)", file=err)
         return ExitStatus.ERROR
     finally:
+        if compile_cache is not None and completed:
+            compile_cache.publish()
+        elif compile_cache is not None:
+            compile_cache.discard()
         if in_main_thread:
             for number, handler in previous.items():
                 signal.signal(number, handler)

@@ -1,0 +1,118 @@
+"""XLA's compiled programs kept between runs (``morphing.compile_cache``): safe to share, bounded, optional."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from morphing.compile_cache import CACHE_ENV, XLA_FLAG, CompileCache, default_root, machine_fingerprint, prune
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def clean_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+
+
+class TestRoot:
+    def test_the_environment_names_or_turns_off_the_cache(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for off in ("off", "", "0"):
+            monkeypatch.setenv(CACHE_ENV, off)
+            assert default_root() is None
+        monkeypatch.setenv(CACHE_ENV, "/somewhere")
+        assert default_root() == Path("/somewhere")
+        monkeypatch.delenv(CACHE_ENV)
+        monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+        assert default_root() == Path("/xdg/morphing")
+
+    def test_the_fingerprint_is_stable(self) -> None:
+        assert machine_fingerprint() == machine_fingerprint() and len(machine_fingerprint()) == 16
+
+
+class TestCompileCache:
+    def test_open_links_published_entries_and_points_xla_at_a_private_folder(self, tmp_path: Path, clean_flags,
+                                                                             monkeypatch) -> None:
+        monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
+        first = CompileCache.open(tmp_path)
+        (first.shared / "old.pb").write_bytes(b"compiled")
+        monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")  # another process
+        cache = CompileCache.open(tmp_path)
+        assert cache.shared == tmp_path / f"xla-{machine_fingerprint()}" and cache.private.parent == cache.shared
+        assert (cache.private / "old.pb").read_bytes() == b"compiled"
+        assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 {XLA_FLAG}={cache.private}"
+        first.discard()
+        cache.discard()
+
+    def test_publish_moves_only_new_entries_and_removes_the_private_folder(self, tmp_path: Path, clean_flags) -> None:
+        cache = CompileCache.open(tmp_path)
+        (cache.shared / "old.pb").write_bytes(b"published")
+        cache._link_published()
+        (cache.private / "new.pb").write_bytes(b"compiled here")
+        (cache.private / "notes.txt").write_text("not an entry")
+        assert [path.name for path in cache.publish()] == ["new.pb"]
+        assert sorted(path.name for path in cache.published()) == ["new.pb", "old.pb"]
+        assert (cache.shared / "new.pb").read_bytes() == b"compiled here" and not cache.private.exists()
+
+    def test_discard_publishes_nothing(self, tmp_path: Path, clean_flags) -> None:
+        cache = CompileCache.open(tmp_path)
+        (cache.private / "half-written.pb").write_bytes(b"par")
+        cache.discard()
+        assert cache.published() == [] and not cache.private.exists()
+
+    def test_a_flag_already_set_or_an_unusable_folder_turns_it_off(self, tmp_path: Path, monkeypatch) -> None:
+        monkeypatch.setenv("TF_XLA_FLAGS", f"{XLA_FLAG}=/theirs")
+        assert CompileCache.open(tmp_path) is None
+        monkeypatch.delenv("TF_XLA_FLAGS")
+        (tmp_path / "file").write_text("x")
+        assert CompileCache.open(tmp_path / "file") is None
+        assert "TF_XLA_FLAGS" not in os.environ
+
+    def test_private_folders_of_runs_killed_long_ago_are_removed(self, tmp_path: Path, clean_flags,
+                                                                 monkeypatch) -> None:
+        cache = CompileCache.open(tmp_path)
+        stale, recent = cache.shared / ".run-1-dead", cache.shared / ".run-2-busy"
+        stale.mkdir()
+        recent.mkdir()
+        old = time.time() - 2 * 24 * 3600
+        os.utime(stale, (old, old))
+        monkeypatch.delenv("TF_XLA_FLAGS")  # another process
+        other = CompileCache.open(tmp_path)
+        assert not stale.exists() and recent.exists() and cache.private.exists()
+        cache.discard()
+        other.discard()
+
+
+def test_prune_removes_the_oldest_entries_first(tmp_path: Path) -> None:
+    for age, name in enumerate(("c.pb", "b.pb", "a.pb")):  # c is the newest
+        (tmp_path / name).write_bytes(b"x" * 100)
+        stamp = time.time() - 100 * age
+        os.utime(tmp_path / name, (stamp, stamp))
+    prune(tmp_path, 250)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["b.pb", "c.pb"]
+
+
+def test_a_second_run_loads_what_the_first_compiled_and_writes_the_same_bytes(toy_pair, tmp_path: Path) -> None:
+    environment = {**os.environ, CACHE_ENV: str(tmp_path / "cache")}
+    environment.pop("TF_XLA_FLAGS", None)
+    outputs = []
+    for run in range(2):
+        output = tmp_path / f"run{run}.gif"
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "morph.py"), "-s", str(toy_pair[0]), "-t", str(toy_pair[1]), "-o",
+             str(output), "--size", "32", "-e", "3", "--frames", "3", "-q"],
+            capture_output=True, text=True, timeout=300, env=environment, check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(output.read_bytes())
+        shared = next((tmp_path / "cache").glob("xla-*"))
+        entries = sorted(path.name for path in shared.glob("*.pb"))
+        assert entries and not list(shared.glob(".run-*"))
+        if run == 0:
+            first_entries = entries
+    assert entries == first_entries  # nothing new compiled: all loaded
+    assert outputs[0] == outputs[1]
