@@ -4,7 +4,10 @@
     python benchmarks/speed.py --samples ../shared/samples [--runs 3] [--cases gif,portrait,photo]
 
 Runs ``morph.py`` as a user would (a fresh process, defaults, 100 frames) and
-prints total wall time, each stage's time and the peak RSS:
+prints total wall time, each stage's time and the peak RSS. Each case starts
+with an empty compile cache (``morphing.compile_cache``): its first run
+compiles ("cold"), the later ones load what it compiled ("warm"), as a user's
+second morph of a size does; ``--no-cache`` runs every one cold.
 
 - ``gif``: the 512x512 car pair to a GIF, with the defaults and with the
   formula's plain render (``--interpolation bilinear --blend linear``);
@@ -40,12 +43,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def run_morph(source: Path, target: Path, output: Path, extra: list[str]) -> dict[str, float]:
-    """One ``morph.py`` process: wall seconds, peak RSS and the stage timings."""
+def run_morph(source: Path, target: Path, output: Path, extra: list[str], cache: Path | None) -> dict[str, float]:
+    """One ``morph.py`` process: wall seconds, peak RSS and the stage timings.
+
+    ``cache``: the compile cache's folder (``MORPH_CACHE_DIR``; ``None``: off).
+    """
     command = [sys.executable, str(ROOT / "morph.py"), "-s", str(source), "-t", str(target),
                "-o", str(output), "-q", "--timings", *extra]
+    environment = {**os.environ, "MORPH_CACHE_DIR": "off" if cache is None else str(cache)}
+    environment.pop("TF_XLA_FLAGS", None)
     start = time.perf_counter()
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     stderr = process.stderr.read() if process.stderr else ""
@@ -193,6 +201,7 @@ def main() -> int:
     parser.add_argument("--cases", default="gif,portrait,photo", help="whole-morph cases: gif, portrait, photo")
     parser.add_argument("--frame-side", type=int, default=1667, help="frame side for the per-frame costs (0: skip)")
     parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--no-cache", action="store_true", help="no compile cache: every run compiles")
     args = parser.parse_args()
     source, target = args.samples / "img_1.jpg", args.samples / "img_2.jpg"
     if not source.exists():
@@ -203,24 +212,36 @@ def main() -> int:
         work = Path(folder)
         gif = work / "morph.gif"
         print(f"{os.cpu_count()} CPUs; 100 frames per morph")
+        def cache_of(case: str) -> Path | None:
+            return None if args.no_cache else work / f"cache-{case}"
+
+        def state(cache: Path | None) -> str:
+            return "cold" if cache is None or not any(cache.glob("*/*.pb")) else "warm"
+
         if "gif" in cases:
             print(f"{source.name} -> {target.name} (512x512) to a GIF:")
+            cache = cache_of("gif")
             for run in range(args.runs):
                 plain = ["--interpolation", "bilinear", "--blend", "linear"]
                 for label, extra in (("defaults", []), ("plain render", plain)):
-                    result = run_morph(source, target, gif if not extra else work / "plain.gif", extra)
-                    print_run(f"run {run + 1}, {label}", result)
+                    when = state(cache)
+                    result = run_morph(source, target, gif if not extra else work / "plain.gif", extra, cache)
+                    print_run(f"run {run + 1}, {label}, {when}", result)
             print(f"  GIF (defaults): {gif.stat().st_size / 1e6:.1f} MB")
         if "portrait" in cases:
             big = upscaled(source, (1667, 1667), work / "portrait.jpg")
             print(f"{big.name} (1667x1667) -> {target.name} (512x512) to an MP4:")
+            cache = cache_of("portrait")
             for run in range(args.runs):
-                print_run(f"run {run + 1}, defaults", run_morph(big, target, work / "portrait.mp4", []))
+                when = state(cache)
+                print_run(f"run {run + 1}, defaults, {when}", run_morph(big, target, work / "portrait.mp4", [], cache))
         if "photo" in cases:
             pair = [upscaled(p, (4000, 3000), work / f"photo_{i}.jpg") for i, p in enumerate((source, target))]
             print("4000x3000 pair to an MP4:")
+            cache = cache_of("photo")
             for run in range(args.runs):
-                print_run(f"run {run + 1}, defaults", run_morph(*pair, work / "photo.mp4", []))
+                when = state(cache)
+                print_run(f"run {run + 1}, defaults, {when}", run_morph(*pair, work / "photo.mp4", [], cache))
         if args.frame_side:
             frame_costs(source, target, args.frame_side, count=12)
         if args.skip_baselines or "gif" not in cases:

@@ -593,3 +593,39 @@ def test_a_large_job_gets_a_notice_and_stops_within_seconds_of_sigterm_while_ren
     assert process.returncode == 143, seen + remaining
     assert time.monotonic() - signalled < 5.0
     assert not output.exists() and sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]
+
+
+def test_sigterm_while_an_encoder_is_busy_on_one_frame_stops_at_once(first_run: Path, toy_pair, tmp_path: Path) -> None:
+    """An encoder that never returns from a frame (as Pillow takes ~16 s on an 81-megapixel one):
+    one SIGTERM still ends the run within a second, with no output and no temporary file."""
+    output = tmp_path / "o.gif"
+    code = (
+        "import sys, threading\n"
+        "import morphing.output\n"
+        "def stuck(self, frames, path, **ignored):\n"
+        "    next(iter(frames))\n"
+        "    print('encoding', file=sys.stderr, flush=True)\n"
+        "    threading.Event().wait()\n"
+        "morphing.output.GifWriter.write = stuck\n"
+        "from morphing.cli import console_main\n"
+        "sys.argv = ['morph', *sys.argv[1:]]\n"
+        "console_main()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "-s", str(toy_pair[0]), "-t", str(toy_pair[1]), "-o", str(output),
+         "--frames", "3", "--load-maps", str(first_run / "maps.npz")],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    assert process.stderr is not None
+    seen = ""
+    while "encoding" not in seen:  # read, not sleep, until the encoder is stuck in its frame
+        character = process.stderr.read(1)
+        assert character, f"the run ended early: {seen}"
+        seen += character
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    remaining = process.communicate(timeout=60)[1]
+    assert process.returncode == 143, seen + remaining
+    assert time.monotonic() - signalled < 2.0
+    assert "terminated; no output written" in remaining
+    assert sorted(os.listdir(tmp_path)) == []
