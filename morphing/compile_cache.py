@@ -1,7 +1,7 @@
 """XLA's compiled programs kept between runs, so that a second morph of the same size skips compiling.
 
-The fit's training step compiles its full-size parts with XLA (about 2 s on 2
-CPU cores, every run). TensorFlow can keep what XLA compiles in a folder
+The fit's training step compiles its full-size parts with XLA, seconds of every
+run on a CPU. TensorFlow can keep what XLA compiles in a folder
 (``--tf_xla_persistent_cache_directory``) and load it next time; this module
 makes that safe to share between processes:
 
