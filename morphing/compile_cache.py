@@ -13,8 +13,11 @@ makes that safe to share between processes:
 - the shared folder is named after the TensorFlow version and this machine's
   processor (and GPUs), so a cluster's shared home folder never hands one
   machine code compiled for another;
-- the folder is kept under ``MAX_BYTES`` (oldest entries go first), and private
-  folders of runs killed long ago are removed.
+- the folder is kept under ``MAX_BYTES`` (oldest entries go first); private
+  folders of killed runs are removed (on this machine once their process is
+  gone); with less than ``MIN_FREE_BYTES`` free there, nothing is cached, since
+  XLA fails a run whose entry it cannot write (``failure_hint`` words that
+  failure for the user).
 
 Nothing here imports TensorFlow: ``CompileCache.open`` must run before it is
 imported (it sets ``TF_XLA_FLAGS``). ``MORPH_CACHE_DIR`` names the cache's
@@ -28,19 +31,23 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import re
 import secrets
 import shutil
 import time
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "MAX_BYTES", "CompileCache", "default_root", "machine_fingerprint"]
+__all__ = ["CACHE_ENV", "MAX_BYTES", "CompileCache", "default_root", "failure_hint", "machine_fingerprint"]
 
 CACHE_ENV = "MORPH_CACHE_DIR"
 XLA_FLAG = "--tf_xla_persistent_cache_directory"
 MAX_BYTES = 256 * 2**20
 """The shared folder is pruned to this size (oldest entries first) after publishing."""
-STALE_SECONDS = 24 * 3600
-"""Private folders older than this belong to runs that were killed: removed when a cache opens."""
+STALE_SECONDS = 7 * 24 * 3600
+"""Private folders of another machine older than this belong to runs that were killed: removed when a cache
+opens (on this machine, a private folder goes as soon as its process is gone)."""
+MIN_FREE_BYTES = 512 * 2**20
+"""Less free space than this where the cache lives turns it off: XLA fails a run whose entry it cannot write."""
 ENTRY_SUFFIX = ".pb"
 
 
@@ -101,8 +108,10 @@ class CompileCache:
         shared = root / f"xla-{machine_fingerprint()}"
         try:
             shared.mkdir(parents=True, exist_ok=True)
+            if shutil.disk_usage(shared).free < MIN_FREE_BYTES:
+                return None
             _remove_stale_private_folders(shared)
-            private = shared / f".run-{os.getpid()}-{secrets.token_hex(4)}"
+            private = shared / f".run-{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
             private.mkdir()
         except OSError:
             return None
@@ -170,11 +179,47 @@ def prune(folder: Path, max_bytes: int) -> None:
         total -= size
 
 
+def failure_hint(message: str) -> str | None:
+    """A line to show when an error's ``message`` names a compile cache's folder, else ``None``.
+
+    XLA fails the operation it compiles when it cannot write or read an entry
+    (a disk filled during the run, a folder removed under it): the user is told
+    which folder and how to run without it.
+    """
+    found = re.search(r"(\S*/xla-[0-9a-f]{16})/", message)
+    if found is None:
+        return None
+    return (f"the compile cache in {found.group(1)} failed ({message.strip().splitlines()[0][:200]}); "
+            f"run again with {CACHE_ENV}=off, or free space there")
+
+
+def _host() -> str:
+    """This machine's name, as a folder name may hold it."""
+    return re.sub(r"[^A-Za-z0-9_.]", "_", platform.node() or "host")
+
+
 def _remove_stale_private_folders(shared: Path) -> None:
+    """Remove the private folders of runs that ended without cleaning up: on this machine, those whose
+    process is gone; of other machines (a shared home folder), those untouched for ``STALE_SECONDS``."""
     now = time.time()
     for folder in shared.glob(".run-*"):
+        host, _, rest = folder.name.removeprefix(".run-").rpartition("-")[0].rpartition("-")
         try:
-            if now - folder.stat().st_mtime > STALE_SECONDS:
+            if host == _host():
+                if not _alive(int(rest)):
+                    shutil.rmtree(folder, ignore_errors=True)
+            elif now - folder.stat().st_mtime > STALE_SECONDS:
                 shutil.rmtree(folder, ignore_errors=True)
-        except OSError:
+        except (OSError, ValueError):
             continue
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -10,17 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from morphing.compile_cache import CACHE_ENV, XLA_FLAG, CompileCache, default_root, machine_fingerprint, prune
+from morphing.compile_cache import (CACHE_ENV, XLA_FLAG, CompileCache, default_root, failure_hint, machine_fingerprint,
+                                     prune)
 from tests.conftest import ROOT
 
 
 @pytest.fixture
 def clean_flags(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
+    """No ``TF_XLA_FLAGS`` during the test, and none left after it (``open`` sets it)."""
+    monkeypatch.setenv("TF_XLA_FLAGS", "")
+    monkeypatch.delenv("TF_XLA_FLAGS")
 
 
 class TestRoot:
     def test_the_environment_names_or_turns_off_the_cache(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv(CACHE_ENV, "off")  # restored after the test
         for off in ("off", "", "0"):
             monkeypatch.setenv(CACHE_ENV, off)
             assert default_root() is None
@@ -64,7 +68,8 @@ class TestCompileCache:
         cache.discard()
         assert cache.published() == [] and not cache.private.exists()
 
-    def test_a_flag_already_set_or_an_unusable_folder_turns_it_off(self, tmp_path: Path, monkeypatch) -> None:
+    def test_a_flag_already_set_or_an_unusable_folder_turns_it_off(self, tmp_path: Path, clean_flags,
+                                                                   monkeypatch) -> None:
         monkeypatch.setenv("TF_XLA_FLAGS", f"{XLA_FLAG}=/theirs")
         assert CompileCache.open(tmp_path) is None
         monkeypatch.delenv("TF_XLA_FLAGS")
@@ -75,10 +80,10 @@ class TestCompileCache:
     def test_private_folders_of_runs_killed_long_ago_are_removed(self, tmp_path: Path, clean_flags,
                                                                  monkeypatch) -> None:
         cache = CompileCache.open(tmp_path)
-        stale, recent = cache.shared / ".run-1-dead", cache.shared / ".run-2-busy"
+        stale, recent = cache.shared / ".run-elsewhere-1-dead", cache.shared / ".run-elsewhere-2-busy"
         stale.mkdir()
         recent.mkdir()
-        old = time.time() - 2 * 24 * 3600
+        old = time.time() - 8 * 24 * 3600
         os.utime(stale, (old, old))
         monkeypatch.delenv("TF_XLA_FLAGS")  # another process
         other = CompileCache.open(tmp_path)
@@ -116,3 +121,66 @@ def test_a_second_run_loads_what_the_first_compiled_and_writes_the_same_bytes(to
             first_entries = entries
     assert entries == first_entries  # nothing new compiled: all loaded
     assert outputs[0] == outputs[1]
+
+
+class TestFailures:
+    def test_too_little_free_space_turns_it_off(self, tmp_path: Path, clean_flags, monkeypatch) -> None:
+        from morphing import compile_cache
+
+        monkeypatch.setattr(compile_cache.shutil, "disk_usage", lambda path: shutil_usage(free=10 * 2**20))
+        assert CompileCache.open(tmp_path) is None and "TF_XLA_FLAGS" not in os.environ
+
+    def test_private_folders_go_when_their_process_has_gone_or_long_ago_elsewhere(self, tmp_path: Path, clean_flags,
+                                                                                monkeypatch) -> None:
+        from morphing.compile_cache import _host
+
+        shared = tmp_path / f"xla-{machine_fingerprint()}"
+        shared.mkdir()
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        folders = {
+            "mine, running": shared / f".run-{_host()}-{os.getpid()}-aaaa",
+            "mine, gone": shared / f".run-{_host()}-{gone}-bbbb",
+            "elsewhere, old": shared / ".run-othermachine-12-cccc",
+            "elsewhere, recent": shared / ".run-othermachine-13-dddd",
+        }
+        for folder in folders.values():
+            folder.mkdir()
+        old = time.time() - 8 * 24 * 3600
+        os.utime(folders["elsewhere, old"], (old, old))
+        CompileCache.open(tmp_path).discard()
+        assert {name for name, folder in folders.items() if folder.exists()} == {"mine, running", "elsewhere, recent"}
+
+    def test_an_error_naming_the_cache_becomes_a_hint(self) -> None:
+        message = "/home/u/.cache/morphing/xla-0123456789abcdef/.run-vm-8-ab12cd34 is not a directory\n [[node]]"
+        hint = failure_hint(message)
+        assert hint is not None and hint.startswith("the compile cache in /home/u/.cache/morphing/xla-0123456789abcdef")
+        assert "MORPH_CACHE_DIR=off" in hint and "\n" not in hint
+        assert failure_hint("an ordinary failure") is None
+
+    def test_a_run_whose_cache_breaks_under_it_says_so_in_one_line(self, toy_pair, tmp_path: Path) -> None:
+        code = (
+            "import shutil, sys\n"
+            "from pathlib import Path\n"
+            "from morphing.compile_cache import CompileCache\n"
+            f"cache = CompileCache.open(Path({str(tmp_path / 'cache')!r}))\n"
+            "shutil.rmtree(cache.private)\n"
+            "cache.private.write_text('not a folder any more')  # as a full disk would fail XLA's write\n"
+            "from morphing.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, "-s", str(toy_pair[0]), "-t", str(toy_pair[1]), "-o", str(tmp_path / "o.gif"),
+             "--size", "32", "-e", "2", "--frames", "3", "-q"],
+            capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
+            env={**os.environ, CACHE_ENV: "off"},
+        )
+        assert done.returncode == 1
+        assert done.stderr.startswith("morph: error: the compile cache in ") and len(done.stderr.splitlines()) == 1
+        assert "MORPH_CACHE_DIR=off" in done.stderr and not (tmp_path / "o.gif").exists()
+
+
+def shutil_usage(free: int):
+    import shutil
+
+    return shutil._ntuple_diskusage(total=2**40, used=2**40 - free, free=free)

@@ -24,7 +24,7 @@ from typing import TextIO
 from ..compile_cache import CompileCache
 from .batch import run_batch
 from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, StopRequest, Terminated, UsageError,
-    describe_os_error)
+    describe_os_error, describe_unexpected)
 from .morph import build_parser, run_morph, validate
 from .tools import TOOL_NAMES, build_tool_parser
 
@@ -105,8 +105,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     except Exception as error:  # noqa: BLE001 - one line unless debugging
         if debug:
             raise
-        print(f"{PROGRAM}: error: unexpected {type(error).__name__}: {error} "
-              "(set MORPH_DEBUG=1 for a traceback)", file=err)
+        line = describe_unexpected(error)
+        hint = "" if line.startswith("the compile cache") else " (set MORPH_DEBUG=1 for a traceback)"
+        print(f"{PROGRAM}: error: {line}{hint}", file=err)
         return ExitStatus.ERROR
     finally:
         if compile_cache is not None and completed:

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, UsageError, describe_os_error)
+from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, UsageError, describe_os_error,
+    describe_unexpected)
 from .morph import build_parser, run_morph, validate
 
 __all__ = ["BatchRow", "read_manifest", "run_batch"]
@@ -150,7 +151,7 @@ def run_batch(args: argparse.Namespace, argv: list[str], console: Console, timer
             console.error(f"{PROGRAM}: {label}: error: {describe_os_error(error)}")
             failed.append(row.index + 1)
         except Exception as error:  # noqa: BLE001 - one bad row must not stop the others
-            console.error(f"{PROGRAM}: {label}: error: unexpected {type(error).__name__}: {error}")
+            console.error(f"{PROGRAM}: {label}: error: {describe_unexpected(error)}")
             failed.append(row.index + 1)
     summary = f"{PROGRAM}: batch: {done} done, {skipped} skipped, {len(failed)} failed"
     if failed:

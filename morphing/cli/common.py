@@ -38,7 +38,7 @@ T = TypeVar("T")
 __all__ = [
     "DEFAULT_EPOCHS", "DEFAULT_SCALES", "DEFAULT_SIZE", "MIN_SIZE", "PROGRAM",
     "ExitStatus", "HelpFormatter", "Parser", "RunError", "UsageError", "Terminated", "StopRequest", "Console",
-    "StageTimer", "add_tool_flags", "check_outputs", "check_writable_file", "describe_os_error", "float_in", "int_in", "load_pixels", "run_checked",
+    "StageTimer", "add_tool_flags", "check_outputs", "describe_unexpected", "check_writable_file", "describe_os_error", "float_in", "int_in", "load_pixels", "run_checked",
     "matched", "new_default_output", "read_leg_points", "same_file", "start_tensorflow", "start_tool", "step_bar",
 ]
 
@@ -324,6 +324,13 @@ def describe_os_error(error: OSError) -> str:
     if error.filename is not None:
         return f"{error.strerror or error}: {error.filename}"
     return f"unexpected OSError: {error} (set MORPH_DEBUG=1 for a traceback)"
+
+
+def describe_unexpected(error: Exception) -> str:
+    """One line for an error nobody foresaw: the compile cache's failure by name, else its type and text."""
+    from ..compile_cache import failure_hint
+
+    return failure_hint(str(error)) or f"unexpected {type(error).__name__}: {error}"
 
 
 def start_tensorflow(force_cpu: bool) -> Any:
