@@ -21,12 +21,13 @@ import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from PIL import GifImagePlugin, Image
+
+from .threads import map_ahead
 
 __all__ = [
     "probe_temporary_beside",
@@ -230,7 +231,7 @@ class GifWriter:
         with open(path, "wb") as handle:
             # Each frame is quantised in a helper thread (Pillow releases the GIL) while the previous
             # one is compressed here: the same bytes, a third less time.
-            for indices in _ahead(lambda frame: palette_indices(frame, palette), frames):
+            for indices in map_ahead(lambda frame: palette_indices(frame, palette), frames, ahead=2, workers=1):
                 delay_ms = 10 * delays[min(written, len(delays) - 1)]
                 if previous is None:
                     first = _indexed_image(indices, palette)
@@ -249,23 +250,6 @@ class GifWriter:
 def palette_indices(frame: np.ndarray, palette: Image.Image) -> np.ndarray:
     """``[H, W, 3] uint8`` → ``[H, W] uint8`` indices into ``palette`` (Floyd–Steinberg dithered)."""
     return np.asarray(Image.fromarray(frame, "RGB").quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG))
-
-
-def _ahead(work: Callable[[np.ndarray], np.ndarray], frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """``work(frame)`` of each frame, in order, computed one frame ahead in a helper thread."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending: Future[np.ndarray] | None = None
-        try:
-            for frame in frames:
-                submitted = pool.submit(work, frame)
-                if pending is not None:
-                    yield pending.result()
-                pending = submitted
-            if pending is not None:
-                yield pending.result()
-        finally:
-            if pending is not None:
-                pending.cancel()
 
 
 def _indexed_image(indices: np.ndarray, palette: Image.Image) -> Image.Image:

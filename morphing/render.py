@@ -17,7 +17,6 @@ default when TensorFlow sees a GPU, or when OpenCV is not installed).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import astuple
 from typing import NamedTuple
 
@@ -27,6 +26,7 @@ import tensorflow as tf
 from .blend import BLENDS, DetailSettings, EndpointDetail, detail_energy
 from .maps import MorphMaps, Scales
 from .settings import RENDER_ENGINES
+from .threads import map_ahead
 from .transition import DirectionMaps, blend_frame, upsample_direction
 from .warp import WARP_INTERPOLATIONS
 
@@ -252,7 +252,7 @@ class FrameRenderer:
         alphas = np.asarray(alphas, np.float64).reshape(-1)
         if self._opencv is not None:
             opencv, check = self._opencv, self._check
-            yield from _threaded(lambda alpha: opencv.frame(alpha, check), alphas, ahead=2)
+            yield from map_ahead(lambda alpha: opencv.frame(float(alpha), check), alphas, ahead=2)
             return
         if batch is None:
             batch = default_batch(*self.shape)
@@ -260,22 +260,6 @@ class FrameRenderer:
             chunk = alphas[start : start + batch]
             padded = np.pad(chunk, (0, batch - len(chunk)), mode="edge")
             yield from self.render(padded)[: len(chunk)]
-
-
-def _threaded(render: Callable[[float], np.ndarray], alphas: np.ndarray, ahead: int) -> Iterator[np.ndarray]:
-    """``render(alpha)`` for each alpha, in order, ``ahead`` of them computed at a time in threads."""
-    with ThreadPoolExecutor(max_workers=ahead) as pool:
-        pending: list[Future[np.ndarray]] = []
-        try:
-            for alpha in alphas:
-                pending.append(pool.submit(render, float(alpha)))
-                if len(pending) >= ahead:
-                    yield pending.pop(0).result()
-            while pending:
-                yield pending.pop(0).result()
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 def even_pacing_alphas(

@@ -13,6 +13,7 @@ Exit status: 0 success, 1 runtime error, 2 usage error, 130 interrupted
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import signal
@@ -31,7 +32,7 @@ from .tools import TOOL_NAMES, build_tool_parser
 __all__ = ["ExitStatus", "build_parser", "console_main", "main"]
 
 
-def _run_command(args, arguments: list[str], console: Console, timer: StageTimer) -> int:
+def _run_command(args: argparse.Namespace, arguments: list[str], console: Console, timer: StageTimer) -> int:
     """The command that ``args`` names: a tool, a batch, or one morph."""
     if getattr(args, "tool", None) is not None:
         args.run(args, console)

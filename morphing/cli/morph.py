@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,8 @@ from ..output import ANIMATION_SUFFIXES, frames_folder_problem
 from ..points import PointPairs
 from ..settings import (BLENDS, EASINGS, RENDER_ENGINES, WARP_INTERPOLATIONS, FitSettings, FrameSettings)
 from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, MIN_SIZE, PROGRAM, Console, HelpFormatter, Parser,
-    RunError, StageTimer, UsageError, check_outputs, float_in, int_in, new_default_output, read_leg_points, run_checked)
+    RunError, StageTimer, UsageError, check_outputs, float_in, int_in, new_default_output, read_leg_points, run_checked,
+    start_tensorflow, step_bar)
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
     from tqdm import tqdm
@@ -259,28 +260,25 @@ def frame_settings(args: argparse.Namespace) -> FrameSettings:
 
 
 class LegBars:
-    """One progress bar per leg of the fit: the first's shown at once (the fit compiles before
-    its first step), each next one from its leg's first step."""
+    """One progress bar per leg of the fit (``step_bar``): the first's shown at once (the fit compiles
+    before its first step), each next one from its leg's first step."""
 
     def __init__(self, legs: int, total: int, console: Console) -> None:
         self.legs, self.total, self.console = legs, total, console
-        self.leg, self.bar = 0, self._open(0)
+        self.leg, (self.bar, self._on_step) = 0, self._open(0)
 
-    def _open(self, leg: int) -> tqdm:
-        return self.console.bar(self.total, "fitting" if self.legs == 1 else f"fitting {leg + 1}/{self.legs}", "step")
+    def _open(self, leg: int) -> tuple[tqdm, Callable[[int, float], None]]:
+        label = "fitting" if self.legs == 1 else f"fitting {leg + 1}/{self.legs}"
+        return step_bar(self.console, self.total, label, digits=4)
 
     def on_step(self, leg: int, step: int, loss: float) -> None:
         if leg != self.leg:
-            self.close()
-            self.leg, self.bar = leg, self._open(leg)
-        self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        self.bar.update(step + 1 - self.bar.n)
-        self.console.check()
+            self.bar.close()
+            self.leg, (self.bar, self._on_step) = leg, self._open(leg)
+        self._on_step(step + 1, loss)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.bar.close()
 
 
 def _fitted_maps(args: argparse.Namespace, job: Job, console: Console, cache: ProgramCache) -> list[MorphMaps]:
@@ -312,8 +310,6 @@ def run_morph(
 
     ``cache`` is kept between the rows of a batch (see ``ProgramCache``).
     """
-    from .common import start_tensorflow
-
     with timer.stage("tensorflow import"):
         tf = start_tensorflow(args.cpu)
     from ..backend import device_description
@@ -336,7 +332,6 @@ def run_morph(
         console.say(f"{PROGRAM}: {large}")
 
     cache = ProgramCache() if cache is None else cache
-    cache.use_shape(job.keys[0].shape[:2])
     console.check()
     with timer.stage("fit"):
         all_maps = _fitted_maps(args, job, console, cache)
