@@ -33,6 +33,7 @@ quantises sampling positions to 1/32 pixel, and sums in another order.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -113,33 +114,61 @@ def expected_work(height: int, width: int, frames: int) -> tuple[float, float]:
     return seconds, 6.0 * pixels + (pixels * CACHED_BYTES_PER_PIXEL if kept else 0) + 2 * 100 * STRIP_PIXELS
 
 
-def _blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+class _Scratch:
+    """One thread's arrays for the intermediates of its strips, kept from strip to strip and frame to frame.
+
+    Writing every intermediate into an array kept from the last strip rather
+    than a fresh one spares the kernel mapping and zeroing new pages for each
+    (hundreds of megabytes a frame at a few megapixels: most of the render's
+    system time). ``scratch(name, shape)`` is a ``shape`` view of the array
+    kept under ``name`` (its first rows), contents undefined; one name holds
+    one value at a time.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+        kept = self._arrays.get(name)
+        if kept is None or kept.shape[0] < shape[0] or kept.shape[1:] != shape[1:] or kept.dtype != dtype:
+            kept = self._arrays[name] = np.empty(shape, dtype)
+        return kept[: shape[0]]
+
+
+def _blur(image: np.ndarray, kernel: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Blur ``[H, W]`` or ``[H, W, C]`` float32 by the 1-D ``kernel`` along x then y, reflected borders."""
-    return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
+    return cv2.sepFilter2D(image, -1, kernel, kernel, dst=out, borderType=cv2.BORDER_REFLECT_101)
 
 
-def _halve(image: np.ndarray) -> np.ndarray:
+def _halve(image: np.ndarray, scratch: _Scratch, name: str) -> np.ndarray:
     """``[H, W, ...]`` → ``[ceil(H/2), ceil(W/2), ...]``: means of 2×2 blocks (edge repeated)."""
     height, width = image.shape[:2]
     if height % 2 or width % 2:
-        image = cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
-    return cv2.resize(image, ((width + 1) // 2, (height + 1) // 2), interpolation=cv2.INTER_AREA)
+        even = scratch(name + "/even", (height + height % 2, width + width % 2, *image.shape[2:]), image.dtype)
+        image = cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE, dst=even)
+    halved = scratch(name, ((height + 1) // 2, (width + 1) // 2, *image.shape[2:]), image.dtype)
+    return cv2.resize(image, halved.shape[1::-1], dst=halved, interpolation=cv2.INTER_AREA)
 
 
-def _double(image: np.ndarray, height: int, width: int) -> np.ndarray:
+def _double(image: np.ndarray, height: int, width: int, scratch: _Scratch, name: str) -> np.ndarray:
     """Undo ``_halve``'s size: bilinear ×2 (half-pixel centres, edges clamped), cropped to ``[height, width]``."""
-    doubled = cv2.resize(image, (2 * image.shape[1], 2 * image.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return doubled[:height, :width]
+    doubled = scratch(name, (2 * image.shape[0], 2 * image.shape[1], *image.shape[2:]), image.dtype)
+    return cv2.resize(image, doubled.shape[1::-1], dst=doubled, interpolation=cv2.INTER_LINEAR)[:height, :width]
 
 
-def _pool(image: np.ndarray, factor: int) -> np.ndarray:
-    """Means of ``factor × factor`` blocks (``factor`` 1, 2 or 4)."""
-    return pooled(image, factor, _halve)
+def _pool(image: np.ndarray, factor: int, scratch: _Scratch, name: str) -> np.ndarray:
+    """Means of ``factor × factor`` blocks (``factor`` 1, 2 or 4); each halving in ``scratch`` under ``name``."""
+    halvings = iter(range(factor.bit_length()))
+    return pooled(image, factor, lambda image: _halve(image, scratch, f"{name}/halved{next(halvings)}"))
 
 
-def _unpool(image: np.ndarray, height: int, width: int, factor: int) -> np.ndarray:
+def _unpool(image: np.ndarray, height: int, width: int, factor: int, scratch: _Scratch, name: str) -> np.ndarray:
     """Undo ``_pool`` of an ``[H, W]`` image: bilinear ×2 per halving."""
-    return unpooled(image, height, width, factor, _double)
+    doublings = iter(range(factor.bit_length()))
+    return unpooled(
+        image, height, width, factor,
+        lambda image, height, width: _double(image, height, width, scratch, f"{name}/doubled{next(doublings)}"),
+    )
 
 
 class _Blur(NamedTuple):
@@ -160,20 +189,21 @@ class _Blur(NamedTuple):
         """Rows of input that can change an output row: the kernel's radius, plus pooling and resizing."""
         return self.factor * (len(self.kernel) // 2 + 2)
 
-    def pooled(self, image: np.ndarray) -> np.ndarray:
-        """The blur on the pooled grid, not resized back."""
-        return _blur(_pool(image, self.factor), self.kernel)
+    def pooled(self, image: np.ndarray, scratch: _Scratch, name: str) -> np.ndarray:
+        """The blur on the pooled grid, not resized back (in ``scratch`` under ``name``)."""
+        pooled_image = _pool(image, self.factor, scratch, name)
+        return _blur(pooled_image, self.kernel, scratch(name, pooled_image.shape))
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return _unpool(self.pooled(image), *image.shape[:2], self.factor)
+    def __call__(self, image: np.ndarray, scratch: _Scratch, name: str) -> np.ndarray:
+        return _unpool(self.pooled(image, scratch, name), *image.shape[:2], self.factor, scratch, name)
 
 
 _LUMINANCE = np.array([LUMINANCE], np.float32)
 
 
-def _luminance(image: np.ndarray) -> np.ndarray:
-    """``[H, W, 3]`` RGB → ``[H, W]`` luminance."""
-    return cv2.transform(image, _LUMINANCE).reshape(image.shape[:2])
+def _luminance(image: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` RGB → ``[H, W]`` luminance (into ``out``)."""
+    return cv2.transform(image, _LUMINANCE, dst=out).reshape(image.shape[:2])
 
 
 @dataclass(frozen=True)
@@ -201,29 +231,51 @@ class _DetailPlan:
         reach = max(int(band) + window.reach + 2 * window.factor for band, window in zip(band_reach, windows))
         return _DetailPlan(settings, levels, windows, 4 * math.ceil((reach + 4) / 4))
 
-    def bands(self, image: np.ndarray) -> list[np.ndarray]:
+    def bands(self, image: np.ndarray, scratch: _Scratch) -> list[np.ndarray]:
         """``[H, W]`` → one ``[H, W]`` band per sigma, finest first (as ``blend.detail_bands``)."""
         levels = [image]
-        for blur in self.levels:
-            levels.append(blur(levels[-1]))
-        return [cv2.subtract(finer, coarser) for finer, coarser in zip(levels[:-1], levels[1:])]
+        for index, blur in enumerate(self.levels):
+            levels.append(blur(levels[-1], scratch, f"level{index}"))
+        return [
+            cv2.subtract(finer, coarser, dst=scratch(f"band{index}", image.shape))
+            for index, (finer, coarser) in enumerate(zip(levels[:-1], levels[1:]))
+        ]
+
+    def _band_energies(self, image: np.ndarray, scratch: _Scratch) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """``[H, W, 3]`` → the bands of its luminance and their local energies (each on its pooled grid)."""
+        bands = self.bands(_luminance(image, scratch("luminance", image.shape[:2])), scratch)
+        energies = [
+            window.pooled(cv2.multiply(band, band, dst=scratch("squared", band.shape)), scratch, f"energy{index}")
+            for index, (band, window) in enumerate(zip(bands, self.windows))
+        ]
+        return bands, energies
 
     def energies(self, image: np.ndarray) -> list[np.ndarray]:
         """``[H, W, 3]`` → the local energy of each band of its luminance, ``[h_i, w_i]`` on its pooled grid
         (``blend.detail_energy``)."""
-        bands = self.bands(_luminance(image))
-        return [window.pooled(cv2.multiply(band, band)) for band, window in zip(bands, self.windows)]
+        return self._band_energies(image, _Scratch())[1]
 
-    def detail(self, linear: np.ndarray, wanted: Sequence[np.ndarray]) -> np.ndarray:
+    def detail(
+        self, linear: np.ndarray, wanted: Sequence[np.ndarray], scratch: _Scratch | None = None
+    ) -> np.ndarray:
         """``[H, W]``: ``sum_i up_i(g_i - 1)·band_i(Y(linear))``, what ``blend.restore_detail`` adds to
-        each channel of ``linear``."""
+        each channel of ``linear`` (in ``scratch``, if given)."""
+        scratch = scratch or _Scratch()
         height, width = linear.shape[:2]
         epsilon = np.float32(self.settings.epsilon)
-        detail = np.zeros((height, width), np.float32)
-        for band, window, wanted_energy in zip(self.bands(_luminance(linear)), self.windows, wanted):
-            have = window.pooled(cv2.multiply(band, band))
-            gain = np.clip(cv2.sqrt(cv2.divide(wanted_energy + epsilon, have + epsilon)), 1.0, self.settings.max_gain)
-            cv2.accumulateProduct(band, _unpool(gain - np.float32(1.0), height, width, window.factor), detail)
+        detail = scratch("detail", (height, width))
+        detail.fill(0.0)
+        bands, energies = self._band_energies(linear, scratch)
+        for index, (band, window, have, wanted_energy) in enumerate(zip(bands, self.windows, energies, wanted)):
+            # The names carry the band's index: each band's pooled grid has its own shape.
+            ratio = cv2.divide(
+                np.add(wanted_energy, epsilon, out=scratch(f"wanted{index}", have.shape)),
+                np.add(have, epsilon, out=have),
+                dst=scratch(f"gain{index}", have.shape),
+            )
+            gain = np.clip(cv2.sqrt(ratio, dst=ratio), 1.0, self.settings.max_gain, out=ratio)
+            gain -= np.float32(1.0)
+            cv2.accumulateProduct(band, _unpool(gain, height, width, window.factor, scratch, f"gain{index}"), detail)
         return detail
 
 
@@ -245,12 +297,16 @@ class _Grid(NamedTuple):
     columns: np.ndarray
     rows: np.ndarray
 
-    def sampling_maps(self, amount: float, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``cv2.remap``'s query maps (x, y) of rows ``start:stop`` at ``amount``: position minus ``amount`` × flow."""
+    def sampling_maps(
+        self, amount: float, start: int, stop: int, scratch: _Scratch, name: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``cv2.remap``'s query maps (x, y) of rows ``start:stop`` at ``amount``: position minus ``amount`` × flow
+        (in ``scratch`` under ``name``)."""
         rows = slice(start, stop)
+        shape = self.flow_x[rows].shape
         return (
-            cv2.scaleAdd(self.flow_x[rows], -amount, self.columns[rows]),
-            cv2.scaleAdd(self.flow_y[rows], -amount, self.rows[rows]),
+            cv2.scaleAdd(self.flow_x[rows], -amount, self.columns[rows], dst=scratch(name + "/x", shape)),
+            cv2.scaleAdd(self.flow_y[rows], -amount, self.rows[rows], dst=scratch(name + "/y", shape)),
         )
 
 
@@ -335,6 +391,7 @@ class OpenCVRenderer:
         self._cached = height * width * CACHED_BYTES_PER_PIXEL <= CACHE_BYTES
         self._check = check or (lambda: None)
         self._position_grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._scratches = threading.local()
         self._directions = tuple(
             self._direction(pixels, grid) for pixels, grid in ((source, maps.forward), (target, maps.backward))
         )
@@ -393,8 +450,9 @@ class OpenCVRenderer:
             pooled_x, pooled_y = [], []
             for start, stop in self._blocks(4):  # multiples of 4: the pooled blocks of the whole frame
                 flow_x, flow_y = self._flows(direction, start, stop)
-                pooled_x.append(_pool(flow_x, window.factor) / np.float32(window.factor))
-                pooled_y.append(_pool(flow_y, window.factor) / np.float32(window.factor))
+                scratch = _Scratch()
+                pooled_x.append(_pool(flow_x, window.factor, scratch, "x") / np.float32(window.factor))
+                pooled_y.append(_pool(flow_y, window.factor, scratch, "y") / np.float32(window.factor))
             flows = np.concatenate(pooled_x), np.concatenate(pooled_y)
             direction.energy_grids.append(_Grid(*flows, *self._pooled_positions(*flows[0].shape)))
 
@@ -411,19 +469,20 @@ class OpenCVRenderer:
         return self._flow_rows(direction.warp_maps, start, stop)
 
     def _warped(
-        self, direction: _Direction, amount: float, start: int, stop: int, row_positions: np.ndarray
+        self, which: int, amount: float, start: int, stop: int, row_positions: np.ndarray, scratch: _Scratch
     ) -> np.ndarray:
-        """Rows ``start:stop`` (``row_positions``: their row index at every pixel) of one direction at
-        ``amount``: coloured, then warped.
+        """Rows ``start:stop`` (``row_positions``: their row index at every pixel) of direction ``which``
+        (0: forward, 1: backward) at ``amount``: coloured, then warped.
 
         Only the source rows that the warp reads are coloured, as
         ``X + amount·paint`` with ``X`` converted from uint8 on the way.
         """
+        direction = self._directions[which]
         flow_x, flow_y = self._flows(direction, start, stop)
-        map_x = cv2.scaleAdd(flow_x, -amount, self._columns[: stop - start])
+        map_x = cv2.scaleAdd(flow_x, -amount, self._columns[: stop - start], dst=scratch("map_x", flow_x.shape))
         # Positions are whole numbers, so rows minus flow rounds as it would for the whole frame, and
         # subtracting the first source row after that is exact: strips give the whole frame's pixels.
-        map_y = cv2.scaleAdd(flow_y, -amount, row_positions)
+        map_y = cv2.scaleAdd(flow_y, -amount, row_positions, dst=scratch("map_y", flow_y.shape))
         lowest, highest = cv2.minMaxLoc(map_y)[:2]
         height = self.shape[0]
         first = min(max(math.floor(lowest) - 1, 0), height - 1)  # the cubic reads rows floor(y) - 1 ... floor(y) + 2
@@ -434,59 +493,89 @@ class OpenCVRenderer:
             paint = direction.paint[first:last]
         else:
             paint = self._paint_rows(direction.pixels, direction.colour_maps, first, last)
-        coloured = cv2.addWeighted(direction.pixels[first:last], 1.0 / 127.5, paint, amount, -1.0, dtype=cv2.CV_32F)
-        return cv2.remap(coloured, map_x, map_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
+        coloured = cv2.addWeighted(direction.pixels[first:last], 1.0 / 127.5, paint, amount, -1.0,
+                                   dst=scratch("coloured", paint.shape), dtype=cv2.CV_32F)
+        return cv2.remap(coloured, map_x, map_y, self._sampling, dst=scratch(f"warped{which}", (*map_x.shape, 3)),
+                         borderMode=cv2.BORDER_REPLICATE)
 
-    def _carried(self, direction: _Direction, amount: float, start: int, stop: int) -> list[np.ndarray]:
+    def _carried(self, which: int, amount: float, start: int, stop: int, scratch: _Scratch) -> list[np.ndarray]:
         """The endpoint's band energies carried by the same flow (bilinear): rows ``start:stop`` of the frame,
-        on each band's pooled grid."""
+        on each band's pooled grid, for direction ``which``."""
         carried = []
-        for energy, grid, window in zip(direction.energies, direction.energy_grids, self._plan.windows):
-            maps = grid.sampling_maps(amount, start // window.factor, -(-stop // window.factor))
-            carried.append(cv2.remap(energy, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        direction = self._directions[which]
+        for index, (energy, grid, window) in enumerate(
+            zip(direction.energies, direction.energy_grids, self._plan.windows)
+        ):
+            maps = grid.sampling_maps(amount, start // window.factor, -(-stop // window.factor), scratch, f"maps{index}")
+            out = scratch(f"carried{which}/{index}", maps[0].shape)
+            carried.append(cv2.remap(energy, *maps, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE))
         return carried
 
-    def _strip(self, alpha: float, start: int, stop: int, out: np.ndarray) -> None:
-        """Rows ``start:stop`` of the frame at ``alpha`` into ``out`` (``[stop - start, W, 3] uint8``)."""
-        height = self.shape[0]
-        margin = 0 if self._plan is None else self._plan.margin
-        first, last = max(start - margin, 0), min(stop + margin, height)
-        forward, backward = self._directions
-        row_positions = self._rows[: last - first] + np.float32(first)
-        linear = cv2.addWeighted(
-            self._warped(forward, alpha, first, last, row_positions), 1.0 - alpha,
-            self._warped(backward, 1.0 - alpha, first, last, row_positions), alpha, 0.0,
+    def _linear_rows(self, alpha: float, first: int, last: int, out: np.ndarray, scratch: _Scratch) -> None:
+        """Rows ``first:last`` of the plain blend ``(1 - alpha)·forward + alpha·backward`` into ``out``
+        (``[last - first, W, 3] float32``)."""
+        row_positions = np.add(self._rows[: last - first], np.float32(first),
+                               out=scratch("row_positions", (last - first, self.shape[1])))
+        cv2.addWeighted(
+            self._warped(0, alpha, first, last, row_positions, scratch), 1.0 - alpha,
+            self._warped(1, 1.0 - alpha, first, last, row_positions, scratch), alpha, 0.0, dst=out,
         )
-        if self._plan is not None:
-            wanted = [
-                cv2.addWeighted(from_source, 1.0 - alpha, from_target, alpha, 0.0)
-                for from_source, from_target in zip(
-                    self._carried(forward, alpha, first, last), self._carried(backward, 1.0 - alpha, first, last)
-                )
-            ]
-            detail = self._plan.detail(linear, wanted)[start - first : stop - first]
-            # linear + detail (each channel), to uint8 in one pass over the strip's own rows.
-            cv2.addWeighted(linear[start - first : stop - first], 127.5, cv2.cvtColor(detail, cv2.COLOR_GRAY2RGB),
-                            127.5, 127.5, dst=out, dtype=cv2.CV_8U)
-            return
-        _to_uint8(linear[start - first : stop - first], out)
+
+    def _detail_strip(
+        self, alpha: float, start: int, stop: int, linear: np.ndarray, out: np.ndarray, scratch: _Scratch
+    ) -> None:
+        """Rows ``start:stop`` of the frame at ``alpha`` into ``out`` (``[stop - start, W, 3] uint8``), from
+        ``linear``: the plain blend's rows ``start - margin : stop + margin`` (clipped to the frame)."""
+        first, last = max(start - self._plan.margin, 0), min(stop + self._plan.margin, self.shape[0])
+        wanted = [
+            cv2.addWeighted(from_source, 1.0 - alpha, from_target, alpha, 0.0, dst=from_source)
+            for from_source, from_target in zip(
+                self._carried(0, alpha, first, last, scratch), self._carried(1, 1.0 - alpha, first, last, scratch)
+            )
+        ]
+        detail = self._plan.detail(linear, wanted, scratch)[start - first : stop - first]
+        # linear + detail (each channel), to uint8 in one pass over the strip's own rows.
+        detail_rgb = cv2.cvtColor(detail, cv2.COLOR_GRAY2RGB, dst=scratch("detail_rgb", (*detail.shape, 3)))
+        cv2.addWeighted(linear[start - first : stop - first], 127.5, detail_rgb, 127.5, 127.5, dst=out,
+                        dtype=cv2.CV_8U)
+
+    def _scratch(self) -> _Scratch:
+        """The calling thread's ``_Scratch`` for this renderer (each thread renders its own frames)."""
+        scratch = getattr(self._scratches, "scratch", None)
+        if scratch is None:
+            scratch = self._scratches.scratch = _Scratch()
+        return scratch
 
     def frame(self, alpha: float, check: Callable[[], None] | None = None) -> np.ndarray:
         """The ``[H, W, 3] uint8`` frame at ``alpha`` (0: the source, 1: the target, exactly).
 
         ``check`` is called before each strip (it may raise to stop: a huge
-        frame takes seconds).
+        frame takes seconds). The plain blend's rows in the margin that one
+        strip shares with the next are kept for it, not warped again.
         """
         alpha = float(alpha)
         if alpha == 0.0 or alpha == 1.0:
             return self._endpoints[int(alpha)].copy()
         height, width = self.shape
         frame = np.empty((height, width, 3), np.uint8)
+        scratch = self._scratch()
+        margin = 0 if self._plan is None else self._plan.margin
+        linear = scratch("linear", (min(self._strip_rows + 2 * margin, height), width, 3))
+        held = (0, 0)  # the frame rows whose plain blend ``linear`` holds, from its first row
         for start in range(0, height, self._strip_rows):
             if check is not None:
                 check()
             stop = min(start + self._strip_rows, height)
-            self._strip(alpha, start, stop, frame[start:stop])
+            first, last = max(start - margin, 0), min(stop + margin, height)
+            kept = max(held[1] - first, 0)
+            linear[:kept] = linear[first - held[0] : held[1] - held[0]]  # NumPy copies overlapping rows safely
+            if first + kept < last:
+                self._linear_rows(alpha, first + kept, last, linear[kept : last - first], scratch)
+            held = (first, last)
+            if self._plan is None:
+                _to_uint8(linear[: last - first], frame[start:stop])
+            else:
+                self._detail_strip(alpha, start, stop, linear[: last - first], frame[start:stop], scratch)
         return frame
 
     def render(self, alphas: Sequence[float] | np.ndarray) -> np.ndarray:
