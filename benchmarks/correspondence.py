@@ -55,7 +55,7 @@ load_tensorflow()
 from PIL import Image  # noqa: E402
 from skimage import data as skimage_data  # noqa: E402
 
-from baselines import dis_flows, flow_morph, overridden  # noqa: E402
+from baselines import flow_morph, overridden  # noqa: E402
 from morphing.fit import FitSettings, MapFitter, reduce_for_fit  # noqa: E402
 from morphing.images import load_image, resize_image  # noqa: E402
 from morphing.maps import Scales  # noqa: E402

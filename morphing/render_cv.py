@@ -32,8 +32,9 @@ quantises sampling positions to 1/32 pixel, and sums in another order.
 
 from __future__ import annotations
 
+import contextlib
 import math
-import threading
+import queue
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -62,10 +63,13 @@ CACHE_BYTES = 2**30
 """Frames whose full-size paint and flows (``CACHED_BYTES_PER_PIXEL``) fit in this many bytes keep them;
 bigger ones (over ~27 megapixels) make them for each strip, so memory stays bounded whatever the size."""
 CACHED_BYTES_PER_PIXEL = 40
-STRIP_PIXELS = 2**21
-"""About how many output pixels one strip of a frame holds (at least 4 margins' worth of rows); half as
-many in frames of over 4 megapixels, so that the two strips in flight stay near 200 MB. Fewer, larger
-strips are faster (a 1667² frame: ~90 ms in 2 strips, ~155 ms in 7)."""
+STRIP_PIXELS = 2**20
+"""About how many output pixels one strip of a frame holds (at least 4 margins' worth of rows). Each frame
+in flight keeps its strip's intermediates (``SCRATCH_BYTES_PER_PIXEL`` a pixel of a strip and its margins);
+strips much smaller than this spend more on the margins, larger ones more on fresh memory (benchmarks/speed.py)."""
+SCRATCH_BYTES_PER_PIXEL = 150
+DEFAULT_MARGIN = 64
+"""The detail blend's margin (``_DetailPlan.margin``) with the default settings, for ``expected_work``."""
 
 
 class GridRows:
@@ -106,33 +110,65 @@ def expected_work(height: int, width: int, frames: int) -> tuple[float, float]:
     """Rough ``(seconds, bytes)`` that rendering ``frames`` frames of ``[height, width]`` takes on a CPU.
 
     Bytes: the two endpoints, the kept full-size maps (``CACHE_BYTES`` at most)
-    and two strips in flight; not counting TensorFlow, the fit and the encoder.
+    and two frames' strips in flight; not counting TensorFlow, the fit and the encoder.
     """
     pixels = height * width
     kept = pixels * CACHED_BYTES_PER_PIXEL <= CACHE_BYTES
     seconds = pixels * frames * SECONDS_PER_PIXEL[0 if kept else 1]
-    return seconds, 6.0 * pixels + (pixels * CACHED_BYTES_PER_PIXEL if kept else 0) + 2 * 100 * STRIP_PIXELS
+    strip_rows = min(_default_strip_rows(width, DEFAULT_MARGIN) + 2 * DEFAULT_MARGIN, height)
+    scratch = strip_rows * width * SCRATCH_BYTES_PER_PIXEL
+    return seconds, 6.0 * pixels + (pixels * CACHED_BYTES_PER_PIXEL if kept else 0) + 2 * scratch
+
+
+def _default_strip_rows(width: int, margin: int) -> int:
+    """Rows of a strip: about ``STRIP_PIXELS`` pixels, at least four margins, a multiple of 4."""
+    return 4 * math.ceil(max(4 * margin, STRIP_PIXELS // width, 4) / 4)
 
 
 class _Scratch:
-    """One thread's arrays for the intermediates of its strips, kept from strip to strip and frame to frame.
+    """The arrays for the intermediates of one frame in flight, kept from strip to strip and frame to frame.
 
     Writing every intermediate into an array kept from the last strip rather
     than a fresh one spares the kernel mapping and zeroing new pages for each
     (hundreds of megabytes a frame at a few megapixels: most of the render's
     system time). ``scratch(name, shape)`` is a ``shape`` view of the array
     kept under ``name`` (its first rows), contents undefined; one name holds
-    one value at a time.
+    one value at a time. With ``even=True`` the kept array has a spare row and
+    column where ``shape``'s sides are odd, so that ``_halve`` can pool the
+    view without copying it first.
     """
 
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
 
-    def __call__(self, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    def __call__(
+        self, name: str, shape: tuple[int, ...], dtype: type = np.float32, *, even: bool = False
+    ) -> np.ndarray:
+        height, width = shape[:2]
+        wanted = (height + height % 2, width + width % 2, *shape[2:]) if even else tuple(shape)
         kept = self._arrays.get(name)
-        if kept is None or kept.shape[0] < shape[0] or kept.shape[1:] != shape[1:] or kept.dtype != dtype:
-            kept = self._arrays[name] = np.empty(shape, dtype)
-        return kept[: shape[0]]
+        if kept is None or kept.shape[0] < wanted[0] or kept.shape[1:] != wanted[1:] or kept.dtype != dtype:
+            kept = self._arrays[name] = np.empty(wanted, dtype)
+        return kept[:height, :width]
+
+
+def _evened(image: np.ndarray) -> np.ndarray | None:
+    """The even-sided array that ``image`` (odd sides) begins, its last row and column repeated into the
+    spare ones, if ``image`` is such a view (``_Scratch(..., even=True)``); else ``None``."""
+    height, width = image.shape[:2]
+    base = image.base
+    if (
+        not isinstance(base, np.ndarray) or base.ndim != image.ndim or base.strides != image.strides
+        or base.shape[0] < height + height % 2 or base.shape[1:] != (width + width % 2, *image.shape[2:])
+        or base.ctypes.data != image.ctypes.data
+    ):
+        return None
+    even = base[: height + height % 2]
+    if height % 2:
+        even[height, :width] = even[height - 1, :width]
+    if width % 2:
+        even[:, width] = even[:, width - 1]
+    return even
 
 
 def _blur(image: np.ndarray, kernel: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -144,9 +180,12 @@ def _halve(image: np.ndarray, scratch: _Scratch, name: str) -> np.ndarray:
     """``[H, W, ...]`` → ``[ceil(H/2), ceil(W/2), ...]``: means of 2×2 blocks (edge repeated)."""
     height, width = image.shape[:2]
     if height % 2 or width % 2:
-        even = scratch(name + "/even", (height + height % 2, width + width % 2, *image.shape[2:]), image.dtype)
-        image = cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE, dst=even)
-    halved = scratch(name, ((height + 1) // 2, (width + 1) // 2, *image.shape[2:]), image.dtype)
+        even = _evened(image)
+        if even is None:
+            even = scratch(name + "/even", (height + height % 2, width + width % 2, *image.shape[2:]), image.dtype)
+            even = cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE, dst=even)
+        image = even
+    halved = scratch(name, ((height + 1) // 2, (width + 1) // 2, *image.shape[2:]), image.dtype, even=True)
     return cv2.resize(image, halved.shape[1::-1], dst=halved, interpolation=cv2.INTER_AREA)
 
 
@@ -192,7 +231,7 @@ class _Blur(NamedTuple):
     def pooled(self, image: np.ndarray, scratch: _Scratch, name: str) -> np.ndarray:
         """The blur on the pooled grid, not resized back (in ``scratch`` under ``name``)."""
         pooled_image = _pool(image, self.factor, scratch, name)
-        return _blur(pooled_image, self.kernel, scratch(name, pooled_image.shape))
+        return _blur(pooled_image, self.kernel, scratch(name, pooled_image.shape, even=True))
 
     def __call__(self, image: np.ndarray, scratch: _Scratch, name: str) -> np.ndarray:
         return _unpool(self.pooled(image, scratch, name), *image.shape[:2], self.factor, scratch, name)
@@ -245,7 +284,7 @@ class _DetailPlan:
         """``[H, W, 3]`` → the bands of its luminance and their local energies (each on its pooled grid)."""
         bands = self.bands(_luminance(image, scratch("luminance", image.shape[:2])), scratch)
         energies = [
-            window.pooled(cv2.multiply(band, band, dst=scratch("squared", band.shape)), scratch, f"energy{index}")
+            window.pooled(cv2.multiply(band, band, dst=scratch("squared", band.shape, even=True)), scratch, f"energy{index}")
             for index, (band, window) in enumerate(zip(bands, self.windows))
         ]
         return bands, energies
@@ -264,7 +303,6 @@ class _DetailPlan:
         height, width = linear.shape[:2]
         epsilon = np.float32(self.settings.epsilon)
         detail = scratch("detail", (height, width))
-        detail.fill(0.0)
         bands, energies = self._band_energies(linear, scratch)
         for index, (band, window, have, wanted_energy) in enumerate(zip(bands, self.windows, energies, wanted)):
             # The names carry the band's index: each band's pooled grid has its own shape.
@@ -275,7 +313,11 @@ class _DetailPlan:
             )
             gain = np.clip(cv2.sqrt(ratio, dst=ratio), 1.0, self.settings.max_gain, out=ratio)
             gain -= np.float32(1.0)
-            cv2.accumulateProduct(band, _unpool(gain, height, width, window.factor, scratch, f"gain{index}"), detail)
+            gain = _unpool(gain, height, width, window.factor, scratch, f"gain{index}")
+            if index:
+                cv2.accumulateProduct(band, gain, detail)
+            else:
+                cv2.multiply(band, gain, dst=detail)
         return detail
 
 
@@ -376,8 +418,7 @@ class OpenCVRenderer:
             self._plan = _DetailPlan.of(detail_settings or DetailSettings(), height, width)
         margin = 0 if self._plan is None else self._plan.margin
         if strip_rows is None:
-            pixels = STRIP_PIXELS if height * width <= 2 * STRIP_PIXELS else STRIP_PIXELS // 2
-            strip_rows = max(4 * margin, pixels // width, 4)
+            strip_rows = _default_strip_rows(width, margin)
         if strip_rows < 1:
             raise ValueError(f"strip_rows must be positive, got {strip_rows}")
         self._strip_rows = 4 * math.ceil(strip_rows / 4)
@@ -391,7 +432,7 @@ class OpenCVRenderer:
         self._cached = height * width * CACHED_BYTES_PER_PIXEL <= CACHE_BYTES
         self._check = check or (lambda: None)
         self._position_grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._scratches = threading.local()
+        self._free_scratches: queue.SimpleQueue[_Scratch] = queue.SimpleQueue()
         self._directions = tuple(
             self._direction(pixels, grid) for pixels, grid in ((source, maps.forward), (target, maps.backward))
         )
@@ -539,12 +580,18 @@ class OpenCVRenderer:
         cv2.addWeighted(linear[start - first : stop - first], 127.5, detail_rgb, 127.5, 127.5, dst=out,
                         dtype=cv2.CV_8U)
 
-    def _scratch(self) -> _Scratch:
-        """The calling thread's ``_Scratch`` for this renderer (each thread renders its own frames)."""
-        scratch = getattr(self._scratches, "scratch", None)
-        if scratch is None:
-            scratch = self._scratches.scratch = _Scratch()
-        return scratch
+    @contextlib.contextmanager
+    def _scratch(self) -> Iterator[_Scratch]:
+        """A ``_Scratch`` that no other frame is using, returned to the renderer's pool afterwards (so it
+        outlives the threads that render: as many as frames were ever in flight at once)."""
+        try:
+            scratch = self._free_scratches.get_nowait()
+        except queue.Empty:
+            scratch = _Scratch()
+        try:
+            yield scratch
+        finally:
+            self._free_scratches.put(scratch)
 
     def frame(self, alpha: float, check: Callable[[], None] | None = None) -> np.ndarray:
         """The ``[H, W, 3] uint8`` frame at ``alpha`` (0: the source, 1: the target, exactly).
@@ -558,7 +605,13 @@ class OpenCVRenderer:
             return self._endpoints[int(alpha)].copy()
         height, width = self.shape
         frame = np.empty((height, width, 3), np.uint8)
-        scratch = self._scratch()
+        with self._scratch() as scratch:
+            self._fill(frame, alpha, scratch, check)
+        return frame
+
+    def _fill(self, frame: np.ndarray, alpha: float, scratch: _Scratch, check: Callable[[], None] | None) -> None:
+        """Compute ``frame`` (``[H, W, 3] uint8``) at ``alpha``, strip by strip."""
+        height, width = self.shape
         margin = 0 if self._plan is None else self._plan.margin
         linear = scratch("linear", (min(self._strip_rows + 2 * margin, height), width, 3))
         held = (0, 0)  # the frame rows whose plain blend ``linear`` holds, from its first row
@@ -576,7 +629,6 @@ class OpenCVRenderer:
                 _to_uint8(linear[: last - first], frame[start:stop])
             else:
                 self._detail_strip(alpha, start, stop, linear[: last - first], frame[start:stop], scratch)
-        return frame
 
     def render(self, alphas: Sequence[float] | np.ndarray) -> np.ndarray:
         """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames."""

@@ -130,6 +130,62 @@ class TestStrips:
         assert not np.array_equal(strips.render([0.4]), whole)
 
 
+class TestScratch:
+    """Each frame in flight writes its intermediates into arrays kept from the frames before."""
+
+    def test_later_frames_reuse_the_arrays_of_the_first(self) -> None:
+        source, target = photo_pair(130, 97)
+        renderer = OpenCVRenderer(source, target, smooth_maps((16, 12), (130, 97), seed=8), Scales(), strip_rows=24)
+        renderer.frame(0.5)
+        scratch = renderer._free_scratches.get_nowait()
+        before = {name: id(array) for name, array in scratch._arrays.items()}
+        renderer._free_scratches.put(scratch)
+        frames = [renderer.frame(alpha) for alpha in (0.2, 0.8, 0.35)]
+        assert renderer._free_scratches.qsize() == 1
+        assert {name: id(array) for name, array in scratch._arrays.items()} == before
+        fresh = OpenCVRenderer(source, target, smooth_maps((16, 12), (130, 97), seed=8), Scales(), strip_rows=24)
+        np.testing.assert_array_equal(np.stack(frames), fresh.render([0.2, 0.8, 0.35]))
+
+    def test_frames_in_flight_together_use_their_own(self) -> None:
+        source, target = photo_pair(130, 97)
+        maps = smooth_maps((16, 12), (130, 97), seed=9, warp=6.0)
+        renderer = FrameRenderer(source, target, maps, Scales(warp=0.5), engine="opencv")
+        alphas = np.linspace(0.1, 0.9, 7)
+        streamed = np.stack(list(renderer.frames(alphas)))  # two threads, two frames at a time
+        one_by_one = OpenCVRenderer(source, target, maps, Scales(warp=0.5))
+        np.testing.assert_array_equal(streamed, one_by_one.render(alphas))
+        with one_by_one._scratch() as busy:  # a frame in flight holds its scratch: the next gets another
+            frame = one_by_one.frame(alphas[2])
+            assert one_by_one._free_scratches.qsize() == 1 and one_by_one._free_scratches.get_nowait() is not busy
+        np.testing.assert_array_equal(frame, streamed[2])
+
+    def test_a_name_gives_the_first_rows_of_its_array_and_grows_it_when_needed(self) -> None:
+        from morphing.render_cv import _Scratch
+
+        scratch = _Scratch()
+        big = scratch("a", (10, 4))
+        small = scratch("a", (6, 4))
+        assert small.shape == (6, 4) and np.shares_memory(small, big)
+        bigger = scratch("a", (12, 4))
+        assert bigger.shape == (12, 4) and not np.shares_memory(bigger, big)
+        assert scratch("a", (12, 5)).shape == (12, 5) and scratch("a", (3, 5), np.uint8).dtype == np.uint8
+
+    @pytest.mark.parametrize("shape", [(7, 9), (8, 9), (7, 8), (6, 8)])
+    def test_halving_a_view_with_spare_sides_equals_halving_a_copy(self, shape: tuple[int, int]) -> None:
+        from morphing.render_cv import _halve, _Scratch
+
+        image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+        scratch = _Scratch()
+        view = scratch("image", shape, even=True)
+        view[...] = image
+        assert view.shape == shape and view.base.shape == (shape[0] + shape[0] % 2, shape[1] + shape[1] % 2)
+        by_copy = _halve(image.copy(), _Scratch(), "halved")
+        np.testing.assert_array_equal(_halve(view, scratch, "halved"), by_copy)
+        padded = np.pad(image, [(0, shape[0] % 2), (0, shape[1] % 2)], mode="edge")
+        blocks = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).mean(axis=(1, 3))
+        np.testing.assert_allclose(by_copy, blocks, atol=1e-6)  # 2×2 block means, the edge repeated
+
+
 def test_bad_arguments_are_refused() -> None:
     source, target = photo_pair(20, 24)
     maps = smooth_maps((4, 4), (20, 24), seed=4)
