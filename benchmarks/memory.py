@@ -26,10 +26,12 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def peak_rss(argv: list[str]) -> tuple[float, float]:
-    """Run morph.py with ``argv``: (peak RSS in MiB, wall seconds)."""
+def peak_rss(argv: list[str], cache: Path) -> tuple[float, float]:
+    """Run morph.py with ``argv`` and the compile cache in ``cache``: (peak RSS in MiB, wall seconds)."""
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, str(ROOT / "morph.py"), *argv, "-q"], stderr=subprocess.PIPE)
+    environment = {**os.environ, "MORPH_CACHE_DIR": str(cache)}  # the benchmark's own, not the user's
+    process = subprocess.Popen([sys.executable, str(ROOT / "morph.py"), *argv, "-q"], stderr=subprocess.PIPE,
+                               env=environment)
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         raise SystemExit(f"morph.py failed: {process.stderr.read().decode() if process.stderr else ''}")
@@ -50,7 +52,7 @@ def main() -> int:
         print("512x512 pair, peak RSS by frame count:")
         results = {}
         for frames in (50, 400):
-            rss, wall = peak_rss([*common, "--frames", str(frames), "-o", str(work / f"f{frames}.gif")])
+            rss, wall = peak_rss([*common, "--frames", str(frames), "-o", str(work / f"f{frames}.gif")], work / "cache")
             results[frames] = rss
             print(f"  {frames:4d} frames: {rss:6.0f} MiB  ({wall:.1f}s)")
         print(f"  growth from 50 to 400 frames: {results[400] - results[50]:+.0f} MiB")
@@ -58,7 +60,7 @@ def main() -> int:
         for small, big in ((source, big_source), (target, big_target)):
             Image.open(small).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC).save(big, quality=92)
         rss, wall = peak_rss(["-s", str(big_source), "-t", str(big_target), "-e", str(args.epochs),
-                              "--frames", "20", "-o", str(work / "big.gif")])
+                              "--frames", "20", "-o", str(work / "big.gif")], work / "cache")
         print(f"4000x3000 pair, 20 frames at full resolution: {rss:.0f} MiB ({wall:.1f}s), "
               f"GIF {os.path.getsize(work / 'big.gif') / 1e6:.0f} MB")
     return 0

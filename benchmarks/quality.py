@@ -117,7 +117,8 @@ def score(method: Method, scenes: list) -> dict[str, float]:
     return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
-def contact_sheets(methods: dict[str, Method], samples: Path, out: Path) -> None:
+def contact_sheets(methods: dict[str, Method], samples: Path, out: Path | None) -> None:
+    """Mid-frame sharpness of every method on the photo pairs; their contact sheets into ``out`` (if given)."""
     pairs = [("img_1.jpg", "img_2.jpg"), ("img_3.jpg", "img_4.jpg")]
     for first, second in pairs:
         source = load_image(samples / first).pixels
@@ -130,10 +131,11 @@ def contact_sheets(methods: dict[str, Method], samples: Path, out: Path) -> None
             ratio = sharpness(frames[2]) / np.mean([sharpness(frames[0]), sharpness(frames[4])])
             print(f"  {name:<18} {ratio:.2f}")
             rows.append(np.concatenate([np.asarray(Image.fromarray(f).resize((192, 192))) for f in frames], axis=1))
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"contact_{Path(first).stem}_{Path(second).stem}.png"
-        Image.fromarray(np.concatenate(rows, axis=0)).save(path)
-        print(f"  contact sheet (rows: {', '.join(methods)}): {path}")
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / f"contact_{Path(first).stem}_{Path(second).stem}.png"
+            Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+            print(f"  contact sheet (rows: {', '.join(methods)}): {path}")
 
 
 def main() -> int:
@@ -141,7 +143,7 @@ def main() -> int:
     parser.add_argument("--scenes", type=int, default=8)
     parser.add_argument("--size", type=int, default=256, help="scene side in pixels")
     parser.add_argument("--samples", type=Path, default=None, help="folder with the photo pairs img_1..img_4.jpg")
-    parser.add_argument("--out", type=Path, default=Path("."), help="folder for contact sheets")
+    parser.add_argument("--out", type=Path, default=None, help="folder for contact sheets (default: none written)")
     parser.add_argument("--only", default=None, help="comma-separated method names to run")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a FitSettings field for 'ours' (tuning)")

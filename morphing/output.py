@@ -281,13 +281,13 @@ class FfmpegWriter:
     """Stream ``[H, W, 3] uint8`` frames to ffmpeg (the binary imageio-ffmpeg ships).
 
     ``.mp4``: H.264, yuv420p (plays everywhere), CRF 18 with x264's
-    ``veryfast`` preset (2.4x faster than ``medium`` on a 12-megapixel morph,
-    files of the same size, 0.4 dB below it), odd sizes padded by one pixel
-    to even. ``.webp``: animated WebP that loops forever.
+    ``superfast`` preset (half the CPU time of ``veryfast``, the same PSNR,
+    files ~1.4x larger; see the README), odd sizes padded by one pixel to
+    even. ``.webp``: animated WebP that loops forever.
     """
 
     FORMATS = {
-        ".mp4": ("libx264", "yuv420p", ["-f", "mp4", "-crf", "18", "-preset", "veryfast", "-movflags", "+faststart",
+        ".mp4": ("libx264", "yuv420p", ["-f", "mp4", "-crf", "18", "-preset", "superfast", "-movflags", "+faststart",
                                          "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]),
         ".webp": ("libwebp_anim", "yuv420p", ["-f", "webp", "-loop", "0", "-quality", "90"]),
     }
