@@ -118,6 +118,20 @@ def test_mp4_has_every_frame_and_even_padded_size(tmp_path: Path) -> None:
     assert np.abs(decoded[3][:25, :33].astype(int) - frames[3]).mean() < 4
 
 
+def test_mp4_of_big_frames_uses_the_faster_preset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import imageio.v2 as iio2
+
+    writer = FfmpegWriter(".mp4", fps=10)
+    small, big = writer.parameters_for(512 * 512), writer.parameters_for(1667 * 1667)
+    assert small[small.index("-preset") + 1] == "veryfast" and big[big.index("-preset") + 1] == "superfast"
+    assert [value for value in small if value != "veryfast"] == [value for value in big if value != "superfast"]
+    monkeypatch.setattr(FfmpegWriter, "FAST_PRESET_PIXELS", 100)  # a small frame counts as big: ffmpeg takes it
+    frames = _ramp_frames(3, 16, 12)
+    assert writer.write(iter(frames), tmp_path / "b.mp4") == 3
+    with iio2.get_reader(tmp_path / "b.mp4", format="FFMPEG") as reader:
+        assert np.abs(reader.get_data(1).astype(int) - frames[1]).mean() < 4
+
+
 def test_webp_is_animated_with_every_frame(tmp_path: Path) -> None:
     frames = _ramp_frames(5, 24, 32)
     path = tmp_path / "a.webp"
