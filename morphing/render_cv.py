@@ -284,7 +284,8 @@ class _DetailPlan:
         """``[H, W, 3]`` → the bands of its luminance and their local energies (each on its pooled grid)."""
         bands = self.bands(_luminance(image, scratch("luminance", image.shape[:2])), scratch)
         energies = [
-            window.pooled(cv2.multiply(band, band, dst=scratch("squared", band.shape, even=True)), scratch, f"energy{index}")
+            window.pooled(cv2.multiply(band, band, dst=scratch("squared", band.shape, even=True)),
+                          scratch, f"energy{index}")
             for index, (band, window) in enumerate(zip(bands, self.windows))
         ]
         return bands, energies
@@ -547,7 +548,8 @@ class OpenCVRenderer:
         for index, (energy, grid, window) in enumerate(
             zip(direction.energies, direction.energy_grids, self._plan.windows)
         ):
-            maps = grid.sampling_maps(amount, start // window.factor, -(-stop // window.factor), scratch, f"maps{index}")
+            rows = start // window.factor, -(-stop // window.factor)
+            maps = grid.sampling_maps(amount, *rows, scratch, f"maps{index}")
             out = scratch(f"carried{which}/{index}", maps[0].shape)
             carried.append(cv2.remap(energy, *maps, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE))
         return carried
