@@ -43,8 +43,14 @@ def load_tensorflow(force_cpu: bool = False) -> ModuleType:
 
     With ``force_cpu`` the GPUs are hidden from TensorFlow. Raises
     ``BackendError`` with TensorFlow's last message if the import fails.
+
+    TensorFlow's C++ logging is limited to fatal messages (``TF_CPP_MIN_LOG_LEVEL=3``,
+    unless set already): loading a program from XLA's persistent cache
+    (``morphing.compile_cache``) logs three false alarms at error level (a
+    text-format parse it retries as binary, and CPU tuning flags it mistakes
+    for missing features). Real failures still reach Python as exceptions.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if force_cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
     with _stderr_captured() as capture:
