@@ -240,6 +240,12 @@ class FrameRenderer:
         alphas = tf.constant(np.asarray(alphas, np.float32).reshape(-1))
         return self.program(alphas, self._morph).numpy()
 
+    def release_working_arrays(self) -> None:
+        """Let go of the OpenCV render's working arrays (a few hundred MB at a few megapixels; made again
+        when frames are next asked for). Nothing to do for TensorFlow's render."""
+        if self._opencv is not None:
+            self._opencv.release_working_arrays()
+
     def frames(self, alphas: Sequence[float] | np.ndarray, batch: int | None = None) -> Iterator[np.ndarray]:
         """Yield ``[H, W, 3] uint8`` frames one by one, in order.
 
@@ -247,7 +253,8 @@ class FrameRenderer:
         ``BATCH_PIXELS`` pixels in flight, 4 frames of 512², 1 of a 12-megapixel
         photo), every batch padded to ``batch`` alphas so that one compiled
         shape serves all. OpenCV renders two frames at a time in two threads
-        (its kernels release the GIL), at most two ahead of the consumer.
+        (its kernels release the GIL), at most two ahead of the consumer; their
+        working arrays are kept for the next frames (``release_working_arrays``).
         """
         alphas = np.asarray(alphas, np.float64).reshape(-1)
         if self._opencv is not None:

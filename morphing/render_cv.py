@@ -582,6 +582,14 @@ class OpenCVRenderer:
         cv2.addWeighted(linear[start - first : stop - first], 127.5, detail_rgb, 127.5, 127.5, dst=out,
                         dtype=cv2.CV_8U)
 
+    def release_working_arrays(self) -> None:
+        """Let go of the working arrays kept for frames in flight (made again when frames are next asked for)."""
+        while True:
+            try:
+                self._free_scratches.get_nowait()
+            except queue.Empty:
+                return
+
     @contextlib.contextmanager
     def _scratch(self) -> Iterator[_Scratch]:
         """A ``_Scratch`` that no other frame is using, returned to the renderer's pool afterwards (so it

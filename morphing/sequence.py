@@ -185,7 +185,8 @@ def timeline_frames(renderers: Sequence[FrameRenderer], timeline: Sequence[Frame
 
     Frames are rendered lazily, a batch at a time, so memory does not grow
     with the timeline's length; a run of equal entries (a held key image) is
-    rendered once.
+    rendered once. Each leg's renderer lets go of its working arrays when its
+    run of frames is done, so they do not add up over a long sequence.
     """
     runs: list[tuple[int, float, int]] = []  # (leg, alpha, repeats)
     for leg, alpha in timeline:
@@ -200,9 +201,12 @@ def timeline_frames(renderers: Sequence[FrameRenderer], timeline: Sequence[Frame
         while end < len(runs) and runs[end][0] == leg:
             end += 1
         same_leg = runs[start:end]
-        for (_, _, repeats), frame in zip(same_leg, renderers[leg].frames([alpha for _, alpha, _ in same_leg])):
-            for _ in range(repeats):
-                yield frame
+        try:
+            for (_, _, repeats), frame in zip(same_leg, renderers[leg].frames([alpha for _, alpha, _ in same_leg])):
+                for _ in range(repeats):
+                    yield frame
+        finally:
+            renderers[leg].release_working_arrays()
         start = end
 
 

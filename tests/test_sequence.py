@@ -47,6 +47,23 @@ def test_timeline_frames_render_each_entry_in_order_with_holds() -> None:
     np.testing.assert_array_equal(frames[-1], third)
 
 
+def test_each_legs_renderer_lets_go_of_its_working_arrays_when_its_frames_are_done() -> None:
+    first, second = random_pair(seed=7)
+    third = np.random.default_rng(8).integers(0, 256, first.shape, dtype=np.uint8)
+    renderers = [
+        FrameRenderer(first, second, random_maps(seed=9), Scales(), engine="opencv"),
+        FrameRenderer(second, third, random_maps(seed=10), Scales(), engine="opencv"),
+    ]
+    timeline = build_timeline([frame_alphas(4), frame_alphas(4)])
+    kept = []
+    for (leg, _), _ in zip(timeline, timeline_frames(renderers, timeline)):
+        kept.append([renderer._opencv._free_scratches.qsize() for renderer in renderers])
+    first_of_second_leg = [leg for leg, _ in timeline].index(1)
+    assert kept[first_of_second_leg - 1][0] >= 1  # the first leg's frames in flight kept theirs while it ran
+    assert kept[first_of_second_leg][0] == 0  # and let go once the second leg began
+    assert [renderer._opencv._free_scratches.qsize() for renderer in renderers] == [0, 0]
+
+
 class TestProgramCache:
     def test_parts_are_kept_for_the_three_latest_frame_sizes(self) -> None:
         cache = ProgramCache()
