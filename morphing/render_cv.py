@@ -68,6 +68,10 @@ STRIP_PIXELS = 2**20
 in flight keeps its strip's intermediates (``SCRATCH_BYTES_PER_PIXEL`` a pixel of a strip and its margins);
 strips much smaller than this spend more on the margins, larger ones more on fresh memory (benchmarks/speed.py)."""
 SCRATCH_BYTES_PER_PIXEL = 150
+WARP_CHUNK_PIXELS = 2**16
+"""About how many output pixels one ``cv2.remap`` call warps (at least 8 rows): chunks this small keep the
+sampling maps and the warped rows in the core's cache until they are blended (a 2.8 MP frame: ~10 % faster
+than warping a strip's rows at once)."""
 DEFAULT_MARGIN = 64
 """The detail blend's margin (``_DetailPlan.margin``) with the default settings, for ``expected_work``."""
 
@@ -360,8 +364,10 @@ class _Direction(NamedTuple):
     its mult and add (6 channels) and of its warp (2) at frame size
     (``GridRows``); ``paint`` ``[H, W, 3]`` (``m·mult·X + a·add``)
     and ``flow_x``, ``flow_y`` ``[H, W]`` (``w·warp`` in frame pixels), kept
-    whole unless the frame is huge (``None``: made for each strip); per detail
-    band, the endpoint's energy and the flow on that band's pooled grid.
+    whole unless the frame is huge (``None``: made for each strip), with
+    ``flow_y_range`` the least and greatest ``flow_y`` of each row (``[H]``
+    float64 each); per detail band, the endpoint's energy and the flow on that
+    band's pooled grid.
     """
 
     pixels: np.ndarray
@@ -370,6 +376,7 @@ class _Direction(NamedTuple):
     paint: np.ndarray | None
     flow_x: np.ndarray | None
     flow_y: np.ndarray | None
+    flow_y_range: tuple[np.ndarray, np.ndarray] | None
     energies: list[np.ndarray]
     energy_grids: list[_Grid]
 
@@ -450,7 +457,9 @@ class OpenCVRenderer:
                 self._check()
                 paint[start:stop] = self._paint_rows(pixels, colour_maps, start, stop)
                 flow_x[start:stop], flow_y[start:stop] = self._flow_rows(warp_maps, start, stop)
-        direction = _Direction(pixels, colour_maps, warp_maps, paint, flow_x, flow_y, [], [])
+        flow_y_range = None if flow_y is None else (flow_y.min(axis=1).astype(np.float64),
+                                                     flow_y.max(axis=1).astype(np.float64))
+        direction = _Direction(pixels, colour_maps, warp_maps, paint, flow_x, flow_y, flow_y_range, [], [])
         if self._plan is not None:
             self._endpoint_detail(direction)
         return direction
@@ -510,34 +519,57 @@ class OpenCVRenderer:
             return direction.flow_x[start:stop], direction.flow_y[start:stop]
         return self._flow_rows(direction.warp_maps, start, stop)
 
+    def _source_rows(self, which: int, amount: float, first: int, last: int) -> tuple[int, int] | None:
+        """The rows of direction ``which``'s image that the warp of frame rows ``first:last`` at ``amount``
+        reads (with a row to spare each side), from the rows' least and greatest flow; ``None`` when the
+        flows are not kept (a huge frame: each warp finds its own rows)."""
+        flow_y_range = self._directions[which].flow_y_range
+        if flow_y_range is None:
+            return None
+        rows = np.arange(first, last, dtype=np.float64)
+        lowest = float(np.min(rows - amount * flow_y_range[1][first:last]))
+        highest = float(np.max(rows - amount * flow_y_range[0][first:last]))
+        height = self.shape[0]
+        # The cubic reads rows floor(y) - 1 ... floor(y) + 2; one more each side covers float32 rounding.
+        source_first = min(max(math.floor(lowest) - 2, 0), height - 1)
+        return source_first, max(min(math.floor(highest) + 4, height), source_first + 1)
+
+    def _coloured(self, which: int, amount: float, source_first: int, source_last: int, scratch: _Scratch) -> np.ndarray:
+        """Rows ``source_first:source_last`` of direction ``which``'s image coloured at ``amount``:
+        ``X + amount·paint``, with ``X`` converted from uint8 on the way."""
+        direction = self._directions[which]
+        if direction.paint is not None:
+            paint = direction.paint[source_first:source_last]
+        else:
+            paint = self._paint_rows(direction.pixels, direction.colour_maps, source_first, source_last)
+        return cv2.addWeighted(direction.pixels[source_first:source_last], 1.0 / 127.5, paint, amount, -1.0,
+                               dst=scratch(f"coloured{which}", paint.shape), dtype=cv2.CV_32F)
+
     def _warped(
-        self, which: int, amount: float, start: int, stop: int, row_positions: np.ndarray, scratch: _Scratch
+        self, which: int, amount: float, start: int, stop: int, row_positions: np.ndarray, scratch: _Scratch,
+        coloured: tuple[np.ndarray, int] | None = None,
     ) -> np.ndarray:
         """Rows ``start:stop`` (``row_positions``: their row index at every pixel) of direction ``which``
         (0: forward, 1: backward) at ``amount``: coloured, then warped.
 
-        Only the source rows that the warp reads are coloured, as
-        ``X + amount·paint`` with ``X`` converted from uint8 on the way.
+        ``coloured``: the coloured source rows that the warp reads and the first one's index
+        (``_coloured``); ``None``: colour just the rows these frame rows read.
         """
-        direction = self._directions[which]
-        flow_x, flow_y = self._flows(direction, start, stop)
+        flow_x, flow_y = self._flows(self._directions[which], start, stop)
         map_x = cv2.scaleAdd(flow_x, -amount, self._columns[: stop - start], dst=scratch("map_x", flow_x.shape))
         # Positions are whole numbers, so rows minus flow rounds as it would for the whole frame, and
         # subtracting the first source row after that is exact: strips give the whole frame's pixels.
         map_y = cv2.scaleAdd(flow_y, -amount, row_positions, dst=scratch("map_y", flow_y.shape))
-        lowest, highest = cv2.minMaxLoc(map_y)[:2]
-        height = self.shape[0]
-        first = min(max(math.floor(lowest) - 1, 0), height - 1)  # the cubic reads rows floor(y) - 1 ... floor(y) + 2
-        last = max(min(math.floor(highest) + 3, height), first + 1)
+        if coloured is None:
+            lowest, highest = cv2.minMaxLoc(map_y)[:2]
+            height = self.shape[0]
+            first = min(max(math.floor(lowest) - 1, 0), height - 1)  # the cubic reads floor(y) - 1 ... floor(y) + 2
+            last = max(min(math.floor(highest) + 3, height), first + 1)
+            coloured = self._coloured(which, amount, first, last, scratch), first
+        source, first = coloured
         if first:
             map_y -= np.float32(first)
-        if direction.paint is not None:
-            paint = direction.paint[first:last]
-        else:
-            paint = self._paint_rows(direction.pixels, direction.colour_maps, first, last)
-        coloured = cv2.addWeighted(direction.pixels[first:last], 1.0 / 127.5, paint, amount, -1.0,
-                                   dst=scratch("coloured", paint.shape), dtype=cv2.CV_32F)
-        return cv2.remap(coloured, map_x, map_y, self._sampling, dst=scratch(f"warped{which}", (*map_x.shape, 3)),
+        return cv2.remap(source, map_x, map_y, self._sampling, dst=scratch(f"warped{which}", (*map_x.shape, 3)),
                          borderMode=cv2.BORDER_REPLICATE)
 
     def _carried(self, which: int, amount: float, start: int, stop: int, scratch: _Scratch) -> list[np.ndarray]:
@@ -556,13 +588,28 @@ class OpenCVRenderer:
 
     def _linear_rows(self, alpha: float, first: int, last: int, out: np.ndarray, scratch: _Scratch) -> None:
         """Rows ``first:last`` of the plain blend ``(1 - alpha)·forward + alpha·backward`` into ``out``
-        (``[last - first, W, 3] float32``)."""
-        row_positions = np.add(self._rows[: last - first], np.float32(first),
-                               out=scratch("row_positions", (last - first, self.shape[1])))
-        cv2.addWeighted(
-            self._warped(0, alpha, first, last, row_positions, scratch), 1.0 - alpha,
-            self._warped(1, 1.0 - alpha, first, last, row_positions, scratch), alpha, 0.0, dst=out,
-        )
+        (``[last - first, W, 3] float32``).
+
+        Each direction's source rows are coloured once; the warps and the blend then run a chunk of about
+        ``WARP_CHUNK_PIXELS`` at a time (all at once for a huge frame, whose flows are made per strip).
+        """
+        width = self.shape[1]
+        amounts = (alpha, 1.0 - alpha)
+        sources = [self._source_rows(which, amount, first, last) for which, amount in enumerate(amounts)]
+        coloured = [
+            None if rows is None else (self._coloured(which, amounts[which], *rows, scratch), rows[0])
+            for which, rows in enumerate(sources)
+        ]
+        chunk_rows = last - first if None in coloured else max(8, WARP_CHUNK_PIXELS // width)
+        for start in range(first, last, chunk_rows):
+            stop = min(start + chunk_rows, last)
+            row_positions = np.add(self._rows[: stop - start], np.float32(start),
+                                   out=scratch("row_positions", (stop - start, width)))
+            cv2.addWeighted(
+                self._warped(0, alpha, start, stop, row_positions, scratch, coloured[0]), 1.0 - alpha,
+                self._warped(1, 1.0 - alpha, start, stop, row_positions, scratch, coloured[1]), alpha, 0.0,
+                dst=out[start - first : stop - first],
+            )
 
     def _detail_strip(
         self, alpha: float, start: int, stop: int, linear: np.ndarray, out: np.ndarray, scratch: _Scratch

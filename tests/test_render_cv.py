@@ -100,6 +100,17 @@ class TestStrips:
         assert whole._strip_rows >= shape[0] and strips._strip_rows < shape[0] // 2
         np.testing.assert_array_equal(strips.render([0.3, 0.6]), whole.render([0.3, 0.6]))
 
+    @pytest.mark.parametrize("blend", ["detail", "linear"])
+    def test_warps_in_chunks_give_the_same_frames(self, blend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        import morphing.render_cv as render_cv
+
+        source, target = photo_pair(203, 150)
+        maps = smooth_maps((16, 12), (203, 150), seed=11, warp=6.0)  # flows of tens of rows: chunks read far
+        whole = OpenCVRenderer(source, target, maps, Scales(warp=0.5), blend=blend).render([0.3, 0.8])
+        monkeypatch.setattr(render_cv, "WARP_CHUNK_PIXELS", 1)  # 8-row chunks
+        chunked = OpenCVRenderer(source, target, maps, Scales(warp=0.5), blend=blend, strip_rows=24)
+        np.testing.assert_array_equal(chunked.render([0.3, 0.8]), whole)
+
     def test_huge_frames_make_their_maps_for_each_strip_and_give_the_same_frames(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
