@@ -534,7 +534,9 @@ class OpenCVRenderer:
         source_first = min(max(math.floor(lowest) - 2, 0), height - 1)
         return source_first, max(min(math.floor(highest) + 4, height), source_first + 1)
 
-    def _coloured(self, which: int, amount: float, source_first: int, source_last: int, scratch: _Scratch) -> np.ndarray:
+    def _coloured(
+        self, which: int, amount: float, source_first: int, source_last: int, scratch: _Scratch
+    ) -> np.ndarray:
         """Rows ``source_first:source_last`` of direction ``which``'s image coloured at ``amount``:
         ``X + amount·paint``, with ``X`` converted from uint8 on the way."""
         direction = self._directions[which]
