@@ -602,7 +602,7 @@ class OpenCVRenderer:
             None if rows is None else (self._coloured(which, amounts[which], *rows, scratch), rows[0])
             for which, rows in enumerate(sources)
         ]
-        chunk_rows = last - first if None in coloured else max(8, WARP_CHUNK_PIXELS // width)
+        chunk_rows = last - first if any(rows is None for rows in sources) else max(8, WARP_CHUNK_PIXELS // width)
         for start in range(first, last, chunk_rows):
             stop = min(start + chunk_rows, last)
             row_positions = np.add(self._rows[: stop - start], np.float32(start),
