@@ -5,11 +5,13 @@ output is the 16 map channels (source→target then target→source, each laid o
 as in ``morphing.maps``) on the same grid. The network's weights are what
 gradient descent moves; its convolutions make the maps smooth, which a free
 per-pixel parametrisation would not be. It is thrown away after fitting.
+
+The convolutions are Keras' own, gradients included: at the size of the maps'
+grid, TensorFlow's kernels for them were the fastest of those measured (see the
+README's Speed section), and they keep the traced training step small.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -17,7 +19,7 @@ import tensorflow as tf
 
 from .maps import CHANNELS_PER_DIRECTION
 
-__all__ = ["INPUT_CHANNELS", "OUTPUT_CHANNELS", "network_input", "conv2d_same", "build_map_network"]
+__all__ = ["INPUT_CHANNELS", "OUTPUT_CHANNELS", "network_input", "build_map_network"]
 
 INPUT_CHANNELS = 2 + 3 + 3
 OUTPUT_CHANNELS = 2 * CHANNELS_PER_DIRECTION
@@ -44,50 +46,6 @@ def network_input(source_small: np.ndarray, target_small: np.ndarray) -> np.ndar
     return stack[np.newaxis].astype(np.float32)
 
 
-def _kernel_gradient(inputs: tf.Tensor, upstream: tf.Tensor, kernel_size: int) -> tf.Tensor:
-    """The loss's gradient with respect to a ``"SAME"`` convolution's kernel.
-
-    ``inputs``: ``[B, H, W, C]``, ``upstream``: ``[B, H, W, F]`` → ``[k, k, C, F]``.
-    Tap ``(i, j)`` is one matrix product: the input shifted by ``(i, j)``
-    (zero-padded), transposed, times the upstream gradient. On 2 CPU cores this
-    takes 5–6 ms a layer where TensorFlow's ``Conv2DBackpropFilter`` takes
-    12–14 ms for the map network's 5×5 kernels of 32 channels at 192², which
-    took half of each fitting step.
-    """
-    radius = kernel_size // 2
-    height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
-    padded = tf.pad(inputs, [[0, 0], [radius, radius], [radius, radius], [0, 0]])
-    flat_upstream = tf.reshape(upstream, [-1, upstream.shape[-1]])
-    taps = [
-        tf.matmul(tf.reshape(padded[:, i : i + height, j : j + width], [-1, channels]), flat_upstream, transpose_a=True)
-        for i in range(kernel_size)
-        for j in range(kernel_size)
-    ]
-    return tf.reshape(tf.stack(taps), [kernel_size, kernel_size, channels, upstream.shape[-1]])
-
-
-@tf.custom_gradient
-def conv2d_same(inputs: tf.Tensor, kernel: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]]:
-    """``tf.nn.conv2d(inputs, kernel, 1, "SAME")`` with a faster kernel gradient on CPUs.
-
-    ``inputs``: ``[B, H, W, C]``; ``kernel``: ``[k, k, C, F]``, ``k`` odd →
-    ``[B, H, W, F]``. Values and gradients are the convolution's; only the way
-    the kernel's gradient is computed differs (``_kernel_gradient``).
-    """
-    if kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
-        raise ValueError(f"conv2d_same needs a square kernel of odd size, got {kernel.shape}")
-    outputs = tf.nn.conv2d(inputs, kernel, 1, "SAME")
-
-    def gradient(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        # A "SAME" convolution with the kernel flipped and its channels swapped
-        # (faster on CPUs than Conv2DBackpropInput).
-        flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-        input_gradient = tf.nn.conv2d(upstream, flipped, 1, "SAME")
-        return input_gradient, _kernel_gradient(inputs, upstream, kernel.shape[0])
-
-    return outputs, gradient
-
-
 class _LeakyReLU(keras.layers.Layer):
     """``max(x, slope·x)``: Keras' LeakyReLU written so that Grappler leaves it alone.
 
@@ -102,13 +60,6 @@ class _LeakyReLU(keras.layers.Layer):
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return tf.maximum(inputs, self.slope * inputs)
-
-
-class _Conv2D(keras.layers.Conv2D):
-    """Keras' ``Conv2D`` (stride 1, ``"same"``) through ``conv2d_same``."""
-
-    def convolution_op(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-        return conv2d_same(inputs, tf.convert_to_tensor(kernel))
 
 
 def build_map_network(
@@ -126,14 +77,10 @@ def build_map_network(
     model_layers: list[keras.layers.Layer] = [keras.Input((height, width, INPUT_CHANNELS))]
     for index in range(layers - 1):
         model_layers += [
-            _Conv2D(
-                features, 5, padding="same", kernel_initializer=initializer(seed + index)
-            ),
+            keras.layers.Conv2D(features, 5, padding="same", kernel_initializer=initializer(seed + index)),
             _LeakyReLU(0.2),
         ]
     model_layers.append(
-        _Conv2D(
-            OUTPUT_CHANNELS, 5, padding="same", kernel_initializer=initializer(seed + layers)
-        )
+        keras.layers.Conv2D(OUTPUT_CHANNELS, 5, padding="same", kernel_initializer=initializer(seed + layers))
     )
     return keras.Sequential(model_layers, name="map_network")

@@ -1,4 +1,4 @@
-"""The map network: its convolution's gradients and the network's shapes."""
+"""The map network: a stock Keras stack in its values and gradients, and its shapes."""
 
 from __future__ import annotations
 
@@ -10,54 +10,11 @@ import tensorflow as tf
 from morphing.network import (
     INPUT_CHANNELS,
     OUTPUT_CHANNELS,
+    _LeakyReLU,
     build_map_network,
-    conv2d_same,
+    network_input,
 )
 from tests.helpers import assert_gradients_match
-
-
-def _conv_and_gradients(
-    convolve, inputs: np.ndarray, kernel: np.ndarray, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Output and the gradients of ``sum(output * weights)`` for inputs and kernel."""
-    inputs_t, kernel_t = tf.constant(inputs), tf.constant(kernel)
-    with tf.GradientTape() as tape:
-        tape.watch([inputs_t, kernel_t])
-        outputs = convolve(inputs_t, kernel_t)
-        loss = tf.reduce_sum(outputs * weights)
-    input_gradient, kernel_gradient = tape.gradient(loss, [inputs_t, kernel_t])
-    return outputs.numpy(), input_gradient.numpy(), kernel_gradient.numpy()
-
-
-@pytest.mark.parametrize(
-    ("batch", "height", "width", "channels", "features", "size"),
-    [(1, 12, 10, 8, 32, 5), (2, 9, 14, 32, 16, 5), (1, 7, 7, 3, 4, 3), (2, 5, 6, 2, 3, 1)],
-)
-def test_conv2d_same_matches_tensorflow_values_and_gradients(
-    batch: int, height: int, width: int, channels: int, features: int, size: int
-) -> None:
-    rng = np.random.default_rng(size * 100 + channels)
-    inputs = rng.normal(size=(batch, height, width, channels)).astype(np.float32)
-    kernel = rng.normal(size=(size, size, channels, features)).astype(np.float32)
-    weights = rng.normal(size=(batch, height, width, features)).astype(np.float32)
-    ours = _conv_and_gradients(conv2d_same, inputs, kernel, weights)
-    theirs = _conv_and_gradients(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"), inputs, kernel, weights)
-    for name, mine, reference in zip(("output", "input gradient", "kernel gradient"), ours, theirs):
-        scale = np.abs(reference).max()
-        np.testing.assert_allclose(mine, reference, atol=2e-5 * scale, err_msg=name)
-
-
-def test_conv2d_same_gradients_match_finite_differences_in_float64() -> None:
-    rng = np.random.default_rng(7)
-    assert_gradients_match(conv2d_same, [rng.normal(size=(1, 5, 4, 2)), rng.normal(size=(3, 3, 2, 3))])
-
-
-def test_conv2d_same_rejects_even_or_non_square_kernels() -> None:
-    inputs = tf.zeros((1, 6, 6, 2))
-    with pytest.raises(ValueError, match="odd size"):
-        conv2d_same(inputs, tf.zeros((4, 4, 2, 3)))
-    with pytest.raises(ValueError, match="odd size"):
-        conv2d_same(inputs, tf.zeros((3, 5, 2, 3)))
 
 
 def test_map_network_gives_keras_conv_outputs_and_gradients() -> None:
@@ -86,3 +43,45 @@ def test_map_network_gives_keras_conv_outputs_and_gradients() -> None:
     assert len(our_gradients) == len(their_gradients) == 6
     for mine, reference in zip(our_gradients, their_gradients):
         np.testing.assert_allclose(mine, reference, atol=1e-4 * max(1.0, np.abs(reference).max()))
+
+
+class TestNetworkInput:
+    def test_grid_channels_run_corner_to_corner_and_images_are_scaled(self) -> None:
+        rng = np.random.default_rng(3)
+        source, target = (rng.uniform(-1, 1, size=(5, 7, 3)).astype(np.float32) for _ in range(2))
+        stack = network_input(source, target)
+        assert stack.shape == (1, 5, 7, INPUT_CHANNELS) and stack.dtype == np.float32
+        np.testing.assert_allclose(stack[0, :, 0, 0], np.linspace(-1, 1, 5), atol=1e-7)  # y down the rows
+        np.testing.assert_allclose(stack[0, 0, :, 1], np.linspace(-1, 1, 7), atol=1e-7)  # x along the columns
+        np.testing.assert_allclose(stack[0, ..., 2:5], 0.1 * source, atol=1e-7)
+        np.testing.assert_allclose(stack[0, ..., 5:8], 0.1 * target, atol=1e-7)
+
+
+class TestLeakyReLU:
+    def test_values_are_max_of_x_and_slope_x(self) -> None:
+        values = np.array([-3.0, -0.5, 0.0, 0.25, 2.0], np.float32)
+        np.testing.assert_allclose(_LeakyReLU(0.2)(tf.constant(values)).numpy(), np.where(values > 0, values, 0.2 * values))
+
+    def test_gradient_matches_finite_differences(self) -> None:
+        layer = _LeakyReLU(0.2)
+        values = np.array([[-1.5, -0.3, 0.4, 2.0]])  # away from the kink at 0
+        assert_gradients_match(lambda x: layer.call(x) * tf.constant([[1.0, 2.0, 3.0, 4.0]], tf.float64), [values])
+
+
+class TestBuildMapNetwork:
+    def test_seed_fixes_the_initial_weights(self) -> None:
+        first, again, other = (build_map_network(8, 8, features=4, seed=seed) for seed in (5, 5, 6))
+        for mine, same, different in zip(first.get_weights(), again.get_weights(), other.get_weights()):
+            np.testing.assert_array_equal(mine, same)
+            if mine.ndim == 4:  # kernels; biases start at zero whatever the seed
+                assert not np.array_equal(mine, different)
+
+    def test_layers_sets_the_depth(self) -> None:
+        network = build_map_network(8, 6, features=4, layers=4)
+        kernels = [w for w in network.get_weights() if w.ndim == 4]
+        assert [k.shape for k in kernels] == [(5, 5, INPUT_CHANNELS, 4), (5, 5, 4, 4), (5, 5, 4, 4), (5, 5, 4, OUTPUT_CHANNELS)]
+        assert network(tf.zeros([1, 8, 6, INPUT_CHANNELS])).shape == (1, 8, 6, OUTPUT_CHANNELS)
+
+    def test_rejects_no_layers(self) -> None:
+        with pytest.raises(ValueError, match="layers"):
+            build_map_network(8, 8, layers=0)
