@@ -17,8 +17,10 @@ knows nothing of files or flags. A fit has two stages:
      scales a factor 2 apart, so that large motions still have a gradient.
      It is blind to local gain and offset, so the warp registers features
      (eyes on eyes) instead of being outbid by recolouring;
-   - colour: mean squared error of ``S→T(1)`` against ``T`` (and back), which
-     fits the multiply and add maps; it moves the warp only by the
+   - colour: mean squared error of ``S→T(1)`` against ``T`` (and back), at
+     half the working size by default (``colour_level``: the colour maps are
+     smooth, so the finest pixels add cost, not accuracy), which fits the
+     multiply and add maps; it moves the warp only by the
      ``pixel_warp_weight`` share of its gradient;
    - smoothness of the warp beyond the affine part (diffusion), inverse
      consistency of the two directions, and a fold penalty, on the maps' grid;
@@ -135,6 +137,8 @@ class MapFitter:
     def __init__(self, scales: Scales, settings: FitSettings = FitSettings()) -> None:
         if settings.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {settings.epochs}")
+        if settings.colour_level < 0:
+            raise ValueError(f"colour_level must be >= 0, got {settings.colour_level}")
         self.scales = scales
         self.settings = settings
         self._programs: dict[tuple[tuple[int, int], ...], _ShapeProgram] = {}
@@ -228,7 +232,7 @@ class MapFitter:
         # levels see large motions that the full-size warp's local gradient cannot.
         level_shapes = _pyramid_shapes(work_h, work_w, settings.pyramid_levels)
         stacks = [np.stack([_shrink(source, h, w), _shrink(target, h, w)]) for h, w in level_shapes]
-        images = tf.constant(stacks[0])
+        images = tf.constant(stacks[min(settings.colour_level, len(stacks) - 1)])  # for the colour term
         levels = tuple(losses.luminance(tf.constant(stack)) for stack in stacks)
         source_small, target_small = _shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w)
         inputs = tf.constant(network_input(source_small, target_small))

@@ -93,7 +93,7 @@ class FitFields(NamedTuple):
     residual: ``[2, h, w, 2]`` the network's part of it;
     grid_maps: ``[2, h, w, 8]`` the maps as stored (warp divided by ``w``);
     levels: per pyramid level, finest first, ``[2, H_l, W_l, 1]`` luminance of (S, T);
-    images: ``[2, H, W, 3]`` (S, T) at the working size;
+    images: ``[2, H, W, 3]`` (S, T) at the colour term's size (``FitSettings.colour_level``);
     points: user point pairs (``PointInputs``);
     progress: scalar in [0, 1), the step over the epochs;
     guides: ``[2, h, w, 3]`` the images each direction's flow lives on (T, S) at the grid's size.
@@ -167,9 +167,9 @@ def point_pairs(fields: FitFields, direction: int, unit: float) -> tf.Tensor:
 class MorphObjective:
     """The weighted sum of the terms for one fit's ``settings`` and ``scales``.
 
-    The full-size structure and colour terms are XLA-compiled (here, once per
-    objective): that makes the full-size warps ~3x faster, while the network
-    and the small pyramid levels run uncompiled (XLA's CPU convolutions are
+    The full-size structure term and the colour term are XLA-compiled (here,
+    once per objective): that makes their warps ~3x faster, while the network
+    and the coarse pyramid levels run uncompiled (XLA's CPU convolutions are
     slower than oneDNN's, and each compiled warp costs seconds to compile).
     """
 
@@ -181,7 +181,7 @@ class MorphObjective:
         self._full_size_structure = tf.function(
             functools.partial(level_structure, window=settings.structure_window), jit_compile=True, autograph=False
         )
-        self._full_size_colour = tf.function(
+        self._colour = tf.function(
             functools.partial(map_colour, scales=scales, warp_share=settings.pixel_warp_weight, one=self._one),
             jit_compile=True, autograph=False,
         )
@@ -195,7 +195,7 @@ class MorphObjective:
         coarse_weight = settings.structure_weight * (1.0 - settings.coarse_fade * fields.progress)
         for index, level in enumerate(fields.levels[1:], 1):
             yield f"structure {index}", coarse_weight, level_structure(fields.flows, level, settings.structure_window)
-        yield "colour", settings.colour_weight, self._full_size_colour(fields.grid_maps, fields.images)
+        yield "colour", settings.colour_weight, self._colour(fields.grid_maps, fields.images)
         yield "smoothness", settings.smoothness_weight, flow_smoothness(fields, settings)
         yield "consistency", settings.consistency_weight, flow_consistency(fields, settings)
         yield "folds", settings.fold_weight, flow_folds(fields, settings)

@@ -54,7 +54,9 @@ def default_kernel_size(sigma: float) -> int:
 @dataclass(frozen=True)
 class FitSettings:
     """How to fit. ``working_size`` and ``grid_size`` are long sides in pixels; the
-    ``*_weight`` fields weigh the loss terms (see the module)."""
+    ``*_weight`` fields weigh the loss terms (see the module). ``colour_level``: the
+    pyramid level whose size the colour term compares images at (0: the working
+    size; each level halves it; the coarsest level when there are fewer)."""
 
     epochs: int = 120
     working_size: int = 192
@@ -68,6 +70,7 @@ class FitSettings:
     structure_weight: float = 1.0
     coarse_fade: float = 1.0
     colour_weight: float = 1.0
+    colour_level: int = 1
     pixel_warp_weight: float = 0.0
     smoothness_weight: float = 1.0
     edge_awareness: float = 0.0

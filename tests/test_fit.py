@@ -9,6 +9,7 @@ from morphing.affine import Affine
 from morphing.fit import FitDivergedError, FitSettings, MapFitter, fit_maps
 from morphing.images import to_float
 from morphing.maps import Scales
+from morphing.objective import MorphObjective
 from morphing.points import PointPairs
 from morphing.render import FrameRenderer
 from morphing.scenes import sample_bilinear
@@ -45,6 +46,26 @@ def test_fit_rejects_mismatched_shapes_and_zero_epochs() -> None:
         fit_maps(image, np.zeros((16, 17, 3), np.float32), Scales())
     with pytest.raises(ValueError, match="epochs"):
         fit_maps(image, image, Scales(), FitSettings(epochs=0))
+    with pytest.raises(ValueError, match="colour_level"):
+        fit_maps(image, image, Scales(), FitSettings(colour_level=-1))
+
+
+def test_the_colour_term_compares_images_at_its_pyramid_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Level 0 is the working size, each level halves it, and a level past the coarsest is the coarsest."""
+    seen: list[tuple[int, ...]] = []
+    original = MorphObjective.__call__
+
+    def spy(self: MorphObjective, fields) -> object:
+        seen.append(tuple(fields.images.shape))
+        return original(self, fields)
+
+    monkeypatch.setattr(MorphObjective, "__call__", spy)
+    rng = np.random.default_rng(4)
+    source, target = (rng.uniform(-1, 1, (32, 32, 3)).astype(np.float32) for _ in range(2))
+    for level in (0, 1, 7):
+        settings = FitSettings(epochs=1, working_size=32, grid_size=16, pyramid_levels=3, colour_level=level)
+        fit_maps(source, target, Scales(), settings)
+    assert seen == [(2, 32, 32, 3), (2, 16, 16, 3), (2, 8, 8, 3)]
 
 
 def test_non_finite_loss_stops_with_a_clear_error() -> None:
