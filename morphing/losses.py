@@ -33,6 +33,7 @@ from .warp import dense_image_warp, identity_grid
 __all__ = [
     "LUMINANCE",
     "luminance",
+    "forward_difference",
     "local_ncc",
     "squared_error",
     "smoothness",
@@ -48,6 +49,25 @@ NCC_EPSILON = 1e-5
 def luminance(images: tf.Tensor) -> tf.Tensor:
     """``[B, H, W, 3]`` RGB → ``[B, H, W, 1]`` luminance (Rec. 601 weights)."""
     return tf.reduce_sum(images * tf.constant(LUMINANCE, images.dtype), axis=-1, keepdims=True)
+
+
+def _part(tensor: tf.Tensor, axis: int, start: int, stop: int) -> tf.Tensor:
+    """``tensor`` from index ``start`` up to ``stop`` along ``axis`` (both ``>= 0``; other axes whole).
+
+    ``tensor[:, start:stop]`` for ``axis=1``, done by ``tf.slice``: its gradient
+    is a pad, while Python slicing's (``StridedSliceGrad``) is among a training
+    step's slowest operations on a CPU.
+    """
+    begin = [0] * tensor.shape.rank
+    size = [-1] * tensor.shape.rank
+    begin[axis], size[axis] = start, stop - start
+    return tf.slice(tensor, begin, size)
+
+
+def forward_difference(tensor: tf.Tensor, axis: int) -> tf.Tensor:
+    """``tensor[i + 1] - tensor[i]`` along ``axis``: one item shorter there."""
+    length = tensor.shape[axis]
+    return _part(tensor, axis, 1, length) - _part(tensor, axis, 0, length - 1)
 
 
 def _box_mean(images: tf.Tensor, window: int) -> tf.Tensor:
@@ -126,11 +146,11 @@ def smoothness(flows: tf.Tensor, unit: float = 1.0, guide: tf.Tensor | None = No
     the picture (where one object ends and another begins) more freely than
     inside a region.
     """
-    d_dy = tf.square((flows[:, 1:] - flows[:, :-1]) / unit)
-    d_dx = tf.square((flows[:, :, 1:] - flows[:, :, :-1]) / unit)
+    d_dy = tf.square(forward_difference(flows, 1) / unit)
+    d_dx = tf.square(forward_difference(flows, 2) / unit)
     if guide is not None and edge_awareness > 0:
-        d_dy *= tf.exp(-edge_awareness * tf.reduce_mean(tf.abs(guide[:, 1:] - guide[:, :-1]), axis=-1, keepdims=True))
-        d_dx *= tf.exp(-edge_awareness * tf.reduce_mean(tf.abs(guide[:, :, 1:] - guide[:, :, :-1]), axis=-1, keepdims=True))
+        d_dy *= tf.exp(-edge_awareness * tf.reduce_mean(tf.abs(forward_difference(guide, 1)), axis=-1, keepdims=True))
+        d_dx *= tf.exp(-edge_awareness * tf.reduce_mean(tf.abs(forward_difference(guide, 2)), axis=-1, keepdims=True))
     return tf.reduce_mean(d_dy, axis=[1, 2, 3]) + tf.reduce_mean(d_dx, axis=[1, 2, 3])
 
 
@@ -140,9 +160,10 @@ def fold_penalty(flows: tf.Tensor, margin: float = 0.2) -> tf.Tensor:
     ``flows``: ``[B, h, w, 2]``. ``J`` uses forward differences; ``det J <= 0``
     is a fold, and the margin keeps the map away from one.
     """
-    d_dy = flows[:, 1:, :-1] - flows[:, :-1, :-1]
-    d_dx = flows[:, :-1, 1:] - flows[:, :-1, :-1]
-    determinant = (1.0 - d_dy[..., 0]) * (1.0 - d_dx[..., 1]) - d_dx[..., 0] * d_dy[..., 1]
+    height, width = flows.shape[1], flows.shape[2]
+    dy_y, dy_x = tf.unstack(_part(forward_difference(flows, 1), 2, 0, width - 1), axis=-1)
+    dx_y, dx_x = tf.unstack(_part(forward_difference(flows, 2), 1, 0, height - 1), axis=-1)
+    determinant = (1.0 - dy_y) * (1.0 - dx_x) - dx_y * dy_x
     return tf.reduce_mean(tf.square(tf.nn.relu(margin - determinant)), axis=[1, 2])
 
 

@@ -120,9 +120,9 @@ def dense_image_warp(image: tf.Tensor, flow: tf.Tensor, interpolation: str = "bi
     if interpolation != "bilinear":
         raise ValueError(f"interpolation must be one of {WARP_INTERPOLATIONS}, got {interpolation!r}")
 
-    queries = identity_grid(height, width, image.dtype)[tf.newaxis] - flow
-    y0, wy = _floor_and_weight(queries[..., 0], height)
-    x0, wx = _floor_and_weight(queries[..., 1], width)
+    query_y, query_x = tf.unstack(identity_grid(height, width, image.dtype)[tf.newaxis] - flow, axis=-1)
+    y0, wy = _floor_and_weight(query_y, height)
+    x0, wx = _floor_and_weight(query_x, width)
 
     # One gather per corner from the flattened batch (under XLA on a CPU, 20 %
     # faster than one gather of the four corners stacked).
@@ -153,13 +153,13 @@ def _bicubic_warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:
     (``4·C`` channels each), and compiles faster.
     """
     batch, height, width, channels = image.shape
-    queries = identity_grid(height, width, image.dtype)[tf.newaxis] - flow
+    query_y, query_x = tf.unstack(identity_grid(height, width, image.dtype)[tf.newaxis] - flow, axis=-1)
     # Queries far outside read the border whatever their distance: limiting
     # them to 2 pixels beyond it keeps the integer cast in range. NaN queries
     # become -2 here (maximum/minimum drop a NaN), so the indices stay in the
     # image; NaN flows are the fit's to report, not a crash.
-    query_y = tf.clip_by_value(queries[..., 0], -2.0, height + 1.0)
-    query_x = tf.clip_by_value(queries[..., 1], -2.0, width + 1.0)
+    query_y = tf.clip_by_value(query_y, -2.0, height + 1.0)
+    query_x = tf.clip_by_value(query_x, -2.0, width + 1.0)
     floor_y, floor_x = tf.floor(query_y), tf.floor(query_x)
     weights_y = keys_cubic_weights(query_y - floor_y, RENDER_CUBIC_A)
     weights_x = keys_cubic_weights(query_x - floor_x, RENDER_CUBIC_A)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from morphing.affine import Affine
-from morphing.fit import FitDivergedError, FitSettings, MapFitter, fit_maps
+from morphing.fit import FitDivergedError, FitSettings, MapFitter, _grid_maps, fit_maps
 from morphing.images import to_float
 from morphing.maps import Scales
 from morphing.objective import MorphObjective
@@ -38,6 +39,20 @@ def test_fitted_middle_frame_beats_cross_dissolve_on_a_moving_disc() -> None:
     dissolve_error = np.abs(dissolve - halfway).mean()
     assert morph_error < 0.3 * dissolve_error, (morph_error, dissolve_error)
     assert maps.grid_shape == (32, 32) and maps.image_shape == (64, 64)
+
+
+def test_grid_maps_split_the_network_output_into_directions_in_grid_pixels() -> None:
+    rng = np.random.default_rng(3)
+    raw = rng.normal(size=(1, 5, 7, 16)).astype(np.float32)
+    base_flows = rng.normal(size=(2, 5, 7, 2)).astype(np.float32)
+    scales = Scales(warp=0.5)
+    got = _grid_maps(tf.constant(raw), tf.constant(base_flows), scales).numpy()
+    # Channels 0-7 are S→T, 8-15 T→S; the warp (last two of each) is in units of the long side.
+    expected = np.stack([raw[0, ..., :8], raw[0, ..., 8:]]).astype(np.float64)
+    expected[..., 6:] *= 7.0
+    np.testing.assert_allclose(_grid_maps(tf.constant(raw), None, scales).numpy(), expected, rtol=1e-6)
+    expected[..., 6:] += base_flows / 0.5
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_fit_rejects_mismatched_shapes_and_zero_epochs() -> None:

@@ -38,6 +38,32 @@ class TestLuminance:
         np.testing.assert_allclose(grey, [[0.299, 0.587], [0.114, 0.5]], atol=1e-6)
 
 
+class TestForwardDifference:
+    @pytest.mark.parametrize("axis", [1, 2])
+    def test_matches_numpy_diff(self, axis: int) -> None:
+        tensor = np.random.default_rng(5).normal(size=(2, 5, 7, 3)).astype(np.float32)
+        got = losses.forward_difference(tf.constant(tensor), axis).numpy()
+        np.testing.assert_array_equal(got, np.diff(tensor, axis=axis))
+
+    @pytest.mark.parametrize("axis", [1, 2])
+    def test_gradient_is_the_adjoint_of_numpy_diff(self, axis: int) -> None:
+        rng = np.random.default_rng(6)
+        tensor = tf.constant(rng.normal(size=(2, 4, 6, 2)))
+        weights = rng.normal(size=np.diff(tensor.numpy(), axis=axis).shape)
+        with tf.GradientTape() as tape:
+            tape.watch(tensor)
+            value = tf.reduce_sum(losses.forward_difference(tensor, axis) * weights)
+        # d/dx sum(w * diff(x)): each entry gains the weight of the difference it ends and
+        # loses that of the one it starts.
+        expected = np.zeros(tensor.shape)
+        ending = [slice(None)] * 4
+        starting = [slice(None)] * 4
+        ending[axis], starting[axis] = slice(1, None), slice(None, -1)
+        expected[tuple(ending)] += weights
+        expected[tuple(starting)] -= weights
+        np.testing.assert_allclose(tape.gradient(value, tensor).numpy(), expected, atol=1e-12)
+
+
 class TestLocalNcc:
     def test_matches_numpy_reference(self) -> None:
         rng = np.random.default_rng(0)
