@@ -117,6 +117,9 @@ def level_structure(flows: tf.Tensor, grey: tf.Tensor, window: int) -> tf.Tensor
     the level's size; ``window``: the NCC window in the level's pixels.
     """
     height, width = grey.shape[1], grey.shape[2]
+    # The images are data: no gradient to them (under XLA, whose compiled gradient
+    # would otherwise scatter one into the warped image at every step).
+    grey = tf.stop_gradient(grey)
     rows = tf.constant(bilinear_matrix(height, flows.shape[1]))
     columns = tf.constant(bilinear_matrix(width, flows.shape[2]))
     ratio = tf.constant([height / flows.shape[1], width / flows.shape[2]], tf.float32)
@@ -133,6 +136,7 @@ def map_colour(grid_maps: tf.Tensor, images: tf.Tensor, scales: Scales, warp_sha
     the warp is left to the structure term). ``one``: ``[1]`` ones, the alpha.
     """
     height, width = images.shape[1], images.shape[2]
+    images = tf.stop_gradient(images)  # data, as in level_structure
     maps = upsample_direction(grid_maps, height, width)
     warp = maps.warp if warp_share == 1.0 else warp_share * maps.warp + (1.0 - warp_share) * tf.stop_gradient(maps.warp)
     warped = apply_direction(images, DirectionMaps(maps.mult, maps.add, warp), one, scales)
