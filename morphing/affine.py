@@ -9,6 +9,13 @@ gradient descent (Adam on its six parameters), coarse to fine, on the same
 structure similarity the dense stage uses (``losses.local_ncc``), with user
 point pairs as a soft term when given.
 
+It is numpy and OpenCV, not TensorFlow: the images are tiny (32 and 64 pixels
+a side) and the gradient of six parameters is written out below, so the whole
+stage takes a fraction of a second and needs no traced graph (tracing
+TensorFlow's version cost more than running it). Its sampling is
+``dense_image_warp``'s bilinear (values and gradient) and its similarity
+``losses.local_ncc``'s; the tests check both against those TensorFlow functions.
+
 Convention: an ``Affine`` works in *normalised* coordinates, resolution-free
 for a given aspect ratio: ``u = (p + 0.5 - size / 2) / (L / 2)`` for a pixel
 position ``p`` (y, x) of an image of ``size`` (H, W) with long side ``L``
@@ -20,19 +27,22 @@ there. As a ``dense_image_warp`` flow on the target's pixels that is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import keras
+import cv2
 import numpy as np
-import tensorflow as tf
 
-from .losses import local_ncc, luminance
-from .settings import GlobalSettings
-from .warp import dense_image_warp
+from .kernels import LUMINANCE, NCC_EPSILON
+from .maps import Scales
+from .points import PointPairs
+from .settings import FitSettings, GlobalSettings
 
-__all__ = ["Affine", "AffineFitter", "GlobalSettings", "normalised_grid", "fit_affine", "affine_from_points"]
+__all__ = [
+    "Affine", "GlobalSettings", "normalised_grid", "fit_affine", "affine_from_points", "global_stage",
+]
 
 
 @dataclass(frozen=True)
@@ -103,34 +113,206 @@ def affine_from_points(target_points: np.ndarray, source_points: np.ndarray) -> 
     return Affine(np.eye(2), source_points[0] - target_points[0])
 
 
-def _shrunk_grey(images: np.ndarray, side: int) -> tuple[tf.Tensor, tuple[int, int]]:
-    """``[2, H, W, 3]`` (source, target) → ``[2, h, w, 1]`` luminance with long side ``side``, antialiased."""
+class _Copies(NamedTuple):
+    """The grey pair at one size and the coordinates the maps act on.
+
+    source, target: ``[h, w]`` float32 luminance; grid: ``[h, w, 2]`` normalised
+    (y, x) of each pixel; pixels: ``[h, w, 2]`` its (y, x) index; half: half
+    the long side in pixels; limit: ``[2]`` the extent of the pixel centres
+    (a map sampling beyond it reads outside the source).
+    """
+
+    source: np.ndarray
+    target: np.ndarray
+    grid: np.ndarray
+    pixels: np.ndarray
+    half: float
+    limit: np.ndarray
+
+
+def _grey_copies(images: np.ndarray, side: int) -> _Copies:
+    """``[2, H, W, 3]`` (source, target) → their luminance with long side ``side``, area-averaged."""
     height, width = images.shape[1:3]
     scale = side / max(height, width)
     shape = (max(2, round(height * scale)), max(2, round(width * scale)))
-    small = tf.image.resize(tf.constant(images, tf.float32), shape, method="area")
-    return luminance(small), shape
+    grey = np.tensordot(images.astype(np.float32), np.array(LUMINANCE, np.float32), axes=([-1], [0]))
+    source, target = (
+        cv2.resize(np.ascontiguousarray(item), shape[::-1], interpolation=cv2.INTER_AREA) for item in grey
+    )
+    grid = normalised_grid(*shape).astype(np.float32)
+    pixels = np.stack(np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"), axis=-1)
+    return _Copies(source, target, grid, pixels.astype(np.float32), max(shape) / 2.0,
+                   np.abs(grid).max(axis=(0, 1)) + np.float32(1e-6))
 
 
-def _sampling_flows(matrices: tf.Tensor, offsets: tf.Tensor, grid: tf.Tensor, half: float) -> tuple[tf.Tensor, tf.Tensor]:
-    """Flows (pixels) and inside-the-source masks of ``[K]`` affine maps over a normalised ``grid``."""
-    mapped = tf.einsum("kij,hwj->khwi", matrices, grid) + offsets[:, tf.newaxis, tf.newaxis, :]
-    flows = (grid[tf.newaxis] - mapped) * half
-    limit = tf.reduce_max(tf.abs(grid), axis=[0, 1]) + 1e-6  # the extent of the pixel centres
-    inside = tf.reduce_all(tf.abs(mapped) <= limit, axis=-1, keepdims=True)
-    return flows, tf.cast(inside, grid.dtype)
+def _box_sums(images: np.ndarray, window: int) -> np.ndarray:
+    """``[..., h, w]`` → the sum over the ``window``×``window`` box around each pixel (zeros outside)."""
+    radius = window // 2
+    sums = images
+    for axis in (-2, -1):
+        size = sums.shape[axis]
+        running = np.cumsum(sums, axis=axis)
+        index = np.arange(size)
+        upper = np.take(running, np.minimum(index + radius, size - 1), axis=axis)
+        below = np.take(running, np.maximum(index - radius - 1, 0), axis=axis)
+        first = [slice(None)] * sums.ndim
+        first[axis] = slice(0, radius + 1)  # boxes that start at the image's first pixel: nothing below
+        below[tuple(first)] = 0.0
+        sums = upper - below
+    return sums
 
 
-def _score(
-    matrices: tf.Tensor, offsets: tf.Tensor, source: tf.Tensor, target: tf.Tensor, window: int
-) -> tf.Tensor:
-    """``[K]`` local-NCC losses of warping ``source`` (``[1, h, w, 1]``) onto ``target`` by ``[K]`` maps."""
-    height, width = source.shape[1], source.shape[2]
-    grid = tf.constant(normalised_grid(height, width), tf.float32)
-    flows, inside = _sampling_flows(matrices, offsets, grid, max(height, width) / 2.0)
-    count = matrices.shape[0]
-    moved = dense_image_warp(tf.tile(source, [count, 1, 1, 1]), flows)
-    return local_ncc(moved, tf.tile(target, [count, 1, 1, 1]), window, weights=inside)
+def _box_counts(height: int, width: int, window: int) -> np.ndarray:
+    """``[h, w]``: how many pixels of the image each ``window``×``window`` box holds."""
+    radius = window // 2
+    rows = np.minimum(np.arange(height) + radius, height - 1) - np.maximum(np.arange(height) - radius, 0) + 1
+    columns = np.minimum(np.arange(width) + radius, width - 1) - np.maximum(np.arange(width) - radius, 0) + 1
+    return (rows[:, None] * columns[None, :]).astype(np.float32)
+
+
+def local_ncc_with_gradient(
+    moved: np.ndarray, fixed: np.ndarray, window: int, weights: np.ndarray, gradient: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``losses.local_ncc`` of ``[K, h, w]`` images against one ``[h, w]`` image, and its gradient.
+
+    Returns ``[K]`` losses (1 − the weighted mean of the squared local
+    correlation, windows cut at the border) and, with ``gradient``, their
+    derivative with respect to ``moved`` (``[K, h, w]``); ``weights``
+    (``[K, h, w]``) count as constants. Derivatives at kinks are those
+    TensorFlow takes (a clipped variance passes no gradient).
+    """
+    counts = _box_counts(*fixed.shape, window)
+
+    def mean(images: np.ndarray) -> np.ndarray:
+        return _box_sums(images, window) / counts
+
+    mean_a, mean_aa, mean_ab = mean(moved), mean(moved * moved), mean(moved * fixed)
+    mean_b, mean_bb = mean(fixed), mean(fixed * fixed)
+    spread_a = mean_aa - mean_a * mean_a
+    variance_a, variance_b = np.maximum(spread_a, 0.0), np.maximum(mean_bb - mean_b * mean_b, 0.0)
+    covariance = mean_ab - mean_a * mean_b
+    denominator = variance_a * variance_b + NCC_EPSILON
+    correlation = covariance * covariance / denominator
+    pixels = fixed.size
+    weight_mean = np.maximum(weights.sum(axis=(1, 2)) / pixels, 1e-12)[:, None, None]
+    loss = 1.0 - (correlation * weights).sum(axis=(1, 2)) / pixels / weight_mean[:, 0, 0]
+    if not gradient:
+        return loss, None
+    d_correlation = -weights / (pixels * weight_mean)
+    d_covariance = d_correlation * 2.0 * covariance / denominator
+    d_variance = d_correlation * -(covariance * covariance) * variance_b / (denominator * denominator) * (spread_a > 0)
+    d_mean_a = d_covariance * -mean_b + d_variance * -2.0 * mean_a
+
+    def mean_adjoint(gradient_of_mean: np.ndarray) -> np.ndarray:
+        return _box_sums(gradient_of_mean / counts, window)
+
+    d_moved = mean_adjoint(d_mean_a) + 2.0 * moved * mean_adjoint(d_variance) + fixed * mean_adjoint(d_covariance)
+    return loss, d_moved
+
+
+def bilinear_sample(image: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` (``[h, w]``) at ``[..., 2]`` (y, x) pixel ``queries``, and the derivative by the query.
+
+    ``dense_image_warp``'s bilinear sampling: the floor is clamped to
+    ``[0, size - 2]`` and the fraction to ``[0, 1]`` (queries outside read the
+    border). Returns the values ``[...]`` and ``[..., 2]`` their derivatives
+    by (y, x), zero where a clamp holds and at whole-pixel queries, as
+    TensorFlow's gradient of that warp is.
+    """
+    height, width = image.shape
+    floors, fractions, moving = [], [], []
+    for axis, size in enumerate((height, width)):
+        query = queries[..., axis]
+        floor = np.minimum(np.maximum(np.floor(query), 0.0), size - 2)
+        fraction = query - floor
+        floors.append(floor.astype(np.intp))
+        fractions.append(np.minimum(np.maximum(fraction, 0.0), 1.0))
+        moving.append((fraction > 0.0) & (fraction <= 1.0))
+    (row, column), (weight_y, weight_x) = floors, fractions
+    flat = image.ravel()
+    top_left_index = row * width + column
+    top_left, top_right = flat.take(top_left_index), flat.take(top_left_index + 1)
+    bottom_left, bottom_right = flat.take(top_left_index + width), flat.take(top_left_index + width + 1)
+    top = (1.0 - weight_x) * top_left + weight_x * top_right
+    bottom = (1.0 - weight_x) * bottom_left + weight_x * bottom_right
+    values = (1.0 - weight_y) * top + weight_y * bottom
+    d_y = (bottom - top) * moving[0]
+    d_x = ((1.0 - weight_y) * (top_right - top_left) + weight_y * (bottom_right - bottom_left)) * moving[1]
+    return values, np.stack([d_y, d_x], axis=-1)
+
+
+class _PointTerm(NamedTuple):
+    """User point pairs in normalised coordinates: ``[N, 2]`` each (N may be 0)."""
+
+    source: np.ndarray
+    target: np.ndarray
+
+
+def _mapped(matrices: np.ndarray, offsets: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """``[K, h, w, 2]``: where ``[K]`` maps send each position of a normalised ``[h, w, 2]`` grid."""
+    grid_y, grid_x = grid[..., 0], grid[..., 1]
+    return np.stack([
+        matrices[:, row, 0, None, None] * grid_y + matrices[:, row, 1, None, None] * grid_x + offsets[:, row, None, None]
+        for row in range(2)
+    ], axis=-1)
+
+
+def _cost(
+    matrices: np.ndarray, offsets: np.ndarray, copies: _Copies, points: _PointTerm, settings: GlobalSettings,
+    gradient: bool = False,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """``[K]`` costs of ``[K, 2, 2]`` matrices and ``[K, 2]`` offsets, and with ``gradient`` their derivatives.
+
+    The cost: local NCC of the source sampled by each map against the target
+    (over the pixels whose sample lies inside the source), the pull towards
+    the identity and the user-point term. Derivatives: ``([K, 2, 2], [K, 2])``.
+    """
+    mapped = _mapped(matrices, offsets, copies.grid)
+    inside = np.all(np.abs(mapped) <= copies.limit, axis=-1).astype(np.float32)
+    queries = copies.pixels - (copies.grid - mapped) * copies.half  # dense_image_warp: pixel - flow
+    moved, d_query = bilinear_sample(copies.source, queries)
+    costs, d_moved = local_ncc_with_gradient(moved, copies.target, settings.window, inside, gradient)
+    costs = costs + settings.prior_weight * (
+        np.square(matrices - np.eye(2)).sum(axis=(1, 2)) + np.square(offsets).sum(axis=1))
+    count = len(points.target)
+    if count:
+        residuals = np.einsum("kij,nj->kni", matrices, points.target) + offsets[:, None] - points.source
+        costs = costs + settings.point_weight * np.square(residuals).sum(axis=-1).mean(axis=1)
+    if not gradient:
+        return costs, None
+    d_mapped = d_moved[..., None] * d_query * copies.half
+    d_matrices = np.einsum("khwi,hwj->kij", d_mapped, copies.grid, optimize=True) + 2.0 * settings.prior_weight * (
+        matrices - np.eye(2))
+    d_offsets = d_mapped.sum(axis=(1, 2)) + 2.0 * settings.prior_weight * offsets
+    if count:
+        d_residuals = settings.point_weight * 2.0 / count * residuals
+        d_matrices = d_matrices + np.einsum("kni,nj->kij", d_residuals, points.target)
+        d_offsets = d_offsets + d_residuals.sum(axis=1)
+    return costs, (d_matrices, d_offsets)
+
+
+class _Adam:
+    """Adam (Kingma & Ba) on a list of arrays, as Keras runs it (``epsilon`` outside the square root)."""
+
+    def __init__(self, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.steps = 0
+        self.moments: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def step(self, parameters: list[np.ndarray], gradients: list[np.ndarray]) -> list[np.ndarray]:
+        """The parameters after one step down ``gradients``."""
+        if self.moments is None:
+            self.moments = [(np.zeros_like(g), np.zeros_like(g)) for g in gradients]
+        self.steps += 1
+        rate = self.learning_rate * math.sqrt(1.0 - self.beta_2**self.steps) / (1.0 - self.beta_1**self.steps)
+        updated, moments = [], []
+        for parameter, gradient, (first, second) in zip(parameters, gradients, self.moments):
+            first = first + (gradient - first) * (1.0 - self.beta_1)
+            second = second + (gradient * gradient - second) * (1.0 - self.beta_2)
+            updated.append(parameter - rate * first / (np.sqrt(second) + self.epsilon))
+            moments.append((first, second))
+        self.moments = moments
+        return updated
 
 
 def fit_affine(
@@ -140,131 +322,52 @@ def fit_affine(
     *,
     source_points: np.ndarray | None = None,
     target_points: np.ndarray | None = None,
+    check: Callable[[], None] | None = None,
 ) -> Affine:
-    """The affine sampling map that best lays ``source`` over ``target`` (see ``AffineFitter.fit``)."""
-    return AffineFitter(settings).fit(source, target, source_points=source_points, target_points=target_points)
+    """The affine sampling map that best lays ``source`` over ``target``.
 
+    Args:
+      source, target: ``[H, W, 3] float32`` in [-1, 1], the same shape.
+      source_points, target_points: matching user points, ``[N, 2]`` (y, x)
+        in these images' pixels, or ``None``. With three or more pairs the
+        search is replaced by their least-squares affine.
+      check: called between refinement steps; it may raise to stop.
 
-def _cost(
-    matrices: tf.Tensor, offsets: tf.Tensor, grey: tf.Tensor, source_normalised: tf.Tensor,
-    target_normalised: tf.Tensor, settings: GlobalSettings,
-) -> tf.Tensor:
-    """``[K]``: structure loss of each map (``grey``: ``[2, h, w, 1]``, S then T), its pull
-    towards the identity, and its user-point term (``[N, 2]`` normalised points, N may be 0)."""
-    scores = _score(matrices, offsets, grey[:1], grey[1:], settings.window)
-    scores += settings.prior_weight * (
-        tf.reduce_sum(tf.square(matrices - tf.eye(2)), axis=[1, 2]) + tf.reduce_sum(tf.square(offsets), axis=1)
-    )
-    if target_normalised.shape[0]:
-        mapped = tf.einsum("kij,nj->kni", matrices, target_normalised) + offsets[:, tf.newaxis]
-        scores += settings.point_weight * tf.reduce_mean(
-            tf.reduce_sum(tf.square(mapped - source_normalised), axis=-1), axis=1
-        )
-    return scores
-
-
-class _Refiner(NamedTuple):
-    """``K`` maps' variables, their optimizer and its initial state, and the traced step."""
-
-    matrix: tf.Variable
-    offset: tf.Variable
-    variables: list[tf.Variable]
-    initial_values: list[np.ndarray]
-    step: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
-
-
-class AffineFitter:
-    """``fit_affine`` that keeps its traced refinement step for the next call.
-
-    Tracing the step costs about as much as the whole search on 2 CPU cores;
-    a fitter used for many pairs (a batch, the legs of a sequence) traces it
-    once per image shape and number of candidates. Each call starts from fresh
-    variables and optimizer state, so it returns what a fitter of its own would.
+    Returns:
+      An ``Affine`` for the S→T direction (target positions → source positions).
     """
+    if source.shape != target.shape or source.ndim != 3:
+        raise ValueError(f"source {source.shape} and target {target.shape} must both be [H, W, 3]")
+    images = np.stack([source, target])
+    height, width = source.shape[:2]
+    have_points = source_points is not None and len(source_points) > 0
+    points = _PointTerm(*(
+        (to_normalised(given, height, width) if have_points else np.zeros((0, 2))).astype(np.float32)
+        for given in (source_points, target_points)
+    ))
+    if have_points and len(points.source) >= 3:
+        start = affine_from_points(points.target, points.source)
+        matrices, offsets = start.matrix[np.newaxis].astype(np.float32), start.offset[np.newaxis].astype(np.float32)
+    else:
+        copies = _grey_copies(images, settings.search_side)
+        matrices, offsets = _search(lambda m, o: _cost(m, o, copies, points, settings)[0], settings)
 
-    def __init__(self, settings: GlobalSettings = GlobalSettings()) -> None:
-        self.settings = settings
-        self._refiners: dict[int, _Refiner] = {}
-
-    def _refiner(self, count: int) -> _Refiner:
-        if count not in self._refiners:
-            settings = self.settings
-            matrix = tf.Variable(tf.zeros([count, 2, 2]))
-            offset = tf.Variable(tf.zeros([count, 2]))
-            optimizer = keras.optimizers.Adam(settings.learning_rate)
-            optimizer.build([matrix, offset])
-
-            @tf.function(autograph=False)
-            def step(grey: tf.Tensor, source_normalised: tf.Tensor, target_normalised: tf.Tensor) -> tf.Tensor:
-                with tf.GradientTape() as tape:
-                    total = tf.reduce_sum(_cost(matrix, offset, grey, source_normalised, target_normalised, settings))
-                optimizer.apply_gradients(zip(tape.gradient(total, [matrix, offset]), [matrix, offset]))
-                return total
-
-            variables = list(optimizer.variables)
-            self._refiners[count] = _Refiner(matrix, offset, variables, [v.numpy() for v in variables], step)
-        return self._refiners[count]
-
-    def fit(
-        self,
-        source: np.ndarray,
-        target: np.ndarray,
-        *,
-        source_points: np.ndarray | None = None,
-        target_points: np.ndarray | None = None,
-        check: Callable[[], None] | None = None,
-    ) -> Affine:
-        """The affine sampling map that best lays ``source`` over ``target``.
-
-        Args:
-          source, target: ``[H, W, 3] float32`` in [-1, 1], the same shape.
-          source_points, target_points: matching user points, ``[N, 2]`` (y, x)
-            in these images' pixels, or ``None``. With three or more pairs the
-            search is replaced by their least-squares affine.
-          check: called between refinement steps; it may raise to stop.
-
-        Returns:
-          An ``Affine`` for the S→T direction (target positions → source positions).
-        """
-        settings = self.settings
-        images = np.stack([source, target]).astype(np.float32)
-        height, width = source.shape[:2]
-        have_points = source_points is not None and len(source_points) > 0
-        source_normalised = tf.constant(
-            to_normalised(source_points, height, width) if have_points else np.zeros((0, 2)), tf.float32)
-        target_normalised = tf.constant(
-            to_normalised(target_points, height, width) if have_points else np.zeros((0, 2)), tf.float32)
-
-        def cost(matrices: tf.Tensor, offsets: tf.Tensor, grey: tf.Tensor) -> tf.Tensor:
-            return _cost(matrices, offsets, grey, source_normalised, target_normalised, settings)
-
-        if have_points and len(source_points) >= 3:
-            start = affine_from_points(target_normalised.numpy(), source_normalised.numpy())
-            starts = (start.matrix[np.newaxis], start.offset[np.newaxis])
-        else:
-            starts = _search(lambda m, o: cost(m, o, _shrunk_grey(images, settings.search_side)[0]), settings)
-
-        # Refine the best few candidates side by side (Adam acts on each parameter on
-        # its own, so a batch of K maps is K independent descents), then keep the best.
-        refiner = self._refiner(len(starts[0]))
-        refiner.matrix.assign(starts[0].astype(np.float32))
-        refiner.offset.assign(starts[1].astype(np.float32))
-        for variable, value in zip(refiner.variables, refiner.initial_values):
-            variable.assign(value)  # a fresh optimizer
-        grey = None
-        for side in settings.refine_sides:
-            grey, _ = _shrunk_grey(images, side)
-            for _ in range(settings.steps):
-                if check is not None:
-                    check()
-                refiner.step(grey, source_normalised, target_normalised)
-        matrix, offset = refiner.matrix, refiner.offset
-        final = cost(matrix, offset, grey) if grey is not None else tf.zeros([matrix.shape[0]])
-        best = int(tf.argmin(final))
-        return Affine(matrix[best].numpy().astype(np.float64), offset[best].numpy().astype(np.float64))
+    # Refine the best few candidates side by side (Adam acts on each parameter on
+    # its own, so a batch of K maps is K independent descents), then keep the best.
+    optimizer = _Adam(settings.learning_rate)
+    copies = None
+    for side in settings.refine_sides:
+        copies = _grey_copies(images, side)
+        for _ in range(settings.steps):
+            if check is not None:
+                check()
+            _, gradients = _cost(matrices, offsets, copies, points, settings, gradient=True)
+            matrices, offsets = optimizer.step([matrices, offsets], list(gradients))
+    best = 0 if copies is None else int(np.argmin(_cost(matrices, offsets, copies, points, settings)[0]))
+    return Affine(matrices[best].astype(np.float64), offsets[best].astype(np.float64))
 
 
-def _search(cost, settings: GlobalSettings) -> tuple[np.ndarray, np.ndarray]:
+def _search(cost: Callable[[np.ndarray, np.ndarray], np.ndarray], settings: GlobalSettings) -> tuple[np.ndarray, np.ndarray]:
     """The ``settings.candidates`` best maps of the exhaustive search, as ``([K, 2, 2], [K, 2])``.
 
     Every combination of ``turns``, ``scales`` and ``shifts`` is scored by
@@ -279,8 +382,8 @@ def _search(cost, settings: GlobalSettings) -> tuple[np.ndarray, np.ndarray]:
         for scale in settings.scales:
             matrices += [scale * rotation] * len(shifts)
             offsets += list(shifts)
-    matrices, offsets = np.array(matrices), np.array(offsets)
-    scores = cost(tf.constant(matrices, tf.float32), tf.constant(offsets, tf.float32)).numpy()
+    matrices, offsets = np.array(matrices, np.float32), np.array(offsets, np.float32)
+    scores = cost(matrices, offsets)
     kept: list[int] = []
     for index in np.argsort(scores, kind="stable"):
         if all(np.abs(offsets[index] - offsets[other]).max() > 0.15 for other in kept):
@@ -288,3 +391,21 @@ def _search(cost, settings: GlobalSettings) -> tuple[np.ndarray, np.ndarray]:
         if len(kept) == settings.candidates:
             break
     return matrices[kept], offsets[kept]
+
+
+def global_stage(
+    source: np.ndarray, target: np.ndarray, settings: FitSettings, scales: Scales,
+    points: PointPairs | None = None, check: Callable[[], None] | None = None,
+) -> Affine:
+    """The fit's global map for working-size images (``[h, w, 3] float32``) and points in their pixels:
+    ``fit_affine``'s, or the identity when ``settings.global_alignment`` is off or nothing warps."""
+    if not settings.global_alignment or scales.warp <= 0:
+        return Affine.identity()
+    have_points = points is not None and len(points) > 0
+    return fit_affine(
+        source, target,
+        source_points=points.source if have_points else None,
+        target_points=points.target if have_points else None,
+        check=check,
+    )
+

@@ -44,8 +44,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses
-from .affine import Affine, AffineFitter
-from .images import resize_image, to_float, working_shape
+from .affine import Affine, global_stage
+from .images import reduce_for_fit, working_shape
 from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
 from .objective import FitFields, MorphObjective, PointInputs, point_inputs
@@ -60,17 +60,6 @@ class FitDivergedError(RuntimeError):
 
 
 StepCallback = Callable[[int, float], None]
-
-
-def reduce_for_fit(source: np.ndarray, target: np.ndarray, working_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two ``[H, W, 3] uint8`` images → ``[h, w, 3] float32`` in [-1, 1] at the working size.
-
-    Reduced with Lanczos while still uint8, so a 12-megapixel photo is never
-    held as floats (~150 MB a copy). Pass ``image_shape=(H, W)`` to ``fit_maps``
-    with the results.
-    """
-    height, width = working_shape(*source.shape[:2], working_size)
-    return to_float(resize_image(source, height, width)), to_float(resize_image(target, height, width))
 
 
 def _shrink(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -117,12 +106,14 @@ def _affine_flows(affine: Affine, grid_shape: tuple[int, int]) -> np.ndarray:
 
 class _ShapeProgram(NamedTuple):
     """What a fitter builds for one working shape: the network, its optimizer, their
-    initial values and the traced (partly XLA-compiled) training step."""
+    initial values, the traced (partly XLA-compiled) training step and the gradients of its
+    compiled terms alone (``MorphObjective.compiled_term_gradients``)."""
 
     network: keras.Model
     variables: list[tf.Variable]
     initial_values: list[np.ndarray]
     train_step: Callable[..., tf.Tensor]
+    term_gradients: Callable[..., list[tf.Tensor]]
 
 
 class MapFitter:
@@ -146,7 +137,6 @@ class MapFitter:
         self.settings = settings
         self._programs: dict[tuple[tuple[int, int], ...], _ShapeProgram] = {}
         self._warm: set[object] = set()  # the (shapes, point count) whose training step has run
-        self._affine = AffineFitter()  # the global stage, its traced step kept too
 
     def _program(self, level_shapes: list[tuple[int, int]], grid_shape: tuple[int, int]) -> _ShapeProgram:
         key = (*level_shapes, grid_shape)
@@ -190,7 +180,8 @@ class MapFitter:
             return loss
 
         variables = [*network.trainable_variables, *optimizer.variables]
-        return _ShapeProgram(network, variables, [v.numpy() for v in variables], train_step)
+        return _ShapeProgram(
+            network, variables, [v.numpy() for v in variables], train_step, objective.compiled_term_gradients())
 
     def fit(
         self,
@@ -247,15 +238,10 @@ class MapFitter:
         program = self._program(level_shapes, (grid_h, grid_w))
         step_inputs = (inputs, tf.zeros([2, grid_h, grid_w, 2]), levels, images, points_in_step, tf.constant(0.0), guides)
         key = (tuple(level_shapes), grid_h, grid_w, len(points_in_step.here[0]))
-        with _compiled_meanwhile(program.train_step, step_inputs, self._warm, key, check):
-            affine = Affine.identity()
-            if settings.global_alignment and self.scales.warp > 0:
-                affine = self._affine.fit(
-                    stacks[0][0], stacks[0][1],
-                    source_points=None if working_points is None else working_points.source,
-                    target_points=None if working_points is None else working_points.target,
-                    check=check,
-                )
+        term_inputs = (tf.zeros([2, grid_h, grid_w, 2]), levels[0], tf.zeros([2, grid_h, grid_w, CHANNELS_PER_DIRECTION]),
+                       images)
+        with _compiled_meanwhile(program, step_inputs, term_inputs, self._warm, key, check):
+            affine = global_stage(stacks[0][0], stacks[0][1], settings, self.scales, working_points, check)
 
         def descend(base_flows: tf.Tensor, first: int, last: int) -> float:
             """Training steps ``first`` to ``last`` of the fit; returns the mean of the last few losses."""
@@ -306,37 +292,47 @@ class MapFitter:
 
 @contextlib.contextmanager
 def _compiled_meanwhile(
-    step: Callable[..., tf.Tensor], step_inputs: tuple, warm: set[object], key: object,
+    program: _ShapeProgram, step_inputs: tuple, term_inputs: tuple, warm: set[object], key: object,
     check: Callable[[], None] | None = None,
 ):
-    """Trace and compile the training ``step`` in a thread, the body running once it is traced;
+    """Compile ``program``'s XLA parts in a thread while its training step is traced and the body runs;
     nothing to do when ``key`` is in ``warm``.
 
-    Tracing takes seconds of Python; compiling the XLA parts (seconds, mostly
-    on one core) then overlaps the body (the global stage). The body waits for
-    the trace so that TensorFlow names the traced functions in the same order
-    in every run: XLA's persistent cache (``morphing.compile_cache``) finds a
-    compiled program by those names. The compile is one throwaway step, which
-    changes the network and optimizer variables: the fit resets them to their
-    initial values before every start, so its result does not depend on this.
-    While waiting, ``check`` is called every 0.1 s; if it raises, the thread is
-    left to finish on its own (it only compiles).
+    The thread first traces the compiled terms' gradients
+    (``program.term_gradients``, a small graph) and runs them once on
+    ``term_inputs``: that compiles XLA's four programs (seconds of C++, on
+    both cores) while this thread traces the training step (a second of
+    Python, one core). The step calls the same traced functions, so it finds
+    their programs compiled. Then, once the body (the global stage) has
+    started, the thread runs one throwaway step on ``step_inputs`` (the
+    graph's first run: its optimisation and setup). The terms are traced
+    before the step so that TensorFlow names them the same in every run:
+    XLA's persistent cache (``morphing.compile_cache``) finds a compiled
+    program by those names. The throwaway step changes the network and
+    optimizer variables: the fit resets them to their initial values before
+    every start, so its result does not depend on this. While waiting,
+    ``check`` is called every 0.1 s; if it raises, the thread is left to
+    finish on its own (it only compiles).
     """
     if key in warm:
         yield
         return
     failure: list[BaseException] = []
-    traced = threading.Event()
+    terms_traced, step_traced = threading.Event(), threading.Event()
+    step_ready: list[bool] = []  # set (true) once the step is traced; stays empty if tracing fails
 
     def run() -> None:
         try:
-            step.get_concrete_function(*step_inputs)
-            traced.set()
-            step(*step_inputs).numpy()
+            program.term_gradients.get_concrete_function(*term_inputs)
+            terms_traced.set()
+            program.term_gradients(*term_inputs)
+            step_traced.wait()
+            if step_ready:
+                program.train_step(*step_inputs).numpy()
         except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
             failure.append(error)
         finally:
-            traced.set()
+            terms_traced.set()
 
     def wait_until(done: Callable[[float], bool]) -> None:
         """Call ``done(0.1)`` (true once what it waits up to 0.1 s for has happened) until it is true,
@@ -348,9 +344,15 @@ def _compiled_meanwhile(
     thread = threading.Thread(target=run, name="compile training step", daemon=True)
     thread.start()
     try:
-        wait_until(traced.wait)
+        wait_until(terms_traced.wait)
+        if failure:
+            raise failure[0]
+        program.train_step.get_concrete_function(*step_inputs)
+        step_ready.append(True)
+        step_traced.set()
         yield
     finally:
+        step_traced.set()
         wait_until(lambda seconds: thread.join(seconds) or not thread.is_alive())
     if failure:
         raise failure[0]

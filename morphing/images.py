@@ -27,6 +27,7 @@ __all__ = [
     "to_float",
     "to_uint8",
     "working_shape",
+    "reduce_for_fit",
     "MIN_SIDE",
 ]
 
@@ -270,3 +271,14 @@ def working_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
     """``(h, w)`` with the long side ``long_side`` (never enlarged), aspect kept."""
     scale = min(1.0, long_side / max(height, width))
     return max(2, round(height * scale)), max(2, round(width * scale))
+
+
+def reduce_for_fit(source: np.ndarray, target: np.ndarray, working_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two ``[H, W, 3] uint8`` images → ``[h, w, 3] float32`` in [-1, 1] at the working size.
+
+    Reduced with Lanczos while still uint8, so a 12-megapixel photo is never
+    held as floats (~150 MB a copy). Pass ``image_shape=(H, W)`` to ``fit_maps``
+    with the results.
+    """
+    height, width = working_shape(*source.shape[:2], working_size)
+    return to_float(resize_image(source, height, width)), to_float(resize_image(target, height, width))

@@ -17,6 +17,7 @@ from .settings import default_kernel_size
 
 __all__ = [
     "LUMINANCE",
+    "NCC_EPSILON",
     "RENDER_CUBIC_A",
     "gaussian_kernel",
     "fitting_kernel_size",
@@ -29,6 +30,10 @@ __all__ = [
 
 LUMINANCE = (0.299, 0.587, 0.114)
 """Rec. 601 weights of R, G, B: the luminance that the fit compares and the detail blend restores."""
+
+NCC_EPSILON = 1e-5
+"""Added to the product of the local variances in local NCC (``morphing.losses.local_ncc``, ``morphing.affine``),
+so that flat windows score 0 instead of dividing by 0."""
 
 RENDER_CUBIC_A = -0.75
 """The cubic convolution parameter ``a`` of the render's bicubic warp: OpenCV's ``INTER_CUBIC``."""

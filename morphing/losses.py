@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .kernels import LUMINANCE
+from .kernels import LUMINANCE, NCC_EPSILON
 from .warp import dense_image_warp, identity_grid
 
 __all__ = [
@@ -43,7 +43,6 @@ __all__ = [
     "point_error",
 ]
 
-NCC_EPSILON = 1e-5
 
 
 def luminance(images: tf.Tensor) -> tf.Tensor:

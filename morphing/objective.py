@@ -20,7 +20,7 @@ Every term returns a scalar: the sum over the two directions.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -189,6 +189,25 @@ class MorphObjective:
             functools.partial(map_colour, scales=scales, warp_share=settings.pixel_warp_weight, one=self._one),
             jit_compile=True, autograph=False,
         )
+
+    def compiled_term_gradients(self) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], list[tf.Tensor]]:
+        """A traced function ``(flows, finest level, grid maps, images) -> [d/d flows, d/d grid maps]`` of
+        the two XLA-compiled terms, for compiling them ahead of the training step.
+
+        It calls the very functions the training step calls, with the same
+        gradient, so XLA's programs (forward and backward of each term) are
+        those the step runs: executed once, it compiles them while the step
+        is still being traced. Arguments are shaped as in ``FitFields``.
+        """
+
+        @tf.function(autograph=False)
+        def gradients(flows: tf.Tensor, level: tf.Tensor, grid_maps: tf.Tensor, images: tf.Tensor) -> list[tf.Tensor]:
+            with tf.GradientTape() as tape:
+                tape.watch([flows, grid_maps])
+                total = self._full_size_structure(flows, level) + self._colour(grid_maps, images)
+            return tape.gradient(total, [flows, grid_maps])
+
+        return gradients
 
     def weighted_terms(self, fields: FitFields) -> Iterator[tuple[str, tf.Tensor | float, tf.Tensor]]:
         """``(name, weight, value)`` of every term, in the order they are summed."""

@@ -1,17 +1,29 @@
-"""The global stage: affine maps, their flows, and recovering a known similarity."""
+"""The global stage: affine maps, their flows, its numpy cost and gradient against TensorFlow's
+warp and local NCC, and recovering a known similarity."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import tensorflow as tf
 
+from morphing import affine
 from morphing.affine import (
     Affine,
     GlobalSettings,
     affine_from_points,
+    bilinear_sample,
     fit_affine,
+    global_stage,
+    local_ncc_with_gradient,
     normalised_grid,
     to_normalised,
 )
+from morphing.losses import local_ncc
+from morphing.maps import Scales
+from morphing.points import PointPairs
+from morphing.settings import FitSettings
+from morphing.warp import dense_image_warp
 from morphing.scenes import Deformation, pixel_grid
 from tests.helpers import moved_texture, similarity
 
@@ -99,19 +111,151 @@ def test_deformation_helper_agrees_with_affine_convention() -> None:
     np.testing.assert_allclose(deformation.apply(pixels), expected, atol=1e-4)
 
 
-class TestAffineFitter:
-    def test_a_shared_fitter_answers_as_a_fresh_one_and_traces_once(self) -> None:
-        from morphing.affine import AffineFitter
+class TestBilinearSample:
+    def test_values_and_gradient_are_dense_image_warps(self) -> None:
+        rng = np.random.default_rng(3)
+        image = rng.uniform(-1, 1, (9, 12)).astype(np.float32)
+        # Queries inside, outside on every side, and on whole pixels (where the warp's gradient is 0).
+        queries = rng.uniform(-3, 14, (9, 12, 2)).astype(np.float32)
+        queries[0, :4] = [[2.0, 3.0], [0.0, 0.0], [8.0, 11.0], [4.0, 5.5]]
+        pixels = np.stack(np.meshgrid(np.arange(9), np.arange(12), indexing="ij"), -1).astype(np.float32)
+        flow = tf.Variable((pixels - queries)[np.newaxis])
+        with tf.GradientTape() as tape:
+            warped = dense_image_warp(tf.constant(image[np.newaxis, ..., np.newaxis]), flow)
+        d_flow = tape.gradient(warped, flow).numpy()[0]  # d(sum)/d flow = -d/d query
+        values, d_query = bilinear_sample(image, queries)
+        np.testing.assert_allclose(values, warped.numpy()[0, ..., 0], atol=1e-6)
+        np.testing.assert_allclose(d_query, -d_flow, atol=1e-5)
+        assert np.abs(d_query).max() > 0.1
+        np.testing.assert_array_equal(d_query[0, 0:2], 0.0)  # whole pixels inside
+        assert np.all(d_query[0, 2] != 0)  # the last pixel: fraction 1 above the clamped floor
+        assert d_query[0, 3, 0] == 0 and d_query[0, 3, 1] != 0  # whole along y, half along x
 
-        settings = GlobalSettings(steps=10)
-        pairs = [moved_texture(0.15, 1.25, (-0.2, 0.25))[:2], moved_texture(-0.1, 0.9, (0.1, 0.1))[:2],
-                 moved_texture(0.15, 1.25, (-0.2, 0.25))[:2]]
-        shared = AffineFitter(settings)
-        together = [shared.fit(source, target) for source, target in pairs]
-        alone = [fit_affine(source, target, settings) for source, target in pairs]
-        for with_others, by_itself in zip(together, alone):
-            np.testing.assert_array_equal(with_others.matrix, by_itself.matrix)
-            np.testing.assert_array_equal(with_others.offset, by_itself.offset)
-        assert not np.allclose(together[0].matrix, together[1].matrix)
-        (refiner,) = shared._refiners.values()
-        assert refiner.step.experimental_get_tracing_count() == len(settings.refine_sides)  # once per side
+
+class TestLocalNccWithGradient:
+    def test_loss_and_gradient_are_local_nccs(self) -> None:
+        rng = np.random.default_rng(4)
+        moved = rng.uniform(-1, 1, (3, 10, 13)).astype(np.float32)
+        moved[2] = 0.25  # flat: no structure, the clipped variance passes no gradient
+        fixed = rng.uniform(-1, 1, (10, 13)).astype(np.float32)
+        weights = (rng.uniform(0, 1, (3, 10, 13)) > 0.3).astype(np.float32)
+        variable = tf.Variable(moved[..., np.newaxis])
+        with tf.GradientTape() as tape:
+            reference = local_ncc(variable, tf.constant(np.broadcast_to(fixed, (3, 10, 13))[..., np.newaxis]), 5,
+                                  weights=tf.constant(weights[..., np.newaxis]))
+            total = tf.reduce_sum(reference)
+        expected_gradient = tape.gradient(total, variable).numpy()[..., 0]
+        loss, gradient = local_ncc_with_gradient(moved, fixed, 5, weights)
+        np.testing.assert_allclose(loss, reference.numpy(), atol=1e-5)
+        # (TensorFlow's float32 variance of the flat image is rounding noise, sometimes above 0.)
+        np.testing.assert_allclose(gradient, expected_gradient, atol=2e-4 * np.abs(expected_gradient).max())
+        assert np.abs(gradient[:2]).max() > 0
+        np.testing.assert_array_equal(gradient[2], 0.0)
+
+    def test_gradient_matches_finite_differences(self) -> None:
+        rng = np.random.default_rng(5)
+        moved = rng.uniform(-1, 1, (1, 8, 9))
+        fixed = rng.uniform(-1, 1, (8, 9))
+        weights = np.ones((1, 8, 9))
+        _, gradient = local_ncc_with_gradient(moved, fixed, 3, weights)
+        delta = 1e-6
+        for y, x in [(0, 0), (3, 4), (7, 8), (5, 1)]:
+            step = np.zeros_like(moved)
+            step[0, y, x] = delta
+            finite = (local_ncc_with_gradient(moved + step, fixed, 3, weights, gradient=False)[0]
+                      - local_ncc_with_gradient(moved - step, fixed, 3, weights, gradient=False)[0]) / (2 * delta)
+            assert gradient[0, y, x] == pytest.approx(finite[0], rel=1e-5, abs=1e-9)
+
+
+class TestCost:
+    def _reference(self, matrices: np.ndarray, offsets: np.ndarray, copies, settings: GlobalSettings):
+        """The cost as TensorFlow computes it (warp, local NCC over the pixels sampled inside, prior) and
+        its gradient by the tape."""
+        matrix, offset = tf.Variable(matrices), tf.Variable(offsets)
+        grid = tf.constant(copies.grid)
+        with tf.GradientTape() as tape:
+            mapped = tf.einsum("kij,hwj->khwi", matrix, grid) + offset[:, tf.newaxis, tf.newaxis, :]
+            inside = tf.cast(tf.reduce_all(tf.abs(mapped) <= copies.limit, axis=-1, keepdims=True), tf.float32)
+            count = len(matrices)
+            source = tf.tile(tf.constant(copies.source[np.newaxis, ..., np.newaxis]), [count, 1, 1, 1])
+            target = tf.tile(tf.constant(copies.target[np.newaxis, ..., np.newaxis]), [count, 1, 1, 1])
+            moved = dense_image_warp(source, (grid[tf.newaxis] - mapped) * copies.half)
+            costs = local_ncc(moved, target, settings.window, weights=inside) + settings.prior_weight * (
+                tf.reduce_sum(tf.square(matrix - tf.eye(2)), axis=[1, 2]) + tf.reduce_sum(tf.square(offset), axis=1))
+            total = tf.reduce_sum(costs)
+        d_matrix, d_offset = tape.gradient(total, [matrix, offset])
+        return costs.numpy(), d_matrix.numpy(), d_offset.numpy()
+
+    def test_cost_and_gradient_are_tensorflows(self) -> None:
+        source, target, _ = moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))
+        copies = affine._grey_copies(np.stack([source, target]), 40)
+        rng = np.random.default_rng(6)
+        matrices = (np.eye(2) + rng.normal(0, 0.15, (5, 2, 2))).astype(np.float32)
+        offsets = rng.normal(0, 0.3, (5, 2)).astype(np.float32)  # some sample outside the source
+        settings = GlobalSettings(prior_weight=0.01)
+        costs, (d_matrices, d_offsets) = affine._cost(
+            matrices, offsets, copies, affine._PointTerm(np.zeros((0, 2)), np.zeros((0, 2))), settings, gradient=True)
+        expected_costs, expected_matrices, expected_offsets = self._reference(matrices, offsets, copies, settings)
+        np.testing.assert_allclose(costs, expected_costs, atol=1e-5)
+        np.testing.assert_allclose(d_matrices, expected_matrices, atol=2e-4 * np.abs(expected_matrices).max())
+        np.testing.assert_allclose(d_offsets, expected_offsets, atol=2e-4 * np.abs(expected_offsets).max())
+        assert np.abs(expected_offsets).max() > 0.01
+
+    def test_point_term_gradient_matches_finite_differences(self) -> None:
+        rng = np.random.default_rng(7)
+        copies = affine._grey_copies(np.zeros((2, 16, 16, 3), np.float32), 16)  # flat: only points and prior
+        points = affine._PointTerm(rng.uniform(-1, 1, (4, 2)), rng.uniform(-1, 1, (4, 2)))
+        matrices, offsets = np.eye(2)[np.newaxis] + rng.normal(0, 0.1, (1, 2, 2)), rng.normal(0, 0.1, (1, 2))
+        settings = GlobalSettings()
+        _, (d_matrices, d_offsets) = affine._cost(matrices, offsets, copies, points, settings, gradient=True)
+        delta = 1e-6
+        for index in np.ndindex(2, 2):
+            step = np.zeros((1, 2, 2))
+            step[(0, *index)] = delta
+            finite = (affine._cost(matrices + step, offsets, copies, points, settings)[0]
+                      - affine._cost(matrices - step, offsets, copies, points, settings)[0]) / (2 * delta)
+            assert d_matrices[(0, *index)] == pytest.approx(finite[0], rel=1e-4)
+        for index in range(2):
+            step = np.zeros((1, 2))
+            step[0, index] = delta
+            finite = (affine._cost(matrices, offsets + step, copies, points, settings)[0]
+                      - affine._cost(matrices, offsets - step, copies, points, settings)[0]) / (2 * delta)
+            assert d_offsets[0, index] == pytest.approx(finite[0], rel=1e-4)
+
+
+class TestAdam:
+    def test_steps_as_keras_adam(self) -> None:
+        import keras
+
+        rng = np.random.default_rng(8)
+        start = rng.normal(0, 1, (3, 2)).astype(np.float32)
+        gradients = [rng.normal(0, 1, (3, 2)).astype(np.float32) for _ in range(5)]
+        variable = tf.Variable(start)
+        optimizer = keras.optimizers.Adam(0.01)
+        ours, value = affine._Adam(0.01), start
+        for gradient in gradients:
+            optimizer.apply_gradients([(tf.constant(gradient), variable)])
+            (value,) = ours.step([value], [gradient])
+        np.testing.assert_allclose(value, variable.numpy(), atol=1e-6)
+        assert np.abs(value - start).max() > 0.04
+
+
+class TestGlobalStage:
+    def test_is_fit_affine_with_the_working_points(self) -> None:
+        source, target, _ = moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))
+        points = PointPairs(np.array([[10.0, 10.0], [50.0, 20.0]]), np.array([[12.0, 9.0], [51.0, 24.0]]),
+                            (96, 96), (96, 96))
+        for given in (None, points):
+            found = global_stage(source, target, FitSettings(), Scales(), given)
+            expected = fit_affine(source, target, source_points=None if given is None else given.source,
+                                  target_points=None if given is None else given.target)
+            np.testing.assert_array_equal(found.matrix, expected.matrix)
+            np.testing.assert_array_equal(found.offset, expected.offset)
+            assert not np.allclose(found.matrix, np.eye(2), atol=0.05)
+
+    def test_identity_when_nothing_warps_or_the_stage_is_off(self) -> None:
+        source, target, _ = moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))
+        for settings, scales in ((FitSettings(), Scales(warp=0.0)), (FitSettings(global_alignment=False), Scales())):
+            found = global_stage(source, target, settings, scales)
+            np.testing.assert_array_equal(found.matrix, np.eye(2))
+            np.testing.assert_array_equal(found.offset, np.zeros(2))

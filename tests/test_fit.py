@@ -121,6 +121,28 @@ def test_the_throwaway_compile_step_does_not_change_the_maps() -> None:
     np.testing.assert_array_equal(with_compile_step.backward, without.backward)
 
 
+def _called_functions(graph) -> set[str]:
+    """Names of the functions that ``graph``'s call operations call."""
+    return {operation.get_attr("f").name for operation in graph.get_operations()
+            if operation.type in ("PartitionedCall", "StatefulPartitionedCall")}
+
+
+def test_the_compiled_terms_are_compiled_ahead_as_the_step_calls_them() -> None:
+    # The fit compiles XLA's programs by running the compiled terms' gradients while the step is
+    # traced: that only helps if the step calls the very same forward and backward functions.
+    settings = FitSettings(epochs=2, working_size=32, grid_size=16)
+    source, target = to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (14, 20), 7))
+    fitter = MapFitter(Scales(), settings)
+    fitter.fit(source, target)
+    (program,) = fitter._programs.values()
+    (terms,) = program.term_gradients._list_all_concrete_functions()
+    (step,) = program.train_step._list_all_concrete_functions()
+    ahead = {name for name in _called_functions(terms.graph) if "forward" in name or "backward" in name}
+    assert len(ahead) == 4  # each term's forward and backward
+    assert ahead <= _called_functions(step.graph)
+    assert program.term_gradients.experimental_get_tracing_count() == 1
+
+
 def test_a_point_pair_pulls_the_warp_through_a_known_displacement() -> None:
     # Nothing to see (flat images): only the point pair says where things go. The
     # source point (y 20, x 16) is the target point (y 26, x 30).
