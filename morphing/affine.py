@@ -11,8 +11,9 @@ point pairs as a soft term when given.
 
 It is numpy and OpenCV, not TensorFlow: the images are tiny (32 and 64 pixels
 a side) and the gradient of six parameters is written out below, so the whole
-stage takes a fraction of a second and needs no traced graph (tracing
-TensorFlow's version cost more than running it). Its sampling is
+stage takes a fraction of a second, needs no traced graph (tracing
+TensorFlow's version cost more than running it), and can run while TensorFlow
+is still being imported (``leg_global_maps``, in a helper process). Its sampling is
 ``dense_image_warp``'s bilinear (values and gradient) and its similarity
 ``losses.local_ncc``'s; the tests check both against those TensorFlow functions.
 
@@ -28,13 +29,14 @@ there. As a ``dense_image_warp`` flow on the target's pixels that is
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from .images import reduce_for_fit
 from .kernels import LUMINANCE, NCC_EPSILON
 from .maps import Scales
 from .points import PointPairs
@@ -42,6 +44,7 @@ from .settings import FitSettings, GlobalSettings
 
 __all__ = [
     "Affine", "GlobalSettings", "normalised_grid", "fit_affine", "affine_from_points", "global_stage",
+    "leg_global_maps",
 ]
 
 
@@ -409,3 +412,18 @@ def global_stage(
         check=check,
     )
 
+
+def leg_global_maps(
+    keys: Sequence[np.ndarray], settings: FitSettings, scales: Scales,
+    points: Sequence[PointPairs | None] | None = None,
+) -> list[Affine]:
+    """Each leg's global map as ``morphing.fit`` finds it, for key images (``[H, W, 3] uint8``, one shape)
+    and per-leg points in their pixels (``None``: none), ahead of the fit and without TensorFlow."""
+    maps = []
+    for leg in range(len(keys) - 1):
+        source, target = reduce_for_fit(keys[leg], keys[leg + 1], settings.working_size)
+        leg_points = None if points is None else points[leg]
+        if leg_points is not None and len(leg_points):
+            leg_points = leg_points.resized(*source.shape[:2])
+        maps.append(global_stage(source, target, settings, scales, leg_points))
+    return maps

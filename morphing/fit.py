@@ -192,6 +192,7 @@ class MapFitter:
         image_shape: tuple[int, int] | None = None,
         points: PointPairs | None = None,
         check: Callable[[], None] | None = None,
+        global_map: Affine | None = None,
     ) -> MorphMaps:
         """Fit morph maps from ``source`` to ``target``.
 
@@ -207,6 +208,8 @@ class MapFitter:
           check: called between the global stage's steps and every 0.1 s while
             the training step compiles (``on_step`` follows every step); it may
             raise to stop.
+          global_map: the global stage's map for these images and points, found
+            ahead (``affine.leg_global_maps``); default: found here.
 
         Returns:
           ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.
@@ -241,7 +244,8 @@ class MapFitter:
         term_inputs = (tf.zeros([2, grid_h, grid_w, 2]), levels[0], tf.zeros([2, grid_h, grid_w, CHANNELS_PER_DIRECTION]),
                        images)
         with _compiled_meanwhile(program, step_inputs, term_inputs, self._warm, key, check):
-            affine = global_stage(stacks[0][0], stacks[0][1], settings, self.scales, working_points, check)
+            affine = global_map if global_map is not None else global_stage(
+                stacks[0][0], stacks[0][1], settings, self.scales, working_points, check)
 
         def descend(base_flows: tf.Tensor, first: int, last: int) -> float:
             """Training steps ``first`` to ``last`` of the fit; returns the mean of the last few losses."""

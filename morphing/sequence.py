@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .affine import Affine
 from .fit import FitDivergedError, MapFitter, reduce_for_fit
 from .images import resize_image, working_shape
 from .maps import MorphMaps, Scales
@@ -114,6 +115,7 @@ def fit_sequence(
     cache: ProgramCache | None = None,
     on_step: LegStepCallback | None = None,
     check: Callable[[], None] | None = None,
+    global_maps: Sequence[Affine] | None = None,
 ) -> list[MorphMaps]:
     """The maps of every leg, fitted one after another.
 
@@ -125,6 +127,9 @@ def fit_sequence(
       cache: compiled programs to reuse and keep (default: a new one).
       on_step: called after every step with (leg, step index, loss).
       check: called at safe points; it may raise to stop.
+      global_maps: per leg, the global stage's map found ahead
+        (``affine.leg_global_maps`` with these keys, settings, scales and
+        points), or ``None`` to find them in the fit.
 
     Raises:
       FitDivergedError: a leg's loss stopped being finite (named "leg N" when there are several).
@@ -134,6 +139,8 @@ def fit_sequence(
     legs = len(keys) - 1
     if points is not None and len(points) != legs:
         raise ValueError(f"points are needed per leg: {legs}, got {len(points)}")
+    if global_maps is not None and len(global_maps) != legs:
+        raise ValueError(f"global maps are needed per leg: {legs}, got {len(global_maps)}")
     cache = ProgramCache() if cache is None else cache
     cache.use_shape(keys[0].shape[:2])
     fitter = cache.fitter(settings, scales)
@@ -147,6 +154,7 @@ def fit_sequence(
             all_maps.append(fitter.fit(
                 *reduce_for_fit(keys[leg], keys[leg + 1], settings.working_size), leg_step,
                 image_shape=keys[0].shape[:2], points=None if points is None else points[leg], check=check,
+                global_map=None if global_maps is None else global_maps[leg],
             ))
         except FitDivergedError as error:
             if legs == 1:

@@ -15,10 +15,12 @@ from morphing.affine import (
     bilinear_sample,
     fit_affine,
     global_stage,
+    leg_global_maps,
     local_ncc_with_gradient,
     normalised_grid,
     to_normalised,
 )
+from morphing.images import reduce_for_fit, to_uint8
 from morphing.losses import local_ncc
 from morphing.maps import Scales
 from morphing.points import PointPairs
@@ -259,3 +261,20 @@ class TestGlobalStage:
             found = global_stage(source, target, settings, scales)
             np.testing.assert_array_equal(found.matrix, np.eye(2))
             np.testing.assert_array_equal(found.offset, np.zeros(2))
+
+
+def test_leg_global_maps_are_each_legs_global_stage_on_its_working_images() -> None:
+    keys = [to_uint8(image) for image in moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))[:2]]
+    keys.append(keys[0])
+    settings = FitSettings(working_size=64)
+    points = [None, PointPairs(np.array([[10.0, 10.0], [50.0, 20.0], [30.0, 60.0]]),
+                               np.array([[12.0, 9.0], [51.0, 24.0], [33.0, 58.0]]), (96, 96), (96, 96))]
+    maps = leg_global_maps(keys, settings, Scales(), points)
+    assert len(maps) == 2
+    for leg, found in enumerate(maps):
+        source, target = reduce_for_fit(keys[leg], keys[leg + 1], 64)
+        leg_points = None if points[leg] is None else points[leg].resized(64, 64)
+        expected = global_stage(source, target, settings, Scales(), leg_points)
+        np.testing.assert_array_equal(found.matrix, expected.matrix)
+        np.testing.assert_array_equal(found.offset, expected.offset)
+    assert not np.allclose(maps[0].matrix, np.eye(2), atol=0.05)

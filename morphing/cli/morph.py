@@ -30,6 +30,9 @@ from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, MIN_SIZE, PRO
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
     from tqdm import tqdm
 
+    from ..affine import Affine
+    from ..threads import SpawnedWork
+
     from ..sequence import ProgramCache
 
 __all__ = ["DEFAULT_OUTPUT", "Job", "build_parser", "validate", "run_morph"]
@@ -281,18 +284,51 @@ class LegBars:
         self.bar.close()
 
 
-def _fitted_maps(args: argparse.Namespace, job: Job, console: Console, cache: ProgramCache) -> list[MorphMaps]:
-    """Maps for every leg: loaded, or fitted one leg after another."""
+def _fit_settings(args: argparse.Namespace, job: Job) -> FitSettings:
+    """How the flags ask to fit."""
+    return FitSettings(epochs=args.epochs, working_size=job.working_size, seed=args.seed)
+
+
+def _start_global_stage(args: argparse.Namespace, job: Job) -> SpawnedWork[list[Affine]] | None:
+    """The fit's global stage for every leg, started in a helper process when TensorFlow is still to be
+    imported (the stage needs none, and the import keeps one core of this process busy for seconds);
+    ``None`` when the maps are loaded, TensorFlow is running already (a batch's later rows) or no helper
+    process starts (the fit then does the stage itself)."""
+    import sys
+
+    if job.loaded_maps is not None or "tensorflow" in sys.modules:
+        return None
+    from ..affine import leg_global_maps  # numpy and OpenCV: not needed for --help
+    from ..threads import SpawnedWork
+
+    try:
+        return SpawnedWork(leg_global_maps, job.keys, _fit_settings(args, job), job.scales, job.points or None)
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _fitted_maps(
+    args: argparse.Namespace, job: Job, console: Console, cache: ProgramCache,
+    global_stage: SpawnedWork[list[Affine]] | None = None,
+) -> list[MorphMaps]:
+    """Maps for every leg: loaded, or fitted one leg after another (from ``global_stage``'s maps when it
+    gives them)."""
     from ..fit import FitDivergedError
     from ..sequence import fit_sequence
 
     if job.loaded_maps is not None:
         return [job.loaded_maps]
-    settings = FitSettings(epochs=args.epochs, working_size=job.working_size, seed=args.seed)
+    settings = _fit_settings(args, job)
+    global_maps = None
+    if global_stage is not None:
+        try:
+            global_maps = global_stage.result(console.check)
+        except (RuntimeError, ValueError, MemoryError):
+            global_maps = None  # the fit finds them itself, and reports a real problem
     bars = LegBars(len(job.keys) - 1, settings.total_steps, console)
     try:
         return fit_sequence(job.keys, job.scales, settings, points=job.points or None, cache=cache,
-                            on_step=bars.on_step, check=console.check)
+                            on_step=bars.on_step, check=console.check, global_maps=global_maps)
     except FitDivergedError as error:
         raise RunError(str(error)) from None
     finally:
@@ -310,6 +346,7 @@ def run_morph(
 
     ``cache`` is kept between the rows of a batch (see ``ProgramCache``).
     """
+    global_stage = _start_global_stage(args, job)
     with timer.stage("tensorflow import"):
         tf = start_tensorflow(args.cpu)
     from ..backend import device_description
@@ -334,7 +371,7 @@ def run_morph(
     cache = ProgramCache() if cache is None else cache
     console.check()
     with timer.stage("fit"):
-        all_maps = _fitted_maps(args, job, console, cache)
+        all_maps = _fitted_maps(args, job, console, cache, global_stage)
     if args.save_maps is not None:
         with atomic_path(args.save_maps) as temporary:
             save_maps(all_maps[0], temporary)

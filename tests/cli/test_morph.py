@@ -231,15 +231,20 @@ def test_target_of_another_aspect_ratio_is_cropped_with_a_notice(first_run: Path
     assert iio.imread(tmp_path / "o.gif", index=None).shape[1:3] == (48, 64)
 
 
-def test_subprocess_run_is_quiet_and_bad_input_is_one_line(toy_pair, tmp_path: Path) -> None:
+def test_subprocess_run_is_quiet_and_bad_input_is_one_line(first_run: Path, toy_pair, tmp_path: Path) -> None:
+    # A fresh process starts the global stage in a helper process while TensorFlow is imported
+    # (in this one, TensorFlow runs already, so first_run's fit found it itself): the same maps.
     source, target = toy_pair
     done = subprocess.run(
         [sys.executable, str(ROOT / "morph.py"), "-s", str(source), "-t", str(target),
-         "-o", str(tmp_path / "o.gif"), *TINY],
+         "-o", str(tmp_path / "o.gif"), *TINY, "--save-maps", str(tmp_path / "maps.npz")],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0 and done.stderr == "" and done.stdout == ""
     assert iio.imread(tmp_path / "o.gif", index=None).shape[:3] == (6, 48, 64)
+    with np.load(tmp_path / "maps.npz") as helped, np.load(first_run / "maps.npz") as alone:
+        for name in ("forward", "backward"):
+            np.testing.assert_array_equal(helped[name], alone[name])
     bad = subprocess.run(
         [sys.executable, str(ROOT / "morph.py"), "-s", str(tmp_path / "missing.png"), "-t", str(target),
          "-o", str(tmp_path / "p.gif")],
@@ -629,3 +634,20 @@ def test_sigterm_while_an_encoder_is_busy_on_one_frame_stops_at_once(first_run: 
     assert time.monotonic() - signalled < 2.0
     assert "terminated; no output written" in remaining
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_the_global_stage_starts_in_a_helper_only_before_tensorflow(toy_pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    from morphing.affine import leg_global_maps
+    from morphing.cli.morph import _fit_settings, _start_global_stage, build_parser, validate
+
+    source, target = toy_pair
+    args = build_parser().parse_args(["-s", str(source), "-t", str(target), "-o", "unused.gif", *TINY])
+    job = validate(args)
+    assert "tensorflow" in sys.modules and _start_global_stage(args, job) is None  # a batch's later rows
+    monkeypatch.delitem(sys.modules, "tensorflow")  # as in a fresh process
+    helper = _start_global_stage(args, job)
+    assert helper is not None
+    (found,) = helper.result()
+    (expected,) = leg_global_maps(job.keys, _fit_settings(args, job), job.scales)
+    np.testing.assert_array_equal(found.matrix, expected.matrix)
+    np.testing.assert_array_equal(found.offset, expected.offset)
