@@ -307,9 +307,9 @@ def _compiled_meanwhile(
     ``term_inputs``: that compiles XLA's four programs (seconds of C++, on
     both cores) while this thread traces the training step (a second of
     Python, one core). The step calls the same traced functions, so it finds
-    their programs compiled. Then, once the body (the global stage) has
-    started, the thread runs one throwaway step on ``step_inputs`` (the
-    graph's first run: its optimisation and setup). The terms are traced
+    their programs compiled. Then, once the step is traced (and the body, the
+    global stage, runs), the thread runs one throwaway step on
+    ``step_inputs`` (the graph's first run: its optimisation and setup). The terms are traced
     before the step so that TensorFlow names them the same in every run:
     XLA's persistent cache (``morphing.compile_cache``) finds a compiled
     program by those names. The throwaway step changes the network and

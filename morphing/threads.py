@@ -124,6 +124,8 @@ def _serve() -> None:
     """In the helper process: ``(work, arguments)`` from standard input; ``(True, result)`` or
     ``(False, exception)`` to standard output; silent if the parent has gone."""
     work, arguments = pickle.load(sys.stdin.buffer)
+    replies = sys.stdout.buffer
+    sys.stdout = sys.stderr  # anything the work prints must not mix with the reply
     try:
         message = (True, work(*arguments))
     except Exception as error:  # noqa: BLE001 - sent to the parent, raised there
@@ -133,7 +135,7 @@ def _serve() -> None:
     except Exception as error:  # noqa: BLE001 - an outcome that does not pickle
         reply = pickle.dumps((False, RuntimeError(f"the helper's outcome could not be sent back: {error}")))
     try:
-        sys.stdout.buffer.write(reply)
-        sys.stdout.buffer.flush()
+        replies.write(reply)
+        replies.flush()
     except OSError:
         pass

@@ -117,3 +117,12 @@ class TestSpawnedWork:
     def test_an_outcome_that_does_not_pickle_is_an_error(self) -> None:
         with pytest.raises(RuntimeError, match="could not be sent back"):
             SpawnedWork(unpicklable).result()
+
+
+def chatty(value: int) -> int:
+    print("a library that prints")
+    return value + 1
+
+
+def test_what_the_work_prints_does_not_spoil_the_result() -> None:
+    assert SpawnedWork(chatty, 41).result() == 42

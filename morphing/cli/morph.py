@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,8 +295,6 @@ def _start_global_stage(args: argparse.Namespace, job: Job) -> SpawnedWork[list[
     imported (the stage needs none, and the import keeps one core of this process busy for seconds);
     ``None`` when the maps are loaded, TensorFlow is running already (a batch's later rows) or no helper
     process starts (the fit then does the stage itself)."""
-    import sys
-
     if job.loaded_maps is not None or "tensorflow" in sys.modules:
         return None
     from ..affine import leg_global_maps  # numpy and OpenCV: not needed for --help
