@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from .images import reduce_for_fit
-from .kernels import LUMINANCE, NCC_EPSILON
+from .kernels import LUMINANCE, NCC_EPSILON, box_counts
 from .maps import Scales
 from .points import PointPairs
 from .settings import FitSettings, GlobalSettings
@@ -165,14 +165,6 @@ def _box_sums(images: np.ndarray, window: int) -> np.ndarray:
     return sums
 
 
-def _box_counts(height: int, width: int, window: int) -> np.ndarray:
-    """``[h, w]``: how many pixels of the image each ``window``×``window`` box holds."""
-    radius = window // 2
-    rows = np.minimum(np.arange(height) + radius, height - 1) - np.maximum(np.arange(height) - radius, 0) + 1
-    columns = np.minimum(np.arange(width) + radius, width - 1) - np.maximum(np.arange(width) - radius, 0) + 1
-    return (rows[:, None] * columns[None, :]).astype(np.float32)
-
-
 def local_ncc_with_gradient(
     moved: np.ndarray, fixed: np.ndarray, window: int, weights: np.ndarray, gradient: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -184,7 +176,7 @@ def local_ncc_with_gradient(
     (``[K, h, w]``) count as constants. Derivatives at kinks are those
     TensorFlow takes (a clipped variance passes no gradient).
     """
-    counts = _box_counts(*fixed.shape, window)
+    counts = box_counts(*fixed.shape, window)
 
     def mean(images: np.ndarray) -> np.ndarray:
         return _box_sums(images, window) / counts

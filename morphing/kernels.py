@@ -19,6 +19,7 @@ __all__ = [
     "LUMINANCE",
     "NCC_EPSILON",
     "RENDER_CUBIC_A",
+    "box_counts",
     "gaussian_kernel",
     "fitting_kernel_size",
     "pool_factor",
@@ -37,6 +38,15 @@ so that flat windows score 0 instead of dividing by 0."""
 
 RENDER_CUBIC_A = -0.75
 """The cubic convolution parameter ``a`` of the render's bicubic warp: OpenCV's ``INTER_CUBIC``."""
+
+
+def box_counts(height: int, width: int, window: int) -> np.ndarray:
+    """``[height, width] float32``: how many pixels of the image the ``window``×``window`` box around
+    each pixel holds (boxes are cut at the border; ``window`` odd)."""
+    radius = window // 2
+    rows = np.minimum(np.arange(height) + radius, height - 1) - np.maximum(np.arange(height) - radius, 0) + 1
+    columns = np.minimum(np.arange(width) + radius, width - 1) - np.maximum(np.arange(width) - radius, 0) + 1
+    return (rows[:, None] * columns[None, :]).astype(np.float32)
 
 
 def gaussian_kernel(sigma: float, size: int | None = None) -> np.ndarray:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .kernels import LUMINANCE, NCC_EPSILON
+from .kernels import LUMINANCE, NCC_EPSILON, box_counts
 from .warp import dense_image_warp, identity_grid
 
 __all__ = [
@@ -83,9 +83,7 @@ def _box_mean(images: tf.Tensor, window: int) -> tf.Tensor:
     padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]])
     column_sums = tf.nn.avg_pool2d(padded, [window, 1], 1, "VALID")
     sums = tf.nn.avg_pool2d(column_sums, [1, window], 1, "VALID") * float(window * window)
-    rows = np.minimum(np.arange(height) + radius, height - 1) - np.maximum(np.arange(height) - radius, 0) + 1
-    columns = np.minimum(np.arange(width) + radius, width - 1) - np.maximum(np.arange(width) - radius, 0) + 1
-    counts = (rows[:, None] * columns[None, :]).astype(np.float32)
+    counts = box_counts(height, width, window)
     return sums / tf.constant(counts[np.newaxis, :, :, np.newaxis], images.dtype)
 
 

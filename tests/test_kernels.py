@@ -9,6 +9,7 @@ import pytest
 
 from morphing.kernels import (
     LUMINANCE,
+    box_counts,
     fitting_kernel_size,
     gaussian_kernel,
     pool_factor,
@@ -78,3 +79,15 @@ class TestPooling:
 
 def test_luminance_weights_are_rec_601() -> None:
     assert LUMINANCE == (0.299, 0.587, 0.114) and sum(LUMINANCE) == pytest.approx(1.0)
+
+
+def test_box_counts_are_the_pixels_each_box_holds() -> None:
+    height, width, window = 5, 8, 3
+    counted = np.zeros((height, width), np.float32)
+    for y in range(height):
+        for x in range(width):
+            for dy in range(-(window // 2), window // 2 + 1):
+                for dx in range(-(window // 2), window // 2 + 1):
+                    counted[y, x] += 0 <= y + dy < height and 0 <= x + dx < width
+    np.testing.assert_array_equal(box_counts(height, width, window), counted)
+    assert box_counts(9, 9, 7)[4, 4] == 49 and box_counts(9, 9, 7)[0, 0] == 16
