@@ -205,14 +205,16 @@ def local_ncc_with_gradient(
     return loss, d_moved
 
 
-def bilinear_sample(image: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bilinear_sample(
+    image: np.ndarray, queries: np.ndarray, gradient: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``image`` (``[h, w]``) at ``[..., 2]`` (y, x) pixel ``queries``, and the derivative by the query.
 
     ``dense_image_warp``'s bilinear sampling: the floor is clamped to
     ``[0, size - 2]`` and the fraction to ``[0, 1]`` (queries outside read the
-    border). Returns the values ``[...]`` and ``[..., 2]`` their derivatives
-    by (y, x), zero where a clamp holds and at whole-pixel queries, as
-    TensorFlow's gradient of that warp is.
+    border). Returns the values ``[...]`` and (with ``gradient``, else
+    ``None``) ``[..., 2]`` their derivatives by (y, x), zero where a clamp
+    holds and at whole-pixel queries, as TensorFlow's gradient of that warp is.
     """
     height, width = image.shape
     floors, fractions, moving = [], [], []
@@ -231,6 +233,8 @@ def bilinear_sample(image: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray,
     top = (1.0 - weight_x) * top_left + weight_x * top_right
     bottom = (1.0 - weight_x) * bottom_left + weight_x * bottom_right
     values = (1.0 - weight_y) * top + weight_y * bottom
+    if not gradient:
+        return values, None
     d_y = (bottom - top) * moving[0]
     d_x = ((1.0 - weight_y) * (top_right - top_left) + weight_y * (bottom_right - bottom_left)) * moving[1]
     return values, np.stack([d_y, d_x], axis=-1)
@@ -265,7 +269,7 @@ def _cost(
     mapped = _mapped(matrices, offsets, copies.grid)
     inside = np.all(np.abs(mapped) <= copies.limit, axis=-1).astype(np.float32)
     queries = copies.pixels - (copies.grid - mapped) * copies.half  # dense_image_warp: pixel - flow
-    moved, d_query = bilinear_sample(copies.source, queries)
+    moved, d_query = bilinear_sample(copies.source, queries, gradient)
     costs, d_moved = local_ncc_with_gradient(moved, copies.target, settings.window, inside, gradient)
     costs = costs + settings.prior_weight * (
         np.square(matrices - np.eye(2)).sum(axis=(1, 2)) + np.square(offsets).sum(axis=1))

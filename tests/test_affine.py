@@ -127,6 +127,9 @@ class TestBilinearSample:
         d_flow = tape.gradient(warped, flow).numpy()[0]  # d(sum)/d flow = -d/d query
         values, d_query = bilinear_sample(image, queries)
         np.testing.assert_allclose(values, warped.numpy()[0, ..., 0], atol=1e-6)
+        alone, nothing = bilinear_sample(image, queries, gradient=False)
+        assert nothing is None
+        np.testing.assert_array_equal(alone, values)
         np.testing.assert_allclose(d_query, -d_flow, atol=1e-5)
         assert np.abs(d_query).max() > 0.1
         np.testing.assert_array_equal(d_query[0, 0:2], 0.0)  # whole pixels inside
