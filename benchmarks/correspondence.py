@@ -29,6 +29,13 @@ OpenCV DIS optical-flow morph, ours):
    mouth corners) as user points; its TRE is over all landmarks, and over the
    other five alone ("held out").
 
+3. The development set (``--pairs-dir``, default ``../shared/pairs``): real pairs
+   in five groups (different people, paintings, same person, animals,
+   objects) with landmarks placed by eye. Per pair TRE and ghost at ½; per
+   group and for the faces (G1–G3) the mean and the **worst pair**. With
+   ``--out``, ``pairs_half.png``: every pair at alpha ½ (no warp, DIS, ours)
+   between its source and target, and one contact sheet per pair.
+
 ``--set FIELD=VALUE`` overrides a ``FitSettings`` field for ours (tuning);
 ``--only`` picks methods by name. With ``--out``, contact sheets (frames at
 0, ¼, ½, ¾, 1 per method) of the landmark pairs are written there.
@@ -37,6 +44,7 @@ OpenCV DIS optical-flow morph, ours):
 from __future__ import annotations
 
 import argparse
+import json
 import dataclasses
 import sys
 import time
@@ -52,12 +60,13 @@ from morphing.backend import load_tensorflow  # noqa: E402
 
 load_tensorflow()
 
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 from skimage import data as skimage_data  # noqa: E402
 
 from baselines import flow_morph, overridden  # noqa: E402
 from morphing.fit import FitSettings, MapFitter, reduce_for_fit  # noqa: E402
 from morphing.images import load_image, resize_image  # noqa: E402
+from morphing.keypoints import default_face_detector, leg_face_points  # noqa: E402
 from morphing.maps import Scales  # noqa: E402
 from morphing.metrics import fold_fraction  # noqa: E402
 from morphing.points import PointPairs, read_points  # noqa: E402
@@ -153,13 +162,17 @@ def optical_flow(source: np.ndarray, target: np.ndarray, points: PointPairs | No
     return (flows[0], flows[1]), render
 
 
-def ours(settings: FitSettings, scales: Scales = Scales()) -> Method:
+def ours(settings: FitSettings, scales: Scales = Scales(), log: list[str] | None = None) -> Method:
+    """Our morph as the command line runs it: face key points found (unless ``settings.face_points`` is
+    off), then the fit. Each fit's start choice is appended to ``log``."""
     fitters: dict[tuple[int, int], MapFitter] = {}
 
     def method(source: np.ndarray, target: np.ndarray, points: PointPairs | None):
         fitter = fitters.setdefault(source.shape[:2], MapFitter(scales, settings))
+        faces = leg_face_points([source, target], default_face_detector())[0] if settings.face_points else None
         maps = fitter.fit(*reduce_for_fit(source, target, settings.working_size), image_shape=source.shape[:2],
-                          points=points)
+                          points=points, face_points=faces,
+                          on_start=None if log is None else lambda choice: log.append(choice.chosen.name))
         renderer = FrameRenderer(source, target, maps, scales)
         return morph_flows(maps, scales, *source.shape[:2]), lambda alphas: list(renderer.render(alphas))
 
@@ -207,19 +220,92 @@ def contact_sheet(render, path: Path) -> None:
     Image.fromarray(np.concatenate(tiles, axis=1)).save(path)
 
 
+def development_pairs(folder: Path) -> list[tuple[str, str, np.ndarray, np.ndarray, PointPairs]]:
+    """(group, name, source, target, landmarks) of every pair in ``folder/pairs.json``."""
+    index = json.loads((folder / "pairs.json").read_text())
+    pairs = []
+    for source_name, target_name, group in index["pairs"]:
+        pictures = [load_image(folder / "images" / f"{name}.png").pixels for name in (source_name, target_name)]
+        marks = [np.asarray(index["images"][name]["points"], np.float64)[:, ::-1] for name in (source_name, target_name)]
+        shape = pictures[0].shape[:2]
+        pairs.append((group, f"{source_name[3:]}→{target_name[3:]}", *pictures,
+                      PointPairs(marks[0], marks[1], shape, shape)))
+    return pairs
+
+
+def labelled(picture: np.ndarray, text: str) -> np.ndarray:
+    image = Image.fromarray(picture)
+    ImageDraw.Draw(image).text((4, 4), text, fill=(255, 255, 0), stroke_width=2, stroke_fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, starts: list[str]) -> None:
+    pairs = development_pairs(folder)
+    print(f"\n3. development set ({folder}): {len(pairs)} real pairs, 512², landmarks by eye; "
+          "TRE (px, both directions) / ghost at ½ (px)")
+    names = list(methods)
+    print(f"{'pair':<24} {'group':<5} " + " ".join(f"{name[:17]:>17}" for name in names))
+    results: dict[str, list[tuple[str, float, float]]] = {name: [] for name in names}
+    tiles: list[np.ndarray] = []
+    side = 160
+    for group, pair_name, source, target, points in pairs:
+        cells, row = [], [labelled(np.asarray(Image.fromarray(source).resize((side, side))), f"{group} {pair_name}")]
+        for name in names:
+            start = time.perf_counter()
+            flows, render = methods[name](source, target, None)
+            seconds = time.perf_counter() - start
+            tre, ghost = registration_errors(flows, points)
+            results[name].append((group, float(tre.mean()), float(ghost.mean())))
+            cells.append(f"{tre.mean():7.1f} / {ghost.mean():6.1f}")
+            if render is None:
+                middle = ((source.astype(np.float32) + target) / 2).astype(np.uint8)
+            else:
+                middle = render([0.5])[0]
+                if out is not None and name == "ours":
+                    out.mkdir(parents=True, exist_ok=True)
+                    contact_sheet(render, out / f"pair_{group}_{pair_name.replace('→', '_')}.png")
+            row.append(labelled(np.asarray(Image.fromarray(middle).resize((side, side), Image.Resampling.LANCZOS)),
+                                f"{name[:12]} {tre.mean():.1f}px"))
+            del seconds
+        row.append(np.asarray(Image.fromarray(target).resize((side, side))))
+        tiles.append(np.concatenate(row, axis=1))
+        start = f"  start: {starts[-1]}" if starts and "ours" in names else ""
+        print(f"{pair_name:<24} {group:<5} " + " ".join(f"{cell:>17}" for cell in cells) + start, flush=True)
+    print("   cells: TRE / ghost at ½, mean over the pair's landmarks")
+    groups = [("G1", ("G1",)), ("G2", ("G2",)), ("G3", ("G3",)), ("faces G1-3", ("G1", "G2", "G3")),
+              ("G4", ("G4",)), ("G5", ("G5",)), ("all", ("G1", "G2", "G3", "G4", "G5"))]
+    print(f"\n{'group':<11} " + " ".join(f"{name[:26]:>26}" for name in names))
+    for label, members in groups:
+        cells = []
+        for name in names:
+            rows = [r for r in results[name] if r[0] in members]
+            tres, ghosts = [r[1] for r in rows], [r[2] for r in rows]
+            cells.append(f"{np.mean(tres):5.1f} {max(tres):6.1f} | {np.mean(ghosts):4.1f} {max(ghosts):5.1f}")
+        print(f"{label:<11} " + " ".join(f"{cell:>26}" for cell in cells))
+    print("   cells: TRE mean, worst pair | ghost mean, worst pair")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.concatenate(tiles, axis=0)).save(out / "pairs_half.png")
+        print(f"   wrote {out / 'pairs_half.png'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, required=True, help="folder with the photo pairs img_1..img_4.jpg")
     parser.add_argument("--pairs", type=int, default=9, help="ground-truth pairs (at most 9)")
     parser.add_argument("--out", type=Path, default=None, help="folder for contact sheets")
     parser.add_argument("--only", default=None, help="comma-separated method names to run")
-    parser.add_argument("--sections", default="truth,landmarks", help="truth, landmarks or both")
+    parser.add_argument("--sections", default="truth,landmarks,pairs", help="any of truth, landmarks, pairs")
+    parser.add_argument("--pairs-dir", type=Path, default=ROOT.parent / "shared" / "pairs",
+                        help="the development set: pairs.json and images/")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a FitSettings field for 'ours' (tuning)")
     args = parser.parse_args()
 
     settings = overridden(FitSettings(), args.set)
-    methods: dict[str, Method] = {"no warp": no_warp, "optical flow (DIS)": optical_flow, "ours": ours(settings)}
+    starts: list[str] = []
+    methods: dict[str, Method] = {"no warp": no_warp, "optical flow (DIS)": optical_flow,
+                                  "ours": ours(settings, log=starts)}
     if args.only:
         wanted = args.only.split(",")
         methods = {k: v for k, v in methods.items() if any(w in k for w in wanted)}
@@ -277,6 +363,9 @@ def main() -> int:
                 line += f"   (held-out landmarks: {np.mean(held_out):.2f})"
             print(line, flush=True)
         print("   cells: TRE / ghost at ½")
+
+    if "pairs" in sections:
+        pairs_section(args.pairs_dir, methods, args.out, starts)
     return 0
 
 

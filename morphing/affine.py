@@ -13,7 +13,7 @@ It is numpy and OpenCV, not TensorFlow: the images are tiny (32 and 64 pixels
 a side) and the gradient of six parameters is written out below, so the whole
 stage takes a fraction of a second, needs no traced graph (tracing
 TensorFlow's version cost more than running it), and can run while TensorFlow
-is still being imported (``leg_global_maps``, in a helper process). Its sampling is
+is still being imported (``starts.leg_start_candidates``, in a helper process). Its sampling is
 ``dense_image_warp``'s bilinear (values and gradient) and its similarity
 ``losses.local_ncc``'s; the tests check both against those TensorFlow functions.
 
@@ -29,22 +29,19 @@ there. As a ``dense_image_warp`` flow on the target's pixels that is
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-from .images import reduce_for_fit
 from .kernels import LUMINANCE, NCC_EPSILON, box_counts
-from .maps import Scales
-from .points import PointPairs
-from .settings import FitSettings, GlobalSettings
+from .settings import GlobalSettings
 
 __all__ = [
-    "Affine", "GlobalSettings", "normalised_grid", "fit_affine", "affine_from_points", "global_stage",
-    "leg_global_maps",
+    "Affine", "GlobalSettings", "normalised_grid", "to_normalised", "fit_affine", "affine_from_points",
+    "grey_copies", "bilinear_sample", "local_ncc_with_gradient",
 ]
 
 
@@ -116,7 +113,7 @@ def affine_from_points(target_points: np.ndarray, source_points: np.ndarray) -> 
     return Affine(np.eye(2), source_points[0] - target_points[0])
 
 
-class _Copies(NamedTuple):
+class Copies(NamedTuple):
     """The grey pair at one size and the coordinates the maps act on.
 
     source, target: ``[h, w]`` float32 luminance; grid: ``[h, w, 2]`` normalised
@@ -133,7 +130,7 @@ class _Copies(NamedTuple):
     limit: np.ndarray
 
 
-def _grey_copies(images: np.ndarray, side: int) -> _Copies:
+def grey_copies(images: np.ndarray, side: int) -> Copies:
     """``[2, H, W, 3]`` (source, target) → their luminance with long side ``side``, area-averaged."""
     height, width = images.shape[1:3]
     scale = side / max(height, width)
@@ -144,7 +141,7 @@ def _grey_copies(images: np.ndarray, side: int) -> _Copies:
     )
     grid = normalised_grid(*shape).astype(np.float32)
     pixels = np.stack(np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"), axis=-1)
-    return _Copies(source, target, grid, pixels.astype(np.float32), max(shape) / 2.0,
+    return Copies(source, target, grid, pixels.astype(np.float32), max(shape) / 2.0,
                    np.abs(grid).max(axis=(0, 1)) + np.float32(1e-6))
 
 
@@ -257,7 +254,7 @@ def _mapped(matrices: np.ndarray, offsets: np.ndarray, grid: np.ndarray) -> np.n
 
 
 def _cost(
-    matrices: np.ndarray, offsets: np.ndarray, copies: _Copies, points: _PointTerm, settings: GlobalSettings,
+    matrices: np.ndarray, offsets: np.ndarray, copies: Copies, points: _PointTerm, settings: GlobalSettings,
     gradient: bool = False,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """``[K]`` costs of ``[K, 2, 2]`` matrices and ``[K, 2]`` offsets, and with ``gradient`` their derivatives.
@@ -348,7 +345,7 @@ def fit_affine(
         start = affine_from_points(points.target, points.source)
         matrices, offsets = start.matrix[np.newaxis].astype(np.float32), start.offset[np.newaxis].astype(np.float32)
     else:
-        copies = _grey_copies(images, settings.search_side)
+        copies = grey_copies(images, settings.search_side)
         matrices, offsets = _search(lambda m, o: _cost(m, o, copies, points, settings)[0], settings)
 
     # Refine the best few candidates side by side (Adam acts on each parameter on
@@ -356,7 +353,7 @@ def fit_affine(
     optimizer = _Adam(settings.learning_rate)
     copies = None
     for side in settings.refine_sides:
-        copies = _grey_copies(images, side)
+        copies = grey_copies(images, side)
         for _ in range(settings.steps):
             if check is not None:
                 check()
@@ -390,36 +387,3 @@ def _search(cost: Callable[[np.ndarray, np.ndarray], np.ndarray], settings: Glob
         if len(kept) == settings.candidates:
             break
     return matrices[kept], offsets[kept]
-
-
-def global_stage(
-    source: np.ndarray, target: np.ndarray, settings: FitSettings, scales: Scales,
-    points: PointPairs | None = None, check: Callable[[], None] | None = None,
-) -> Affine:
-    """The fit's global map for working-size images (``[h, w, 3] float32``) and points in their pixels:
-    ``fit_affine``'s, or the identity when ``settings.global_alignment`` is off or nothing warps."""
-    if not settings.global_alignment or scales.warp <= 0:
-        return Affine.identity()
-    have_points = points is not None and len(points) > 0
-    return fit_affine(
-        source, target,
-        source_points=points.source if have_points else None,
-        target_points=points.target if have_points else None,
-        check=check,
-    )
-
-
-def leg_global_maps(
-    keys: Sequence[np.ndarray], settings: FitSettings, scales: Scales,
-    points: Sequence[PointPairs | None] | None = None,
-) -> list[Affine]:
-    """Each leg's global map as ``morphing.fit`` finds it, for key images (``[H, W, 3] uint8``, one shape)
-    and per-leg points in their pixels (``None``: none), ahead of the fit and without TensorFlow."""
-    maps = []
-    for leg in range(len(keys) - 1):
-        source, target = reduce_for_fit(keys[leg], keys[leg + 1], settings.working_size)
-        leg_points = None if points is None else points[leg]
-        if leg_points is not None and len(leg_points):
-            leg_points = leg_points.resized(*source.shape[:2])
-        maps.append(global_stage(source, target, settings, scales, leg_points))
-    return maps

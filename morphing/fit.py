@@ -3,14 +3,14 @@
 ``fit_maps`` takes two same-sized float images and returns ``MorphMaps``; it
 knows nothing of files or flags. A fit has two stages:
 
-1. *global*: an affine map that lays the target's layout over the source's
-   (``morphing.affine``: exhaustive search, then gradient descent), so that
-   large motions and scale changes start close;
-2. *dense*: the network's maps, with its warp added to that affine flow (or to
-   none: both starts get ``probe_steps`` steps and the fit carries on from the
-   one whose loss is lower, since one affine map can misplace a scene whose
-   parts move different ways). The loss (``morphing.objective``: its terms, weighted by ``FitSettings``) is, for both
-   directions at once:
+1. *start*: an affine map that lays the target's layout over the source's,
+   chosen among candidates by evidence (``morphing.starts``): through the
+   point pairs when there are any (the user's, and face key points), else
+   no motion, the global search (``morphing.affine``) or matched features,
+   whichever beats no motion by a margin that grows with its motion;
+2. *dense*: the network's maps, with its warp added to that affine flow.
+   The loss (``morphing.objective``: its terms, weighted by ``FitSettings``)
+   is, for both directions at once:
 
    - structure: local normalised cross-correlation of luminance between
      ``W(S, flow)`` and ``T`` (and ``W(T, flow')`` and ``S``), at several
@@ -24,8 +24,11 @@ knows nothing of files or flags. A fit has two stages:
      ``pixel_warp_weight`` share of its gradient;
    - smoothness of the warp beyond the affine part (diffusion), inverse
      consistency of the two directions, and a fold penalty, on the maps' grid;
-   - user point pairs, when given: each direction's flow should carry them
-     onto each other.
+   - point pairs: each direction's flow should carry them onto each other
+     (face key points softly, fading out by half the fit).
+
+After the descent, each direction's flow is bent smoothly so that it carries
+every *user* point pair exactly (``points.pinned_flow``).
 
 The fit runs at a small working size; the maps live on a coarser grid that the
 network outputs and are upsampled bilinearly to whatever size is rendered.
@@ -36,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import keras
@@ -44,13 +47,15 @@ import numpy as np
 import tensorflow as tf
 
 from . import losses
-from .affine import Affine, global_stage
+from .affine import Affine
+from .keypoints import merge_point_pairs
 from .images import reduce_for_fit, working_shape
 from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
 from .objective import FitFields, MorphObjective, PointInputs, point_inputs
-from .points import PointPairs
+from .points import PointPairs, pinned_flow
 from .settings import FitSettings
+from .starts import NO_MOTION, Candidate, StartChoice, choose_start, start_candidates
 
 __all__ = ["FitSettings", "FitDivergedError", "MapFitter", "fit_maps", "reduce_for_fit"]
 
@@ -97,6 +102,19 @@ def _pyramid_shapes(height: int, width: int, levels: int) -> list[tuple[int, int
     while len(shapes) < levels and min(shapes[-1]) >= 16:
         shapes.append((shapes[-1][0] // 2, shapes[-1][1] // 2))
     return shapes
+
+
+def _pinned(maps: np.ndarray, here: np.ndarray, there: np.ndarray, image_shape: tuple[int, int], warp_scale: float,
+            sigma: float) -> np.ndarray:
+    """``[h, w, 8]`` grid maps whose flow, once upsampled to ``image_shape``, carries ``here`` (``[N, 2]``
+    image pixels where the flow lives) exactly onto ``there`` (``points.pinned_flow``)."""
+    grid_h, grid_w = maps.shape[:2]
+    ratio = np.array([image_shape[0] / grid_h, image_shape[1] / grid_w])
+    on_grid = (here + 0.5) / ratio - 0.5
+    wanted = (here - there) / ratio  # the flow at here, in grid pixels
+    pinned = maps.copy()
+    pinned[..., WARP] = pinned_flow(warp_scale * maps[..., WARP], on_grid, wanted, sigma) / warp_scale
+    return pinned
 
 
 def _affine_flows(affine: Affine, grid_shape: tuple[int, int]) -> np.ndarray:
@@ -192,24 +210,30 @@ class MapFitter:
         image_shape: tuple[int, int] | None = None,
         points: PointPairs | None = None,
         check: Callable[[], None] | None = None,
-        global_map: Affine | None = None,
+        face_points: PointPairs | None = None,
+        candidates: Sequence[Candidate] | None = None,
+        on_start: Callable[[StartChoice], None] | None = None,
     ) -> MorphMaps:
         """Fit morph maps from ``source`` to ``target``.
 
         Args:
           source, target: ``[H, W, 3] float32 in [-1, 1]``, the same shape.
-          on_step: called after each step with (step index, loss); indices rise to
-            ``settings.total_steps - 1``, skipping the probe's when there is one start.
+          on_step: called after each step with (step index, loss), indices 0 to ``settings.epochs - 1``.
           image_shape: ``(H, W)`` of the frames the maps are for, when the images
             passed in were already reduced (to save memory on big photos);
             default: the images' own shape.
-          points: user point pairs that the warp should carry onto each other
-            (in pixels of any image size: they are rescaled), or ``None``.
+          points: user point pairs that the warp carries onto each other
+            exactly (in pixels of any image size: they are rescaled), or ``None``.
+          face_points: automatic pairs (``morphing.keypoints``) in the same
+            pixels as ``points``: a soft pull, and the global start is laid
+            through them; those within reach of a user point are dropped.
           check: called between the global stage's steps and every 0.1 s while
             the training step compiles (``on_step`` follows every step); it may
             raise to stop.
-          global_map: the global stage's map for these images and points, found
-            ahead (``affine.leg_global_maps``); default: found here.
+          candidates: the start candidates for these images and user points,
+            found ahead (``starts.leg_start_candidates``); default: found here
+            (and always here when there are face points).
+          on_start: called with the start chosen (``starts.StartChoice``), once.
 
         Returns:
           ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.
@@ -235,8 +259,12 @@ class MapFitter:
         source_small, target_small = _shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w)
         inputs = tf.constant(network_input(source_small, target_small))
         guides = tf.constant(np.stack([target_small, source_small]))  # the images each direction's flow lives on
-        working_points = points.resized(work_h, work_w) if points is not None and len(points) else None
-        points_in_step = point_inputs(working_points, (work_h, work_w), (grid_h, grid_w))
+        user = points if points is not None and len(points) else None
+        merged, _ = merge_point_pairs(user, face_points if face_points is not None and len(face_points) else None)
+        working_points = merged.resized(work_h, work_w) if merged is not None else None
+        automatic = 0 if merged is None else len(merged) - (0 if user is None else len(user))
+        points_in_step = point_inputs(working_points, (work_h, work_w), (grid_h, grid_w), automatic,
+                                      settings.face_point_weight)
 
         program = self._program(level_shapes, (grid_h, grid_w))
         step_inputs = (inputs, tf.zeros([2, grid_h, grid_w, 2]), levels, images, points_in_step, tf.constant(0.0), guides)
@@ -244,54 +272,42 @@ class MapFitter:
         term_inputs = (tf.zeros([2, grid_h, grid_w, 2]), levels[0], tf.zeros([2, grid_h, grid_w, CHANNELS_PER_DIRECTION]),
                        images)
         with _compiled_meanwhile(program, step_inputs, term_inputs, self._warm, key, check):
-            affine = global_map if global_map is not None else global_stage(
-                stacks[0][0], stacks[0][1], settings, self.scales, working_points, check)
+            if candidates is None or face_points is not None and len(face_points):
+                candidates = start_candidates(stacks[0][0], stacks[0][1], points=working_points,
+                                              settings=settings.starts, check=check) if self._global(
+                ) else [Candidate(NO_MOTION, Affine.identity())]
+            choice = choose_start(stacks[0][0], stacks[0][1], candidates, settings.starts)
+        if on_start is not None:
+            on_start(choice)
 
-        def descend(base_flows: tf.Tensor, first: int, last: int) -> float:
-            """Training steps ``first`` to ``last`` of the fit; returns the mean of the last few losses."""
-            recent = []
-            for step in range(first, last):
-                progress = tf.constant(step / settings.epochs, tf.float32)
-                loss = float(program.train_step(inputs, base_flows, levels, images, points_in_step, progress, guides))
-                if not math.isfinite(loss):
-                    raise FitDivergedError(
-                        f"fitting diverged at step {step + 1} (loss is {loss}); "
-                        "try smaller scales or a different seed"
-                    )
-                if on_step is not None:
-                    on_step(next(counter), loss)
-                recent = [*recent[-2:], loss]
-            return float(np.mean(recent)) if recent else math.inf
-
-        def restart() -> None:
-            for variable, value in zip(program.variables, program.initial_values):
-                variable.assign(value)  # the seed's weights, a fresh optimizer
-
-        # The global map is a guess: where several things move their own ways, one
-        # map that lays one of them over its match misplaces the rest. So the dense
-        # stage starts from it and from no global motion, a few steps each, and
-        # carries on from the start whose loss is lower.
-        starts = [affine] if np.allclose(affine.matrix, np.eye(2)) and np.allclose(affine.offset, 0) else [
-            affine, Affine.identity()]
-        probe = min(settings.probe_steps, settings.epochs) if len(starts) > 1 else 0
-        # Step indices run to settings.total_steps - 1; with one start the probe's are skipped.
-        counter = iter(range(settings.total_steps - settings.epochs - probe, settings.total_steps))
-        outcomes = []
-        for start in starts:
-            restart()
-            base_flows = tf.constant(_affine_flows(start, (grid_h, grid_w)))
-            loss = descend(base_flows, 0, probe)
-            outcomes.append((loss, base_flows, [variable.numpy() for variable in program.variables]))
-        _, base_flows, values = min(outcomes, key=lambda outcome: outcome[0])
-        for variable, value in zip(program.variables, values):
-            variable.assign(value)
-        descend(base_flows, probe, settings.epochs)
+        counter = iter(range(settings.total_steps))
+        base_flows = tf.constant(_affine_flows(choice.chosen.affine, (grid_h, grid_w)))
+        for variable, value in zip(program.variables, program.initial_values):
+            variable.assign(value)  # the seed's weights, a fresh optimizer
+        for step in range(settings.epochs):
+            progress = tf.constant(step / settings.epochs, tf.float32)
+            loss = float(program.train_step(inputs, base_flows, levels, images, points_in_step, progress, guides))
+            if not math.isfinite(loss):
+                raise FitDivergedError(
+                    f"fitting diverged at step {step + 1} (loss is {loss}); try smaller scales or a different seed"
+                )
+            if on_step is not None:
+                on_step(next(counter), loss)
 
         grid_maps = _grid_maps(program.network(inputs, training=False), base_flows, self.scales).numpy()
         forward_np, backward_np = grid_maps[0], grid_maps[1]
         if not (np.isfinite(forward_np).all() and np.isfinite(backward_np).all()):
             raise FitDivergedError("fitting produced non-finite maps; try smaller scales")
+        if user is not None and self.scales.warp != 0:
+            # The user's pairs are instructions: each direction's flow is bent (smoothly, on the grid)
+            # until it carries them exactly.
+            forward_np, backward_np = (
+                _pinned(maps, here, there, (height, width), self.scales.warp, settings.pin_sigma)
+                for maps, here, there in ((forward_np, user.target, user.source), (backward_np, user.source, user.target)))
         return MorphMaps(forward=forward_np, backward=backward_np, scales=self.scales, image_shape=(height, width))
+
+    def _global(self) -> bool:
+        return self.settings.global_alignment and self.scales.warp > 0
 
 
 @contextlib.contextmanager
@@ -372,6 +388,8 @@ def fit_maps(
     *,
     image_shape: tuple[int, int] | None = None,
     points: PointPairs | None = None,
+    face_points: PointPairs | None = None,
+    on_start: Callable[[StartChoice], None] | None = None,
 ) -> MorphMaps:
     """Fit morph maps from ``source`` to ``target`` with a fitter of its own.
 
@@ -380,4 +398,5 @@ def fit_maps(
     ``MapFitter.fit``. A batch of many pairs of one size should keep one
     ``MapFitter`` instead, so that its traced step is reused.
     """
-    return MapFitter(scales, settings).fit(source, target, on_step, image_shape=image_shape, points=points)
+    return MapFitter(scales, settings).fit(source, target, on_step, image_shape=image_shape, points=points,
+                                           face_points=face_points, on_start=on_start)

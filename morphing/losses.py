@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from .kernels import LUMINANCE, NCC_EPSILON, box_counts
+from .points import bilinear_reader
 from .warp import dense_image_warp, identity_grid
 
 __all__ = [
@@ -186,28 +187,20 @@ def bilinear_sampling_matrix(points: np.ndarray, height: int, width: int) -> np.
     clamped to the border, as the dense warp does. ``matrix @ map.reshape(-1, C)``
     is the map's value at each point, and differentiable in the map.
     """
-    y = np.clip(np.asarray(points[:, 0], np.float64), 0.0, height - 1.0)
-    x = np.clip(np.asarray(points[:, 1], np.float64), 0.0, width - 1.0)
-    y0 = np.minimum(np.floor(y).astype(np.int64), max(height - 2, 0))
-    x0 = np.minimum(np.floor(x).astype(np.int64), max(width - 2, 0))
-    wy, wx = y - y0, x - x0
-    matrix = np.zeros((len(points), height * width), np.float64)
-    rows = np.arange(len(points))
-    for dy, weight_y in ((0, 1.0 - wy), (1, wy)):
-        for dx, weight_x in ((0, 1.0 - wx), (1, wx)):
-            column = np.minimum(y0 + dy, height - 1) * width + np.minimum(x0 + dx, width - 1)
-            np.add.at(matrix, (rows, column), weight_y * weight_x)
-    return matrix.astype(np.float32)
+    return bilinear_reader(points, height, width).astype(np.float32)
 
 
-def point_error(flow_at_points: tf.Tensor, here: tf.Tensor, there: tf.Tensor, unit: float = 1.0) -> tf.Tensor:
+def point_error(flow_at_points: tf.Tensor, here: tf.Tensor, there: tf.Tensor, unit: float = 1.0,
+                strengths: tf.Tensor | None = None) -> tf.Tensor:
     """Mean squared distance, in ``unit``s, between where a flow carries points and where they belong.
 
     A flow that lives on image X samples the other image at ``p - flow(p)``;
     for user pairs ``here`` (points of X, ``[N, 2]``) and ``there`` (the
     matching points of the other image), ``flow_at_points`` is the flow read
     at ``here`` (``[N, 2]``; see ``bilinear_sampling_matrix``) and the error of
-    pair ``i`` is ``|here_i - flow_at_points_i - there_i|``. Returns a scalar.
+    pair ``i`` is ``|here_i - flow_at_points_i - there_i|``, its square
+    weighted by ``strengths[i]`` (``[N]``; default 1). Returns a scalar.
     """
     residual = (here - flow_at_points - there) / unit
-    return tf.reduce_mean(tf.reduce_sum(tf.square(residual), axis=-1))
+    squared = tf.reduce_sum(tf.square(residual), axis=-1)
+    return tf.reduce_mean(squared if strengths is None else squared * strengths)

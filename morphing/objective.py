@@ -58,12 +58,17 @@ class PointInputs(NamedTuple):
     ``readers``: ``[2, N, h·w]`` bilinear sampling matrices on the grid of the
     points each direction's flow lives on (the target's for S→T, the
     source's for T→S); ``here``/``there``: ``[2, N, 2]`` grid pixels, where
-    each direction's flow is read and where it should carry them.
+    each direction's flow is read and where it should carry them;
+    ``strengths``: ``[N]`` each pair's weight (1 for a user's pair);
+    ``fading``: ``[N]`` 1 for an automatic pair, whose weight fades over the
+    fit (``FitSettings.face_point_fade``), 0 for a user's.
     """
 
     readers: tf.Tensor
     here: tf.Tensor
     there: tf.Tensor
+    strengths: tf.Tensor
+    fading: tf.Tensor
 
 
 def _points_on_grid(points: np.ndarray, work_shape: tuple[int, int], grid_shape: tuple[int, int]) -> np.ndarray:
@@ -72,17 +77,23 @@ def _points_on_grid(points: np.ndarray, work_shape: tuple[int, int], grid_shape:
     return (points + 0.5) * ratio - 0.5
 
 
-def point_inputs(points: PointPairs | None, work_shape: tuple[int, int], grid_shape: tuple[int, int]) -> PointInputs:
-    """The training step's view of ``points`` (given in pixels of the working size)."""
+def point_inputs(points: PointPairs | None, work_shape: tuple[int, int], grid_shape: tuple[int, int],
+                 automatic: int = 0, automatic_strength: float = 1.0) -> PointInputs:
+    """The training step's view of ``points`` (given in pixels of the working size), whose last
+    ``automatic`` pairs are automatic ones of weight ``automatic_strength`` (the others: the user's, 1)."""
     grid_h, grid_w = grid_shape
     if points is None or len(points) == 0:
-        return PointInputs(tf.zeros([2, 0, grid_h * grid_w]), tf.zeros([2, 0, 2]), tf.zeros([2, 0, 2]))
+        return PointInputs(tf.zeros([2, 0, grid_h * grid_w]), tf.zeros([2, 0, 2]), tf.zeros([2, 0, 2]), tf.zeros([0]),
+                           tf.zeros([0]))
+    fading = (np.arange(len(points)) >= len(points) - automatic).astype(np.float32)
     source = _points_on_grid(points.source, work_shape, grid_shape)
     target = _points_on_grid(points.target, work_shape, grid_shape)
     readers = np.stack([losses.bilinear_sampling_matrix(p, grid_h, grid_w) for p in (target, source)])
     return PointInputs(
         tf.constant(readers), tf.constant(np.stack([target, source]), tf.float32),
         tf.constant(np.stack([source, target]), tf.float32),
+        tf.constant(np.where(fading, automatic_strength, 1.0), tf.float32),
+        tf.constant(fading, tf.float32),
     )
 
 
@@ -160,12 +171,15 @@ def flow_folds(fields: FitFields, settings: FitSettings) -> tf.Tensor:
     return tf.reduce_sum(losses.fold_penalty(fields.flows, settings.fold_margin))
 
 
-def point_pairs(fields: FitFields, direction: int, unit: float) -> tf.Tensor:
+def point_pairs(fields: FitFields, direction: int, unit: float, fade: float) -> tf.Tensor:
     """How far direction ``direction``'s whole flow carries the user's points from their matches,
     in ``unit`` grid pixels (``losses.point_error``)."""
     points = fields.points
     at_points = points.readers[direction] @ tf.reshape(fields.flows[direction], [-1, 2])
-    return losses.point_error(at_points, points.here[direction], points.there[direction], unit)
+    # Automatic pairs (strength < 1) fade out as the fit goes on: they bring the features close, then the
+    # images' own structure places them (a detector scatters by a few pixels).
+    strengths = points.strengths * tf.maximum(0.0, 1.0 - points.fading * fields.progress * fade)
+    return losses.point_error(at_points, points.here[direction], points.there[direction], unit, strengths)
 
 
 class MorphObjective:
@@ -224,7 +238,8 @@ class MorphObjective:
         yield "folds", settings.fold_weight, flow_folds(fields, settings)
         if fields.points.here.shape[1]:
             for direction in range(2):
-                yield f"points {direction}", settings.point_weight, point_pairs(fields, direction, self.point_unit)
+                yield f"points {direction}", settings.point_weight, point_pairs(
+                    fields, direction, self.point_unit, settings.face_point_fade)
 
     def __call__(self, fields: FitFields) -> tf.Tensor:
         """The loss: the weighted terms summed in order."""

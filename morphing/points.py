@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PointsFileError", "PointPairs", "parse_points", "read_points", "MAX_POINTS"]
+__all__ = ["PointsFileError", "PointPairs", "parse_points", "read_points", "pinned_flow", "bilinear_reader",
+           "MAX_POINTS"]
 
 MAX_POINTS = 1000
 HEADER_NAMES = ("x_source", "y_source", "x_target", "y_target")
@@ -160,3 +161,41 @@ def read_points(
     except OSError as error:
         raise PointsFileError(f"{path}: cannot read it ({error.strerror or error})") from None
     return parse_points(text, source_shape, target_shape, name=str(path))
+
+
+def bilinear_reader(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[N, height·width] float64``: row ``i`` reads a ``[height, width]`` map at ``points[i]`` ((y, x),
+    bilinear, clamped to the border: how a map upsampled with half-pixel centres is read there)."""
+    y = np.clip(np.asarray(points[:, 0], np.float64), 0.0, height - 1.0)
+    x = np.clip(np.asarray(points[:, 1], np.float64), 0.0, width - 1.0)
+    y0 = np.minimum(np.floor(y).astype(np.int64), max(height - 2, 0))
+    x0 = np.minimum(np.floor(x).astype(np.int64), max(width - 2, 0))
+    wy, wx = y - y0, x - x0
+    matrix = np.zeros((len(points), height * width), np.float64)
+    rows = np.arange(len(points))
+    for dy, weight_y in ((0, 1.0 - wy), (1, wy)):
+        for dx, weight_x in ((0, 1.0 - wx), (1, wx)):
+            column = np.minimum(y0 + dy, height - 1) * width + np.minimum(x0 + dx, width - 1)
+            np.add.at(matrix, (rows, column), weight_y * weight_x)
+    return matrix
+
+
+def pinned_flow(flow: np.ndarray, at: np.ndarray, wanted: np.ndarray, sigma: float) -> np.ndarray:
+    """``flow`` plus the smallest smooth bend that makes it read ``wanted`` at ``at``.
+
+    ``flow``: ``[h, w, 2]``; ``at``: ``[N, 2]`` (y, x) positions in its
+    pixels; ``wanted``: ``[N, 2]`` the values it should have there (read
+    bilinearly). The bend is a sum of Gaussian bumps of ``sigma`` pixels, one
+    centred on each point, whose heights are solved so that every point reads
+    exactly its wanted value (a tiny ridge keeps coincident points solvable).
+    Returns ``[h, w, 2]`` of ``flow``'s dtype.
+    """
+    height, width = flow.shape[:2]
+    reader = bilinear_reader(at, height, width)
+    residual = np.asarray(wanted, np.float64) - reader @ flow.reshape(-1, 2).astype(np.float64)
+    ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    nodes = np.stack([ys.ravel(), xs.ravel()], axis=-1).astype(np.float64)
+    bumps = np.exp(-np.sum(np.square(nodes[:, None] - np.asarray(at, np.float64)[None]), axis=-1) / (2 * sigma**2))
+    system = reader @ bumps
+    heights = np.linalg.solve(system + 1e-9 * np.trace(system) * np.eye(len(at)), residual)
+    return (flow + (bumps @ heights).reshape(height, width, 2)).astype(flow.dtype)

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .affine import Affine
 from .fit import FitDivergedError, MapFitter, reduce_for_fit
 from .images import resize_image, working_shape
 from .maps import MorphMaps, Scales
 from .points import PointPairs
 from .render import FrameRenderer, RenderProgram, even_pacing_alphas
 from .settings import FitSettings, FrameSettings
+from .starts import Candidate, StartChoice
 from .timeline import FrameAt, build_timeline, ease, frame_alphas, paced
 
 __all__ = [
@@ -115,7 +115,9 @@ def fit_sequence(
     cache: ProgramCache | None = None,
     on_step: LegStepCallback | None = None,
     check: Callable[[], None] | None = None,
-    global_maps: Sequence[Affine] | None = None,
+    face_points: Sequence[PointPairs | None] | None = None,
+    start_candidates: Sequence[Sequence[Candidate] | None] | None = None,
+    on_start: Callable[[int, StartChoice], None] | None = None,
 ) -> list[MorphMaps]:
     """The maps of every leg, fitted one after another.
 
@@ -127,9 +129,13 @@ def fit_sequence(
       cache: compiled programs to reuse and keep (default: a new one).
       on_step: called after every step with (leg, step index, loss).
       check: called at safe points; it may raise to stop.
-      global_maps: per leg, the global stage's map found ahead
-        (``affine.leg_global_maps`` with these keys, settings, scales and
+      face_points: per leg, automatic point pairs (``keypoints.leg_face_points``),
+        ``None`` for a leg without; default: found here with the bundled
+        face detector when ``settings.face_points`` is on.
+      start_candidates: per leg, the fit's start candidates found ahead
+        (``starts.leg_start_candidates`` with these keys, settings and
         points), or ``None`` to find them in the fit.
+      on_start: called with (leg, the start chosen) once per leg.
 
     Raises:
       FitDivergedError: a leg's loss stopped being finite (named "leg N" when there are several).
@@ -139,8 +145,13 @@ def fit_sequence(
     legs = len(keys) - 1
     if points is not None and len(points) != legs:
         raise ValueError(f"points are needed per leg: {legs}, got {len(points)}")
-    if global_maps is not None and len(global_maps) != legs:
-        raise ValueError(f"global maps are needed per leg: {legs}, got {len(global_maps)}")
+    for name, given in (("face points", face_points), ("start candidates", start_candidates)):
+        if given is not None and len(given) != legs:
+            raise ValueError(f"{name} are needed per leg: {legs}, got {len(given)}")
+    if face_points is None and settings.face_points and scales.warp > 0:
+        from .keypoints import default_face_detector, leg_face_points
+
+        face_points = leg_face_points(keys, default_face_detector())
     cache = ProgramCache() if cache is None else cache
     cache.use_shape(keys[0].shape[:2])
     fitter = cache.fitter(settings, scales)
@@ -154,7 +165,9 @@ def fit_sequence(
             all_maps.append(fitter.fit(
                 *reduce_for_fit(keys[leg], keys[leg + 1], settings.working_size), leg_step,
                 image_shape=keys[0].shape[:2], points=None if points is None else points[leg], check=check,
-                global_map=None if global_maps is None else global_maps[leg],
+                face_points=None if face_points is None else face_points[leg],
+                candidates=None if start_candidates is None else start_candidates[leg],
+                on_start=None if on_start is None else lambda choice, leg=leg: on_start(leg, choice),
             ))
         except FitDivergedError as error:
             if legs == 1:

@@ -10,7 +10,7 @@ imports TensorFlow or numpy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "FitSettings",
     "FrameSettings",
     "GlobalSettings",
+    "StartSettings",
     "HybridSettings",
     "Interpolation",
     "default_kernel_size",
@@ -56,7 +57,13 @@ class FitSettings:
     """How to fit. ``working_size`` and ``grid_size`` are long sides in pixels; the
     ``*_weight`` fields weigh the loss terms (see the module). ``colour_level``: the
     pyramid level whose size the colour term compares images at (0: the working
-    size; each level halves it; the coarsest level when there are fewer)."""
+    size; each level halves it; the coarsest level when there are fewer).
+    ``pin_sigma``: the width (grid pixels) of the bend that makes the fitted
+    flow carry user point pairs exactly. ``face_points``: find face key
+    points when the caller gives none (``morphing.keypoints``); they pull
+    with ``face_point_weight`` (times ``point_weight``), fading to nothing
+    by ``1 / face_point_fade`` of the epochs. ``starts``: how the start is
+    chosen (``morphing.starts``)."""
 
     epochs: int = 120
     working_size: int = 192
@@ -78,13 +85,17 @@ class FitSettings:
     fold_weight: float = 1.0
     fold_margin: float = 0.2
     point_weight: float = 0.3
-    probe_steps: int = 20
+    pin_sigma: float = 4.0
+    face_point_weight: float = 0.3
+    face_point_fade: float = 2.0
+    face_points: bool = True
+    starts: StartSettings = field(default_factory=lambda: StartSettings())
     seed: int = 0
 
     @property
     def total_steps(self) -> int:
-        """Training steps of one fit: the epochs and the second start's probe."""
-        return self.epochs + min(self.probe_steps, self.epochs)
+        """Training steps of one fit (the epochs)."""
+        return self.epochs
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,32 @@ class GlobalSettings:
     window: int = 7
     point_weight: float = 10.0
     prior_weight: float = 1e-3
+
+
+@dataclass(frozen=True)
+class StartSettings:
+    """How the fit chooses its start (``morphing.starts``).
+
+    ``side``, ``window``: long side of the grey copies the candidates are
+    compared on, and the local NCC window there (pixels); ``outside_weight``:
+    the cost of filling the whole picture from outside it; ``margin``: how
+    much lower than no motion's a moving candidate's cost must be, growing by
+    ``margin`` for every ``motion_unit`` of motion (normalised, root mean
+    square); ``features``, ``feature_ratio``, ``ransac_pixels``,
+    ``min_inliers``: SIFT key points per image, Lowe's ratio, the RANSAC
+    threshold in pixels of a 192-px image, and the inliers matched features
+    need to count.
+    """
+
+    side: int = 64
+    window: int = 7
+    outside_weight: float = 0.5
+    margin: float = 0.02
+    motion_unit: float = 0.2
+    features: int = 1000
+    feature_ratio: float = 0.75
+    ransac_pixels: float = 3.0
+    min_inliers: int = 12
 
 
 @dataclass(frozen=True)

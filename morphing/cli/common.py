@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpo
 T = TypeVar("T")
 
 __all__ = [
+    "FACE_POINTS_HELP", "found_face_points",
     "DEFAULT_EPOCHS", "DEFAULT_SCALES", "DEFAULT_SIZE", "MIN_SIZE", "PROGRAM",
     "ExitStatus", "HelpFormatter", "Parser", "RunError", "UsageError", "Terminated", "StopRequest", "Console",
     "StageTimer", "add_tool_flags", "check_outputs", "describe_unexpected", "check_writable_file", "describe_os_error", "float_in", "int_in", "load_pixels", "run_checked",
@@ -148,6 +149,29 @@ def same_file(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+FACE_POINTS_HELP = ("'on' finds the largest face in each image (eyes, nose, mouth corners) and pulls the warp "
+                    "through them when both have one; --points win where they disagree [default on]")
+
+
+def found_face_points(
+    keys: Sequence[np.ndarray], user_points: Sequence[PointPairs | None] | None, console: Console,
+) -> list[PointPairs | None]:
+    """Each leg's face key points (``morphing.keypoints``, the bundled detector), with one line per leg
+    saying what was found and used. TensorFlow must be started (the detector runs on it)."""
+    from ..keypoints import default_face_detector, describe_face_points, leg_face_points, merge_point_pairs
+
+    try:
+        found = leg_face_points(keys, default_face_detector())
+    except RuntimeError as error:  # the detector's package is missing: its message names the fix
+        raise RunError(str(error)) from None
+    for leg, face in enumerate(found):
+        user = None if not user_points else user_points[leg]
+        _, dropped = merge_point_pairs(user, face)
+        label = "" if len(found) == 1 else f"leg {leg + 1}: "
+        console.say(f"{PROGRAM}: {label}{describe_face_points(face, dropped)}")
+    return found
 
 
 def read_leg_points(

@@ -24,14 +24,15 @@ from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
 from ..output import ANIMATION_SUFFIXES, frames_folder_problem
 from ..points import PointPairs
 from ..settings import (BLENDS, EASINGS, RENDER_ENGINES, WARP_INTERPOLATIONS, FitSettings, FrameSettings)
-from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, MIN_SIZE, PROGRAM, Console, HelpFormatter, Parser,
+from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, FACE_POINTS_HELP, MIN_SIZE, PROGRAM, Console,
+                     HelpFormatter, Parser, found_face_points,
     RunError, StageTimer, UsageError, check_outputs, float_in, int_in, new_default_output, read_leg_points, run_checked,
     start_tensorflow, step_bar)
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
     from tqdm import tqdm
 
-    from ..affine import Affine
+    from ..starts import Candidate, StartChoice
     from ..threads import SpawnedWork
 
     from ..sequence import ProgramCache
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     fitting.add_argument("--points", type=Path, nargs="+", default=None, metavar="F.csv",
                          help="matching points to pull the warp through, one file per transition: CSV rows "
                               "x_source,y_source,x_target,y_target in each image's own pixels ('#' comments)")
+    fitting.add_argument("--face-points", choices=("on", "off"), default="on", help=FACE_POINTS_HELP)
     fitting.add_argument("--cpu", action="store_true", help="fit and render on the CPU even if a GPU is present")
     frames = parser.add_argument_group("frames")
     frames.add_argument("--frames", type=int_in(2, MAX_FRAMES), default=FRAME_DEFAULTS.frames,
@@ -287,28 +289,30 @@ class LegBars:
 
 def _fit_settings(args: argparse.Namespace, job: Job) -> FitSettings:
     """How the flags ask to fit."""
-    return FitSettings(epochs=args.epochs, working_size=job.working_size, seed=args.seed)
+    return FitSettings(epochs=args.epochs, working_size=job.working_size, seed=args.seed,
+                       face_points=args.face_points == "on")
 
 
-def _start_global_stage(args: argparse.Namespace, job: Job) -> SpawnedWork[list[Affine]] | None:
-    """The fit's global stage for every leg, started in a helper process when TensorFlow is still to be
-    imported (the stage needs none, and the import keeps one core of this process busy for seconds);
+def _start_global_stage(args: argparse.Namespace, job: Job) -> SpawnedWork[list[list[Candidate]]] | None:
+    """The fit's start candidates for every leg (``starts.leg_start_candidates``: the global search and
+    matched features), started in a helper process when TensorFlow is still to be
+    imported (they need none, and the import keeps one core of this process busy for seconds);
     ``None`` when the maps are loaded, TensorFlow is running already (a batch's later rows) or no helper
     process starts (the fit then does the stage itself)."""
     if job.loaded_maps is not None or "tensorflow" in sys.modules:
         return None
-    from ..affine import leg_global_maps  # numpy and OpenCV: not needed for --help
+    from ..starts import leg_start_candidates  # numpy and OpenCV: not needed for --help
     from ..threads import SpawnedWork
 
     try:
-        return SpawnedWork(leg_global_maps, job.keys, _fit_settings(args, job), job.scales, job.points or None)
+        return SpawnedWork(leg_start_candidates, job.keys, _fit_settings(args, job), job.scales, job.points or None)
     except (OSError, RuntimeError, ValueError):
         return None
 
 
 def _fitted_maps(
     args: argparse.Namespace, job: Job, console: Console, cache: ProgramCache,
-    global_stage: SpawnedWork[list[Affine]] | None = None,
+    global_stage: SpawnedWork[list[list[Candidate]]] | None = None,
 ) -> list[MorphMaps]:
     """Maps for every leg: loaded, or fitted one leg after another (from ``global_stage``'s maps when it
     gives them)."""
@@ -318,16 +322,24 @@ def _fitted_maps(
     if job.loaded_maps is not None:
         return [job.loaded_maps]
     settings = _fit_settings(args, job)
-    global_maps = None
+    legs = len(job.keys) - 1
+    faces = found_face_points(job.keys, job.points, console) if settings.face_points and job.scales.warp > 0 else [
+        None] * legs
+    candidates = None
     if global_stage is not None:
         try:
-            global_maps = global_stage.result(console.check)
+            candidates = global_stage.result(console.check)
         except (RuntimeError, ValueError, MemoryError):
-            global_maps = None  # the fit finds them itself, and reports a real problem
-    bars = LegBars(len(job.keys) - 1, settings.total_steps, console)
+            candidates = None  # the fit finds them itself, and reports a real problem
+    bars = LegBars(legs, settings.total_steps, console)
+
+    def on_start(leg: int, choice: StartChoice) -> None:
+        console.say(f"{PROGRAM}: {'' if legs == 1 else f'leg {leg + 1}: '}{choice.describe()}")
+
     try:
         return fit_sequence(job.keys, job.scales, settings, points=job.points or None, cache=cache,
-                            on_step=bars.on_step, check=console.check, global_maps=global_maps)
+                            on_step=bars.on_step, check=console.check, face_points=faces,
+                            start_candidates=candidates, on_start=on_start)
     except FitDivergedError as error:
         raise RunError(str(error)) from None
     finally:

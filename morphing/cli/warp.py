@@ -8,7 +8,8 @@ from pathlib import Path
 from ..images import aspect_crop
 from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
 from ..output import IMAGE_SUFFIXES
-from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, MIN_SIZE, PROGRAM, Console, RunError, UsageError,
+from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, FACE_POINTS_HELP, MIN_SIZE, PROGRAM, Console,
+    RunError, UsageError, found_face_points,
     check_outputs, float_in, int_in, load_pixels, matched, read_leg_points, start_tool, step_bar)
 
 NAME = "warp"
@@ -43,6 +44,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", type=Path, default=None, metavar="F.csv",
                         help="matching points to pull the warp through: CSV rows x_source,y_source,x_target,y_target "
                              "in each image's own pixels ('#' comments)")
+    parser.add_argument("--face-points", choices=("on", "off"), default="on", help=FACE_POINTS_HELP)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
@@ -84,13 +86,17 @@ def run(args: argparse.Namespace, console: Console) -> None:
     from ..visualize import flow_to_colour
 
     if maps is None:
-        settings = FitSettings(epochs=args.epochs, working_size=working_size, seed=args.seed)
+        settings = FitSettings(epochs=args.epochs, working_size=working_size, seed=args.seed,
+                               face_points=args.face_points == "on")
+        faces = found_face_points([source, target], [points], console)[0] if (
+            settings.face_points and scales.warp > 0) else None
         bar, on_step = step_bar(console, settings.total_steps, "fitting")
         try:
             with bar:
                 maps = fit_maps(*reduce_for_fit(source, target, working_size), scales, settings,
                                 lambda step, loss: on_step(step + 1, loss),
-                                image_shape=source.shape[:2], points=points)
+                                image_shape=source.shape[:2], points=points, face_points=faces,
+                                on_start=lambda choice: console.say(f"{PROGRAM}: {choice.describe()}"))
         except FitDivergedError as error:
             raise RunError(str(error)) from None
     warped = warp_to_target(to_float(source), maps, scales)

@@ -1,0 +1,210 @@
+"""Where the dense fit starts: candidate global maps, and a choice among them that background cannot fool.
+
+The dense stage refines a global (affine) map; a wrong global map, a whole
+picture slid sideways or a face laid over the hair, is rarely undone. So the
+fit gathers *candidate starts* and picks one by evidence, most trusted first:
+
+1. **point pairs** (the user's ``--points`` and the face key points of
+   ``morphing.keypoints``): when there are any, the start is the affine laid
+   through them (``affine.fit_affine`` with the points, refined on structure).
+   Points say what matches what; texture cannot outvote them.
+2. otherwise each candidate — **no motion**, the **global search**
+   (``affine.fit_affine``), **matched features** (SIFT key points matched
+   with Lowe's ratio test, an affine by RANSAC, when the same object or scene
+   is in both) — gets a *cost*: how unlike the two images look once each is
+   moved onto the other by it (local NCC of luminance, both directions, at
+   ``StartSettings.side`` pixels) plus the share of pixels that it would fill
+   from outside the picture (a stretched border). A candidate that moves
+   things must beat no motion by a *margin* that grows with how far it moves
+   them: a large motion needs strong evidence. Matched features with enough
+   RANSAC inliers need only not be worse than no motion.
+
+Numpy and OpenCV only (no TensorFlow), so it runs with the global search in
+the helper process while TensorFlow is imported. Images are working-size
+``[h, w, 3] float32`` in [-1, 1]; maps are ``affine.Affine`` (normalised
+coordinates, target position → source position).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .affine import (
+    Affine,
+    bilinear_sample,
+    fit_affine,
+    grey_copies,
+    local_ncc_with_gradient,
+    normalised_grid,
+    to_normalised,
+)
+from .images import reduce_for_fit
+from .maps import Scales
+from .points import PointPairs
+from .settings import FitSettings, StartSettings
+
+__all__ = ["Candidate", "StartChoice", "StartSettings", "feature_affine", "start_candidates", "start_cost",
+           "motion_size", "choose_start", "leg_start_candidates"]
+
+NO_MOTION, SEARCH, POINTS, FEATURES = "no motion", "global search", "point pairs", "matched features"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A possible start: its ``name`` (one of the four above), its map, and what backs it (a few words)."""
+
+    name: str
+    affine: Affine
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class StartChoice:
+    """The start the fit takes, the candidates' costs (``None`` where points decided) and why, in one line."""
+
+    chosen: Candidate
+    costs: tuple[tuple[str, float | None], ...]
+    reason: str
+
+    def describe(self) -> str:
+        scored = ", ".join(f"{name} {cost:.3f}" for name, cost in self.costs if cost is not None)
+        return f"start: {self.chosen.name} ({self.reason})" + (f"; costs {scored}" if scored else "")
+
+
+def _to_grey_uint8(image: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(np.ascontiguousarray(((image + 1.0) * 127.5).clip(0, 255).astype(np.uint8)), cv2.COLOR_RGB2GRAY)
+    return grey
+
+
+def feature_affine(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
+                   ) -> tuple[Affine, int] | None:
+    """The affine that matched SIFT features agree on (RANSAC), and its inlier count; ``None`` when too few agree.
+
+    ``source``, ``target``: ``[h, w, 3] float32`` in [-1, 1], one shape.
+    Features are matched target → source with Lowe's ratio test
+    (``settings.feature_ratio``); the map is a rotation, uniform scale and
+    shift (``cv2.estimateAffinePartial2D``), so a few stray matches cannot
+    shear it.
+    """
+    height, width = source.shape[:2]
+    sift = cv2.SIFT_create(nfeatures=settings.features)
+    found = [sift.detectAndCompute(_to_grey_uint8(image), None) for image in (source, target)]
+    (source_points, source_descriptors), (target_points, target_descriptors) = found
+    if source_descriptors is None or target_descriptors is None or min(len(source_points), len(target_points)) < 3:
+        return None
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(target_descriptors, source_descriptors, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < settings.feature_ratio * m[1].distance]
+    if len(good) < settings.min_inliers:
+        return None
+    from_target = np.array([target_points[m.queryIdx].pt for m in good], np.float32)  # (x, y)
+    to_source = np.array([source_points[m.trainIdx].pt for m in good], np.float32)
+    matrix, inliers = cv2.estimateAffinePartial2D(from_target, to_source, method=cv2.RANSAC,
+                                                  ransacReprojThreshold=settings.ransac_pixels * max(height, width) / 192)
+    if matrix is None or inliers is None or int(inliers.sum()) < settings.min_inliers:
+        return None
+    keep = inliers[:, 0].astype(bool)
+    # Refit on the inliers in normalised (y, x) coordinates: the pixel affine's own form differs by the
+    # half-pixel convention.
+    target_yx = to_normalised(from_target[keep][:, ::-1], height, width)
+    source_yx = to_normalised(to_source[keep][:, ::-1], height, width)
+    design = np.concatenate([target_yx, np.ones((len(target_yx), 1))], axis=1)
+    solution, *_ = np.linalg.lstsq(design, source_yx, rcond=None)
+    return Affine(solution[:2].T, solution[2]), int(keep.sum())
+
+
+def start_candidates(
+    source: np.ndarray, target: np.ndarray, *, points: PointPairs | None = None,
+    settings: StartSettings = StartSettings(), check: Callable[[], None] | None = None,
+) -> list[Candidate]:
+    """The candidate starts for working-size images and point pairs in their pixels (see the module)."""
+    candidates = [Candidate(NO_MOTION, Affine.identity())]
+    have_points = points is not None and len(points) > 0
+    searched = fit_affine(source, target, source_points=points.source if have_points else None,
+                          target_points=points.target if have_points else None, check=check)
+    if have_points:
+        candidates.append(Candidate(POINTS, searched, f"{len(points)} pairs"))
+        return candidates
+    candidates.append(Candidate(SEARCH, searched))
+    matched = feature_affine(source, target, settings)
+    if matched is not None:
+        candidates.append(Candidate(FEATURES, matched[0], f"{matched[1]} RANSAC inliers"))
+    return candidates
+
+
+def leg_start_candidates(
+    keys: Sequence[np.ndarray], settings: FitSettings, scales: Scales,
+    points: Sequence[PointPairs | None] | None = None,
+) -> list[list[Candidate]]:
+    """Each leg's start candidates as ``morphing.fit`` finds them without face points, for key images
+    (``[H, W, 3] uint8``, one shape) and per-leg user points in their pixels (``None``: none), ahead of
+    the fit and without TensorFlow (the command line runs this in a helper process)."""
+    found = []
+    for leg in range(len(keys) - 1):
+        if not settings.global_alignment or scales.warp <= 0:
+            found.append([Candidate(NO_MOTION, Affine.identity())])
+            continue
+        source, target = reduce_for_fit(keys[leg], keys[leg + 1], settings.working_size)
+        leg_points = None if points is None else points[leg]
+        if leg_points is not None and len(leg_points):
+            leg_points = leg_points.resized(*source.shape[:2])
+        found.append(start_candidates(source, target, points=leg_points, settings=settings.starts))
+    return found
+
+
+def motion_size(affine: Affine) -> float:
+    """How far ``affine`` moves things: the root mean square of ``A(u) - u`` over the normalised unit square."""
+    grid = normalised_grid(16, 16)
+    return float(np.sqrt(np.mean(np.sum(np.square(affine.apply(grid) - grid), axis=-1))))
+
+
+def start_cost(source: np.ndarray, target: np.ndarray, affine: Affine, settings: StartSettings = StartSettings()) -> float:
+    """How unlike the pair looks once ``affine`` lays each image over the other (lower is better).
+
+    Local NCC dissimilarity (``losses.local_ncc``) of the source moved by the
+    map against the target and of the target moved by its inverse against
+    the source, averaged, each over the pixels the map fills from inside the
+    picture; plus ``settings.outside_weight`` times the share of pixels
+    filled from outside (averaged over both directions).
+    """
+    copies = grey_copies(np.stack([source, target]), settings.side)
+    total = 0.0
+    for moving, fixed, direction in ((copies.source, copies.target, affine), (copies.target, copies.source,
+                                                                               affine.inverse())):
+        mapped = direction.apply(copies.grid.astype(np.float64))
+        inside = np.all(np.abs(mapped) <= copies.limit, axis=-1)
+        queries = copies.pixels - (copies.grid - mapped) * copies.half
+        moved, _ = bilinear_sample(moving, queries.astype(np.float32), gradient=False)
+        weights = inside.astype(np.float32)[None] + 1e-6
+        dissimilarity, _ = local_ncc_with_gradient(moved[None], fixed, settings.window, weights, gradient=False)
+        total += 0.5 * (float(dissimilarity[0]) + settings.outside_weight * (1.0 - float(inside.mean())))
+    return total
+
+
+def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Candidate],
+                 settings: StartSettings = StartSettings()) -> StartChoice:
+    """The candidate to start from, by the rules of the module."""
+    by_name = {candidate.name: candidate for candidate in candidates}
+    if POINTS in by_name:
+        chosen = by_name[POINTS]
+        return StartChoice(chosen, tuple((c.name, None) for c in candidates),
+                           f"laid through {chosen.evidence}: points decide")
+    costs = {c.name: start_cost(source, target, c.affine, settings) for c in candidates}
+    baseline = costs[NO_MOTION]
+    chosen, reason = by_name[NO_MOTION], "no candidate beat it by its margin"
+    best_gain = 0.0
+    for candidate in candidates:
+        if candidate.name == NO_MOTION:
+            continue
+        needed = 0.0 if candidate.name == FEATURES else settings.margin * (1.0 + motion_size(candidate.affine)
+                                                                            / settings.motion_unit)
+        gain = baseline - costs[candidate.name]
+        if gain > needed and gain - needed >= best_gain:
+            best_gain = gain - needed
+            chosen = candidate
+            reason = (f"{candidate.evidence + ', ' if candidate.evidence else ''}cost {gain:.3f} below no motion, "
+                      f"margin {needed:.3f}")
+    return StartChoice(chosen, tuple(costs.items()), reason)
