@@ -14,17 +14,11 @@ from morphing.affine import (
     affine_from_points,
     bilinear_sample,
     fit_affine,
-    global_stage,
-    leg_global_maps,
     local_ncc_with_gradient,
     normalised_grid,
     to_normalised,
 )
-from morphing.images import reduce_for_fit, to_uint8
 from morphing.losses import local_ncc
-from morphing.maps import Scales
-from morphing.points import PointPairs
-from morphing.settings import FitSettings
 from morphing.warp import dense_image_warp
 from morphing.scenes import Deformation, pixel_grid
 from tests.helpers import moved_texture, similarity
@@ -193,7 +187,7 @@ class TestCost:
 
     def test_cost_and_gradient_are_tensorflows(self) -> None:
         source, target, _ = moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))
-        copies = affine._grey_copies(np.stack([source, target]), 40)
+        copies = affine.grey_copies(np.stack([source, target]), 40)
         rng = np.random.default_rng(6)
         matrices = (np.eye(2) + rng.normal(0, 0.15, (5, 2, 2))).astype(np.float32)
         offsets = rng.normal(0, 0.3, (5, 2)).astype(np.float32)  # some sample outside the source
@@ -208,7 +202,7 @@ class TestCost:
 
     def test_point_term_gradient_matches_finite_differences(self) -> None:
         rng = np.random.default_rng(7)
-        copies = affine._grey_copies(np.zeros((2, 16, 16, 3), np.float32), 16)  # flat: only points and prior
+        copies = affine.grey_copies(np.zeros((2, 16, 16, 3), np.float32), 16)  # flat: only points and prior
         points = affine._PointTerm(rng.uniform(-1, 1, (4, 2)), rng.uniform(-1, 1, (4, 2)))
         matrices, offsets = np.eye(2)[np.newaxis] + rng.normal(0, 0.1, (1, 2, 2)), rng.normal(0, 0.1, (1, 2))
         settings = GlobalSettings()
@@ -243,41 +237,3 @@ class TestAdam:
             (value,) = ours.step([value], [gradient])
         np.testing.assert_allclose(value, variable.numpy(), atol=1e-6)
         assert np.abs(value - start).max() > 0.04
-
-
-class TestGlobalStage:
-    def test_is_fit_affine_with_the_working_points(self) -> None:
-        source, target, _ = moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))
-        points = PointPairs(np.array([[10.0, 10.0], [50.0, 20.0]]), np.array([[12.0, 9.0], [51.0, 24.0]]),
-                            (96, 96), (96, 96))
-        for given in (None, points):
-            found = global_stage(source, target, FitSettings(), Scales(), given)
-            expected = fit_affine(source, target, source_points=None if given is None else given.source,
-                                  target_points=None if given is None else given.target)
-            np.testing.assert_array_equal(found.matrix, expected.matrix)
-            np.testing.assert_array_equal(found.offset, expected.offset)
-            assert not np.allclose(found.matrix, np.eye(2), atol=0.05)
-
-    def test_identity_when_nothing_warps_or_the_stage_is_off(self) -> None:
-        source, target, _ = moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))
-        for settings, scales in ((FitSettings(), Scales(warp=0.0)), (FitSettings(global_alignment=False), Scales())):
-            found = global_stage(source, target, settings, scales)
-            np.testing.assert_array_equal(found.matrix, np.eye(2))
-            np.testing.assert_array_equal(found.offset, np.zeros(2))
-
-
-def test_leg_global_maps_are_each_legs_global_stage_on_its_working_images() -> None:
-    keys = [to_uint8(image) for image in moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))[:2]]
-    keys.append(keys[0])
-    settings = FitSettings(working_size=64)
-    points = [None, PointPairs(np.array([[10.0, 10.0], [50.0, 20.0], [30.0, 60.0]]),
-                               np.array([[12.0, 9.0], [51.0, 24.0], [33.0, 58.0]]), (96, 96), (96, 96))]
-    maps = leg_global_maps(keys, settings, Scales(), points)
-    assert len(maps) == 2
-    for leg, found in enumerate(maps):
-        source, target = reduce_for_fit(keys[leg], keys[leg + 1], 64)
-        leg_points = None if points[leg] is None else points[leg].resized(64, 64)
-        expected = global_stage(source, target, settings, Scales(), leg_points)
-        np.testing.assert_array_equal(found.matrix, expected.matrix)
-        np.testing.assert_array_equal(found.offset, expected.offset)
-    assert not np.allclose(maps[0].matrix, np.eye(2), atol=0.05)

@@ -87,3 +87,31 @@ def test_cropped_follows_a_centre_crop_and_resize() -> None:
         PointPairs(points.source, np.array([[0.0, 10.0]]), (100, 200), (100, 300)).cropped(
             (0, 0, 100, 200), (0, 50, 100, 200), (50, 100)
         )
+
+
+class TestPinnedFlow:
+    def test_reads_the_wanted_values_at_the_points_and_stays_smooth(self) -> None:
+        from morphing.points import bilinear_reader, pinned_flow
+
+        rng = np.random.default_rng(4)
+        flow = rng.normal(0, 0.2, (24, 32, 2)).astype(np.float32)
+        at = np.array([[5.3, 7.8], [12.0, 20.5], [18.7, 3.1]])
+        wanted = np.array([[2.0, -1.0], [0.5, 3.0], [-2.0, 0.0]])
+        pinned = pinned_flow(flow, at, wanted, sigma=3.0)
+        np.testing.assert_allclose(bilinear_reader(at, 24, 32) @ pinned.reshape(-1, 2), wanted, atol=1e-4)
+        assert np.abs(pinned - flow)[:, 30:].max() < 0.05  # far from every point (3 sigma): nearly untouched
+
+    def test_a_flow_that_already_agrees_is_unchanged(self) -> None:
+        from morphing.points import bilinear_reader, pinned_flow
+
+        flow = np.random.default_rng(5).normal(0, 1, (16, 16, 2))
+        at = np.array([[3.5, 4.25], [10.0, 12.0]])
+        wanted = bilinear_reader(at, 16, 16) @ flow.reshape(-1, 2)
+        np.testing.assert_allclose(pinned_flow(flow, at, wanted, 2.0), flow, atol=1e-9)
+
+    def test_reader_is_bilinear_interpolation(self) -> None:
+        from morphing.points import bilinear_reader
+
+        image = np.arange(12.0).reshape(3, 4)
+        values = bilinear_reader(np.array([[0.5, 0.5], [2.0, 3.0], [-1.0, 1.25]]), 3, 4) @ image.ravel()
+        np.testing.assert_allclose(values, [2.5, 11.0, 1.25])  # the last clamped to the top row

@@ -22,7 +22,7 @@ from morphing.settings import FitSettings, FrameSettings
 from morphing.timeline import build_timeline, ease, frame_alphas, paced
 from tests.helpers import random_maps, random_pair
 
-TINY_FIT = FitSettings(epochs=3, working_size=32, probe_steps=1)
+TINY_FIT = FitSettings(epochs=3, working_size=32, face_points=False)
 
 
 def toy_keys(count: int = 3) -> tuple[np.ndarray, ...]:

@@ -1,0 +1,145 @@
+"""Face key points: the detector interface, pairing, merging with user points, and the bundled detector
+on a real portrait."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from morphing.keypoints import (
+    FACE_LABELS,
+    Keypoints,
+    MtcnnDetector,
+    describe_face_points,
+    largest,
+    leg_face_points,
+    merge_point_pairs,
+    pair_keypoints,
+)
+from morphing.points import PointPairs
+
+PORTRAIT = Path(__file__).parent / "data" / "portrait_lon005.jpg"
+# Hand-placed (y, x) of the portrait's eye centres and mouth corners (the detector's nose is the tip,
+# not checked against the hand-placed nose base).
+PORTRAIT_EYES_AND_MOUTH = np.array([[69.7, 67.8], [70.3, 92.5], [97.8, 68.8], [97.5, 87.8]])
+
+
+def face(offset: tuple[float, float] = (0.0, 0.0), size: float = 40.0, labels=FACE_LABELS) -> Keypoints:
+    base = np.array([[40.0, 40.0], [40.0, 60.0], [50.0, 50.0], [60.0, 42.0], [60.0, 58.0]])[: len(labels)]
+    return Keypoints(base + np.array(offset), tuple(labels), (30.0 + offset[0], 30.0 + offset[1], size, size), 0.99)
+
+
+class StubDetector:
+    """Returns the faces it was given for each image (by its first pixel's value), counting its calls."""
+
+    def __init__(self, faces: dict[int, list[Keypoints]]) -> None:
+        self.faces, self.calls = faces, 0
+
+    def detect(self, image: np.ndarray) -> list[Keypoints]:
+        self.calls += 1
+        return self.faces.get(int(image[0, 0, 0]), [])
+
+
+def key(value: int) -> np.ndarray:
+    return np.full((100, 100, 3), value, np.uint8)
+
+
+class TestLargest:
+    def test_picks_the_largest_box(self) -> None:
+        small, big = face(size=20.0), face(offset=(5.0, 5.0), size=50.0)
+        assert largest([small, big]) is big
+
+    def test_none_for_nothing(self) -> None:
+        assert largest([]) is None
+
+
+class TestPairKeypoints:
+    def test_pairs_labels_found_in_both(self) -> None:
+        pairs = pair_keypoints(face(), face((3.0, -2.0), labels=FACE_LABELS[:3]), (100, 100), (100, 100))
+        assert len(pairs) == 3
+        np.testing.assert_allclose(pairs.target - pairs.source, np.tile([3.0, -2.0], (3, 1)))
+
+    def test_none_when_either_has_no_face(self) -> None:
+        assert pair_keypoints(face(), None, (100, 100), (100, 100)) is None
+        assert pair_keypoints(None, face(), (100, 100), (100, 100)) is None
+
+    def test_none_when_no_label_is_shared(self) -> None:
+        other = Keypoints(np.zeros((1, 2)), ("tail",), (0, 0, 10, 10), 1.0)
+        assert pair_keypoints(face(), other, (100, 100), (100, 100)) is None
+
+
+class TestMergePointPairs:
+    automatic = PointPairs(np.array([[40.0, 40.0], [40.0, 60.0], [60.0, 50.0]]),
+                           np.array([[42.0, 41.0], [42.0, 61.0], [62.0, 51.0]]), (100, 100), (100, 100))
+
+    def test_user_points_win_where_they_disagree(self) -> None:
+        user = PointPairs(np.array([[41.0, 41.0]]), np.array([[30.0, 20.0]]), (100, 100), (100, 100))
+        merged, dropped = merge_point_pairs(user, self.automatic)
+        assert dropped == 1 and len(merged) == 3
+        np.testing.assert_array_equal(merged.source[0], [41.0, 41.0])
+        np.testing.assert_array_equal(merged.target[0], [30.0, 20.0])  # the user's match, not the detector's
+        np.testing.assert_array_equal(merged.source[1:], self.automatic.source[1:])
+
+    def test_a_user_point_near_an_automatic_target_point_drops_it_too(self) -> None:
+        user = PointPairs(np.array([[90.0, 90.0]]), np.array([[62.0, 52.0]]), (100, 100), (100, 100))
+        merged, dropped = merge_point_pairs(user, self.automatic)
+        assert dropped == 1 and len(merged) == 3
+
+    def test_agreeing_far_points_are_all_kept(self) -> None:
+        user = PointPairs(np.array([[90.0, 10.0]]), np.array([[91.0, 10.0]]), (100, 100), (100, 100))
+        merged, dropped = merge_point_pairs(user, self.automatic)
+        assert dropped == 0 and len(merged) == 4
+
+    def test_either_alone(self) -> None:
+        assert merge_point_pairs(None, self.automatic) == (self.automatic, 0)
+        assert merge_point_pairs(self.automatic, None) == (self.automatic, 0)
+
+    def test_points_of_other_images_are_refused(self) -> None:
+        user = PointPairs(np.zeros((1, 2)), np.zeros((1, 2)), (50, 50), (50, 50))
+        with pytest.raises(ValueError, match="same images"):
+            merge_point_pairs(user, self.automatic)
+
+
+class TestLegFacePoints:
+    def test_each_key_is_searched_once_and_legs_pair_neighbours(self) -> None:
+        keys = [key(1), key(2), key(3)]
+        keys.append(keys[0])  # a loop
+        detector = StubDetector({1: [face()], 2: [face((5.0, 0.0))], 3: []})
+        legs = leg_face_points(keys, detector)
+        assert detector.calls == 3
+        assert len(legs) == 3 and legs[1] is None and legs[2] is None
+        np.testing.assert_allclose(legs[0].target - legs[0].source, np.tile([5.0, 0.0], (5, 1)))
+
+    def test_the_log_line_says_what_was_used(self) -> None:
+        pairs = pair_keypoints(face(), face(), (100, 100), (100, 100))
+        assert describe_face_points(pairs) == "face points: a face in both images, 5 point pairs used"
+        assert "3 point pairs used (2 overridden by --points)" in describe_face_points(pairs, 2)
+        assert "no face" in describe_face_points(None)
+
+
+class TestMtcnnDetector:
+    def test_finds_the_portraits_eyes_and_mouth(self) -> None:
+        image = np.asarray(Image.open(PORTRAIT).convert("RGB"))
+        (found,) = MtcnnDetector().detect(image)
+        assert found.labels == FACE_LABELS and found.score > 0.9
+        eyes_and_mouth = found.points[[0, 1, 3, 4]]
+        assert np.abs(eyes_and_mouth - PORTRAIT_EYES_AND_MOUTH).max() < 4.0  # pixels of a 160-px image
+        top, left, height, width = found.box
+        assert top < 70 < top + height and left < 67 < left + width
+
+    def test_points_scale_with_a_larger_image(self) -> None:
+        image = Image.open(PORTRAIT).convert("RGB")
+        big = np.asarray(image.resize((1280, 1280), Image.Resampling.BICUBIC))  # reduced to 640 for detection
+        (found,) = MtcnnDetector().detect(big)
+        assert np.abs(found.points[[0, 1, 3, 4]] / 8.0 - PORTRAIT_EYES_AND_MOUTH).max() < 4.0
+
+    def test_no_face_is_an_empty_list(self) -> None:
+        flat = np.full((120, 160, 3), 128, np.uint8)
+        assert MtcnnDetector().detect(flat) == []
+
+    def test_refuses_what_is_not_an_rgb_uint8_image(self) -> None:
+        with pytest.raises(ValueError, match="uint8"):
+            MtcnnDetector().detect(np.zeros((20, 20, 3), np.float32))

@@ -1,0 +1,144 @@
+"""The fit's start: candidates (no motion, global search, point pairs, matched features) and the choice
+among them, on synthetic pairs with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from morphing.affine import Affine, fit_affine, normalised_grid
+from morphing.images import reduce_for_fit, to_float, to_uint8
+from morphing.maps import Scales
+from morphing.points import PointPairs
+from morphing.scenes import random_texture, sample_bilinear
+from morphing.settings import FitSettings, StartSettings
+from morphing.starts import (
+    Candidate,
+    choose_start,
+    feature_affine,
+    leg_start_candidates,
+    motion_size,
+    start_candidates,
+    start_cost,
+)
+from tests.helpers import moved_texture, similarity
+
+
+def shown_at(image: np.ndarray, affine: Affine) -> np.ndarray:
+    """``[h, w, 3]`` float image sampled at ``affine`` (the target that map describes)."""
+    size = image.shape[0]
+    sampled = affine.apply(normalised_grid(size, size)) * (size / 2) + size / 2 - 0.5
+    return sample_bilinear(image, sampled).astype(np.float32)
+
+
+def stripes_with_a_disc(disc_x: float, size: int = 96) -> np.ndarray:
+    """Vertical stripes (period a fifth of the side: a shift by one period matches them all) and a
+    disc at ``disc_x`` (pixels)."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    stripes = 0.5 * np.sin(2 * np.pi * xs / (size / 5))
+    disc = np.hypot(ys - size / 2, xs - disc_x) < size / 10
+    grey = np.where(disc, 0.9, stripes)
+    return np.repeat(grey[..., None], 3, axis=-1).astype(np.float32)
+
+
+class TestMotionSize:
+    def test_no_motion_is_zero_and_a_shift_is_its_length(self) -> None:
+        assert motion_size(Affine.identity()) == 0.0
+        assert abs(motion_size(Affine(np.eye(2), np.array([0.3, 0.4]))) - 0.5) < 1e-9
+
+
+class TestStartCost:
+    def test_the_true_map_costs_less_than_no_motion_and_than_a_wrong_one(self) -> None:
+        source, target, truth = moved_texture(angle=0.1, scale=1.2, shift=(0.15, -0.2))
+        right = start_cost(source, target, truth)
+        assert right < start_cost(source, target, Affine.identity()) - 0.2
+        assert right < start_cost(source, target, Affine(truth.matrix, truth.offset + 0.3)) - 0.2
+
+    def test_filling_from_outside_the_picture_costs(self) -> None:
+        image = to_float(np.full((64, 64, 3), 128, np.uint8))  # flat: the NCC says nothing either way
+        far = Affine(np.eye(2), np.array([0.0, 1.0]))  # half the picture from outside, both directions
+        settings = StartSettings(outside_weight=0.5)
+        difference = start_cost(image, image, far, settings) - start_cost(image, image, Affine.identity(), settings)
+        assert abs(difference - 0.5 * 0.5) < 0.03
+
+
+class TestFeatureAffine:
+    def test_recovers_a_similarity_of_a_textured_picture(self) -> None:
+        rng = np.random.default_rng(3)
+        texture = ((random_texture(rng, 192, 192, falloff=1.1) + 1) / 2 * 2 - 1).astype(np.float32)
+        truth = Affine(similarity(0.15, 1.15), np.array([0.1, -0.12]))
+        found = feature_affine(texture, shown_at(texture, truth))
+        assert found is not None and found[1] >= StartSettings().min_inliers
+        grid = normalised_grid(32, 32)[8:-8, 8:-8]
+        assert np.abs(found[0].apply(grid) - truth.apply(grid)).max() * 96 < 1.5  # pixels of the 192-px image
+
+    def test_none_for_flat_pictures(self) -> None:
+        flat = np.zeros((96, 96, 3), np.float32)
+        assert feature_affine(flat, flat) is None
+
+
+class TestChooseStart:
+    def test_point_pairs_decide_when_there_are_any(self) -> None:
+        source, target, truth = moved_texture(angle=0.0, scale=1.0, shift=(0.2, 0.0))
+        candidates = [Candidate("no motion", Affine.identity()), Candidate("point pairs", truth, "3 pairs")]
+        choice = choose_start(source, target, candidates)
+        assert choice.chosen.name == "point pairs" and "points decide" in choice.describe()
+
+    def test_a_known_global_motion_is_taken(self) -> None:
+        source, target, truth = moved_texture(angle=0.1, scale=1.25, shift=(-0.2, 0.25))
+        choice = choose_start(source, target, start_candidates(source, target))
+        assert choice.chosen.name in ("global search", "matched features"), choice.describe()
+        grid = normalised_grid(16, 16)[4:-4, 4:-4]
+        assert np.abs(choice.chosen.affine.apply(grid) - truth.apply(grid)).max() < 0.05
+
+    def test_a_shift_that_only_the_background_supports_is_refused(self) -> None:
+        # The disc moves a little; a shift by one stripe period matches the stripes exactly as well
+        # as no motion does, and misplaces the disc: no motion must win.
+        source, target = stripes_with_a_disc(40.0), stripes_with_a_disc(46.0)
+        period = Affine(np.eye(2), np.array([0.0, 0.4]))
+        candidates = [Candidate("no motion", Affine.identity()), Candidate("global search", period)]
+        choice = choose_start(source, target, candidates)
+        assert choice.chosen.name == "no motion", choice.describe()
+
+    def test_the_whole_choice_on_that_pair_moves_little(self) -> None:
+        source, target = stripes_with_a_disc(40.0), stripes_with_a_disc(46.0)
+        choice = choose_start(source, target, start_candidates(source, target))
+        assert motion_size(choice.chosen.affine) < 0.05, choice.describe()
+
+    def test_the_reason_names_the_costs(self) -> None:
+        source, target, _ = moved_texture(angle=0.0, scale=1.0, shift=(0.0, 0.0))
+        choice = choose_start(source, target, [Candidate("no motion", Affine.identity())])
+        assert choice.chosen.name == "no motion" and "costs no motion" in choice.describe()
+
+
+class TestCandidates:
+    def test_points_replace_the_search(self) -> None:
+        source, target, _ = moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))
+        points = PointPairs(np.array([[10.0, 10.0], [50.0, 20.0], [30.0, 60.0]]),
+                            np.array([[12.0, 9.0], [51.0, 24.0], [33.0, 58.0]]), (96, 96), (96, 96))
+        names = [c.name for c in start_candidates(source, target, points=points)]
+        assert names == ["no motion", "point pairs"]
+        found = start_candidates(source, target, points=points)[1].affine
+        expected = fit_affine(source, target, source_points=points.source, target_points=points.target)
+        np.testing.assert_array_equal(found.matrix, expected.matrix)
+
+    def test_leg_candidates_are_each_legs_candidates_on_its_working_images(self) -> None:
+        keys = [to_uint8(image) for image in moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))[:2]]
+        keys.append(keys[0])
+        settings = FitSettings(working_size=64)
+        points = [None, PointPairs(np.array([[10.0, 10.0], [50.0, 20.0], [30.0, 60.0]]),
+                                   np.array([[12.0, 9.0], [51.0, 24.0], [33.0, 58.0]]), (96, 96), (96, 96))]
+        found = leg_start_candidates(keys, settings, Scales(), points)
+        assert len(found) == 2
+        for leg, candidates in enumerate(found):
+            source, target = reduce_for_fit(keys[leg], keys[leg + 1], 64)
+            leg_points = None if points[leg] is None else points[leg].resized(64, 64)
+            expected = start_candidates(source, target, points=leg_points)
+            assert [c.name for c in candidates] == [c.name for c in expected]
+            for got, want in zip(candidates, expected):
+                np.testing.assert_array_equal(got.affine.matrix, want.affine.matrix)
+
+    def test_only_no_motion_when_nothing_warps_or_alignment_is_off(self) -> None:
+        keys = [to_uint8(image) for image in moved_texture(angle=0.15, scale=1.25, shift=(-0.2, 0.25))[:2]]
+        for settings, scales in ((FitSettings(), Scales(warp=0.0)), (FitSettings(global_alignment=False), Scales())):
+            (candidates,) = leg_start_candidates(keys, settings, scales)
+            assert [c.name for c in candidates] == ["no motion"]
