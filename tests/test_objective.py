@@ -144,8 +144,23 @@ class TestPointPairs:
         # Grid positions: (p + 0.5) * 0.5 - 0.5; S→T reads at the target's point and should land on the source's.
         here, there = np.array([2.25, 0.75]), np.array([1.25, 1.75])
         expected = np.sum((here - np.array([0.5, -0.5]) - there) ** 2) / 0.1**2
-        assert float(point_pairs(state, 0, unit=0.1)) == pytest.approx(expected, rel=1e-5)
-        assert float(point_pairs(state, 1, unit=0.1)) == pytest.approx(np.sum((there - here) ** 2) / 0.01, rel=1e-5)
+        assert float(point_pairs(state, 0, 0.1, fade=2.0)) == pytest.approx(expected, rel=1e-5)
+        assert float(point_pairs(state, 1, 0.1, fade=2.0)) == pytest.approx(np.sum((there - here) ** 2) / 0.01,
+                                                                          rel=1e-5)
+
+    def test_automatic_pairs_weigh_their_strength_and_fade_while_user_pairs_hold(self) -> None:
+        points = PointPairs(np.array([[3.0, 4.0], [6.0, 7.0]]), np.array([[5.0, 2.0], [6.0, 9.0]]), WORK, WORK)
+        state = fields(np.zeros([2, *GRID, 2], np.float32), points=points, progress=0.25)
+        full = float(point_pairs(state, 0, 0.1, fade=0.0))  # both at weight 1
+        only_user = points.__class__(points.source[:1], points.target[:1], WORK, WORK)
+        user_alone = float(point_pairs(fields(np.zeros([2, *GRID, 2], np.float32), points=only_user), 0, 0.1, 0.0))
+        automatic_alone = 2 * full - user_alone  # the mean over two pairs
+        faded = state._replace(points=point_inputs(points, WORK, GRID, automatic=1, automatic_strength=0.3))
+        # At a quarter of the fit, fading by 2: the automatic pair weighs 0.3 * (1 - 0.5).
+        expected = (user_alone + 0.3 * 0.5 * automatic_alone) / 2
+        assert float(point_pairs(faded, 0, 0.1, fade=2.0)) == pytest.approx(expected, rel=1e-5)
+        late = faded._replace(progress=tf.constant(0.75))  # faded out: only the user's pair is left
+        assert float(point_pairs(late, 0, 0.1, fade=2.0)) == pytest.approx(user_alone / 2, rel=1e-5)
 
 
 class TestMorphObjective:

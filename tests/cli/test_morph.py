@@ -637,7 +637,6 @@ def test_sigterm_while_an_encoder_is_busy_on_one_frame_stops_at_once(first_run: 
 
 
 def test_the_global_stage_starts_in_a_helper_only_before_tensorflow(toy_pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    from morphing.affine import leg_global_maps
     from morphing.cli.morph import _fit_settings, _start_global_stage, build_parser, validate
 
     source, target = toy_pair
@@ -647,7 +646,43 @@ def test_the_global_stage_starts_in_a_helper_only_before_tensorflow(toy_pair, mo
     monkeypatch.delitem(sys.modules, "tensorflow")  # as in a fresh process
     helper = _start_global_stage(args, job)
     assert helper is not None
+    from morphing.starts import leg_start_candidates
+
     (found,) = helper.result()
-    (expected,) = leg_global_maps(job.keys, _fit_settings(args, job), job.scales)
-    np.testing.assert_array_equal(found.matrix, expected.matrix)
-    np.testing.assert_array_equal(found.offset, expected.offset)
+    (expected,) = leg_start_candidates(job.keys, _fit_settings(args, job), job.scales)
+    assert [c.name for c in found] == [c.name for c in expected]
+    for got, want in zip(found, expected):
+        np.testing.assert_array_equal(got.affine.matrix, want.affine.matrix)
+        np.testing.assert_array_equal(got.affine.offset, want.affine.offset)
+
+
+TALKATIVE = [flag for flag in TINY if flag != "-q"]
+
+
+def test_face_points_are_found_reported_and_can_be_turned_off(tmp_path: Path) -> None:
+    portrait = ROOT / "tests" / "data" / "portrait_lon005.jpg"
+    mirrored = tmp_path / "mirrored.png"
+    Image.open(portrait).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
+    status, err = run_cli("-s", portrait, "-t", mirrored, "-o", tmp_path / "on.gif", *TALKATIVE)
+    assert status == 0, err
+    assert "face points: a face in both images, 5 point pairs used" in err
+    assert "start: point pairs (laid through 5 pairs" in err
+    status, err = run_cli("-s", portrait, "-t", mirrored, "-o", tmp_path / "off.gif", *TALKATIVE, "--face-points", "off")
+    assert status == 0, err
+    assert "face points" not in err and "start: point pairs" not in err and "start: " in err
+
+
+def test_no_face_is_said_and_is_not_an_error(toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    status, err = run_cli("-s", source, "-t", target, "-o", tmp_path / "shapes.gif", *TALKATIVE)
+    assert status == 0, err
+    assert "face points: no face in both images, none used" in err
+
+
+def test_warp_uses_face_points_too(tmp_path: Path) -> None:
+    portrait = ROOT / "tests" / "data" / "portrait_lon005.jpg"
+    mirrored = tmp_path / "mirrored.png"
+    Image.open(portrait).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
+    status, err = run_cli("warp", "-s", portrait, "-t", mirrored, "-o", tmp_path / "w.png", "-e", "3", "--size", "32")
+    assert status == 0, err
+    assert "face points: a face in both images, 5 point pairs used" in err and "start: point pairs" in err
