@@ -277,22 +277,45 @@ class MapFitter:
                                               settings=settings.starts, check=check) if self._global(
                 ) else [Candidate(NO_MOTION, Affine.identity())]
             choice = choose_start(stacks[0][0], stacks[0][1], candidates, settings.starts)
+
+        def descend(base_flows: tf.Tensor, first: int, last: int) -> float:
+            """Training steps ``first`` to ``last`` of the fit; returns the mean of the last few losses."""
+            recent: list[float] = []
+            for step in range(first, last):
+                progress = tf.constant(step / settings.epochs, tf.float32)
+                loss = float(program.train_step(inputs, base_flows, levels, images, points_in_step, progress, guides))
+                if not math.isfinite(loss):
+                    raise FitDivergedError(
+                        f"fitting diverged at step {step + 1} (loss is {loss}); try smaller scales or a different seed"
+                    )
+                if on_step is not None:
+                    on_step(next(counter), loss)
+                recent = [*recent[-2:], loss]
+            return float(np.mean(recent)) if recent else math.inf
+
+        # Undecided starts (``choice.probe``) get a few dense steps each; the fit carries on from the one
+        # whose loss is then lower.
+        starts = choice.probe or (choice.chosen,)
+        probe = min(settings.probe_steps, settings.epochs) if len(starts) > 1 else 0
+        # Step indices run to settings.total_steps - 1; without a probe its steps are skipped.
+        counter = iter(range(settings.total_steps - settings.epochs - probe, settings.total_steps))
+        outcomes = []
+        for start in starts:
+            for variable, value in zip(program.variables, program.initial_values):
+                variable.assign(value)  # the seed's weights, a fresh optimizer
+            base_flows = tf.constant(_affine_flows(start.affine, (grid_h, grid_w)))
+            loss = descend(base_flows, 0, probe)
+            outcomes.append((loss, start, base_flows, [variable.numpy() for variable in program.variables]))
+        if len(outcomes) > 1:
+            loss, start, base_flows, values = min(outcomes, key=lambda outcome: outcome[0])
+            for variable, value in zip(program.variables, values):
+                variable.assign(value)
+            choice = choice.probed(start, [(item[1].name, item[0]) for item in outcomes])
+        else:
+            base_flows = outcomes[0][2]
         if on_start is not None:
             on_start(choice)
-
-        counter = iter(range(settings.total_steps))
-        base_flows = tf.constant(_affine_flows(choice.chosen.affine, (grid_h, grid_w)))
-        for variable, value in zip(program.variables, program.initial_values):
-            variable.assign(value)  # the seed's weights, a fresh optimizer
-        for step in range(settings.epochs):
-            progress = tf.constant(step / settings.epochs, tf.float32)
-            loss = float(program.train_step(inputs, base_flows, levels, images, points_in_step, progress, guides))
-            if not math.isfinite(loss):
-                raise FitDivergedError(
-                    f"fitting diverged at step {step + 1} (loss is {loss}); try smaller scales or a different seed"
-                )
-            if on_step is not None:
-                on_step(next(counter), loss)
+        descend(base_flows, probe, settings.epochs)
 
         grid_maps = _grid_maps(program.network(inputs, training=False), base_flows, self.scales).numpy()
         forward_np, backward_np = grid_maps[0], grid_maps[1]
@@ -389,6 +412,7 @@ def fit_maps(
     image_shape: tuple[int, int] | None = None,
     points: PointPairs | None = None,
     face_points: PointPairs | None = None,
+    candidates: Sequence[Candidate] | None = None,
     on_start: Callable[[StartChoice], None] | None = None,
 ) -> MorphMaps:
     """Fit morph maps from ``source`` to ``target`` with a fitter of its own.
@@ -399,4 +423,4 @@ def fit_maps(
     ``MapFitter`` instead, so that its traced step is reused.
     """
     return MapFitter(scales, settings).fit(source, target, on_step, image_shape=image_shape, points=points,
-                                           face_points=face_points, on_start=on_start)
+                                           face_points=face_points, candidates=candidates, on_start=on_start)

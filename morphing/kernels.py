@@ -16,6 +16,8 @@ import numpy as np
 from .settings import default_kernel_size
 
 __all__ = [
+    "BORDER_FEATHER",
+    "BORDER_FLOOR",
     "LUMINANCE",
     "NCC_EPSILON",
     "RENDER_CUBIC_A",
@@ -126,3 +128,11 @@ def unpooled(image: Image, height: int, width: int, factor: int, double: Callabl
     for size in reversed(pool_sizes(height, width, factor)[:-1]):
         image = double(image, *size)
     return image
+
+
+BORDER_FEATHER = 0.03
+"""How far past the picture's edge (a share of the long side) a direction's warped image fades out in the
+detail blend, where the other direction fills in (``inside_weight``)."""
+BORDER_FLOOR = 1e-3
+"""What a direction whose sample lies outside still weighs, relative to inside: where both lie outside, the
+blend is the plain one."""

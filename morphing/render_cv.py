@@ -43,6 +43,8 @@ import cv2
 import numpy as np
 
 from .kernels import (
+    BORDER_FEATHER,
+    BORDER_FLOOR,
     LUMINANCE,
     fitting_kernel_size,
     gaussian_kernel,
@@ -381,6 +383,22 @@ class _Direction(NamedTuple):
     energy_grids: list[_Grid]
 
 
+def _inside(map_x: np.ndarray, map_y: np.ndarray, height: int, width: int, feather: float, out: np.ndarray) -> np.ndarray:
+    """``transition.inside_weight`` from ``cv2.remap``'s query maps on a ``[height, width]`` picture, into ``out``."""
+    beyond = np.maximum(np.maximum(-map_x, map_x - np.float32(width - 1)),
+                        np.maximum(-map_y, map_y - np.float32(height - 1)))
+    np.maximum(beyond, np.float32(0.0), out=beyond)
+    np.subtract(np.float32(1.0), beyond / np.float32(feather), out=out)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _share(inside_source: np.ndarray, inside_target: np.ndarray, alpha: float) -> np.ndarray:
+    """``transition.border_weights`` from both directions' ``_inside`` weights (``[h, w]``), as ``[h, w, 1]``."""
+    towards_target = np.float32(1.0 - alpha) * (inside_source + np.float32(BORDER_FLOOR))
+    towards_source = np.float32(alpha) * (inside_target + np.float32(BORDER_FLOOR))
+    return (towards_target / (towards_target + towards_source))[..., np.newaxis]
+
+
 def _to_uint8(frame: np.ndarray, out: np.ndarray) -> None:
     """float32 in [-1, 1] → uint8 into ``out``, rounded (ties to even) and clipped, as ``images.to_uint8``."""
     cv2.addWeighted(frame, 127.5, frame, 0.0, 127.5, dst=out, dtype=cv2.CV_8U)
@@ -549,19 +567,23 @@ class OpenCVRenderer:
 
     def _warped(
         self, which: int, amount: float, start: int, stop: int, row_positions: np.ndarray, scratch: _Scratch,
-        coloured: tuple[np.ndarray, int] | None = None,
+        coloured: tuple[np.ndarray, int] | None = None, inside: np.ndarray | None = None,
     ) -> np.ndarray:
         """Rows ``start:stop`` (``row_positions``: their row index at every pixel) of direction ``which``
         (0: forward, 1: backward) at ``amount``: coloured, then warped.
 
         ``coloured``: the coloured source rows that the warp reads and the first one's index
-        (``_coloured``); ``None``: colour just the rows these frame rows read.
+        (``_coloured``); ``None``: colour just the rows these frame rows read. ``inside``
+        (``[stop - start, W]``), when given, receives where the warp samples inside the picture
+        (``_inside``).
         """
         flow_x, flow_y = self._flows(self._directions[which], start, stop)
         map_x = cv2.scaleAdd(flow_x, -amount, self._columns[: stop - start], dst=scratch("map_x", flow_x.shape))
         # Positions are whole numbers, so rows minus flow rounds as it would for the whole frame, and
         # subtracting the first source row after that is exact: strips give the whole frame's pixels.
         map_y = cv2.scaleAdd(flow_y, -amount, row_positions, dst=scratch("map_y", flow_y.shape))
+        if inside is not None:
+            _inside(map_x, map_y, *self.shape, BORDER_FEATHER * max(self.shape), inside)
         if coloured is None:
             lowest, highest = cv2.minMaxLoc(map_y)[:2]
             height = self.shape[0]
@@ -574,9 +596,11 @@ class OpenCVRenderer:
         return cv2.remap(source, map_x, map_y, self._sampling, dst=scratch(f"warped{which}", (*map_x.shape, 3)),
                          borderMode=cv2.BORDER_REPLICATE)
 
-    def _carried(self, which: int, amount: float, start: int, stop: int, scratch: _Scratch) -> list[np.ndarray]:
+    def _carried(
+        self, which: int, amount: float, start: int, stop: int, scratch: _Scratch
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """The endpoint's band energies carried by the same flow (bilinear): rows ``start:stop`` of the frame,
-        on each band's pooled grid, for direction ``which``."""
+        on each band's pooled grid, for direction ``which``; each with where it samples inside (``_inside``)."""
         carried = []
         direction = self._directions[which]
         for index, (energy, grid, window) in enumerate(
@@ -585,7 +609,10 @@ class OpenCVRenderer:
             rows = start // window.factor, -(-stop // window.factor)
             maps = grid.sampling_maps(amount, *rows, scratch, f"maps{index}")
             out = scratch(f"carried{which}/{index}", maps[0].shape)
-            carried.append(cv2.remap(energy, *maps, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE))
+            inside = _inside(*maps, *energy.shape[:2], BORDER_FEATHER * max(self.shape) / window.factor,
+                             scratch(f"carried_inside{which}/{index}", maps[0].shape))
+            carried.append((cv2.remap(energy, *maps, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE),
+                            inside))
         return carried
 
     def _linear_rows(self, alpha: float, first: int, last: int, out: np.ndarray, scratch: _Scratch) -> None:
@@ -607,11 +634,19 @@ class OpenCVRenderer:
             stop = min(start + chunk_rows, last)
             row_positions = np.add(self._rows[: stop - start], np.float32(start),
                                    out=scratch("row_positions", (stop - start, width)))
-            cv2.addWeighted(
-                self._warped(0, alpha, start, stop, row_positions, scratch, coloured[0]), 1.0 - alpha,
-                self._warped(1, 1.0 - alpha, start, stop, row_positions, scratch, coloured[1]), alpha, 0.0,
-                dst=out[start - first : stop - first],
-            )
+            if self._plan is None:  # the formula's blend
+                cv2.addWeighted(
+                    self._warped(0, alpha, start, stop, row_positions, scratch, coloured[0]), 1.0 - alpha,
+                    self._warped(1, 1.0 - alpha, start, stop, row_positions, scratch, coloured[1]), alpha, 0.0,
+                    dst=out[start - first : stop - first],
+                )
+                continue
+            # The detail blend fades each direction out where it samples outside the picture.
+            insides = [scratch(f"inside{which}", (stop - start, width)) for which in range(2)]
+            towards_target = self._warped(0, alpha, start, stop, row_positions, scratch, coloured[0], insides[0])
+            towards_source = self._warped(1, 1.0 - alpha, start, stop, row_positions, scratch, coloured[1], insides[1])
+            share = _share(*insides, alpha)
+            np.add(share * towards_target, (np.float32(1.0) - share) * towards_source, out=out[start - first : stop - first])
 
     def _detail_strip(
         self, alpha: float, start: int, stop: int, linear: np.ndarray, out: np.ndarray, scratch: _Scratch
@@ -619,12 +654,12 @@ class OpenCVRenderer:
         """Rows ``start:stop`` of the frame at ``alpha`` into ``out`` (``[stop - start, W, 3] uint8``), from
         ``linear``: the plain blend's rows ``start - margin : stop + margin`` (clipped to the frame)."""
         first, last = max(start - self._plan.margin, 0), min(stop + self._plan.margin, self.shape[0])
-        wanted = [
-            cv2.addWeighted(from_source, 1.0 - alpha, from_target, alpha, 0.0, dst=from_source)
-            for from_source, from_target in zip(
-                self._carried(0, alpha, first, last, scratch), self._carried(1, 1.0 - alpha, first, last, scratch)
-            )
-        ]
+        wanted = []
+        for (from_source, inside_source), (from_target, inside_target) in zip(
+            self._carried(0, alpha, first, last, scratch), self._carried(1, 1.0 - alpha, first, last, scratch)
+        ):
+            share = _share(inside_source, inside_target, alpha)[..., 0]
+            wanted.append(np.add(share * from_source, (np.float32(1.0) - share) * from_target, out=from_source))
         detail = self._plan.detail(linear, wanted, scratch)[start - first : stop - first]
         # linear + detail (each channel), to uint8 in one pass over the strip's own rows.
         detail_rgb = cv2.cvtColor(detail, cv2.COLOR_GRAY2RGB, dst=scratch("detail_rgb", (*detail.shape, 3)))

@@ -63,7 +63,8 @@ class FitSettings:
     points when the caller gives none (``morphing.keypoints``); they pull
     with ``face_point_weight`` (times ``point_weight``), fading to nothing
     by ``1 / face_point_fade`` of the epochs. ``starts``: how the start is
-    chosen (``morphing.starts``)."""
+    chosen (``morphing.starts``); ``probe_steps``: the dense steps each start
+    gets when that choice is left to a probe."""
 
     epochs: int = 120
     working_size: int = 192
@@ -89,13 +90,14 @@ class FitSettings:
     face_point_weight: float = 0.3
     face_point_fade: float = 2.0
     face_points: bool = True
+    probe_steps: int = 20
     starts: StartSettings = field(default_factory=lambda: StartSettings())
     seed: int = 0
 
     @property
     def total_steps(self) -> int:
-        """Training steps of one fit (the epochs)."""
-        return self.epochs
+        """Training steps of one fit at most: the epochs and a probe of a second start."""
+        return self.epochs + min(self.probe_steps, self.epochs)
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,10 @@ class StartSettings:
     square); ``features``, ``feature_ratio``, ``ransac_pixels``,
     ``min_inliers``: SIFT key points per image, Lowe's ratio, the RANSAC
     threshold in pixels of a 192-px image, and the inliers matched features
-    need to count.
+    need to count. ``no_evidence``: where no motion's cost is at least this
+    (the pictures do not correlate where they stand) and no candidate beats
+    it by its margin, the 64-px comparison has nothing to say: the fit's
+    dense probe decides between no motion and the best other candidate.
     """
 
     side: int = 64
@@ -186,6 +191,7 @@ class StartSettings:
     feature_ratio: float = 0.75
     ransac_pixels: float = 3.0
     min_inliers: int = 12
+    no_evidence: float = 0.93
 
 
 @dataclass(frozen=True)

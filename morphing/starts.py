@@ -18,6 +18,11 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    things must beat no motion by a *margin* that grows with how far it moves
    them: a large motion needs strong evidence. Matched features with enough
    RANSAC inliers need only not be worse than no motion.
+3. when no candidate passes and no motion itself explains nothing (its cost
+   is at least ``StartSettings.no_evidence``: flat or unrelated pictures,
+   shapes moved further than their own size), the comparison has no
+   evidence either way: the fit gives no motion and the best other
+   candidate a few dense steps each and keeps the lower loss (``probe``).
 
 Numpy and OpenCV only (no TensorFlow), so it runs with the global search in
 the helper process while TensorFlow is imported. Images are working-size
@@ -64,11 +69,21 @@ class Candidate:
 
 @dataclass(frozen=True)
 class StartChoice:
-    """The start the fit takes, the candidates' costs (``None`` where points decided) and why, in one line."""
+    """The start the fit takes, the candidates' costs (``None`` where points decided) and why, in one line.
+
+    ``probe``: when the costs cannot decide, the starts the fit should probe with a few dense steps each
+    (``chosen`` is then the first, until ``probed`` names the winner); empty otherwise.
+    """
 
     chosen: Candidate
     costs: tuple[tuple[str, float | None], ...]
     reason: str
+    probe: tuple[Candidate, ...] = ()
+
+    def probed(self, winner: Candidate, losses: Sequence[tuple[str, float]]) -> StartChoice:
+        """This choice once the probe has picked ``winner`` with these (name, loss) pairs."""
+        said = ", ".join(f"{name} {loss:.3f}" for name, loss in losses)
+        return StartChoice(winner, self.costs, f"{self.reason}; probe losses {said}")
 
     def describe(self) -> str:
         scored = ", ".join(f"{name} {cost:.3f}" for name, cost in self.costs if cost is not None)
@@ -207,4 +222,8 @@ def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Ca
             chosen = candidate
             reason = (f"{candidate.evidence + ', ' if candidate.evidence else ''}cost {gain:.3f} below no motion, "
                       f"margin {needed:.3f}")
+    if chosen.name == NO_MOTION and baseline >= settings.no_evidence and len(candidates) > 1:
+        best = min((c for c in candidates if c.name != NO_MOTION), key=lambda c: costs[c.name])
+        return StartChoice(chosen, tuple(costs.items()),
+                           "the pictures do not correlate where they stand, a dense probe decides", (chosen, best))
     return StartChoice(chosen, tuple(costs.items()), reason)

@@ -19,8 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from .blend import EndpointDetail, energy_pool_factors, pool_flow, restore_detail
+from .kernels import BORDER_FEATHER, BORDER_FLOOR
 from .maps import ADD, MULT, WARP, Scales
-from .warp import dense_image_warp
+from .warp import dense_image_warp, identity_grid
 
 __all__ = [
     "DirectionMaps",
@@ -29,6 +30,8 @@ __all__ = [
     "direction_flow",
     "apply_direction",
     "blend_frame",
+    "border_weights",
+    "inside_weight",
 ]
 
 
@@ -111,6 +114,31 @@ def apply_direction(
     return dense_image_warp(coloured, direction_flow(maps, alpha, scales), interpolation)
 
 
+def inside_weight(flow: tf.Tensor, feather: float) -> tf.Tensor:
+    """``[B, H, W]``: 1 where a backward warp by ``flow`` (``[B, H, W, 2]``, pixels) samples inside the
+    ``[H, W]`` picture, falling linearly to 0 at ``feather`` pixels beyond its edge."""
+    height, width = flow.shape[1], flow.shape[2]
+    positions = identity_grid(height, width, flow.dtype) - flow
+    limits = tf.constant([height - 1.0, width - 1.0], flow.dtype)
+    beyond = tf.reduce_max(tf.maximum(tf.maximum(-positions, positions - limits), 0.0), axis=-1)
+    return tf.clip_by_value(1.0 - beyond / feather, 0.0, 1.0)
+
+
+def border_weights(forward_flow: tf.Tensor, backward_flow: tf.Tensor, alpha: tf.Tensor, feather: float) -> tf.Tensor:
+    """``[B, H, W, 1]``: the share of ``S→T(alpha)`` in a frame whose two directions are faded at the border.
+
+    ``(1 - alpha)·(v_S + f) / ((1 - alpha)·(v_S + f) + alpha·(v_T + f))`` with
+    ``v`` each direction's ``inside_weight`` and ``f = BORDER_FLOOR``: where
+    both sample inside it is ``1 - alpha`` (the formula's blend); where one
+    samples outside the picture, the other fills in instead of a stretched
+    border; at alpha 0 it is exactly 1, at alpha 1 exactly 0.
+    """
+    weight = tf.reshape(alpha, [-1, 1, 1])
+    towards_target = (1.0 - weight) * (inside_weight(forward_flow, feather) + BORDER_FLOOR)
+    towards_source = weight * (inside_weight(backward_flow, feather) + BORDER_FLOOR)
+    return (towards_target / (towards_target + towards_source))[..., tf.newaxis]
+
+
 def blend_frame(
     source: tf.Tensor,
     target: tf.Tensor,
@@ -127,29 +155,28 @@ def blend_frame(
     ``(1 - alpha)·S→T(alpha) + alpha·T→S(1 - alpha)``; ``source`` and
     ``target`` are ``[1, H, W, 3]`` float32 in [-1, 1]. With ``detail`` (the
     endpoints' detail energy, ``morphing.blend``), the blend's fine detail is
-    rescaled to the endpoints' local strength, carried by the same warps.
+    rescaled to the endpoints' local strength, carried by the same warps, and
+    where one direction samples outside the picture the other fills in
+    (``border_weights``) instead of the border's pixels stretched into streaks.
     """
     alpha = tf.cast(alpha, source.dtype)
     towards_target = apply_direction(source, forward, alpha, scales, interpolation)
     towards_source = apply_direction(target, backward, 1.0 - alpha, scales, interpolation)
     weight = tf.reshape(alpha, [-1, 1, 1, 1])
-    frames = (1.0 - weight) * towards_target + weight * towards_source
     if detail is None:
-        return frames
+        return (1.0 - weight) * towards_target + weight * towards_source
 
-    factors = energy_pool_factors(detail.settings, source.shape[1], source.shape[2])
-
-    def carried(energies: tuple[tf.Tensor, ...], maps: DirectionMaps, amount: tf.Tensor) -> list[tf.Tensor]:
-        flow = direction_flow(maps, amount, scales)
-        return [
-            dense_image_warp(tf.broadcast_to(energy, [frames.shape[0], *energy.shape[1:]]), pool_flow(flow, factor))
-            for energy, factor in zip(energies, factors)
-        ]
-
-    wanted = [
-        (1.0 - weight) * from_source + weight * from_target
-        for from_source, from_target in zip(
-            carried(detail.source, forward, alpha), carried(detail.target, backward, 1.0 - alpha)
-        )
-    ]
+    height, width = source.shape[1], source.shape[2]
+    feather = BORDER_FEATHER * max(height, width)
+    forward_flow, backward_flow = direction_flow(forward, alpha, scales), direction_flow(backward, 1.0 - alpha, scales)
+    share = border_weights(forward_flow, backward_flow, alpha, feather)
+    frames = share * towards_target + (1.0 - share) * towards_source
+    factors = energy_pool_factors(detail.settings, height, width)
+    wanted = []
+    for energy_s, energy_t, factor in zip(detail.source, detail.target, factors):
+        pooled_forward, pooled_backward = pool_flow(forward_flow, factor), pool_flow(backward_flow, factor)
+        pooled_share = border_weights(pooled_forward, pooled_backward, alpha, feather / factor)
+        batch = [frames.shape[0], *energy_s.shape[1:]]
+        wanted.append(pooled_share * dense_image_warp(tf.broadcast_to(energy_s, batch), pooled_forward)
+                      + (1.0 - pooled_share) * dense_image_warp(tf.broadcast_to(energy_t, batch), pooled_backward))
     return restore_detail(frames, wanted, detail.settings)

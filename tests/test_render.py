@@ -183,3 +183,33 @@ def test_the_default_engine_is_opencv_on_a_cpu_and_frames_come_in_order() -> Non
     alphas = np.linspace(0.0, 1.0, 7)
     # frames() renders two at a time in threads; they must come out in order.
     np.testing.assert_array_equal(np.stack(list(renderer.frames(alphas))), renderer.render(alphas))
+
+
+def _sliding_maps(shift: float) -> MorphMaps:
+    """Maps of a 64² frame (8² grid) whose S→T flow is ``shift`` px to the right and T→S the reverse."""
+    forward, backward = np.zeros((8, 8, 8), np.float32), np.zeros((8, 8, 8), np.float32)
+    forward[..., 7], backward[..., 7] = shift / 8.0, -shift / 8.0  # grid pixels (frame / 8), w = 1
+    return MorphMaps(forward, backward, Scales(mult=0.0, add=0.0, warp=1.0), (64, 64))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_detail_blend_fills_what_one_direction_samples_outside_from_the_other(engine: str) -> None:
+    # Black slides 20 px right into white. Halfway, S→T reads outside the source in the leftmost 10
+    # columns and T→S outside the target in the rightmost 10: each is filled by the other direction
+    # (white on the left, black on the right), not by a stretched border; the middle is the plain blend.
+    black, white = np.zeros((64, 64, 3), np.uint8), np.full((64, 64, 3), 255, np.uint8)
+    maps = _sliding_maps(20.0)
+    detail = FrameRenderer(black, white, maps, maps.scales, blend="detail", engine=engine).render([0.5])[0]
+    linear = FrameRenderer(black, white, maps, maps.scales, blend="linear", engine=engine).render([0.5])[0]
+    assert (detail[:, :7] == 255).all() and (detail[:, 57:] == 0).all()
+    assert np.isin(detail[:, 14:50], (127, 128)).all()
+    assert np.isin(linear, (127, 128)).all()  # the formula's blend: the clamped border, averaged
+
+
+def test_both_engines_fade_the_border_alike() -> None:
+    rng = np.random.default_rng(9)
+    source, target = (rng.integers(0, 256, (64, 64, 3)).astype(np.uint8) for _ in range(2))
+    maps = _sliding_maps(24.0)
+    frames = [FrameRenderer(source, target, maps, maps.scales, engine=engine).render([0.3, 0.5, 0.8])
+              for engine in ("opencv", "tensorflow")]
+    assert np.abs(frames[0].astype(int) - frames[1].astype(int)).max() <= 1

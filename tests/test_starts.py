@@ -104,6 +104,23 @@ class TestChooseStart:
         choice = choose_start(source, target, start_candidates(source, target))
         assert motion_size(choice.chosen.affine) < 0.05, choice.describe()
 
+    def test_when_nothing_correlates_where_it_stands_a_dense_probe_is_asked_for(self) -> None:
+        rng = np.random.default_rng(11)
+        source, target = (rng.uniform(-1, 1, (96, 96, 3)).astype(np.float32) for _ in range(2))  # unrelated noise
+        shifted = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.3])))
+        choice = choose_start(source, target, [Candidate("no motion", Affine.identity()), shifted])
+        assert dict(choice.costs)["no motion"] >= StartSettings().no_evidence
+        assert [c.name for c in choice.probe] == ["no motion", "global search"]
+        decided = choice.probed(shifted, [("no motion", 2.0), ("global search", 1.5)])
+        assert decided.chosen is shifted and not decided.probe and "probe losses" in decided.describe()
+
+    def test_no_probe_where_no_motion_explains_the_pictures(self) -> None:
+        source, target = stripes_with_a_disc(40.0), stripes_with_a_disc(46.0)
+        period = Affine(np.eye(2), np.array([0.0, 0.4]))
+        choice = choose_start(source, target, [Candidate("no motion", Affine.identity()),
+                                               Candidate("global search", period)])
+        assert choice.probe == ()
+
     def test_the_reason_names_the_costs(self) -> None:
         source, target, _ = moved_texture(angle=0.0, scale=1.0, shift=(0.0, 0.0))
         choice = choose_start(source, target, [Candidate("no motion", Affine.identity())])
