@@ -193,12 +193,12 @@ def test_user_points_are_honoured_within_a_fraction_of_a_pixel_at_full_size() ->
 
 def test_an_undecided_start_is_probed_and_the_winner_reported() -> None:
     rng = np.random.default_rng(12)
-    source, target = (rng.uniform(-1, 1, (32, 32, 3)).astype(np.float32) for _ in range(2))  # unrelated noise
+    source, target = (rng.uniform(-1, 1, (64, 64, 3)).astype(np.float32) for _ in range(2))  # unrelated noise
     from morphing.starts import Candidate
 
     shifted = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.25])))
     choices, steps = [], []
-    settings = FitSettings(epochs=6, working_size=32, grid_size=16, probe_steps=2, face_points=False)
+    settings = FitSettings(epochs=6, working_size=64, grid_size=16, probe_steps=2, face_points=False)
     fit_maps(source, target, Scales(), settings, on_step=lambda step, loss: steps.append(step),
              on_start=choices.append, candidates=[Candidate("no motion", Affine.identity()), shifted])
     (choice,) = choices
