@@ -11,6 +11,8 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
+from morphing import starts
+
 __all__ = ["dis_flows", "dissolve", "flow_morph", "overridden"]
 
 Settings = TypeVar("Settings")
@@ -29,19 +31,15 @@ Render = Callable[[np.ndarray], list[np.ndarray]]
 
 
 def dis_flows(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DIS optical flow (OpenCV, medium preset, on grey) as our morph's two flows.
+    """DIS optical flow (OpenCV, medium preset, on grey) as our morph's two flows (``morphing.starts.dis_flows``).
 
     ``source``, ``target``: ``[H, W, 3] uint8``. Returns ``(forward, backward)``
     ``[H, W, 2] float32`` (dy, dx) in ``dense_image_warp``'s convention, like
     ``morphing.transfer.morph_flows``: target pixel ``p`` shows the source at
     ``p - forward[p]``, source pixel ``q`` the target at ``q - backward[q]``.
     """
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    grey_s = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY)
-    grey_t = cv2.cvtColor(target, cv2.COLOR_RGB2GRAY)
-    source_to_target = dis.calc(grey_s, grey_t, None)  # S(p) ~ T(p + F(p)), (dx, dy)
-    target_to_source = dis.calc(grey_t, grey_s, None)  # T(p) ~ S(p + G(p))
-    return -target_to_source[..., ::-1].copy(), -source_to_target[..., ::-1].copy()
+    forward, backward = starts.dis_flows(source, target)
+    return forward, backward
 
 
 def dissolve(source: np.ndarray, target: np.ndarray) -> tuple[Render, list[np.ndarray]]:

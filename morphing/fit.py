@@ -117,11 +117,6 @@ def _pinned(maps: np.ndarray, here: np.ndarray, there: np.ndarray, image_shape: 
     return pinned
 
 
-def _affine_flows(affine: Affine, grid_shape: tuple[int, int]) -> np.ndarray:
-    """``[2, h, w, 2] float32`` grid-pixel flows of a forward affine map and of its inverse."""
-    return np.stack([affine.flow(*grid_shape), affine.inverse().flow(*grid_shape)])
-
-
 class _ShapeProgram(NamedTuple):
     """What a fitter builds for one working shape: the network, its optimizer, their
     initial values, the traced (partly XLA-compiled) training step and the gradients of its
@@ -218,7 +213,8 @@ class MapFitter:
 
         Args:
           source, target: ``[H, W, 3] float32 in [-1, 1]``, the same shape.
-          on_step: called after each step with (step index, loss), indices 0 to ``settings.epochs - 1``.
+          on_step: called after each step with (step index, loss); indices rise to
+            ``settings.total_steps - 1``, skipping the probes that did not run.
           image_shape: ``(H, W)`` of the frames the maps are for, when the images
             passed in were already reduced (to save memory on big photos);
             default: the images' own shape.
@@ -298,12 +294,12 @@ class MapFitter:
         starts = choice.probe or (choice.chosen,)
         probe = min(settings.probe_steps, settings.epochs) if len(starts) > 1 else 0
         # Step indices run to settings.total_steps - 1; without a probe its steps are skipped.
-        counter = iter(range(settings.total_steps - settings.epochs - probe, settings.total_steps))
+        counter = iter(range(settings.total_steps - settings.epochs - (len(starts) - 1) * probe, settings.total_steps))
         outcomes = []
         for start in starts:
             for variable, value in zip(program.variables, program.initial_values):
                 variable.assign(value)  # the seed's weights, a fresh optimizer
-            base_flows = tf.constant(_affine_flows(start.affine, (grid_h, grid_w)))
+            base_flows = tf.constant(start.grid_flows(grid_h, grid_w))
             loss = descend(base_flows, 0, probe)
             outcomes.append((loss, start, base_flows, [variable.numpy() for variable in program.variables]))
         if len(outcomes) > 1:

@@ -96,8 +96,8 @@ class FitSettings:
 
     @property
     def total_steps(self) -> int:
-        """Training steps of one fit at most: the epochs and a probe of a second start."""
-        return self.epochs + min(self.probe_steps, self.epochs)
+        """Training steps of one fit at most: the epochs and the probes of two more starts."""
+        return self.epochs + 2 * min(self.probe_steps, self.epochs)
 
 
 @dataclass(frozen=True)

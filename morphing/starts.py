@@ -55,16 +55,51 @@ from .settings import FitSettings, StartSettings
 __all__ = ["Candidate", "StartChoice", "StartSettings", "feature_affine", "start_candidates", "start_cost",
            "motion_size", "choose_start", "leg_start_candidates"]
 
-NO_MOTION, SEARCH, POINTS, FEATURES = "no motion", "global search", "point pairs", "matched features"
+NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
+    "no motion", "global search", "point pairs", "matched features", "optical flow")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Candidate:
-    """A possible start: its ``name`` (one of the four above), its map, and what backs it (a few words)."""
+    """A possible start: its ``name`` (one of the five above), its map, and what backs it (a few words).
+
+    ``flows``: for a dense start (the optical flow), ``[2, h, w, 2] float32``
+    (dy, dx) pixels of the images it was found on, ``dense_image_warp``'s sign:
+    the S→T flow on the target's pixels, then the T→S flow on the source's;
+    ``affine`` is then the identity and unused. ``None`` for an affine start.
+    """
 
     name: str
     affine: Affine
     evidence: str = ""
+    flows: np.ndarray | None = None
+
+    def grid_flows(self, height: int, width: int) -> np.ndarray:
+        """``[2, height, width, 2] float32``: both directions' flows in pixels of a ``[height, width]`` grid."""
+        if self.flows is None:
+            return np.stack([self.affine.flow(height, width), self.affine.inverse().flow(height, width)])
+        ratio = np.array([height / self.flows.shape[1], width / self.flows.shape[2]], np.float32)
+        return np.stack([cv2.resize(flow, (width, height), interpolation=cv2.INTER_AREA) * ratio
+                         for flow in self.flows]).astype(np.float32)
+
+    def motion(self) -> float:
+        """How far it moves things, in half long sides (``motion_size``)."""
+        if self.flows is None:
+            return motion_size(self.affine)
+        half = max(self.flows.shape[1:3]) / 2.0
+        return float(np.sqrt(np.mean(np.sum(np.square(self.flows[0]), axis=-1)))) / half
+
+
+def dis_flows(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """OpenCV's DIS optical flow (medium preset, on luminance) both ways, as ``[2, H, W, 2] float32`` in
+    ``dense_image_warp``'s convention: the S→T flow (target pixel ``p`` shows the source at ``p - f(p)``)
+    and the T→S flow. ``source``, ``target``: ``[H, W, 3]`` uint8, or float in [-1, 1]."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    grey_s, grey_t = (_to_grey_uint8(image) if image.dtype != np.uint8 else
+                      cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) for image in (source, target))
+    source_to_target = dis.calc(grey_s, grey_t, None)  # S(p) ~ T(p + F(p)), (dx, dy)
+    target_to_source = dis.calc(grey_t, grey_s, None)  # T(p) ~ S(p + G(p))
+    return np.stack([-target_to_source[..., ::-1], -source_to_target[..., ::-1]]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -147,6 +182,7 @@ def start_candidates(
     matched = feature_affine(source, target, settings)
     if matched is not None:
         candidates.append(Candidate(FEATURES, matched[0], f"{matched[1]} RANSAC inliers"))
+    candidates.append(Candidate(FLOW, Affine.identity(), "DIS", dis_flows(source, target)))
     return candidates
 
 
@@ -176,8 +212,10 @@ def motion_size(affine: Affine) -> float:
     return float(np.sqrt(np.mean(np.sum(np.square(affine.apply(grid) - grid), axis=-1))))
 
 
-def start_cost(source: np.ndarray, target: np.ndarray, affine: Affine, settings: StartSettings = StartSettings()) -> float:
-    """How unlike the pair looks once ``affine`` lays each image over the other (lower is better).
+def start_cost(source: np.ndarray, target: np.ndarray, start: Candidate | Affine,
+               settings: StartSettings = StartSettings()) -> float:
+    """How unlike the pair looks once ``start`` (a candidate or an affine map) lays each image over the
+    other (lower is better).
 
     Local NCC dissimilarity (``losses.local_ncc``) of the source moved by the
     map against the target and of the target moved by its inverse against
@@ -185,13 +223,15 @@ def start_cost(source: np.ndarray, target: np.ndarray, affine: Affine, settings:
     picture; plus ``settings.outside_weight`` times the share of pixels
     filled from outside (averaged over both directions).
     """
+    if isinstance(start, Affine):
+        start = Candidate("", start)
     copies = grey_copies(np.stack([source, target]), settings.side)
+    height, width = copies.source.shape
+    flows = start.grid_flows(height, width)
     total = 0.0
-    for moving, fixed, direction in ((copies.source, copies.target, affine), (copies.target, copies.source,
-                                                                               affine.inverse())):
-        mapped = direction.apply(copies.grid.astype(np.float64))
-        inside = np.all(np.abs(mapped) <= copies.limit, axis=-1)
-        queries = copies.pixels - (copies.grid - mapped) * copies.half
+    for moving, fixed, flow in ((copies.source, copies.target, flows[0]), (copies.target, copies.source, flows[1])):
+        queries = copies.pixels - flow
+        inside = np.all((queries >= -1e-4) & (queries <= np.array([height - 1, width - 1]) + 1e-4), axis=-1)
         moved, _ = bilinear_sample(moving, queries.astype(np.float32), gradient=False)
         weights = inside.astype(np.float32)[None] + 1e-6
         dissimilarity, _ = local_ncc_with_gradient(moved[None], fixed, settings.window, weights, gradient=False)
@@ -207,14 +247,14 @@ def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Ca
         chosen = by_name[POINTS]
         return StartChoice(chosen, tuple((c.name, None) for c in candidates),
                            f"laid through {chosen.evidence}: points decide")
-    costs = {c.name: start_cost(source, target, c.affine, settings) for c in candidates}
+    costs = {c.name: start_cost(source, target, c, settings) for c in candidates}
     baseline = costs[NO_MOTION]
     chosen, reason = by_name[NO_MOTION], "no candidate beat it by its margin"
     best_gain = 0.0
     for candidate in candidates:
-        if candidate.name == NO_MOTION:
+        if candidate.name in (NO_MOTION, FLOW):  # the optical flow only ever enters a probe
             continue
-        needed = 0.0 if candidate.name == FEATURES else settings.margin * (1.0 + motion_size(candidate.affine)
+        needed = 0.0 if candidate.name == FEATURES else settings.margin * (1.0 + candidate.motion()
                                                                             / settings.motion_unit)
         gain = baseline - costs[candidate.name]
         if gain > needed and gain - needed >= best_gain:
@@ -223,7 +263,10 @@ def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Ca
             reason = (f"{candidate.evidence + ', ' if candidate.evidence else ''}cost {gain:.3f} below no motion, "
                       f"margin {needed:.3f}")
     if chosen.name == NO_MOTION and baseline >= settings.no_evidence and len(candidates) > 1:
-        best = min((c for c in candidates if c.name != NO_MOTION), key=lambda c: costs[c.name])
-        return StartChoice(chosen, tuple(costs.items()),
-                           "the pictures do not correlate where they stand, a dense probe decides", (chosen, best))
+        others = [c for c in candidates if c.name not in (NO_MOTION, FLOW)]
+        probe = [chosen, *([min(others, key=lambda c: costs[c.name])] if others else []),
+                 *(c for c in candidates if c.name == FLOW)]
+        if len(probe) > 1:
+            return StartChoice(chosen, tuple(costs.items()),
+                               "the pictures do not correlate where they stand, a dense probe decides", tuple(probe))
     return StartChoice(chosen, tuple(costs.items()), reason)

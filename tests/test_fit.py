@@ -29,8 +29,8 @@ def test_fitted_middle_frame_beats_cross_dissolve_on_a_moving_disc() -> None:
         on_step=lambda step, loss: steps.append((step, loss)),
     )
     indices = [step for step, _ in steps]
-    # Either two starts were probed (120 steps) or one start was chosen outright (its 100 steps end the count).
-    assert settings.total_steps == 120 and len(steps) in (100, 120)
+    # Up to three starts probed (140 steps) or one start chosen outright (its 100 steps end the count).
+    assert settings.total_steps == 140 and len(steps) in (100, 120, 140)
     assert indices == list(range(settings.total_steps - len(steps), settings.total_steps))
     assert steps[-1][1] < steps[0][1] / 2
     middle = FrameRenderer(source, target, maps, maps.scales).render([0.5])[0].astype(float)
@@ -204,4 +204,4 @@ def test_an_undecided_start_is_probed_and_the_winner_reported() -> None:
     (choice,) = choices
     assert choice.chosen.name in ("no motion", "global search") and not choice.probe
     assert "probe losses no motion" in choice.describe()
-    assert steps == list(range(8))  # both starts' probes, then the rest of the winner's epochs
+    assert steps == list(range(2, 10))  # both starts' probes, then the rest of the winner's epochs
