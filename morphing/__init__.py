@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.7.4"
+__version__ = "0.8.0"
 
 _EXPORTS = {
     "dense_image_warp": "warp",

@@ -178,8 +178,10 @@ class StartSettings:
     threshold in pixels of a 192-px image, and the inliers matched features
     need to count. ``no_evidence``: where no motion's cost is at least this
     (the pictures do not correlate where they stand) and no candidate beats
-    it by its margin, the 64-px comparison has nothing to say: the fit's
-    dense probe decides between no motion and the best other candidate.
+    it by its margin, the fit's dense probe decides between no motion, the
+    best other candidate and the optical flow. Off by default (infinite): on
+    held-out synthetic scenes 0.93 gained 5.4 dB PSNR on far motion and lost
+    1.6–1.8 dB on large and gentle motion (README, Quality).
     """
 
     side: int = 64
@@ -191,7 +193,7 @@ class StartSettings:
     feature_ratio: float = 0.75
     ransac_pixels: float = 3.0
     min_inliers: int = 12
-    no_evidence: float = 0.93
+    no_evidence: float = math.inf
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    things must beat no motion by a *margin* that grows with how far it moves
    them: a large motion needs strong evidence. Matched features with enough
    RANSAC inliers need only not be worse than no motion.
-3. when no candidate passes and no motion itself explains nothing (its cost
-   is at least ``StartSettings.no_evidence``: flat or unrelated pictures,
-   shapes moved further than their own size), the comparison has no
-   evidence either way: the fit gives no motion and the best other
-   candidate a few dense steps each and keeps the lower loss (``probe``).
+3. optionally (``StartSettings.no_evidence``, off by default), when no
+   candidate passes and no motion itself explains nothing (flat or unrelated
+   pictures, shapes moved further than their own size), the fit gives no
+   motion, the best other candidate and the **optical flow** (OpenCV's DIS,
+   a dense start) a few dense steps each and keeps the lowest loss
+   (``StartChoice.probe``).
 
 Numpy and OpenCV only (no TensorFlow), so it runs with the global search in
 the helper process while TensorFlow is imported. Images are working-size
@@ -32,6 +33,7 @@ coordinates, target position → source position).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -182,7 +184,8 @@ def start_candidates(
     matched = feature_affine(source, target, settings)
     if matched is not None:
         candidates.append(Candidate(FEATURES, matched[0], f"{matched[1]} RANSAC inliers"))
-    candidates.append(Candidate(FLOW, Affine.identity(), "DIS", dis_flows(source, target)))
+    if math.isfinite(settings.no_evidence):  # the optical flow only ever enters the probe
+        candidates.append(Candidate(FLOW, Affine.identity(), "DIS", dis_flows(source, target)))
     return candidates
 
 

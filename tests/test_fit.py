@@ -198,7 +198,10 @@ def test_an_undecided_start_is_probed_and_the_winner_reported() -> None:
 
     shifted = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.25])))
     choices, steps = [], []
-    settings = FitSettings(epochs=6, working_size=64, grid_size=16, probe_steps=2, face_points=False)
+    from morphing.settings import StartSettings
+
+    settings = FitSettings(epochs=6, working_size=64, grid_size=16, probe_steps=2, face_points=False,
+                           starts=StartSettings(no_evidence=0.93))
     fit_maps(source, target, Scales(), settings, on_step=lambda step, loss: steps.append(step),
              on_start=choices.append, candidates=[Candidate("no motion", Affine.identity()), shifted])
     (choice,) = choices

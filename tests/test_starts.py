@@ -108,8 +108,10 @@ class TestChooseStart:
         rng = np.random.default_rng(11)
         source, target = (rng.uniform(-1, 1, (96, 96, 3)).astype(np.float32) for _ in range(2))  # unrelated noise
         shifted = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.3])))
-        choice = choose_start(source, target, [Candidate("no motion", Affine.identity()), shifted])
-        assert dict(choice.costs)["no motion"] >= StartSettings().no_evidence
+        settings = StartSettings(no_evidence=0.93)
+        choice = choose_start(source, target, [Candidate("no motion", Affine.identity()), shifted], settings)
+        assert dict(choice.costs)["no motion"] >= settings.no_evidence
+        assert choose_start(source, target, [Candidate("no motion", Affine.identity()), shifted]).probe == ()
         assert [c.name for c in choice.probe] == ["no motion", "global search"]
         decided = choice.probed(shifted, [("no motion", 2.0), ("global search", 1.5)])
         assert decided.chosen is shifted and not decided.probe and "probe losses" in decided.describe()
@@ -118,7 +120,7 @@ class TestChooseStart:
         source, target = stripes_with_a_disc(40.0), stripes_with_a_disc(46.0)
         period = Affine(np.eye(2), np.array([0.0, 0.4]))
         choice = choose_start(source, target, [Candidate("no motion", Affine.identity()),
-                                               Candidate("global search", period)])
+                                               Candidate("global search", period)], StartSettings(no_evidence=0.93))
         assert choice.probe == ()
 
     def test_the_reason_names_the_costs(self) -> None:
