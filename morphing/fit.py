@@ -220,9 +220,9 @@ class MapFitter:
             default: the images' own shape.
           points: user point pairs that the warp carries onto each other
             exactly (in pixels of any image size: they are rescaled), or ``None``.
-          face_points: automatic pairs (``morphing.keypoints``) in the same
-            pixels as ``points``: a soft pull, and the global start is laid
-            through them; those within reach of a user point are dropped.
+          face_points: automatic pairs (``morphing.keypoints``), in pixels of
+            any image size like ``points``: a soft pull, and the global start
+            is laid through them; those within reach of a user point are dropped.
           check: called between the global stage's steps and every 0.1 s while
             the training step compiles (``on_step`` follows every step); it may
             raise to stop.
@@ -255,8 +255,10 @@ class MapFitter:
         source_small, target_small = _shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w)
         inputs = tf.constant(network_input(source_small, target_small))
         guides = tf.constant(np.stack([target_small, source_small]))  # the images each direction's flow lives on
-        user = points if points is not None and len(points) else None
-        merged, _ = merge_point_pairs(user, face_points if face_points is not None and len(face_points) else None)
+        # Both sets in pixels of the frames the maps are for (each may have been given for another size).
+        user = points.resized(height, width) if points is not None and len(points) else None
+        face = face_points.resized(height, width) if face_points is not None and len(face_points) else None
+        merged, _ = merge_point_pairs(user, face)
         working_points = merged.resized(work_h, work_w) if merged is not None else None
         automatic = 0 if merged is None else len(merged) - (0 if user is None else len(user))
         points_in_step = point_inputs(working_points, (work_h, work_w), (grid_h, grid_w), automatic,
@@ -268,7 +270,7 @@ class MapFitter:
         term_inputs = (tf.zeros([2, grid_h, grid_w, 2]), levels[0], tf.zeros([2, grid_h, grid_w, CHANNELS_PER_DIRECTION]),
                        images)
         with _compiled_meanwhile(program, step_inputs, term_inputs, self._warm, key, check):
-            if candidates is None or face_points is not None and len(face_points):
+            if candidates is None or face is not None:
                 candidates = start_candidates(stacks[0][0], stacks[0][1], points=working_points,
                                               settings=settings.starts, check=check) if self._global(
                 ) else [Candidate(NO_MOTION, Affine.identity())]

@@ -208,3 +208,17 @@ def test_an_undecided_start_is_probed_and_the_winner_reported() -> None:
     assert choice.chosen.name in ("no motion", "global search") and not choice.probe
     assert "probe losses no motion" in choice.describe()
     assert steps == list(range(2, 10))  # both starts' probes, then the rest of the winner's epochs
+
+
+def test_user_points_given_for_another_image_size_are_honoured_at_the_frames_size() -> None:
+    from tests.helpers import moved_texture
+
+    source, _, _ = moved_texture(angle=0.0, scale=1.0, shift=(0.0, 0.0), size=64)
+    given = PointPairs(np.array([[20.0, 20.0], [60.0, 75.0]]), np.array([[26.0, 15.0], [55.0, 80.0]]),
+                       (100, 100), (100, 100))  # pixels of a 100-px copy
+    settings = FitSettings(epochs=10, working_size=64, grid_size=32, seed=0, face_points=False)
+    maps = fit_maps(source, source, Scales(), settings, image_shape=(200, 200), points=given)
+    frame_points = given.resized(200, 200)
+    forward, _ = morph_flows(maps, maps.scales, 200, 200)
+    landed = frame_points.target - sample_bilinear(forward, frame_points.target)
+    assert np.hypot(*(landed - frame_points.source).T).max() < 0.1

@@ -143,3 +143,13 @@ class TestMtcnnDetector:
     def test_refuses_what_is_not_an_rgb_uint8_image(self) -> None:
         with pytest.raises(ValueError, match="uint8"):
             MtcnnDetector().detect(np.zeros((20, 20, 3), np.float32))
+
+
+def test_a_missing_detector_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from morphing.keypoints import MissingDetectorError
+
+    monkeypatch.setitem(sys.modules, "mtcnn", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(MissingDetectorError, match="pip install mtcnn.*--face-points off"):
+        MtcnnDetector().detect(np.zeros((32, 32, 3), np.uint8))
