@@ -29,6 +29,9 @@ __all__ = ["PointsFileError", "PointPairs", "parse_points", "read_points", "pinn
            "MAX_POINTS"]
 
 MAX_POINTS = 1000
+MAX_FILE_BYTES = 1 << 20
+"""A points file larger than this is refused before it is read whole (1000 rows take ~50 KB; a device such as
+/dev/zero never ends)."""
 HEADER_NAMES = ("x_source", "y_source", "x_target", "y_target")
 
 
@@ -151,7 +154,12 @@ def read_points(
     """``parse_points`` of a file; ``PointsFileError`` for a missing or unreadable one."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise PointsFileError(f"{path}: larger than {MAX_FILE_BYTES // (1 << 20)} MiB, not a points file "
+                                  f"(at most {MAX_POINTS} rows of four numbers)")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise PointsFileError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -69,6 +69,19 @@ def test_read_points_errors(tmp_path: Path) -> None:
     assert len(read_points(good, SHAPE, SHAPE)) == 1
 
 
+def test_a_file_too_large_to_be_points_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    from morphing.points import MAX_FILE_BYTES
+
+    huge = tmp_path / "huge.csv"
+    row = b"5, 6, 7, 8\n"
+    huge.write_bytes(row * (MAX_FILE_BYTES // len(row) + 1))
+    with pytest.raises(PointsFileError, match="larger than 1 MiB, not a points file"):
+        read_points(huge, SHAPE, SHAPE)
+    at_the_cap = tmp_path / "cap.csv"
+    at_the_cap.write_bytes(b"5, 6, 7, 8\n" + b"#" * (MAX_FILE_BYTES - len(row) - 1) + b"\n")
+    assert len(read_points(at_the_cap, SHAPE, SHAPE)) == 1  # a comment-padded file of exactly the cap is read
+
+
 def test_resized_points_keep_pixel_centres() -> None:
     points = PointPairs(np.array([[-0.5, -0.5], [99.5, 199.5], [49.5, 99.5]]), np.array([[0.0, 0.0]] * 3), SHAPE, (10, 10))
     half = points.resized(50, 100)
