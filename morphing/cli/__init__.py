@@ -8,7 +8,7 @@ tools) and one module per tool. Nothing here imports TensorFlow until a
 command has checked its flags and files.
 
 Exit status: 0 success, 1 runtime error, 2 usage error, 130 interrupted
-(Ctrl-C), 143 terminated (SIGTERM).
+(Ctrl-C), 143 terminated (SIGTERM, or SIGHUP: a closed terminal).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         return int(exit_.code or 0)
 
     stop = StopRequest()
-    watched = (signal.SIGINT, signal.SIGTERM)
+    # A closed terminal or a dropped ssh session (SIGHUP) ends a run as SIGTERM does.
+    watched = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
     previous = {number: signal.getsignal(number) for number in watched}
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:

@@ -203,7 +203,7 @@ def read_leg_points(
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived; unwinds like KeyboardInterrupt so temp files are removed."""
+    """SIGTERM (or SIGHUP) arrived; unwinds like KeyboardInterrupt so temp files are removed."""
 
 
 def raise_terminated(signum: int, frame: object) -> None:

@@ -254,7 +254,7 @@ def test_subprocess_run_is_quiet_and_bad_input_is_one_line(first_run: Path, toy_
     assert not (tmp_path / "p.gif").exists()
 
 
-@pytest.mark.parametrize("signal_number, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signal_number, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 143)])
 def test_interrupted_run_keeps_the_previous_output_and_leaves_no_temporary_files(
     toy_pair, tmp_path: Path, signal_number: int, status: int
 ) -> None:
