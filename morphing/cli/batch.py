@@ -62,13 +62,19 @@ def read_manifest(path: Path) -> list[BatchRow]:
     manifest = []
     for index, row in enumerate(rows):
         targets = tuple(folder / t.strip() for t in (row["target"] or "").split(";") if t.strip())
+        problem = None
         try:
             flags = tuple(shlex.split(row.get("flags") or ""))
-        except ValueError as error:
-            raise UsageError(f"--batch {path}: row {index + 1}: bad flags ({error})") from None
-        problem = None
-        if any(token in ("-o", "--output") or token.startswith(("-o", "--output=")) for token in flags):
+        except ValueError as error:  # this row fails; the others run
+            flags, problem = (), f"bad flags ({error})"
+        if problem is None and any(token in ("-o", "--output") or token.startswith(("-o", "--output="))
+                                   for token in flags):
             problem = "-o/--output in its flags; the output column names the row's output"
+        if problem is None and any(token.split("=", 1)[0] in BATCH_ONLY_FLAGS for token in flags):
+            problem = "--batch/--shard/--overwrite in its flags; they belong to the whole batch's command line"
+        for column in ("output", "source"):
+            if problem is None and not (row.get(column) or "").strip():
+                problem = f"its {column} cell is empty (each row names its source, target(s) and output)"
         points = tuple(folder / p.strip() for p in (row.get("points") or "").split(";") if p.strip())
         manifest.append(BatchRow(index, folder / (row["source"] or "").strip(), targets,
                                  folder / (row["output"] or "").strip(), flags, points, problem))
@@ -106,6 +112,10 @@ def run_batch(args: argparse.Namespace, argv: list[str], console: Console, timer
     """Every row of the manifest in this process; failed rows are reported and skipped."""
     if args.source is not None or args.target is not None:
         raise UsageError("--batch takes sources and targets from the CSV; drop -s/-t")
+    for flag, value in (("-o/--output", args.output), ("--save-maps", args.save_maps), ("--maps-png", args.maps_png)):
+        if value is not None:  # one file for every row: each would replace the last
+            raise UsageError(f"--batch with a shared {flag} would write every row to one file; give it in a row's "
+                             "flags (or, for -o, the output column)")
     rows = read_manifest(args.batch)
     shard_index, shard_count = args.shard or (0, 1)
     shared = _without_batch_flags(argv)

@@ -120,3 +120,39 @@ def test_batch_frames_dir_gets_a_subfolder_per_row(toy_pair, tmp_path: Path) -> 
     assert status == ExitStatus.OK, err
     for row in ("out_0", "out_1"):
         assert sorted(p.name for p in (tmp_path / "frames" / row).iterdir()) == ["0000.png", "0001.png", "0002.png"]
+
+
+def test_rows_with_an_empty_output_a_missing_cell_or_bad_flags_fail_alone(toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    manifest = tmp_path / "pairs.csv"
+    manifest.write_text("\n".join([
+        "source,target,output,flags",
+        f'{source},{target},,"--size 32"',  # empty output cell
+        f"{source},{target}",  # only two columns
+        f'{source},{target},bad.gif,"--size 32 --seed \'unclosed"',  # malformed flags
+        f'{source},{target},good.gif,"--size 32 -e 2 --frames 3"',
+    ]) + "\n")
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.ERROR
+    lines = err.strip().splitlines()
+    assert any(line.startswith("morph: row 1 ") and "output cell is empty" in line for line in lines)
+    assert any(line.startswith("morph: row 2 ") and "output cell is empty" in line for line in lines)
+    assert any(line.startswith("morph: row 3 ") and "bad flags" in line for line in lines)
+    assert lines[-1] == "morph: batch: 1 done, 0 skipped, 3 failed (rows 1, 2, 3)"
+    assert (tmp_path / "good.gif").exists() and not (tmp_path / "bad.gif").exists()
+
+
+@pytest.mark.parametrize("flags", [["-o", "all.gif"], ["--save-maps", "m.npz"], ["--maps-png", "m.png"]])
+def test_shared_outputs_that_every_row_would_overwrite_are_refused(flags, toy_pair, tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, toy_pair, rows=2, bad_row=None)
+    status, err = run_cli("--batch", manifest, *(str(tmp_path / f) if "." in f else f for f in flags), "-q")
+    assert status == ExitStatus.USAGE and "would write every row to one file" in err
+    assert not (tmp_path / "out_0.gif").exists()
+
+
+def test_batch_flags_inside_a_row_fail_that_row(toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    manifest = tmp_path / "pairs.csv"
+    manifest.write_text(f'source,target,output,flags\n{source},{target},x.gif,"--size 32 --overwrite"\n')
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.ERROR and "--batch/--shard/--overwrite in its flags" in err
