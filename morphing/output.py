@@ -97,6 +97,11 @@ def frames_folder_problem(folder: Path) -> str | None:
     Anything else in it belongs to the user, and ``atomic_folder`` replaces the
     folder whole.
     """
+    if folder.is_symlink():
+        return "is a symbolic link, which would be replaced by a folder; name the folder it points to"
+    whole = folder.absolute().resolve()
+    if whole == Path.cwd().resolve() or whole in Path.cwd().resolve().parents:
+        return "is the current folder or holds it, which the run would replace; give a new or empty folder"
     if not folder.exists():
         return None
     if not folder.is_dir():

@@ -167,6 +167,14 @@ def validate(args: argparse.Namespace) -> Job:
     if args.output.suffix.lower() == ".gif" and 100.0 / args.fps > MAX_GIF_DELAY_CENTISECONDS:
         raise UsageError(f"--fps {args.fps:g} is too slow for a GIF (at most {MAX_GIF_DELAY_CENTISECONDS / 100:g} s "
                          f"a frame: --fps {100.0 / MAX_GIF_DELAY_CENTISECONDS:.4f} or more)")
+    if args.frames_dir is not None:
+        frames_folder = args.frames_dir.absolute().resolve()
+        for flag, path in (("--output", args.output), ("--save-maps", args.save_maps), ("--maps-png", args.maps_png)):
+            # The folder is replaced whole when the frames are written: nothing else may live in it.
+            if path is not None and (path.absolute().resolve() == frames_folder
+                                     or frames_folder in path.absolute().resolve().parents):
+                raise UsageError(f"{flag} {path} is inside --frames-dir {args.frames_dir}, which is replaced "
+                                 "whole by the frames; write it elsewhere")
     inputs = [("--source", args.source), ("--load-maps", args.load_maps)] + [("--target", t) for t in args.target]
     check_outputs({"--output": args.output, "--save-maps": args.save_maps, "--maps-png": args.maps_png}, inputs,
                   OUTPUT_SUFFIXES_BY_FLAG)

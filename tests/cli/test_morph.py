@@ -487,6 +487,41 @@ def test_frames_dir_holds_only_the_latest_run_and_refuses_other_files(first_run:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "o.gif"]  # no temporary folders left
 
 
+@pytest.mark.parametrize("outputs", [
+    ["-o", "frames/out.gif"],
+    ["-o", "same.gif", "--frames-dir-is-output"],
+    ["-o", "o.gif", "--save-maps", "frames/m.npz"],
+    ["-o", "o.gif", "--maps-png", "frames/sub/m.png"],
+])
+def test_outputs_inside_the_frames_folder_are_refused_before_the_fit(outputs, first_run: Path, toy_pair,
+                                                                     tmp_path: Path) -> None:
+    source, target = toy_pair
+    frames = tmp_path / ("same.gif" if "--frames-dir-is-output" in outputs else "frames")
+    flags = [str(tmp_path / o) if "." in o else o for o in outputs if o != "--frames-dir-is-output"]
+    status, err = run_cli("-s", source, "-t", target, *flags, "--frames-dir", frames, *TINY)
+    assert status == ExitStatus.USAGE and "inside --frames-dir" in err, err
+    assert sorted(tmp_path.iterdir()) == []  # nothing written, nothing fitted
+
+
+def test_a_frames_dir_that_is_the_current_folder_or_a_link_is_refused(toy_pair, tmp_path: Path, tmp_path_factory,
+                                                                      monkeypatch) -> None:
+    source, target = toy_pair
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    elsewhere = tmp_path_factory.mktemp("outputs") / "o.gif"
+    for folder in (".", str(tmp_path)):
+        status, err = run_cli("-s", source, "-t", target, "-o", elsewhere, "--frames-dir", folder, *TINY)
+        assert status == ExitStatus.USAGE and "is the current folder or holds it" in err, err
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    status, err = run_cli("-s", source, "-t", target, "-o", elsewhere, "--frames-dir", link, *TINY)
+    assert status == ExitStatus.USAGE and "symbolic link" in err
+    assert link.is_symlink() and sorted(tmp_path.iterdir()) == [link, real, work]
+
+
 def test_interrupted_render_leaves_the_frames_dir_as_it_was(first_run: Path, toy_pair, tmp_path: Path,
                                                             monkeypatch) -> None:
     import morphing.output
