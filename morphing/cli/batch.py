@@ -60,6 +60,7 @@ def read_manifest(path: Path) -> list[BatchRow]:
         raise UsageError(f"--batch {path}: no rows after the header")
     folder = path.parent
     manifest = []
+    outputs: dict[Path, int] = {}  # each output (resolved) and the first row that names it
     for index, row in enumerate(rows):
         targets = tuple(folder / t.strip() for t in (row["target"] or "").split(";") if t.strip())
         problem = None
@@ -75,9 +76,16 @@ def read_manifest(path: Path) -> list[BatchRow]:
         for column in ("output", "source"):
             if problem is None and not (row.get(column) or "").strip():
                 problem = f"its {column} cell is empty (each row names its source, target(s) and output)"
+        if problem is None and any(token in ("-h", "--help", "--version") for token in flags):
+            problem = "flags must not ask for --help or --version"
+        output = folder / (row["output"] or "").strip()
+        if problem is None:
+            earlier = outputs.setdefault(output.absolute().resolve(), index)
+            if earlier != index:
+                problem = f"its output {output} is also row {earlier + 1}'s; each row needs its own"
         points = tuple(folder / p.strip() for p in (row.get("points") or "").split(";") if p.strip())
-        manifest.append(BatchRow(index, folder / (row["source"] or "").strip(), targets,
-                                 folder / (row["output"] or "").strip(), flags, points, problem))
+        manifest.append(BatchRow(index, folder / (row["source"] or "").strip(), targets, output, flags, points,
+                                 problem))
     return manifest
 
 
@@ -122,6 +130,7 @@ def run_batch(args: argparse.Namespace, argv: list[str], console: Console, timer
     from ..sequence import ProgramCache
 
     cache = ProgramCache()  # fitters and renderers, shared by the rows
+    frames_folders: dict[Path, int] = {}  # each row's frames subfolder (resolved) and the row that claimed it
     done = skipped = 0
     failed: list[int] = []
     for row in rows:
@@ -146,6 +155,10 @@ def run_batch(args: argparse.Namespace, argv: list[str], console: Console, timer
             if row_args.frames_dir is not None and flags_alone.frames_dir is None:
                 # A --frames-dir given to the whole batch: one subfolder per row, named after its output.
                 row_args.frames_dir = row_args.frames_dir / row.output.stem
+                claimed = frames_folders.setdefault(row_args.frames_dir.absolute().resolve(), row.index)
+                if claimed != row.index:
+                    raise UsageError(f"its frames would go to {row_args.frames_dir}, row {claimed + 1}'s; give "
+                                     "the rows' outputs different names")
             if not row.targets:
                 raise UsageError("no target")
             job = validate(row_args)

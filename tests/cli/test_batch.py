@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
 
-from morphing.cli import ExitStatus
+from morphing.cli import ExitStatus, main
 from tests.cli.conftest import TINY
 from tests.helpers import run_cli
 
@@ -156,3 +157,27 @@ def test_batch_flags_inside_a_row_fail_that_row(toy_pair, tmp_path: Path) -> Non
     manifest.write_text(f'source,target,output,flags\n{source},{target},x.gif,"--size 32 --overwrite"\n')
     status, err = run_cli("--batch", manifest, "-q")
     assert status == ExitStatus.ERROR and "--batch/--shard/--overwrite in its flags" in err
+
+
+def test_rows_may_not_share_an_output_a_frames_subfolder_or_ask_for_help(toy_pair, tmp_path: Path) -> None:
+    source, target = toy_pair
+    manifest = tmp_path / "pairs.csv"
+    manifest.write_text("\n".join([
+        "source,target,output,flags",
+        f'{source},{target},a/x.gif,"--size 32 -e 2 --frames 3"',
+        f'{source},{target},a/x.gif,"--size 32 -e 2 --frames 3"',  # the same output again
+        f'{source},{target},b/x.gif,"--size 32 -e 2 --frames 3"',  # another output, the same frames subfolder
+        f'{source},{target},c.gif,"--help"',
+    ]) + "\n")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["--batch", str(manifest), "--overwrite", "--frames-dir", str(tmp_path / "frames"), "-q"],
+                  stdout=out, stderr=err)
+    lines = err.getvalue().strip().splitlines()
+    assert status == ExitStatus.ERROR and out.getvalue() == ""  # no help text mid-batch
+    assert any(line.startswith("morph: row 2 ") and "also row 1's" in line for line in lines)
+    assert any(line.startswith("morph: row 3 ") and "row 1's" in line and "frames" in line for line in lines)
+    assert any(line.startswith("morph: row 4 ") and "--help" in line for line in lines)
+    assert lines[-1] == "morph: batch: 1 done, 0 skipped, 3 failed (rows 2, 3, 4)"
+    assert sorted(p.name for p in (tmp_path / "frames" / "x").iterdir()) == ["0000.png", "0001.png", "0002.png"]
