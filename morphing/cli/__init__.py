@@ -54,8 +54,9 @@ def _run_command(args: argparse.Namespace, arguments: list[str], console: Consol
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Run the command line; returns the exit status."""
-    out = stdout if stdout is not None else sys.stdout
-    err = stderr if stderr is not None else sys.stderr
+    # A closed standard stream (``>&-``, some cron and daemon setups) is None: what would go there goes nowhere.
+    out = stdout if stdout is not None else sys.stdout or open(os.devnull, "w")  # noqa: SIM115 - the process's
+    err = stderr if stderr is not None else sys.stderr or open(os.devnull, "w")  # noqa: SIM115
     debug = bool(os.environ.get("MORPH_DEBUG"))
     arguments = list(sys.argv[1:] if argv is None else argv)
 
@@ -99,6 +100,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     except MemoryError:
         print(f"{PROGRAM}: error: out of memory; try a smaller --size or fewer --frames", file=err)
         return ExitStatus.ERROR
+    except BrokenPipeError:  # the reader of the results has gone (``| head -1``): the work is done, end quietly
+        completed = True
+        return ExitStatus.OK
     except OSError as error:
         if debug and error.errno != errno.ENOSPC:
             raise
@@ -119,7 +123,20 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         if in_main_thread:
             for number, handler in previous.items():
                 signal.signal(number, handler)
-        out.flush()
+        _flush_quietly(out)
+
+
+def _flush_quietly(stream: TextIO) -> None:
+    """Flush ``stream``; a reader that has gone (a broken pipe: ``morph align … | head -1``) or a closed
+    stream does not change a finished run's exit status, and nothing more is written to it."""
+    try:
+        stream.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        if stream is sys.stdout:  # the interpreter flushes it again at exit: point it at nothing
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
 
 
 def console_main() -> None:
@@ -133,6 +150,7 @@ def console_main() -> None:
     status = main()
     if "tensorflow" not in sys.modules:
         sys.exit(status)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            _flush_quietly(stream)
     os._exit(status)

@@ -20,3 +20,19 @@ def test_align_prints_the_shift_and_writes_the_aligned_source(textures, tmp_path
     aligned, target = tool_pixels(tmp_path / "aligned.png").astype(float), tool_pixels(textures[1]).astype(float)
     before = np.abs(tool_pixels(textures[0]).astype(float) - target).mean()
     assert np.abs(aligned - target).mean() < 0.2 * before
+
+
+def test_a_closed_standard_output_or_a_reader_that_goes_does_not_fail_a_finished_run(toy_pair) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    source = str(toy_pair[0])
+    command = f'"{sys.executable}" "{ROOT / "morph.py"}" align -s "{source}" -t "{source}" -q'
+    closed = subprocess.run(["bash", "-c", f"{command} >&-"], capture_output=True, text=True, timeout=300)
+    assert closed.returncode == 0 and closed.stderr == "", closed.stderr
+    # The reader closes the pipe before the result line is written: the run still ends quietly.
+    gone = subprocess.run(["bash", "-c", f"{command} | true; exit ${{PIPESTATUS[0]}}"], capture_output=True, text=True,
+                          timeout=300)
+    assert gone.returncode == 0 and gone.stderr == "", gone.stderr
