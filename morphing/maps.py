@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +45,10 @@ FORMAT_VERSION = 1
 MAX_FLOW_GRID_SIDES = 4.0
 #: Largest sensible scaled multiply or add value (frames are in [-1, 1]).
 MAX_COLOUR_MAP = 1e3
+MAX_GRID_SIDE = 4096
+"""A maps file whose grid has a longer side is refused before it is read (fits make 64)."""
+_FIELD_SHAPES = {"format_version": "scalar", "forward": "maps", "backward": "maps", "scales": (3,),
+                 "image_shape": (2,)}
 
 
 @dataclass(frozen=True)
@@ -116,20 +121,44 @@ def save_maps(maps: MorphMaps, path: str | os.PathLike[str]) -> None:
         )
 
 
+def _check_headers(path: Path, data: np.lib.npyio.NpzFile) -> None:
+    """Refuse an archive whose arrays are not the fields ``save_maps`` writes, with their shapes and real
+    number types, reading only each array's header (a 1 KB file may declare terabytes)."""
+    for key in data.files:
+        if key not in _FIELD_SHAPES:
+            continue
+        with data.zip.open(f"{key}.npy") as member:
+            version = np.lib.format.read_magic(member)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(member)
+        expected = _FIELD_SHAPES[key]
+        wrong_type = dtype.kind not in ("iu" if key in ("format_version", "image_shape") else "fiu")
+        if expected == "maps":
+            fits = len(shape) == 3 and shape[2] == 8 and 0 < max(shape[:2]) <= MAX_GRID_SIDE
+        else:
+            fits = shape == (() if expected == "scalar" else expected)
+        if wrong_type or not fits:
+            raise MapsFileError(f"{path}: not a maps file written by --save-maps ({key} is {dtype} {shape})")
+
+
 def load_maps(path: str | os.PathLike[str]) -> MorphMaps:
     """Read maps written by ``save_maps``; ``MapsFileError`` names what is wrong."""
     path = Path(path)
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy file: one array, already read
-            raise MapsFileError(f"{path}: not a maps file written by --save-maps (a single array, not .npz)")
-        with data:
+        with open(path, "rb") as handle:
+            if handle.read(6) == b"\x93NUMPY":
+                raise MapsFileError(f"{path}: not a maps file written by --save-maps (a single array, not .npz)")
+        if not zipfile.is_zipfile(path):
+            raise MapsFileError(f"{path}: not a maps file written by --save-maps (not an .npz archive)")
+        with np.load(path, allow_pickle=False) as data:
+            _check_headers(path, data)  # shapes and types, before any array is read
             fields = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise MapsFileError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise MapsFileError(f"{path}: is a directory, not a maps file") from None
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
         raise MapsFileError(f"{path}: not a maps file written by --save-maps ({error})") from None
     missing = {"format_version", "forward", "backward", "scales", "image_shape"} - set(fields)
     if missing:
@@ -154,6 +183,9 @@ def load_maps(path: str | os.PathLike[str]) -> MorphMaps:
         )
     except (ValueError, TypeError, IndexError) as error:
         raise MapsFileError(f"{path}: maps file has the wrong shape or values ({error})") from None
+    if maps.grid_shape[0] > image_shape[0] or maps.grid_shape[1] > image_shape[1]:
+        raise MapsFileError(f"{path}: maps file's grid ({maps.grid_shape[1]}x{maps.grid_shape[0]}) is larger than "
+                            f"the image it was fitted for ({image_shape[1]}x{image_shape[0]})")
     if not (np.isfinite(maps.forward).all() and np.isfinite(maps.backward).all()):
         raise MapsFileError(f"{path}: maps file holds NaN or infinite values")
     both = np.stack([maps.forward, maps.backward])
