@@ -294,6 +294,8 @@ class FfmpegWriter:
     """
 
     FAST_PRESET_PIXELS = 2**20
+    MIN_FPS = 1e-3
+    """Below this (a frame every 1000 s), ffmpeg writes files that do not play (measured: 1e-5 fps)."""
     FORMATS = {
         ".mp4": ("libx264", "yuv420p", ["-f", "mp4", "-crf", "18", "-preset", "veryfast", "-movflags", "+faststart",
                                          "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]),
@@ -342,6 +344,10 @@ class FfmpegWriter:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise OSError(errno.EIO, f"ffmpeg could not encode the frames ({first_line})", str(path)) from None
+        if count and Path(path).stat().st_size == 0:  # it ended well but wrote nothing: keep the earlier file
+            if _nearly_full(Path(path).parent):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            raise OSError(errno.EIO, "ffmpeg wrote an empty file", str(path))
         return count
 
 

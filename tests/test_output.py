@@ -148,3 +148,25 @@ def test_each_suffix_gets_its_writer() -> None:
     assert isinstance(animation_writer(".mp4", 10), FfmpegWriter)
     with pytest.raises(ValueError, match="unknown animation format"):
         animation_writer(".avi", 10)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webp"])
+def test_an_encoder_that_writes_nothing_fails_and_keeps_the_earlier_file(suffix: str, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import imageio_ffmpeg
+
+    def silent_encoder(*args, **kwargs):  # takes every frame, writes no byte, ends well
+        while True:
+            frame = yield
+            if frame is None:
+                continue
+
+    monkeypatch.setattr(imageio_ffmpeg, "write_frames", silent_encoder)
+    output = tmp_path / f"earlier{suffix}"
+    output.write_bytes(b"the user's earlier file")
+    frames = [np.zeros((16, 16, 3), np.uint8)] * 3
+    with pytest.raises(OSError, match="ffmpeg wrote an empty file"):
+        with atomic_path(output) as temporary:
+            animation_writer(suffix, 25.0).write(iter(frames), temporary)
+    assert output.read_bytes() == b"the user's earlier file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [output.name]

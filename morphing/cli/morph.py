@@ -21,7 +21,7 @@ import numpy as np
 from .. import __version__
 from ..images import (ImageFileError, LoadedImage, aspect_crop, fit_to_size, load_image, working_shape)
 from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
-from ..output import ANIMATION_SUFFIXES, frames_folder_problem
+from ..output import ANIMATION_SUFFIXES, FfmpegWriter, frames_folder_problem
 from ..points import PointPairs
 from ..settings import (BLENDS, EASINGS, RENDER_ENGINES, WARP_INTERPOLATIONS, FitSettings, FrameSettings)
 from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, FACE_POINTS_HELP, MIN_SIZE, PROGRAM, Console,
@@ -164,6 +164,9 @@ def validate(args: argparse.Namespace) -> Job:
     Without ``-o`` the output is ``DEFAULT_OUTPUT`` (set on ``args``), which must not exist yet.
     """
     args.output = new_default_output(args.output, DEFAULT_OUTPUT)
+    if args.output.suffix.lower() in (".mp4", ".webp") and args.fps < FfmpegWriter.MIN_FPS:
+        raise UsageError(f"--fps {args.fps:g} is too slow for {args.output.suffix.lower()[1:].upper()} (at least "
+                         f"{FfmpegWriter.MIN_FPS:g}: a frame every {1 / FfmpegWriter.MIN_FPS:g} s)")
     if args.output.suffix.lower() == ".gif" and 100.0 / args.fps > MAX_GIF_DELAY_CENTISECONDS:
         raise UsageError(f"--fps {args.fps:g} is too slow for a GIF (at most {MAX_GIF_DELAY_CENTISECONDS / 100:g} s "
                          f"a frame: --fps {100.0 / MAX_GIF_DELAY_CENTISECONDS:.4f} or more)")

@@ -461,6 +461,13 @@ def test_default_output_is_written_once_and_never_replaced(toy_pair, tmp_path: P
     assert status == ExitStatus.OK and (tmp_path / "morph.gif").read_bytes() != written  # named: replaced
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".webp"])
+def test_an_mp4_or_webp_too_slow_to_play_is_refused_before_any_work(suffix: str, toy_pair, tmp_path: Path) -> None:
+    output = tmp_path / f"o{suffix}"
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", output, "--fps", "1e-5", *TINY)
+    assert status == ExitStatus.USAGE and f"too slow for {suffix[1:].upper()}" in err and not output.exists()
+
+
 def test_a_gif_too_slow_to_store_is_refused_before_any_work(toy_pair, tmp_path: Path) -> None:
     status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "o.gif", "--fps", "0.001", *TINY)
     assert status == ExitStatus.USAGE and "too slow for a GIF" in err
