@@ -7,6 +7,7 @@ or ``[H, W, 3] float32 in [-1, 1]`` (what the numerics use); the two helpers
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import warnings
@@ -89,6 +90,10 @@ def _to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
         return Image.fromarray(grey, "L").convert("RGB"), notes
     if mode == "F":
         values = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():  # NaN or infinite pixels would decide the scale: they become 0 instead
+            notes.append(f"{int((~finite).sum())} NaN or infinite pixels set to 0")
+            values = np.where(finite, values, 0.0)
         grey = np.clip(np.round(values * (255.0 if values.max() <= 1.0 else 1.0)), 0, 255)
         notes.append("floating-point grey converted to 8-bit RGB")
         return Image.fromarray(grey.astype(np.uint8), "L").convert("RGB"), notes
@@ -115,11 +120,12 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     path = Path(path)
     if path.is_dir():
         raise ImageFileError(f"{path}: is a directory, not an image file")
-    if path.exists() and path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise ImageFileError(f"{path}: file is empty")
     try:
         try:
-            pixels, notes = _decode(path)
+            # A pipe (``-s <(curl …)``) or a device cannot seek: its bytes are read first, up to a cap.
+            pixels, notes = _decode(path if path.is_file() or not path.exists() else _streamed(path))
         except ValueError as error:
             if "MAX_TEXT_CHUNK" not in str(error):
                 raise
@@ -131,6 +137,8 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
         raise ImageFileError(f"{path}: image is too large to decode safely ({error})") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         # Truncated files raise OSError; some corrupt headers ValueError/SyntaxError.
+        if isinstance(error, OSError) and error.errno == errno.ELOOP:
+            raise ImageFileError(f"{path}: is a symbolic link loop, not an image file") from None
         if isinstance(error, OSError) and not isinstance(
             error, (FileNotFoundError, IsADirectoryError, PermissionError, UnidentifiedImageError)
         ):
@@ -142,6 +150,21 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
             f"{path}: image is {width}x{height}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}"
         )
     return LoadedImage(pixels=pixels, notes=tuple(notes))
+
+
+MAX_STREAM_BYTES = 256 << 20
+"""The most read from a pipe or device given as an image (a regular file's size is its own)."""
+
+
+def _streamed(path: Path) -> io.BytesIO:
+    """The bytes of a pipe or device, up to ``MAX_STREAM_BYTES``; ``ValueError`` beyond, or for none."""
+    with open(path, "rb") as stream:
+        data = stream.read(MAX_STREAM_BYTES + 1)
+    if len(data) > MAX_STREAM_BYTES:
+        raise ValueError(f"more than {MAX_STREAM_BYTES >> 20} MiB from a pipe or device")
+    if not data:
+        raise ValueError("nothing to read from a pipe or device")
+    return io.BytesIO(data)
 
 
 def _decode(source: Path | io.BytesIO) -> tuple[np.ndarray, list[str]]:
@@ -162,8 +185,10 @@ def _decode(source: Path | io.BytesIO) -> tuple[np.ndarray, list[str]]:
             image.load()
             orientation = image.getexif().get(EXIF_ORIENTATION, 1)
             upright = ImageOps.exif_transpose(image)
-            if orientation not in (1, None):
+            if orientation in (2, 3, 4, 5, 6, 7, 8):
                 notes.append("rotated upright by its EXIF orientation")
+            elif orientation not in (1, None):
+                notes.append(f"EXIF orientation {orientation!r} is not a valid one (1 to 8): ignored")
             rgb, mode_notes = _to_rgb(upright)
             pixels = np.array(rgb, dtype=np.uint8)
     decoder_notes = list(dict.fromkeys(f"decoder warning: {warning.message}" for warning in caught))

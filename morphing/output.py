@@ -99,7 +99,10 @@ def frames_folder_problem(folder: Path) -> str | None:
     """
     if folder.is_symlink():
         return "is a symbolic link, which would be replaced by a folder; name the folder it points to"
-    whole = folder.absolute().resolve()
+    try:
+        whole = folder.resolve()
+    except (RuntimeError, OSError):
+        return "is a symbolic link loop"
     if whole == Path.cwd().resolve() or whole in Path.cwd().resolve().parents:
         return "is the current folder or holds it, which the run would replace; give a new or empty folder"
     if not folder.exists():

@@ -209,3 +209,62 @@ def test_32_bit_grey_beyond_16_bits_is_scaled_by_its_range(tmp_path: Path) -> No
     np.testing.assert_array_equal(loaded.pixels[..., 0], expected)
     assert loaded.pixels[..., 0].min() == 0 and loaded.pixels[..., 0].max() == 255
     assert any("range scaled to 8 bits" in note for note in loaded.notes)
+
+
+def test_a_pipe_is_read_as_an_image(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    from morphing.images import load_image
+
+    pixels = np.random.default_rng(3).integers(0, 256, (20, 30, 3)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)  # what `-s <(cat a.png)` gives a program
+
+    def feed() -> None:
+        with open(pipe, "wb") as writer:
+            writer.write((tmp_path / "a.png").read_bytes())
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    loaded = load_image(pipe)
+    feeder.join()
+    np.testing.assert_array_equal(loaded.pixels, pixels)
+
+
+def test_an_invalid_exif_orientation_is_ignored_and_said_so(tmp_path: Path) -> None:
+    from morphing.images import EXIF_ORIENTATION, load_image
+
+    pixels = np.random.default_rng(4).integers(0, 256, (20, 30, 3)).astype(np.uint8)
+    for value in (0, 9):
+        image = Image.fromarray(pixels)
+        exif = image.getexif()
+        exif[EXIF_ORIENTATION] = value
+        image.save(tmp_path / f"o{value}.jpg", exif=exif, quality=100)
+        loaded = load_image(tmp_path / f"o{value}.jpg")
+        assert loaded.pixels.shape == (20, 30, 3)
+        assert not any("rotated upright" in note for note in loaded.notes)
+        assert any(f"EXIF orientation {value} is not a valid one" in note for note in loaded.notes)
+
+
+def test_a_float_image_with_nan_pixels_is_scaled_by_its_finite_ones(tmp_path: Path) -> None:
+    from morphing.images import load_image
+
+    values = np.tile(np.linspace(0.0, 1.0, 30, dtype=np.float32), (20, 1))
+    values[:3, :3] = np.nan
+    values[5, 5] = np.inf
+    Image.fromarray(values, "F").save(tmp_path / "f.tif")
+    loaded = load_image(tmp_path / "f.tif")
+    assert loaded.pixels[10, 29, 0] == 255 and loaded.pixels[10, 0, 0] == 0  # not an almost black picture
+    assert loaded.pixels[0, 0, 0] == 0
+    assert any("10 NaN or infinite pixels set to 0" in note for note in loaded.notes)
+
+
+def test_a_symbolic_link_loop_is_a_one_line_error(tmp_path: Path) -> None:
+    from morphing.images import ImageFileError, load_image
+
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(ImageFileError, match="is a symbolic link loop"):
+        load_image(tmp_path / "a")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, UsageError, describe_os_error,
-    describe_unexpected)
+    describe_unexpected, resolved)
 from .morph import build_parser, run_morph, validate
 
 __all__ = ["BatchRow", "read_manifest", "run_batch"]
@@ -80,7 +80,7 @@ def read_manifest(path: Path) -> list[BatchRow]:
             problem = "flags must not ask for --help or --version"
         output = folder / (row["output"] or "").strip()
         if problem is None:
-            earlier = outputs.setdefault(output.absolute().resolve(), index)
+            earlier = outputs.setdefault(resolved(output), index)
             if earlier != index:
                 problem = f"its output {output} is also row {earlier + 1}'s; each row needs its own"
         points = tuple(folder / p.strip() for p in (row.get("points") or "").split(";") if p.strip())
@@ -155,7 +155,7 @@ def run_batch(args: argparse.Namespace, argv: list[str], console: Console, timer
             if row_args.frames_dir is not None and flags_alone.frames_dir is None:
                 # A --frames-dir given to the whole batch: one subfolder per row, named after its output.
                 row_args.frames_dir = row_args.frames_dir / row.output.stem
-                claimed = frames_folders.setdefault(row_args.frames_dir.absolute().resolve(), row.index)
+                claimed = frames_folders.setdefault(resolved(row_args.frames_dir), row.index)
                 if claimed != row.index:
                     raise UsageError(f"its frames would go to {row_args.frames_dir}, row {claimed + 1}'s; give "
                                      "the rows' outputs different names")

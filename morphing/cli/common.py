@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpo
 T = TypeVar("T")
 
 __all__ = [
-    "FACE_POINTS_HELP", "found_face_points",
+    "FACE_POINTS_HELP", "found_face_points", "resolved",
     "DEFAULT_EPOCHS", "DEFAULT_SCALES", "DEFAULT_SIZE", "MIN_SIZE", "PROGRAM",
     "ExitStatus", "HelpFormatter", "Parser", "RunError", "UsageError", "Terminated", "StopRequest", "Console",
     "StageTimer", "add_tool_flags", "check_outputs", "describe_unexpected", "check_writable_file", "describe_os_error", "float_in", "int_in", "load_pixels", "run_checked",
@@ -142,6 +142,14 @@ def new_default_output(given: Path | None, default: str) -> Path:
         raise UsageError(f"{default} exists and -o was not given; refusing to replace it "
                          "(name the output with -o: a file named there is replaced)")
     return Path(default)
+
+
+def resolved(path: Path) -> Path:
+    """``path`` with links and ``..`` resolved; where a link loops, the absolute path as written."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # a symbolic link loop
+        return Path(os.path.abspath(path))
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -412,11 +420,11 @@ def check_outputs(
         if path is None:
             continue
         for name, source in inputs:
-            if source is not None and (same_file(path, source) or path.resolve() == source.resolve()):
+            if source is not None and (same_file(path, source) or resolved(path) == resolved(source)):
                 raise UsageError(f"{flag} {path} is the same file as {name}; refusing to overwrite an input")
     for flag, path in outputs.items():
         if path is not None:
             check_writable_file(path, flag, suffixes[flag] if isinstance(suffixes, dict) else suffixes)
-    named = [path.resolve() for path in outputs.values() if path is not None]
+    named = [resolved(path) for path in outputs.values() if path is not None]
     if len(set(named)) < len(named):
         raise UsageError("two outputs name the same file; give each its own")

@@ -25,7 +25,7 @@ from ..output import ANIMATION_SUFFIXES, FfmpegWriter, frames_folder_problem
 from ..points import PointPairs
 from ..settings import (BLENDS, EASINGS, RENDER_ENGINES, WARP_INTERPOLATIONS, FitSettings, FrameSettings)
 from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, FACE_POINTS_HELP, MIN_SIZE, PROGRAM, Console,
-                     HelpFormatter, Parser, found_face_points,
+                     HelpFormatter, Parser, found_face_points, resolved,
     RunError, StageTimer, UsageError, check_outputs, float_in, int_in, new_default_output, read_leg_points, run_checked,
     start_tensorflow, step_bar)
 
@@ -171,11 +171,10 @@ def validate(args: argparse.Namespace) -> Job:
         raise UsageError(f"--fps {args.fps:g} is too slow for a GIF (at most {MAX_GIF_DELAY_CENTISECONDS / 100:g} s "
                          f"a frame: --fps {100.0 / MAX_GIF_DELAY_CENTISECONDS:.4f} or more)")
     if args.frames_dir is not None:
-        frames_folder = args.frames_dir.absolute().resolve()
+        frames_folder = resolved(args.frames_dir)
         for flag, path in (("--output", args.output), ("--save-maps", args.save_maps), ("--maps-png", args.maps_png)):
             # The folder is replaced whole when the frames are written: nothing else may live in it.
-            if path is not None and (path.absolute().resolve() == frames_folder
-                                     or frames_folder in path.absolute().resolve().parents):
+            if path is not None and (resolved(path) == frames_folder or frames_folder in resolved(path).parents):
                 raise UsageError(f"{flag} {path} is inside --frames-dir {args.frames_dir}, which is replaced "
                                  "whole by the frames; write it elsewhere")
     inputs = [("--source", args.source), ("--load-maps", args.load_maps)] + [("--target", t) for t in args.target]

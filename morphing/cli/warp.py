@@ -9,7 +9,7 @@ from ..images import aspect_crop
 from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
 from ..output import IMAGE_SUFFIXES
 from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, FACE_POINTS_HELP, MIN_SIZE, PROGRAM, Console,
-    RunError, UsageError, found_face_points,
+    RunError, UsageError, found_face_points, resolved,
     check_outputs, float_in, int_in, load_pixels, matched, read_leg_points, start_tool, step_bar)
 
 NAME = "warp"
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
     inputs = [("--source", args.source), ("--target", args.target), ("--load-maps", args.load_maps)]
     check_outputs({"--output": args.output}, inputs, IMAGE_SUFFIXES)
     check_outputs({"--flow-png": args.flow_png}, inputs, (".png",))
-    if args.flow_png is not None and args.flow_png.resolve() == args.output.resolve():
+    if args.flow_png is not None and resolved(args.flow_png) == resolved(args.output):
         raise UsageError("--flow-png and --output name the same file; give each its own")
     if args.points is not None and args.load_maps is not None:
         raise UsageError("--points guides a fit; with --load-maps nothing is fitted (drop one of them)")
