@@ -53,11 +53,16 @@ ENTRY_SUFFIX = ".pb"
 
 def default_root() -> Path | None:
     """The cache's root folder: ``$MORPH_CACHE_DIR``, or ``None`` when that is ``off`` or empty;
-    else ``$XDG_CACHE_HOME/morphing``, else ``~/.cache/morphing``."""
+    else ``$XDG_CACHE_HOME/morphing``, else ``~/.cache/morphing``; ``None`` when there is no home folder."""
     given = os.environ.get(CACHE_ENV)
     if given is not None:
         return None if given.strip().lower() in ("", "off", "0", "no") else Path(given)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError, OSError):  # no HOME and no passwd entry (a container's --user 12345)
+            return None
     return Path(base) / "morphing"
 
 

@@ -34,6 +34,17 @@ class TestRoot:
         monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
         assert default_root() == Path("/xdg/morphing")
 
+    def test_no_home_folder_turns_the_cache_off(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv(CACHE_ENV, "off")
+        monkeypatch.delenv(CACHE_ENV)
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+        def no_home() -> Path:
+            raise RuntimeError("Could not determine home directory.")
+
+        monkeypatch.setattr(Path, "home", staticmethod(no_home))  # no HOME, no passwd entry
+        assert default_root() is None
+
     def test_the_fingerprint_is_stable(self) -> None:
         assert machine_fingerprint() == machine_fingerprint() and len(machine_fingerprint()) == 16
 
