@@ -49,7 +49,7 @@ import tensorflow as tf
 from . import losses
 from .affine import Affine
 from .keypoints import merge_point_pairs
-from .images import reduce_for_fit, working_shape
+from .images import check_float_image, reduce_for_fit, working_shape
 from .maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from .network import build_map_network, network_input
 from .objective import FitFields, MorphObjective, PointInputs, point_inputs
@@ -238,7 +238,9 @@ class MapFitter:
           FitDivergedError: when the loss stops being finite.
           ValueError: for images of different shapes.
         """
-        if source.shape != target.shape or source.ndim != 3 or source.shape[-1] != 3:
+        check_float_image(source, "source")
+        check_float_image(target, "target")
+        if source.shape != target.shape:
             raise ValueError(f"source {source.shape} and target {target.shape} must both be [H, W, 3]")
         settings = self.settings
         height, width = image_shape if image_shape is not None else source.shape[:2]

@@ -307,3 +307,31 @@ def reduce_for_fit(source: np.ndarray, target: np.ndarray, working_size: int) ->
     """
     height, width = working_shape(*source.shape[:2], working_size)
     return to_float(resize_image(source, height, width)), to_float(resize_image(target, height, width))
+
+
+def check_key_images(keys: object, name: str = "keys") -> None:
+    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``keys`` is a sequence of at least two
+    ``[H, W, 3] uint8`` arrays of one shape (what ``load_image(...).pixels`` gives)."""
+    if isinstance(keys, np.ndarray) or not hasattr(keys, "__len__"):
+        raise TypeError(f"{name} must be a sequence of [H, W, 3] uint8 arrays, got {type(keys).__name__}")
+    for index, key in enumerate(keys):
+        if not isinstance(key, np.ndarray):
+            raise TypeError(f"{name}[{index}] must be an [H, W, 3] uint8 array, got {type(key).__name__}")
+        if key.ndim != 3 or key.shape[-1] != 3 or key.dtype != np.uint8:
+            raise ValueError(f"{name}[{index}] must be [H, W, 3] uint8 (load_image(...).pixels), got "
+                             f"{list(key.shape)} {key.dtype}")
+        if key.shape != keys[0].shape:
+            raise ValueError(f"{name} must all have one shape: {name}[0] is {list(keys[0].shape)}, "
+                             f"{name}[{index}] {list(key.shape)}")
+
+
+def check_float_image(image: object, name: str) -> None:
+    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``image`` is ``[H, W, 3]`` floating point
+    with finite values (``to_float`` gives one in [-1, 1])."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{name} must be an [H, W, 3] float array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype.kind != "f":
+        raise ValueError(f"{name} must be [H, W, 3] floats in [-1, 1] (to_float of uint8 pixels), got "
+                         f"{list(image.shape)} {image.dtype}")
+    if not np.isfinite(image).all():
+        raise ValueError(f"{name} holds NaN or infinite values")

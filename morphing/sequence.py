@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fit import FitDivergedError, MapFitter, reduce_for_fit
-from .images import resize_image, working_shape
+from .images import check_key_images, resize_image, working_shape
 from .maps import MorphMaps, Scales
 from .points import PointPairs
 from .render import FrameRenderer, RenderProgram, even_pacing_alphas
@@ -140,6 +140,7 @@ def fit_sequence(
     Raises:
       FitDivergedError: a leg's loss stopped being finite (named "leg N" when there are several).
     """
+    check_key_images(keys)
     if len(keys) < 2:
         raise ValueError(f"a sequence needs at least 2 key images, got {len(keys)}")
     legs = len(keys) - 1
@@ -259,6 +260,7 @@ class MorphFrames:
         check: Callable[[], None] | None = None,
         on_leg_ready: Callable[[int], None] | None = None,
     ) -> None:
+        check_key_images(keys)
         if len(all_maps) != len(keys) - 1:
             raise ValueError(f"{len(keys)} key images need {len(keys) - 1} legs of maps, got {len(all_maps)}")
         cache = ProgramCache() if cache is None else cache

@@ -10,6 +10,7 @@ imports TensorFlow or numpy.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -94,6 +95,17 @@ class FitSettings:
     starts: StartSettings = field(default_factory=lambda: StartSettings())
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "working_size", "grid_size", "features", "layers", "pyramid_levels", "probe_steps",
+                     "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise TypeError(f"{name} must be a whole number, got {value!r}")
+        for name, least in (("working_size", 8), ("grid_size", 2), ("features", 1), ("layers", 1),
+                            ("pyramid_levels", 1), ("probe_steps", 0)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
+
     @property
     def total_steps(self) -> int:
         """Training steps of one fit at most: the epochs and the probes of two more starts."""
@@ -124,6 +136,10 @@ class FrameSettings:
     engine: str = "auto"
 
     def __post_init__(self) -> None:
+        for name in ("frames", "hold"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise TypeError(f"{name} must be a whole number, got {value!r}")
         if self.frames < 2 or self.hold < 0:
             raise ValueError(f"frames >= 2 and hold >= 0 are needed, got {self.frames} and {self.hold}")
         if self.loop and self.boomerang:

@@ -41,6 +41,9 @@ def warp_to_target(source: np.ndarray, maps: MorphMaps, scales: Scales) -> np.nd
 
     The colour maps are ignored. Returns ``[H, W, C] float32``.
     """
+    if not isinstance(source, np.ndarray) or source.ndim != 3 or source.dtype.kind != "f":
+        raise ValueError(f"source must be [H, W, C] floats (to_float of uint8 pixels), got "
+                         f"{getattr(source, 'shape', type(source).__name__)} {getattr(source, 'dtype', '')}")
     height, width = source.shape[:2]
     flow = transfer_flow(maps, scales, height, width)
     warped = dense_image_warp(tf.constant(source[np.newaxis], tf.float32), tf.constant(flow[np.newaxis]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from morphing import settings
@@ -56,3 +57,36 @@ def test_frame_settings_refuse_what_cannot_be_rendered() -> None:
                 {"blend": "x"}, {"interpolation": "nearest"}, {"engine": "cuda"}):
         with pytest.raises(ValueError):
             settings.FrameSettings(**bad)
+
+
+class TestArgumentChecks:
+    def test_settings_refuse_what_is_not_a_whole_number_or_too_small(self) -> None:
+        from morphing.settings import FitSettings, FrameSettings
+
+        with pytest.raises(ValueError, match="working_size must be at least 8, got 0"):
+            FitSettings(working_size=0)
+        with pytest.raises(TypeError, match="frames must be a whole number, got 2.5"):
+            FrameSettings(frames=2.5)
+        with pytest.raises(TypeError, match="epochs must be a whole number"):
+            FitSettings(epochs=True)
+        assert FitSettings(epochs=np.int64(5)).epochs == 5  # numpy's integers are whole numbers
+
+    def test_the_api_names_the_argument_a_wrong_image_was_given_for(self) -> None:
+        from morphing import FitSettings, Scales, fit_maps, fit_sequence
+        from morphing.transfer import warp_to_target
+        from tests.helpers import random_maps
+
+        good = np.zeros((16, 16, 3), np.uint8)
+        with pytest.raises(ValueError, match=r"keys\[1\] must be \[H, W, 3\] uint8"):
+            fit_sequence([good, good.astype(np.float32)], Scales(), FitSettings(face_points=False))
+        with pytest.raises(ValueError, match=r"keys must all have one shape"):
+            fit_sequence([good, np.zeros((16, 18, 3), np.uint8)], Scales(), FitSettings(face_points=False))
+        with pytest.raises(TypeError, match=r"keys\[0\] must be an \[H, W, 3\] uint8 array, got list"):
+            fit_sequence([[0], good], Scales(), FitSettings(face_points=False))
+        with pytest.raises(ValueError, match=r"source must be \[H, W, 3\] floats"):
+            fit_maps(good, good, Scales())
+        nan = np.full((16, 16, 3), np.nan, np.float32)
+        with pytest.raises(ValueError, match="target holds NaN"):
+            fit_maps(np.zeros((16, 16, 3), np.float32), nan, Scales())
+        with pytest.raises(ValueError, match=r"source must be \[H, W, C\] floats"):
+            warp_to_target(good, random_maps(), Scales())
