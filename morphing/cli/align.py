@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 
 from ..output import IMAGE_SUFFIXES
-from ..settings import SHIFT_INTERPOLATIONS, AlignSettings
-from .common import (PROGRAM, Console, RunError, check_outputs, float_in, int_in, load_pixels, start_tool, step_bar)
-from .shift import check_fourier
+from ..settings import SHIFT_INTERPOLATIONS, AlignSettings, default_kernel_size
+from .common import (PROGRAM, Console, RunError, UsageError, check_outputs, float_in, int_in, load_pixels, start_tool,
+                     step_bar)
+from .shift import MIN_SIGMA, check_fourier, large_image_notice
 
 NAME = "align"
 DEFAULT_OUTPUT = None  # writes nothing without -o
@@ -45,6 +46,14 @@ def run(args: argparse.Namespace, console: Console) -> None:
             f"{args.source} is {source.shape[1]}x{source.shape[0]} but {args.target} is "
             f"{target.shape[1]}x{target.shape[0]}; align needs two images of one size"
         )
+    if 0.0 < args.blur_sigma < MIN_SIGMA:
+        raise UsageError(f"--blur-sigma {args.blur_sigma:g} is below {MIN_SIGMA:g} pixels (0 turns the blur off)")
+    kernel_size = default_kernel_size(args.blur_sigma)
+    if args.blur_sigma > 0 and kernel_size // 2 >= min(source.shape[:2]):
+        raise UsageError(f"a blur of --blur-sigma {args.blur_sigma:g} ({kernel_size} pixels) is too wide for a "
+                         f"{source.shape[1]}x{source.shape[0]} image; lower it")
+    if args.output is not None:
+        large_image_notice(source.shape, args.interpolation, console)
     start_tool(args, console)
     from ..images import to_float
     from ..output import write_image

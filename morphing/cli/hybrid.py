@@ -10,6 +10,7 @@ from ..output import IMAGE_SUFFIXES
 from ..settings import (HYBRID_NEAR_TERMS, HYBRID_STARTS, HybridSettings, default_kernel_size)
 from .common import (MIN_SIZE, PROGRAM, Console, UsageError, check_outputs, float_in, int_in, load_pixels, matched,
     start_tool, step_bar)
+from .shift import MIN_SIGMA
 
 NAME = "hybrid"
 SUMMARY = "one image that reads as NEAR up close and as FAR from afar"
@@ -28,7 +29,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--far", type=Path, required=True, help="image seen from afar (its blurred version)")
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="image to write [default hybrid.png, never replaced: name an existing file to replace it]")
-    parser.add_argument("--sigma", type=float_in(0.0, 200.0, low_open=True), default=DEFAULTS.sigma,
+    parser.add_argument("--sigma", type=float_in(MIN_SIGMA, 200.0), default=DEFAULTS.sigma,
                         help="Gaussian blur sigma in pixels of the working size")
     parser.add_argument("--kernel-size", type=int_in(1, 1201), default=None,
                         help="odd blur kernel length [default: 2*ceil(3*sigma)+1]")

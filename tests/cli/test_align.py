@@ -36,3 +36,10 @@ def test_a_closed_standard_output_or_a_reader_that_goes_does_not_fail_a_finished
     gone = subprocess.run(["bash", "-c", f"{command} | true; exit ${{PIPESTATUS[0]}}"], capture_output=True, text=True,
                           timeout=300)
     assert gone.returncode == 0 and gone.stderr == "", gone.stderr
+
+
+def test_a_blur_too_wide_or_too_narrow_for_the_image_is_refused(textures) -> None:
+    status, out, err = run_tool("align", "-s", textures[0], "-t", textures[1], "--blur-sigma", "20")
+    assert status == ExitStatus.USAGE and "too wide for a 48x48 image" in err and out == ""
+    status, out, err = run_tool("align", "-s", textures[0], "-t", textures[1], "--blur-sigma", "1e-200")
+    assert status == ExitStatus.USAGE and "below 0.1 pixels" in err
