@@ -56,6 +56,10 @@ def classic_hybrid(near: np.ndarray, far: np.ndarray, kernel: np.ndarray) -> np.
 
 
 def _check_pair(near: np.ndarray, far: np.ndarray) -> None:
+    for name, image in (("near", near), ("far", far)):
+        if not isinstance(image, np.ndarray) or image.dtype.kind != "f":
+            raise ValueError(f"{name} must be [H, W, C] floats in [0, 1] (to_unit of uint8 pixels), got "
+                             f"{getattr(image, 'dtype', type(image).__name__)}")
     if near.shape != far.shape or near.ndim != 3:
         raise ValueError(f"near and far must be [H, W, C] of one shape, got {near.shape} and {far.shape}")
 

@@ -161,6 +161,17 @@ class RenderProgram:
         return self._compiled(alphas, morph)
 
 
+def _check_alphas(alphas: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``alphas`` as ``[B] float64``; ``ValueError`` for any that is not a finite number."""
+    try:
+        values = np.asarray(alphas, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"alphas must be numbers, got {alphas!r}") from None
+    if not np.isfinite(values).all():
+        raise ValueError(f"alphas must be finite numbers, got {values[~np.isfinite(values)][:3].tolist()}")
+    return values
+
+
 class FrameRenderer:
     """Renders frames of one morph at any alphas.
 
@@ -235,6 +246,7 @@ class FrameRenderer:
 
     def render(self, alphas: Sequence[float] | np.ndarray) -> np.ndarray:
         """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames."""
+        _check_alphas(alphas)
         if self._opencv is not None:
             return self._opencv.render(alphas)
         alphas = tf.constant(np.asarray(alphas, np.float32).reshape(-1))
@@ -256,7 +268,7 @@ class FrameRenderer:
         (its kernels release the GIL), at most two ahead of the consumer; their
         working arrays are kept for the next frames (``release_working_arrays``).
         """
-        alphas = np.asarray(alphas, np.float64).reshape(-1)
+        alphas = _check_alphas(alphas)
         if self._opencv is not None:
             opencv, check = self._opencv, self._check
             yield from map_ahead(lambda alpha: opencv.frame(float(alpha), check), alphas, ahead=2)

@@ -109,6 +109,8 @@ def shift_image(
     shift = tf.convert_to_tensor(shift, dtype=images.dtype)
     if shift.shape != (2,):
         raise ValueError(f"shift must be [2] as (dy, dx), got shape {shift.shape}")
+    if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(shift))):
+        raise ValueError(f"shift must be finite numbers, got {shift.numpy().tolist()}")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
     if interpolation == "fourier":

@@ -90,3 +90,16 @@ class TestArgumentChecks:
             fit_maps(np.zeros((16, 16, 3), np.float32), nan, Scales())
         with pytest.raises(ValueError, match=r"source must be \[H, W, C\] floats"):
             warp_to_target(good, random_maps(), Scales())
+
+    def test_nan_alphas_shifts_and_integer_hybrid_images_are_named(self) -> None:
+        from morphing import FrameRenderer, Scales, fit_hybrid, shift_pixels
+        from tests.helpers import random_maps, random_pair
+
+        source, target = random_pair()
+        renderer = FrameRenderer(source, target, random_maps(), Scales(warp=0.5), engine="opencv")
+        with pytest.raises(ValueError, match="alphas must be finite numbers"):
+            renderer.render([0.5, float("nan")])
+        with pytest.raises(ValueError, match="shift must be finite numbers"):
+            shift_pixels(source, (float("nan"), 1.0))
+        with pytest.raises(ValueError, match="near must be .* floats in"):
+            fit_hybrid(source, target)
