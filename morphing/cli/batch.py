@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, UsageError, describe_os_error,
-    describe_unexpected, resolved)
+    describe_unexpected, resolved, start_tensorflow)
 from .morph import build_parser, run_morph, validate
 
 __all__ = ["BatchRow", "read_manifest", "run_batch"]
@@ -127,6 +127,9 @@ def run_batch(args: argparse.Namespace, argv: list[str], console: Console, timer
     rows = read_manifest(args.batch)
     shard_index, shard_count = args.shard or (0, 1)
     shared = _without_batch_flags(argv)
+    # TensorFlow is started here, quietly (its C++ start-up log silenced, as in a single run), before
+    # anything that imports it: the row cache does.
+    start_tensorflow(args.cpu)
     from ..sequence import ProgramCache
 
     cache = ProgramCache()  # fitters and renderers, shared by the rows

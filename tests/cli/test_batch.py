@@ -181,3 +181,19 @@ def test_rows_may_not_share_an_output_a_frames_subfolder_or_ask_for_help(toy_pai
     assert any(line.startswith("morph: row 4 ") and "--help" in line for line in lines)
     assert lines[-1] == "morph: batch: 1 done, 0 skipped, 3 failed (rows 2, 3, 4)"
     assert sorted(p.name for p in (tmp_path / "frames" / "x").iterdir()) == ["0000.png", "0001.png", "0002.png"]
+
+
+def test_a_quiet_batch_prints_nothing_not_even_tensorflows_start_up(toy_pair, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    manifest = _manifest(tmp_path, toy_pair, rows=2, bad_row=None)
+    done = subprocess.run([sys.executable, str(ROOT / "morph.py"), "--batch", str(manifest), "-q"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+                               "MORPH_CACHE_DIR": "off"})  # as a user's shell has it
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr[-2000:]
+    assert (tmp_path / "out_0.gif").exists() and (tmp_path / "out_1.gif").exists()
