@@ -351,7 +351,24 @@ class FfmpegWriter:
             if _nearly_full(Path(path).parent):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
             raise OSError(errno.EIO, "ffmpeg wrote an empty file", str(path))
+        if count and not _plays(Path(path)):
+            raise OSError(errno.EIO, "ffmpeg wrote a file that does not decode", str(path))
         return count
+
+
+def _plays(path: Path) -> bool:
+    """Whether ffmpeg can open ``path`` and decode its first frame (a second or so at most)."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path), output_params=["-frames:v", "1"])
+    try:
+        next(reader)  # the stream's description
+        next(reader)  # its first frame
+        return True
+    except (OSError, RuntimeError, StopIteration):
+        return False
+    finally:
+        reader.close()
 
 
 def _nearly_full(folder: Path) -> bool:

@@ -170,3 +170,22 @@ def test_an_encoder_that_writes_nothing_fails_and_keeps_the_earlier_file(suffix:
             animation_writer(suffix, 25.0).write(iter(frames), temporary)
     assert output.read_bytes() == b"the user's earlier file"
     assert sorted(p.name for p in tmp_path.iterdir()) == [output.name]
+
+
+def test_an_encoder_that_writes_what_does_not_decode_fails_and_keeps_the_earlier_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import imageio_ffmpeg
+
+    def garbling_encoder(path, *args, **kwargs):  # ends well, having written bytes no decoder takes
+        Path(path).write_bytes(b"\\x00" * 1000)
+        while True:
+            yield
+
+    monkeypatch.setattr(imageio_ffmpeg, "write_frames", garbling_encoder)
+    output = tmp_path / "earlier.mp4"
+    output.write_bytes(b"the user's earlier file")
+    with pytest.raises(OSError, match="does not decode"):
+        with atomic_path(output) as temporary:
+            animation_writer(".mp4", 25.0).write(iter([np.zeros((16, 16, 3), np.uint8)] * 2), temporary)
+    assert output.read_bytes() == b"the user's earlier file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [output.name]
