@@ -99,6 +99,8 @@ class MorphMaps:
             )
         if min(self.forward.shape[:2]) < 1:
             raise ValueError(f"the maps' grid is empty ({self.forward.shape[0]}x{self.forward.shape[1]})")
+        if not (np.isfinite(self.forward).all() and np.isfinite(self.backward).all()):
+            raise ValueError("maps hold NaN or infinite values")
         if len(self.image_shape) != 2 or min(self.image_shape) < 1:
             raise ValueError(f"image_shape must be two sizes >= 1, got {self.image_shape}")
 

@@ -120,3 +120,10 @@ def test_scales_reject_negative_and_non_finite(bad: float) -> None:
 def test_maps_reject_mismatched_directions() -> None:
     with pytest.raises(ValueError, match="differ"):
         MorphMaps(np.zeros((4, 4, 8)), np.zeros((4, 5, 8)), Scales(), (4, 4))
+
+
+def test_maps_built_in_python_refuse_nan() -> None:
+    forward = np.zeros((4, 4, 8), np.float32)
+    forward[1, 2, 6] = np.nan
+    with pytest.raises(ValueError, match="maps hold NaN or infinite values"):
+        MorphMaps(forward, np.zeros((4, 4, 8), np.float32), Scales(), (16, 16))
