@@ -645,6 +645,10 @@ class OpenCVRenderer:
             insides = [scratch(f"inside{which}", (stop - start, width)) for which in range(2)]
             towards_target = self._warped(0, alpha, start, stop, row_positions, scratch, coloured[0], insides[0])
             towards_source = self._warped(1, 1.0 - alpha, start, stop, row_positions, scratch, coloured[1], insides[1])
+            if min(float(inside.min()) for inside in insides) == 1.0:  # both inside throughout: the plain weights
+                cv2.addWeighted(towards_target, 1.0 - alpha, towards_source, alpha, 0.0,
+                                dst=out[start - first : stop - first])
+                continue
             share = _share(*insides, alpha)
             np.add(share * towards_target, (np.float32(1.0) - share) * towards_source, out=out[start - first : stop - first])
 
@@ -658,6 +662,9 @@ class OpenCVRenderer:
         for (from_source, inside_source), (from_target, inside_target) in zip(
             self._carried(0, alpha, first, last, scratch), self._carried(1, 1.0 - alpha, first, last, scratch)
         ):
+            if min(float(inside_source.min()), float(inside_target.min())) == 1.0:  # the plain weights
+                wanted.append(cv2.addWeighted(from_source, 1.0 - alpha, from_target, alpha, 0.0, dst=from_source))
+                continue
             share = _share(inside_source, inside_target, alpha)[..., 0]
             wanted.append(np.add(share * from_source, (np.float32(1.0) - share) * from_target, out=from_source))
         detail = self._plan.detail(linear, wanted, scratch)[start - first : stop - first]

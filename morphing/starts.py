@@ -42,6 +42,7 @@ import numpy as np
 
 from .affine import (
     Affine,
+    Copies,
     bilinear_sample,
     fit_affine,
     grey_copies,
@@ -228,7 +229,11 @@ def start_cost(source: np.ndarray, target: np.ndarray, start: Candidate | Affine
     """
     if isinstance(start, Affine):
         start = Candidate("", start)
-    copies = grey_copies(np.stack([source, target]), settings.side)
+    return _cost_on(grey_copies(np.stack([source, target]), settings.side), start, settings)
+
+
+def _cost_on(copies: Copies, start: Candidate, settings: StartSettings) -> float:
+    """``start_cost`` on the pair's grey copies, made once for all the candidates."""
     height, width = copies.source.shape
     flows = start.grid_flows(height, width)
     total = 0.0
@@ -250,7 +255,8 @@ def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Ca
         chosen = by_name[POINTS]
         return StartChoice(chosen, tuple((c.name, None) for c in candidates),
                            f"laid through {chosen.evidence}: points decide")
-    costs = {c.name: start_cost(source, target, c, settings) for c in candidates}
+    copies = grey_copies(np.stack([source, target]), settings.side)
+    costs = {c.name: _cost_on(copies, c, settings) for c in candidates}
     baseline = costs[NO_MOTION]
     chosen, reason = by_name[NO_MOTION], "no candidate beat it by its margin"
     best_gain = 0.0
