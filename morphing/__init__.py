@@ -3,14 +3,14 @@ maps that turn a source image into a target; scaling the maps by alpha gives
 the transition.
 
 Public API (imported lazily, so that ``import morphing`` does not start
-TensorFlow). Whole morphs (``morphing.sequence``)::
+TensorFlow). A whole morph is one object (``morphing.morph``)::
 
-    from morphing import FitSettings, FrameSettings, MorphFrames, Scales, fit_sequence, load_image
-    keys = [load_image("a.jpg").pixels, load_image("b.jpg").pixels]   # [H, W, 3] uint8
-    maps = fit_sequence(keys, Scales(), FitSettings())
-    for frame in MorphFrames(keys, maps, Scales(), FrameSettings(frames=50)): ...
+    from morphing import FrameSettings, Morph, load_image
+    morph = Morph(load_image("a.jpg").pixels, load_image("b.jpg").pixels).fit()   # [H, W, 3] uint8 in
+    middle = morph.frame(0.5)                                                    # [H, W, 3] uint8 out
+    morph.save("a_to_b.gif", frames=FrameSettings(frames=50))
 
-One pair, one step at a time::
+The pieces it is made of, one pair, one step at a time::
 
     from morphing import load_image, to_float, fit_maps, FrameRenderer, Scales
     maps = fit_maps(to_float(source), to_float(target), Scales())
@@ -32,6 +32,7 @@ from typing import Any
 __version__ = "0.8.0"
 
 _EXPORTS = {
+    "Morph": "morph",
     "dense_image_warp": "warp",
     "fit_maps": "fit",
     "FitSettings": "settings",

@@ -32,6 +32,7 @@ from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, FACE_POINTS_H
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
     from tqdm import tqdm
 
+    from ..morph import Morph
     from ..starts import Candidate, StartChoice
     from ..threads import SpawnedWork
 
@@ -320,36 +321,40 @@ def _start_global_stage(args: argparse.Namespace, job: Job) -> SpawnedWork[list[
         return None
 
 
-def _fitted_maps(
-    args: argparse.Namespace, job: Job, console: Console, cache: ProgramCache,
-    global_stage: SpawnedWork[list[list[Candidate]]] | None = None,
-) -> list[MorphMaps]:
-    """Maps for every leg: loaded, or fitted one leg after another (from ``global_stage``'s maps when it
-    gives them)."""
-    from ..fit import FitDivergedError
-    from ..sequence import fit_sequence
+def _new_morph(args: argparse.Namespace, job: Job, console: Console, cache: ProgramCache | None) -> Morph:
+    """The morph the flags describe: its key images, points, settings and (found here, with messages) face
+    points."""
+    from ..morph import Morph
 
-    if job.loaded_maps is not None:
-        return [job.loaded_maps]
     settings = _fit_settings(args, job)
     legs = len(job.keys) - 1
-    faces = found_face_points(job.keys, job.points, console) if settings.face_points and job.scales.warp > 0 else [
-        None] * legs
+    faces = None
+    if job.loaded_maps is None:
+        faces = (found_face_points(job.keys, job.points, console) if settings.face_points and job.scales.warp > 0
+                 else [None] * legs)
+    targets = job.keys[1:-1] if args.loop else job.keys[1:]
+    return Morph(job.keys[0], list(targets), points=job.points or None, settings=settings, scales=job.scales,
+                 loop=args.loop, face_points=faces, cache=cache)
+
+
+def _fit(morph: Morph, console: Console, global_stage: SpawnedWork[list[list[Candidate]]] | None = None) -> None:
+    """Fit every leg, one after another (from ``global_stage``'s start candidates when it gives them),
+    with a progress bar per leg and the start each took in the log."""
+    from ..fit import FitDivergedError
+
     candidates = None
     if global_stage is not None:
         try:
             candidates = global_stage.result(console.check)
         except (RuntimeError, ValueError, MemoryError):
             candidates = None  # the fit finds them itself, and reports a real problem
-    bars = LegBars(legs, settings.total_steps, console)
+    bars = LegBars(morph.legs, morph.total_steps, console)
 
     def on_start(leg: int, choice: StartChoice) -> None:
-        console.say(f"{PROGRAM}: {'' if legs == 1 else f'leg {leg + 1}: '}{choice.describe()}")
+        console.say(f"{PROGRAM}: {'' if morph.legs == 1 else f'leg {leg + 1}: '}{choice.describe()}")
 
     try:
-        return fit_sequence(job.keys, job.scales, settings, points=job.points or None, cache=cache,
-                            on_step=bars.on_step, check=console.check, face_points=faces,
-                            start_candidates=candidates, on_start=on_start)
+        morph.fit(bars.on_step, check=console.check, on_start=on_start, start_candidates=candidates)
     except FitDivergedError as error:
         raise RunError(str(error)) from None
     finally:
@@ -371,7 +376,6 @@ def run_morph(
     with timer.stage("tensorflow import"):
         tf = start_tensorflow(args.cpu)
     from ..backend import device_description
-    from ..maps import save_maps
     from ..output import (
         animation_writer,
         atomic_folder,
@@ -379,7 +383,6 @@ def run_morph(
         frames_to_folder,
         write_png,
     )
-    from ..sequence import MorphFrames, ProgramCache, preview_keys
     from ..visualize import maps_picture
 
     console.say(f"{PROGRAM}: running on {device_description(tf)}")
@@ -389,23 +392,25 @@ def run_morph(
     if large:
         console.say(f"{PROGRAM}: {large}")
 
-    cache = ProgramCache() if cache is None else cache
     console.check()
     with timer.stage("fit"):
-        all_maps = _fitted_maps(args, job, console, cache, global_stage)
+        morph = _new_morph(args, job, console, cache)
+        if job.loaded_maps is not None:
+            morph.maps = [job.loaded_maps]
+        else:
+            _fit(morph, console, global_stage)
     if args.save_maps is not None:
-        with atomic_path(args.save_maps) as temporary:
-            save_maps(all_maps[0], temporary)
+        morph.save_maps(args.save_maps)
         console.say(f"{PROGRAM}: wrote maps to {args.save_maps}")
     if args.maps_png is not None:
-        pictures = [maps_picture(maps, points=job.points[leg] if job.points else None) for leg, maps in enumerate(all_maps)]
+        pictures = [maps_picture(maps, points=job.points[leg] if job.points else None)
+                    for leg, maps in enumerate(morph.maps)]
         write_png(np.concatenate(pictures, axis=0), args.maps_png)
         console.say(f"{PROGRAM}: wrote maps picture to {args.maps_png}")
 
-    keys = job.keys if args.preview is None else preview_keys(job.keys, args.preview)
-    with timer.stage("render"), console.bar(len(all_maps), "preparing frames", "leg") as preparing:
-        animation = MorphFrames(keys, all_maps, job.scales, frame_settings(args), cache=cache, check=console.check,
-                                on_leg_ready=lambda leg: preparing.update(1))
+    with timer.stage("render"), console.bar(morph.legs, "preparing frames", "leg") as preparing:
+        animation = morph.animation(frame_settings(args), long_side=args.preview, check=console.check,
+                                    on_leg_ready=lambda leg: preparing.update(1))
     writer = animation_writer(args.output.suffix, args.fps)
     with console.bar(len(animation), "rendering", "frame") as bar:
         def counted(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -431,5 +436,5 @@ def run_morph(
         if args.frames_dir is not None:
             timer.add("png frames", produced - (timer.seconds["render"] - render_before))
         timer.add("encode", timer.seconds.pop("write") - produced)
-    height, width = keys[0].shape[:2]
+    height, width = animation.shape
     console.say(f"{PROGRAM}: wrote {args.output} ({len(animation)} frames, {width}x{height})")

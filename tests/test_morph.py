@@ -1,0 +1,162 @@
+"""The public morph object: fit once, render any frame, any multipliers, any file, never refitting."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from morphing import Morph
+from morphing.maps import MapsFileError, Scales
+from morphing.points import PointPairs
+from morphing.scenes import toy_scene
+from morphing.settings import FitSettings, FrameSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_FIT = FitSettings(epochs=3, working_size=32, face_points=False)
+FORMULA = FrameSettings(frames=5, interpolation="bilinear", blend="linear")
+ENGINES = ("opencv", "tensorflow")
+
+
+def toy_pair() -> tuple[np.ndarray, np.ndarray]:
+    scene = toy_scene(24, 32)
+    return scene.render(0.0), scene.render(1.0)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> Morph:
+    source, target = toy_pair()
+    return Morph(source, target, settings=TINY_FIT).fit()
+
+
+class TestFit:
+    def test_progress_hears_every_step_of_every_leg_and_the_start_is_kept(self) -> None:
+        source, target = toy_pair()
+        third = np.ascontiguousarray(source[::-1])
+        heard: list[tuple[int, int]] = []
+        morph = Morph(source, [target, third], settings=TINY_FIT)
+        assert morph.legs == 2
+        morph.fit(lambda leg, step, loss: heard.append((leg, step)))
+        for leg in range(2):  # consecutive steps to the last (a probe's steps are skipped when none runs)
+            steps = [step for heard_leg, step in heard if heard_leg == leg]
+            assert len(steps) >= TINY_FIT.epochs
+            assert steps == list(range(morph.total_steps - len(steps), morph.total_steps))
+        assert [leg for leg, _ in heard] == sorted(leg for leg, _ in heard)
+        assert len(morph.maps) == 2
+        assert all(choice is not None and choice.describe().startswith("start: ") for choice in morph.start_choices)
+
+    def test_maps_are_refused_before_a_fit(self) -> None:
+        with pytest.raises(RuntimeError, match="fit"):
+            Morph(*toy_pair(), settings=TINY_FIT).frame(0.5)
+
+    def test_loop_adds_a_leg_back_to_the_source(self) -> None:
+        source, target = toy_pair()
+        morph = Morph(source, target, loop=True, settings=TINY_FIT)
+        assert morph.legs == 2
+        np.testing.assert_array_equal(morph.keys[-1], source)
+
+    def test_bad_arguments_are_refused_with_what_is_wrong(self) -> None:
+        source, target = toy_pair()
+        with pytest.raises(ValueError, match="uint8"):
+            Morph(source.astype(np.float32), target)
+        with pytest.raises(TypeError, match="FitSettings"):
+            Morph(source, target, settings={"epochs": 3})
+        with pytest.raises(ValueError, match="per leg"):
+            Morph(source, [target, target], points=[None])
+        with pytest.raises(ValueError, match="at least one target"):
+            Morph(source, [])
+
+
+class TestFrames:
+    @pytest.mark.parametrize("engine", ENGINES)
+    def test_the_ends_are_the_key_images_pixel_for_pixel(self, fitted: Morph, engine: str) -> None:
+        frames = FrameSettings(engine=engine)
+        np.testing.assert_array_equal(fitted.frame(0.0, frames=frames), fitted.keys[0])
+        np.testing.assert_array_equal(fitted.frame(1.0, frames=frames), fitted.keys[1])
+
+    @pytest.mark.parametrize("engine", ENGINES)
+    def test_zero_multipliers_render_the_plain_cross_dissolve(self, fitted: Morph, engine: str) -> None:
+        # With every map scaled by 0 the formula is (1 - alpha) S + alpha T: an independent numpy reference.
+        source, target = (key.astype(np.float64) for key in fitted.keys)
+        alphas = [0.25, 0.5, 0.75]
+        frames = list(fitted.frames(alphas, scales=Scales(mult=0.0, add=0.0, warp=0.0),
+                                    frames=FrameSettings(interpolation="bilinear", blend="linear", engine=engine)))
+        for alpha, frame in zip(alphas, frames):
+            expected = (1 - alpha) * source + alpha * target
+            assert np.abs(frame.astype(np.float64) - expected).max() <= 1.0
+
+    def test_other_multipliers_re_render_the_same_maps_without_a_refit(self, fitted: Morph) -> None:
+        maps = fitted.maps
+        plain = fitted.frame(0.5, frames=FORMULA)
+        exaggerated = fitted.frame(0.5, frames=FORMULA, scales=Scales(warp=3.0, add=2.0, mult=2.0))
+        assert fitted.maps is maps
+        assert np.abs(plain.astype(int) - exaggerated.astype(int)).max() > 0
+        np.testing.assert_array_equal(fitted.frame(0.5, frames=FORMULA), plain)
+
+    def test_the_animation_follows_its_frame_settings(self, fitted: Morph) -> None:
+        frames = list(fitted.frames(frames=FrameSettings(frames=4, hold=2, boomerang=True)))
+        # source held 3 times, 2 in-betweens, target held 3 times, then the in-betweens backwards (the
+        # source follows when the animation loops).
+        assert len(frames) == 3 + 2 + 3 + 2
+        for index in (0, 1, 2):
+            np.testing.assert_array_equal(frames[index], fitted.keys[0])
+        for index in (5, 6, 7):
+            np.testing.assert_array_equal(frames[index], fitted.keys[1])
+        np.testing.assert_array_equal(frames[-1], frames[3])
+
+    def test_a_smaller_render_of_the_same_fit(self, fitted: Morph) -> None:
+        assert fitted.frame(0.5, long_side=16).shape == (12, 16, 3)
+
+
+class TestFiles:
+    def test_save_writes_the_animation_and_its_frames(self, fitted: Morph, tmp_path: Path) -> None:
+        count = fitted.save(tmp_path / "out.gif", frames=FrameSettings(frames=6), frames_dir=tmp_path / "frames")
+        assert count == 6
+        assert iio.imread(tmp_path / "out.gif", index=None).shape[0] == 6
+        assert sorted(path.name for path in (tmp_path / "frames").iterdir()) == [f"{i:04d}.png" for i in range(6)]
+        assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+    def test_maps_saved_and_loaded_render_the_same_frames(self, fitted: Morph, tmp_path: Path) -> None:
+        fitted.save_maps(tmp_path / "maps.npz")
+        again = Morph(*fitted.keys, settings=TINY_FIT).load_maps(tmp_path / "maps.npz")
+        np.testing.assert_array_equal(again.frame(0.5, frames=FORMULA), fitted.frame(0.5, frames=FORMULA))
+
+    def test_a_file_that_is_not_maps_is_refused(self, fitted: Morph, tmp_path: Path) -> None:
+        (tmp_path / "bad.npz").write_bytes(b"not a zip")
+        with pytest.raises(MapsFileError):
+            Morph(*fitted.keys).load_maps(tmp_path / "bad.npz")
+
+
+class TestInputs:
+    def test_a_target_of_another_size_is_brought_to_the_source_and_said(self) -> None:
+        source, target = toy_pair()
+        larger = np.repeat(np.repeat(target, 2, axis=0), 2, axis=1)
+        morph = Morph(source, larger, settings=TINY_FIT)
+        assert morph.keys[1].shape == source.shape
+        assert len(morph.notes) == 1 and "match the source" in morph.notes[0]
+
+    def test_points_in_the_targets_own_pixels_are_carried_into_the_key_images(self) -> None:
+        source, target = toy_pair()
+        larger = np.repeat(np.repeat(target, 2, axis=0), 2, axis=1)  # 48x64: every pixel doubled
+        given = PointPairs(np.array([[5.0, 7.0]]), np.array([[11.5, 15.5]]), source.shape[:2], larger.shape[:2])
+        morph = Morph(source, larger, points=given, settings=TINY_FIT)
+        (leg_points,) = morph.points
+        np.testing.assert_allclose(leg_points.source, [[5.0, 7.0]])
+        np.testing.assert_allclose(leg_points.target, [[5.5, 7.5]])  # pixel centres halve: (p + .5) / 2 - .5
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## From Python"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shutil.copytree(ROOT / "images", tmp_path / "images")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own example
+    written = sorted(path.name for path in tmp_path.iterdir() if path.is_file())
+    assert written, "the example wrote nothing"
+    for name in written:
+        assert (tmp_path / name).stat().st_size > 0
