@@ -46,7 +46,8 @@ from morphing.fit import FitSettings, fit_maps  # noqa: E402
 from morphing.images import load_image, to_float  # noqa: E402
 from morphing.maps import Scales  # noqa: E402
 from morphing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
-from morphing.render import FrameRenderer, RenderProgram, even_pacing_alphas  # noqa: E402
+from morphing.render import FrameRenderer, even_pacing_alphas  # noqa: E402
+from morphing.render_tf import RenderProgram  # noqa: E402
 from morphing.scenes import far_moving_scene, random_scene  # noqa: E402
 from morphing.transition import upsample_direction  # noqa: E402
 

@@ -44,7 +44,7 @@ _EXPORTS = {
     "preview_keys": "sequence",
     "MapFitter": "fit",
     "FrameRenderer": "render",
-    "RenderProgram": "render",
+    "RenderProgram": "render_tf",
     "frame_alphas": "timeline",
     "DetailSettings": "settings",
     "MorphMaps": "maps",

@@ -117,7 +117,7 @@ def _pinned(maps: np.ndarray, here: np.ndarray, there: np.ndarray, image_shape: 
     return pinned
 
 
-class _ShapeProgram(NamedTuple):
+class ShapeProgram(NamedTuple):
     """What a fitter builds for one working shape: the network, its optimizer, their
     initial values, the traced (partly XLA-compiled) training step and the gradients of its
     compiled terms alone (``MorphObjective.compiled_term_gradients``)."""
@@ -148,16 +148,26 @@ class MapFitter:
             raise ValueError(f"colour_level must be >= 0, got {settings.colour_level}")
         self.scales = scales
         self.settings = settings
-        self._programs: dict[tuple[tuple[int, int], ...], _ShapeProgram] = {}
+        self._programs: dict[tuple[tuple[int, int], ...], ShapeProgram] = {}
         self._warm: set[object] = set()  # the (shapes, point count) whose training step has run
 
-    def _program(self, level_shapes: list[tuple[int, int]], grid_shape: tuple[int, int]) -> _ShapeProgram:
+    @property
+    def programs(self) -> tuple[ShapeProgram, ...]:
+        """The training programs built so far, one per working shape (for inspection)."""
+        return tuple(self._programs.values())
+
+    @property
+    def warmed(self) -> int:
+        """How many (shape, point count) training steps have been compiled and run once."""
+        return len(self._warm)
+
+    def _program(self, level_shapes: list[tuple[int, int]], grid_shape: tuple[int, int]) -> ShapeProgram:
         key = (*level_shapes, grid_shape)
         if key not in self._programs:
             self._programs[key] = self._build(grid_shape)
         return self._programs[key]
 
-    def _build(self, grid_shape: tuple[int, int]) -> _ShapeProgram:
+    def _build(self, grid_shape: tuple[int, int]) -> ShapeProgram:
         settings, scales = self.settings, self.scales
         network = build_map_network(*grid_shape, features=settings.features, layers=settings.layers, seed=settings.seed)
         optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
@@ -193,7 +203,7 @@ class MapFitter:
             return loss
 
         variables = [*network.trainable_variables, *optimizer.variables]
-        return _ShapeProgram(
+        return ShapeProgram(
             network, variables, [v.numpy() for v in variables], train_step, objective.compiled_term_gradients())
 
     def fit(
@@ -335,7 +345,7 @@ class MapFitter:
 
 @contextlib.contextmanager
 def _compiled_meanwhile(
-    program: _ShapeProgram, step_inputs: tuple, term_inputs: tuple, warm: set[object], key: object,
+    program: ShapeProgram, step_inputs: tuple, term_inputs: tuple, warm: set[object], key: object,
     check: Callable[[], None] | None = None,
 ):
     """Compile ``program``'s XLA parts in a thread while its training step is traced and the body runs;

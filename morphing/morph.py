@@ -27,6 +27,7 @@ shared between objects that are given the same ``cache`` (a ``ProgramCache``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +38,7 @@ import numpy as np
 from .images import aspect_crop, check_key_images, fit_to_size
 from .maps import MorphMaps, Scales
 from .points import PointPairs
-from .settings import FitSettings, FrameSettings
+from .settings import EncoderSettings, FitSettings, FrameSettings, OutputSize
 
 __all__ = ["Morph", "ProgressCallback"]
 
@@ -277,12 +278,16 @@ class Morph:
         if not 0 <= leg < self.legs:
             raise ValueError(f"leg must be in [0, {self.legs - 1}], got {leg}")
         from .render import FrameRenderer
+        from .sequence import engine_for
 
         keys = self._keys_at(long_side)
         cache = self.cache
         cache.use_shape(keys[0].shape[:2])
+        engine = engine_for(frames)
+        program = cache.program(frames.interpolation, frames.blend) if engine == "tensorflow" else None
         renderer = FrameRenderer(keys[leg], keys[leg + 1], self.maps[leg], self.scales if scales is None else scales,
-                                 program=cache.program(frames.interpolation, frames.blend), engine=frames.engine)
+                                 interpolation=frames.interpolation, blend=frames.blend, program=program,
+                                 engine=engine)
         try:
             yield from renderer.frames(np.asarray(alphas, np.float64))
         finally:
@@ -295,21 +300,23 @@ class Morph:
 
     def save(self, path: str | os.PathLike[str], *, frames: FrameSettings = FrameSettings(),
              scales: Scales | None = None, fps: float = 25.0, long_side: int | None = None,
+             encoder: EncoderSettings = EncoderSettings(), size: OutputSize = OutputSize(),
              frames_dir: str | os.PathLike[str] | None = None,
              check: Callable[[], None] | None = None) -> int:
         """Render the animation and write it to ``path`` (the suffix picks the format: ``.gif``, ``.mp4``,
-        ``.webp``), atomically; with ``frames_dir``, every frame also as ``DIR/0000.png`` ... (the folder is
-        replaced whole). Returns the number of frames written."""
-        from .output import animation_writer, atomic_folder, atomic_path, frames_to_folder
+        ``.webp``), atomically. ``encoder``: quality, palette, loop count (``EncoderSettings``); ``size``:
+        write the frames smaller than rendered (``OutputSize``); with ``frames_dir``, every written frame
+        also as ``DIR/0000.png`` ... (the folder is replaced whole). Returns the number of frames written."""
+        from .output import animation_writer, atomic_folder, atomic_path, frames_to_folder, resized_frames
 
         path = Path(path)
-        writer = animation_writer(path.suffix, fps)
+        writer = animation_writer(path.suffix, fps, encoder)
         animation = self.animation(frames, scales=scales, long_side=long_side, check=check)
-        if frames_dir is None:
-            with atomic_path(path) as temporary:
-                writer.write(iter(animation), temporary, count=len(animation), samples=animation.samples())
-        else:
-            with atomic_folder(frames_dir) as folder, atomic_path(path) as temporary:
-                writer.write(frames_to_folder(iter(animation), folder), temporary, count=len(animation),
-                             samples=animation.samples())
+        shape = size.of(*animation.shape)
+        samples = resized_frames(animation.samples(), *shape)
+        with contextlib.ExitStack() as stack:
+            folder = None if frames_dir is None else stack.enter_context(atomic_folder(frames_dir))
+            temporary = stack.enter_context(atomic_path(path))
+            writer.write(frames_to_folder(resized_frames(iter(animation), *shape), folder), temporary,
+                         count=len(animation), samples=samples)
         return len(animation)

@@ -27,6 +27,7 @@ from typing import Protocol
 import numpy as np
 from PIL import GifImagePlugin, Image
 
+from .settings import EncoderSettings
 from .threads import map_ahead
 
 __all__ = [
@@ -153,8 +154,8 @@ TRANSPARENT = 255
 """Palette index reserved for "unchanged since the previous frame"."""
 
 
-def gif_palette(samples: Iterable[np.ndarray]) -> Image.Image:
-    """One adaptive palette of 255 colours for a whole animation.
+def gif_palette(samples: Iterable[np.ndarray], colors: int = TRANSPARENT) -> Image.Image:
+    """One adaptive palette of ``colors`` (at most 255) for a whole animation.
 
     The sample frames (each ``[H, W, 3] uint8``) are stacked side by side and
     quantised together, so every frame maps onto the same colours and the GIF
@@ -167,7 +168,7 @@ def gif_palette(samples: Iterable[np.ndarray]) -> Image.Image:
         thumbnails.append(np.asarray(image))
     height = min(t.shape[0] for t in thumbnails)
     strip = np.concatenate([t[:height] for t in thumbnails], axis=1)
-    return Image.fromarray(strip, "RGB").quantize(TRANSPARENT, method=Image.Quantize.MEDIANCUT)
+    return Image.fromarray(strip, "RGB").quantize(min(colors, TRANSPARENT), method=Image.Quantize.MEDIANCUT)
 
 
 def gif_delays(count: int, fps: float) -> list[int]:
@@ -221,10 +222,17 @@ class GifWriter:
 
     Args:
       fps: frames per second (GIF stores delays in 1/100 s; the rounding is spread, see ``gif_delays``).
+      settings: the palette's size, dithering and how many times it plays (``EncoderSettings``).
     """
 
-    def __init__(self, fps: float) -> None:
+    def __init__(self, fps: float, settings: EncoderSettings = EncoderSettings()) -> None:
         self._fps = fps
+        self._settings = settings
+
+    def _loop_info(self) -> dict[str, int]:
+        """The header's loop field: 0 plays forever; a GIF that loops N times plays N + 1 times; none plays once."""
+        plays = self._settings.loop_count
+        return {"loop": 0} if plays == 0 else {} if plays == 1 else {"loop": plays - 1}
 
     def write(
         self, frames: Iterable[np.ndarray], path: str | os.PathLike[str], *, count: int | None = None,
@@ -232,18 +240,19 @@ class GifWriter:
     ) -> int:
         """Write ``frames`` to ``path``; returns the number written (see ``AnimationWriter``)."""
         frame_count, samples = _count_and_samples(frames, count, samples)
-        palette = gif_palette(samples)
+        palette = gif_palette(samples, self._settings.colors)
+        dither = self._settings.dither
         delays = gif_delays(frame_count, self._fps)
         previous: np.ndarray | None = None
         written = 0
         with open(path, "wb") as handle:
             # Each frame is quantised in a helper thread (Pillow releases the GIL) while the previous
             # one is compressed here: the same bytes, a third less time.
-            for indices in map_ahead(lambda frame: palette_indices(frame, palette), frames, ahead=2, workers=1):
+            for indices in map_ahead(lambda frame: palette_indices(frame, palette, dither), frames, ahead=2, workers=1):
                 delay_ms = 10 * delays[min(written, len(delays) - 1)]
                 if previous is None:
                     first = _indexed_image(indices, palette)
-                    header, _ = GifImagePlugin.getheader(first, info={"loop": 0})
+                    header, _ = GifImagePlugin.getheader(first, info=self._loop_info())
                     handle.write(b"".join(header))
                     chunks = GifImagePlugin.getdata(first, duration=delay_ms, disposal=1)
                 else:
@@ -255,15 +264,19 @@ class GifWriter:
         return written
 
 
-def palette_indices(frame: np.ndarray, palette: Image.Image) -> np.ndarray:
-    """``[H, W, 3] uint8`` → ``[H, W] uint8`` indices into ``palette`` (Floyd–Steinberg dithered)."""
-    return np.asarray(Image.fromarray(frame, "RGB").quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG))
+def palette_indices(frame: np.ndarray, palette: Image.Image, dither: bool = True) -> np.ndarray:
+    """``[H, W, 3] uint8`` → ``[H, W] uint8`` indices into ``palette`` (Floyd–Steinberg dithered, or each
+    pixel's nearest colour)."""
+    method = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
+    return np.asarray(Image.fromarray(frame, "RGB").quantize(palette=palette, dither=method))
 
 
 def _indexed_image(indices: np.ndarray, palette: Image.Image) -> Image.Image:
-    """``[H, W] uint8`` palette indices as a "P" image with ``palette``'s colours (index 255 left black)."""
+    """``[H, W] uint8`` palette indices as a "P" image with ``palette``'s colours (padded with black to 255
+    entries; index 255, the transparent one, black)."""
     image = Image.fromarray(indices, "P")
-    image.putpalette(palette.getpalette()[: 3 * TRANSPARENT] + [0, 0, 0])
+    colours = palette.getpalette()[: 3 * TRANSPARENT]
+    image.putpalette(colours + [0] * (3 * TRANSPARENT - len(colours)) + [0, 0, 0])
     return image
 
 
@@ -305,15 +318,23 @@ class FfmpegWriter:
         ".webp": ("libwebp_anim", "yuv420p", ["-f", "webp", "-loop", "0", "-quality", "90"]),
     }
 
-    def __init__(self, suffix: str, fps: float) -> None:
+    def __init__(self, suffix: str, fps: float, settings: EncoderSettings = EncoderSettings()) -> None:
         self._codec, self._pixel_format, self._parameters = self.FORMATS[suffix]
         self._fps = fps
+        self._settings = settings
 
     def parameters_for(self, pixels: int) -> list[str]:
-        """ffmpeg's output options for frames of ``pixels`` pixels (the faster preset over ``FAST_PRESET_PIXELS``)."""
-        if pixels <= self.FAST_PRESET_PIXELS:
-            return list(self._parameters)
-        return ["superfast" if value == "veryfast" else value for value in self._parameters]
+        """ffmpeg's output options for frames of ``pixels`` pixels (the faster preset over ``FAST_PRESET_PIXELS``
+        unless a preset is given), with the settings' CRF, preset, quality and loop count where given."""
+        parameters = list(self._parameters)
+        if pixels > self.FAST_PRESET_PIXELS:
+            parameters = ["superfast" if value == "veryfast" else value for value in parameters]
+        chosen = {"-crf": self._settings.crf, "-preset": self._settings.preset, "-quality": self._settings.quality,
+                  "-loop": self._settings.loop_count}
+        for index, value in enumerate(parameters[:-1]):
+            if value in chosen and chosen[value] is not None:
+                parameters[index + 1] = str(chosen[value])
+        return parameters
 
     def write(
         self, frames: Iterable[np.ndarray], path: str | os.PathLike[str], *, count: int | None = None,
@@ -379,18 +400,22 @@ def _nearly_full(folder: Path) -> bool:
         return False
 
 
-ANIMATION_WRITERS: dict[str, Callable[[float], AnimationWriter]] = {
+ANIMATION_WRITERS: dict[str, Callable[[float, EncoderSettings], AnimationWriter]] = {
     ".gif": GifWriter,
     **{suffix: functools.partial(FfmpegWriter, suffix) for suffix in FfmpegWriter.FORMATS},
 }
-"""Animation formats by the output file's suffix: each makes a writer for a frame rate (frames per second)."""
+"""Animation formats by the output file's suffix: each makes a writer for a frame rate (frames per second)
+and ``EncoderSettings``."""
 ANIMATION_SUFFIXES = tuple(ANIMATION_WRITERS)
+ENCODER_OPTIONS_BY_SUFFIX = {".gif": ("colors", "dither", "loop_count"), ".mp4": ("crf", "preset"),
+                             ".webp": ("quality", "loop_count")}
+"""Which ``EncoderSettings`` fields each format takes."""
 
 
-def animation_writer(suffix: str, fps: float) -> AnimationWriter:
+def animation_writer(suffix: str, fps: float, settings: EncoderSettings = EncoderSettings()) -> AnimationWriter:
     """The writer for an output suffix in ``ANIMATION_SUFFIXES`` (any case)."""
     try:
-        return ANIMATION_WRITERS[suffix.lower()](fps)
+        return ANIMATION_WRITERS[suffix.lower()](fps, settings)
     except KeyError:
         raise ValueError(f"unknown animation format {suffix!r}; use one of {', '.join(ANIMATION_SUFFIXES)}") from None
 
@@ -399,6 +424,18 @@ def write_png(frame: np.ndarray, path: str | os.PathLike[str]) -> None:
     """Write one ``[H, W, 3] uint8`` frame as PNG, atomically."""
     with atomic_path(path) as temporary:
         Image.fromarray(frame, "RGB").save(temporary, format="PNG")
+
+
+def resized_frames(frames: Iterable[np.ndarray], height: int, width: int) -> Iterator[np.ndarray]:
+    """``[H, W, 3] uint8`` frames brought to ``[height, width]`` (area averaging: the filter for shrinking,
+    no ringing); frames already that size pass unchanged."""
+    import cv2
+
+    for frame in frames:
+        if frame.shape[:2] == (height, width):
+            yield frame
+        else:
+            yield cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def frames_to_folder(frames: Iterable[np.ndarray], folder: Path | None) -> Iterator[np.ndarray]:

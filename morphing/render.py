@@ -8,52 +8,59 @@ detail-preserving blend (``morphing.blend``), which keeps middle frames of
 photo pairs sharp (benchmarks/quality.py). ``interpolation="bilinear",
 blend="linear"`` renders the formula exactly.
 
-Two engines compute the same frames (tested to agree within a grey level):
-``"opencv"`` (``morphing.render_cv``: OpenCV's threaded CPU kernels, the
-default on a CPU) and ``"tensorflow"`` (``RenderProgram``: one XLA program, the
-default when TensorFlow sees a GPU, or when OpenCV is not installed).
+The render seam: a ``FrameEngine`` computes frames; two implement it, the same
+frames within a grey level (``tests/test_engines.py`` holds them to one
+contract): ``"opencv"`` (``morphing.render_cv.OpenCVRenderer``: OpenCV's
+threaded CPU kernels, the default on a CPU; it imports no TensorFlow) and
+``"tensorflow"`` (``morphing.render_tf.TensorFlowRenderer``: one XLA program,
+the default when TensorFlow sees a GPU). ``FrameRenderer`` picks one; adding an
+engine is one class with the protocol's four members and one line in
+``FrameRenderer``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import astuple
-from typing import NamedTuple
+from typing import Any, Protocol
 
 import numpy as np
-import tensorflow as tf
 
-from .blend import BLENDS, DetailSettings, EndpointDetail, detail_energy
 from .maps import MorphMaps, Scales
-from .settings import RENDER_ENGINES
-from .threads import map_ahead
-from .transition import DirectionMaps, blend_frame, upsample_direction
-from .warp import WARP_INTERPOLATIONS
+from .settings import BLENDS, RENDER_ENGINES, WARP_INTERPOLATIONS
 
 __all__ = [
     "RENDER_ENGINES",
+    "FrameEngine",
     "default_engine",
-    "BATCH_PIXELS",
-    "default_batch",
-    "caches_full_size_maps",
-    "MorphInputs",
-    "RenderProgram",
     "FrameRenderer",
     "even_pacing_alphas",
 ]
 
-BATCH_PIXELS = 4 * 512 * 512
-MAPS_CACHE_BYTES = 256 * 2**20
 
+class FrameEngine(Protocol):
+    """What computes frames of one morph (built for one source, target, maps and scales).
 
-def _as_float(pixels: tf.Tensor) -> tf.Tensor:
-    """uint8 → float32 in [-1, 1], the same arithmetic as ``images.to_float``."""
-    return tf.cast(pixels, tf.float32) / 127.5 - 1.0
+    ``shape``: ``(H, W)`` of every frame. ``render``: ``[B]`` alphas →
+    ``[B, H, W, 3] uint8``. ``frames``: the same frames yielded one by one, in
+    order (``batch``: a hint for engines that render several at once).
+    ``release_working_arrays``: let go of what is kept between calls. At
+    alpha 0 and 1 every engine returns the source and target exactly.
+    """
+
+    shape: tuple[int, int]
+
+    def render(self, alphas: Sequence[float] | np.ndarray) -> np.ndarray: ...
+
+    def frames(self, alphas: Sequence[float] | np.ndarray, batch: int | None = None) -> Iterator[np.ndarray]: ...
+
+    def release_working_arrays(self) -> None: ...
 
 
 def default_engine() -> str:
     """The render engine for this process: ``"tensorflow"`` when TensorFlow sees a GPU or OpenCV is
     missing, else ``"opencv"``."""
+    import tensorflow as tf
+
     if tf.config.list_logical_devices("GPU"):
         return "tensorflow"
     try:
@@ -61,104 +68,6 @@ def default_engine() -> str:
     except ImportError:
         return "tensorflow"
     return "opencv"
-
-
-def default_batch(height: int, width: int) -> int:
-    """Frames rendered per call: about ``BATCH_PIXELS`` pixels in flight (1 to 8 frames)."""
-    return max(1, min(8, BATCH_PIXELS // (height * width)))
-
-
-def caches_full_size_maps(height: int, width: int) -> bool:
-    """Whether frames of ``[height, width]`` keep their full-size maps between calls.
-
-    Full-size maps take 64 bytes a pixel (8 channels, 2 directions): cached for
-    ordinary frames, recomputed inside each render call for huge ones (a
-    12-megapixel pair then peaks at ~3.6 GB instead of ~4.3 GB, for a few
-    seconds more per frame on 2 cores; see benchmarks/memory.py).
-    """
-    return height * width * 64 <= MAPS_CACHE_BYTES
-
-
-class MorphInputs(NamedTuple):
-    """One morph as a render program takes it.
-
-    source, target: ``[1, H, W, 3] uint8``; forward, backward: each direction's
-    maps at frame size, or its ``[1, h, w, 8]`` grid (upsampled inside each
-    call, for huge frames); energies: ``RenderProgram.endpoint_energies``;
-    scales: ``(m, a, w)`` (plain numbers: part of what is compiled).
-    """
-
-    source: tf.Tensor
-    target: tf.Tensor
-    forward: DirectionMaps | tf.Tensor
-    backward: DirectionMaps | tf.Tensor
-    energies: tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...]] | None
-    scales: tuple[float, float, float]
-
-
-class RenderProgram:
-    """The compiled frame computation of one render mode, shared by renderers.
-
-    XLA compiles it once per frame shape, grid shape, batch and scales (a few
-    seconds on 2 CPU cores), so renderers that share a program (the legs of a
-    multi-key morph, the rows of a batch) compile once.
-
-    Args:
-      interpolation: of the warp, ``"bicubic"`` or ``"bilinear"`` (the formula's).
-      blend: ``"detail"`` (detail-preserving) or ``"linear"`` (the formula's).
-    """
-
-    def __init__(self, interpolation: str = "bicubic", blend: str = "detail") -> None:
-        if interpolation not in WARP_INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {WARP_INTERPOLATIONS}, got {interpolation!r}")
-        if blend not in BLENDS:
-            raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
-        self.interpolation = interpolation
-        self.blend = blend
-        self.detail_settings = DetailSettings() if blend == "detail" else None
-        self._compiled = tf.function(self._frames, jit_compile=True, autograph=False)
-
-    def endpoint_energies(
-        self, source: tf.Tensor, target: tf.Tensor
-    ) -> tuple[tuple[tf.Tensor, ...], tuple[tf.Tensor, ...]] | None:
-        """The endpoints' detail energies (``blend.detail_energy``) for ``[1, H, W, 3] uint8`` images.
-
-        Once per renderer, in plain TensorFlow (not worth an XLA compile);
-        ``None`` for the linear blend.
-        """
-        if self.detail_settings is None:
-            return None
-        return (
-            detail_energy(_as_float(source), self.detail_settings),
-            detail_energy(_as_float(target), self.detail_settings),
-        )
-
-    def _frames(self, alphas: tf.Tensor, morph: MorphInputs) -> tf.Tensor:
-        """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames of ``morph``."""
-        height, width = morph.source.shape[1], morph.source.shape[2]
-        forward, backward = morph.forward, morph.backward
-        if not isinstance(forward, DirectionMaps):
-            forward = upsample_direction(forward, height, width)
-            backward = upsample_direction(backward, height, width)
-        detail = None
-        if morph.energies is not None:
-            detail = EndpointDetail(*morph.energies, self.detail_settings)
-        frames = blend_frame(
-            _as_float(morph.source),
-            _as_float(morph.target),
-            forward,
-            backward,
-            alphas,
-            Scales(*morph.scales),
-            interpolation=self.interpolation,
-            detail=detail,
-        )
-        # The same rounding as images.to_uint8, inside the compiled function.
-        return tf.cast(tf.clip_by_value(tf.round((frames + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
-
-    def __call__(self, alphas: tf.Tensor, morph: MorphInputs) -> tf.Tensor:
-        """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames of ``morph`` (compiled on first use of a shape)."""
-        return self._compiled(alphas, morph)
 
 
 def _check_alphas(alphas: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -173,7 +82,7 @@ def _check_alphas(alphas: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 class FrameRenderer:
-    """Renders frames of one morph at any alphas.
+    """Renders frames of one morph at any alphas, with the engine asked for.
 
     Args:
       source, target: ``[H, W, 3] uint8`` RGB of the same shape.
@@ -187,6 +96,8 @@ class FrameRenderer:
       engine: ``"opencv"``, ``"tensorflow"``, or ``None``/``"auto"`` for ``default_engine()``.
       check: called often while frames are made (OpenCV: before each strip);
         it may raise to stop (the command line's Ctrl-C and SIGTERM).
+
+    ``engine`` is then the engine's name and ``frame_engine`` the ``FrameEngine`` itself.
     """
 
     def __init__(
@@ -198,87 +109,60 @@ class FrameRenderer:
         *,
         interpolation: str | None = None,
         blend: str | None = None,
-        program: RenderProgram | None = None,
+        program: Any | None = None,
         engine: str | None = None,
         check: Callable[[], None] | None = None,
     ) -> None:
         if source.shape != target.shape:
             raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
-        self._check = check
-        if program is None:
-            program = RenderProgram(interpolation or "bicubic", blend or "detail")
-        elif interpolation not in (None, program.interpolation) or blend not in (None, program.blend):
+        if program is not None and (interpolation not in (None, program.interpolation)
+                                    or blend not in (None, program.blend)):
             raise ValueError(
                 f"the program renders {program.interpolation}/{program.blend}, not {interpolation}/{blend}"
             )
+        interpolation = program.interpolation if program is not None else interpolation or "bicubic"
+        blend = program.blend if program is not None else blend or "detail"
+        if interpolation not in WARP_INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {WARP_INTERPOLATIONS}, got {interpolation!r}")
+        if blend not in BLENDS:
+            raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
         if engine not in (None, *RENDER_ENGINES):
             raise ValueError(f"engine must be one of {RENDER_ENGINES}, got {engine!r}")
         self.engine = default_engine() if engine in (None, "auto") else engine
-        height, width = source.shape[:2]
-        self.shape = (height, width)
-        self.program = program
-        self._opencv = None
+        self.shape = source.shape[:2]
+        self.frame_engine: FrameEngine
         if self.engine == "opencv":
             from .render_cv import OpenCVRenderer
 
-            self._opencv = OpenCVRenderer(
-                source, target, maps, scales, interpolation=program.interpolation, blend=program.blend, check=check
-            )
-            return
-        # Kept as uint8 (a quarter of float32's memory) and converted inside the
-        # compiled function.
-        source_pixels = tf.constant(source[np.newaxis])
-        target_pixels = tf.constant(target[np.newaxis])
-        forward: DirectionMaps | tf.Tensor = tf.constant(maps.forward[np.newaxis])
-        backward: DirectionMaps | tf.Tensor = tf.constant(maps.backward[np.newaxis])
-        self._cached = caches_full_size_maps(height, width)
-        if self._cached:
-            forward = upsample_direction(forward, height, width)
-            backward = upsample_direction(backward, height, width)
-        self._morph = MorphInputs(
-            source_pixels,
-            target_pixels,
-            forward,
-            backward,
-            program.endpoint_energies(source_pixels, target_pixels),
-            astuple(scales),
-        )
+            self.frame_engine = OpenCVRenderer(source, target, maps, scales, interpolation=interpolation,
+                                               blend=blend, check=check)
+        else:
+            from .render_tf import RenderProgram, TensorFlowRenderer
+
+            if program is None:
+                program = RenderProgram(interpolation, blend)
+            self.frame_engine = TensorFlowRenderer(source, target, maps, scales, program, check)
 
     def render(self, alphas: Sequence[float] | np.ndarray) -> np.ndarray:
         """``[B]`` alphas → ``[B, H, W, 3] uint8`` frames."""
-        _check_alphas(alphas)
-        if self._opencv is not None:
-            return self._opencv.render(alphas)
-        alphas = tf.constant(np.asarray(alphas, np.float32).reshape(-1))
-        return self.program(alphas, self._morph).numpy()
+        return self.frame_engine.render(_check_alphas(alphas))
 
     def release_working_arrays(self) -> None:
-        """Let go of the OpenCV render's working arrays (a few hundred MB at a few megapixels; made again
-        when frames are next asked for). Nothing to do for TensorFlow's render."""
-        if self._opencv is not None:
-            self._opencv.release_working_arrays()
+        """Let go of the engine's working arrays kept between calls (the OpenCV render's: a few hundred MB
+        at a few megapixels; made again when frames are next asked for)."""
+        self.frame_engine.release_working_arrays()
 
     def frames(self, alphas: Sequence[float] | np.ndarray, batch: int | None = None) -> Iterator[np.ndarray]:
         """Yield ``[H, W, 3] uint8`` frames one by one, in order.
 
-        TensorFlow renders ``batch`` at a time (default ``default_batch``: about
-        ``BATCH_PIXELS`` pixels in flight, 4 frames of 512², 1 of a 12-megapixel
-        photo), every batch padded to ``batch`` alphas so that one compiled
-        shape serves all. OpenCV renders two frames at a time in two threads
-        (its kernels release the GIL), at most two ahead of the consumer; their
-        working arrays are kept for the next frames (``release_working_arrays``).
+        TensorFlow renders ``batch`` at a time (default ``render_tf.default_batch``:
+        about 4 frames of 512², 1 of a 12-megapixel photo), every batch padded
+        to ``batch`` alphas so that one compiled shape serves all. OpenCV
+        renders two frames at a time in two threads, at most two ahead of the
+        consumer, and keeps their working arrays for the next frames
+        (``release_working_arrays``).
         """
-        alphas = _check_alphas(alphas)
-        if self._opencv is not None:
-            opencv, check = self._opencv, self._check
-            yield from map_ahead(lambda alpha: opencv.frame(float(alpha), check), alphas, ahead=2)
-            return
-        if batch is None:
-            batch = default_batch(*self.shape)
-        for start in range(0, len(alphas), batch):
-            chunk = alphas[start : start + batch]
-            padded = np.pad(chunk, (0, batch - len(chunk)), mode="edge")
-            yield from self.render(padded)[: len(chunk)]
+        yield from self.frame_engine.frames(_check_alphas(alphas), batch)
 
 
 def even_pacing_alphas(
@@ -291,7 +175,7 @@ def even_pacing_alphas(
     probe_side: int = 96,
     interpolation: str = "bicubic",
     blend: str = "detail",
-    program: RenderProgram | None = None,
+    program: Any | None = None,
     engine: str | None = None,
 ) -> np.ndarray:
     """``count`` alphas from 0 to 1 at which consecutive frames differ equally.
@@ -307,14 +191,14 @@ def even_pacing_alphas(
     """
     from .images import resize_image, working_shape
 
-    if program is None:
-        program = RenderProgram(interpolation, blend)
     height, width = working_shape(*source.shape[:2], probe_side)
     small = FrameRenderer(
         resize_image(source, height, width),
         resize_image(target, height, width),
         maps,
         scales,
+        interpolation=None if program is not None else interpolation,
+        blend=None if program is not None else blend,
         program=program,
         engine=engine,
     )

@@ -57,6 +57,7 @@ from .kernels import (
 from .images import to_float
 from .maps import ADD, MULT, WARP, MorphMaps, Scales
 from .settings import BLENDS, WARP_INTERPOLATIONS, DetailSettings
+from .threads import map_ahead
 
 __all__ = ["CACHE_BYTES", "STRIP_PIXELS", "GridRows", "OpenCVRenderer", "expected_work", "upsample_grid"]
 
@@ -738,3 +739,15 @@ class OpenCVRenderer:
         for index, alpha in enumerate(alphas):
             frames[index] = self.frame(alpha)
         return frames
+
+    def frames(self, alphas: Sequence[float] | np.ndarray, batch: int | None = None) -> Iterator[np.ndarray]:
+        """Yield ``[H, W, 3] uint8`` frames in order: two at a time in two threads (OpenCV's kernels release
+        the GIL), at most two ahead of the consumer; their working arrays are kept for the next frames
+        (``release_working_arrays``). ``batch`` is ignored (a ``FrameEngine`` takes it)."""
+        check = self._check
+        yield from map_ahead(lambda alpha: self.frame(float(alpha), check), np.asarray(alphas, np.float64), ahead=2)
+
+    @property
+    def kept_working_arrays(self) -> int:
+        """How many frames' working arrays are kept for the next frames (0 after ``release_working_arrays``)."""
+        return self._free_scratches.qsize()

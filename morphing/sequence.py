@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .fit import FitDivergedError, MapFitter, reduce_for_fit
-from .images import check_key_images, resize_image, working_shape
+from .images import check_key_images, reduce_for_fit, resize_image, working_shape
 from .maps import MorphMaps, Scales
 from .points import PointPairs
-from .render import FrameRenderer, RenderProgram, even_pacing_alphas
+from .render import FrameRenderer, default_engine, even_pacing_alphas
 from .settings import FitSettings, FrameSettings
 from .starts import Candidate, StartChoice
 from .timeline import FrameAt, build_timeline, ease, frame_alphas, paced
@@ -39,6 +39,7 @@ __all__ = [
     "preview_keys",
     "fit_sequence",
     "leg_alphas",
+    "engine_for",
     "timeline_frames",
     "MorphFrames",
 ]
@@ -47,6 +48,10 @@ LegStepCallback = Callable[[int, int, float], None]
 """Called after every fitting step with (leg, step index, loss)."""
 
 ShapeKey = tuple[int, int]
+
+if TYPE_CHECKING:  # TensorFlow's: imported when a fit or a TensorFlow render asks for them
+    from .fit import MapFitter
+    from .render_tf import RenderProgram
 
 
 @dataclass
@@ -79,6 +84,8 @@ class ProgramCache:
 
     def fitter(self, settings: FitSettings, scales: Scales) -> MapFitter:
         """The fitter of ``settings`` and ``scales`` for the current frame shape."""
+        from .fit import MapFitter
+
         key = (self.frame_shape, settings, scales)
         if key not in self.fitters:
             self.fitters[key] = MapFitter(scales, settings)
@@ -86,6 +93,8 @@ class ProgramCache:
 
     def program(self, interpolation: str, blend: str) -> RenderProgram:
         """The render program of a mode for the current frame shape."""
+        from .render_tf import RenderProgram
+
         key = (self.frame_shape, interpolation, blend)
         if key not in self.programs:
             self.programs[key] = RenderProgram(interpolation, blend)
@@ -149,6 +158,8 @@ def fit_sequence(
     for name, given in (("face points", face_points), ("start candidates", start_candidates)):
         if given is not None and len(given) != legs:
             raise ValueError(f"{name} are needed per leg: {legs}, got {len(given)}")
+    from .fit import FitDivergedError
+
     if face_points is None and settings.face_points and scales.warp > 0:
         from .keypoints import default_face_detector, leg_face_points
 
@@ -194,12 +205,19 @@ def leg_alphas(
         return [progress] * len(all_maps)
     cache = ProgramCache() if cache is None else cache
     cache.use_shape(keys[0].shape[:2])
-    program = cache.program(frames.interpolation, frames.blend)
+    engine = engine_for(frames)
+    program = cache.program(frames.interpolation, frames.blend) if engine == "tensorflow" else None
     return [
         paced(progress, even_pacing_alphas(keys[leg], keys[leg + 1], maps, scales, count=frames.frames,
-                                           program=program, engine=frames.engine))
+                                           interpolation=frames.interpolation, blend=frames.blend,
+                                           program=program, engine=engine))
         for leg, maps in enumerate(all_maps)
     ]
+
+
+def engine_for(frames: FrameSettings) -> str:
+    """The engine that renders ``frames``: its ``engine``, with ``"auto"`` decided (``render.default_engine``)."""
+    return default_engine() if frames.engine == "auto" else frames.engine
 
 
 def timeline_frames(renderers: Sequence[FrameRenderer], timeline: Sequence[FrameAt]) -> Iterator[np.ndarray]:
@@ -265,12 +283,15 @@ class MorphFrames:
             raise ValueError(f"{len(keys)} key images need {len(keys) - 1} legs of maps, got {len(all_maps)}")
         cache = ProgramCache() if cache is None else cache
         cache.use_shape(keys[0].shape[:2])
-        program = cache.program(frames.interpolation, frames.blend)
+        engine = engine_for(frames)
+        # A compiled program only for TensorFlow's engine: OpenCV's imports no TensorFlow.
+        program = cache.program(frames.interpolation, frames.blend) if engine == "tensorflow" else None
         self.keys = tuple(keys)
         self.renderers = []
         for leg, maps in enumerate(all_maps):
-            self.renderers.append(FrameRenderer(keys[leg], keys[leg + 1], maps, scales, program=program,
-                                                engine=frames.engine, check=check))
+            self.renderers.append(FrameRenderer(keys[leg], keys[leg + 1], maps, scales,
+                                                interpolation=frames.interpolation, blend=frames.blend,
+                                                program=program, engine=engine, check=check))
             if on_leg_ready is not None:
                 on_leg_ready(leg)
         self.timeline = build_timeline(leg_alphas(keys, all_maps, scales, frames, cache), hold=frames.hold,

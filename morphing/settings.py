@@ -26,6 +26,9 @@ __all__ = [
     "AlignSettings",
     "FitSettings",
     "FrameSettings",
+    "EncoderSettings",
+    "OutputSize",
+    "X264_PRESETS",
     "GlobalSettings",
     "StartSettings",
     "HybridSettings",
@@ -44,6 +47,9 @@ EASINGS: tuple[str, ...] = ("linear", "ease-in-out")
 SHIFT_INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "fourier")
 """How ``morphing.shift`` resamples a shifted image."""
 Interpolation = Literal["bilinear", "bicubic", "fourier"]
+X264_PRESETS: tuple[str, ...] = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                                 "slower", "veryslow")
+"""H.264 encoder presets, fastest first (each slower one makes smaller files at the same quality)."""
 HYBRID_STARTS: tuple[str, ...] = ("near", "grey")
 HYBRID_NEAR_TERMS: tuple[str, ...] = ("pixels", "detail")
 
@@ -149,6 +155,81 @@ class FrameSettings:
                                      ("engine", self.engine, RENDER_ENGINES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _whole(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """How animations are encoded (``morphing.output``); ``None`` keeps the format's default.
+
+    ``crf``: H.264 quality for MP4, 0 (lossless) to 51 (worst; default 18);
+    ``preset``: one of ``X264_PRESETS`` (default ``veryfast``, ``superfast``
+    above a megapixel); ``quality``: WebP quality 0–100 (default 90);
+    ``colors``: GIF palette size, 2–255; ``dither``: GIF Floyd–Steinberg
+    dithering (else each pixel takes its nearest colour); ``loop_count``: how
+    many times a GIF or WebP plays, 0 for forever.
+    """
+
+    crf: int | None = None
+    preset: str | None = None
+    quality: int | None = None
+    colors: int = 255
+    dither: bool = True
+    loop_count: int = 0
+
+    def __post_init__(self) -> None:
+        if self.crf is not None:
+            _whole("crf", self.crf, 0, 51)
+        if self.quality is not None:
+            _whole("quality", self.quality, 0, 100)
+        _whole("colors", self.colors, 2, 255)
+        _whole("loop_count", self.loop_count, 0, 65535)
+        if self.preset is not None and self.preset not in X264_PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
+        if not isinstance(self.dither, bool):
+            raise TypeError(f"dither must be True or False, got {self.dither!r}")
+
+
+@dataclass(frozen=True)
+class OutputSize:
+    """The size frames are written at, never larger than rendered: a ``width`` or a ``height`` in pixels
+    (the other follows the aspect ratio) or a ``scale`` in (0, 1]; at most one. None of them: as rendered."""
+
+    width: int | None = None
+    height: int | None = None
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        given = [name for name in ("width", "height", "scale") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of width, height and scale, not {' and '.join(given)}")
+        for name in ("width", "height"):
+            if getattr(self, name) is not None:
+                _whole(name, getattr(self, name), 1, 1 << 16)
+        if self.scale is not None and not (isinstance(self.scale, numbers.Real) and 0 < self.scale <= 1):
+            raise ValueError(f"scale must be in (0, 1], got {self.scale!r}")
+
+    def of(self, height: int, width: int) -> tuple[int, int]:
+        """``(height, width)`` to write frames rendered at ``(height, width)`` at; ``ValueError`` if that would
+        enlarge them."""
+        if self.width is not None:
+            wanted = (max(1, round(height * self.width / width)), self.width)
+        elif self.height is not None:
+            wanted = (self.height, max(1, round(width * self.height / height)))
+        elif self.scale is not None:
+            wanted = (max(1, round(height * self.scale)), max(1, round(width * self.scale)))
+        else:
+            return height, width
+        if wanted[0] > height or wanted[1] > width:
+            raise ValueError(f"frames are {width}x{height}; {wanted[1]}x{wanted[0]} would enlarge them (frames are "
+                             "written at their size or smaller)")
+        return wanted
 
 
 @dataclass(frozen=True)

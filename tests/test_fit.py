@@ -104,7 +104,7 @@ def test_a_shared_fitter_traces_once_and_fits_each_pair_as_a_fresh_one() -> None
         np.testing.assert_allclose(with_others.forward, by_itself.forward, rtol=0, atol=1e-5)
         np.testing.assert_allclose(with_others.backward, by_itself.backward, rtol=0, atol=1e-5)
     assert not np.allclose(together[0].forward, together[1].forward)
-    (program,) = shared._programs.values()
+    (program,) = shared.programs
     assert program.train_step.experimental_get_tracing_count() == 1
 
 
@@ -115,7 +115,7 @@ def test_the_throwaway_compile_step_does_not_change_the_maps() -> None:
     source, target = to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (14, 20), 7))
     fitter = MapFitter(Scales(), settings)
     with_compile_step = fitter.fit(source, target)
-    assert len(fitter._warm) == 1
+    assert fitter.warmed == 1
     without = fitter.fit(source, target)
     np.testing.assert_array_equal(with_compile_step.forward, without.forward)
     np.testing.assert_array_equal(with_compile_step.backward, without.backward)
@@ -134,7 +134,7 @@ def test_the_compiled_terms_are_compiled_ahead_as_the_step_calls_them() -> None:
     source, target = to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (14, 20), 7))
     fitter = MapFitter(Scales(), settings)
     fitter.fit(source, target)
-    (program,) = fitter._programs.values()
+    (program,) = fitter.programs
     (terms,) = program.term_gradients._list_all_concrete_functions()
     (step,) = program.train_step._list_all_concrete_functions()
     ahead = {name for name in _called_functions(terms.graph) if "forward" in name or "backward" in name}

@@ -19,8 +19,10 @@ from morphing.output import (
     gif_delays,
     gif_palette,
     palette_indices,
+    resized_frames,
     write_png,
 )
+from morphing.settings import EncoderSettings, OutputSize
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:
@@ -189,3 +191,87 @@ def test_an_encoder_that_writes_what_does_not_decode_fails_and_keeps_the_earlier
             animation_writer(".mp4", 25.0).write(iter([np.zeros((16, 16, 3), np.uint8)] * 2), temporary)
     assert output.read_bytes() == b"the user's earlier file"
     assert sorted(p.name for p in tmp_path.iterdir()) == [output.name]
+
+
+class TestEncoderSettings:
+    def test_impossible_values_are_refused(self) -> None:
+        for bad in ({"crf": 52}, {"crf": -1}, {"quality": 101}, {"colors": 1}, {"colors": 256},
+                    {"loop_count": -1}, {"preset": "warp-speed"}):
+            with pytest.raises(ValueError):
+                EncoderSettings(**bad)
+        with pytest.raises(TypeError):
+            EncoderSettings(crf=18.5)
+
+    def test_an_output_size_keeps_the_aspect_and_never_enlarges(self) -> None:
+        assert OutputSize(width=100).of(300, 400) == (75, 100)
+        assert OutputSize(height=150).of(300, 400) == (150, 200)
+        assert OutputSize(scale=0.5).of(301, 400) == (150, 200)
+        assert OutputSize().of(300, 400) == (300, 400)
+        with pytest.raises(ValueError, match="enlarge"):
+            OutputSize(width=401).of(300, 400)
+        with pytest.raises(ValueError, match="one of"):
+            OutputSize(width=100, scale=0.5)
+
+
+def _gradient_frames(count: int = 3) -> list[np.ndarray]:
+    ramp = np.linspace(0, 255, 96)
+    frame = np.stack([np.tile(ramp, (24, 1)), np.tile(ramp[::-1], (24, 1)), np.full((24, 96), 128.0)], axis=-1)
+    return [np.clip(frame + 10 * index, 0, 255).astype(np.uint8) for index in range(count)]
+
+
+class TestGifOptions:
+    def test_colors_bound_the_palette(self, tmp_path: Path) -> None:
+        GifWriter(10, EncoderSettings(colors=4)).write(_gradient_frames(), tmp_path / "a.gif")
+        frames = iio.imread(tmp_path / "a.gif", index=None)
+        assert len(np.unique(frames[0].reshape(-1, frames.shape[-1])[:, :3], axis=0)) <= 4
+
+    def test_without_dithering_a_ramp_only_ever_steps_one_way(self, tmp_path: Path) -> None:
+        for dither in (True, False):
+            GifWriter(10, EncoderSettings(colors=8, dither=dither)).write(_gradient_frames(1), tmp_path / "a.gif")
+            row = iio.imread(tmp_path / "a.gif", index=0)[12, :, 0].astype(int)
+            steps = np.sign(np.diff(row))
+            reversals = int(np.sum(steps[steps != 0][1:] != steps[steps != 0][:-1]))
+            assert (reversals > 0) == dither  # dithering scatters pixels back and forth; nearest colour does not
+
+    @pytest.mark.parametrize("plays, loop", [(0, 0), (1, None), (3, 2)])
+    def test_the_loop_count_is_how_many_times_it_plays(self, plays: int, loop: int | None, tmp_path: Path) -> None:
+        GifWriter(10, EncoderSettings(loop_count=plays)).write(_gradient_frames(), tmp_path / "a.gif")
+        with Image.open(tmp_path / "a.gif") as image:
+            assert image.info.get("loop") == loop  # a GIF that loops N times plays N + 1 times
+
+
+class TestFfmpegOptions:
+    def test_a_higher_crf_makes_a_smaller_mp4_and_a_preset_is_passed(self, tmp_path: Path) -> None:
+        frames = _ramp_frames(8, 64, 64)
+        sizes = {}
+        for crf in (10, 40):
+            FfmpegWriter(".mp4", 10, EncoderSettings(crf=crf)).write(frames, tmp_path / f"{crf}.mp4")
+            sizes[crf] = (tmp_path / f"{crf}.mp4").stat().st_size
+        assert sizes[40] < sizes[10]
+        parameters = FfmpegWriter(".mp4", 10, EncoderSettings(preset="slow", crf=23)).parameters_for(64 * 64)
+        assert parameters[parameters.index("-preset") + 1] == "slow"
+        assert parameters[parameters.index("-crf") + 1] == "23"
+
+    def test_webp_quality_and_loop_count(self, tmp_path: Path) -> None:
+        frames = _ramp_frames(4, 64, 64)
+        sizes = {}
+        for quality in (10, 95):
+            FfmpegWriter(".webp", 10, EncoderSettings(quality=quality, loop_count=3)).write(
+                frames, tmp_path / f"{quality}.webp")
+            sizes[quality] = (tmp_path / f"{quality}.webp").stat().st_size
+        assert sizes[10] < sizes[95]
+        with Image.open(tmp_path / "95.webp") as image:
+            assert image.info.get("loop") == 3
+
+    def test_the_defaults_are_the_formats_own(self) -> None:
+        assert FfmpegWriter(".mp4", 10).parameters_for(64 * 64) == list(FfmpegWriter.FORMATS[".mp4"][2])
+        assert FfmpegWriter(".webp", 10).parameters_for(64 * 64) == list(FfmpegWriter.FORMATS[".webp"][2])
+
+
+def test_resized_frames_average_the_pixels_they_shrink() -> None:
+    frame = np.random.default_rng(3).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    (small,) = resized_frames([frame], 4, 6)
+    reference = frame.reshape(4, 2, 6, 2, 3).astype(np.float64).mean(axis=(1, 3))  # 2x2 blocks
+    assert small.shape == (4, 6, 3) and np.abs(small - reference).max() <= 0.5 + 1e-9
+    (same,) = resized_frames([frame], 8, 12)
+    assert same is frame

@@ -8,11 +8,8 @@ import tensorflow as tf
 
 from morphing.images import to_float
 from morphing.maps import ADD, MULT, WARP, MorphMaps, Scales
-from morphing.render import (
-    FrameRenderer,
-    RenderProgram,
-    even_pacing_alphas,
-)
+from morphing.render import FrameRenderer, even_pacing_alphas
+from morphing.render_tf import RenderProgram
 from morphing.timeline import frame_alphas
 from tests.helpers import random_maps, random_pair
 
@@ -82,7 +79,7 @@ def test_even_pacing_with_a_shared_program_compiles_its_probe_once() -> None:
         )
         for (source, target), leg_maps in zip(pairs, maps)
     ]
-    assert program._compiled.experimental_get_tracing_count() == 1
+    assert program.traces() == 1
     for (source, target), leg_maps, alphas in zip(pairs, maps, shared):
         alone = even_pacing_alphas(
             source, target, leg_maps, Scales(warp=0.5), 11, probe_side=24, interpolation="bilinear", blend="detail",
@@ -93,14 +90,14 @@ def test_even_pacing_with_a_shared_program_compiles_its_probe_once() -> None:
 
 
 def test_huge_frames_recompute_the_maps_and_give_the_same_frames(monkeypatch: pytest.MonkeyPatch) -> None:
-    import morphing.render as render_module
+    import morphing.render_tf as render_module
 
     source, target = random_pair()
     maps = random_maps()
     cached = FrameRenderer(source, target, maps, Scales(warp=0.5), engine="tensorflow").render([0.3, 0.7])
     monkeypatch.setattr(render_module, "MAPS_CACHE_BYTES", 0)
     uncached_renderer = FrameRenderer(source, target, maps, Scales(warp=0.5), engine="tensorflow")
-    assert uncached_renderer._cached is False
+    assert uncached_renderer.frame_engine.caches_maps is False
     np.testing.assert_array_equal(uncached_renderer.render([0.3, 0.7]), cached)
 
 
@@ -161,7 +158,7 @@ def test_renderers_sharing_a_program_compile_once_and_render_as_their_own() -> N
     ]
     for with_program, by_itself in zip(shared, alone):
         np.testing.assert_array_equal(with_program.render([0.2, 0.6]), by_itself.render([0.2, 0.6]))
-    assert program._compiled.experimental_get_tracing_count() == 1
+    assert program.traces() == 1
 
 
 def test_a_program_of_another_mode_is_refused() -> None:

@@ -163,9 +163,9 @@ class TestScratch:
         renderer = FrameRenderer(source, target, maps, Scales(warp=0.5), engine="opencv")
         alphas = np.linspace(0.1, 0.9, 7)
         streamed = np.stack(list(renderer.frames(alphas)))  # two threads, two frames at a time
-        assert renderer._opencv._free_scratches.qsize() >= 1  # kept for the next frames
+        assert renderer.frame_engine.kept_working_arrays >= 1  # kept for the next frames
         renderer.release_working_arrays()
-        assert renderer._opencv._free_scratches.qsize() == 0
+        assert renderer.frame_engine.kept_working_arrays == 0
         one_by_one = OpenCVRenderer(source, target, maps, Scales(warp=0.5))
         np.testing.assert_array_equal(streamed, one_by_one.render(alphas))
         with one_by_one._scratch() as busy:  # a frame in flight holds its scratch: the next gets another

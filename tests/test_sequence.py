@@ -57,11 +57,11 @@ def test_each_legs_renderer_lets_go_of_its_working_arrays_when_its_frames_are_do
     timeline = build_timeline([frame_alphas(4), frame_alphas(4)])
     kept = []
     for (leg, _), _ in zip(timeline, timeline_frames(renderers, timeline)):
-        kept.append([renderer._opencv._free_scratches.qsize() for renderer in renderers])
+        kept.append([renderer.frame_engine.kept_working_arrays for renderer in renderers])
     first_of_second_leg = [leg for leg, _ in timeline].index(1)
     assert kept[first_of_second_leg - 1][0] >= 1  # the first leg's frames in flight kept theirs while it ran
     assert kept[first_of_second_leg][0] == 0  # and let go once the second leg began
-    assert [renderer._opencv._free_scratches.qsize() for renderer in renderers] == [0, 0]
+    assert [renderer.frame_engine.kept_working_arrays for renderer in renderers] == [0, 0]
 
 
 class TestProgramCache:

@@ -40,7 +40,7 @@ def test_help_shows_the_real_defaults(capsys) -> None:
     fit, hybrid, align = settings.FitSettings(), settings.HybridSettings(), settings.AlignSettings()
     expected = {
         (): [f"default {fit.working_size}", f"(default: {fit.epochs})"],
-        ("warp",): [f"[default: {fit.working_size}", f"(default: {fit.epochs})"],
+        ("warp",): [f"[default {fit.working_size}", f"(default: {fit.epochs})"],
         ("hybrid",): [f"(default: {hybrid.steps})", f"(default: {hybrid.sigma})"],
         ("align",): [f"(default: {align.steps_per_level})", f"(default: {align.interpolation})"],
     }

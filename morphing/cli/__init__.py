@@ -38,7 +38,7 @@ def _run_command(args: argparse.Namespace, arguments: list[str], console: Consol
         args.run(args, console)
         return ExitStatus.OK
     if args.batch is not None:
-        return run_batch(args, arguments, console, timer)
+        return run_batch(args, console, timer)
     for flag, given in (("--shard", args.shard is not None), ("--overwrite", args.overwrite)):
         if given:
             raise UsageError(f"{flag} works only with --batch")

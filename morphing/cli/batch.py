@@ -8,7 +8,7 @@ that fails is reported and the others go on.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +16,9 @@ from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, UsageEr
     describe_unexpected, resolved, start_tensorflow)
 from .morph import build_parser, run_morph, validate
 
-__all__ = ["BatchRow", "read_manifest", "run_batch"]
+__all__ = ["BatchRow", "read_manifest", "row_arguments", "run_batch"]
 
-BATCH_ONLY_FLAGS = {"--batch": 1, "--shard": 1, "--overwrite": 0}
+BATCH_ONLY_FLAGS = ("--batch", "--shard", "--overwrite")
 #: Flags of a batch row whose values are paths: relative ones are taken from the CSV's folder, like its columns.
 ROW_PATH_FLAGS = ("save_maps", "load_maps", "maps_png", "frames_dir", "points")
 
@@ -89,34 +89,52 @@ def read_manifest(path: Path) -> list[BatchRow]:
     return manifest
 
 
-def _without_batch_flags(argv: Sequence[str]) -> list[str]:
-    """The command line minus --batch/--shard/--overwrite: the flags every row shares."""
-    kept: list[str] = []
-    skip = 0
-    for token in argv:
-        if skip:
-            skip -= 1
-            continue
-        name = token.split("=", 1)[0]
-        if name in BATCH_ONLY_FLAGS:
-            skip = BATCH_ONLY_FLAGS[name] if "=" not in token else 0
-            continue
-        kept.append(token)
-    return kept
+class _Unset:
+    """Marks a path flag that a row's own flags did not give (see ``row_arguments``)."""
 
 
-def _rebase_row_paths(row_args: argparse.Namespace, flags_alone: argparse.Namespace, folder: Path) -> None:
-    """Take the path flags that a row's own flags set (``flags_alone``) from the CSV's ``folder``."""
+def row_arguments(batch_args: argparse.Namespace, row: BatchRow, folder: Path) -> argparse.Namespace:
+    """A row's flags: the batch's command line (``batch_args``, parsed once) with the row's own flags
+    parsed over it by the same parser (full flag names only), its source, targets, output and points; the
+    path flags the row gives are taken from the CSV's ``folder``, like its columns.
+
+    Raises ``UsageError`` for flags that are not the row's to give or cannot be parsed.
+    """
+    row_args = copy.copy(batch_args)
+    row_args.batch, row_args.shard, row_args.overwrite = None, None, False
+    shared_paths = {name: getattr(row_args, name) for name in ROW_PATH_FLAGS}
+    for name in ROW_PATH_FLAGS:
+        setattr(row_args, name, _Unset)
+    # argparse fills in a default only where the namespace has no value yet: what the row does not give
+    # stays the batch's.
+    build_parser(allow_abbrev=False).parse_args(list(row.flags), namespace=row_args)
+    for name, value in (("--batch", row_args.batch), ("--shard", row_args.shard)):
+        if value is not None:
+            raise UsageError(f"{name} in its flags; it belongs to the whole batch's command line")
+    if row_args.overwrite:
+        raise UsageError("--overwrite in its flags; it belongs to the whole batch's command line")
+    if row_args.cpu and not batch_args.cpu:
+        raise UsageError("--cpu in its flags; TensorFlow starts once for the whole batch: give --cpu on the "
+                         "batch's command line")
+    if row_args.output is not None or row_args.source is not None or row_args.target is not None:
+        raise UsageError("-s/-t/-o in its flags; the source, target and output columns name them")
+
     def rebased(path: Path) -> Path:
         return path if path.is_absolute() else folder / path
 
     for name in ROW_PATH_FLAGS:
-        value = getattr(flags_alone, name)
-        if value is not None:
+        value = getattr(row_args, name)
+        if value is _Unset:
+            setattr(row_args, name, shared_paths[name])
+        elif value is not None:
             setattr(row_args, name, [rebased(p) for p in value] if isinstance(value, list) else rebased(value))
+    row_args.source, row_args.target, row_args.output = row.source, list(row.targets), row.output
+    if row.points:
+        row_args.points = list(row.points)
+    return row_args
 
 
-def run_batch(args: argparse.Namespace, argv: list[str], console: Console, timer: StageTimer) -> int:
+def run_batch(args: argparse.Namespace, console: Console, timer: StageTimer) -> int:
     """Every row of the manifest in this process; failed rows are reported and skipped."""
     if args.source is not None or args.target is not None:
         raise UsageError("--batch takes sources and targets from the CSV; drop -s/-t")
@@ -126,7 +144,6 @@ def run_batch(args: argparse.Namespace, argv: list[str], console: Console, timer
                              "flags (or, for -o, the output column)")
     rows = read_manifest(args.batch)
     shard_index, shard_count = args.shard or (0, 1)
-    shared = _without_batch_flags(argv)
     # TensorFlow is started here, quietly (its C++ start-up log silenced, as in a single run), before
     # anything that imports it: the row cache does.
     start_tensorflow(args.cpu)
@@ -148,14 +165,9 @@ def run_batch(args: argparse.Namespace, argv: list[str], console: Console, timer
             console.say(f"{PROGRAM}: {label}: skipped, {row.output} exists (--overwrite to redo)")
             skipped += 1
             continue
-        row_argv = [*shared, "-s", str(row.source), "-t", *map(str, row.targets), "-o", str(row.output), *row.flags]
-        if row.points:
-            row_argv += ["--points", *map(str, row.points)]
         try:
-            row_args = build_parser().parse_args(row_argv)
-            flags_alone = build_parser().parse_args(list(row.flags))
-            _rebase_row_paths(row_args, flags_alone, args.batch.parent)
-            if row_args.frames_dir is not None and flags_alone.frames_dir is None:
+            row_args = row_arguments(args, row, args.batch.parent)
+            if row_args.frames_dir is not None and row_args.frames_dir is args.frames_dir:
                 # A --frames-dir given to the whole batch: one subfolder per row, named after its output.
                 row_args.frames_dir = row_args.frames_dir / row.output.stem
                 claimed = frames_folders.setdefault(resolved(row_args.frames_dir), row.index)

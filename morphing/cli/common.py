@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpo
 T = TypeVar("T")
 
 __all__ = [
-    "FACE_POINTS_HELP", "found_face_points", "resolved",
+    "FACE_POINTS_HELP", "found_face_points", "resolved", "add_fit_flags", "flag_scales", "flag_working_size",
+    "flag_fit_settings",
     "DEFAULT_EPOCHS", "DEFAULT_SCALES", "DEFAULT_SIZE", "MIN_SIZE", "PROGRAM",
     "ExitStatus", "HelpFormatter", "Parser", "RunError", "UsageError", "Terminated", "StopRequest", "Console",
     "StageTimer", "add_tool_flags", "check_outputs", "describe_unexpected", "check_writable_file", "describe_os_error", "float_in", "int_in", "load_pixels", "run_checked",
@@ -161,6 +162,52 @@ def same_file(a: Path, b: Path) -> bool:
 
 FACE_POINTS_HELP = ("'on' finds the largest face in each image (eyes, nose, mouth corners) and pulls the warp "
                     "through them when both have one; --points win where they disagree [default on]")
+
+
+def add_fit_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, legs: str) -> None:
+    """The fit's flags, one definition for ``morph``, its batch rows and ``morph warp``: -e, -a, -m, -w,
+    --size, --seed, --points, --face-points. ``legs``: ``"several"`` (one --points file per
+    transition) or ``"one"``."""
+    parser.add_argument("-e", "--epochs", type=int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
+    for short, name, default in (("-a", "add", DEFAULT_SCALES.add), ("-m", "mult", DEFAULT_SCALES.mult),
+                                 ("-w", "warp", DEFAULT_SCALES.warp)):
+        word = {"add": "add", "mult": "multiply", "warp": "warp"}[name]
+        parser.add_argument(short, f"--{name}-scale", type=float_in(0.0, 10.0), default=None,
+                            help=f"{word} map multiplier [default {default}; with --load-maps, the fitted one]")
+    parser.add_argument("--size", type=int_in(MIN_SIZE, 8192), default=None,
+                        help=f"working resolution for fitting, long side in pixels [default {DEFAULT_SIZE}, "
+                             "or the source's if smaller]")
+    parser.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
+    rows = "x_source,y_source,x_target,y_target in each image's own pixels ('#' comments)"
+    if legs == "several":
+        parser.add_argument("--points", type=Path, nargs="+", default=None, metavar="F.csv",
+                            help=f"matching points to pull the warp through, one file per transition: CSV rows {rows}")
+    else:
+        parser.add_argument("--points", type=Path, default=None, metavar="F.csv",
+                            help=f"matching points to pull the warp through: CSV rows {rows}")
+    parser.add_argument("--face-points", choices=("on", "off"), default="on", help=FACE_POINTS_HELP)
+
+
+def flag_scales(args: argparse.Namespace, fitted: Scales | None = None) -> Scales:
+    """The multipliers -a/-m/-w ask for; those not given are ``fitted``'s (loaded maps) or the defaults."""
+    base = DEFAULT_SCALES if fitted is None else fitted
+    return Scales(mult=base.mult if args.mult_scale is None else args.mult_scale,
+                  add=base.add if args.add_scale is None else args.add_scale,
+                  warp=base.warp if args.warp_scale is None else args.warp_scale)
+
+
+def flag_working_size(args: argparse.Namespace, height: int, width: int) -> int:
+    """The fit's working long side (--size, checked against the source's ``height`` x ``width``)."""
+    long_side = max(height, width)
+    if args.size is not None and args.size > long_side:
+        raise UsageError(f"--size {args.size} is larger than the source ({width}x{height}); use at most {long_side}")
+    return args.size if args.size is not None else min(DEFAULT_SIZE, long_side)
+
+
+def flag_fit_settings(args: argparse.Namespace, working_size: int) -> FitSettings:
+    """How the fit flags ask to fit."""
+    return FitSettings(epochs=args.epochs, working_size=working_size, seed=args.seed,
+                       face_points=args.face_points == "on")
 
 
 def found_face_points(

@@ -21,24 +21,23 @@ import numpy as np
 from .. import __version__
 from ..images import (ImageFileError, LoadedImage, aspect_crop, fit_to_size, load_image, working_shape)
 from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
-from ..output import ANIMATION_SUFFIXES, FfmpegWriter, frames_folder_problem
+from ..output import ANIMATION_SUFFIXES, ENCODER_OPTIONS_BY_SUFFIX, FfmpegWriter, frames_folder_problem
 from ..points import PointPairs
-from ..settings import (BLENDS, EASINGS, RENDER_ENGINES, WARP_INTERPOLATIONS, FitSettings, FrameSettings)
-from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, FACE_POINTS_HELP, MIN_SIZE, PROGRAM, Console,
-                     HelpFormatter, Parser, found_face_points, resolved,
-    RunError, StageTimer, UsageError, check_outputs, float_in, int_in, new_default_output, read_leg_points, run_checked,
-    start_tensorflow, step_bar)
+from ..settings import (BLENDS, EASINGS, RENDER_ENGINES, WARP_INTERPOLATIONS, X264_PRESETS, EncoderSettings,
+                        FitSettings, FrameSettings, OutputSize)
+from .common import (PROGRAM, Console, HelpFormatter, Parser, RunError, StageTimer, UsageError, add_fit_flags,
+                     check_outputs, flag_fit_settings, flag_scales, flag_working_size, float_in, found_face_points,
+                     int_in, new_default_output, read_leg_points, resolved, run_checked, start_tensorflow, step_bar)
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
     from tqdm import tqdm
 
     from ..morph import Morph
+    from ..sequence import ProgramCache
     from ..starts import Candidate, StartChoice
     from ..threads import SpawnedWork
 
-    from ..sequence import ProgramCache
-
-__all__ = ["DEFAULT_OUTPUT", "Job", "build_parser", "validate", "run_morph"]
+__all__ = ["DEFAULT_OUTPUT", "Job", "build_parser", "validate", "run_morph", "LegBars", "fit_with_progress"]
 
 DEFAULT_OUTPUT = "morph.gif"
 #: GIF stores each frame's delay as a 16-bit count of 1/100 s.
@@ -46,6 +45,9 @@ MAX_GIF_DELAY_CENTISECONDS = 65535
 MAX_FRAMES = 10_000
 OUTPUT_SUFFIXES_BY_FLAG = {"--output": ANIMATION_SUFFIXES, "--save-maps": (".npz",), "--maps-png": (".png",)}
 FRAME_DEFAULTS = FrameSettings()
+ENCODER_DEFAULTS = EncoderSettings()
+ENCODER_FLAGS = {"crf": "--crf", "preset": "--preset", "quality": "--quality", "colors": "--colors",
+                 "dither": "--dither/--no-dither", "loop_count": "--loop-count"}
 
 def _shard(text: str) -> tuple[int, int]:
     """``"I/N"`` → ``(I, N)`` with ``0 <= I < N``."""
@@ -59,10 +61,12 @@ def _shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; ``--help`` shows every default."""
+def build_parser(*, allow_abbrev: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; ``--help`` shows every default. A batch row's flags are read with
+    ``allow_abbrev=False``: a row names each flag in full."""
     parser = Parser(
         prog=PROGRAM,
+        allow_abbrev=allow_abbrev,
         description=(
             "Morph one image into another without reference points: gradient descent "
             "finds multiply, add and warp maps, and scaling them by alpha from 0 to 1 "
@@ -70,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Sibling tools on the same core: 'morph hybrid', 'morph shift', 'morph align' and "
-            "'morph warp' (each with --help)."
+            "'morph warp'; 'morph ui' serves a local web page (each with --help)."
         ),
         formatter_class=HelpFormatter,
     )
@@ -81,21 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"animation to write; the suffix picks the format: .gif, .mp4 (H.264) or .webp "
                              f"[default {DEFAULT_OUTPUT}, which is never replaced: name an existing file to replace it]")
     fitting = parser.add_argument_group("fitting")
-    fitting.add_argument("-e", "--epochs", type=int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
-    fitting.add_argument("-a", "--add-scale", type=float_in(0.0, 10.0), default=None,
-                         help=f"add map multiplier [default {DEFAULT_SCALES.add}; with --load-maps, the fitted one]")
-    fitting.add_argument("-m", "--mult-scale", type=float_in(0.0, 10.0), default=None,
-                         help=f"multiply map multiplier [default {DEFAULT_SCALES.mult}; with --load-maps, the fitted one]")
-    fitting.add_argument("-w", "--warp-scale", type=float_in(0.0, 10.0), default=None,
-                         help=f"warp map multiplier [default {DEFAULT_SCALES.warp}; with --load-maps, the fitted one]")
-    fitting.add_argument("--size", type=int_in(MIN_SIZE, 8192), default=None,
-                         help=f"working resolution for fitting, long side in pixels [default {DEFAULT_SIZE}, "
-                              "or the source's if smaller]")
-    fitting.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
-    fitting.add_argument("--points", type=Path, nargs="+", default=None, metavar="F.csv",
-                         help="matching points to pull the warp through, one file per transition: CSV rows "
-                              "x_source,y_source,x_target,y_target in each image's own pixels ('#' comments)")
-    fitting.add_argument("--face-points", choices=("on", "off"), default="on", help=FACE_POINTS_HELP)
+    add_fit_flags(fitting, legs="several")
     fitting.add_argument("--cpu", action="store_true", help="fit and render on the CPU even if a GPU is present")
     frames = parser.add_argument_group("frames")
     frames.add_argument("--frames", type=int_in(2, MAX_FRAMES), default=FRAME_DEFAULTS.frames,
@@ -122,6 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frames per second (GIF stores delays in whole 1/100 s: the rounding is spread "
                              "over the frames so the total duration is right)")
     frames.add_argument("--frames-dir", type=Path, default=None, help="also write every frame as DIR/0000.png, ...")
+    output = parser.add_argument_group("output file")
+    output.add_argument("--crf", type=int_in(0, 51), default=None,
+                        help="MP4: H.264 quality, 0 (lossless) to 51 (worst) [default 18]")
+    output.add_argument("--preset", choices=X264_PRESETS, default=None,
+                        help="MP4: H.264 encoder preset; slower ones make smaller files [default veryfast, "
+                             "superfast above a megapixel]")
+    output.add_argument("--quality", type=int_in(0, 100), default=None, help="WebP: quality 0-100 [default 90]")
+    output.add_argument("--colors", type=int_in(2, 255), default=ENCODER_DEFAULTS.colors,
+                        help="GIF: colours in the palette")
+    output.add_argument("--dither", action=argparse.BooleanOptionalAction, default=None,
+                        help="GIF: Floyd-Steinberg dithering (--no-dither: each pixel takes its nearest colour) "
+                             "[default on]")
+    output.add_argument("--loop-count", type=int_in(0, 65535), default=None,
+                        help="GIF, WebP: how many times the animation plays, 0 for forever [default 0]")
+    sizes = output.add_mutually_exclusive_group()
+    sizes.add_argument("--width", type=int_in(1, 65536), default=None, metavar="W",
+                       help="write frames W pixels wide (the height follows; never larger than rendered)")
+    sizes.add_argument("--height", type=int_in(1, 65536), default=None, metavar="H",
+                       help="write frames H pixels high (the width follows; never larger than rendered)")
+    sizes.add_argument("--scale", type=float_in(0.0, 1.0, low_open=True), default=None, metavar="F",
+                       help="write frames at F times the rendered size (0 < F <= 1)")
     maps = parser.add_argument_group("maps")
     maps.add_argument("--save-maps", type=Path, default=None, metavar="F.npz", help="save the fitted maps")
     maps.add_argument("--load-maps", type=Path, default=None, metavar="F.npz",
@@ -171,6 +182,12 @@ def validate(args: argparse.Namespace) -> Job:
     if args.output.suffix.lower() == ".gif" and 100.0 / args.fps > MAX_GIF_DELAY_CENTISECONDS:
         raise UsageError(f"--fps {args.fps:g} is too slow for a GIF (at most {MAX_GIF_DELAY_CENTISECONDS / 100:g} s "
                          f"a frame: --fps {100.0 / MAX_GIF_DELAY_CENTISECONDS:.4f} or more)")
+    suffix = args.output.suffix.lower()
+    for field, flag in ENCODER_FLAGS.items():
+        given = getattr(args, field) != (ENCODER_DEFAULTS.colors if field == "colors" else None)
+        if given and field not in ENCODER_OPTIONS_BY_SUFFIX.get(suffix, ()):
+            takers = [s[1:].upper() for s, fields in ENCODER_OPTIONS_BY_SUFFIX.items() if field in fields]
+            raise UsageError(f"{flag} applies to {' and '.join(takers)} output, not {suffix[1:].upper() or suffix}")
     if args.frames_dir is not None:
         frames_folder = resolved(args.frames_dir)
         for flag, path in (("--output", args.output), ("--save-maps", args.save_maps), ("--maps-png", args.maps_png)):
@@ -220,24 +237,20 @@ def validate(args: argparse.Namespace) -> Job:
         keys.append(source.pixels)
         originals.append(originals[0])
 
-    long_side = max(height, width)
-    if args.size is not None and args.size > long_side:
-        raise UsageError(f"--size {args.size} is larger than the source ({width}x{height}); use at most {long_side}")
-    working_size = args.size if args.size is not None else min(DEFAULT_SIZE, long_side)
+    working_size = flag_working_size(args, height, width)
+    rendered = (height, width) if args.preview is None else working_shape(height, width, args.preview)
+    try:
+        output_size(args).of(*rendered)
+    except ValueError as error:
+        raise UsageError(f"--width/--height/--scale: {error}") from None
 
     loaded_maps = None
-    fitted = DEFAULT_SCALES
     if args.load_maps is not None:
         try:
             loaded_maps = load_maps_for(args.load_maps, height, width)
         except MapsFileError as error:
             raise RunError(str(error)) from None
-        fitted = loaded_maps.scales
-    scales = Scales(
-        mult=fitted.mult if args.mult_scale is None else args.mult_scale,
-        add=fitted.add if args.add_scale is None else args.add_scale,
-        warp=fitted.warp if args.warp_scale is None else args.warp_scale,
-    )
+    scales = flag_scales(args, None if loaded_maps is None else loaded_maps.scales)
     return Job(
         keys=tuple(keys),
         scales=scales,
@@ -267,6 +280,18 @@ def _large_work_notice(args: argparse.Namespace, job: Job) -> str:
     return (f"large job: {frames} frames of {width}x{height} ({megapixels:.0f} MP each); rendering takes "
             f"roughly {duration} on 2 CPU cores and {memory / 2**30:.1f} GB of memory beside TensorFlow's "
             f"(Ctrl-C stops it cleanly)")
+
+def encoder_settings(args: argparse.Namespace) -> EncoderSettings:
+    """How the flags ask to encode."""
+    return EncoderSettings(crf=args.crf, preset=args.preset, quality=args.quality, colors=args.colors,
+                           dither=True if args.dither is None else args.dither,
+                           loop_count=0 if args.loop_count is None else args.loop_count)
+
+
+def output_size(args: argparse.Namespace) -> OutputSize:
+    """The size the flags ask frames to be written at."""
+    return OutputSize(width=args.width, height=args.height, scale=args.scale)
+
 
 def frame_settings(args: argparse.Namespace) -> FrameSettings:
     """The frames the flags ask for."""
@@ -298,10 +323,27 @@ class LegBars:
         self.bar.close()
 
 
+def fit_with_progress(morph: Morph, console: Console, start_candidates: list[list[Candidate]] | None = None) -> None:
+    """Fit every leg of ``morph``, one after another, with a progress bar per leg and the start each took
+    in the log; ``start_candidates`` as ``Morph.fit`` takes them. A diverged fit is a ``RunError``."""
+    from ..fit import FitDivergedError
+
+    bars = LegBars(morph.legs, morph.total_steps, console)
+
+    def on_start(leg: int, choice: StartChoice) -> None:
+        console.say(f"{PROGRAM}: {'' if morph.legs == 1 else f'leg {leg + 1}: '}{choice.describe()}")
+
+    try:
+        morph.fit(bars.on_step, check=console.check, on_start=on_start, start_candidates=start_candidates)
+    except FitDivergedError as error:
+        raise RunError(str(error)) from None
+    finally:
+        bars.close()
+
+
 def _fit_settings(args: argparse.Namespace, job: Job) -> FitSettings:
     """How the flags ask to fit."""
-    return FitSettings(epochs=args.epochs, working_size=job.working_size, seed=args.seed,
-                       face_points=args.face_points == "on")
+    return flag_fit_settings(args, job.working_size)
 
 
 def _start_global_stage(args: argparse.Namespace, job: Job) -> SpawnedWork[list[list[Candidate]]] | None:
@@ -337,30 +379,6 @@ def _new_morph(args: argparse.Namespace, job: Job, console: Console, cache: Prog
                  loop=args.loop, face_points=faces, cache=cache)
 
 
-def _fit(morph: Morph, console: Console, global_stage: SpawnedWork[list[list[Candidate]]] | None = None) -> None:
-    """Fit every leg, one after another (from ``global_stage``'s start candidates when it gives them),
-    with a progress bar per leg and the start each took in the log."""
-    from ..fit import FitDivergedError
-
-    candidates = None
-    if global_stage is not None:
-        try:
-            candidates = global_stage.result(console.check)
-        except (RuntimeError, ValueError, MemoryError):
-            candidates = None  # the fit finds them itself, and reports a real problem
-    bars = LegBars(morph.legs, morph.total_steps, console)
-
-    def on_start(leg: int, choice: StartChoice) -> None:
-        console.say(f"{PROGRAM}: {'' if morph.legs == 1 else f'leg {leg + 1}: '}{choice.describe()}")
-
-    try:
-        morph.fit(bars.on_step, check=console.check, on_start=on_start, start_candidates=candidates)
-    except FitDivergedError as error:
-        raise RunError(str(error)) from None
-    finally:
-        bars.close()
-
-
 def run_morph(
     args: argparse.Namespace,
     job: Job,
@@ -381,6 +399,7 @@ def run_morph(
         atomic_folder,
         atomic_path,
         frames_to_folder,
+        resized_frames,
         write_png,
     )
     from ..visualize import maps_picture
@@ -398,7 +417,13 @@ def run_morph(
         if job.loaded_maps is not None:
             morph.maps = [job.loaded_maps]
         else:
-            _fit(morph, console, global_stage)
+            candidates = None
+            if global_stage is not None:
+                try:
+                    candidates = global_stage.result(console.check)
+                except (RuntimeError, ValueError, MemoryError):
+                    candidates = None  # the fit finds them itself, and reports a real problem
+            fit_with_progress(morph, console, candidates)
     if args.save_maps is not None:
         morph.save_maps(args.save_maps)
         console.say(f"{PROGRAM}: wrote maps to {args.save_maps}")
@@ -411,7 +436,8 @@ def run_morph(
     with timer.stage("render"), console.bar(morph.legs, "preparing frames", "leg") as preparing:
         animation = morph.animation(frame_settings(args), long_side=args.preview, check=console.check,
                                     on_leg_ready=lambda leg: preparing.update(1))
-    writer = animation_writer(args.output.suffix, args.fps)
+    writer = animation_writer(args.output.suffix, args.fps, encoder_settings(args))
+    written_shape = output_size(args).of(*animation.shape)
     with console.bar(len(animation), "rendering", "frame") as bar:
         def counted(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
             for frame in frames:
@@ -423,18 +449,19 @@ def run_morph(
         # layer is timed, and what the writer spent beyond that is encoding
         # (a GIF's palette included: it renders its sample frames first).
         render_before = timer.seconds["render"]
-        rendered = timer.timed("render", iter(animation))
+        rendered = resized_frames(timer.timed("render", iter(animation)), *written_shape)
         with contextlib.ExitStack() as outputs:
             frames_folder = None if args.frames_dir is None else outputs.enter_context(atomic_folder(args.frames_dir))
             with_pngs = timer.timed("render+png", frames_to_folder(rendered, frames_folder))
             with timer.stage("write"), atomic_path(args.output) as temporary:
                 # In a helper thread, so that a signal is acted on within 0.1 s even while
                 # an encoder spends seconds on one huge frame.
+                samples = resized_frames(animation.samples(), *written_shape)
                 run_checked(lambda: writer.write(counted(with_pngs), temporary, count=len(animation),
-                                                 samples=animation.samples()), console.check)
+                                                 samples=samples), console.check)
         produced = timer.seconds.pop("render+png")
         if args.frames_dir is not None:
             timer.add("png frames", produced - (timer.seconds["render"] - render_before))
         timer.add("encode", timer.seconds.pop("write") - produced)
-    height, width = animation.shape
+    height, width = written_shape
     console.say(f"{PROGRAM}: wrote {args.output} ({len(animation)} frames, {width}x{height})")

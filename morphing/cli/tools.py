@@ -12,12 +12,12 @@ import argparse
 import functools
 from types import ModuleType
 
-from . import align, hybrid, shift, warp
+from . import align, hybrid, shift, ui, warp
 from .common import (PROGRAM, Console, HelpFormatter, Parser, add_tool_flags, new_default_output)
 
 __all__ = ["TOOLS", "TOOL_NAMES", "build_tool_parser", "run_tool"]
 
-TOOLS: tuple[ModuleType, ...] = (hybrid, shift, align, warp)
+TOOLS: tuple[ModuleType, ...] = (hybrid, shift, align, warp, ui)
 TOOL_NAMES = tuple(tool.NAME for tool in TOOLS)
 
 

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from ..images import aspect_crop
-from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
+from ..maps import MapsFileError, MorphMaps, load_maps_for
 from ..output import IMAGE_SUFFIXES
-from .common import (DEFAULT_EPOCHS, DEFAULT_SCALES, DEFAULT_SIZE, FACE_POINTS_HELP, MIN_SIZE, PROGRAM, Console,
-    RunError, UsageError, found_face_points, resolved,
-    check_outputs, float_in, int_in, load_pixels, matched, read_leg_points, start_tool, step_bar)
+from .common import (PROGRAM, Console, RunError, UsageError, add_fit_flags, check_outputs, flag_fit_settings,
+                     flag_scales, flag_working_size, found_face_points, load_pixels, matched, read_leg_points,
+                     resolved, start_tool)
 
 NAME = "warp"
 SUMMARY = "SOURCE moved into TARGET's geometry, colours untouched"
@@ -29,22 +29,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                         help="image to write [default warped.png, never replaced: name an existing file to replace it]")
     parser.add_argument("--flow-png", type=Path, default=None, metavar="F.png",
                         help="also write the warp field as a colour wheel picture (hue: direction, saturation: length)")
-    parser.add_argument("-e", "--epochs", type=int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
-    parser.add_argument("-a", "--add-scale", type=float_in(0.0, 10.0), default=DEFAULT_SCALES.add,
-                        help="add map multiplier during the fit")
-    parser.add_argument("-m", "--mult-scale", type=float_in(0.0, 10.0), default=DEFAULT_SCALES.mult,
-                        help="multiply map multiplier during the fit")
-    parser.add_argument("-w", "--warp-scale", type=float_in(0.0, 10.0), default=DEFAULT_SCALES.warp,
-                        help="warp map multiplier")
-    parser.add_argument("--size", type=int_in(MIN_SIZE, 8192), default=None,
-                        help=f"long side of the fit's working image [default: {DEFAULT_SIZE} or the image's]")
-    parser.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0, help="random seed of the fit")
+    add_fit_flags(parser, legs="one")
     parser.add_argument("--load-maps", type=Path, default=None, metavar="F.npz",
                         help="use maps saved by 'morph --save-maps' instead of fitting")
-    parser.add_argument("--points", type=Path, default=None, metavar="F.csv",
-                        help="matching points to pull the warp through: CSV rows x_source,y_source,x_target,y_target "
-                             "in each image's own pixels ('#' comments)")
-    parser.add_argument("--face-points", choices=("on", "off"), default="on", help=FACE_POINTS_HELP)
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
@@ -66,39 +53,29 @@ def run(args: argparse.Namespace, console: Console) -> None:
          (args.target, target_pixels.shape[:2], aspect_crop(*target_pixels.shape[:2], height, width))],
         (height, width),
     )
-    long_side = max(source.shape[:2])
-    if args.size is not None and args.size > long_side:
-        raise UsageError(f"--size {args.size} is larger than the source ({source.shape[1]}x{source.shape[0]})")
-    working_size = args.size if args.size is not None else min(DEFAULT_SIZE, long_side)
-    scales = Scales(mult=args.mult_scale, add=args.add_scale, warp=args.warp_scale)
+    working_size = flag_working_size(args, height, width)
     maps: MorphMaps | None = None
     if args.load_maps is not None:
         try:
             maps = load_maps_for(args.load_maps, height, width)
         except MapsFileError as error:
             raise RunError(str(error)) from None
-        scales = Scales(mult=maps.scales.mult, add=maps.scales.add, warp=args.warp_scale)
+    scales = flag_scales(args, None if maps is None else maps.scales)
     start_tool(args, console)
-    from ..fit import FitDivergedError, FitSettings, fit_maps, reduce_for_fit
     from ..images import to_float, to_uint8
+    from ..morph import Morph
+    from .morph import fit_with_progress
     from ..output import write_image
     from ..transfer import transfer_flow, warp_to_target
     from ..visualize import flow_to_colour
 
     if maps is None:
-        settings = FitSettings(epochs=args.epochs, working_size=working_size, seed=args.seed,
-                               face_points=args.face_points == "on")
+        settings = flag_fit_settings(args, working_size)
         faces = found_face_points([source, target], [points], console)[0] if (
             settings.face_points and scales.warp > 0) else None
-        bar, on_step = step_bar(console, settings.total_steps, "fitting")
-        try:
-            with bar:
-                maps = fit_maps(*reduce_for_fit(source, target, working_size), scales, settings,
-                                lambda step, loss: on_step(step + 1, loss),
-                                image_shape=source.shape[:2], points=points, face_points=faces,
-                                on_start=lambda choice: console.say(f"{PROGRAM}: {choice.describe()}"))
-        except FitDivergedError as error:
-            raise RunError(str(error)) from None
+        morph = Morph(source, target, points=points, settings=settings, scales=scales, face_points=[faces])
+        fit_with_progress(morph, console)
+        (maps,) = morph.maps
     warped = warp_to_target(to_float(source), maps, scales)
     write_image(to_uint8(warped), args.output)
     console.say(f"{PROGRAM}: wrote {args.output} ({source.shape[1]}x{source.shape[0]})")

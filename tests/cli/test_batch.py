@@ -9,6 +9,9 @@ import imageio.v3 as iio
 import pytest
 
 from morphing.cli import ExitStatus, main
+from morphing.cli.batch import BatchRow, row_arguments
+from morphing.cli.common import UsageError
+from morphing.cli.morph import build_parser
 from tests.cli.conftest import TINY
 from tests.helpers import run_cli
 
@@ -197,3 +200,49 @@ def test_a_quiet_batch_prints_nothing_not_even_tensorflows_start_up(toy_pair, tm
                                "MORPH_CACHE_DIR": "off"})  # as a user's shell has it
     assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr[-2000:]
     assert (tmp_path / "out_0.gif").exists() and (tmp_path / "out_1.gif").exists()
+
+
+class TestRowArguments:
+    """A row's flags are parsed by the command's own parser, over the batch's command line."""
+
+    @staticmethod
+    def _row(tmp_path: Path, *flags: str, points: tuple[Path, ...] = ()) -> BatchRow:
+        return BatchRow(0, tmp_path / "a.png", (tmp_path / "b.png",), tmp_path / "out.gif", flags, points)
+
+    def test_a_row_flag_wins_even_when_it_repeats_the_default(self, tmp_path: Path) -> None:
+        batch_args = build_parser().parse_args(["--batch", "rows.csv", "-e", "5", "--frames", "7"])
+        row_args = row_arguments(batch_args, self._row(tmp_path, "-e", "120"), tmp_path)
+        assert (row_args.epochs, row_args.frames) == (120, 7)
+        assert (row_args.batch, row_args.shard, row_args.overwrite) == (None, None, False)
+        assert row_args.source == tmp_path / "a.png" and row_args.target == [tmp_path / "b.png"]
+
+    def test_path_flags_a_row_gives_follow_the_csv_and_the_batchs_stay(self, tmp_path: Path) -> None:
+        batch_args = build_parser().parse_args(["--batch", "rows.csv", "--frames-dir", "shared_frames"])
+        row_args = row_arguments(batch_args, self._row(tmp_path, "--save-maps", "m.npz"), tmp_path / "csv")
+        assert row_args.save_maps == tmp_path / "csv" / "m.npz"
+        assert row_args.frames_dir == Path("shared_frames")
+
+    @pytest.mark.parametrize("flags, message", [
+        (("--epoch", "3"), "unrecognized arguments"),  # full names only: no abbreviation slips through
+        (("--cpu",), "--cpu"),
+        (("--shard", "0/2"), "--shard"),
+        (("-o", "x.gif"), "-s/-t/-o"),
+    ])
+    def test_flags_that_are_not_the_rows_are_refused(self, flags: tuple[str, ...], message: str,
+                                                     tmp_path: Path) -> None:
+        batch_args = build_parser().parse_args(["--batch", "rows.csv"])
+        with pytest.raises(UsageError, match=message):
+            row_arguments(batch_args, self._row(tmp_path, *flags), tmp_path)
+
+    def test_cpu_on_the_batchs_command_line_is_every_rows(self, tmp_path: Path) -> None:
+        batch_args = build_parser().parse_args(["--batch", "rows.csv", "--cpu"])
+        assert row_arguments(batch_args, self._row(tmp_path, "--cpu"), tmp_path).cpu
+
+
+def test_a_rows_cpu_flag_fails_that_row_with_the_fix(toy_pair, tmp_path: Path) -> None:
+    manifest = tmp_path / "rows.csv"
+    manifest.write_text(f'source,target,output,flags\n{toy_pair[0]},{toy_pair[1]},out.gif,"--cpu -e 2 --size 32"\n')
+    status, err = run_cli("--batch", manifest, "-q")
+    assert status == ExitStatus.ERROR
+    assert "give --cpu on the batch's command line" in err
+    assert not (tmp_path / "out.gif").exists()

@@ -728,3 +728,31 @@ def test_warp_uses_face_points_too(tmp_path: Path) -> None:
     status, err = run_cli("warp", "-s", portrait, "-t", mirrored, "-o", tmp_path / "w.png", "-e", "3", "--size", "32")
     assert status == 0, err
     assert "face points: a face in both images, 5 point pairs used" in err and "start: point pairs" in err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--crf", "20"], "--crf applies to MP4 output, not GIF"),
+    (["--quality", "50"], "--quality applies to WEBP output, not GIF"),
+    (["--width", "1000"], "enlarge"),
+    (["--width", "10", "--scale", "0.5"], "not allowed with argument"),
+    (["--colors", "1"], "between 2 and 255"),
+])
+def test_output_flags_that_cannot_apply_are_usage_errors(flags: list[str], message: str, toy_pair,
+                                                         tmp_path: Path) -> None:
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "out.gif", *TINY, *flags)
+    assert status == ExitStatus.USAGE
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.gif").exists()
+
+
+def test_frames_are_written_smaller_with_fewer_colours_and_a_loop_count(toy_pair, tmp_path: Path) -> None:
+    status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "out.gif", *TINY, "--width", "16",
+                          "--colors", "8", "--no-dither", "--loop-count", "2", "--frames-dir", tmp_path / "frames")
+    assert status == ExitStatus.OK, err
+    frames = iio.imread(tmp_path / "out.gif", index=None)
+    height, width = iio.imread(toy_pair[0]).shape[:2]
+    assert frames.shape[1:3] == (round(height * 16 / width), 16)
+    assert len(np.unique(frames.reshape(-1, frames.shape[-1])[:, :3], axis=0)) <= 8
+    assert iio.imread(tmp_path / "frames" / "0000.png").shape[:2] == frames.shape[1:3]
+    with Image.open(tmp_path / "out.gif") as image:
+        assert image.info.get("loop") == 1  # plays twice

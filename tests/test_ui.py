@@ -1,0 +1,166 @@
+"""The web page's functions as plain Python: uploads, point editing, the points CSV, fit and re-render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from morphing.keypoints import FACE_LABELS, Keypoints
+from morphing.maps import Scales
+from morphing.points import read_points
+from morphing.scenes import toy_scene
+from morphing.ui import (
+    MAX_UPLOAD_BYTES,
+    PageError,
+    PagePoints,
+    Pair,
+    draw_points,
+    face_pairs,
+    fit_page_morph,
+    points_csv,
+    points_from_csv,
+    read_upload,
+    write_animation,
+)
+
+
+def toy_pair() -> tuple[np.ndarray, np.ndarray]:
+    scene = toy_scene(24, 32)
+    return scene.render(0.0), scene.render(1.0)
+
+
+class TestUploads:
+    def test_an_image_file_loads_as_rgb_pixels(self, tmp_path: Path) -> None:
+        iio.imwrite(tmp_path / "a.png", np.full((10, 14, 4), 200, np.uint8))  # RGBA loads as RGB
+        pixels = read_upload(tmp_path / "a.png", "source")
+        assert pixels.shape == (10, 14, 3) and pixels.dtype == np.uint8
+
+    def test_a_file_that_is_not_an_image_gets_the_command_lines_message(self, tmp_path: Path) -> None:
+        (tmp_path / "notes.png").write_text("hello")
+        with pytest.raises(PageError, match="^target: .*notes.png"):
+            read_upload(tmp_path / "notes.png", "target")
+
+    def test_no_file_and_a_file_too_large_are_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(PageError, match="no source image"):
+            read_upload(None, "source")
+        big = tmp_path / "big.png"
+        with big.open("wb") as handle:
+            handle.truncate(MAX_UPLOAD_BYTES + 1)
+        with pytest.raises(PageError, match="MB"):
+            read_upload(big, "source")
+
+
+class TestPoints:
+    def test_a_source_click_then_a_target_click_make_a_pair(self) -> None:
+        points = PagePoints().click("source", 3, 4)
+        assert points.pending == (3.0, 4.0) and points.pairs == ()
+        points = points.click("target", 5.5, 6)
+        assert points.pairs == (Pair((3.0, 4.0), (5.5, 6.0)),) and points.pending is None
+        assert points.table() == [[1, 3.0, 4.0, 5.5, 6.0, "clicked"]]
+
+    def test_a_target_click_without_its_source_is_refused(self) -> None:
+        with pytest.raises(PageError, match="source first"):
+            PagePoints().click("target", 1, 1)
+
+    def test_any_pair_moves_and_is_removed_detected_ones_too(self) -> None:
+        points = PagePoints().with_automatic([Pair((1, 1), (2, 2), automatic=True)]).click("source", 3, 3)
+        points = points.click("target", 4, 4)
+        moved = points.move(0).click("target", 9, 8)
+        assert moved.pairs[0] == Pair((1, 1), (9.0, 8.0), automatic=False)  # moved by hand: now the user's
+        assert moved.remove(1).pairs == (moved.pairs[0],)
+        with pytest.raises(PageError, match="no pair 3"):
+            moved.remove(2)
+
+    def test_new_detections_replace_the_old_and_keep_the_clicked(self) -> None:
+        points = PagePoints().with_automatic([Pair((1, 1), (2, 2), True)]).click("source", 3, 3).click("target", 4, 4)
+        again = points.with_automatic([Pair((5, 5), (6, 6), True)])
+        assert again.pairs == (Pair((3.0, 3.0), (4.0, 4.0)), Pair((5, 5), (6, 6), True))
+
+    def test_points_are_drawn_where_they_are_on_their_side(self) -> None:
+        image = np.zeros((60, 80, 3), np.uint8)
+        points = PagePoints((Pair((20, 30), (50, 10)),))
+        source_view, target_view = draw_points(image, points, "source"), draw_points(image, points, "target")
+        changed_source = np.argwhere(source_view.any(axis=-1))
+        changed_target = np.argwhere(target_view.any(axis=-1))
+        assert np.abs(changed_source.mean(axis=0) - [30, 20]).max() < 6  # (row, column) around (y, x)
+        assert np.abs(changed_target.mean(axis=0) - [10, 50]).max() < 6
+        np.testing.assert_array_equal(image, 0)  # the original is untouched
+
+    def test_the_csv_written_is_what_points_reads_and_reads_back(self, tmp_path: Path) -> None:
+        points = PagePoints((Pair((1.5, 2.0), (3.0, 4.25)), Pair((10, 11), (12, 13))))
+        path = tmp_path / "points.csv"
+        path.write_text(points_csv(points))
+        read = read_points(path, (20, 30), (20, 30))  # the command line's reader
+        np.testing.assert_allclose(read.source, [[2.0, 1.5], [11, 10]])  # (y, x)
+        np.testing.assert_allclose(read.target, [[4.25, 3.0], [13, 12]])
+        again = points_from_csv(path.read_text(), (20, 30), (20, 30))
+        assert again.pairs == points.pairs
+
+    def test_a_bad_csv_names_its_line(self) -> None:
+        with pytest.raises(PageError, match="line 2"):
+            points_from_csv("x_source,y_source,x_target,y_target\n1,2,3\n", (20, 30), (20, 30))
+        with pytest.raises(PageError, match="outside"):
+            points_from_csv("100,2,3,4\n", (20, 30), (20, 30))
+
+
+class StubDetector:
+    """Finds one 'face' at fixed points in every image (a stand-in for the bundled detector)."""
+
+    def __init__(self, shift: float) -> None:
+        self.calls = 0
+        self.shift = shift
+
+    def detect(self, image: np.ndarray) -> list[Keypoints]:
+        self.calls += 1
+        points = np.array([[5.0, 6.0], [5.0, 20.0], [10.0, 13.0], [15.0, 8.0], [15.0, 18.0]]) + self.shift * (
+            self.calls - 1)
+        return [Keypoints(points, FACE_LABELS, (0, 0, 20, 25), 0.99)]
+
+
+def test_detected_faces_become_automatic_pairs_in_x_y() -> None:
+    source, target = toy_pair()
+    pairs = face_pairs(source, target, StubDetector(shift=1.0))
+    assert len(pairs) == 5 and all(pair.automatic for pair in pairs)
+    assert pairs[0] == Pair((6.0, 5.0), (7.0, 6.0), True)
+
+
+class TestFitAndRender:
+    @pytest.fixture(scope="class")
+    def fitted(self) -> object:
+        source, target = toy_pair()
+        points = PagePoints().click("source", 8, 8).click("target", 12, 10)
+        heard: list[tuple[int, int]] = []
+        morph = fit_page_morph(source, target, points, epochs=3, progress=lambda step, total: heard.append(
+            (step, total)))
+        assert heard and heard[-1][0] == heard[-1][1]  # the bar ends full
+        return morph
+
+    def test_the_clicked_pair_is_a_user_point_and_the_ends_are_exact(self, fitted: object) -> None:
+        (leg_points,) = fitted.points
+        np.testing.assert_allclose(leg_points.source, [[8, 8]])
+        np.testing.assert_allclose(leg_points.target, [[10, 12]])
+        np.testing.assert_array_equal(fitted.frame(0.0), fitted.keys[0])
+        np.testing.assert_array_equal(fitted.frame(1.0), fitted.keys[1])
+
+    @pytest.mark.parametrize("file_format", ["gif", "webp", "mp4"])
+    def test_each_format_is_written_from_the_same_maps(self, fitted: object, file_format: str,
+                                                       tmp_path: Path) -> None:
+        maps = fitted.maps
+        path = write_animation(fitted, tmp_path, scales=Scales(warp=0.1), frames=6, file_format=file_format)
+        assert path.suffix == f".{file_format}" and path.stat().st_size > 0
+        if file_format == "gif":
+            assert iio.imread(path, index=None).shape[0] == 6
+        assert fitted.maps is maps  # re-rendered, not refitted
+
+    def test_a_boomerang_and_a_new_file_each_time(self, fitted: object, tmp_path: Path) -> None:
+        first = write_animation(fitted, tmp_path, scales=Scales(), frames=4, ends="boomerang")
+        second = write_animation(fitted, tmp_path, scales=Scales(), frames=4)
+        assert first != second
+        assert iio.imread(first, index=None).shape[0] == 4 + 2 and iio.imread(second, index=None).shape[0] == 4
+
+    def test_impossible_choices_are_refused(self, fitted: object, tmp_path: Path) -> None:
+        with pytest.raises(PageError, match="format"):
+            write_animation(fitted, tmp_path, scales=Scales(), file_format="avi")
