@@ -3,7 +3,7 @@
 
     python benchmarks/formats.py [--samples ../shared/samples] [--frames 100]
 
-One morph (the sample faces img_1 → img_2 at 512², or the shapes in images/
+One morph (the sample car pair img_1 → img_2 at 512², or the shapes in images/
 without ``--samples``) is fitted once and its frames rendered once, into
 memory; each row then encodes those frames (``morphing.output``, what
 ``morph.py`` and ``Morph.save`` use) and reports the file's size and the

@@ -50,6 +50,15 @@ def load_tensorflow(force_cpu: bool = False) -> ModuleType:
     text-format parse it retries as binary, and CPU tuning flags it mistakes
     for missing features). Real failures still reach Python as exceptions.
     """
+    if "tensorflow" in sys.modules:  # started already: its environment is read, only check what it sees
+        import tensorflow as tf
+
+        if force_cpu and tf.config.list_logical_devices("GPU"):
+            raise BackendError("TensorFlow is running on the GPU already: staying on the CPU (--cpu) must be "
+                               "chosen before it starts")
+        tf.get_logger().setLevel("ERROR")
+        return tf
+    # Read by TensorFlow when it starts, so written just before the import and never after.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if force_cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"

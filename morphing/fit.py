@@ -142,10 +142,6 @@ class MapFitter:
     """
 
     def __init__(self, scales: Scales, settings: FitSettings = FitSettings()) -> None:
-        if settings.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {settings.epochs}")
-        if settings.colour_level < 0:
-            raise ValueError(f"colour_level must be >= 0, got {settings.colour_level}")
         self.scales = scales
         self.settings = settings
         self._programs: dict[tuple[tuple[int, int], ...], ShapeProgram] = {}
@@ -284,7 +280,8 @@ class MapFitter:
         with _compiled_meanwhile(program, step_inputs, term_inputs, self._warm, key, check):
             if candidates is None or face is not None:
                 candidates = start_candidates(stacks[0][0], stacks[0][1], points=working_points,
-                                              settings=settings.starts, check=check) if self._global(
+                                              settings=settings.starts, check=check,
+                                              search=settings.global_search) if self._global(
                 ) else [Candidate(NO_MOTION, Affine.identity())]
             choice = choose_start(stacks[0][0], stacks[0][1], candidates, settings.starts)
 

@@ -20,6 +20,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = [
     "ImageFileError",
     "LoadedImage",
+    "has_transparency",
+    "alpha_of",
+    "composite",
+    "WHITE",
     "load_image",
     "png_without_text",
     "resize_image",
@@ -48,12 +52,17 @@ class LoadedImage:
     """An image file decoded to RGB.
 
     Attributes:
-      pixels: ``[H, W, 3] uint8`` RGB, EXIF orientation applied.
+      pixels: ``[H, W, 3] uint8`` RGB, EXIF orientation applied; a transparent
+        image's colours composited on white.
       notes: human-readable remarks on conversions made (mode, frame, rotation).
+      alpha: ``[H, W] uint8`` opacity of an image with transparency (RGBA, LA,
+        a palette with a transparent colour), 255 opaque; ``None`` for an
+        opaque image (one whose alpha is 255 everywhere included).
     """
 
     pixels: np.ndarray
     notes: tuple[str, ...] = ()
+    alpha: np.ndarray | None = None
 
 
 def _describe_open_error(path: Path, error: Exception) -> str:
@@ -71,7 +80,7 @@ def _describe_open_error(path: Path, error: Exception) -> str:
 
 
 def _to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
-    """Convert any Pillow mode to RGB; transparency is composited on white."""
+    """Convert any Pillow mode to RGB; transparency is composited on white (``alpha_of`` keeps it)."""
     notes: list[str] = []
     mode = image.mode
     if mode == "RGB":
@@ -103,17 +112,41 @@ def _to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
     if has_alpha:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, WHITE + (255,))
-        notes.append(f"{mode} transparency composited on white")
+        notes.append(f"{mode}: its transparency is kept (--background COLOUR composites it instead)")
         return Image.alpha_composite(background, rgba).convert("RGB"), notes
     notes.append(f"{mode} converted to RGB")
     return image.convert("RGB"), notes
+
+
+def has_transparency(image: Image.Image) -> bool:
+    """Whether ``image``'s mode carries transparency."""
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
+
+
+def alpha_of(image: Image.Image) -> np.ndarray | None:
+    """``[H, W] uint8`` opacity of an image with transparency, ``None`` when it has none or is opaque everywhere."""
+    if not has_transparency(image):
+        return None
+    alpha = np.array(image.convert("RGBA"), dtype=np.uint8)[..., 3]
+    return None if bool((alpha == 255).all()) else alpha
+
+
+def composite(pixels: np.ndarray, alpha: np.ndarray | None, colour: tuple[int, int, int]) -> np.ndarray:
+    """``[H, W, 3] uint8`` colours shown over ``colour`` where ``alpha`` (``[H, W] uint8``) is below 255, from
+    colours composited on white (as ``load_image`` gives them); ``pixels`` itself when ``alpha`` is None."""
+    if alpha is None:
+        return pixels
+    weight = alpha.astype(np.float32)[..., None] / 255.0
+    # pixels = weight * colour_in + (1 - weight) * white  =>  colour_in * weight = pixels - (1 - weight) * white
+    premultiplied = pixels.astype(np.float32) - (1.0 - weight) * 255.0
+    return np.clip(np.round(premultiplied + (1.0 - weight) * np.array(colour, np.float32)), 0, 255).astype(np.uint8)
 
 
 def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     """Read an image file as ``[H, W, 3] uint8`` RGB.
 
     EXIF orientation is applied; grey, palette, CMYK, 16-bit and transparent
-    images become RGB (transparency over white); of an animated file the first
+    images become RGB (transparency over white, the opacity kept as ``alpha``); of an animated file the first
     frame is used. Raises ``ImageFileError`` with a one-line message naming the
     file for anything that cannot be decoded or is smaller than ``MIN_SIDE``.
     """
@@ -125,13 +158,13 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     try:
         try:
             # A pipe (``-s <(curl …)``) or a device cannot seek: its bytes are read first, up to a cap.
-            pixels, notes = _decode(path if path.is_file() or not path.exists() else _streamed(path))
+            pixels, notes, alpha = _decode(path if path.is_file() or not path.exists() else _streamed(path))
         except ValueError as error:
             if "MAX_TEXT_CHUNK" not in str(error):
                 raise
             # A PNG whose text metadata (XMP, ICC as text) is larger than Pillow's
             # guard: the pixels are fine, so decode it without its text chunks.
-            pixels, notes = _decode(io.BytesIO(png_without_text(path.read_bytes())))
+            pixels, notes, alpha = _decode(io.BytesIO(png_without_text(path.read_bytes())))
             notes = ["large text metadata ignored", *notes]
     except Image.DecompressionBombWarning as error:
         raise ImageFileError(f"{path}: image is too large to decode safely ({error})") from None
@@ -149,7 +182,7 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
         raise ImageFileError(
             f"{path}: image is {width}x{height}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}"
         )
-    return LoadedImage(pixels=pixels, notes=tuple(notes))
+    return LoadedImage(pixels=pixels, notes=tuple(notes), alpha=alpha)
 
 
 MAX_STREAM_BYTES = 256 << 20
@@ -167,8 +200,9 @@ def _streamed(path: Path) -> io.BytesIO:
     return io.BytesIO(data)
 
 
-def _decode(source: Path | io.BytesIO) -> tuple[np.ndarray, list[str]]:
-    """Pixels ``[H, W, 3] uint8`` and notes of one image file; Pillow's exceptions pass through.
+def _decode(source: Path | io.BytesIO) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """Pixels ``[H, W, 3] uint8``, notes and alpha (``[H, W] uint8`` or ``None``) of one image file; Pillow's
+    exceptions pass through.
 
     Pillow's warnings (a corrupt EXIF block, say) become notes, so that ``-q``
     silences them; a decompression-bomb warning is raised.
@@ -191,8 +225,9 @@ def _decode(source: Path | io.BytesIO) -> tuple[np.ndarray, list[str]]:
                 notes.append(f"EXIF orientation {orientation!r} is not a valid one (1 to 8): ignored")
             rgb, mode_notes = _to_rgb(upright)
             pixels = np.array(rgb, dtype=np.uint8)
+            alpha = alpha_of(upright)
     decoder_notes = list(dict.fromkeys(f"decoder warning: {warning.message}" for warning in caught))
-    return pixels, notes + mode_notes + decoder_notes
+    return pixels, notes + mode_notes + decoder_notes, alpha
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

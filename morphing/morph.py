@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import aspect_crop, check_key_images, fit_to_size
+from .images import WHITE, aspect_crop, check_key_images, composite, fit_to_size
 from .maps import MorphMaps, Scales
 from .points import PointPairs
 from .settings import EncoderSettings, FitSettings, FrameSettings, OutputSize
@@ -67,6 +67,15 @@ def _as_keys(source: np.ndarray, target: np.ndarray | Sequence[np.ndarray], loop
     return tuple(keys), tuple(notes)
 
 
+def _flattened(frames: Iterator[np.ndarray], background: tuple[int, int, int] | None) -> Iterator[np.ndarray]:
+    """Frames with alpha composited on ``background`` (passed unchanged when it is ``None`` or they have none)."""
+    for frame in frames:
+        if background is None or frame.shape[-1] != 4:
+            yield frame
+        else:
+            yield composite(np.ascontiguousarray(frame[..., :3]), frame[..., 3], background)
+
+
 class Morph:
     """A morph of ``source`` into ``target`` (or through several targets in turn).
 
@@ -82,6 +91,10 @@ class Morph:
       face_points: per leg, automatic point pairs found elsewhere (e.g. by
         ``keypoints.leg_face_points`` with your own detector); default: the
         bundled face detector when ``settings.face_points`` is on.
+      alphas: the opacity of each image given (source first), ``[h, w] uint8``
+        or ``None`` for an opaque one (``load_image(...).alpha``). With any,
+        frames are ``[H, W, 4] uint8``: the opacity is carried by the same warp
+        (never by the colour maps) and is each image's own at the ends.
       cache: compiled programs to share with other morphs of the same size.
 
     Raises:
@@ -98,6 +111,7 @@ class Morph:
         scales: Scales = Scales(),
         loop: bool = False,
         face_points: Sequence[PointPairs | None] | None = None,
+        alphas: Sequence[np.ndarray | None] | None = None,
         cache: object | None = None,
     ) -> None:
         if not isinstance(settings, FitSettings):
@@ -113,6 +127,7 @@ class Morph:
         self.face_points = None if face_points is None else tuple(face_points)
         if self.face_points is not None and len(self.face_points) != self.legs:
             raise ValueError(f"face points are needed per leg: {self.legs}, got {len(self.face_points)}")
+        self.alphas = self._key_alphas(alphas, originals)
         self._cache = cache
         self._maps: tuple[MorphMaps, ...] | None = None
         self.start_choices: list[object] = []
@@ -140,6 +155,28 @@ class Morph:
                      for index in (leg, leg + 1)]
             leg_points.append(pairs.cropped(crops[0], crops[1], (height, width)))
         return tuple(leg_points)
+
+    def _key_alphas(self, alphas: Sequence[np.ndarray | None] | None, originals: Sequence[np.ndarray]
+                    ) -> tuple[np.ndarray, ...] | None:
+        """Each key image's opacity, brought to its size as its colours were; ``None`` when all are opaque."""
+        if alphas is None or all(alpha is None for alpha in alphas):
+            return None
+        alphas = list(alphas)
+        if len(alphas) != len(originals):
+            raise ValueError(f"alphas are needed per image given: {len(originals)}, got {len(alphas)}")
+        height, width = self.keys[0].shape[:2]
+        keyed = []
+        for index, (alpha, image) in enumerate(zip(alphas, originals)):
+            if alpha is None:
+                keyed.append(np.full((height, width), 255, np.uint8))
+                continue
+            if not (isinstance(alpha, np.ndarray) and alpha.dtype == np.uint8 and alpha.shape == image.shape[:2]):
+                raise ValueError(f"alphas[{index}] must be [H, W] uint8 of its image's size {list(image.shape[:2])}")
+            resized, _ = fit_to_size(np.repeat(alpha[..., None], 3, axis=-1), height, width)
+            keyed.append(np.ascontiguousarray(resized[..., 0]))
+        if self.loop:
+            keyed.append(keyed[0])
+        return tuple(keyed)
 
     # --- the fit ---------------------------------------------------------------------------------------
 
@@ -255,13 +292,25 @@ class Morph:
         ``scales``: the multipliers to render with (default: the fit's);
         ``long_side``: render smaller than the key images (never larger).
         """
-        from .sequence import MorphFrames
+        from .sequence import MorphFrames, RgbaFrames, engine_for
 
         if not isinstance(frames, FrameSettings):
             raise TypeError(f"frames must be a FrameSettings, got {type(frames).__name__}")
         frames = dataclasses.replace(frames, loop=self.loop)
-        return MorphFrames(self._keys_at(long_side), self.maps, self.scales if scales is None else scales, frames,
-                           cache=self.cache, check=check, on_leg_ready=on_leg_ready)
+        scales = self.scales if scales is None else scales
+        colour = MorphFrames(self._keys_at(long_side), self.maps, scales, frames, cache=self.cache, check=check,
+                             on_leg_ready=on_leg_ready)
+        if self.alphas is None:
+            return colour
+        return RgbaFrames(colour, self._alphas_at(long_side), self.maps, scales, engine_for(frames), check)
+
+    def _alphas_at(self, long_side: int | None) -> tuple[np.ndarray, ...]:
+        if long_side is None:
+            return self.alphas
+        from .images import resize_image, working_shape
+
+        small = working_shape(*self.keys[0].shape[:2], long_side)
+        return tuple(resize_image(np.repeat(alpha[..., None], 3, axis=-1), *small)[..., 0] for alpha in self.alphas)
 
     def frames(self, alphas: Sequence[float] | np.ndarray | None = None, *, leg: int = 0,
                frames: FrameSettings = FrameSettings(), scales: Scales | None = None,
@@ -284,39 +333,55 @@ class Morph:
         cache = self.cache
         cache.use_shape(keys[0].shape[:2])
         engine = engine_for(frames)
-        program = cache.program(frames.interpolation, frames.blend) if engine == "tensorflow" else None
-        renderer = FrameRenderer(keys[leg], keys[leg + 1], self.maps[leg], self.scales if scales is None else scales,
+        program = cache.program(frames.interpolation, frames.blend, frames.detail) if engine == "tensorflow" else None
+        scales = self.scales if scales is None else scales
+        renderer = FrameRenderer(keys[leg], keys[leg + 1], self.maps[leg], scales,
                                  interpolation=frames.interpolation, blend=frames.blend, program=program,
-                                 engine=engine)
+                                 engine=engine, detail_settings=frames.detail)
         try:
-            yield from renderer.frames(np.asarray(alphas, np.float64))
+            colour = renderer.frames(np.asarray(alphas, np.float64))
+            if self.alphas is None:
+                yield from colour
+                return
+            from .sequence import alpha_renderer
+
+            key_alphas = self._alphas_at(long_side)
+            opacity = alpha_renderer(key_alphas[leg], key_alphas[leg + 1], self.maps[leg], scales, engine)
+            for frame, alpha in zip(colour, opacity.frames(np.asarray(alphas, np.float64))):
+                yield np.dstack([frame, alpha[..., :1]])
         finally:
             renderer.release_working_arrays()
 
     def frame(self, alpha: float, *, leg: int = 0, frames: FrameSettings = FrameSettings(),
               scales: Scales | None = None, long_side: int | None = None) -> np.ndarray:
-        """The ``[H, W, 3] uint8`` frame of leg ``leg`` at ``alpha`` (0: its source, 1: its target)."""
+        """The ``[H, W, 3] uint8`` frame (``[H, W, 4]`` with ``alphas``) of leg ``leg`` at ``alpha`` (0: its
+        source, 1: its target)."""
         return next(self.frames([alpha], leg=leg, frames=frames, scales=scales, long_side=long_side))
 
     def save(self, path: str | os.PathLike[str], *, frames: FrameSettings = FrameSettings(),
              scales: Scales | None = None, fps: float = 25.0, long_side: int | None = None,
              encoder: EncoderSettings = EncoderSettings(), size: OutputSize = OutputSize(),
+             background: tuple[int, int, int] | None = None,
              frames_dir: str | os.PathLike[str] | None = None,
              check: Callable[[], None] | None = None) -> int:
         """Render the animation and write it to ``path`` (the suffix picks the format: ``.gif``, ``.mp4``,
         ``.webp``), atomically. ``encoder``: quality, palette, loop count (``EncoderSettings``); ``size``:
-        write the frames smaller than rendered (``OutputSize``); with ``frames_dir``, every written frame
-        also as ``DIR/0000.png`` ... (the folder is replaced whole). Returns the number of frames written."""
+        write the frames smaller than rendered (``OutputSize``); ``background``: an ``(r, g, b)`` to
+        composite transparent frames on (an MP4's are composited on white unless given); with ``frames_dir``,
+        every written frame also as ``DIR/0000.png`` ... (the folder is replaced whole). Returns the number
+        of frames written."""
         from .output import animation_writer, atomic_folder, atomic_path, frames_to_folder, resized_frames
 
         path = Path(path)
         writer = animation_writer(path.suffix, fps, encoder)
         animation = self.animation(frames, scales=scales, long_side=long_side, check=check)
         shape = size.of(*animation.shape)
-        samples = resized_frames(animation.samples(), *shape)
+        if self.alphas is not None and background is None and path.suffix.lower() == ".mp4":
+            background = WHITE
+        samples = _flattened(resized_frames(animation.samples(), *shape), background)
         with contextlib.ExitStack() as stack:
             folder = None if frames_dir is None else stack.enter_context(atomic_folder(frames_dir))
             temporary = stack.enter_context(atomic_path(path))
-            writer.write(frames_to_folder(resized_frames(iter(animation), *shape), folder), temporary,
-                         count=len(animation), samples=samples)
+            writer.write(frames_to_folder(_flattened(resized_frames(iter(animation), *shape), background), folder),
+                         temporary, count=len(animation), samples=samples)
         return len(animation)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import itertools
 import os
 import re
 import secrets
@@ -240,20 +241,33 @@ class GifWriter:
     ) -> int:
         """Write ``frames`` to ``path``; returns the number written (see ``AnimationWriter``)."""
         frame_count, samples = _count_and_samples(frames, count, samples)
-        palette = gif_palette(samples, self._settings.colors)
+        samples = list(samples)
+        with_alpha = bool(samples) and samples[0].shape[-1] == 4
+        palette = gif_palette((sample[..., :3] for sample in samples), self._settings.colors)
         dither = self._settings.dither
+
+        def indexed(frame: np.ndarray) -> np.ndarray:
+            indices = palette_indices(np.ascontiguousarray(frame[..., :3]), palette, dither)
+            if with_alpha:  # GIF transparency is all or nothing: pixels under half opaque become transparent
+                indices = np.where(frame[..., 3] < 128, TRANSPARENT, indices).astype(np.uint8)
+            return indices
+
         delays = gif_delays(frame_count, self._fps)
         previous: np.ndarray | None = None
         written = 0
         with open(path, "wb") as handle:
             # Each frame is quantised in a helper thread (Pillow releases the GIL) while the previous
             # one is compressed here: the same bytes, a third less time.
-            for indices in map_ahead(lambda frame: palette_indices(frame, palette, dither), frames, ahead=2, workers=1):
+            for indices in map_ahead(indexed, frames, ahead=2, workers=1):
                 delay_ms = 10 * delays[min(written, len(delays) - 1)]
                 if previous is None:
                     first = _indexed_image(indices, palette)
                     header, _ = GifImagePlugin.getheader(first, info=self._loop_info())
                     handle.write(b"".join(header))
+                if with_alpha:  # whole frames, each cleared before the next: transparency cannot mean "unchanged"
+                    chunks = GifImagePlugin.getdata(_indexed_image(indices, palette), duration=delay_ms,
+                                                    transparency=TRANSPARENT, disposal=2)
+                elif previous is None:
                     chunks = GifImagePlugin.getdata(first, duration=delay_ms, disposal=1)
                 else:
                     chunks = _difference_chunks(previous, indices, palette, delay_ms)
@@ -340,9 +354,19 @@ class FfmpegWriter:
         self, frames: Iterable[np.ndarray], path: str | os.PathLike[str], *, count: int | None = None,
         samples: Iterable[np.ndarray] | None = None,
     ) -> int:
-        """Encode ``frames`` into ``path``; returns the number written (``count`` and ``samples`` are not needed)."""
+        """Encode ``frames`` into ``path``; returns the number written (``count`` and ``samples`` are not needed).
+
+        ``[H, W, 4]`` frames (with alpha) make a WebP with transparency, encoded by Pillow's libwebp
+        (ffmpeg's animated WebP encoder drops alpha); MP4 refuses them."""
         import imageio_ffmpeg
 
+        frames = iter(frames)
+        first = next(frames, None)
+        if first is None:
+            return 0
+        frames = itertools.chain([first], frames)
+        if first.shape[-1] == 4 and self._codec == "libwebp_anim":
+            return self._write_webp_with_alpha(frames, path)
         encoder = None
         count = 0
         try:
@@ -350,10 +374,15 @@ class FfmpegWriter:
                 for frame in frames:
                     if encoder is None:
                         height, width = frame.shape[:2]
+                        with_alpha = frame.shape[-1] == 4
+                        if with_alpha and self._pixel_format == "yuv420p" and self._codec == "libx264":
+                            raise ValueError("MP4 (H.264) has no transparency: composite the frames first")
                         encoder = imageio_ffmpeg.write_frames(
                             str(path), (width, height), fps=self._fps, codec=self._codec,
-                            pix_fmt_out=self._pixel_format, quality=None, macro_block_size=1,
-                            output_params=self.parameters_for(height * width), ffmpeg_log_level="quiet",
+                            pix_fmt_in="rgba" if with_alpha else "rgb24",
+                            pix_fmt_out="yuva420p" if with_alpha else self._pixel_format, quality=None,
+                            macro_block_size=1, output_params=self.parameters_for(height * width),
+                            ffmpeg_log_level="quiet",
                         )
                         encoder.send(None)
                     encoder.send(np.ascontiguousarray(frame))
@@ -375,6 +404,18 @@ class FfmpegWriter:
         if count and not _plays(Path(path)):
             raise OSError(errno.EIO, "ffmpeg wrote a file that does not decode", str(path))
         return count
+
+
+    def _write_webp_with_alpha(self, frames: Iterable[np.ndarray], path: str | os.PathLike[str]) -> int:
+        """An animated WebP of ``[H, W, 4] uint8`` frames, by Pillow (it holds them all until it writes; each
+        frame lossy or lossless, whichever is smaller: libwebp's lossy-only animation drops alpha here)."""
+        images = [Image.fromarray(np.ascontiguousarray(frame), "RGBA") for frame in frames]
+        ticks = [round(index * 1000 / self._fps) for index in range(len(images) + 1)]
+        durations = [max(1, later - earlier) for earlier, later in zip(ticks[:-1], ticks[1:])]
+        quality = 90 if self._settings.quality is None else self._settings.quality
+        images[0].save(path, format="WEBP", save_all=True, append_images=images[1:], duration=durations,
+                       loop=self._settings.loop_count, quality=quality, method=4, allow_mixed=True)
+        return len(images)
 
 
 def _plays(path: Path) -> bool:
@@ -421,9 +462,9 @@ def animation_writer(suffix: str, fps: float, settings: EncoderSettings = Encode
 
 
 def write_png(frame: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write one ``[H, W, 3] uint8`` frame as PNG, atomically."""
+    """Write one ``[H, W, 3]`` (or ``[H, W, 4]``, with alpha) ``uint8`` frame as PNG, atomically."""
     with atomic_path(path) as temporary:
-        Image.fromarray(frame, "RGB").save(temporary, format="PNG")
+        Image.fromarray(frame, "RGBA" if frame.shape[-1] == 4 else "RGB").save(temporary, format="PNG")
 
 
 def resized_frames(frames: Iterable[np.ndarray], height: int, width: int) -> Iterator[np.ndarray]:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .maps import MorphMaps, Scales
-from .settings import BLENDS, RENDER_ENGINES, WARP_INTERPOLATIONS
+from .settings import BLENDS, RENDER_ENGINES, WARP_INTERPOLATIONS, DetailSettings
 
 __all__ = [
     "RENDER_ENGINES",
@@ -96,6 +96,8 @@ class FrameRenderer:
       engine: ``"opencv"``, ``"tensorflow"``, or ``None``/``"auto"`` for ``default_engine()``.
       check: called often while frames are made (OpenCV: before each strip);
         it may raise to stop (the command line's Ctrl-C and SIGTERM).
+      detail_settings: the detail blend's bands and limits (default ``DetailSettings()``; a given
+        ``program`` has its own).
 
     ``engine`` is then the engine's name and ``frame_engine`` the ``FrameEngine`` itself.
     """
@@ -112,6 +114,7 @@ class FrameRenderer:
         program: Any | None = None,
         engine: str | None = None,
         check: Callable[[], None] | None = None,
+        detail_settings: DetailSettings | None = None,
     ) -> None:
         if source.shape != target.shape:
             raise ValueError(f"source {source.shape} and target {target.shape} differ in shape")
@@ -135,12 +138,12 @@ class FrameRenderer:
             from .render_cv import OpenCVRenderer
 
             self.frame_engine = OpenCVRenderer(source, target, maps, scales, interpolation=interpolation,
-                                               blend=blend, check=check)
+                                               blend=blend, detail_settings=detail_settings, check=check)
         else:
             from .render_tf import RenderProgram, TensorFlowRenderer
 
             if program is None:
-                program = RenderProgram(interpolation, blend)
+                program = RenderProgram(interpolation, blend, detail_settings)
             self.frame_engine = TensorFlowRenderer(source, target, maps, scales, program, check)
 
     def render(self, alphas: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -177,6 +180,7 @@ def even_pacing_alphas(
     blend: str = "detail",
     program: Any | None = None,
     engine: str | None = None,
+    detail_settings: DetailSettings | None = None,
 ) -> np.ndarray:
     """``count`` alphas from 0 to 1 at which consecutive frames differ equally.
 
@@ -201,6 +205,7 @@ def even_pacing_alphas(
         blend=None if program is not None else blend,
         program=program,
         engine=engine,
+        detail_settings=detail_settings,
     )
     probe_alphas = np.linspace(0.0, 1.0, 8 * count + 1)
     steps = []

@@ -82,14 +82,15 @@ class RenderProgram:
       blend: ``"detail"`` (detail-preserving) or ``"linear"`` (the formula's).
     """
 
-    def __init__(self, interpolation: str = "bicubic", blend: str = "detail") -> None:
+    def __init__(self, interpolation: str = "bicubic", blend: str = "detail",
+                 detail_settings: DetailSettings | None = None) -> None:
         if interpolation not in WARP_INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {WARP_INTERPOLATIONS}, got {interpolation!r}")
         if blend not in BLENDS:
             raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}")
         self.interpolation = interpolation
         self.blend = blend
-        self.detail_settings = DetailSettings() if blend == "detail" else None
+        self.detail_settings = (detail_settings or DetailSettings()) if blend == "detail" else None
         self._compiled = tf.function(self._frames, jit_compile=True, autograph=False)
 
     def endpoint_energies(

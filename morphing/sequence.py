@@ -28,7 +28,7 @@ from .images import check_key_images, reduce_for_fit, resize_image, working_shap
 from .maps import MorphMaps, Scales
 from .points import PointPairs
 from .render import FrameRenderer, default_engine, even_pacing_alphas
-from .settings import FitSettings, FrameSettings
+from .settings import DetailSettings, FitSettings, FrameSettings
 from .starts import Candidate, StartChoice
 from .timeline import FrameAt, build_timeline, ease, frame_alphas, paced
 
@@ -42,6 +42,8 @@ __all__ = [
     "engine_for",
     "timeline_frames",
     "MorphFrames",
+    "alpha_renderer",
+    "RgbaFrames",
 ]
 
 LegStepCallback = Callable[[int, int, float], None]
@@ -91,13 +93,13 @@ class ProgramCache:
             self.fitters[key] = MapFitter(scales, settings)
         return self.fitters[key]
 
-    def program(self, interpolation: str, blend: str) -> RenderProgram:
+    def program(self, interpolation: str, blend: str, detail: DetailSettings = DetailSettings()) -> RenderProgram:
         """The render program of a mode for the current frame shape."""
         from .render_tf import RenderProgram
 
-        key = (self.frame_shape, interpolation, blend)
+        key = (self.frame_shape, interpolation, blend, detail)
         if key not in self.programs:
-            self.programs[key] = RenderProgram(interpolation, blend)
+            self.programs[key] = RenderProgram(interpolation, blend, detail)
         return self.programs[key]
 
 
@@ -206,11 +208,11 @@ def leg_alphas(
     cache = ProgramCache() if cache is None else cache
     cache.use_shape(keys[0].shape[:2])
     engine = engine_for(frames)
-    program = cache.program(frames.interpolation, frames.blend) if engine == "tensorflow" else None
+    program = cache.program(frames.interpolation, frames.blend, frames.detail) if engine == "tensorflow" else None
     return [
         paced(progress, even_pacing_alphas(keys[leg], keys[leg + 1], maps, scales, count=frames.frames,
                                            interpolation=frames.interpolation, blend=frames.blend,
-                                           program=program, engine=engine))
+                                           program=program, engine=engine, detail_settings=frames.detail))
         for leg, maps in enumerate(all_maps)
     ]
 
@@ -285,13 +287,14 @@ class MorphFrames:
         cache.use_shape(keys[0].shape[:2])
         engine = engine_for(frames)
         # A compiled program only for TensorFlow's engine: OpenCV's imports no TensorFlow.
-        program = cache.program(frames.interpolation, frames.blend) if engine == "tensorflow" else None
+        program = cache.program(frames.interpolation, frames.blend, frames.detail) if engine == "tensorflow" else None
         self.keys = tuple(keys)
         self.renderers = []
         for leg, maps in enumerate(all_maps):
             self.renderers.append(FrameRenderer(keys[leg], keys[leg + 1], maps, scales,
                                                 interpolation=frames.interpolation, blend=frames.blend,
-                                                program=program, engine=engine, check=check))
+                                                program=program, engine=engine, check=check,
+                                                detail_settings=frames.detail))
             if on_leg_ready is not None:
                 on_leg_ready(leg)
         self.timeline = build_timeline(leg_alphas(keys, all_maps, scales, frames, cache), hold=frames.hold,
@@ -313,3 +316,52 @@ class MorphFrames:
         yield from self.keys
         # Through frames(): padded to the frames' batch, so a compiled renderer is reused.
         yield from self.renderers[0].frames([0.25, 0.5, 0.75])
+
+
+def alpha_renderer(source_alpha: np.ndarray, target_alpha: np.ndarray, maps: MorphMaps, scales: Scales,
+                   engine: str, check: Callable[[], None] | None = None) -> FrameRenderer:
+    """Renders a leg's opacity (``[H, W] uint8`` of both ends) as the colours are: moved by the same warp
+    (``scales.warp``), no colour maps, bilinear (no overshoot at a hard edge), blended ``(1 - alpha, alpha)``;
+    its frames are ``[H, W, 3]`` with the opacity in every channel, exact at both ends."""
+    grey = [np.repeat(alpha[..., None], 3, axis=-1) for alpha in (source_alpha, target_alpha)]
+    return FrameRenderer(*grey, maps, Scales(mult=0.0, add=0.0, warp=scales.warp), interpolation="bilinear",
+                         blend="linear", engine=engine, check=check)
+
+
+class RgbaFrames:
+    """A ``MorphFrames`` with opacity: ``[H, W, 4] uint8`` frames whose alpha is each key image's opacity
+    carried by the same warp and timeline (``alpha_renderer``). ``len()``, ``iter()``, ``samples()`` and
+    ``shape`` as ``MorphFrames``.
+
+    Args:
+      colour: the animation's colour frames.
+      key_alphas: ``[H, W] uint8`` opacity of each key image (of ``colour.keys``' shape).
+      all_maps, scales: those of ``colour``; engine: the engine that renders the opacity.
+    """
+
+    def __init__(self, colour: MorphFrames, key_alphas: Sequence[np.ndarray], all_maps: Sequence[MorphMaps],
+                 scales: Scales, engine: str, check: Callable[[], None] | None = None) -> None:
+        if len(key_alphas) != len(colour.keys):
+            raise ValueError(f"{len(colour.keys)} key images need as many alphas, got {len(key_alphas)}")
+        self.colour = colour
+        self.key_alphas = tuple(key_alphas)
+        self.alpha_renderers = [alpha_renderer(key_alphas[leg], key_alphas[leg + 1], maps, scales, engine, check)
+                                for leg, maps in enumerate(all_maps)]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.colour.shape
+
+    def __len__(self) -> int:
+        return len(self.colour)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        opacity = timeline_frames(self.alpha_renderers, self.colour.timeline)
+        for frame, alpha in zip(self.colour, opacity):
+            yield np.dstack([frame, alpha[..., :1]])
+
+    def samples(self) -> Iterator[np.ndarray]:
+        """As ``MorphFrames.samples``, with their opacity."""
+        alphas = [*self.key_alphas, *(a[..., 0] for a in self.alpha_renderers[0].frames([0.25, 0.5, 0.75]))]
+        for frame, alpha in zip(self.colour.samples(), alphas):
+            yield np.dstack([frame, alpha])

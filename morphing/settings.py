@@ -70,7 +70,8 @@ class FitSettings:
     points when the caller gives none (``morphing.keypoints``); they pull
     with ``face_point_weight`` (times ``point_weight``), fading to nothing
     by ``1 / face_point_fade`` of the epochs. ``starts``: how the start is
-    chosen (``morphing.starts``); ``probe_steps``: the dense steps each start
+    chosen (``morphing.starts``); ``global_search``: how the global search
+    candidate searches (``morphing.affine``); ``probe_steps``: the dense steps each start
     gets when that choice is left to a probe."""
 
     epochs: int = 120
@@ -99,6 +100,7 @@ class FitSettings:
     face_points: bool = True
     probe_steps: int = 20
     starts: StartSettings = field(default_factory=lambda: StartSettings())
+    global_search: GlobalSettings = field(default_factory=lambda: GlobalSettings())
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,10 +109,14 @@ class FitSettings:
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool):
                 raise TypeError(f"{name} must be a whole number, got {value!r}")
-        for name, least in (("working_size", 8), ("grid_size", 2), ("features", 1), ("layers", 1),
-                            ("pyramid_levels", 1), ("probe_steps", 0)):
+        if not isinstance(self.colour_level, numbers.Integral) or isinstance(self.colour_level, bool):
+            raise TypeError(f"colour_level must be a whole number, got {self.colour_level!r}")
+        for name, least in (("epochs", 1), ("working_size", 8), ("grid_size", 2), ("features", 1), ("layers", 1),
+                            ("pyramid_levels", 1), ("probe_steps", 0), ("colour_level", 0)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
+        if not isinstance(self.starts, StartSettings) or not isinstance(self.global_search, GlobalSettings):
+            raise TypeError("starts and global_search must be StartSettings and GlobalSettings")
 
     @property
     def total_steps(self) -> int:
@@ -127,8 +133,9 @@ class FrameSettings:
     ``easing``: one of ``EASINGS``; ``even_pacing``: re-time each transition so
     consecutive frames change by equal amounts; ``loop``: the last key morphs
     back to the first, whose repeat is dropped; ``boomerang``: play forward,
-    then backward; ``interpolation``, ``blend``, ``engine``: as
-    ``morphing.render.FrameRenderer`` takes them.
+    then backward; ``interpolation``, ``blend``, ``engine``, ``detail`` (the
+    detail blend's bands and limits): as ``morphing.render.FrameRenderer``
+    takes them.
     """
 
     frames: int = 100
@@ -140,6 +147,7 @@ class FrameSettings:
     interpolation: str = "bicubic"
     blend: str = "detail"
     engine: str = "auto"
+    detail: DetailSettings = field(default_factory=lambda: DetailSettings())
 
     def __post_init__(self) -> None:
         for name in ("frames", "hold"):

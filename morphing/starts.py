@@ -53,7 +53,7 @@ from .affine import (
 from .images import reduce_for_fit
 from .maps import Scales
 from .points import PointPairs
-from .settings import FitSettings, StartSettings
+from .settings import FitSettings, GlobalSettings, StartSettings
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "feature_affine", "start_candidates", "start_cost",
            "motion_size", "choose_start", "leg_start_candidates"]
@@ -172,11 +172,13 @@ def feature_affine(source: np.ndarray, target: np.ndarray, settings: StartSettin
 def start_candidates(
     source: np.ndarray, target: np.ndarray, *, points: PointPairs | None = None,
     settings: StartSettings = StartSettings(), check: Callable[[], None] | None = None,
+    search: GlobalSettings = GlobalSettings(),
 ) -> list[Candidate]:
-    """The candidate starts for working-size images and point pairs in their pixels (see the module)."""
+    """The candidate starts for working-size images and point pairs in their pixels (see the module);
+    ``search``: how the global search candidate searches."""
     candidates = [Candidate(NO_MOTION, Affine.identity())]
     have_points = points is not None and len(points) > 0
-    searched = fit_affine(source, target, source_points=points.source if have_points else None,
+    searched = fit_affine(source, target, search, source_points=points.source if have_points else None,
                           target_points=points.target if have_points else None, check=check)
     if have_points:
         candidates.append(Candidate(POINTS, searched, f"{len(points)} pairs"))
@@ -206,7 +208,8 @@ def leg_start_candidates(
         leg_points = None if points is None else points[leg]
         if leg_points is not None and len(leg_points):
             leg_points = leg_points.resized(*source.shape[:2])
-        found.append(start_candidates(source, target, points=leg_points, settings=settings.starts))
+        found.append(start_candidates(source, target, points=leg_points, settings=settings.starts,
+                                      search=settings.global_search))
     return found
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .images import ImageFileError, load_image
+from .images import ImageFileError, LoadedImage, load_image
 from .maps import Scales
 from .points import PointPairs, PointsFileError, parse_points
 from .settings import EASINGS, FitSettings, FrameSettings
@@ -57,7 +57,8 @@ MAX_UPLOAD_BYTES = 50 * 2**20
 """Uploads larger than this are refused (a 50 MB photo is far beyond what a morph needs)."""
 MAX_UPLOAD_PIXELS = 40_000_000
 FORMATS = ("gif", "mp4", "webp")
-ENDS = ("none", "boomerang")
+ENDS = ("none", "boomerang", "loop")
+"""How the animation ends: ``loop`` morphs back to the source, a second transition fitted with the first."""
 SOURCE, TARGET = "source", "target"
 
 
@@ -65,21 +66,23 @@ class PageError(Exception):
     """Something the page shows to its user as one line (the command line's message for the same problem)."""
 
 
-def read_upload(path: str | os.PathLike[str] | None, role: str) -> np.ndarray:
-    """The ``[H, W, 3] uint8`` pixels of an uploaded file; ``PageError`` for none, too large or not an image."""
+def read_upload(path: str | os.PathLike[str] | None, role: str) -> LoadedImage:
+    """An uploaded file decoded (``pixels``: ``[H, W, 3] uint8``, ``alpha``: its opacity or ``None``);
+    ``PageError`` for none, too large or not an image."""
     if path is None:
         raise PageError(f"no {role} image: upload one (or pick a sample)")
     size = Path(path).stat().st_size
     if size > MAX_UPLOAD_BYTES:
         raise PageError(f"the {role} file is {size / 2**20:.0f} MB; at most {MAX_UPLOAD_BYTES // 2**20} MB")
     try:
-        pixels = load_image(path).pixels
+        loaded = load_image(path)
     except ImageFileError as error:
         raise PageError(f"{role}: {error}") from None
-    if pixels.shape[0] * pixels.shape[1] > MAX_UPLOAD_PIXELS:
-        raise PageError(f"the {role} image has {pixels.shape[0] * pixels.shape[1] / 1e6:.0f} megapixels; at most "
+    height, width = loaded.pixels.shape[:2]
+    if height * width > MAX_UPLOAD_PIXELS:
+        raise PageError(f"the {role} image has {height * width / 1e6:.0f} megapixels; at most "
                         f"{MAX_UPLOAD_PIXELS / 1e6:.0f}")
-    return pixels
+    return loaded
 
 
 @dataclass(frozen=True)
@@ -208,20 +211,33 @@ def points_from_csv(text: str, source_shape: tuple[int, int], target_shape: tupl
 
 
 def fit_page_morph(source: np.ndarray, target: np.ndarray, points: PagePoints, *, epochs: int = 120,
-                   seed: int = 0, scales: Scales = Scales(),
-                   progress: Callable[[int, int], None] | None = None) -> object:
+                   seed: int = 0, scales: Scales = Scales(), alphas: Sequence[np.ndarray | None] | None = None,
+                   loop: bool = False, progress: Callable[[int, int], None] | None = None) -> object:
     """A fitted ``Morph`` of the page's images: clicked pairs are the user's points (carried exactly),
-    detected ones its face points (soft), as on the command line. ``progress(step, total)``."""
+    detected ones its face points (soft), as on the command line; ``alphas``: each image's opacity (frames
+    keep it); ``loop``: fit the way back to the source too (two legs, the points reversed on the second).
+    ``progress(step, total)``, over all the legs."""
     from .morph import Morph
 
     settings = FitSettings(epochs=epochs, seed=seed, face_points=False,
                            working_size=min(FitSettings().working_size, max(source.shape[:2])))
     faces = points.point_pairs(source.shape[:2], target.shape[:2], automatic=True)
-    morph = Morph(source, target, points=points.point_pairs(source.shape[:2], target.shape[:2], automatic=False),
-                  settings=settings, scales=scales, face_points=[faces])
-    total = morph.total_steps
-    morph.fit(None if progress is None else lambda leg, step, loss: progress(step + 1, total))
+    users = points.point_pairs(source.shape[:2], target.shape[:2], automatic=False)
+    legs = 2 if loop else 1
+    morph = Morph(source, target, points=[users, _reversed(users)][:legs],
+                  settings=settings, scales=scales, face_points=[faces, _reversed(faces)][:legs], alphas=alphas,
+                  loop=loop)
+    total = legs * morph.total_steps
+    morph.fit(None if progress is None else lambda leg, step, loss: progress(leg * morph.total_steps + step + 1,
+                                                                           total))
     return morph
+
+
+def _reversed(pairs: PointPairs | None) -> PointPairs | None:
+    """The same pairs for the way back (target → source)."""
+    if pairs is None:
+        return None
+    return PointPairs(pairs.target, pairs.source, pairs.target_shape, pairs.source_shape)
 
 
 def write_animation(morph: object, folder: Path, *, scales: Scales, frames: int = 50, fps: float = 25.0,
@@ -231,6 +247,9 @@ def write_animation(morph: object, folder: Path, *, scales: Scales, frames: int 
         raise PageError(f"format must be one of {', '.join(FORMATS)}, got {file_format!r}")
     if ends not in ENDS:
         raise PageError(f"ends must be one of {', '.join(ENDS)}, got {ends!r}")
+    if (ends == "loop") != morph.loop:
+        raise PageError("'loop' fits the way back too: press fit again after choosing it" if ends == "loop" else
+                        "this morph was fitted to loop: press fit again for 'none' or 'boomerang'")
     settings = FrameSettings(frames=int(frames), easing=easing, boomerang=ends == "boomerang")
     folder.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix="morph-", suffix=f".{file_format}", dir=folder)
@@ -302,10 +321,10 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
     def uploaded(which: str) -> Callable:
         def on_upload(path: str | None, state: dict, points: PagePoints) -> tuple:
             try:
-                pixels = read_upload(path, which)
+                loaded = read_upload(path, which)
             except PageError as error:
                 raise gr.Error(str(error)) from None
-            state = {**state, which: pixels, "morph": None}
+            state = {**state, which: loaded.pixels, f"{which} alpha": loaded.alpha, "morph": None}
             points = PagePoints(tuple(p for p in points.pairs if not p.automatic))
             if state.get(SOURCE) is not None and state.get(TARGET) is not None:
                 try:
@@ -363,8 +382,9 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
                progress: gr.Progress = gr.Progress()) -> tuple:
         source, target = images_of(state)
         progress((0, int(epochs)), desc="fitting", unit="steps")
-        morph = fit_page_morph(source, target, points, epochs=int(epochs), seed=int(seed),
+        morph = fit_page_morph(source, target, points, epochs=int(epochs), seed=int(seed), loop=ends == "loop",
                                scales=Scales(mult=mult, add=add, warp=warp),
+                               alphas=[state.get(f"{SOURCE} alpha"), state.get(f"{TARGET} alpha")],
                                progress=lambda step, total: progress((step, total), desc="fitting", unit="steps"))
         state = {**state, "morph": morph}
         folder = folders.of(request.session_hash)
@@ -382,8 +402,12 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
         video = file_format == "mp4"
         if morph is None:
             return gr.Image(visible=not video), gr.Video(visible=video), None
-        path = write_animation(morph, folders.of(request.session_hash), scales=Scales(mult=mult, add=add, warp=warp),
-                               frames=int(frames), fps=fps, easing=easing, ends=ends, file_format=file_format)
+        try:
+            path = write_animation(morph, folders.of(request.session_hash),
+                                   scales=Scales(mult=mult, add=add, warp=warp), frames=int(frames), fps=fps,
+                                   easing=easing, ends=ends, file_format=file_format)
+        except PageError as error:
+            raise gr.Error(str(error)) from None
         # Browsers show a GIF or WebP as an image, an MP4 as a video.
         return (gr.Image(value=None if video else str(path), visible=not video),
                 gr.Video(value=str(path) if video else None, visible=video), str(path))
@@ -457,7 +481,8 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
         export_button.click(exported, [points], [export_button])
         for button, a, b in sample_buttons:
             def load_sample(state: dict, points: PagePoints, a: str = a, b: str = b) -> tuple:
-                state = {**state, SOURCE: read_upload(a, SOURCE), TARGET: read_upload(b, TARGET), "morph": None}
+                state = {**state, SOURCE: read_upload(a, SOURCE).pixels, TARGET: read_upload(b, TARGET).pixels,
+                         f"{SOURCE} alpha": None, f"{TARGET} alpha": None, "morph": None}
                 points = PagePoints(tuple(p for p in points.pairs if not p.automatic))
                 points = points.with_automatic(face_pairs(state[SOURCE], state[TARGET], detector))
                 return (state, points, *shown(state, points), loaded_line(state, points))

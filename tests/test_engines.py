@@ -95,3 +95,18 @@ def test_rendering_with_opencv_from_saved_maps_imports_no_tensorflow(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["4", "False"]
     assert (tmp_path / "out.gif").stat().st_size > 0
+
+
+def test_the_detail_settings_reach_both_engines() -> None:
+    from morphing.settings import DetailSettings
+
+    source, target = random_pair(shape=(20, 24, 3), seed=3)
+    maps = random_maps(image_shape=(20, 24), seed=4)
+    frames = {}
+    for engine in ENGINES:
+        for name, detail in (("default", None), ("no gain", DetailSettings(max_gain=1.0))):
+            made = FrameRenderer(source, target, maps, SCALES, engine=engine, detail_settings=detail)
+            frames[engine, name] = made.render([0.5]).astype(int)
+    for engine in ENGINES:
+        assert np.abs(frames[engine, "default"] - frames[engine, "no gain"]).max() > 1
+    assert np.abs(frames["opencv", "no gain"] - frames["tensorflow", "no gain"]).max() <= 1

@@ -11,6 +11,7 @@ from PIL import Image
 from morphing.images import (
     MIN_SIDE,
     ImageFileError,
+    composite,
     fit_to_size,
     levels_to_uint8,
     load_image,
@@ -268,3 +269,35 @@ def test_a_symbolic_link_loop_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "b").symlink_to(tmp_path / "a")
     with pytest.raises(ImageFileError, match="is a symbolic link loop"):
         load_image(tmp_path / "a")
+
+
+class TestTransparency:
+    @pytest.mark.parametrize("mode", ["RGBA", "LA"])
+    def test_the_opacity_of_a_transparent_image_is_kept(self, mode: str, tmp_path: Path) -> None:
+        alpha = np.zeros((10, 12), np.uint8)
+        alpha[2:8, 3:9] = 255
+        alpha[0, 0] = 100
+        colour = np.full((10, 12, 3 if mode == "RGBA" else 1), 40, np.uint8)
+        Image.fromarray(np.dstack([colour, alpha]).squeeze(), mode).save(tmp_path / "a.png")
+        loaded = load_image(tmp_path / "a.png")
+        np.testing.assert_array_equal(loaded.alpha, alpha)
+        assert loaded.pixels.shape == (10, 12, 3)
+        assert tuple(loaded.pixels[9, 11]) == (255, 255, 255)  # colours composited on white
+        assert any("transparency is kept" in note for note in loaded.notes)
+
+    def test_a_palette_with_a_transparent_colour_and_an_opaque_rgba(self, tmp_path: Path) -> None:
+        indices = np.zeros((10, 12), np.uint8)
+        indices[:, 6:] = 1
+        image = Image.fromarray(indices, "P")
+        image.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+        image.save(tmp_path / "p.png", transparency=0)
+        np.testing.assert_array_equal(load_image(tmp_path / "p.png").alpha, np.where(indices == 0, 0, 255))
+        Image.fromarray(np.full((10, 12, 4), 255, np.uint8), "RGBA").save(tmp_path / "opaque.png")
+        assert load_image(tmp_path / "opaque.png").alpha is None
+
+    def test_compositing_over_a_colour_undoes_the_white(self) -> None:
+        pixels = np.array([[[255, 255, 255], [128, 128, 255]]], np.uint8)  # transparent; half-opaque black on white
+        alpha = np.array([[0, 128]], np.uint8)
+        out = composite(pixels, alpha, (0, 0, 0))
+        np.testing.assert_array_equal(out[0, 0], [0, 0, 0])
+        assert np.abs(out[0, 1].astype(int) - [1, 1, 128]).max() <= 1

@@ -9,9 +9,10 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from PIL import Image
 
 from morphing import Morph
-from morphing.maps import MapsFileError, Scales
+from morphing.maps import WARP, MapsFileError, MorphMaps, Scales
 from morphing.points import PointPairs
 from morphing.scenes import toy_scene
 from morphing.settings import FitSettings, FrameSettings
@@ -160,3 +161,55 @@ def test_the_readme_python_example_runs_as_written(tmp_path: Path, monkeypatch: 
     assert written, "the example wrote nothing"
     for name in written:
         assert (tmp_path / name).stat().st_size > 0
+
+
+class TestTransparency:
+    """Opacity is carried by the warp alone: a disc on a transparent ground moves with its mask."""
+
+    @staticmethod
+    def disc_alpha(centre_x: float, height: int = 32, width: int = 48) -> np.ndarray:
+        yy, xx = np.mgrid[0:height, 0:width]
+        return np.where((yy - 16) ** 2 + (xx - centre_x) ** 2 <= 36, 255, 0).astype(np.uint8)
+
+    @staticmethod
+    def shifted_maps(dx: float, height: int = 32, width: int = 48) -> MorphMaps:
+        # A constant warp moving the source dx pixels right (and the target back): flow = map * w * size / cells.
+        grid = (8, 12)
+        forward = np.zeros((*grid, 8), np.float32)
+        backward = np.zeros((*grid, 8), np.float32)
+        warp_scale = Scales().warp
+        forward[..., WARP.start + 1] = dx / (warp_scale * width / grid[1])
+        backward[..., WARP.start + 1] = -dx / (warp_scale * width / grid[1])
+        return MorphMaps(forward, backward, Scales(), (height, width))
+
+    def test_the_mask_moves_with_the_warp_and_the_ends_are_exact(self) -> None:
+        colour = np.full((32, 48, 3), 200, np.uint8)
+        source_alpha, target_alpha = self.disc_alpha(12), self.disc_alpha(28)
+        morph = Morph(colour, colour.copy(), alphas=[source_alpha, target_alpha], settings=TINY_FIT)
+        morph.maps = [self.shifted_maps(16.0)]
+        frames = list(morph.frames([0.0, 0.5, 1.0], frames=FrameSettings(engine="opencv")))
+        assert all(frame.shape == (32, 48, 4) for frame in frames)
+        np.testing.assert_array_equal(frames[0][..., 3], source_alpha)
+        np.testing.assert_array_equal(frames[2][..., 3], target_alpha)
+        middle = frames[1][..., 3].astype(np.float64)
+        centre_x = (middle.sum(axis=0) * np.arange(48)).sum() / middle.sum()
+        assert abs(centre_x - 20.0) < 0.5  # halfway: one disc, not two half-faded ones
+        assert middle.max() >= 250
+
+    def test_an_opaque_image_beside_a_transparent_one_is_opaque(self, tmp_path: Path) -> None:
+        colour = np.full((32, 48, 3), 90, np.uint8)
+        morph = Morph(colour, colour.copy(), alphas=[self.disc_alpha(12), None], settings=TINY_FIT)
+        morph.maps = [self.shifted_maps(0.0)]
+        np.testing.assert_array_equal(morph.frame(1.0)[..., 3], 255)
+        morph.save(tmp_path / "a.gif", frames=FrameSettings(frames=4))
+        with Image.open(tmp_path / "a.gif") as gif:
+            first = np.asarray(gif.convert("RGBA"))
+        assert first[16, 12, 3] == 255 and first[0, 0, 3] == 0  # the disc opaque, the ground transparent
+
+
+def test_every_frame_setting_is_reachable_from_the_object(fitted: Morph) -> None:
+    from morphing.settings import DetailSettings
+
+    plain = fitted.frame(0.5)
+    ungained = fitted.frame(0.5, frames=FrameSettings(detail=DetailSettings(max_gain=1.0)))
+    assert np.abs(plain.astype(int) - ungained.astype(int)).max() > 0

@@ -275,3 +275,36 @@ def test_resized_frames_average_the_pixels_they_shrink() -> None:
     assert small.shape == (4, 6, 3) and np.abs(small - reference).max() <= 0.5 + 1e-9
     (same,) = resized_frames([frame], 8, 12)
     assert same is frame
+
+
+class TestTransparentFrames:
+    @staticmethod
+    def frames() -> list[np.ndarray]:
+        out = []
+        for index in range(3):
+            frame = np.zeros((24, 32, 4), np.uint8)
+            frame[..., 0] = 200
+            frame[4:20, 4 + 4 * index:16 + 4 * index, 3] = 255  # an opaque box moving right on a clear ground
+            out.append(frame)
+        return out
+
+    def test_a_gif_is_transparent_where_frames_are(self, tmp_path: Path) -> None:
+        frames = self.frames()
+        GifWriter(10).write(frames, tmp_path / "a.gif")
+        with Image.open(tmp_path / "a.gif") as gif:
+            for index, frame in enumerate(frames):
+                gif.seek(index)
+                decoded = np.asarray(gif.convert("RGBA"))
+                np.testing.assert_array_equal(decoded[..., 3] > 0, frame[..., 3] >= 128)
+
+    def test_webp_and_png_frames_keep_alpha_and_mp4_refuses_it(self, tmp_path: Path) -> None:
+        frames = self.frames()
+        FfmpegWriter(".webp", 10).write(frames, tmp_path / "a.webp")
+        with Image.open(tmp_path / "a.webp") as webp:
+            webp.seek(2)
+            alpha = np.asarray(webp.convert("RGBA"))[..., 3]
+        assert np.abs(alpha.astype(int) - frames[2][..., 3]).mean() < 8
+        write_png(frames[1], tmp_path / "f.png")
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "f.png")), frames[1])
+        with pytest.raises(ValueError, match="no transparency"):
+            FfmpegWriter(".mp4", 10).write(frames, tmp_path / "a.mp4")

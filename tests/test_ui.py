@@ -34,9 +34,10 @@ def toy_pair() -> tuple[np.ndarray, np.ndarray]:
 
 class TestUploads:
     def test_an_image_file_loads_as_rgb_pixels(self, tmp_path: Path) -> None:
-        iio.imwrite(tmp_path / "a.png", np.full((10, 14, 4), 200, np.uint8))  # RGBA loads as RGB
-        pixels = read_upload(tmp_path / "a.png", "source")
-        assert pixels.shape == (10, 14, 3) and pixels.dtype == np.uint8
+        iio.imwrite(tmp_path / "a.png", np.full((10, 14, 4), 200, np.uint8))  # RGBA: colours and opacity
+        loaded = read_upload(tmp_path / "a.png", "source")
+        assert loaded.pixels.shape == (10, 14, 3) and loaded.pixels.dtype == np.uint8
+        assert (loaded.alpha == 200).all()
 
     def test_a_file_that_is_not_an_image_gets_the_command_lines_message(self, tmp_path: Path) -> None:
         (tmp_path / "notes.png").write_text("hello")
@@ -164,3 +165,37 @@ class TestFitAndRender:
     def test_impossible_choices_are_refused(self, fitted: object, tmp_path: Path) -> None:
         with pytest.raises(PageError, match="format"):
             write_animation(fitted, tmp_path, scales=Scales(), file_format="avi")
+
+
+def test_a_transparent_upload_keeps_its_transparency_through_the_page(tmp_path: Path) -> None:
+    image = np.zeros((24, 32, 4), np.uint8)
+    image[..., 1] = 180
+    image[6:18, 8:20, 3] = 255
+    iio.imwrite(tmp_path / "a.png", image)
+    loaded = read_upload(tmp_path / "a.png", "source")
+    np.testing.assert_array_equal(loaded.alpha, image[..., 3])
+    morph = fit_page_morph(loaded.pixels, loaded.pixels.copy(), PagePoints(), epochs=2,
+                           alphas=[loaded.alpha, None])
+    np.testing.assert_array_equal(morph.frame(0.0)[..., 3], image[..., 3])
+    np.testing.assert_array_equal(morph.frame(1.0)[..., 3], 255)  # the opaque target
+    from PIL import Image
+
+    webp = write_animation(morph, tmp_path, scales=Scales(), frames=3, file_format="webp")
+    with Image.open(webp) as decoded:
+        assert decoded.mode == "RGBA" and np.asarray(decoded)[0, 0, 3] == 0
+    mp4 = write_animation(morph, tmp_path, scales=Scales(), frames=3, file_format="mp4")  # composited on white
+    assert mp4.stat().st_size > 0
+
+
+def test_loop_fits_the_way_back_and_other_ends_ask_for_a_refit(tmp_path: Path) -> None:
+    source, target = toy_pair()
+    points = PagePoints().click("source", 8, 8).click("target", 12, 10)
+    looped = fit_page_morph(source, target, points, epochs=2, loop=True)
+    assert looped.legs == 2
+    np.testing.assert_allclose(looped.points[1].source, [[10, 12]])  # the way back starts at the target's point
+    path = write_animation(looped, tmp_path, scales=Scales(), frames=4, ends="loop")
+    assert iio.imread(path, index=None).shape[0] == 4 + 3 - 1  # back to the source, its repeat dropped
+    with pytest.raises(PageError, match="fit again"):
+        write_animation(looped, tmp_path, scales=Scales(), frames=4, ends="none")
+    with pytest.raises(PageError, match="fit again"):
+        write_animation(fit_page_morph(source, target, points, epochs=2), tmp_path, scales=Scales(), ends="loop")

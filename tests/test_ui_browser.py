@@ -77,6 +77,11 @@ def test_upload_fit_and_click_a_point_pair(browser_page, tmp_path: Path) -> None
         cells = page.locator("#pairs").inner_text()
         assert "clicked" in cells and "48" in cells  # pair 1: x source = 0.3 of 160 px
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        second = page.context.new_page()  # a second tab is a session of its own
+        second.goto(server.local_url, wait_until="load")
+        second.wait_for_selector("#fit", timeout=60_000)
+        assert "clicked" not in second.locator("#pairs").inner_text()
+        assert second.locator("#loaded").inner_text().strip() == ""
         if os.environ.get("MORPH_UI_SCREENSHOT"):
             shutil.copyfile(tmp_path / "page.png", os.environ["MORPH_UI_SCREENSHOT"])
         assert outside == []  # nothing fetched from outside this machine

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import __version__
-from ..images import (ImageFileError, LoadedImage, aspect_crop, fit_to_size, load_image, working_shape)
+from ..images import (WHITE, ImageFileError, LoadedImage, aspect_crop, composite, fit_to_size, load_image,
+                      working_shape)
 from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
 from ..output import ANIMATION_SUFFIXES, ENCODER_OPTIONS_BY_SUFFIX, FfmpegWriter, frames_folder_problem
 from ..points import PointPairs
@@ -59,6 +60,21 @@ def _shard(text: str) -> tuple[int, int]:
     if count < 1 or not 0 <= index < count:
         raise argparse.ArgumentTypeError(f"need 0 <= I < N, got {text!r}")
     return index, count
+
+
+def colour(text: str) -> tuple[int, int, int]:
+    """``"white"``, ``"#336699"`` or ``"51,102,153"`` → ``(r, g, b)``."""
+    from PIL import ImageColor
+
+    try:
+        if "," in text:
+            values = tuple(int(part) for part in text.split(","))
+            if len(values) != 3 or not all(0 <= v <= 255 for v in values):
+                raise ValueError
+            return values  # type: ignore[return-value]
+        return ImageColor.getrgb(text)[:3]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a colour name, #rrggbb or r,g,b (0-255), got {text!r}") from None
 
 
 def build_parser(*, allow_abbrev: bool = True) -> argparse.ArgumentParser:
@@ -126,6 +142,10 @@ def build_parser(*, allow_abbrev: bool = True) -> argparse.ArgumentParser:
                              "[default on]")
     output.add_argument("--loop-count", type=int_in(0, 65535), default=None,
                         help="GIF, WebP: how many times the animation plays, 0 for forever [default 0]")
+    output.add_argument("--background", type=colour, default=None, metavar="COLOUR",
+                        help="composite transparent inputs on this colour (a name, #rrggbb or r,g,b) instead of "
+                             "keeping their transparency (GIF, WebP, PNG frames keep it; MP4 cannot: white "
+                             "unless given)")
     sizes = output.add_mutually_exclusive_group()
     sizes.add_argument("--width", type=int_in(1, 65536), default=None, metavar="W",
                        help="write frames W pixels wide (the height follows; never larger than rendered)")
@@ -168,6 +188,8 @@ class Job:
     working_size: int
     notices: tuple[str, ...]
     points: tuple[PointPairs | None, ...] = ()
+    alphas: tuple[np.ndarray | None, ...] | None = None
+    """The opacity of the source and of each target (as given: ``Morph``'s ``alphas``), or ``None`` for none."""
 
 
 def validate(args: argparse.Namespace) -> Job:
@@ -236,6 +258,20 @@ def validate(args: argparse.Namespace) -> Job:
     if args.loop:
         keys.append(source.pixels)
         originals.append(originals[0])
+    alphas: tuple[np.ndarray | None, ...] | None = (source.alpha, *(target.alpha for target in targets))
+    if all(alpha is None for alpha in alphas):
+        alphas = None
+    elif args.background is not None or args.output.suffix.lower() == ".mp4":
+        background = args.background if args.background is not None else WHITE
+        if args.background is None:
+            notices.append("MP4 has no transparency: transparent inputs composited on white (--background COLOUR "
+                           "to choose)")
+        given = [source.pixels, *(target.pixels for target in targets)]
+        flat = [composite(pixels, alpha, background) for pixels, alpha in zip(given, alphas)]
+        keys = [flat[0], *(fit_to_size(pixels, height, width)[0] for pixels in flat[1:])]
+        if args.loop:
+            keys.append(flat[0])
+        alphas = None
 
     working_size = flag_working_size(args, height, width)
     rendered = (height, width) if args.preview is None else working_shape(height, width, args.preview)
@@ -258,6 +294,7 @@ def validate(args: argparse.Namespace) -> Job:
         working_size=working_size,
         notices=tuple(notices),
         points=read_leg_points(args.points, originals, (height, width)),
+        alphas=alphas,
     )
 
 LARGE_FRAME_MEGAPIXELS = 16
@@ -375,8 +412,12 @@ def _new_morph(args: argparse.Namespace, job: Job, console: Console, cache: Prog
         faces = (found_face_points(job.keys, job.points, console) if settings.face_points and job.scales.warp > 0
                  else [None] * legs)
     targets = job.keys[1:-1] if args.loop else job.keys[1:]
+    alphas = None
+    if job.alphas is not None:  # Morph takes each image's opacity at its own size
+        alphas = [job.alphas[0], *(None if alpha is None else fit_to_size(
+            np.repeat(alpha[..., None], 3, axis=-1), *job.keys[0].shape[:2])[0][..., 0] for alpha in job.alphas[1:])]
     return Morph(job.keys[0], list(targets), points=job.points or None, settings=settings, scales=job.scales,
-                 loop=args.loop, face_points=faces, cache=cache)
+                 loop=args.loop, face_points=faces, alphas=alphas, cache=cache)
 
 
 def run_morph(

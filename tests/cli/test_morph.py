@@ -756,3 +756,48 @@ def test_frames_are_written_smaller_with_fewer_colours_and_a_loop_count(toy_pair
     assert iio.imread(tmp_path / "frames" / "0000.png").shape[:2] == frames.shape[1:3]
     with Image.open(tmp_path / "out.gif") as image:
         assert image.info.get("loop") == 1  # plays twice
+
+
+@pytest.fixture(scope="module")
+def transparent_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A red disc moving right on a transparent ground (RGBA), and the same as an opaque image."""
+    folder = tmp_path_factory.mktemp("rgba")
+    yy, xx = np.mgrid[0:48, 0:64]
+    paths = []
+    for name, centre in (("a.png", 22), ("b.png", 40)):
+        image = np.zeros((48, 64, 4), np.uint8)
+        image[..., 0] = 220
+        image[..., 3] = np.where((yy - 24) ** 2 + (xx - centre) ** 2 <= 100, 255, 0)
+        Image.fromarray(image, "RGBA").save(folder / name)
+        paths.append(folder / name)
+    return paths[0], paths[1]
+
+
+def test_transparent_inputs_make_a_transparent_gif_whose_ends_are_the_inputs(transparent_pair, tmp_path: Path) -> None:
+    status, err = run_cli("-s", transparent_pair[0], "-t", transparent_pair[1], "-o", tmp_path / "out.gif", *TINY,
+                          "--frames-dir", tmp_path / "frames")
+    assert status == ExitStatus.OK, err
+    with Image.open(tmp_path / "out.gif") as gif:
+        first = np.asarray(gif.convert("RGBA"))[..., 3]
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("RGBA"))[..., 3]
+    for decoded, path in ((first, transparent_pair[0]), (last, transparent_pair[1])):
+        np.testing.assert_array_equal(decoded > 0, np.asarray(Image.open(path))[..., 3] >= 128)
+    first_png = np.asarray(Image.open(tmp_path / "frames" / "0000.png"))
+    np.testing.assert_array_equal(first_png[..., 3], np.asarray(Image.open(transparent_pair[0]))[..., 3])
+
+
+def test_mp4_and_background_composite_transparent_inputs(transparent_pair, tmp_path: Path) -> None:
+    flags = [flag for flag in TINY if flag != "-q"]
+    status, err = run_cli("-s", transparent_pair[0], "-t", transparent_pair[1], "-o", tmp_path / "out.mp4", *flags)
+    assert status == ExitStatus.OK, err
+    assert "MP4 has no transparency: transparent inputs composited on white" in err
+    status, err = run_cli("-s", transparent_pair[0], "-t", transparent_pair[1], "-o", tmp_path / "black.gif", *TINY,
+                          "--background", "black")
+    assert status == ExitStatus.OK, err
+    with Image.open(tmp_path / "black.gif") as gif:
+        first = np.asarray(gif.convert("RGBA"))
+    assert (first[..., 3] == 255).all() and tuple(first[0, 0, :3]) == (0, 0, 0)  # the ground is black, opaque
+    status, err = run_cli("-s", transparent_pair[0], "-t", transparent_pair[1], "-o", tmp_path / "x.gif", *TINY,
+                          "--background", "notacolour")
+    assert status == ExitStatus.USAGE and "expected a colour name" in err
