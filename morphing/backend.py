@@ -50,7 +50,7 @@ def load_tensorflow(force_cpu: bool = False) -> ModuleType:
     text-format parse it retries as binary, and CPU tuning flags it mistakes
     for missing features). Real failures still reach Python as exceptions.
     """
-    if "tensorflow" in sys.modules:  # started already: its environment is read, only check what it sees
+    if sys.modules.get("tensorflow") is not None:  # started already: its environment is read, only check it
         import tensorflow as tf
 
         if force_cpu and tf.config.list_logical_devices("GPU"):

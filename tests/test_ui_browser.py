@@ -30,25 +30,25 @@ class NoFaces:
 
 
 @pytest.fixture()
-def browser_page():
+def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip("no chromium: the page's browser test needs it (apt install chromium; .ci/run does)")
     playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (requirements-dev)")
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            yield browser.new_page(viewport={"width": 1280, "height": 1600})
+            yield browser
         finally:
             browser.close()
 
 
-def test_upload_fit_and_click_a_point_pair(browser_page, tmp_path: Path) -> None:
+def test_upload_fit_and_click_a_point_pair(browser, tmp_path: Path) -> None:
     scene = toy_scene(120, 160)
     for name, alpha in (("a.png", 0.0), ("b.png", 1.0)):
         iio.imwrite(tmp_path / name, scene.render(alpha))
     server = serve("127.0.0.1", free_port("127.0.0.1"), detector=NoFaces(), block=False)
     outside: list[str] = []
-    page = browser_page
+    page = browser.new_page(viewport={"width": 1280, "height": 1600})
     page.on("request", lambda request: outside.append(request.url)
             if not request.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
     try:
@@ -77,7 +77,7 @@ def test_upload_fit_and_click_a_point_pair(browser_page, tmp_path: Path) -> None
         cells = page.locator("#pairs").inner_text()
         assert "clicked" in cells and "48" in cells  # pair 1: x source = 0.3 of 160 px
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-        second = page.context.new_page()  # a second tab is a session of its own
+        second = browser.new_page()  # a second tab is a session of its own
         second.goto(server.local_url, wait_until="load")
         second.wait_for_selector("#fit", timeout=60_000)
         assert "clicked" not in second.locator("#pairs").inner_text()
