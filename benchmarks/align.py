@@ -28,14 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from morphing.backend import load_tensorflow  # noqa: E402
+from morphing.runtime.backend import load_tensorflow  # noqa: E402
 
 load_tensorflow()
 from skimage.registration import phase_cross_correlation  # noqa: E402
 
-from morphing.images import to_float  # noqa: E402
-from morphing.scenes import shifted_pair  # noqa: E402
-from morphing.shift import AlignSettings, Shift, align_shift, pixel_error  # noqa: E402
+from morphing.io.images import to_float  # noqa: E402
+from morphing.testing.scenes import shifted_pair  # noqa: E402
+from morphing.tools.shift import AlignSettings, Shift, align_shift, pixel_error  # noqa: E402
 
 SHIFTS = [Shift(dy=0.0, dx=3.5), Shift(dy=-0.25, dx=0.25), Shift(dy=2.5, dx=-7.75), Shift(dy=5.283, dx=1.137)]  # the last off the 0.01 grid
 

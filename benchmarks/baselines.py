@@ -11,7 +11,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from morphing import starts
+from morphing.fit import starts
 
 __all__ = ["dis_flows", "dissolve", "flow_morph", "overridden"]
 
@@ -31,11 +31,11 @@ Render = Callable[[np.ndarray], list[np.ndarray]]
 
 
 def dis_flows(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DIS optical flow (OpenCV, medium preset, on grey) as our morph's two flows (``morphing.starts.dis_flows``).
+    """DIS optical flow (OpenCV, medium preset, on grey) as our morph's two flows (``morphing.fit.starts.dis_flows``).
 
     ``source``, ``target``: ``[H, W, 3] uint8``. Returns ``(forward, backward)``
     ``[H, W, 2] float32`` (dy, dx) in ``dense_image_warp``'s convention, like
-    ``morphing.transfer.morph_flows``: target pixel ``p`` shows the source at
+    ``morphing.tools.transfer.morph_flows``: target pixel ``p`` shows the source at
     ``p - forward[p]``, source pixel ``q`` the target at ``q - backward[q]``.
     """
     forward, backward = starts.dis_flows(source, target)

@@ -13,7 +13,7 @@ OpenCV DIS optical-flow morph, ours):
    to 15 % of the side, rotation up to 0.2 rad, scale ±15 %, four local bumps)
    and recoloured (per-channel gain and offset, contrast, a brightness ramp),
    so the true correspondence is known at every pixel
-   (``morphing.scenes.deformed_pair``). End-point error of the flows at
+   (``morphing.testing.scenes.deformed_pair``). End-point error of the flows at
    alpha = 1, both directions, over the pixels whose match lies inside the
    other image: mean and 95th percentile in pixels. Folds: share of pixels
    where either sampling map folds.
@@ -56,7 +56,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from morphing.backend import load_tensorflow  # noqa: E402
+from morphing.runtime.backend import load_tensorflow  # noqa: E402
 
 load_tensorflow()
 
@@ -64,21 +64,21 @@ from PIL import Image, ImageDraw  # noqa: E402
 from skimage import data as skimage_data  # noqa: E402
 
 from baselines import flow_morph, overridden  # noqa: E402
-from morphing.fit import FitSettings, MapFitter, reduce_for_fit  # noqa: E402
-from morphing.images import load_image, resize_image  # noqa: E402
-from morphing.keypoints import default_face_detector, leg_face_points  # noqa: E402
-from morphing.maps import Scales  # noqa: E402
-from morphing.metrics import fold_fraction  # noqa: E402
-from morphing.points import PointPairs, read_points  # noqa: E402
-from morphing.render import FrameRenderer  # noqa: E402
-from morphing.scenes import (  # noqa: E402
+from morphing.fit.fitter import FitSettings, MapFitter, reduce_for_fit  # noqa: E402
+from morphing.io.images import load_image, resize_image  # noqa: E402
+from morphing.fit.keypoints import default_face_detector, leg_face_points  # noqa: E402
+from morphing.model.maps import Scales  # noqa: E402
+from morphing.testing.metrics import fold_fraction  # noqa: E402
+from morphing.model.points import PointPairs, read_points  # noqa: E402
+from morphing.render.renderer import FrameRenderer  # noqa: E402
+from morphing.testing.scenes import (  # noqa: E402
     Deformation,
     deformed_pair,
     pixel_grid,
     random_texture,
     sample_bilinear,
 )
-from morphing.transfer import morph_flows  # noqa: E402
+from morphing.tools.transfer import morph_flows  # noqa: E402
 
 LANDMARKS = Path(__file__).resolve().parent / "landmarks"
 GROUND_TRUTH_SIDE = 256

@@ -5,7 +5,7 @@
 
 One morph (the sample car pair img_1 → img_2 at 512², or the shapes in images/
 without ``--samples``) is fitted once and its frames rendered once, into
-memory; each row then encodes those frames (``morphing.output``, what
+memory; each row then encodes those frames (``morphing.io.output``, what
 ``morph.py`` and ``Morph.save`` use) and reports the file's size and the
 seconds the encoder took (median of ``--runs``). Baselines in the same run:
 imageio's own GIF and WebP writers at their defaults, and the frames as PNG
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from morphing.backend import load_tensorflow  # noqa: E402
+from morphing.runtime.backend import load_tensorflow  # noqa: E402
 
 load_tensorflow()
 
@@ -32,8 +32,8 @@ import imageio.v3 as iio  # noqa: E402
 import numpy as np  # noqa: E402
 
 from morphing import Morph, load_image  # noqa: E402
-from morphing.output import animation_writer, resized_frames  # noqa: E402
-from morphing.settings import EncoderSettings, FrameSettings, OutputSize  # noqa: E402
+from morphing.io.output import animation_writer, resized_frames  # noqa: E402
+from morphing.model.settings import EncoderSettings, FrameSettings, OutputSize  # noqa: E402
 
 ROWS = [
     ("GIF", ".gif", "defaults (255 colours, dithered)", EncoderSettings(), OutputSize()),

@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from morphing.backend import load_tensorflow  # noqa: E402
+from morphing.runtime.backend import load_tensorflow  # noqa: E402
 
 load_tensorflow()
-from morphing.filters import gaussian_kernel  # noqa: E402
-from morphing.hybrid import (  # noqa: E402
+from morphing.render.filters import gaussian_kernel  # noqa: E402
+from morphing.tools.hybrid import (  # noqa: E402
     HybridSettings,
     blur_in_linear_light,
     classic_hybrid,

@@ -4,7 +4,7 @@
     pip install -r requirements-bench.txt
     python benchmarks/quality.py [--scenes 8] [--seeds report|tune] [--samples ../shared/samples]
 
-Synthetic scenes (``morphing.scenes``, seeded, 256x256) have a true in-between
+Synthetic scenes (``morphing.testing.scenes``, seeded, 256x256) have a true in-between
 at every alpha. Each method is scored on the frames at alpha 0.25, 0.5, 0.75
 (PSNR and SSIM against the truth; "worst Δ DIS": the scene where ours
 trails the flow morph most, mid-frame PSNR), on pacing (max/mean of consecutive-frame
@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from morphing.backend import load_tensorflow  # noqa: E402
+from morphing.runtime.backend import load_tensorflow  # noqa: E402
 
 tf = load_tensorflow()
 
@@ -42,14 +42,14 @@ from PIL import Image  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
 from baselines import dissolve, flow_morph, overridden  # noqa: E402
-from morphing.fit import FitSettings, fit_maps  # noqa: E402
-from morphing.images import load_image, to_float  # noqa: E402
-from morphing.maps import Scales  # noqa: E402
-from morphing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
-from morphing.render import FrameRenderer, even_pacing_alphas  # noqa: E402
-from morphing.render_tf import RenderProgram  # noqa: E402
-from morphing.scenes import far_moving_scene, random_scene  # noqa: E402
-from morphing.transition import upsample_direction  # noqa: E402
+from morphing.fit.fitter import FitSettings, fit_maps  # noqa: E402
+from morphing.io.images import load_image, to_float  # noqa: E402
+from morphing.model.maps import Scales  # noqa: E402
+from morphing.testing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
+from morphing.render.renderer import FrameRenderer, even_pacing_alphas  # noqa: E402
+from morphing.render.xla import RenderProgram  # noqa: E402
+from morphing.testing.scenes import far_moving_scene, random_scene  # noqa: E402
+from morphing.render.transition import upsample_direction  # noqa: E402
 
 SCORED_ALPHAS = (0.25, 0.5, 0.75)
 SEED_SETS = {"tune": (2026, 2027), "report": (3026, 3027)}

@@ -5,7 +5,7 @@
 
 Runs ``morph.py`` as a user would (a fresh process, defaults, 100 frames) and
 prints total wall time, each stage's time and the peak RSS. Each case starts
-with an empty compile cache (``morphing.compile_cache``): its first run
+with an empty compile cache (``morphing.runtime.compile_cache``): its first run
 compiles ("cold"), the later ones load what it compiled ("warm"), as a user's
 second morph of a size does; ``--no-cache`` runs every one cold.
 
@@ -107,14 +107,14 @@ def frame_costs(source_path: Path, target_path: Path, side: int, count: int) -> 
     """Per-frame render cost at ``side`` x ``side`` for every engine and mode, and the baselines."""
     import cv2
 
-    from morphing.backend import load_tensorflow
+    from morphing.runtime.backend import load_tensorflow
 
     load_tensorflow()
     from baselines import flow_morph
-    from morphing.fit import fit_maps, reduce_for_fit
-    from morphing.images import load_image, resize_image
-    from morphing.maps import Scales
-    from morphing.render import FrameRenderer
+    from morphing.fit.fitter import fit_maps, reduce_for_fit
+    from morphing.io.images import load_image, resize_image
+    from morphing.model.maps import Scales
+    from morphing.render.renderer import FrameRenderer
 
     source, target = (resize_image(load_image(p).pixels, side, side) for p in (source_path, target_path))
     maps = fit_maps(*reduce_for_fit(source, target, 192), Scales(), image_shape=(side, side))
@@ -151,12 +151,12 @@ def frame_costs(source_path: Path, target_path: Path, side: int, count: int) -> 
 
 def seed_configuration_seconds_per_epoch(source: Path, target: Path, epochs: int = 8) -> float:
     """Per-step time of the seed's sizes on our code (after the first, compiling, step)."""
-    from morphing.backend import load_tensorflow
+    from morphing.runtime.backend import load_tensorflow
 
     load_tensorflow()
-    from morphing.fit import FitSettings, fit_maps
-    from morphing.images import load_image, resize_image, to_float
-    from morphing.maps import Scales
+    from morphing.fit.fitter import FitSettings, fit_maps
+    from morphing.io.images import load_image, resize_image, to_float
+    from morphing.model.maps import Scales
 
     images = [to_float(resize_image(load_image(p).pixels, 1024, 1024)) for p in (source, target)]
     stamps: list[float] = []
@@ -181,7 +181,7 @@ def encode_each_format(gif: Path) -> list[tuple[str, float, int]]:
     """Encode our GIF's 100 frames with each of our writers: (suffix, seconds, bytes)."""
     import imageio.v3 as iio
 
-    from morphing.output import ANIMATION_SUFFIXES, animation_writer
+    from morphing.io.output import ANIMATION_SUFFIXES, animation_writer
 
     frames = iio.imread(gif, index=None)[..., :3]
     results = []

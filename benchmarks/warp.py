@@ -3,7 +3,7 @@
 
     python benchmarks/warp.py
 
-Ours (``morphing.warp.dense_image_warp``: one gather per corner) as a plain
+Ours (``morphing.render.warp.dense_image_warp``: one gather per corner) as a plain
 graph and compiled with XLA, against ``keras.ops.image.map_coordinates`` (one
 call per channel, the same bilinear, border-clamped semantics) in the same run.
 Median milliseconds of 15 calls after a warm-up; the gradient is taken with
@@ -21,12 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from morphing.backend import load_tensorflow  # noqa: E402
+from morphing.runtime.backend import load_tensorflow  # noqa: E402
 
 tf = load_tensorflow()
 import keras  # noqa: E402
 
-from morphing.warp import dense_image_warp, identity_grid  # noqa: E402
+from morphing.render.warp import dense_image_warp, identity_grid  # noqa: E402
 
 
 def keras_warp(image: tf.Tensor, flow: tf.Tensor) -> tf.Tensor:

@@ -21,7 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from morphing.scenes import random_scene, shifted_pair, toy_scene  # noqa: E402
+from morphing.testing.scenes import random_scene, shifted_pair, toy_scene  # noqa: E402
 
 TEXTURE_SHIFT = (-1.5, 3.25)  # (dy, dx)
 

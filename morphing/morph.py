@@ -17,7 +17,7 @@ Conventions:
   - ``target`` may be one image or several: ``a → b → c`` is a sequence of
     legs, one set of maps each (``loop=True`` morphs back to the source).
   - Frame ``alpha = 0`` is the source and ``alpha = 1`` the target, pixel for
-    pixel (the formula is stated once, in ``morphing.transition``).
+    pixel (the formula is stated once, in ``morphing.render.transition``).
   - Maps are resolution-free: ``frames(..., long_side=256)`` renders the same
     fit small.
 
@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import WHITE, aspect_crop, check_key_images, composite, fit_to_size
-from .maps import MorphMaps, Scales
-from .points import PointPairs
-from .settings import EncoderSettings, FitSettings, FrameSettings, OutputSize
+from morphing.io.images import WHITE, aspect_crop, check_key_images, composite, fit_to_size
+from morphing.model.maps import MorphMaps, Scales
+from morphing.model.points import PointPairs
+from morphing.model.settings import EncoderSettings, FitSettings, FrameSettings, OutputSize
 
 __all__ = ["Morph", "ProgressCallback"]
 
@@ -254,8 +254,8 @@ class Morph:
 
     def save_maps(self, path: str | os.PathLike[str]) -> None:
         """Write the maps of a one-leg morph to ``path`` (``.npz``, atomically)."""
-        from .maps import save_maps
-        from .output import atomic_path
+        from morphing.model.maps import save_maps
+        from morphing.io.output import atomic_path
 
         if self.legs != 1:
             raise ValueError("a maps file holds one transition; this morph has " f"{self.legs}")
@@ -267,7 +267,7 @@ class Morph:
 
         Raises ``maps.MapsFileError`` for a file that is not a maps file of this image's aspect ratio.
         """
-        from .maps import load_maps_for
+        from morphing.model.maps import load_maps_for
 
         if self.legs != 1:
             raise ValueError("a maps file holds one transition; this morph has " f"{self.legs}")
@@ -307,7 +307,7 @@ class Morph:
     def _alphas_at(self, long_side: int | None) -> tuple[np.ndarray, ...]:
         if long_side is None:
             return self.alphas
-        from .images import resize_image, working_shape
+        from morphing.io.images import resize_image, working_shape
 
         small = working_shape(*self.keys[0].shape[:2], long_side)
         return tuple(resize_image(np.repeat(alpha[..., None], 3, axis=-1), *small)[..., 0] for alpha in self.alphas)
@@ -326,7 +326,7 @@ class Morph:
             return
         if not 0 <= leg < self.legs:
             raise ValueError(f"leg must be in [0, {self.legs - 1}], got {leg}")
-        from .render import FrameRenderer
+        from morphing.render.renderer import FrameRenderer
         from .sequence import engine_for
 
         keys = self._keys_at(long_side)
@@ -370,7 +370,7 @@ class Morph:
         composite transparent frames on (an MP4's are composited on white unless given); with ``frames_dir``,
         every written frame also as ``DIR/0000.png`` ... (the folder is replaced whole). Returns the number
         of frames written."""
-        from .output import animation_writer, atomic_folder, atomic_path, frames_to_folder, resized_frames
+        from morphing.io.output import animation_writer, atomic_folder, atomic_path, frames_to_folder, resized_frames
 
         path = Path(path)
         writer = animation_writer(path.suffix, fps, encoder)

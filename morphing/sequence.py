@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .images import check_key_images, reduce_for_fit, resize_image, working_shape
-from .maps import MorphMaps, Scales
-from .points import PointPairs
-from .render import FrameRenderer, default_engine, even_pacing_alphas
-from .settings import DetailSettings, FitSettings, FrameSettings
-from .starts import Candidate, StartChoice
-from .timeline import FrameAt, build_timeline, ease, frame_alphas, paced
+from morphing.io.images import check_key_images, reduce_for_fit, resize_image, working_shape
+from morphing.model.maps import MorphMaps, Scales
+from morphing.model.points import PointPairs
+from morphing.render.renderer import FrameRenderer, default_engine, even_pacing_alphas
+from morphing.model.settings import DetailSettings, FitSettings, FrameSettings
+from morphing.fit.starts import Candidate, StartChoice
+from morphing.model.timeline import FrameAt, build_timeline, ease, frame_alphas, paced
 
 __all__ = [
     "ProgramCache",
@@ -52,8 +52,8 @@ LegStepCallback = Callable[[int, int, float], None]
 ShapeKey = tuple[int, int]
 
 if TYPE_CHECKING:  # TensorFlow's: imported when a fit or a TensorFlow render asks for them
-    from .fit import MapFitter
-    from .render_tf import RenderProgram
+    from morphing.fit.fitter import MapFitter
+    from morphing.render.xla import RenderProgram
 
 
 @dataclass
@@ -86,7 +86,7 @@ class ProgramCache:
 
     def fitter(self, settings: FitSettings, scales: Scales) -> MapFitter:
         """The fitter of ``settings`` and ``scales`` for the current frame shape."""
-        from .fit import MapFitter
+        from morphing.fit.fitter import MapFitter
 
         key = (self.frame_shape, settings, scales)
         if key not in self.fitters:
@@ -95,7 +95,7 @@ class ProgramCache:
 
     def program(self, interpolation: str, blend: str, detail: DetailSettings = DetailSettings()) -> RenderProgram:
         """The render program of a mode for the current frame shape."""
-        from .render_tf import RenderProgram
+        from morphing.render.xla import RenderProgram
 
         key = (self.frame_shape, interpolation, blend, detail)
         if key not in self.programs:
@@ -160,10 +160,10 @@ def fit_sequence(
     for name, given in (("face points", face_points), ("start candidates", start_candidates)):
         if given is not None and len(given) != legs:
             raise ValueError(f"{name} are needed per leg: {legs}, got {len(given)}")
-    from .fit import FitDivergedError
+    from morphing.fit.fitter import FitDivergedError
 
     if face_points is None and settings.face_points and scales.warp > 0:
-        from .keypoints import default_face_detector, leg_face_points
+        from morphing.fit.keypoints import default_face_detector, leg_face_points
 
         face_points = leg_face_points(keys, default_face_detector())
     cache = ProgramCache() if cache is None else cache

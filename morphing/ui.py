@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .images import ImageFileError, LoadedImage, load_image
-from .maps import Scales
-from .points import PointPairs, PointsFileError, parse_points
-from .settings import EASINGS, FitSettings, FrameSettings
+from morphing.io.images import ImageFileError, LoadedImage, load_image
+from morphing.model.maps import Scales
+from morphing.model.points import PointPairs, PointsFileError, parse_points
+from morphing.model.settings import EASINGS, FitSettings, FrameSettings
 
 __all__ = [
     "PageError",
@@ -161,7 +161,7 @@ class PagePoints:
 def face_pairs(source: np.ndarray, target: np.ndarray, detector: object | None = None) -> list[Pair]:
     """The largest face's key points in both images as automatic pairs (none when either has no face).
     ``detector``: a ``keypoints.KeypointDetector`` (default: the bundled one)."""
-    from .keypoints import default_face_detector, largest, pair_keypoints
+    from morphing.fit.keypoints import default_face_detector, largest, pair_keypoints
 
     detector = default_face_detector() if detector is None else detector
     found = pair_keypoints(largest(detector.detect(source)), largest(detector.detect(target)),
@@ -390,7 +390,7 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
         folder = folders.of(request.session_hash)
         maps_path = folder / "maps.npz"
         morph.save_maps(maps_path)
-        from .visualize import maps_picture
+        from morphing.io.visualize import maps_picture
 
         return (state, *rendered(state, add, mult, warp, frames, fps, easing, ends, file_format, request),
                 maps_picture(morph.maps[0]), str(maps_path), morph.start_choices[0].describe(),

@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Runs started by the tests keep no compiled programs in the user's cache (tests that want one set their own).
 os.environ["MORPH_CACHE_DIR"] = "off"
 
-from morphing.scenes import toy_scene  # noqa: E402
+from morphing.testing.scenes import toy_scene  # noqa: E402
 
 
 def disc_image(height: int, width: int, centre: tuple[float, float], radius: float) -> np.ndarray:

@@ -12,10 +12,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from morphing.affine import Affine, normalised_grid
-from morphing.images import to_float
-from morphing.maps import MorphMaps, Scales
-from morphing.scenes import random_texture, sample_bilinear
+from morphing.fit.affine import Affine, normalised_grid
+from morphing.io.images import to_float
+from morphing.model.maps import MorphMaps, Scales
+from morphing.testing.scenes import random_texture, sample_bilinear
 
 
 def assert_gradients_match(

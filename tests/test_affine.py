@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing import affine
-from morphing.affine import (
+from morphing.fit import affine
+from morphing.fit.affine import (
     Affine,
     GlobalSettings,
     affine_from_points,
@@ -18,9 +18,9 @@ from morphing.affine import (
     normalised_grid,
     to_normalised,
 )
-from morphing.losses import local_ncc
-from morphing.warp import dense_image_warp
-from morphing.scenes import Deformation, pixel_grid
+from morphing.fit.losses import local_ncc
+from morphing.render.warp import dense_image_warp
+from morphing.testing.scenes import Deformation, pixel_grid
 from tests.helpers import moved_texture, similarity
 
 
@@ -192,8 +192,8 @@ class TestCost:
         matrices = (np.eye(2) + rng.normal(0, 0.15, (5, 2, 2))).astype(np.float32)
         offsets = rng.normal(0, 0.3, (5, 2)).astype(np.float32)  # some sample outside the source
         settings = GlobalSettings(prior_weight=0.01)
-        costs, (d_matrices, d_offsets) = affine._cost(
-            matrices, offsets, copies, affine._PointTerm(np.zeros((0, 2)), np.zeros((0, 2))), settings, gradient=True)
+        costs, (d_matrices, d_offsets) = affine.search_cost(
+            matrices, offsets, copies, affine.PointTerm(np.zeros((0, 2)), np.zeros((0, 2))), settings, gradient=True)
         expected_costs, expected_matrices, expected_offsets = self._reference(matrices, offsets, copies, settings)
         np.testing.assert_allclose(costs, expected_costs, atol=1e-5)
         np.testing.assert_allclose(d_matrices, expected_matrices, atol=2e-4 * np.abs(expected_matrices).max())
@@ -203,22 +203,22 @@ class TestCost:
     def test_point_term_gradient_matches_finite_differences(self) -> None:
         rng = np.random.default_rng(7)
         copies = affine.grey_copies(np.zeros((2, 16, 16, 3), np.float32), 16)  # flat: only points and prior
-        points = affine._PointTerm(rng.uniform(-1, 1, (4, 2)), rng.uniform(-1, 1, (4, 2)))
+        points = affine.PointTerm(rng.uniform(-1, 1, (4, 2)), rng.uniform(-1, 1, (4, 2)))
         matrices, offsets = np.eye(2)[np.newaxis] + rng.normal(0, 0.1, (1, 2, 2)), rng.normal(0, 0.1, (1, 2))
         settings = GlobalSettings()
-        _, (d_matrices, d_offsets) = affine._cost(matrices, offsets, copies, points, settings, gradient=True)
+        _, (d_matrices, d_offsets) = affine.search_cost(matrices, offsets, copies, points, settings, gradient=True)
         delta = 1e-6
         for index in np.ndindex(2, 2):
             step = np.zeros((1, 2, 2))
             step[(0, *index)] = delta
-            finite = (affine._cost(matrices + step, offsets, copies, points, settings)[0]
-                      - affine._cost(matrices - step, offsets, copies, points, settings)[0]) / (2 * delta)
+            finite = (affine.search_cost(matrices + step, offsets, copies, points, settings)[0]
+                      - affine.search_cost(matrices - step, offsets, copies, points, settings)[0]) / (2 * delta)
             assert d_matrices[(0, *index)] == pytest.approx(finite[0], rel=1e-4)
         for index in range(2):
             step = np.zeros((1, 2))
             step[0, index] = delta
-            finite = (affine._cost(matrices, offsets + step, copies, points, settings)[0]
-                      - affine._cost(matrices, offsets - step, copies, points, settings)[0]) / (2 * delta)
+            finite = (affine.search_cost(matrices, offsets + step, copies, points, settings)[0]
+                      - affine.search_cost(matrices, offsets - step, copies, points, settings)[0]) / (2 * delta)
             assert d_offsets[0, index] == pytest.approx(finite[0], rel=1e-4)
 
 

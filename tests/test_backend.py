@@ -1,4 +1,4 @@
-"""Starting TensorFlow quietly (``morphing.backend``)."""
+"""Starting TensorFlow quietly (``morphing.runtime.backend``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 
 
 def test_forced_cpu_hides_gpus_and_start_up_is_silent() -> None:
-    code = ("from morphing.backend import load_tensorflow, device_description; "
+    code = ("from morphing.runtime.backend import load_tensorflow, device_description; "
             "tf = load_tensorflow(force_cpu=True); "
             "print(device_description(tf), len(tf.config.list_physical_devices('GPU')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
@@ -21,7 +21,7 @@ def test_forced_cpu_hides_gpus_and_start_up_is_silent() -> None:
 
 def test_a_failing_import_is_one_line() -> None:
     code = ("import sys; sys.modules['tensorflow'] = None; "
-            "from morphing.backend import BackendError, load_tensorflow\n"
+            "from morphing.runtime.backend import BackendError, load_tensorflow\n"
             "try:\n    load_tensorflow()\nexcept BackendError as error:\n    print('refused:', error)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                           check=False)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.blend import DetailSettings, detail_bands, detail_energy, restore_detail
-from morphing.filters import gaussian_blur, gaussian_kernel
-from morphing.metrics import sharpness
+from morphing.render.blend import DetailSettings, detail_bands, detail_energy, restore_detail
+from morphing.render.filters import gaussian_blur, gaussian_kernel
+from morphing.testing.metrics import sharpness
 
 
 def texture(seed: int, shape=(1, 64, 64, 3)) -> np.ndarray:
@@ -86,11 +86,11 @@ def test_tiny_images_work_and_bad_settings_are_refused() -> None:
 
 @pytest.mark.parametrize("sigma", [1.0, 3.0, 7.5])
 def test_the_pooled_blur_spreads_an_impulse_like_a_gaussian_of_its_sigma(sigma: float) -> None:
-    from morphing.blend import _blur_more
+    from morphing.render.blend import blur_more
 
     impulse = np.zeros((1, 128, 128, 1), np.float32)
     impulse[0, 64, 64, 0] = 1.0
-    response = _blur_more(tf.constant(impulse), sigma).numpy()[0, ..., 0]
+    response = blur_more(tf.constant(impulse), sigma).numpy()[0, ..., 0]
     offsets = np.arange(128) - 64
     # Pooling puts the impulse off-centre within its block; measure about the response's own centre.
     rows, columns = response.sum(axis=1), response.sum(axis=0)

@@ -1,6 +1,8 @@
-"""XLA's compiled programs kept between runs (``morphing.compile_cache``): safe to share, bounded, optional."""
+"""XLA's compiled programs kept between runs (``morphing.runtime.compile_cache``): safe to share, bounded, optional."""
 
 from __future__ import annotations
+
+import collections
 
 import os
 import subprocess
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from morphing.compile_cache import (CACHE_ENV, XLA_FLAG, CompileCache, default_root, failure_hint, machine_fingerprint,
+from morphing.runtime.compile_cache import (CACHE_ENV, XLA_FLAG, CompileCache, default_root, failure_hint, machine_fingerprint,
                                      prune)
 from tests.conftest import ROOT
 
@@ -66,7 +68,7 @@ class TestCompileCache:
     def test_publish_moves_only_new_entries_and_removes_the_private_folder(self, tmp_path: Path, clean_flags) -> None:
         cache = CompileCache.open(tmp_path)
         (cache.shared / "old.pb").write_bytes(b"published")
-        cache._link_published()
+        cache.link_published()
         (cache.private / "new.pb").write_bytes(b"compiled here")
         (cache.private / "notes.txt").write_text("not an entry")
         assert [path.name for path in cache.publish()] == ["new.pb"]
@@ -138,22 +140,22 @@ def test_a_second_run_loads_what_the_first_compiled_and_writes_the_same_bytes(to
 
 class TestFailures:
     def test_too_little_free_space_turns_it_off(self, tmp_path: Path, clean_flags, monkeypatch) -> None:
-        from morphing import compile_cache
+        from morphing.runtime import compile_cache
 
         monkeypatch.setattr(compile_cache.shutil, "disk_usage", lambda path: shutil_usage(free=10 * 2**20))
         assert CompileCache.open(tmp_path) is None and "TF_XLA_FLAGS" not in os.environ
 
     def test_private_folders_go_when_their_process_has_gone_or_long_ago_elsewhere(self, tmp_path: Path, clean_flags,
                                                                                 monkeypatch) -> None:
-        from morphing.compile_cache import _host
+        from morphing.runtime.compile_cache import host_name
 
         shared = tmp_path / f"xla-{machine_fingerprint()}"
         shared.mkdir()
         gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True, check=True).stdout.strip()
         folders = {
-            "mine, running": shared / f".run-{_host()}-{os.getpid()}-aaaa",
-            "mine, gone": shared / f".run-{_host()}-{gone}-bbbb",
+            "mine, running": shared / f".run-{host_name()}-{os.getpid()}-aaaa",
+            "mine, gone": shared / f".run-{host_name()}-{gone}-bbbb",
             "elsewhere, old": shared / ".run-othermachine-12-cccc",
             "elsewhere, recent": shared / ".run-othermachine-13-dddd",
         }
@@ -175,7 +177,7 @@ class TestFailures:
         code = (
             "import shutil, sys\n"
             "from pathlib import Path\n"
-            "from morphing.compile_cache import CompileCache\n"
+            "from morphing.runtime.compile_cache import CompileCache\n"
             f"cache = CompileCache.open(Path({str(tmp_path / 'cache')!r}))\n"
             "shutil.rmtree(cache.private)\n"
             "cache.private.write_text('not a folder any more')  # as a full disk would fail XLA's write\n"
@@ -193,7 +195,8 @@ class TestFailures:
         assert "MORPH_CACHE_DIR=off" in done.stderr and not (tmp_path / "o.gif").exists()
 
 
-def shutil_usage(free: int):
-    import shutil
+DiskUsage = collections.namedtuple("DiskUsage", "total used free")
 
-    return shutil._ntuple_diskusage(total=2**40, used=2**40 - free, free=free)
+
+def shutil_usage(free: int) -> DiskUsage:
+    return DiskUsage(total=2**40, used=2**40 - free, free=free)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from morphing.maps import Scales, save_maps
-from morphing.render import FrameRenderer
+from morphing.model.maps import Scales, save_maps
+from morphing.render.renderer import FrameRenderer
 from tests.conftest import ROOT
 from tests.helpers import random_maps, random_pair
 
@@ -98,7 +98,7 @@ def test_rendering_with_opencv_from_saved_maps_imports_no_tensorflow(tmp_path: P
 
 
 def test_the_detail_settings_reach_both_engines() -> None:
-    from morphing.settings import DetailSettings
+    from morphing.model.settings import DetailSettings
 
     source, target = random_pair(shape=(20, 24, 3), seed=3)
     maps = random_maps(image_shape=(20, 24), seed=4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from morphing.filters import default_kernel_size, gaussian_blur, gaussian_kernel
+from morphing.render.filters import default_kernel_size, gaussian_blur, gaussian_kernel
 
 
 def reference_blur(image: np.ndarray, kernel: np.ndarray, padding: str) -> np.ndarray:

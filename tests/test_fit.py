@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.affine import Affine
-from morphing.fit import FitDivergedError, FitSettings, MapFitter, _grid_maps, fit_maps
-from morphing.images import to_float
-from morphing.maps import Scales
-from morphing.objective import MorphObjective
-from morphing.points import PointPairs
-from morphing.render import FrameRenderer
-from morphing.scenes import sample_bilinear
-from morphing.transfer import morph_flows
+from morphing.fit.affine import Affine
+from morphing.fit.fitter import FitDivergedError, FitSettings, MapFitter, grid_maps_of, fit_maps
+from morphing.io.images import to_float
+from morphing.model.maps import Scales
+from morphing.fit.objective import MorphObjective
+from morphing.model.points import PointPairs
+from morphing.render.renderer import FrameRenderer
+from morphing.testing.scenes import sample_bilinear
+from morphing.tools.transfer import morph_flows
 from tests.conftest import disc_image
 
 
@@ -46,11 +46,11 @@ def test_grid_maps_split_the_network_output_into_directions_in_grid_pixels() -> 
     raw = rng.normal(size=(1, 5, 7, 16)).astype(np.float32)
     base_flows = rng.normal(size=(2, 5, 7, 2)).astype(np.float32)
     scales = Scales(warp=0.5)
-    got = _grid_maps(tf.constant(raw), tf.constant(base_flows), scales).numpy()
+    got = grid_maps_of(tf.constant(raw), tf.constant(base_flows), scales).numpy()
     # Channels 0-7 are S→T, 8-15 T→S; the warp (last two of each) is in units of the long side.
     expected = np.stack([raw[0, ..., :8], raw[0, ..., 8:]]).astype(np.float64)
     expected[..., 6:] *= 7.0
-    np.testing.assert_allclose(_grid_maps(tf.constant(raw), None, scales).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(grid_maps_of(tf.constant(raw), None, scales).numpy(), expected, rtol=1e-6)
     expected[..., 6:] += base_flows / 0.5
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
@@ -135,8 +135,7 @@ def test_the_compiled_terms_are_compiled_ahead_as_the_step_calls_them() -> None:
     fitter = MapFitter(Scales(), settings)
     fitter.fit(source, target)
     (program,) = fitter.programs
-    (terms,) = program.term_gradients._list_all_concrete_functions()
-    (step,) = program.train_step._list_all_concrete_functions()
+    terms, step = program.traced["terms"], program.traced["step"]
     ahead = {name for name in _called_functions(terms.graph) if "forward" in name or "backward" in name}
     assert len(ahead) == 4  # each term's forward and backward
     assert ahead <= _called_functions(step.graph)
@@ -194,11 +193,11 @@ def test_user_points_are_honoured_within_a_fraction_of_a_pixel_at_full_size() ->
 def test_an_undecided_start_is_probed_and_the_winner_reported() -> None:
     rng = np.random.default_rng(12)
     source, target = (rng.uniform(-1, 1, (64, 64, 3)).astype(np.float32) for _ in range(2))  # unrelated noise
-    from morphing.starts import Candidate
+    from morphing.fit.starts import Candidate
 
     shifted = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.25])))
     choices, steps = [], []
-    from morphing.settings import StartSettings
+    from morphing.model.settings import StartSettings
 
     settings = FitSettings(epochs=6, working_size=64, grid_size=16, probe_steps=2, face_points=False,
                            starts=StartSettings(no_evidence=0.93))

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from morphing.filters import gaussian_kernel
-from morphing.hybrid import (
+from morphing.render.filters import gaussian_kernel
+from morphing.tools.hybrid import (
     GAMMA,
     HybridSettings,
     blur_in_linear_light,
     classic_hybrid,
     fit_hybrid,
 )
-from morphing.scenes import random_texture
+from morphing.testing.scenes import random_texture
 
 
 def texture01(seed: int, size: int = 40) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from morphing.images import (
+from morphing.io.images import (
     MIN_SIDE,
     ImageFileError,
     composite,
@@ -167,7 +167,7 @@ def test_png_with_huge_text_metadata_loads_without_it(tmp_path: Path) -> None:
 def test_png_without_text_drops_only_text_chunks(tmp_path: Path) -> None:
     from PIL import PngImagePlugin
 
-    from morphing.images import png_without_text
+    from morphing.io.images import png_without_text
 
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", "hello")
@@ -216,7 +216,7 @@ def test_a_pipe_is_read_as_an_image(tmp_path: Path) -> None:
     import os
     import threading
 
-    from morphing.images import load_image
+    from morphing.io.images import load_image
 
     pixels = np.random.default_rng(3).integers(0, 256, (20, 30, 3)).astype(np.uint8)
     Image.fromarray(pixels).save(tmp_path / "a.png")
@@ -235,7 +235,7 @@ def test_a_pipe_is_read_as_an_image(tmp_path: Path) -> None:
 
 
 def test_an_invalid_exif_orientation_is_ignored_and_said_so(tmp_path: Path) -> None:
-    from morphing.images import EXIF_ORIENTATION, load_image
+    from morphing.io.images import EXIF_ORIENTATION, load_image
 
     pixels = np.random.default_rng(4).integers(0, 256, (20, 30, 3)).astype(np.uint8)
     for value in (0, 9):
@@ -250,7 +250,7 @@ def test_an_invalid_exif_orientation_is_ignored_and_said_so(tmp_path: Path) -> N
 
 
 def test_a_float_image_with_nan_pixels_is_scaled_by_its_finite_ones(tmp_path: Path) -> None:
-    from morphing.images import load_image
+    from morphing.io.images import load_image
 
     values = np.tile(np.linspace(0.0, 1.0, 30, dtype=np.float32), (20, 1))
     values[:3, :3] = np.nan
@@ -263,7 +263,7 @@ def test_a_float_image_with_nan_pixels_is_scaled_by_its_finite_ones(tmp_path: Pa
 
 
 def test_a_symbolic_link_loop_is_a_one_line_error(tmp_path: Path) -> None:
-    from morphing.images import ImageFileError, load_image
+    from morphing.io.images import ImageFileError, load_image
 
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")

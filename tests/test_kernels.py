@@ -1,4 +1,4 @@
-"""Blur kernels and pooling rules shared by both renders (``morphing.kernels``), against numpy references."""
+"""Blur kernels and pooling rules shared by both renders (``morphing.render.kernels``), against numpy references."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from morphing.kernels import (
+from morphing.render.kernels import (
     LUMINANCE,
     box_counts,
     fitting_kernel_size,

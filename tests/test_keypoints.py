@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from morphing.keypoints import (
+from morphing.fit.keypoints import (
     FACE_LABELS,
     Keypoints,
     MtcnnDetector,
@@ -19,7 +19,7 @@ from morphing.keypoints import (
     merge_point_pairs,
     pair_keypoints,
 )
-from morphing.points import PointPairs
+from morphing.model.points import PointPairs
 
 PORTRAIT = Path(__file__).parent / "data" / "portrait_lon005.jpg"
 # Hand-placed (y, x) of the portrait's eye centres and mouth corners (the detector's nose is the tip,
@@ -148,7 +148,7 @@ class TestMtcnnDetector:
 def test_a_missing_detector_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from morphing.keypoints import MissingDetectorError
+    from morphing.fit.keypoints import MissingDetectorError
 
     monkeypatch.setitem(sys.modules, "mtcnn", None)  # as if not installed: importing it raises ImportError
     with pytest.raises(MissingDetectorError, match="pip install mtcnn.*--face-points off"):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing import losses
-from morphing.scenes import sample_bilinear
+from morphing.fit import losses
+from morphing.testing.scenes import sample_bilinear
 from tests.helpers import assert_gradients_match, reference_warp
 
 

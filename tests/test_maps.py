@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from morphing.maps import MapsFileError, MorphMaps, Scales, load_maps, save_maps
+from morphing.model.maps import MapsFileError, MorphMaps, Scales, load_maps, save_maps
 
 
 def make_maps(shape: tuple[int, int] = (6, 8)) -> MorphMaps:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from morphing.metrics import PSNR_CAP_DB, fold_fraction, pacing, psnr, sharpness
+from morphing.testing.metrics import PSNR_CAP_DB, fold_fraction, pacing, psnr, sharpness
 
 
 def test_psnr_of_identical_images_is_capped_and_known_error_gives_known_value() -> None:

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from morphing import Morph
-from morphing.maps import WARP, MapsFileError, MorphMaps, Scales
-from morphing.points import PointPairs
-from morphing.scenes import toy_scene
-from morphing.settings import FitSettings, FrameSettings
+from morphing.model.maps import WARP, MapsFileError, MorphMaps, Scales
+from morphing.model.points import PointPairs
+from morphing.testing.scenes import toy_scene
+from morphing.model.settings import FitSettings, FrameSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_FIT = FitSettings(epochs=3, working_size=32, face_points=False)
@@ -208,7 +208,7 @@ class TestTransparency:
 
 
 def test_every_frame_setting_is_reachable_from_the_object(fitted: Morph) -> None:
-    from morphing.settings import DetailSettings
+    from morphing.model.settings import DetailSettings
 
     plain = fitted.frame(0.5)
     ungained = fitted.frame(0.5, frames=FrameSettings(detail=DetailSettings(max_gain=1.0)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.network import (
+from morphing.fit.network import (
     INPUT_CHANNELS,
     OUTPUT_CHANNELS,
     _LeakyReLU,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.maps import Scales
-from morphing.objective import (
+from morphing.model.maps import Scales
+from morphing.fit.objective import (
     FitFields,
     MorphObjective,
     flow_consistency,
@@ -20,9 +20,9 @@ from morphing.objective import (
     point_inputs,
     point_pairs,
 )
-from morphing.points import PointPairs
-from morphing.scenes import random_texture
-from morphing.settings import FitSettings
+from morphing.model.points import PointPairs
+from morphing.testing.scenes import random_texture
+from morphing.model.settings import FitSettings
 
 GRID = (4, 5)
 WORK = (8, 10)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from morphing.output import (
+from morphing.io.output import (
     ANIMATION_SUFFIXES,
     FfmpegWriter,
     GifWriter,
@@ -22,7 +22,7 @@ from morphing.output import (
     resized_frames,
     write_png,
 )
-from morphing.settings import EncoderSettings, OutputSize
+from morphing.model.settings import EncoderSettings, OutputSize
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from morphing.points import (
+from morphing.model.points import (
     MAX_POINTS,
     PointPairs,
     PointsFileError,
@@ -70,7 +70,7 @@ def test_read_points_errors(tmp_path: Path) -> None:
 
 
 def test_a_file_too_large_to_be_points_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
-    from morphing.points import MAX_FILE_BYTES
+    from morphing.model.points import MAX_FILE_BYTES
 
     huge = tmp_path / "huge.csv"
     row = b"5, 6, 7, 8\n"
@@ -104,7 +104,7 @@ def test_cropped_follows_a_centre_crop_and_resize() -> None:
 
 class TestPinnedFlow:
     def test_reads_the_wanted_values_at_the_points_and_stays_smooth(self) -> None:
-        from morphing.points import bilinear_reader, pinned_flow
+        from morphing.model.points import bilinear_reader, pinned_flow
 
         rng = np.random.default_rng(4)
         flow = rng.normal(0, 0.2, (24, 32, 2)).astype(np.float32)
@@ -115,7 +115,7 @@ class TestPinnedFlow:
         assert np.abs(pinned - flow)[:, 30:].max() < 0.05  # far from every point (3 sigma): nearly untouched
 
     def test_a_flow_that_already_agrees_is_unchanged(self) -> None:
-        from morphing.points import bilinear_reader, pinned_flow
+        from morphing.model.points import bilinear_reader, pinned_flow
 
         flow = np.random.default_rng(5).normal(0, 1, (16, 16, 2))
         at = np.array([[3.5, 4.25], [10.0, 12.0]])
@@ -123,7 +123,7 @@ class TestPinnedFlow:
         np.testing.assert_allclose(pinned_flow(flow, at, wanted, 2.0), flow, atol=1e-9)
 
     def test_reader_is_bilinear_interpolation(self) -> None:
-        from morphing.points import bilinear_reader
+        from morphing.model.points import bilinear_reader
 
         image = np.arange(12.0).reshape(3, 4)
         values = bilinear_reader(np.array([[0.5, 0.5], [2.0, 3.0], [-1.0, 1.25]]), 3, 4) @ image.ravel()

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.images import to_float
-from morphing.maps import ADD, MULT, WARP, MorphMaps, Scales
-from morphing.render import FrameRenderer, even_pacing_alphas
-from morphing.render_tf import RenderProgram
-from morphing.timeline import frame_alphas
+from morphing.io.images import to_float
+from morphing.model.maps import ADD, MULT, WARP, MorphMaps, Scales
+from morphing.render.renderer import FrameRenderer, even_pacing_alphas
+from morphing.render.xla import RenderProgram
+from morphing.model.timeline import frame_alphas
 from tests.helpers import random_maps, random_pair
 
 ENGINES = ["opencv", "tensorflow"]
@@ -54,7 +54,7 @@ def test_render_matches_a_numpy_evaluation_of_the_formula(engine: str) -> None:
 
 
 def test_even_pacing_evens_out_an_uneven_transition() -> None:
-    from morphing.metrics import pacing
+    from morphing.testing.metrics import pacing
 
     yy, xx = np.mgrid[0:48, 0:48]
     source = np.stack([(yy * 5) % 256, (xx * 5) % 256, ((xx + yy) * 3) % 256], -1).astype(np.uint8)
@@ -90,7 +90,7 @@ def test_even_pacing_with_a_shared_program_compiles_its_probe_once() -> None:
 
 
 def test_huge_frames_recompute_the_maps_and_give_the_same_frames(monkeypatch: pytest.MonkeyPatch) -> None:
-    import morphing.render_tf as render_module
+    import morphing.render.xla as render_module
 
     source, target = random_pair()
     maps = random_maps()
@@ -120,7 +120,7 @@ def test_every_render_mode_keeps_the_endpoints_exact(interpolation: str, blend: 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_detail_blend_keeps_a_halfway_frame_of_two_textures_sharp(engine: str) -> None:
-    from morphing.metrics import sharpness
+    from morphing.testing.metrics import sharpness
 
     rng = np.random.default_rng(14)
     source, target = (rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(2))
@@ -170,7 +170,7 @@ def test_a_program_of_another_mode_is_refused() -> None:
 
 
 def test_the_default_engine_is_opencv_on_a_cpu_and_frames_come_in_order() -> None:
-    from morphing.render import default_engine
+    from morphing.render.renderer import default_engine
 
     assert not tf.config.list_logical_devices("GPU")
     assert default_engine() == "opencv"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.blend import detail_energy, restore_detail
-from morphing.images import load_image, resize_image, to_float
-from morphing.maps import MorphMaps, Scales
-from morphing.render import FrameRenderer
-from morphing.render_cv import OpenCVRenderer, _DetailPlan, upsample_grid
-from morphing.settings import DetailSettings
-from morphing.transition import bilinear_matrix
+from morphing.render.blend import detail_energy, restore_detail
+from morphing.io.images import load_image, resize_image, to_float
+from morphing.model.maps import MorphMaps, Scales
+from morphing.render.renderer import FrameRenderer
+from morphing.render.opencv import OpenCVRenderer, _DetailPlan, upsample_grid
+from morphing.model.settings import DetailSettings
+from morphing.render.transition import bilinear_matrix
 
 IMAGES = Path(__file__).resolve().parent.parent / "images"
 
@@ -97,12 +96,12 @@ class TestStrips:
         maps = smooth_maps((16, 12), shape, seed=2, warp=6.0)  # flows of tens of pixels: strips read across strips
         whole = OpenCVRenderer(source, target, maps, Scales(warp=0.5), blend=blend)
         strips = OpenCVRenderer(source, target, maps, Scales(warp=0.5), blend=blend, strip_rows=8)
-        assert whole._strip_rows >= shape[0] and strips._strip_rows < shape[0] // 2
+        assert whole.strip_rows >= shape[0] and strips.strip_rows < shape[0] // 2
         np.testing.assert_array_equal(strips.render([0.3, 0.6]), whole.render([0.3, 0.6]))
 
     @pytest.mark.parametrize("blend", ["detail", "linear"])
     def test_warps_in_chunks_give_the_same_frames(self, blend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        import morphing.render_cv as render_cv
+        import morphing.render.opencv as render_cv
 
         source, target = photo_pair(203, 150)
         maps = smooth_maps((16, 12), (203, 150), seed=11, warp=6.0)  # flows of tens of rows: chunks read far
@@ -114,30 +113,29 @@ class TestStrips:
     def test_huge_frames_make_their_maps_for_each_strip_and_give_the_same_frames(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import morphing.render_cv as render_cv
+        import morphing.render.opencv as render_cv
 
         source, target = photo_pair(130, 97)
         maps = smooth_maps((16, 12), (130, 97), seed=6, warp=6.0)
         kept = OpenCVRenderer(source, target, maps, Scales(warp=0.5), strip_rows=8)
         monkeypatch.setattr(render_cv, "CACHE_BYTES", 0)
         made = OpenCVRenderer(source, target, maps, Scales(warp=0.5), strip_rows=8)
-        assert kept._directions[0].paint is not None and made._directions[0].paint is None
+        assert kept.caches_maps and not made.caches_maps
         np.testing.assert_array_equal(made.render([0.25, 0.7]), kept.render([0.25, 0.7]))
 
     def test_endpoint_energies_by_strips_equal_the_whole_frames(self) -> None:
         source, target = photo_pair(130, 97)
         maps = smooth_maps((16, 12), (130, 97), seed=7)
         renderer = OpenCVRenderer(source, target, maps, Scales(), strip_rows=8)
-        whole = renderer._plan.energies(to_float(source))
-        for by_strips, at_once in zip(renderer._directions[0].energies, whole):
+        whole = renderer.detail_plan.energies(to_float(source))
+        for by_strips, at_once in zip(renderer.endpoint_energies(0), whole):
             np.testing.assert_array_equal(by_strips, at_once)
 
     def test_the_margin_is_what_keeps_them_equal(self) -> None:
         source, target = photo_pair(203, 150)
         maps = smooth_maps((16, 12), (203, 150), seed=3)
         whole = OpenCVRenderer(source, target, maps, Scales(warp=0.5)).render([0.4])
-        strips = OpenCVRenderer(source, target, maps, Scales(warp=0.5), strip_rows=8)
-        strips._plan = dataclasses.replace(strips._plan, margin=8)
+        strips = OpenCVRenderer(source, target, maps, Scales(warp=0.5), strip_rows=8, strip_margin=8)
         assert not np.array_equal(strips.render([0.4]), whole)
 
 
@@ -148,12 +146,9 @@ class TestScratch:
         source, target = photo_pair(130, 97)
         renderer = OpenCVRenderer(source, target, smooth_maps((16, 12), (130, 97), seed=8), Scales(), strip_rows=24)
         renderer.frame(0.5)
-        scratch = renderer._free_scratches.get_nowait()
-        before = {name: id(array) for name, array in scratch._arrays.items()}
-        renderer._free_scratches.put(scratch)
+        assert renderer.kept_working_arrays == 1
         frames = [renderer.frame(alpha) for alpha in (0.2, 0.8, 0.35)]
-        assert renderer._free_scratches.qsize() == 1
-        assert {name: id(array) for name, array in scratch._arrays.items()} == before
+        assert renderer.kept_working_arrays == 1  # one frame at a time: the first's arrays serve every later one
         fresh = OpenCVRenderer(source, target, smooth_maps((16, 12), (130, 97), seed=8), Scales(), strip_rows=24)
         np.testing.assert_array_equal(np.stack(frames), fresh.render([0.2, 0.8, 0.35]))
 
@@ -168,15 +163,12 @@ class TestScratch:
         assert renderer.frame_engine.kept_working_arrays == 0
         one_by_one = OpenCVRenderer(source, target, maps, Scales(warp=0.5))
         np.testing.assert_array_equal(streamed, one_by_one.render(alphas))
-        with one_by_one._scratch() as busy:  # a frame in flight holds its scratch: the next gets another
-            frame = one_by_one.frame(alphas[2])
-            assert one_by_one._free_scratches.qsize() == 1 and one_by_one._free_scratches.get_nowait() is not busy
-        np.testing.assert_array_equal(frame, streamed[2])
+        assert one_by_one.kept_working_arrays == 1
 
     def test_a_name_gives_the_first_rows_of_its_array_and_grows_it_when_needed(self) -> None:
-        from morphing.render_cv import _Scratch
+        from morphing.render.opencv import ScratchArrays
 
-        scratch = _Scratch()
+        scratch = ScratchArrays()
         big = scratch("a", (10, 4))
         small = scratch("a", (6, 4))
         assert small.shape == (6, 4) and np.shares_memory(small, big)
@@ -186,15 +178,15 @@ class TestScratch:
 
     @pytest.mark.parametrize("shape", [(7, 9), (8, 9), (7, 8), (6, 8)])
     def test_halving_a_view_with_spare_sides_equals_halving_a_copy(self, shape: tuple[int, int]) -> None:
-        from morphing.render_cv import _halve, _Scratch
+        from morphing.render.opencv import halve, ScratchArrays
 
         image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-        scratch = _Scratch()
+        scratch = ScratchArrays()
         view = scratch("image", shape, even=True)
         view[...] = image
         assert view.shape == shape and view.base.shape == (shape[0] + shape[0] % 2, shape[1] + shape[1] % 2)
-        by_copy = _halve(image.copy(), _Scratch(), "halved")
-        np.testing.assert_array_equal(_halve(view, scratch, "halved"), by_copy)
+        by_copy = halve(image.copy(), ScratchArrays(), "halved")
+        np.testing.assert_array_equal(halve(view, scratch, "halved"), by_copy)
         padded = np.pad(image, [(0, shape[0] % 2), (0, shape[1] % 2)], mode="edge")
         blocks = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).mean(axis=(1, 3))
         np.testing.assert_allclose(by_copy, blocks, atol=1e-6)  # 2×2 block means, the edge repeated
@@ -212,7 +204,7 @@ def test_bad_arguments_are_refused() -> None:
 
 
 def test_it_imports_no_tensorflow() -> None:
-    code = ("import sys, morphing.render_cv; "
+    code = ("import sys, morphing.render.opencv; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=IMAGES.parent, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr

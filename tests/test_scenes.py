@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from morphing.scenes import Shape, random_scene, toy_scene
+from morphing.testing.scenes import Shape, random_scene, toy_scene
 
 
 def test_scene_at_alpha_zero_and_one_draws_the_start_and_end_shapes() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from morphing.fit import MapFitter, reduce_for_fit
-from morphing.maps import Scales
-from morphing.render import FrameRenderer, even_pacing_alphas
-from morphing.scenes import toy_scene
+from morphing.fit.fitter import MapFitter, reduce_for_fit
+from morphing.model.maps import Scales
+from morphing.render.renderer import FrameRenderer, even_pacing_alphas
+from morphing.testing.scenes import toy_scene
 from morphing.sequence import (
     MorphFrames,
     ProgramCache,
@@ -18,8 +18,8 @@ from morphing.sequence import (
     sequence_keys,
     timeline_frames,
 )
-from morphing.settings import FitSettings, FrameSettings
-from morphing.timeline import build_timeline, ease, frame_alphas, paced
+from morphing.model.settings import FitSettings, FrameSettings
+from morphing.model.timeline import build_timeline, ease, frame_alphas, paced
 from tests.helpers import random_maps, random_pair
 
 TINY_FIT = FitSettings(epochs=3, working_size=32, face_points=False)

@@ -8,19 +8,23 @@ import sys
 import numpy as np
 import pytest
 
-from morphing import settings
+from morphing.model import settings
 from tests.conftest import ROOT
 
 
 def test_the_settings_and_the_command_line_import_no_tensorflow() -> None:
-    code = ("import sys, morphing.settings, morphing.cli, morphing.output; "
+    code = ("import sys, morphing.model.settings, morphing.cli, morphing.io.output; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
 
 
 def test_the_core_modules_use_these_very_settings() -> None:
-    from morphing import affine, blend, fit, hybrid, shift, timeline, warp
+    from morphing.fit import affine
+    from morphing.fit import fitter as fit
+    from morphing.model import timeline
+    from morphing.render import blend, warp
+    from morphing.tools import hybrid, shift
 
     assert fit.FitSettings is settings.FitSettings and affine.GlobalSettings is settings.GlobalSettings
     assert hybrid.HybridSettings is settings.HybridSettings and shift.AlignSettings is settings.AlignSettings
@@ -61,7 +65,7 @@ def test_frame_settings_refuse_what_cannot_be_rendered() -> None:
 
 class TestArgumentChecks:
     def test_settings_refuse_what_is_not_a_whole_number_or_too_small(self) -> None:
-        from morphing.settings import FitSettings, FrameSettings
+        from morphing.model.settings import FitSettings, FrameSettings
 
         with pytest.raises(ValueError, match="working_size must be at least 8, got 0"):
             FitSettings(working_size=0)
@@ -73,7 +77,7 @@ class TestArgumentChecks:
 
     def test_the_api_names_the_argument_a_wrong_image_was_given_for(self) -> None:
         from morphing import FitSettings, Scales, fit_maps, fit_sequence
-        from morphing.transfer import warp_to_target
+        from morphing.tools.transfer import warp_to_target
         from tests.helpers import random_maps
 
         good = np.zeros((16, 16, 3), np.uint8)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.scenes import fourier_shift, random_texture, shifted_pair
-from morphing.shift import (
+from morphing.testing.scenes import fourier_shift, random_texture, shifted_pair
+from morphing.tools.shift import (
     AlignSettings,
     Shift,
     align_shift,
@@ -16,7 +16,7 @@ from morphing.shift import (
     shift_image,
     shift_pixels,
 )
-from morphing.warp import dense_image_warp
+from morphing.render.warp import dense_image_warp
 from tests.helpers import assert_gradients_match
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from morphing.affine import Affine, fit_affine, normalised_grid
-from morphing.images import reduce_for_fit, to_float, to_uint8
-from morphing.maps import Scales
-from morphing.points import PointPairs
-from morphing.scenes import random_texture, sample_bilinear
-from morphing.settings import FitSettings, StartSettings
-from morphing.starts import (
+from morphing.fit.affine import Affine, fit_affine, normalised_grid
+from morphing.io.images import reduce_for_fit, to_float, to_uint8
+from morphing.model.maps import Scales
+from morphing.model.points import PointPairs
+from morphing.testing.scenes import random_texture, sample_bilinear
+from morphing.model.settings import FitSettings, StartSettings
+from morphing.fit.starts import (
     Candidate,
     choose_start,
     feature_affine,

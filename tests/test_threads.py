@@ -1,4 +1,4 @@
-"""Work done ahead (``morphing.threads``): in helper threads, results in order, bounded look-ahead; in a
+"""Work done ahead (``morphing.runtime.concurrency``): in helper threads, results in order, bounded look-ahead; in a
 helper process, its result, its error, its end and its signals."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from morphing.threads import SpawnedWork, map_ahead
+from morphing.runtime.concurrency import SpawnedWork, map_ahead
 
 
 def test_results_come_in_order_whatever_finishes_first() -> None:
@@ -86,8 +86,8 @@ class TestSpawnedWork:
         values = np.arange(1000, dtype=np.float64)
         work = SpawnedWork(weighted_total, values, 0.5)
         assert work.result() == values.sum() * 0.5
-        assert work._process.poll() is not None  # ended
-        assert work._process.pid != os.getpid()
+        assert work.finished  # ended
+        assert work.pid != os.getpid()
 
     def test_the_works_error_is_raised_here(self) -> None:
         with pytest.raises(ValueError, match="no thanks"):
@@ -107,7 +107,7 @@ class TestSpawnedWork:
         with pytest.raises(KeyboardInterrupt):
             work.result(stop, poll_seconds=0.05)
         assert time.monotonic() - started < 10
-        assert work._process.poll() is not None  # killed
+        assert work.finished  # killed
 
     @pytest.mark.skipif(not hasattr(os, "getsid"), reason="no POSIX sessions on this platform")
     def test_the_process_runs_in_a_session_of_its_own(self) -> None:

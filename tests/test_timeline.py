@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from morphing.timeline import FrameAt, build_timeline, ease, frame_alphas, is_key
+from morphing.model.timeline import FrameAt, build_timeline, ease, frame_alphas, is_key
 
 
 def test_three_legs_share_their_keys_once() -> None:

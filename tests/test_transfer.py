@@ -6,11 +6,11 @@ import dataclasses
 
 import numpy as np
 
-from morphing.fit import FitSettings, fit_maps
-from morphing.images import to_float, to_uint8
-from morphing.maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
-from morphing.scenes import Scene, random_scene
-from morphing.transfer import transfer_flow, warp_to_target
+from morphing.fit.fitter import FitSettings, fit_maps
+from morphing.io.images import to_float, to_uint8
+from morphing.model.maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
+from morphing.testing.scenes import Scene, random_scene
+from morphing.tools.transfer import transfer_flow, warp_to_target
 
 
 def shape_mask(scene: Scene, image: np.ndarray, alpha: float) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.maps import ADD, MULT, WARP, Scales
-from morphing.transition import DirectionMaps, apply_direction, bilinear_matrix, upsample_direction
+from morphing.model.maps import ADD, MULT, WARP, Scales
+from morphing.render.transition import DirectionMaps, apply_direction, bilinear_matrix, upsample_direction
 
 
 def one_map(channels: slice, value: float, shape=(1, 3, 4)) -> DirectionMaps:

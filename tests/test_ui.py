@@ -8,10 +8,10 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from morphing.keypoints import FACE_LABELS, Keypoints
-from morphing.maps import Scales
-from morphing.points import read_points
-from morphing.scenes import toy_scene
+from morphing.fit.keypoints import FACE_LABELS, Keypoints
+from morphing.model.maps import Scales
+from morphing.model.points import read_points
+from morphing.testing.scenes import toy_scene
 from morphing.ui import (
     MAX_UPLOAD_BYTES,
     PageError,

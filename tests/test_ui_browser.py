@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from morphing.cli.ui import free_port
-from morphing.scenes import toy_scene
+from morphing.testing.scenes import toy_scene
 from morphing.ui import serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from morphing.maps import MorphMaps, Scales
-from morphing.visualize import flow_to_colour, maps_picture
+from morphing.model.maps import MorphMaps, Scales
+from morphing.io.visualize import flow_to_colour, maps_picture
 
 
 def test_flow_colour_is_white_at_rest_and_distinct_by_direction() -> None:
@@ -28,7 +28,7 @@ def test_maps_picture_has_six_tiles() -> None:
 
 
 def test_maps_picture_marks_points_on_the_tiles_of_their_image() -> None:
-    from morphing.points import PointPairs
+    from morphing.model.points import PointPairs
 
     maps = MorphMaps(np.zeros((8, 8, 8)), np.zeros((8, 8, 8)), Scales(), (32, 32))
     points = PointPairs(np.array([[3.5, 3.5]]), np.array([[27.5, 27.5]]), (32, 32), (32, 32))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.warp import dense_image_warp, identity_grid
+from morphing.render.warp import dense_image_warp, identity_grid
 from tests.helpers import assert_gradients_match, reference_warp
 
 REFERENCE = Path(__file__).parent / "data" / "tfa_dense_image_warp.npz"

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..compile_cache import CompileCache
+from morphing.runtime.compile_cache import CompileCache
 from .batch import run_batch
 from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, StopRequest, Terminated, UsageError,
     describe_os_error, describe_unexpected)

@@ -1,12 +1,12 @@
-"""``morph align``: the sub-pixel shift that maps SOURCE onto TARGET (``morphing.shift.align_shift``)."""
+"""``morph align``: the sub-pixel shift that maps SOURCE onto TARGET (``morphing.tools.shift.align_shift``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..output import IMAGE_SUFFIXES
-from ..settings import SHIFT_INTERPOLATIONS, AlignSettings, default_kernel_size
+from morphing.io.output import IMAGE_SUFFIXES
+from morphing.model.settings import SHIFT_INTERPOLATIONS, AlignSettings, default_kernel_size
 from .common import (PROGRAM, Console, RunError, UsageError, check_outputs, float_in, int_in, load_pixels, start_tool,
                      step_bar)
 from .shift import MIN_SIGMA, check_fourier, large_image_notice
@@ -55,9 +55,9 @@ def run(args: argparse.Namespace, console: Console) -> None:
     if args.output is not None:
         large_image_notice(source.shape, args.interpolation, console)
     start_tool(args, console)
-    from ..images import to_float
-    from ..output import write_image
-    from ..shift import align_shift, shift_pixels
+    from morphing.io.images import to_float
+    from morphing.io.output import write_image
+    from morphing.tools.shift import align_shift, shift_pixels
 
     settings = AlignSettings(
         interpolation=args.interpolation, wrap=args.wrap, steps_per_level=args.steps, blur_sigma=args.blur_sigma

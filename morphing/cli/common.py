@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import numpy as np
 
-from ..images import ImageFileError, LoadedImage, fit_to_size, load_image
-from ..maps import Scales
-from ..output import probe_temporary_beside
-from ..points import PointPairs, PointsFileError, read_points
-from ..settings import FitSettings
+from morphing.io.images import ImageFileError, LoadedImage, fit_to_size, load_image
+from morphing.model.maps import Scales
+from morphing.io.output import probe_temporary_beside
+from morphing.model.points import PointPairs, PointsFileError, read_points
+from morphing.model.settings import FitSettings
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
     from tqdm import tqdm
@@ -213,9 +213,9 @@ def flag_fit_settings(args: argparse.Namespace, working_size: int) -> FitSetting
 def found_face_points(
     keys: Sequence[np.ndarray], user_points: Sequence[PointPairs | None] | None, console: Console,
 ) -> list[PointPairs | None]:
-    """Each leg's face key points (``morphing.keypoints``, the bundled detector), with one line per leg
+    """Each leg's face key points (``morphing.fit.keypoints``, the bundled detector), with one line per leg
     saying what was found and used. TensorFlow must be started (the detector runs on it)."""
-    from ..keypoints import default_face_detector, describe_face_points, leg_face_points, merge_point_pairs
+    from morphing.fit.keypoints import default_face_detector, describe_face_points, leg_face_points, merge_point_pairs
 
     try:
         found = leg_face_points(keys, default_face_detector())
@@ -407,14 +407,14 @@ def describe_os_error(error: OSError) -> str:
 
 def describe_unexpected(error: Exception) -> str:
     """One line for an error nobody foresaw: the compile cache's failure by name, else its type and text."""
-    from ..compile_cache import failure_hint
+    from morphing.runtime.compile_cache import failure_hint
 
     return failure_hint(str(error)) or f"unexpected {type(error).__name__}: {error}"
 
 
 def start_tensorflow(force_cpu: bool) -> Any:
     """Import TensorFlow (on the CPU alone with ``force_cpu``); ``RunError`` if it cannot start."""
-    from ..backend import BackendError, load_tensorflow
+    from morphing.runtime.backend import BackendError, load_tensorflow
 
     try:
         return load_tensorflow(force_cpu=force_cpu)
@@ -430,7 +430,7 @@ def add_tool_flags(parser: argparse.ArgumentParser) -> None:
 
 def start_tool(args: argparse.Namespace, console: Console) -> Any:
     """Start TensorFlow for the tool ``args.tool`` and say where it runs."""
-    from ..backend import device_description
+    from morphing.runtime.backend import device_description
 
     tf = start_tensorflow(args.cpu)
     console.say(f"{PROGRAM} {args.tool}: running on {device_description(tf)}")

@@ -1,13 +1,13 @@
-"""``morph hybrid``: one image that reads as NEAR up close and as FAR from afar (``morphing.hybrid``)."""
+"""``morph hybrid``: one image that reads as NEAR up close and as FAR from afar (``morphing.tools.hybrid``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..images import resize_image, to_unit, unit_to_uint8, working_shape
-from ..output import IMAGE_SUFFIXES
-from ..settings import (HYBRID_NEAR_TERMS, HYBRID_STARTS, HybridSettings, default_kernel_size)
+from morphing.io.images import resize_image, to_unit, unit_to_uint8, working_shape
+from morphing.io.output import IMAGE_SUFFIXES
+from morphing.model.settings import (HYBRID_NEAR_TERMS, HYBRID_STARTS, HybridSettings, default_kernel_size)
 from .common import (MIN_SIZE, PROGRAM, Console, UsageError, check_outputs, float_in, int_in, load_pixels, matched,
     start_tool, step_bar)
 from .shift import MIN_SIGMA
@@ -66,8 +66,8 @@ def run(args: argparse.Namespace, console: Console) -> None:
             "lower --sigma or --kernel-size"
         )
     start_tool(args, console)
-    from ..hybrid import fit_hybrid
-    from ..output import write_image
+    from morphing.tools.hybrid import fit_hybrid
+    from morphing.io.output import write_image
 
     if (height, width) != near.shape[:2]:
         console.say(f"{PROGRAM}: working at {width}x{height} (--size {size})")

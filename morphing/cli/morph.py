@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import __version__
-from ..images import (WHITE, ImageFileError, LoadedImage, aspect_crop, composite, fit_to_size, load_image,
+from morphing.io.images import (WHITE, ImageFileError, LoadedImage, aspect_crop, composite, fit_to_size, load_image,
                       working_shape)
-from ..maps import MapsFileError, MorphMaps, Scales, load_maps_for
-from ..output import ANIMATION_SUFFIXES, ENCODER_OPTIONS_BY_SUFFIX, FfmpegWriter, frames_folder_problem
-from ..points import PointPairs
-from ..settings import (BLENDS, EASINGS, RENDER_ENGINES, WARP_INTERPOLATIONS, X264_PRESETS, EncoderSettings,
+from morphing.model.maps import MapsFileError, MorphMaps, Scales, load_maps_for
+from morphing.io.output import ANIMATION_SUFFIXES, ENCODER_OPTIONS_BY_SUFFIX, FfmpegWriter, frames_folder_problem
+from morphing.model.points import PointPairs
+from morphing.model.settings import (BLENDS, EASINGS, RENDER_ENGINES, WARP_INTERPOLATIONS, X264_PRESETS, EncoderSettings,
                         FitSettings, FrameSettings, OutputSize)
 from .common import (PROGRAM, Console, HelpFormatter, Parser, RunError, StageTimer, UsageError, add_fit_flags,
                      check_outputs, flag_fit_settings, flag_scales, flag_working_size, float_in, found_face_points,
@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpo
 
     from ..morph import Morph
     from ..sequence import ProgramCache
-    from ..starts import Candidate, StartChoice
-    from ..threads import SpawnedWork
+    from morphing.fit.starts import Candidate, StartChoice
+    from morphing.runtime.concurrency import SpawnedWork
 
 __all__ = ["DEFAULT_OUTPUT", "Job", "build_parser", "validate", "run_morph", "LegBars", "fit_with_progress"]
 
@@ -303,7 +303,7 @@ LARGE_WORK_MEGAPIXELS = 1500
 
 def _large_work_notice(args: argparse.Namespace, job: Job) -> str:
     """A line saying how long and how much memory a large render will roughly take, or ``""``."""
-    from ..render_cv import expected_work
+    from morphing.render.opencv import expected_work
 
     height, width = job.keys[0].shape[:2]
     if args.preview is not None:
@@ -363,7 +363,7 @@ class LegBars:
 def fit_with_progress(morph: Morph, console: Console, start_candidates: list[list[Candidate]] | None = None) -> None:
     """Fit every leg of ``morph``, one after another, with a progress bar per leg and the start each took
     in the log; ``start_candidates`` as ``Morph.fit`` takes them. A diverged fit is a ``RunError``."""
-    from ..fit import FitDivergedError
+    from morphing.fit.fitter import FitDivergedError
 
     bars = LegBars(morph.legs, morph.total_steps, console)
 
@@ -378,12 +378,12 @@ def fit_with_progress(morph: Morph, console: Console, start_candidates: list[lis
         bars.close()
 
 
-def _fit_settings(args: argparse.Namespace, job: Job) -> FitSettings:
+def fit_settings_of(args: argparse.Namespace, job: Job) -> FitSettings:
     """How the flags ask to fit."""
     return flag_fit_settings(args, job.working_size)
 
 
-def _start_global_stage(args: argparse.Namespace, job: Job) -> SpawnedWork[list[list[Candidate]]] | None:
+def start_global_stage(args: argparse.Namespace, job: Job) -> SpawnedWork[list[list[Candidate]]] | None:
     """The fit's start candidates for every leg (``starts.leg_start_candidates``: the global search and
     matched features), started in a helper process when TensorFlow is still to be
     imported (they need none, and the import keeps one core of this process busy for seconds);
@@ -391,11 +391,11 @@ def _start_global_stage(args: argparse.Namespace, job: Job) -> SpawnedWork[list[
     process starts (the fit then does the stage itself)."""
     if job.loaded_maps is not None or "tensorflow" in sys.modules:
         return None
-    from ..starts import leg_start_candidates  # numpy and OpenCV: not needed for --help
-    from ..threads import SpawnedWork
+    from morphing.fit.starts import leg_start_candidates  # numpy and OpenCV: not needed for --help
+    from morphing.runtime.concurrency import SpawnedWork
 
     try:
-        return SpawnedWork(leg_start_candidates, job.keys, _fit_settings(args, job), job.scales, job.points or None)
+        return SpawnedWork(leg_start_candidates, job.keys, fit_settings_of(args, job), job.scales, job.points or None)
     except (OSError, RuntimeError, ValueError):
         return None
 
@@ -405,7 +405,7 @@ def _new_morph(args: argparse.Namespace, job: Job, console: Console, cache: Prog
     points."""
     from ..morph import Morph
 
-    settings = _fit_settings(args, job)
+    settings = fit_settings_of(args, job)
     legs = len(job.keys) - 1
     faces = None
     if job.loaded_maps is None:
@@ -431,11 +431,11 @@ def run_morph(
 
     ``cache`` is kept between the rows of a batch (see ``ProgramCache``).
     """
-    global_stage = _start_global_stage(args, job)
+    global_stage = start_global_stage(args, job)
     with timer.stage("tensorflow import"):
         tf = start_tensorflow(args.cpu)
-    from ..backend import device_description
-    from ..output import (
+    from morphing.runtime.backend import device_description
+    from morphing.io.output import (
         animation_writer,
         atomic_folder,
         atomic_path,
@@ -443,7 +443,7 @@ def run_morph(
         resized_frames,
         write_png,
     )
-    from ..visualize import maps_picture
+    from morphing.io.visualize import maps_picture
 
     console.say(f"{PROGRAM}: running on {device_description(tf)}")
     for notice in job.notices:

@@ -1,12 +1,12 @@
-"""``morph shift``: move an image by a sub-pixel (dx, dy) (``morphing.shift``)."""
+"""``morph shift``: move an image by a sub-pixel (dx, dy) (``morphing.tools.shift``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..output import IMAGE_SUFFIXES
-from ..settings import SHIFT_INTERPOLATIONS
+from morphing.io.output import IMAGE_SUFFIXES
+from morphing.model.settings import SHIFT_INTERPOLATIONS
 from .common import (PROGRAM, Console, UsageError, check_outputs, float_in, load_pixels, start_tool)
 
 NAME = "shift"
@@ -64,8 +64,8 @@ def run(args: argparse.Namespace, console: Console) -> None:
     pixels = load_pixels(args.input, "input", console)
     large_image_notice(pixels.shape, args.interpolation, console)
     start_tool(args, console)
-    from ..output import write_image
-    from ..shift import shift_pixels
+    from morphing.io.output import write_image
+    from morphing.tools.shift import shift_pixels
 
     moved = shift_pixels(pixels, (args.dy, args.dx), interpolation=args.interpolation, wrap=args.wrap)
     console.check()

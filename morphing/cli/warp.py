@@ -1,13 +1,13 @@
-"""``morph warp``: SOURCE moved into TARGET's geometry, colours untouched (``morphing.transfer``)."""
+"""``morph warp``: SOURCE moved into TARGET's geometry, colours untouched (``morphing.tools.transfer``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..images import aspect_crop
-from ..maps import MapsFileError, MorphMaps, load_maps_for
-from ..output import IMAGE_SUFFIXES
+from morphing.io.images import aspect_crop
+from morphing.model.maps import MapsFileError, MorphMaps, load_maps_for
+from morphing.io.output import IMAGE_SUFFIXES
 from .common import (PROGRAM, Console, RunError, UsageError, add_fit_flags, check_outputs, flag_fit_settings,
                      flag_scales, flag_working_size, found_face_points, load_pixels, matched, read_leg_points,
                      resolved, start_tool)
@@ -62,12 +62,12 @@ def run(args: argparse.Namespace, console: Console) -> None:
             raise RunError(str(error)) from None
     scales = flag_scales(args, None if maps is None else maps.scales)
     start_tool(args, console)
-    from ..images import to_float, to_uint8
+    from morphing.io.images import to_float, to_uint8
     from ..morph import Morph
     from .morph import fit_with_progress
-    from ..output import write_image
-    from ..transfer import transfer_flow, warp_to_target
-    from ..visualize import flow_to_colour
+    from morphing.io.output import write_image
+    from morphing.tools.transfer import transfer_flow, warp_to_target
+    from morphing.io.visualize import flow_to_colour
 
     if maps is None:
         settings = flag_fit_settings(args, working_size)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from morphing.cli import ExitStatus
-from morphing.scenes import shifted_pair
+from morphing.testing.scenes import shifted_pair
 from tests.helpers import run_cli
 
 TINY = ["--size", "32", "-e", "4", "--frames", "6", "-q"]

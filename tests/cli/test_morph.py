@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from morphing.cli import ExitStatus
-from morphing.images import load_image
+from morphing.io.images import load_image
 from tests.cli.conftest import TINY
 from tests.conftest import ROOT
 from tests.helpers import run_cli
@@ -85,7 +85,7 @@ def _bad_cases(source: Path, target: Path, folder: Path) -> dict[str, tuple[list
     wrong_maps = folder / "wrong.npz"
     np.savez(wrong_maps, something=np.zeros(3))
     other_aspect_maps = folder / "other_aspect.npz"
-    from morphing.maps import MorphMaps, Scales, save_maps
+    from morphing.model.maps import MorphMaps, Scales, save_maps
 
     save_maps(MorphMaps(np.zeros((8, 8, 8)), np.zeros((8, 8, 8)), Scales(), (100, 100)), other_aspect_maps)
     base = ["-s", source, "-t", target]
@@ -306,7 +306,7 @@ def test_output_format_follows_the_suffix(suffix: str, first_run: Path, toy_pair
 
 
 def test_preview_renders_the_same_morph_small(first_run: Path, toy_pair, tmp_path: Path) -> None:
-    from morphing.images import resize_image
+    from morphing.io.images import resize_image
 
     status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", tmp_path / "p.gif", "--frames", "3", "-q",
                           "--load-maps", first_run / "maps.npz", "--preview", "24", "--frames-dir", tmp_path / "f")
@@ -328,7 +328,7 @@ def _frames_of(folder: Path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def three_keys(toy_pair, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    from morphing.scenes import toy_scene
+    from morphing.testing.scenes import toy_scene
 
     folder = tmp_path_factory.mktemp("keys")
     middle = folder / "middle.png"
@@ -383,7 +383,7 @@ def test_even_pacing_and_easing_run(first_run: Path, toy_pair, tmp_path: Path) -
 
 
 def test_points_guide_the_fit_and_are_marked_on_the_maps_picture(toy_pair, tmp_path: Path) -> None:
-    from morphing.maps import load_maps
+    from morphing.model.maps import load_maps
 
     source, target = toy_pair
     (tmp_path / "points.csv").write_text("# x_source, y_source, x_target, y_target\n14, 14, 22, 21\n40, 24, 45, 23\n")
@@ -427,8 +427,8 @@ def test_smallest_accepted_images_morph(tmp_path: Path) -> None:
 def test_plain_render_flags_give_the_formulas_frames(first_run: Path, toy_pair, tmp_path: Path) -> None:
     """--interpolation bilinear --blend linear renders the formula itself; the
     defaults differ from it in between and agree at both ends."""
-    from morphing.maps import load_maps
-    from morphing.render import FrameRenderer
+    from morphing.model.maps import load_maps
+    from morphing.render.renderer import FrameRenderer
 
     source, target = toy_pair
     status, err = run_cli(
@@ -531,13 +531,13 @@ def test_a_frames_dir_that_is_the_current_folder_or_a_link_is_refused(toy_pair, 
 
 def test_interrupted_render_leaves_the_frames_dir_as_it_was(first_run: Path, toy_pair, tmp_path: Path,
                                                             monkeypatch) -> None:
-    import morphing.output
+    import morphing.io.output
 
     source, target = toy_pair
     frames = tmp_path / "frames"
     frames.mkdir()
     (frames / "0000.png").write_bytes(b"old frame")
-    real_write_png = morphing.output.write_png
+    real_write_png = morphing.io.output.write_png
     written = []
 
     def write_then_interrupt(frame, path):
@@ -546,7 +546,7 @@ def test_interrupted_render_leaves_the_frames_dir_as_it_was(first_run: Path, toy
         if len(written) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(morphing.output, "write_png", write_then_interrupt)
+    monkeypatch.setattr(morphing.io.output, "write_png", write_then_interrupt)
     status, err = run_cli("-s", source, "-t", target, "-o", tmp_path / "o.gif", "--frames", "6", "-q",
                           "--load-maps", first_run / "maps.npz", "--frames-dir", frames)
     assert status == ExitStatus.INTERRUPTED and "no output written" in err
@@ -567,11 +567,11 @@ def test_disk_full_writing_a_gif_is_one_line_and_keeps_the_old_file(first_run: P
                                                                     monkeypatch) -> None:
     import errno
 
-    import morphing.output
+    import morphing.io.output
 
     output = tmp_path / "o.gif"
     output.write_bytes(b"the user's earlier morph")
-    monkeypatch.setattr(morphing.output.GifWriter, "write",
+    monkeypatch.setattr(morphing.io.output.GifWriter, "write",
                         _fail_after_one_frame(OSError(errno.ENOSPC, "No space left on device")))
     status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", output, "--frames", "3", "-q",
                           "--load-maps", first_run / "maps.npz")
@@ -604,12 +604,12 @@ def test_ffmpeg_dying_is_one_line(free: int, message: str, first_run: Path, toy_
 
 
 def test_an_output_on_a_file_system_that_takes_no_files_is_refused_before_the_fit(toy_pair, monkeypatch) -> None:
-    import morphing.fit
+    import morphing.fit.fitter
 
     def no_fit(*args, **kwargs):
         raise AssertionError("the fit ran")
 
-    monkeypatch.setattr(morphing.fit.MapFitter, "fit", no_fit)
+    monkeypatch.setattr(morphing.fit.fitter.MapFitter, "fit", no_fit)
     # /sys takes no new files even for root (os.access says root may write there).
     status, err = run_cli("-s", toy_pair[0], "-t", toy_pair[1], "-o", "/sys/x.gif", *TINY)
     assert status == ExitStatus.USAGE and "/sys/x.gif" in err and err.count("\n") == 1, err
@@ -648,12 +648,12 @@ def test_sigterm_while_an_encoder_is_busy_on_one_frame_stops_at_once(first_run: 
     output = tmp_path / "o.gif"
     code = (
         "import sys, threading\n"
-        "import morphing.output\n"
+        "import morphing.io.output\n"
         "def stuck(self, frames, path, **ignored):\n"
         "    next(iter(frames))\n"
         "    print('encoding', file=sys.stderr, flush=True)\n"
         "    threading.Event().wait()\n"
-        "morphing.output.GifWriter.write = stuck\n"
+        "morphing.io.output.GifWriter.write = stuck\n"
         "from morphing.cli import console_main\n"
         "sys.argv = ['morph', *sys.argv[1:]]\n"
         "console_main()\n"
@@ -679,19 +679,19 @@ def test_sigterm_while_an_encoder_is_busy_on_one_frame_stops_at_once(first_run: 
 
 
 def test_the_global_stage_starts_in_a_helper_only_before_tensorflow(toy_pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    from morphing.cli.morph import _fit_settings, _start_global_stage, build_parser, validate
+    from morphing.cli.morph import fit_settings_of, start_global_stage, build_parser, validate
 
     source, target = toy_pair
     args = build_parser().parse_args(["-s", str(source), "-t", str(target), "-o", "unused.gif", *TINY])
     job = validate(args)
-    assert "tensorflow" in sys.modules and _start_global_stage(args, job) is None  # a batch's later rows
+    assert "tensorflow" in sys.modules and start_global_stage(args, job) is None  # a batch's later rows
     monkeypatch.delitem(sys.modules, "tensorflow")  # as in a fresh process
-    helper = _start_global_stage(args, job)
+    helper = start_global_stage(args, job)
     assert helper is not None
-    from morphing.starts import leg_start_candidates
+    from morphing.fit.starts import leg_start_candidates
 
     (found,) = helper.result()
-    (expected,) = leg_start_candidates(job.keys, _fit_settings(args, job), job.scales)
+    (expected,) = leg_start_candidates(job.keys, fit_settings_of(args, job), job.scales)
     assert [c.name for c in found] == [c.name for c in expected]
     for got, want in zip(found, expected):
         np.testing.assert_array_equal(got.affine.matrix, want.affine.matrix)

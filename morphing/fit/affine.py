@@ -1,0 +1,390 @@
+"""The global stage of a fit: one affine map that brings the target's layout onto the source's.
+
+Before the dense warp is fitted, an affine sampling map is found so that large
+motions, scale changes and turns start close: a face that is smaller and
+higher in the target, a car that drove to the right. It is found on small
+grey copies of both images by an exhaustive search over translations and
+scales (blind to where gradient descent would start), then refined by
+gradient descent (Adam on its six parameters), coarse to fine, on the same
+structure similarity the dense stage uses (``losses.local_ncc``), with user
+point pairs as a soft term when given.
+
+It is numpy and OpenCV, not TensorFlow: the images are tiny (32 and 64 pixels
+a side) and the gradient of six parameters is written out below, so the whole
+stage takes a fraction of a second, needs no traced graph (tracing
+TensorFlow's version cost more than running it), and can run while TensorFlow
+is still being imported (``starts.leg_start_candidates``, in a helper process). Its sampling is
+``dense_image_warp``'s bilinear (values and gradient) and its similarity
+``losses.local_ncc``'s; the tests check both against those TensorFlow functions.
+
+Convention: an ``Affine`` works in *normalised* coordinates, resolution-free
+for a given aspect ratio: ``u = (p + 0.5 - size / 2) / (L / 2)`` for a pixel
+position ``p`` (y, x) of an image of ``size`` (H, W) with long side ``L``
+(so the long side runs over [-1, 1]). The map sends a position ``u`` of the
+target to ``matrix @ u + offset`` in the source: the target shows the source
+there. As a ``dense_image_warp`` flow on the target's pixels that is
+``p - sampling(p)`` (``Affine.flow``); the inverse map is the other direction's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from morphing.render.kernels import LUMINANCE, NCC_EPSILON, box_counts
+from morphing.model.settings import GlobalSettings
+
+__all__ = [
+    "Affine", "GlobalSettings", "normalised_grid", "to_normalised", "fit_affine", "affine_from_points",
+    "grey_copies", "bilinear_sample", "local_ncc_with_gradient",
+    "PointTerm", "search_cost",
+]
+
+
+@dataclass(frozen=True)
+class Affine:
+    """A sampling map ``u -> matrix @ u + offset`` in normalised coordinates (see the module).
+
+    Attributes:
+      matrix: ``[2, 2] float64`` acting on (y, x).
+      offset: ``[2] float64``, (y, x) in units of half the long side.
+    """
+
+    matrix: np.ndarray
+    offset: np.ndarray
+
+    @staticmethod
+    def identity() -> Affine:
+        return Affine(np.eye(2), np.zeros(2))
+
+    def inverse(self) -> Affine:
+        inverse = np.linalg.inv(self.matrix)
+        return Affine(inverse, -inverse @ self.offset)
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """``[..., 2]`` normalised positions → where the map sends them."""
+        return points @ self.matrix.T + self.offset
+
+    def flow(self, height: int, width: int) -> np.ndarray:
+        """``[height, width, 2] float32`` (dy, dx) pixels: the ``dense_image_warp`` flow of this map."""
+        grid = normalised_grid(height, width)
+        half = max(height, width) / 2.0
+        return ((grid - self.apply(grid)) * half).astype(np.float32)
+
+
+def normalised_grid(height: int, width: int) -> np.ndarray:
+    """``[height, width, 2] float64`` normalised (y, x) position of every pixel centre."""
+    half = max(height, width) / 2.0
+    ys = (np.arange(height) + 0.5 - height / 2.0) / half
+    xs = (np.arange(width) + 0.5 - width / 2.0) / half
+    grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
+    return np.stack([grid_y, grid_x], axis=-1)
+
+
+def to_normalised(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[N, 2]`` (y, x) pixel positions → normalised positions."""
+    half = max(height, width) / 2.0
+    return (np.asarray(points, np.float64) + 0.5 - np.array([height, width]) / 2.0) / half
+
+
+def affine_from_points(target_points: np.ndarray, source_points: np.ndarray) -> Affine:
+    """The least-squares map sending ``target_points`` to ``source_points`` (both ``[N, 2]`` normalised).
+
+    Three or more pairs: a full affine; two: a similarity (turn, scale, shift);
+    one: a shift.
+    """
+    count = len(target_points)
+    if count >= 3:
+        design = np.concatenate([target_points, np.ones((count, 1))], axis=1)
+        solution, *_ = np.linalg.lstsq(design, source_points, rcond=None)
+        return Affine(solution[:2].T, solution[2])
+    if count == 2:
+        # As complex numbers z = x + iy: source = a·target + b.
+        t = target_points[:, 1] + 1j * target_points[:, 0]
+        s = source_points[:, 1] + 1j * source_points[:, 0]
+        a = (s[1] - s[0]) / (t[1] - t[0]) if t[1] != t[0] else 1.0
+        b = s[0] - a * t[0]
+        matrix = np.array([[a.real, a.imag], [-a.imag, a.real]])
+        return Affine(matrix, np.array([b.imag, b.real]))
+    return Affine(np.eye(2), source_points[0] - target_points[0])
+
+
+class Copies(NamedTuple):
+    """The grey pair at one size and the coordinates the maps act on.
+
+    source, target: ``[h, w]`` float32 luminance; grid: ``[h, w, 2]`` normalised
+    (y, x) of each pixel; pixels: ``[h, w, 2]`` its (y, x) index; half: half
+    the long side in pixels; limit: ``[2]`` the extent of the pixel centres
+    (a map sampling beyond it reads outside the source).
+    """
+
+    source: np.ndarray
+    target: np.ndarray
+    grid: np.ndarray
+    pixels: np.ndarray
+    half: float
+    limit: np.ndarray
+
+
+def grey_copies(images: np.ndarray, side: int) -> Copies:
+    """``[2, H, W, 3]`` (source, target) → their luminance with long side ``side``, area-averaged."""
+    height, width = images.shape[1:3]
+    scale = side / max(height, width)
+    shape = (max(2, round(height * scale)), max(2, round(width * scale)))
+    grey = np.tensordot(images.astype(np.float32), np.array(LUMINANCE, np.float32), axes=([-1], [0]))
+    source, target = (
+        cv2.resize(np.ascontiguousarray(item), shape[::-1], interpolation=cv2.INTER_AREA) for item in grey
+    )
+    grid = normalised_grid(*shape).astype(np.float32)
+    pixels = np.stack(np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"), axis=-1)
+    return Copies(source, target, grid, pixels.astype(np.float32), max(shape) / 2.0,
+                   np.abs(grid).max(axis=(0, 1)) + np.float32(1e-6))
+
+
+def _box_sums(images: np.ndarray, window: int) -> np.ndarray:
+    """``[..., h, w]`` → the sum over the ``window``×``window`` box around each pixel (zeros outside)."""
+    radius = window // 2
+    sums = images
+    for axis in (-2, -1):
+        size = sums.shape[axis]
+        running = np.cumsum(sums, axis=axis)
+        index = np.arange(size)
+        upper = np.take(running, np.minimum(index + radius, size - 1), axis=axis)
+        below = np.take(running, np.maximum(index - radius - 1, 0), axis=axis)
+        first = [slice(None)] * sums.ndim
+        first[axis] = slice(0, radius + 1)  # boxes that start at the image's first pixel: nothing below
+        below[tuple(first)] = 0.0
+        sums = upper - below
+    return sums
+
+
+def local_ncc_with_gradient(
+    moved: np.ndarray, fixed: np.ndarray, window: int, weights: np.ndarray, gradient: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``losses.local_ncc`` of ``[K, h, w]`` images against one ``[h, w]`` image, and its gradient.
+
+    Returns ``[K]`` losses (1 − the weighted mean of the squared local
+    correlation, windows cut at the border) and, with ``gradient``, their
+    derivative with respect to ``moved`` (``[K, h, w]``); ``weights``
+    (``[K, h, w]``) count as constants. Derivatives at kinks are those
+    TensorFlow takes (a clipped variance passes no gradient).
+    """
+    counts = box_counts(*fixed.shape, window)
+
+    def mean(images: np.ndarray) -> np.ndarray:
+        return _box_sums(images, window) / counts
+
+    mean_a, mean_aa, mean_ab = mean(moved), mean(moved * moved), mean(moved * fixed)
+    mean_b, mean_bb = mean(fixed), mean(fixed * fixed)
+    spread_a = mean_aa - mean_a * mean_a
+    variance_a, variance_b = np.maximum(spread_a, 0.0), np.maximum(mean_bb - mean_b * mean_b, 0.0)
+    covariance = mean_ab - mean_a * mean_b
+    denominator = variance_a * variance_b + NCC_EPSILON
+    correlation = covariance * covariance / denominator
+    pixels = fixed.size
+    weight_mean = np.maximum(weights.sum(axis=(1, 2)) / pixels, 1e-12)[:, None, None]
+    loss = 1.0 - (correlation * weights).sum(axis=(1, 2)) / pixels / weight_mean[:, 0, 0]
+    if not gradient:
+        return loss, None
+    d_correlation = -weights / (pixels * weight_mean)
+    d_covariance = d_correlation * 2.0 * covariance / denominator
+    d_variance = d_correlation * -(covariance * covariance) * variance_b / (denominator * denominator) * (spread_a > 0)
+    d_mean_a = d_covariance * -mean_b + d_variance * -2.0 * mean_a
+
+    def mean_adjoint(gradient_of_mean: np.ndarray) -> np.ndarray:
+        return _box_sums(gradient_of_mean / counts, window)
+
+    d_moved = mean_adjoint(d_mean_a) + 2.0 * moved * mean_adjoint(d_variance) + fixed * mean_adjoint(d_covariance)
+    return loss, d_moved
+
+
+def bilinear_sample(
+    image: np.ndarray, queries: np.ndarray, gradient: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``image`` (``[h, w]``) at ``[..., 2]`` (y, x) pixel ``queries``, and the derivative by the query.
+
+    ``dense_image_warp``'s bilinear sampling: the floor is clamped to
+    ``[0, size - 2]`` and the fraction to ``[0, 1]`` (queries outside read the
+    border). Returns the values ``[...]`` and (with ``gradient``, else
+    ``None``) ``[..., 2]`` their derivatives by (y, x), zero where a clamp
+    holds and at whole-pixel queries, as TensorFlow's gradient of that warp is.
+    """
+    height, width = image.shape
+    floors, fractions, moving = [], [], []
+    for axis, size in enumerate((height, width)):
+        query = queries[..., axis]
+        floor = np.minimum(np.maximum(np.floor(query), 0.0), size - 2)
+        fraction = query - floor
+        floors.append(floor.astype(np.intp))
+        fractions.append(np.minimum(np.maximum(fraction, 0.0), 1.0))
+        moving.append((fraction > 0.0) & (fraction <= 1.0))
+    (row, column), (weight_y, weight_x) = floors, fractions
+    flat = image.ravel()
+    top_left_index = row * width + column
+    top_left, top_right = flat.take(top_left_index), flat.take(top_left_index + 1)
+    bottom_left, bottom_right = flat.take(top_left_index + width), flat.take(top_left_index + width + 1)
+    top = (1.0 - weight_x) * top_left + weight_x * top_right
+    bottom = (1.0 - weight_x) * bottom_left + weight_x * bottom_right
+    values = (1.0 - weight_y) * top + weight_y * bottom
+    if not gradient:
+        return values, None
+    d_y = (bottom - top) * moving[0]
+    d_x = ((1.0 - weight_y) * (top_right - top_left) + weight_y * (bottom_right - bottom_left)) * moving[1]
+    return values, np.stack([d_y, d_x], axis=-1)
+
+
+class PointTerm(NamedTuple):
+    """User point pairs in normalised coordinates: ``[N, 2]`` each (N may be 0)."""
+
+    source: np.ndarray
+    target: np.ndarray
+
+
+def _mapped(matrices: np.ndarray, offsets: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """``[K, h, w, 2]``: where ``[K]`` maps send each position of a normalised ``[h, w, 2]`` grid."""
+    grid_y, grid_x = grid[..., 0], grid[..., 1]
+    return np.stack([
+        matrices[:, row, 0, None, None] * grid_y + matrices[:, row, 1, None, None] * grid_x + offsets[:, row, None, None]
+        for row in range(2)
+    ], axis=-1)
+
+
+def search_cost(
+    matrices: np.ndarray, offsets: np.ndarray, copies: Copies, points: PointTerm, settings: GlobalSettings,
+    gradient: bool = False,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """``[K]`` costs of ``[K, 2, 2]`` matrices and ``[K, 2]`` offsets, and with ``gradient`` their derivatives.
+
+    The cost: local NCC of the source sampled by each map against the target
+    (over the pixels whose sample lies inside the source), the pull towards
+    the identity and the user-point term. Derivatives: ``([K, 2, 2], [K, 2])``.
+    """
+    mapped = _mapped(matrices, offsets, copies.grid)
+    inside = np.all(np.abs(mapped) <= copies.limit, axis=-1).astype(np.float32)
+    queries = copies.pixels - (copies.grid - mapped) * copies.half  # dense_image_warp: pixel - flow
+    moved, d_query = bilinear_sample(copies.source, queries, gradient)
+    costs, d_moved = local_ncc_with_gradient(moved, copies.target, settings.window, inside, gradient)
+    costs = costs + settings.prior_weight * (
+        np.square(matrices - np.eye(2)).sum(axis=(1, 2)) + np.square(offsets).sum(axis=1))
+    count = len(points.target)
+    if count:
+        residuals = np.einsum("kij,nj->kni", matrices, points.target) + offsets[:, None] - points.source
+        costs = costs + settings.point_weight * np.square(residuals).sum(axis=-1).mean(axis=1)
+    if not gradient:
+        return costs, None
+    d_mapped = d_moved[..., None] * d_query * copies.half
+    d_matrices = np.einsum("khwi,hwj->kij", d_mapped, copies.grid, optimize=True) + 2.0 * settings.prior_weight * (
+        matrices - np.eye(2))
+    d_offsets = d_mapped.sum(axis=(1, 2)) + 2.0 * settings.prior_weight * offsets
+    if count:
+        d_residuals = settings.point_weight * 2.0 / count * residuals
+        d_matrices = d_matrices + np.einsum("kni,nj->kij", d_residuals, points.target)
+        d_offsets = d_offsets + d_residuals.sum(axis=1)
+    return costs, (d_matrices, d_offsets)
+
+
+class _Adam:
+    """Adam (Kingma & Ba) on a list of arrays, as Keras runs it (``epsilon`` outside the square root)."""
+
+    def __init__(self, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.steps = 0
+        self.moments: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def step(self, parameters: list[np.ndarray], gradients: list[np.ndarray]) -> list[np.ndarray]:
+        """The parameters after one step down ``gradients``."""
+        if self.moments is None:
+            self.moments = [(np.zeros_like(g), np.zeros_like(g)) for g in gradients]
+        self.steps += 1
+        rate = self.learning_rate * math.sqrt(1.0 - self.beta_2**self.steps) / (1.0 - self.beta_1**self.steps)
+        updated, moments = [], []
+        for parameter, gradient, (first, second) in zip(parameters, gradients, self.moments):
+            first = first + (gradient - first) * (1.0 - self.beta_1)
+            second = second + (gradient * gradient - second) * (1.0 - self.beta_2)
+            updated.append(parameter - rate * first / (np.sqrt(second) + self.epsilon))
+            moments.append((first, second))
+        self.moments = moments
+        return updated
+
+
+def fit_affine(
+    source: np.ndarray,
+    target: np.ndarray,
+    settings: GlobalSettings = GlobalSettings(),
+    *,
+    source_points: np.ndarray | None = None,
+    target_points: np.ndarray | None = None,
+    check: Callable[[], None] | None = None,
+) -> Affine:
+    """The affine sampling map that best lays ``source`` over ``target``.
+
+    Args:
+      source, target: ``[H, W, 3] float32`` in [-1, 1], the same shape.
+      source_points, target_points: matching user points, ``[N, 2]`` (y, x)
+        in these images' pixels, or ``None``. With three or more pairs the
+        search is replaced by their least-squares affine.
+      check: called between refinement steps; it may raise to stop.
+
+    Returns:
+      An ``Affine`` for the S→T direction (target positions → source positions).
+    """
+    if source.shape != target.shape or source.ndim != 3:
+        raise ValueError(f"source {source.shape} and target {target.shape} must both be [H, W, 3]")
+    images = np.stack([source, target])
+    height, width = source.shape[:2]
+    have_points = source_points is not None and len(source_points) > 0
+    points = PointTerm(*(
+        (to_normalised(given, height, width) if have_points else np.zeros((0, 2))).astype(np.float32)
+        for given in (source_points, target_points)
+    ))
+    if have_points and len(points.source) >= 3:
+        start = affine_from_points(points.target, points.source)
+        matrices, offsets = start.matrix[np.newaxis].astype(np.float32), start.offset[np.newaxis].astype(np.float32)
+    else:
+        copies = grey_copies(images, settings.search_side)
+        matrices, offsets = _search(lambda m, o: search_cost(m, o, copies, points, settings)[0], settings)
+
+    # Refine the best few candidates side by side (Adam acts on each parameter on
+    # its own, so a batch of K maps is K independent descents), then keep the best.
+    optimizer = _Adam(settings.learning_rate)
+    copies = None
+    for side in settings.refine_sides:
+        copies = grey_copies(images, side)
+        for _ in range(settings.steps):
+            if check is not None:
+                check()
+            _, gradients = search_cost(matrices, offsets, copies, points, settings, gradient=True)
+            matrices, offsets = optimizer.step([matrices, offsets], list(gradients))
+    best = 0 if copies is None else int(np.argmin(search_cost(matrices, offsets, copies, points, settings)[0]))
+    return Affine(matrices[best].astype(np.float64), offsets[best].astype(np.float64))
+
+
+def _search(cost: Callable[[np.ndarray, np.ndarray], np.ndarray], settings: GlobalSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The ``settings.candidates`` best maps of the exhaustive search, as ``([K, 2, 2], [K, 2])``.
+
+    Every combination of ``turns``, ``scales`` and ``shifts`` is scored by
+    ``cost`` (maps → ``[K]`` losses); the best are kept, each at least
+    ``0.15`` (normalised) away from the offsets of those kept before, so that
+    the refinement starts from genuinely different layouts.
+    """
+    shifts = np.array([(dy, dx) for dy in settings.shifts for dx in settings.shifts])
+    matrices, offsets = [], []
+    for turn in settings.turns:
+        rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+        for scale in settings.scales:
+            matrices += [scale * rotation] * len(shifts)
+            offsets += list(shifts)
+    matrices, offsets = np.array(matrices, np.float32), np.array(offsets, np.float32)
+    scores = cost(matrices, offsets)
+    kept: list[int] = []
+    for index in np.argsort(scores, kind="stable"):
+        if all(np.abs(offsets[index] - offsets[other]).max() > 0.15 for other in kept):
+            kept.append(int(index))
+        if len(kept) == settings.candidates:
+            break
+    return matrices[kept], offsets[kept]

@@ -1,0 +1,205 @@
+"""Automatic key points: faces found in both images become point pairs for the fit.
+
+A *detector* is anything with ``detect(image) -> list[Keypoints]`` (the
+``KeypointDetector`` protocol): the bundled one wraps the ``mtcnn`` package
+(MIT licence; its 2 MB of weights ship inside its wheel, so nothing is
+downloaded and it works offline), which finds each face's eye centres, nose
+tip and mouth corners. Another detector, or points clicked on a page, plug in
+the same way: whatever returns ``Keypoints`` with matching labels in both
+images becomes ``PointPairs``.
+
+Conventions: images are ``[H, W, 3] uint8`` RGB; points are ``[K, 2] float64``
+(y, x) in that image's pixels, the centre of the top-left pixel at (0, 0), as
+in ``morphing.model.points``.
+
+The pairs are *soft*: the fit pulls its warp towards them, the global start
+is laid through them, and user points (``--points``) win where the two
+disagree (``merge_point_pairs``). No face in either image is not an error:
+there are simply no face pairs.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from morphing.model.points import PointPairs
+
+__all__ = [
+    "FACE_LABELS",
+    "Keypoints",
+    "KeypointDetector",
+    "MissingDetectorError",
+    "MtcnnDetector",
+    "default_face_detector",
+    "largest",
+    "pair_keypoints",
+    "merge_point_pairs",
+    "leg_face_points",
+    "describe_face_points",
+]
+
+FACE_LABELS: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+"""The labels of the bundled face detector's points (left and right as the viewer sees them)."""
+
+DETECTION_SIDE = 640
+"""Images are reduced to this long side (never enlarged) before detection: faces are found as well and a
+12-megapixel photo costs what a small one does."""
+
+
+class MissingDetectorError(RuntimeError):
+    """The face detector's package is not installed; the message names the install command."""
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """The key points of one object (a face) found in one image.
+
+    Attributes:
+      points: ``[K, 2] float64`` (y, x) pixels.
+      labels: ``K`` names, the same for the same feature in every image.
+      box: ``(top, left, height, width)`` pixels of the object's box.
+      score: the detector's confidence in [0, 1].
+    """
+
+    points: np.ndarray
+    labels: tuple[str, ...]
+    box: tuple[float, float, float, float]
+    score: float
+
+    @property
+    def area(self) -> float:
+        return float(self.box[2] * self.box[3])
+
+
+class KeypointDetector(Protocol):
+    """Finds objects and their key points in an image."""
+
+    def detect(self, image: np.ndarray) -> list[Keypoints]:
+        """Every object found in ``image`` (``[H, W, 3] uint8``); an empty list for none."""
+        ...
+
+
+class MtcnnDetector:
+    """Faces and five key points each, by the ``mtcnn`` package (TensorFlow, weights in its wheel).
+
+    ``min_score``: faces the detector is less sure of are dropped;
+    ``min_size``: so are faces whose box is smaller than this share of the
+    image's long side (a face in the crowd should not steer the morph).
+    """
+
+    def __init__(self, min_score: float = 0.9, min_size: float = 0.08) -> None:
+        self.min_score, self.min_size = min_score, min_size
+        self._model = None
+
+    def _network(self):
+        if self._model is None:
+            try:
+                from mtcnn import MTCNN
+            except ImportError:
+                raise MissingDetectorError(
+                    "face key points need the mtcnn package: pip install mtcnn (or turn them off with "
+                    "--face-points off)") from None
+            self._model = MTCNN()
+        return self._model
+
+    def detect(self, image: np.ndarray) -> list[Keypoints]:
+        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an [H, W, 3] uint8 image, got {image.shape} {image.dtype}")
+        import cv2
+
+        height, width = image.shape[:2]
+        scale = min(1.0, DETECTION_SIDE / max(height, width))
+        small = image if scale == 1.0 else cv2.resize(
+            image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        ratio = np.array([height / small.shape[0], width / small.shape[1]])
+        faces = []
+        for face in self._network().detect_faces(np.ascontiguousarray(small)):
+            left, top, box_w, box_h = (float(v) for v in face["box"])
+            score = float(face["confidence"])
+            if score < self.min_score or max(box_w * ratio[1], box_h * ratio[0]) < self.min_size * max(height, width):
+                continue
+            xy = np.array([face["keypoints"][name] for name in ("left_eye", "right_eye", "nose", "mouth_left",
+                                                                  "mouth_right")], np.float64)
+            points = (xy[:, ::-1] + 0.5) * ratio - 0.5
+            faces.append(Keypoints(points, FACE_LABELS, (top * ratio[0], left * ratio[1], box_h * ratio[0],
+                                                         box_w * ratio[1]), score))
+        return faces
+
+
+@functools.cache
+def default_face_detector() -> MtcnnDetector:
+    """The bundled face detector, built once per process (its networks load in about a second)."""
+    return MtcnnDetector()
+
+
+def largest(found: Sequence[Keypoints]) -> Keypoints | None:
+    """The object with the largest box, or ``None`` for none."""
+    return max(found, key=lambda item: item.area, default=None)
+
+
+def pair_keypoints(source: Keypoints | None, target: Keypoints | None, source_shape: tuple[int, int],
+                   target_shape: tuple[int, int]) -> PointPairs | None:
+    """Point pairs of the labels found in both (``None`` when either is ``None`` or nothing matches)."""
+    if source is None or target is None:
+        return None
+    common = [label for label in source.labels if label in target.labels]
+    if not common:
+        return None
+    pick = lambda item: np.array([item.points[item.labels.index(label)] for label in common])  # noqa: E731
+    return PointPairs(pick(source), pick(target), tuple(source_shape), tuple(target_shape))
+
+
+def merge_point_pairs(user: PointPairs | None, automatic: PointPairs | None,
+                      radius: float = 0.06) -> tuple[PointPairs | None, int]:
+    """The user's pairs and those automatic pairs that do not contradict them.
+
+    An automatic pair is dropped where its source point or its target point
+    lies within ``radius`` (a share of the long side) of a user point of that
+    image: the user has said what that place matches. Both must be in the
+    same images' pixels. Returns the merged pairs (user pairs first) and how
+    many automatic pairs were dropped.
+    """
+    if automatic is None or len(automatic) == 0:
+        return user, 0
+    if user is None or len(user) == 0:
+        return automatic, 0
+    if user.source_shape != automatic.source_shape or user.target_shape != automatic.target_shape:
+        raise ValueError("user and automatic points must be in the same images' pixels")
+    limit = radius * max(*user.source_shape, *user.target_shape)
+
+    def near(points: np.ndarray, others: np.ndarray) -> np.ndarray:
+        return (np.linalg.norm(points[:, None] - others[None], axis=-1) < limit).any(axis=1)
+
+    keep = ~(near(automatic.source, user.source) | near(automatic.target, user.target))
+    merged = PointPairs(np.concatenate([user.source, automatic.source[keep]]),
+                        np.concatenate([user.target, automatic.target[keep]]),
+                        user.source_shape, user.target_shape)
+    return merged, int((~keep).sum())
+
+
+def leg_face_points(keys: Sequence[np.ndarray], detector: KeypointDetector) -> list[PointPairs | None]:
+    """Per leg of key images (``[H, W, 3] uint8``), the pairs of the largest face of each end, or ``None``.
+
+    Each distinct key image is searched once (a loop's last key is its first).
+    """
+    found: dict[int, Keypoints | None] = {}
+    for key in keys:
+        if id(key) not in found:
+            found[id(key)] = largest(detector.detect(key))
+    return [pair_keypoints(found[id(a)], found[id(b)], a.shape[:2], b.shape[:2]) for a, b in zip(keys, keys[1:])]
+
+
+def describe_face_points(face: PointPairs | None, dropped: int = 0) -> str:
+    """The log line for one leg's face points."""
+    if face is None or len(face) == 0:
+        return "face points: no face in both images, none used"
+    used = len(face) - dropped
+    line = f"face points: a face in both images, {used} point pair{'s' if used != 1 else ''} used"
+    if dropped:
+        line += f" ({dropped} overridden by --points)"
+    return line

@@ -1,0 +1,249 @@
+"""The fit's objective: the morph's loss terms, each a small function, combined by the weights of ``FitSettings``.
+
+``morphing.fit.losses`` holds the generic measures (local NCC, smoothness, folds,
+inverse consistency, point error); the terms here apply them to one training
+step's maps and images, for both directions at once (item 0: S→T, item 1: T→S).
+``MorphObjective`` weighs and sums them (as VoxelMorph's losses are combined by
+``weights``). A new term is one function here, one weight in ``FitSettings``
+and one line in ``MorphObjective.weighted_terms``.
+
+Conventions (as in ``morphing.fit.losses``):
+  images: ``[2, H, W, C] float32`` in [-1, 1], (S, T) stacked;
+  flows: ``[2, h, w, 2]`` (dy, dx) in pixels of the maps' grid, the sign of
+    ``dense_image_warp`` (pixel ``p`` samples ``p - flow[p]``); item 0 lives
+    on T's grid and samples S, item 1 the reverse;
+  grid maps: ``[2, h, w, 8]``, each direction's ``mult``, ``add``, ``warp``
+    channels (``morphing.model.maps``), the warp divided by its multiplier ``w``.
+Every term returns a scalar: the sum over the two directions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from morphing.fit import losses
+from morphing.model.maps import Scales
+from morphing.model.points import PointPairs
+from morphing.model.settings import FitSettings
+from morphing.render.transition import (
+    DirectionMaps,
+    apply_direction,
+    bilinear_matrix,
+    upsample_direction,
+)
+from morphing.render.warp import dense_image_warp
+
+__all__ = [
+    "PointInputs",
+    "FitFields",
+    "point_inputs",
+    "level_structure",
+    "map_colour",
+    "flow_smoothness",
+    "flow_consistency",
+    "flow_folds",
+    "point_pairs",
+    "MorphObjective",
+]
+
+
+class PointInputs(NamedTuple):
+    """User point pairs as the training step takes them (``[N, ...]``; ``N = 0`` for none).
+
+    ``readers``: ``[2, N, h·w]`` bilinear sampling matrices on the grid of the
+    points each direction's flow lives on (the target's for S→T, the
+    source's for T→S); ``here``/``there``: ``[2, N, 2]`` grid pixels, where
+    each direction's flow is read and where it should carry them;
+    ``strengths``: ``[N]`` each pair's weight (1 for a user's pair);
+    ``fading``: ``[N]`` 1 for an automatic pair, whose weight fades over the
+    fit (``FitSettings.face_point_fade``), 0 for a user's.
+    """
+
+    readers: tf.Tensor
+    here: tf.Tensor
+    there: tf.Tensor
+    strengths: tf.Tensor
+    fading: tf.Tensor
+
+
+def _points_on_grid(points: np.ndarray, work_shape: tuple[int, int], grid_shape: tuple[int, int]) -> np.ndarray:
+    """``[N, 2]`` (y, x) working-size pixels → the same positions in pixels of the maps' grid."""
+    ratio = np.array(grid_shape, np.float64) / np.array(work_shape, np.float64)
+    return (points + 0.5) * ratio - 0.5
+
+
+def point_inputs(points: PointPairs | None, work_shape: tuple[int, int], grid_shape: tuple[int, int],
+                 automatic: int = 0, automatic_strength: float = 1.0) -> PointInputs:
+    """The training step's view of ``points`` (given in pixels of the working size), whose last
+    ``automatic`` pairs are automatic ones of weight ``automatic_strength`` (the others: the user's, 1)."""
+    grid_h, grid_w = grid_shape
+    if points is None or len(points) == 0:
+        return PointInputs(tf.zeros([2, 0, grid_h * grid_w]), tf.zeros([2, 0, 2]), tf.zeros([2, 0, 2]), tf.zeros([0]),
+                           tf.zeros([0]))
+    fading = (np.arange(len(points)) >= len(points) - automatic).astype(np.float32)
+    source = _points_on_grid(points.source, work_shape, grid_shape)
+    target = _points_on_grid(points.target, work_shape, grid_shape)
+    readers = np.stack([losses.bilinear_sampling_matrix(p, grid_h, grid_w) for p in (target, source)])
+    return PointInputs(
+        tf.constant(readers), tf.constant(np.stack([target, source]), tf.float32),
+        tf.constant(np.stack([source, target]), tf.float32),
+        tf.constant(np.where(fading, automatic_strength, 1.0), tf.float32),
+        tf.constant(fading, tf.float32),
+    )
+
+
+class FitFields(NamedTuple):
+    """What the terms look at in one training step.
+
+    flows: ``[2, h, w, 2]`` each direction's whole flow (global part + residual), grid pixels;
+    residual: ``[2, h, w, 2]`` the network's part of it;
+    grid_maps: ``[2, h, w, 8]`` the maps as stored (warp divided by ``w``);
+    levels: per pyramid level, finest first, ``[2, H_l, W_l, 1]`` luminance of (S, T);
+    images: ``[2, H, W, 3]`` (S, T) at the colour term's size (``FitSettings.colour_level``);
+    points: user point pairs (``PointInputs``);
+    progress: scalar in [0, 1), the step over the epochs;
+    guides: ``[2, h, w, 3]`` the images each direction's flow lives on (T, S) at the grid's size.
+    """
+
+    flows: tf.Tensor
+    residual: tf.Tensor
+    grid_maps: tf.Tensor
+    levels: tuple[tf.Tensor, ...]
+    images: tf.Tensor
+    points: PointInputs
+    progress: tf.Tensor
+    guides: tf.Tensor
+
+
+def level_structure(flows: tf.Tensor, grey: tf.Tensor, window: int) -> tf.Tensor:
+    """Local NCC (``losses.local_ncc``) of ``W(S, flow)`` against T and of ``W(T, flow')`` against S at one level.
+
+    ``flows``: ``[2, h, w, 2]`` grid flows, upsampled here (bilinearly, in
+    the level's pixels); ``grey``: ``[2, H, W, 1]`` luminance of (S, T) at
+    the level's size; ``window``: the NCC window in the level's pixels.
+    """
+    height, width = grey.shape[1], grey.shape[2]
+    # The images are data: no gradient to them (under XLA, whose compiled gradient
+    # would otherwise scatter one into the warped image at every step).
+    grey = tf.stop_gradient(grey)
+    rows = tf.constant(bilinear_matrix(height, flows.shape[1]))
+    columns = tf.constant(bilinear_matrix(width, flows.shape[2]))
+    ratio = tf.constant([height / flows.shape[1], width / flows.shape[2]], tf.float32)
+    level_flows = tf.einsum("yh,bhwc,xw->byxc", rows, flows, columns) * ratio
+    moved = dense_image_warp(grey, level_flows)
+    return tf.reduce_sum(losses.local_ncc(moved, tf.reverse(grey, [0]), window))
+
+
+def map_colour(grid_maps: tf.Tensor, images: tf.Tensor, scales: Scales, warp_share: float, one: tf.Tensor) -> tf.Tensor:
+    """Squared error of ``S→T(1)`` against T plus ``T→S(1)`` against S, at the images' size.
+
+    The maps are upsampled from their grid; the warp gets ``warp_share`` of
+    this term's gradient (0: the colour maps alone answer for the colours,
+    the warp is left to the structure term). ``one``: ``[1]`` ones, the alpha.
+    """
+    height, width = images.shape[1], images.shape[2]
+    images = tf.stop_gradient(images)  # data, as in level_structure
+    maps = upsample_direction(grid_maps, height, width)
+    warp = maps.warp if warp_share == 1.0 else warp_share * maps.warp + (1.0 - warp_share) * tf.stop_gradient(maps.warp)
+    warped = apply_direction(images, DirectionMaps(maps.mult, maps.add, warp), one, scales)
+    return tf.reduce_sum(losses.squared_error(warped, tf.reverse(images, [0])))
+
+
+def flow_smoothness(fields: FitFields, settings: FitSettings) -> tf.Tensor:
+    """Diffusion smoothness (``losses.smoothness``) of the residual flows, optionally edge-aware."""
+    return tf.reduce_sum(
+        losses.smoothness(fields.residual, guide=fields.guides, edge_awareness=settings.edge_awareness)
+    )
+
+
+def flow_consistency(fields: FitFields, settings: FitSettings) -> tf.Tensor:
+    """How far the two whole flows are from being each other's inverse (``losses.inverse_consistency``)."""
+    return tf.reduce_sum(losses.inverse_consistency(fields.flows))
+
+
+def flow_folds(fields: FitFields, settings: FitSettings) -> tf.Tensor:
+    """Where the whole flows' sampling maps come close to folding (``losses.fold_penalty``)."""
+    return tf.reduce_sum(losses.fold_penalty(fields.flows, settings.fold_margin))
+
+
+def point_pairs(fields: FitFields, direction: int, unit: float, fade: float) -> tf.Tensor:
+    """How far direction ``direction``'s whole flow carries the user's points from their matches,
+    in ``unit`` grid pixels (``losses.point_error``)."""
+    points = fields.points
+    at_points = points.readers[direction] @ tf.reshape(fields.flows[direction], [-1, 2])
+    # Automatic pairs (strength < 1) fade out as the fit goes on: they bring the features close, then the
+    # images' own structure places them (a detector scatters by a few pixels).
+    strengths = points.strengths * tf.maximum(0.0, 1.0 - points.fading * fields.progress * fade)
+    return losses.point_error(at_points, points.here[direction], points.there[direction], unit, strengths)
+
+
+class MorphObjective:
+    """The weighted sum of the terms for one fit's ``settings`` and ``scales``.
+
+    The full-size structure term and the colour term are XLA-compiled (here,
+    once per objective): that makes their warps ~3x faster, while the network
+    and the coarse pyramid levels run uncompiled (XLA's CPU convolutions are
+    slower than oneDNN's, and each compiled warp costs seconds to compile).
+    """
+
+    def __init__(self, settings: FitSettings, scales: Scales, grid_shape: tuple[int, int]) -> None:
+        self.settings = settings
+        self.scales = scales
+        self.point_unit = float(max(grid_shape)) / 100.0  # point residuals in per cent of the long side
+        self._one = tf.ones([1])
+        self._full_size_structure = tf.function(
+            functools.partial(level_structure, window=settings.structure_window), jit_compile=True, autograph=False
+        )
+        self._colour = tf.function(
+            functools.partial(map_colour, scales=scales, warp_share=settings.pixel_warp_weight, one=self._one),
+            jit_compile=True, autograph=False,
+        )
+
+    def compiled_term_gradients(self) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], list[tf.Tensor]]:
+        """A traced function ``(flows, finest level, grid maps, images) -> [d/d flows, d/d grid maps]`` of
+        the two XLA-compiled terms, for compiling them ahead of the training step.
+
+        It calls the very functions the training step calls, with the same
+        gradient, so XLA's programs (forward and backward of each term) are
+        those the step runs: executed once, it compiles them while the step
+        is still being traced. Arguments are shaped as in ``FitFields``.
+        """
+
+        @tf.function(autograph=False)
+        def gradients(flows: tf.Tensor, level: tf.Tensor, grid_maps: tf.Tensor, images: tf.Tensor) -> list[tf.Tensor]:
+            with tf.GradientTape() as tape:
+                tape.watch([flows, grid_maps])
+                total = self._full_size_structure(flows, level) + self._colour(grid_maps, images)
+            return tape.gradient(total, [flows, grid_maps])
+
+        return gradients
+
+    def weighted_terms(self, fields: FitFields) -> Iterator[tuple[str, tf.Tensor | float, tf.Tensor]]:
+        """``(name, weight, value)`` of every term, in the order they are summed."""
+        settings = self.settings
+        yield "structure", settings.structure_weight, self._full_size_structure(fields.flows, fields.levels[0])
+        # Coarse levels pull large motions into place early on, then fade, so
+        # that at the end the finest level's detail decides where features sit.
+        coarse_weight = settings.structure_weight * (1.0 - settings.coarse_fade * fields.progress)
+        for index, level in enumerate(fields.levels[1:], 1):
+            yield f"structure {index}", coarse_weight, level_structure(fields.flows, level, settings.structure_window)
+        yield "colour", settings.colour_weight, self._colour(fields.grid_maps, fields.images)
+        yield "smoothness", settings.smoothness_weight, flow_smoothness(fields, settings)
+        yield "consistency", settings.consistency_weight, flow_consistency(fields, settings)
+        yield "folds", settings.fold_weight, flow_folds(fields, settings)
+        if fields.points.here.shape[1]:
+            for direction in range(2):
+                yield f"points {direction}", settings.point_weight, point_pairs(
+                    fields, direction, self.point_unit, settings.face_point_fade)
+
+    def __call__(self, fields: FitFields) -> tf.Tensor:
+        """The loss: the weighted terms summed in order."""
+        loss = None
+        for _, weight, value in self.weighted_terms(fields):
+            loss = weight * value if loss is None else loss + weight * value
+        return loss

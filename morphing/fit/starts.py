@@ -1,0 +1,284 @@
+"""Where the dense fit starts: candidate global maps, and a choice among them that background cannot fool.
+
+The dense stage refines a global (affine) map; a wrong global map, a whole
+picture slid sideways or a face laid over the hair, is rarely undone. So the
+fit gathers *candidate starts* and picks one by evidence, most trusted first:
+
+1. **point pairs** (the user's ``--points`` and the face key points of
+   ``morphing.fit.keypoints``): when there are any, the start is the affine laid
+   through them (``affine.fit_affine`` with the points, refined on structure).
+   Points say what matches what; texture cannot outvote them.
+2. otherwise each candidate — **no motion**, the **global search**
+   (``affine.fit_affine``), **matched features** (SIFT key points matched
+   with Lowe's ratio test, an affine by RANSAC, when the same object or scene
+   is in both) — gets a *cost*: how unlike the two images look once each is
+   moved onto the other by it (local NCC of luminance, both directions, at
+   ``StartSettings.side`` pixels) plus the share of pixels that it would fill
+   from outside the picture (a stretched border). A candidate that moves
+   things must beat no motion by a *margin* that grows with how far it moves
+   them: a large motion needs strong evidence. Matched features with enough
+   RANSAC inliers need only not be worse than no motion.
+3. optionally (``StartSettings.no_evidence``, off by default), when no
+   candidate passes and no motion itself explains nothing (flat or unrelated
+   pictures, shapes moved further than their own size), the fit gives no
+   motion, the best other candidate and the **optical flow** (OpenCV's DIS,
+   a dense start) a few dense steps each and keeps the lowest loss
+   (``StartChoice.probe``).
+
+Numpy and OpenCV only (no TensorFlow), so it runs with the global search in
+the helper process while TensorFlow is imported. Images are working-size
+``[h, w, 3] float32`` in [-1, 1]; maps are ``affine.Affine`` (normalised
+coordinates, target position → source position).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from morphing.fit.affine import (
+    Affine,
+    Copies,
+    bilinear_sample,
+    fit_affine,
+    grey_copies,
+    local_ncc_with_gradient,
+    normalised_grid,
+    to_normalised,
+)
+from morphing.io.images import reduce_for_fit
+from morphing.model.maps import Scales
+from morphing.model.points import PointPairs
+from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
+
+__all__ = ["Candidate", "StartChoice", "StartSettings", "feature_affine", "start_candidates", "start_cost",
+           "motion_size", "choose_start", "leg_start_candidates"]
+
+NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
+    "no motion", "global search", "point pairs", "matched features", "optical flow")
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """A possible start: its ``name`` (one of the five above), its map, and what backs it (a few words).
+
+    ``flows``: for a dense start (the optical flow), ``[2, h, w, 2] float32``
+    (dy, dx) pixels of the images it was found on, ``dense_image_warp``'s sign:
+    the S→T flow on the target's pixels, then the T→S flow on the source's;
+    ``affine`` is then the identity and unused. ``None`` for an affine start.
+    """
+
+    name: str
+    affine: Affine
+    evidence: str = ""
+    flows: np.ndarray | None = None
+
+    def grid_flows(self, height: int, width: int) -> np.ndarray:
+        """``[2, height, width, 2] float32``: both directions' flows in pixels of a ``[height, width]`` grid."""
+        if self.flows is None:
+            return np.stack([self.affine.flow(height, width), self.affine.inverse().flow(height, width)])
+        ratio = np.array([height / self.flows.shape[1], width / self.flows.shape[2]], np.float32)
+        return np.stack([cv2.resize(flow, (width, height), interpolation=cv2.INTER_AREA) * ratio
+                         for flow in self.flows]).astype(np.float32)
+
+    def motion(self) -> float:
+        """How far it moves things, in half long sides (``motion_size``)."""
+        if self.flows is None:
+            return motion_size(self.affine)
+        half = max(self.flows.shape[1:3]) / 2.0
+        return float(np.sqrt(np.mean(np.sum(np.square(self.flows[0]), axis=-1)))) / half
+
+
+def dis_flows(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """OpenCV's DIS optical flow (medium preset, on luminance) both ways, as ``[2, H, W, 2] float32`` in
+    ``dense_image_warp``'s convention: the S→T flow (target pixel ``p`` shows the source at ``p - f(p)``)
+    and the T→S flow. ``source``, ``target``: ``[H, W, 3]`` uint8, or float in [-1, 1]."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    grey_s, grey_t = (_to_grey_uint8(image) if image.dtype != np.uint8 else
+                      cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) for image in (source, target))
+    source_to_target = dis.calc(grey_s, grey_t, None)  # S(p) ~ T(p + F(p)), (dx, dy)
+    target_to_source = dis.calc(grey_t, grey_s, None)  # T(p) ~ S(p + G(p))
+    return np.stack([-target_to_source[..., ::-1], -source_to_target[..., ::-1]]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class StartChoice:
+    """The start the fit takes, the candidates' costs (``None`` where points decided) and why, in one line.
+
+    ``probe``: when the costs cannot decide, the starts the fit should probe with a few dense steps each
+    (``chosen`` is then the first, until ``probed`` names the winner); empty otherwise.
+    """
+
+    chosen: Candidate
+    costs: tuple[tuple[str, float | None], ...]
+    reason: str
+    probe: tuple[Candidate, ...] = ()
+
+    def probed(self, winner: Candidate, losses: Sequence[tuple[str, float]]) -> StartChoice:
+        """This choice once the probe has picked ``winner`` with these (name, loss) pairs."""
+        said = ", ".join(f"{name} {loss:.3f}" for name, loss in losses)
+        return StartChoice(winner, self.costs, f"{self.reason}; probe losses {said}")
+
+    def describe(self) -> str:
+        scored = ", ".join(f"{name} {cost:.3f}" for name, cost in self.costs if cost is not None)
+        return f"start: {self.chosen.name} ({self.reason})" + (f"; costs {scored}" if scored else "")
+
+
+def _to_grey_uint8(image: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(np.ascontiguousarray(((image + 1.0) * 127.5).clip(0, 255).astype(np.uint8)), cv2.COLOR_RGB2GRAY)
+    return grey
+
+
+def feature_affine(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
+                   ) -> tuple[Affine, int] | None:
+    """The affine that matched SIFT features agree on (RANSAC), and its inlier count; ``None`` when too few agree.
+
+    ``source``, ``target``: ``[h, w, 3] float32`` in [-1, 1], one shape.
+    Features are matched target → source with Lowe's ratio test
+    (``settings.feature_ratio``); the map is a rotation, uniform scale and
+    shift (``cv2.estimateAffinePartial2D``), so a few stray matches cannot
+    shear it.
+    """
+    height, width = source.shape[:2]
+    sift = cv2.SIFT_create(nfeatures=settings.features)
+    found = [sift.detectAndCompute(_to_grey_uint8(image), None) for image in (source, target)]
+    (source_points, source_descriptors), (target_points, target_descriptors) = found
+    if source_descriptors is None or target_descriptors is None or min(len(source_points), len(target_points)) < 3:
+        return None
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(target_descriptors, source_descriptors, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < settings.feature_ratio * m[1].distance]
+    if len(good) < settings.min_inliers:
+        return None
+    from_target = np.array([target_points[m.queryIdx].pt for m in good], np.float32)  # (x, y)
+    to_source = np.array([source_points[m.trainIdx].pt for m in good], np.float32)
+    matrix, inliers = cv2.estimateAffinePartial2D(from_target, to_source, method=cv2.RANSAC,
+                                                  ransacReprojThreshold=settings.ransac_pixels * max(height, width) / 192)
+    if matrix is None or inliers is None or int(inliers.sum()) < settings.min_inliers:
+        return None
+    keep = inliers[:, 0].astype(bool)
+    # Refit on the inliers in normalised (y, x) coordinates: the pixel affine's own form differs by the
+    # half-pixel convention.
+    target_yx = to_normalised(from_target[keep][:, ::-1], height, width)
+    source_yx = to_normalised(to_source[keep][:, ::-1], height, width)
+    design = np.concatenate([target_yx, np.ones((len(target_yx), 1))], axis=1)
+    solution, *_ = np.linalg.lstsq(design, source_yx, rcond=None)
+    return Affine(solution[:2].T, solution[2]), int(keep.sum())
+
+
+def start_candidates(
+    source: np.ndarray, target: np.ndarray, *, points: PointPairs | None = None,
+    settings: StartSettings = StartSettings(), check: Callable[[], None] | None = None,
+    search: GlobalSettings = GlobalSettings(),
+) -> list[Candidate]:
+    """The candidate starts for working-size images and point pairs in their pixels (see the module);
+    ``search``: how the global search candidate searches."""
+    candidates = [Candidate(NO_MOTION, Affine.identity())]
+    have_points = points is not None and len(points) > 0
+    searched = fit_affine(source, target, search, source_points=points.source if have_points else None,
+                          target_points=points.target if have_points else None, check=check)
+    if have_points:
+        candidates.append(Candidate(POINTS, searched, f"{len(points)} pairs"))
+        return candidates
+    candidates.append(Candidate(SEARCH, searched))
+    matched = feature_affine(source, target, settings)
+    if matched is not None:
+        candidates.append(Candidate(FEATURES, matched[0], f"{matched[1]} RANSAC inliers"))
+    if math.isfinite(settings.no_evidence):  # the optical flow only ever enters the probe
+        candidates.append(Candidate(FLOW, Affine.identity(), "DIS", dis_flows(source, target)))
+    return candidates
+
+
+def leg_start_candidates(
+    keys: Sequence[np.ndarray], settings: FitSettings, scales: Scales,
+    points: Sequence[PointPairs | None] | None = None,
+) -> list[list[Candidate]]:
+    """Each leg's start candidates as ``morphing.fit.fitter`` finds them without face points, for key images
+    (``[H, W, 3] uint8``, one shape) and per-leg user points in their pixels (``None``: none), ahead of
+    the fit and without TensorFlow (the command line runs this in a helper process)."""
+    found = []
+    for leg in range(len(keys) - 1):
+        if not settings.global_alignment or scales.warp <= 0:
+            found.append([Candidate(NO_MOTION, Affine.identity())])
+            continue
+        source, target = reduce_for_fit(keys[leg], keys[leg + 1], settings.working_size)
+        leg_points = None if points is None else points[leg]
+        if leg_points is not None and len(leg_points):
+            leg_points = leg_points.resized(*source.shape[:2])
+        found.append(start_candidates(source, target, points=leg_points, settings=settings.starts,
+                                      search=settings.global_search))
+    return found
+
+
+def motion_size(affine: Affine) -> float:
+    """How far ``affine`` moves things: the root mean square of ``A(u) - u`` over the normalised unit square."""
+    grid = normalised_grid(16, 16)
+    return float(np.sqrt(np.mean(np.sum(np.square(affine.apply(grid) - grid), axis=-1))))
+
+
+def start_cost(source: np.ndarray, target: np.ndarray, start: Candidate | Affine,
+               settings: StartSettings = StartSettings()) -> float:
+    """How unlike the pair looks once ``start`` (a candidate or an affine map) lays each image over the
+    other (lower is better).
+
+    Local NCC dissimilarity (``losses.local_ncc``) of the source moved by the
+    map against the target and of the target moved by its inverse against
+    the source, averaged, each over the pixels the map fills from inside the
+    picture; plus ``settings.outside_weight`` times the share of pixels
+    filled from outside (averaged over both directions).
+    """
+    if isinstance(start, Affine):
+        start = Candidate("", start)
+    return _cost_on(grey_copies(np.stack([source, target]), settings.side), start, settings)
+
+
+def _cost_on(copies: Copies, start: Candidate, settings: StartSettings) -> float:
+    """``start_cost`` on the pair's grey copies, made once for all the candidates."""
+    height, width = copies.source.shape
+    flows = start.grid_flows(height, width)
+    total = 0.0
+    for moving, fixed, flow in ((copies.source, copies.target, flows[0]), (copies.target, copies.source, flows[1])):
+        queries = copies.pixels - flow
+        inside = np.all((queries >= -1e-4) & (queries <= np.array([height - 1, width - 1]) + 1e-4), axis=-1)
+        moved, _ = bilinear_sample(moving, queries.astype(np.float32), gradient=False)
+        weights = inside.astype(np.float32)[None] + 1e-6
+        dissimilarity, _ = local_ncc_with_gradient(moved[None], fixed, settings.window, weights, gradient=False)
+        total += 0.5 * (float(dissimilarity[0]) + settings.outside_weight * (1.0 - float(inside.mean())))
+    return total
+
+
+def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Candidate],
+                 settings: StartSettings = StartSettings()) -> StartChoice:
+    """The candidate to start from, by the rules of the module."""
+    by_name = {candidate.name: candidate for candidate in candidates}
+    if POINTS in by_name:
+        chosen = by_name[POINTS]
+        return StartChoice(chosen, tuple((c.name, None) for c in candidates),
+                           f"laid through {chosen.evidence}: points decide")
+    copies = grey_copies(np.stack([source, target]), settings.side)
+    costs = {c.name: _cost_on(copies, c, settings) for c in candidates}
+    baseline = costs[NO_MOTION]
+    chosen, reason = by_name[NO_MOTION], "no candidate beat it by its margin"
+    best_gain = 0.0
+    for candidate in candidates:
+        if candidate.name in (NO_MOTION, FLOW):  # the optical flow only ever enters a probe
+            continue
+        needed = 0.0 if candidate.name == FEATURES else settings.margin * (1.0 + candidate.motion()
+                                                                            / settings.motion_unit)
+        gain = baseline - costs[candidate.name]
+        if gain > needed and gain - needed >= best_gain:
+            best_gain = gain - needed
+            chosen = candidate
+            reason = (f"{candidate.evidence + ', ' if candidate.evidence else ''}cost {gain:.3f} below no motion, "
+                      f"margin {needed:.3f}")
+    if chosen.name == NO_MOTION and baseline >= settings.no_evidence and len(candidates) > 1:
+        others = [c for c in candidates if c.name not in (NO_MOTION, FLOW)]
+        probe = [chosen, *([min(others, key=lambda c: costs[c.name])] if others else []),
+                 *(c for c in candidates if c.name == FLOW)]
+        if len(probe) > 1:
+            return StartChoice(chosen, tuple(costs.items()),
+                               "the pictures do not correlate where they stand, a dense probe decides", tuple(probe))
+    return StartChoice(chosen, tuple(costs.items()), reason)

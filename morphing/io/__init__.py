@@ -1,0 +1,1 @@
+"""Files: images in (with their transparency), animations and pictures out, written atomically."""

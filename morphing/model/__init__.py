@@ -1,0 +1,1 @@
+"""The morph's data, without TensorFlow: maps and their files, settings, the timeline, point pairs."""

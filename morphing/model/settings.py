@@ -1,0 +1,361 @@
+"""Settings and mode names, without TensorFlow: what the command line and the core both read.
+
+The command line checks flags and prints ``--help`` before TensorFlow is
+imported, so the defaults it shows live here, with the settings dataclasses
+that the numerical modules take (``morphing.fit.fitter``, ``morphing.fit.affine``,
+``morphing.tools.hybrid``, ``morphing.tools.shift`` re-export theirs). Nothing here
+imports TensorFlow or numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "BLENDS",
+    "EASINGS",
+    "RENDER_ENGINES",
+    "DetailSettings",
+    "HYBRID_NEAR_TERMS",
+    "HYBRID_STARTS",
+    "SHIFT_INTERPOLATIONS",
+    "WARP_INTERPOLATIONS",
+    "AlignSettings",
+    "FitSettings",
+    "FrameSettings",
+    "EncoderSettings",
+    "OutputSize",
+    "X264_PRESETS",
+    "GlobalSettings",
+    "StartSettings",
+    "HybridSettings",
+    "Interpolation",
+    "default_kernel_size",
+]
+
+WARP_INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic")
+"""How frames sample the warped images (``morphing.render.warp``); fitting always uses bilinear."""
+RENDER_ENGINES: tuple[str, ...] = ("auto", "opencv", "tensorflow")
+"""What renders frames (``morphing.render.renderer``): ``auto`` is OpenCV on a CPU, TensorFlow on a GPU."""
+BLENDS: tuple[str, ...] = ("detail", "linear")
+"""How a frame blends its two directions (``morphing.render.blend``)."""
+EASINGS: tuple[str, ...] = ("linear", "ease-in-out")
+"""How alpha runs over a transition (``morphing.model.timeline.ease``)."""
+SHIFT_INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "fourier")
+"""How ``morphing.tools.shift`` resamples a shifted image."""
+Interpolation = Literal["bilinear", "bicubic", "fourier"]
+X264_PRESETS: tuple[str, ...] = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                                 "slower", "veryslow")
+"""H.264 encoder presets, fastest first (each slower one makes smaller files at the same quality)."""
+HYBRID_STARTS: tuple[str, ...] = ("near", "grey")
+HYBRID_NEAR_TERMS: tuple[str, ...] = ("pixels", "detail")
+
+
+def default_kernel_size(sigma: float) -> int:
+    """The odd kernel size that covers ±3 sigma: ``2·ceil(3σ) + 1``."""
+    return 2 * math.ceil(3.0 * sigma) + 1
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How to fit. ``working_size`` and ``grid_size`` are long sides in pixels; the
+    ``*_weight`` fields weigh the loss terms (see the module). ``colour_level``: the
+    pyramid level whose size the colour term compares images at (0: the working
+    size; each level halves it; the coarsest level when there are fewer).
+    ``pin_sigma``: the width (grid pixels) of the bend that makes the fitted
+    flow carry user point pairs exactly. ``face_points``: find face key
+    points when the caller gives none (``morphing.fit.keypoints``); they pull
+    with ``face_point_weight`` (times ``point_weight``), fading to nothing
+    by ``1 / face_point_fade`` of the epochs. ``starts``: how the start is
+    chosen (``morphing.fit.starts``); ``global_search``: how the global search
+    candidate searches (``morphing.fit.affine``); ``probe_steps``: the dense steps each start
+    gets when that choice is left to a probe."""
+
+    epochs: int = 120
+    working_size: int = 192
+    grid_size: int = 64
+    learning_rate: float = 2e-3
+    features: int = 32
+    layers: int = 3
+    pyramid_levels: int = 3
+    global_alignment: bool = True
+    structure_window: int = 9
+    structure_weight: float = 1.0
+    coarse_fade: float = 1.0
+    colour_weight: float = 1.0
+    colour_level: int = 1
+    pixel_warp_weight: float = 0.0
+    smoothness_weight: float = 1.0
+    edge_awareness: float = 0.0
+    consistency_weight: float = 1.0
+    fold_weight: float = 1.0
+    fold_margin: float = 0.2
+    point_weight: float = 0.3
+    pin_sigma: float = 4.0
+    face_point_weight: float = 0.3
+    face_point_fade: float = 2.0
+    face_points: bool = True
+    probe_steps: int = 20
+    starts: StartSettings = field(default_factory=lambda: StartSettings())
+    global_search: GlobalSettings = field(default_factory=lambda: GlobalSettings())
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "working_size", "grid_size", "features", "layers", "pyramid_levels", "probe_steps",
+                     "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise TypeError(f"{name} must be a whole number, got {value!r}")
+        if not isinstance(self.colour_level, numbers.Integral) or isinstance(self.colour_level, bool):
+            raise TypeError(f"colour_level must be a whole number, got {self.colour_level!r}")
+        for name, least in (("epochs", 1), ("working_size", 8), ("grid_size", 2), ("features", 1), ("layers", 1),
+                            ("pyramid_levels", 1), ("probe_steps", 0), ("colour_level", 0)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
+        if not isinstance(self.starts, StartSettings) or not isinstance(self.global_search, GlobalSettings):
+            raise TypeError("starts and global_search must be StartSettings and GlobalSettings")
+
+    @property
+    def total_steps(self) -> int:
+        """Training steps of one fit at most: the epochs and the probes of two more starts."""
+        return self.epochs + 2 * min(self.probe_steps, self.epochs)
+
+
+@dataclass(frozen=True)
+class FrameSettings:
+    """Which frames a morph shows and how they are rendered (``morphing.sequence``).
+
+    ``frames``: per transition, both key images included (a sequence's legs
+    share their key frames); ``hold``: extra copies of each key frame;
+    ``easing``: one of ``EASINGS``; ``even_pacing``: re-time each transition so
+    consecutive frames change by equal amounts; ``loop``: the last key morphs
+    back to the first, whose repeat is dropped; ``boomerang``: play forward,
+    then backward; ``interpolation``, ``blend``, ``engine``, ``detail`` (the
+    detail blend's bands and limits): as ``morphing.render.renderer.FrameRenderer``
+    takes them.
+    """
+
+    frames: int = 100
+    hold: int = 0
+    easing: str = "linear"
+    even_pacing: bool = False
+    loop: bool = False
+    boomerang: bool = False
+    interpolation: str = "bicubic"
+    blend: str = "detail"
+    engine: str = "auto"
+    detail: DetailSettings = field(default_factory=lambda: DetailSettings())
+
+    def __post_init__(self) -> None:
+        for name in ("frames", "hold"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise TypeError(f"{name} must be a whole number, got {value!r}")
+        if self.frames < 2 or self.hold < 0:
+            raise ValueError(f"frames >= 2 and hold >= 0 are needed, got {self.frames} and {self.hold}")
+        if self.loop and self.boomerang:
+            raise ValueError("loop and boomerang cannot be combined")
+        for name, value, allowed in (("easing", self.easing, EASINGS), ("blend", self.blend, BLENDS),
+                                     ("interpolation", self.interpolation, WARP_INTERPOLATIONS),
+                                     ("engine", self.engine, RENDER_ENGINES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _whole(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """How animations are encoded (``morphing.io.output``); ``None`` keeps the format's default.
+
+    ``crf``: H.264 quality for MP4, 0 (lossless) to 51 (worst; default 18);
+    ``preset``: one of ``X264_PRESETS`` (default ``veryfast``, ``superfast``
+    above a megapixel); ``quality``: WebP quality 0–100 (default 90);
+    ``colors``: GIF palette size, 2–255; ``dither``: GIF Floyd–Steinberg
+    dithering (else each pixel takes its nearest colour); ``loop_count``: how
+    many times a GIF or WebP plays, 0 for forever.
+    """
+
+    crf: int | None = None
+    preset: str | None = None
+    quality: int | None = None
+    colors: int = 255
+    dither: bool = True
+    loop_count: int = 0
+
+    def __post_init__(self) -> None:
+        if self.crf is not None:
+            _whole("crf", self.crf, 0, 51)
+        if self.quality is not None:
+            _whole("quality", self.quality, 0, 100)
+        _whole("colors", self.colors, 2, 255)
+        _whole("loop_count", self.loop_count, 0, 65535)
+        if self.preset is not None and self.preset not in X264_PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
+        if not isinstance(self.dither, bool):
+            raise TypeError(f"dither must be True or False, got {self.dither!r}")
+
+
+@dataclass(frozen=True)
+class OutputSize:
+    """The size frames are written at, never larger than rendered: a ``width`` or a ``height`` in pixels
+    (the other follows the aspect ratio) or a ``scale`` in (0, 1]; at most one. None of them: as rendered."""
+
+    width: int | None = None
+    height: int | None = None
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        given = [name for name in ("width", "height", "scale") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of width, height and scale, not {' and '.join(given)}")
+        for name in ("width", "height"):
+            if getattr(self, name) is not None:
+                _whole(name, getattr(self, name), 1, 1 << 16)
+        if self.scale is not None and not (isinstance(self.scale, numbers.Real) and 0 < self.scale <= 1):
+            raise ValueError(f"scale must be in (0, 1], got {self.scale!r}")
+
+    def of(self, height: int, width: int) -> tuple[int, int]:
+        """``(height, width)`` to write frames rendered at ``(height, width)`` at; ``ValueError`` if that would
+        enlarge them."""
+        if self.width is not None:
+            wanted = (max(1, round(height * self.width / width)), self.width)
+        elif self.height is not None:
+            wanted = (self.height, max(1, round(width * self.height / height)))
+        elif self.scale is not None:
+            wanted = (max(1, round(height * self.scale)), max(1, round(width * self.scale)))
+        else:
+            return height, width
+        if wanted[0] > height or wanted[1] > width:
+            raise ValueError(f"frames are {width}x{height}; {wanted[1]}x{wanted[0]} would enlarge them (frames are "
+                             "written at their size or smaller)")
+        return wanted
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    """How the global stage searches.
+
+    ``search_side``: long side of the copies searched exhaustively over
+    ``shifts`` (normalised, both axes) × ``scales`` × ``turns`` (radians); the
+    ``candidates`` best (distinct) maps are then refined side by side by
+    ``steps`` Adam steps (learning rate ``learning_rate``) on copies of each
+    long side in ``refine_sides``, with local NCC windows of ``window`` pixels,
+    and the best refined one is kept.
+    ``point_weight`` weighs user point pairs (squared distance in half long sides);
+    ``prior_weight`` a pull towards the identity (squared distance of the
+    parameters), so that where the images say nothing (flat, or equally good
+    everywhere) nothing moves.
+    """
+
+    search_side: int = 32
+    shifts: tuple[float, ...] = (-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4)
+    scales: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.12, 1.25, 1.4)
+    turns: tuple[float, ...] = (-0.2, 0.0, 0.2)
+    candidates: int = 4
+    refine_sides: tuple[int, ...] = (32, 64)
+    steps: int = 40
+    learning_rate: float = 0.01
+    window: int = 7
+    point_weight: float = 10.0
+    prior_weight: float = 1e-3
+
+
+@dataclass(frozen=True)
+class StartSettings:
+    """How the fit chooses its start (``morphing.fit.starts``).
+
+    ``side``, ``window``: long side of the grey copies the candidates are
+    compared on, and the local NCC window there (pixels); ``outside_weight``:
+    the cost of filling the whole picture from outside it; ``margin``: how
+    much lower than no motion's a moving candidate's cost must be, growing by
+    ``margin`` for every ``motion_unit`` of motion (normalised, root mean
+    square); ``features``, ``feature_ratio``, ``ransac_pixels``,
+    ``min_inliers``: SIFT key points per image, Lowe's ratio, the RANSAC
+    threshold in pixels of a 192-px image, and the inliers matched features
+    need to count. ``no_evidence``: where no motion's cost is at least this
+    (the pictures do not correlate where they stand) and no candidate beats
+    it by its margin, the fit's dense probe decides between no motion, the
+    best other candidate and the optical flow. Off by default (infinite): on
+    held-out synthetic scenes 0.93 gained 5.4 dB PSNR on far motion and lost
+    1.6–1.8 dB on large and gentle motion (README, Quality).
+    """
+
+    side: int = 64
+    window: int = 7
+    outside_weight: float = 0.5
+    margin: float = 0.02
+    motion_unit: float = 0.2
+    features: int = 1000
+    feature_ratio: float = 0.75
+    ransac_pixels: float = 3.0
+    min_inliers: int = 12
+    no_evidence: float = math.inf
+
+
+@dataclass(frozen=True)
+class HybridSettings:
+    """How to fit a hybrid image; ``sigma`` and ``kernel_size`` are in pixels
+    (``kernel_size`` odd, default ``2·ceil(3σ) + 1``).
+
+    ``near_term`` "pixels" compares the whole image with ``near``
+    (``mean((X - near)²)``); "detail" compares only the fine detail,
+    ``mean(((X - blur X) - (near - blur near))²)``, which leaves the coarse
+    picture to the far term. The defaults are those that did best in
+    ``benchmarks/hybrid.py``.
+    """
+
+    sigma: float = 4.0
+    kernel_size: int | None = None
+    near_weight: float = 1.0
+    far_weight: float = 1.0
+    steps: int = 300
+    learning_rate: float = 0.05
+    start: Literal["near", "grey"] = "grey"
+    near_term: Literal["pixels", "detail"] = "detail"
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    """How ``align_shift`` searches.
+
+    Both images are first blurred by a Gaussian of ``blur_sigma`` pixels (0:
+    not at all): a blur commutes with a shift, and it removes the finest
+    detail, which interpolation reproduces worst and which would bias the
+    sub-pixel answer. ``coarsest_side`` is the smallest image side the pyramid goes down to; each
+    level halves the previous one. Each level runs ``steps_per_level`` Adam
+    steps whose learning rate (in that level's pixels) decays from
+    ``learning_rate`` to ``final_learning_rate``.
+    """
+
+    interpolation: Interpolation = "bicubic"
+    wrap: bool = False
+    blur_sigma: float = 1.0
+    coarsest_side: int = 16
+    steps_per_level: int = 80
+    learning_rate: float = 0.3
+    final_learning_rate: float = 1e-3
+
+
+@dataclass(frozen=True)
+class DetailSettings:
+    """The bands and limits of the detail-preserving blend (sigmas in frame pixels)."""
+
+    sigmas: tuple[float, ...] = (1.0, 3.0)
+    window_ratio: float = 2.5
+    max_gain: float = 4.0
+    epsilon: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not self.sigmas or any(not b > a for a, b in zip((0.0, *self.sigmas), self.sigmas)):
+            raise ValueError(f"sigmas must be positive and increasing, got {self.sigmas}")
+        if not (self.window_ratio > 0 and self.max_gain >= 1 and self.epsilon > 0):
+            raise ValueError(f"window_ratio > 0, max_gain >= 1 and epsilon > 0 are needed, got {self}")
