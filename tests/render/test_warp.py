@@ -12,7 +12,7 @@ import tensorflow as tf
 from morphing.render.warp import dense_image_warp, identity_grid
 from tests.helpers import assert_gradients_match, reference_warp
 
-REFERENCE = Path(__file__).parent / "data" / "tfa_dense_image_warp.npz"
+REFERENCE = Path(__file__).resolve().parent.parent / "data" / "tfa_dense_image_warp.npz"
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(np.float32, 1e-5), (np.float64, 1e-12)])

@@ -21,7 +21,7 @@ from morphing.fit.keypoints import (
 )
 from morphing.model.points import PointPairs
 
-PORTRAIT = Path(__file__).parent / "data" / "portrait_lon005.jpg"
+PORTRAIT = Path(__file__).resolve().parent.parent / "data" / "portrait_lon005.jpg"
 # Hand-placed (y, x) of the portrait's eye centres and mouth corners (the detector's nose is the tip,
 # not checked against the hand-placed nose base).
 PORTRAIT_EYES_AND_MOUTH = np.array([[69.7, 67.8], [70.3, 92.5], [97.8, 68.8], [97.5, 87.8]])

@@ -18,7 +18,7 @@ from morphing.render.opencv import OpenCVRenderer, _DetailPlan, upsample_grid
 from morphing.model.settings import DetailSettings
 from morphing.render.transition import bilinear_matrix
 
-IMAGES = Path(__file__).resolve().parent.parent / "images"
+IMAGES = Path(__file__).resolve().parents[2] / "images"
 
 
 def photo_pair(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
