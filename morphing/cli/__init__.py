@@ -22,6 +22,7 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
+from morphing.runtime.backend import tensorflow_started
 from morphing.runtime.compile_cache import CompileCache
 from .batch import run_batch
 from .common import (PROGRAM, Console, ExitStatus, RunError, StageTimer, StopRequest, Terminated, UsageError,
@@ -46,7 +47,7 @@ def _run_command(args: argparse.Namespace, arguments: list[str], console: Consol
         raise UsageError("the following arguments are required: -s/--source, -t/--target (or --batch)")
     with timer.stage("load"):
         job = validate(args)
-    run_morph(args, job, console, timer)
+    run_morph(args, job, console, timer, tensorflow_started=tensorflow_started())
     if args.timings:
         console.error(f"{PROGRAM}: {timer.summary()}")
     return ExitStatus.OK
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             signal.signal(number, stop.handle)
     console = Console(err=err, out=out, quiet=args.quiet, check=stop.check)
     # What XLA compiles is kept for the next run, published only if this one ends normally.
-    compile_cache = CompileCache.open() if "tensorflow" not in sys.modules else None
+    compile_cache = CompileCache.open() if not tensorflow_started() else None
     completed = False
     try:
         status = _run_command(args, arguments, console, StageTimer())
@@ -148,7 +149,7 @@ def console_main() -> None:
     needs (every output was already written and closed, atomically).
     """
     status = main()
-    if "tensorflow" not in sys.modules:
+    if not tensorflow_started():
         sys.exit(status)
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:

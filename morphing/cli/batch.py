@@ -177,7 +177,7 @@ def run_batch(args: argparse.Namespace, console: Console, timer: StageTimer) -> 
             if not row.targets:
                 raise UsageError("no target")
             job = validate(row_args)
-            run_morph(row_args, job, console, timer, cache)
+            run_morph(row_args, job, console, timer, cache, tensorflow_started=True)
             done += 1
         except (UsageError, RunError) as error:
             console.error(f"{PROGRAM}: {label}: error: {error}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,13 +382,14 @@ def fit_settings_of(args: argparse.Namespace, job: Job) -> FitSettings:
     return flag_fit_settings(args, job.working_size)
 
 
-def start_global_stage(args: argparse.Namespace, job: Job) -> SpawnedWork[list[list[Candidate]]] | None:
+def start_global_stage(args: argparse.Namespace, job: Job, tensorflow_started: bool
+                       ) -> SpawnedWork[list[list[Candidate]]] | None:
     """The fit's start candidates for every leg (``starts.leg_start_candidates``: the global search and
     matched features), started in a helper process when TensorFlow is still to be
     imported (they need none, and the import keeps one core of this process busy for seconds);
-    ``None`` when the maps are loaded, TensorFlow is running already (a batch's later rows) or no helper
+    ``None`` when the maps are loaded, TensorFlow is running already (a batch's rows) or no helper
     process starts (the fit then does the stage itself)."""
-    if job.loaded_maps is not None or "tensorflow" in sys.modules:
+    if job.loaded_maps is not None or tensorflow_started:
         return None
     from morphing.fit.starts import leg_start_candidates  # numpy and OpenCV: not needed for --help
     from morphing.runtime.concurrency import SpawnedWork
@@ -426,12 +426,14 @@ def run_morph(
     console: Console,
     timer: StageTimer,
     cache: ProgramCache | None = None,
+    tensorflow_started: bool = False,
 ) -> None:
-    """Fit (or load) the maps, then render and encode; TensorFlow is imported here.
+    """Fit (or load) the maps, then render and encode; TensorFlow is imported here (``tensorflow_started``:
+    it was already, as in a batch, so no helper process is worth starting before it).
 
     ``cache`` is kept between the rows of a batch (see ``ProgramCache``).
     """
-    global_stage = start_global_stage(args, job)
+    global_stage = start_global_stage(args, job, tensorflow_started)
     with timer.stage("tensorflow import"):
         tf = start_tensorflow(args.cpu)
     from morphing.runtime.backend import device_description

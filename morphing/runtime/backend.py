@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from types import ModuleType
 
-__all__ = ["BackendError", "load_tensorflow", "device_description"]
+__all__ = ["BackendError", "load_tensorflow", "tensorflow_started", "device_description"]
 
 
 class BackendError(RuntimeError):
@@ -38,6 +38,12 @@ def _stderr_captured() -> Iterator[tempfile.SpooledTemporaryFile]:
             os.close(saved)
 
 
+def tensorflow_started() -> bool:
+    """Whether this process has imported TensorFlow already (then its start-up settings, XLA's flags and
+    the devices it sees, are fixed). The one place that asks; callers pass the answer on."""
+    return sys.modules.get("tensorflow") is not None
+
+
 def load_tensorflow(force_cpu: bool = False) -> ModuleType:
     """Import TensorFlow with its start-up chatter hidden; return the module.
 
@@ -50,7 +56,7 @@ def load_tensorflow(force_cpu: bool = False) -> ModuleType:
     text-format parse it retries as binary, and CPU tuning flags it mistakes
     for missing features). Real failures still reach Python as exceptions.
     """
-    if sys.modules.get("tensorflow") is not None:  # started already: its environment is read, only check it
+    if tensorflow_started():  # its environment is read already: only check what it sees
         import tensorflow as tf
 
         if force_cpu and tf.config.list_logical_devices("GPU"):

@@ -678,15 +678,14 @@ def test_sigterm_while_an_encoder_is_busy_on_one_frame_stops_at_once(first_run: 
     assert sorted(os.listdir(tmp_path)) == []
 
 
-def test_the_global_stage_starts_in_a_helper_only_before_tensorflow(toy_pair, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_global_stage_starts_in_a_helper_only_before_tensorflow(toy_pair) -> None:
     from morphing.cli.morph import fit_settings_of, start_global_stage, build_parser, validate
 
     source, target = toy_pair
     args = build_parser().parse_args(["-s", str(source), "-t", str(target), "-o", "unused.gif", *TINY])
     job = validate(args)
-    assert "tensorflow" in sys.modules and start_global_stage(args, job) is None  # a batch's later rows
-    monkeypatch.delitem(sys.modules, "tensorflow")  # as in a fresh process
-    helper = start_global_stage(args, job)
+    assert start_global_stage(args, job, tensorflow_started=True) is None  # a batch's rows
+    helper = start_global_stage(args, job, tensorflow_started=False)  # a fresh process
     assert helper is not None
     from morphing.fit.starts import leg_start_candidates
 
