@@ -434,8 +434,11 @@ def run_morph(
     ``cache`` is kept between the rows of a batch (see ``ProgramCache``).
     """
     global_stage = start_global_stage(args, job, tensorflow_started)
-    with timer.stage("tensorflow import"):
-        tf = start_tensorflow(args.cpu)
+    # Nothing to fit and frames by OpenCV: TensorFlow is not needed at all.
+    opencv_only = job.loaded_maps is not None and args.render_engine == "opencv"
+    if not opencv_only:
+        with timer.stage("tensorflow import"):
+            tf = start_tensorflow(args.cpu)
     from morphing.runtime.backend import device_description
     from morphing.io.output import (
         animation_writer,
@@ -447,7 +450,7 @@ def run_morph(
     )
     from morphing.io.visualize import maps_picture
 
-    console.say(f"{PROGRAM}: running on {device_description(tf)}")
+    console.say(f"{PROGRAM}: running on {'CPU' if opencv_only else device_description(tf)}")
     for notice in job.notices:
         console.say(f"{PROGRAM}: {notice}")
     large = _large_work_notice(args, job)

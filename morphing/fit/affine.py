@@ -10,7 +10,8 @@ structure similarity the dense stage uses (``losses.local_ncc``), with user
 point pairs as a soft term when given.
 
 It is numpy and OpenCV, not TensorFlow: the images are tiny (32 and 64 pixels
-a side) and the gradient of six parameters is written out below, so the whole
+a side) and the gradient of six parameters is written out (its sampling, local
+NCC and Adam are the numpy twins in ``render/kernels.py``), so the whole
 stage takes a fraction of a second, needs no traced graph (tracing
 TensorFlow's version cost more than running it), and can run while TensorFlow
 is still being imported (``starts.leg_start_candidates``, in a helper process). Its sampling is
@@ -28,7 +29,6 @@ there. As a ``dense_image_warp`` flow on the target's pixels that is
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -36,12 +36,12 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from morphing.render.kernels import LUMINANCE, NCC_EPSILON, box_counts
+from morphing.render.kernels import LUMINANCE, Adam, bilinear_sample, local_ncc_with_gradient
 from morphing.model.settings import GlobalSettings
 
 __all__ = [
     "Affine", "GlobalSettings", "normalised_grid", "to_normalised", "fit_affine", "affine_from_points",
-    "grey_copies", "bilinear_sample", "local_ncc_with_gradient",
+    "grey_copies", "bilinear_sample", "local_ncc_with_gradient",  # from render.kernels, for the tests' imports
     "PointTerm", "search_cost",
 ]
 
@@ -146,98 +146,6 @@ def grey_copies(images: np.ndarray, side: int) -> Copies:
                    np.abs(grid).max(axis=(0, 1)) + np.float32(1e-6))
 
 
-def _box_sums(images: np.ndarray, window: int) -> np.ndarray:
-    """``[..., h, w]`` → the sum over the ``window``×``window`` box around each pixel (zeros outside)."""
-    radius = window // 2
-    sums = images
-    for axis in (-2, -1):
-        size = sums.shape[axis]
-        running = np.cumsum(sums, axis=axis)
-        index = np.arange(size)
-        upper = np.take(running, np.minimum(index + radius, size - 1), axis=axis)
-        below = np.take(running, np.maximum(index - radius - 1, 0), axis=axis)
-        first = [slice(None)] * sums.ndim
-        first[axis] = slice(0, radius + 1)  # boxes that start at the image's first pixel: nothing below
-        below[tuple(first)] = 0.0
-        sums = upper - below
-    return sums
-
-
-def local_ncc_with_gradient(
-    moved: np.ndarray, fixed: np.ndarray, window: int, weights: np.ndarray, gradient: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``losses.local_ncc`` of ``[K, h, w]`` images against one ``[h, w]`` image, and its gradient.
-
-    Returns ``[K]`` losses (1 − the weighted mean of the squared local
-    correlation, windows cut at the border) and, with ``gradient``, their
-    derivative with respect to ``moved`` (``[K, h, w]``); ``weights``
-    (``[K, h, w]``) count as constants. Derivatives at kinks are those
-    TensorFlow takes (a clipped variance passes no gradient).
-    """
-    counts = box_counts(*fixed.shape, window)
-
-    def mean(images: np.ndarray) -> np.ndarray:
-        return _box_sums(images, window) / counts
-
-    mean_a, mean_aa, mean_ab = mean(moved), mean(moved * moved), mean(moved * fixed)
-    mean_b, mean_bb = mean(fixed), mean(fixed * fixed)
-    spread_a = mean_aa - mean_a * mean_a
-    variance_a, variance_b = np.maximum(spread_a, 0.0), np.maximum(mean_bb - mean_b * mean_b, 0.0)
-    covariance = mean_ab - mean_a * mean_b
-    denominator = variance_a * variance_b + NCC_EPSILON
-    correlation = covariance * covariance / denominator
-    pixels = fixed.size
-    weight_mean = np.maximum(weights.sum(axis=(1, 2)) / pixels, 1e-12)[:, None, None]
-    loss = 1.0 - (correlation * weights).sum(axis=(1, 2)) / pixels / weight_mean[:, 0, 0]
-    if not gradient:
-        return loss, None
-    d_correlation = -weights / (pixels * weight_mean)
-    d_covariance = d_correlation * 2.0 * covariance / denominator
-    d_variance = d_correlation * -(covariance * covariance) * variance_b / (denominator * denominator) * (spread_a > 0)
-    d_mean_a = d_covariance * -mean_b + d_variance * -2.0 * mean_a
-
-    def mean_adjoint(gradient_of_mean: np.ndarray) -> np.ndarray:
-        return _box_sums(gradient_of_mean / counts, window)
-
-    d_moved = mean_adjoint(d_mean_a) + 2.0 * moved * mean_adjoint(d_variance) + fixed * mean_adjoint(d_covariance)
-    return loss, d_moved
-
-
-def bilinear_sample(
-    image: np.ndarray, queries: np.ndarray, gradient: bool = True
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``image`` (``[h, w]``) at ``[..., 2]`` (y, x) pixel ``queries``, and the derivative by the query.
-
-    ``dense_image_warp``'s bilinear sampling: the floor is clamped to
-    ``[0, size - 2]`` and the fraction to ``[0, 1]`` (queries outside read the
-    border). Returns the values ``[...]`` and (with ``gradient``, else
-    ``None``) ``[..., 2]`` their derivatives by (y, x), zero where a clamp
-    holds and at whole-pixel queries, as TensorFlow's gradient of that warp is.
-    """
-    height, width = image.shape
-    floors, fractions, moving = [], [], []
-    for axis, size in enumerate((height, width)):
-        query = queries[..., axis]
-        floor = np.minimum(np.maximum(np.floor(query), 0.0), size - 2)
-        fraction = query - floor
-        floors.append(floor.astype(np.intp))
-        fractions.append(np.minimum(np.maximum(fraction, 0.0), 1.0))
-        moving.append((fraction > 0.0) & (fraction <= 1.0))
-    (row, column), (weight_y, weight_x) = floors, fractions
-    flat = image.ravel()
-    top_left_index = row * width + column
-    top_left, top_right = flat.take(top_left_index), flat.take(top_left_index + 1)
-    bottom_left, bottom_right = flat.take(top_left_index + width), flat.take(top_left_index + width + 1)
-    top = (1.0 - weight_x) * top_left + weight_x * top_right
-    bottom = (1.0 - weight_x) * bottom_left + weight_x * bottom_right
-    values = (1.0 - weight_y) * top + weight_y * bottom
-    if not gradient:
-        return values, None
-    d_y = (bottom - top) * moving[0]
-    d_x = ((1.0 - weight_y) * (top_right - top_left) + weight_y * (bottom_right - bottom_left)) * moving[1]
-    return values, np.stack([d_y, d_x], axis=-1)
-
-
 class PointTerm(NamedTuple):
     """User point pairs in normalised coordinates: ``[N, 2]`` each (N may be 0)."""
 
@@ -288,30 +196,6 @@ def search_cost(
     return costs, (d_matrices, d_offsets)
 
 
-class _Adam:
-    """Adam (Kingma & Ba) on a list of arrays, as Keras runs it (``epsilon`` outside the square root)."""
-
-    def __init__(self, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
-        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
-        self.steps = 0
-        self.moments: list[tuple[np.ndarray, np.ndarray]] | None = None
-
-    def step(self, parameters: list[np.ndarray], gradients: list[np.ndarray]) -> list[np.ndarray]:
-        """The parameters after one step down ``gradients``."""
-        if self.moments is None:
-            self.moments = [(np.zeros_like(g), np.zeros_like(g)) for g in gradients]
-        self.steps += 1
-        rate = self.learning_rate * math.sqrt(1.0 - self.beta_2**self.steps) / (1.0 - self.beta_1**self.steps)
-        updated, moments = [], []
-        for parameter, gradient, (first, second) in zip(parameters, gradients, self.moments):
-            first = first + (gradient - first) * (1.0 - self.beta_1)
-            second = second + (gradient * gradient - second) * (1.0 - self.beta_2)
-            updated.append(parameter - rate * first / (np.sqrt(second) + self.epsilon))
-            moments.append((first, second))
-        self.moments = moments
-        return updated
-
-
 def fit_affine(
     source: np.ndarray,
     target: np.ndarray,
@@ -351,7 +235,7 @@ def fit_affine(
 
     # Refine the best few candidates side by side (Adam acts on each parameter on
     # its own, so a batch of K maps is K independent descents), then keep the best.
-    optimizer = _Adam(settings.learning_rate)
+    optimizer = Adam(settings.learning_rate)
     copies = None
     for side in settings.refine_sides:
         copies = grey_copies(images, side)

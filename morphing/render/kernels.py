@@ -1,8 +1,12 @@
-"""Filter kernels and the grids they run on, without TensorFlow.
+"""The numeric kernels without TensorFlow: one home for the constants and the numpy numerics.
 
-Both renders — TensorFlow's (``morphing.render.renderer``, the GPU path) and OpenCV's
+Both renders — TensorFlow's (``morphing.render.xla``, the GPU path) and OpenCV's
 (``morphing.render.opencv``, the CPU path) — read their blur kernels and pooling
-rules from here, so the two compute the same operation.
+rules from here, so the two compute the same operation. The global stage's
+numpy twins of TensorFlow's measures live here too (``bilinear_sample``:
+``dense_image_warp``'s sampling; ``local_ncc_with_gradient``: ``losses.local_ncc``;
+``Adam``: Keras's), each with its gradient written out and tested against the
+TensorFlow original (``tests/fit/test_affine.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ __all__ = [
     "NCC_EPSILON",
     "RENDER_CUBIC_A",
     "box_counts",
+    "box_sums",
+    "local_ncc_with_gradient",
+    "bilinear_sample",
+    "Adam",
     "gaussian_kernel",
     "fitting_kernel_size",
     "pool_factor",
@@ -136,3 +144,122 @@ detail blend, where the other direction fills in (``inside_weight``)."""
 BORDER_FLOOR = 1e-3
 """What a direction whose sample lies outside still weighs, relative to inside: where both lie outside, the
 blend is the plain one."""
+
+
+# --- numpy twins of TensorFlow's measures, with their gradients written out (the global stage's) ---------
+
+
+def box_sums(images: np.ndarray, window: int) -> np.ndarray:
+    """``[..., h, w]`` → the sum over the ``window``×``window`` box around each pixel (zeros outside)."""
+    radius = window // 2
+    sums = images
+    for axis in (-2, -1):
+        size = sums.shape[axis]
+        running = np.cumsum(sums, axis=axis)
+        index = np.arange(size)
+        upper = np.take(running, np.minimum(index + radius, size - 1), axis=axis)
+        below = np.take(running, np.maximum(index - radius - 1, 0), axis=axis)
+        first = [slice(None)] * sums.ndim
+        first[axis] = slice(0, radius + 1)  # boxes that start at the image's first pixel: nothing below
+        below[tuple(first)] = 0.0
+        sums = upper - below
+    return sums
+
+
+def local_ncc_with_gradient(
+    moved: np.ndarray, fixed: np.ndarray, window: int, weights: np.ndarray, gradient: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``losses.local_ncc`` of ``[K, h, w]`` images against one ``[h, w]`` image, and its gradient.
+
+    Returns ``[K]`` losses (1 − the weighted mean of the squared local
+    correlation, windows cut at the border) and, with ``gradient``, their
+    derivative with respect to ``moved`` (``[K, h, w]``); ``weights``
+    (``[K, h, w]``) count as constants. Derivatives at kinks are those
+    TensorFlow takes (a clipped variance passes no gradient).
+    """
+    counts = box_counts(*fixed.shape, window)
+
+    def mean(images: np.ndarray) -> np.ndarray:
+        return box_sums(images, window) / counts
+
+    mean_a, mean_aa, mean_ab = mean(moved), mean(moved * moved), mean(moved * fixed)
+    mean_b, mean_bb = mean(fixed), mean(fixed * fixed)
+    spread_a = mean_aa - mean_a * mean_a
+    variance_a, variance_b = np.maximum(spread_a, 0.0), np.maximum(mean_bb - mean_b * mean_b, 0.0)
+    covariance = mean_ab - mean_a * mean_b
+    denominator = variance_a * variance_b + NCC_EPSILON
+    correlation = covariance * covariance / denominator
+    pixels = fixed.size
+    weight_mean = np.maximum(weights.sum(axis=(1, 2)) / pixels, 1e-12)[:, None, None]
+    loss = 1.0 - (correlation * weights).sum(axis=(1, 2)) / pixels / weight_mean[:, 0, 0]
+    if not gradient:
+        return loss, None
+    d_correlation = -weights / (pixels * weight_mean)
+    d_covariance = d_correlation * 2.0 * covariance / denominator
+    d_variance = d_correlation * -(covariance * covariance) * variance_b / (denominator * denominator) * (spread_a > 0)
+    d_mean_a = d_covariance * -mean_b + d_variance * -2.0 * mean_a
+
+    def mean_adjoint(gradient_of_mean: np.ndarray) -> np.ndarray:
+        return box_sums(gradient_of_mean / counts, window)
+
+    d_moved = mean_adjoint(d_mean_a) + 2.0 * moved * mean_adjoint(d_variance) + fixed * mean_adjoint(d_covariance)
+    return loss, d_moved
+
+
+def bilinear_sample(
+    image: np.ndarray, queries: np.ndarray, gradient: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``image`` (``[h, w]``) at ``[..., 2]`` (y, x) pixel ``queries``, and the derivative by the query.
+
+    ``dense_image_warp``'s bilinear sampling: the floor is clamped to
+    ``[0, size - 2]`` and the fraction to ``[0, 1]`` (queries outside read the
+    border). Returns the values ``[...]`` and (with ``gradient``, else
+    ``None``) ``[..., 2]`` their derivatives by (y, x), zero where a clamp
+    holds and at whole-pixel queries, as TensorFlow's gradient of that warp is.
+    """
+    height, width = image.shape
+    floors, fractions, moving = [], [], []
+    for axis, size in enumerate((height, width)):
+        query = queries[..., axis]
+        floor = np.minimum(np.maximum(np.floor(query), 0.0), size - 2)
+        fraction = query - floor
+        floors.append(floor.astype(np.intp))
+        fractions.append(np.minimum(np.maximum(fraction, 0.0), 1.0))
+        moving.append((fraction > 0.0) & (fraction <= 1.0))
+    (row, column), (weight_y, weight_x) = floors, fractions
+    flat = image.ravel()
+    top_left_index = row * width + column
+    top_left, top_right = flat.take(top_left_index), flat.take(top_left_index + 1)
+    bottom_left, bottom_right = flat.take(top_left_index + width), flat.take(top_left_index + width + 1)
+    top = (1.0 - weight_x) * top_left + weight_x * top_right
+    bottom = (1.0 - weight_x) * bottom_left + weight_x * bottom_right
+    values = (1.0 - weight_y) * top + weight_y * bottom
+    if not gradient:
+        return values, None
+    d_y = (bottom - top) * moving[0]
+    d_x = ((1.0 - weight_y) * (top_right - top_left) + weight_y * (bottom_right - bottom_left)) * moving[1]
+    return values, np.stack([d_y, d_x], axis=-1)
+
+
+class Adam:
+    """Adam (Kingma & Ba) on a list of arrays, as Keras runs it (``epsilon`` outside the square root)."""
+
+    def __init__(self, learning_rate: float, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
+        self.steps = 0
+        self.moments: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def step(self, parameters: list[np.ndarray], gradients: list[np.ndarray]) -> list[np.ndarray]:
+        """The parameters after one step down ``gradients``."""
+        if self.moments is None:
+            self.moments = [(np.zeros_like(g), np.zeros_like(g)) for g in gradients]
+        self.steps += 1
+        rate = self.learning_rate * math.sqrt(1.0 - self.beta_2**self.steps) / (1.0 - self.beta_1**self.steps)
+        updated, moments = [], []
+        for parameter, gradient, (first, second) in zip(parameters, gradients, self.moments):
+            first = first + (gradient - first) * (1.0 - self.beta_1)
+            second = second + (gradient * gradient - second) * (1.0 - self.beta_2)
+            updated.append(parameter - rate * first / (np.sqrt(second) + self.epsilon))
+            moments.append((first, second))
+        self.moments = moments
+        return updated

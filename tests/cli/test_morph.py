@@ -800,3 +800,17 @@ def test_mp4_and_background_composite_transparent_inputs(transparent_pair, tmp_p
     status, err = run_cli("-s", transparent_pair[0], "-t", transparent_pair[1], "-o", tmp_path / "x.gif", *TINY,
                           "--background", "notacolour")
     assert status == ExitStatus.USAGE and "expected a colour name" in err
+
+
+def test_rendering_saved_maps_with_opencv_never_starts_tensorflow(first_run: Path, toy_pair, tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom morphing.cli import main\n"
+        f"status = main(['-s', {str(toy_pair[0])!r}, '-t', {str(toy_pair[1])!r}, '--load-maps', "
+        f"{str(first_run / 'maps.npz')!r}, '--render-engine', 'opencv', '--frames', '4', '-q', '-o', "
+        f"{str(tmp_path / 'out.gif')!r}])\n"
+        "print(status, 'tensorflow' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MORPH_CACHE_DIR": "off"})
+    assert done.stdout.split() == ["0", "False"], done.stderr
+    assert len(iio.imread(tmp_path / "out.gif", index=None)) == 4

@@ -19,6 +19,7 @@ from morphing.fit.affine import (
     to_normalised,
 )
 from morphing.fit.losses import local_ncc
+from morphing.render.kernels import Adam
 from morphing.render.warp import dense_image_warp
 from morphing.testing.scenes import Deformation, pixel_grid
 from tests.helpers import moved_texture, similarity
@@ -231,7 +232,7 @@ class TestAdam:
         gradients = [rng.normal(0, 1, (3, 2)).astype(np.float32) for _ in range(5)]
         variable = tf.Variable(start)
         optimizer = keras.optimizers.Adam(0.01)
-        ours, value = affine._Adam(0.01), start
+        ours, value = Adam(0.01), start
         for gradient in gradients:
             optimizer.apply_gradients([(tf.constant(gradient), variable)])
             (value,) = ours.step([value], [gradient])
