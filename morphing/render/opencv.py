@@ -5,7 +5,7 @@ every blur tap as tensors under XLA; on a CPU that costs ~0.7 s for a
 2.8-megapixel frame. The same operation in OpenCV's vectorised, threaded
 kernels (``remap``, ``sepFilter2D``, ``resize``) is several times faster, so
 this is the render on a CPU; TensorFlow's stays the render on a GPU. The two
-are tested to agree (``tests/test_render_cv.py``).
+are tested to agree (``tests/render/test_opencv.py``, ``tests/render/test_engines.py``).
 
 Convention (the same as ``morphing.render.renderer``): images are ``[H, W, 3] uint8``
 in and out, computed as float32 in [-1, 1]. For one direction (image ``X``, its

@@ -9,7 +9,7 @@ photo pairs sharp (benchmarks/quality.py). ``interpolation="bilinear",
 blend="linear"`` renders the formula exactly.
 
 The render seam: a ``FrameEngine`` computes frames; two implement it, the same
-frames within a grey level (``tests/test_engines.py`` holds them to one
+frames within a grey level (``tests/render/test_engines.py`` holds them to one
 contract): ``"opencv"`` (``morphing.render.opencv.OpenCVRenderer``: OpenCV's
 threaded CPU kernels, the default on a CPU; it imports no TensorFlow) and
 ``"tensorflow"`` (``morphing.render.xla.TensorFlowRenderer``: one XLA program,
