@@ -172,8 +172,7 @@ class Morph:
                 continue
             if not (isinstance(alpha, np.ndarray) and alpha.dtype == np.uint8 and alpha.shape == image.shape[:2]):
                 raise ValueError(f"alphas[{index}] must be [H, W] uint8 of its image's size {list(image.shape[:2])}")
-            resized, _ = fit_to_size(np.repeat(alpha[..., None], 3, axis=-1), height, width)
-            keyed.append(np.ascontiguousarray(resized[..., 0]))
+            keyed.append(fit_to_size(alpha, height, width)[0])
         if self.loop:
             keyed.append(keyed[0])
         return tuple(keyed)
@@ -310,7 +309,7 @@ class Morph:
         from morphing.io.images import resize_image, working_shape
 
         small = working_shape(*self.keys[0].shape[:2], long_side)
-        return tuple(resize_image(np.repeat(alpha[..., None], 3, axis=-1), *small)[..., 0] for alpha in self.alphas)
+        return tuple(resize_image(alpha, *small) for alpha in self.alphas)
 
     def frames(self, alphas: Sequence[float] | np.ndarray | None = None, *, leg: int = 0,
                frames: FrameSettings = FrameSettings(), scales: Scales | None = None,

@@ -188,7 +188,8 @@ class Job:
     notices: tuple[str, ...]
     points: tuple[PointPairs | None, ...] = ()
     alphas: tuple[np.ndarray | None, ...] | None = None
-    """The opacity of the source and of each target (as given: ``Morph``'s ``alphas``), or ``None`` for none."""
+    """The opacity (``[H, W] uint8`` at the key size, ``None`` for an opaque one) of the source and of each
+    target, as ``Morph`` takes them; ``None`` when all are opaque or they were composited."""
 
 
 def validate(args: argparse.Namespace) -> Job:
@@ -257,20 +258,18 @@ def validate(args: argparse.Namespace) -> Job:
     if args.loop:
         keys.append(source.pixels)
         originals.append(originals[0])
-    alphas: tuple[np.ndarray | None, ...] | None = (source.alpha, *(target.alpha for target in targets))
-    if all(alpha is None for alpha in alphas):
-        alphas = None
-    elif args.background is not None or args.output.suffix.lower() == ".mp4":
-        background = args.background if args.background is not None else WHITE
-        if args.background is None:
-            notices.append("MP4 has no transparency: transparent inputs composited on white (--background COLOUR "
-                           "to choose)")
-        given = [source.pixels, *(target.pixels for target in targets)]
-        flat = [composite(pixels, alpha, background) for pixels, alpha in zip(given, alphas)]
-        keys = [flat[0], *(fit_to_size(pixels, height, width)[0] for pixels in flat[1:])]
-        if args.loop:
-            keys.append(flat[0])
-        alphas = None
+    alphas: tuple[np.ndarray | None, ...] | None = None
+    if any(image.alpha is not None for image in (source, *targets)):
+        # Each image's opacity brought to the key size as its colours were.
+        alphas = tuple(None if image.alpha is None else fit_to_size(image.alpha, height, width)[0]
+                       for image in (source, *targets))
+        if args.background is not None or args.output.suffix.lower() == ".mp4":
+            if args.background is None:
+                notices.append("MP4 has no transparency: transparent inputs composited on white (--background "
+                               "COLOUR to choose)")
+            key_alphas = alphas + (alphas[:1] if args.loop else ())
+            keys = [composite(key, alpha, args.background or WHITE) for key, alpha in zip(keys, key_alphas)]
+            alphas = None
 
     working_size = flag_working_size(args, height, width)
     rendered = (height, width) if args.preview is None else working_shape(height, width, args.preview)
@@ -412,12 +411,8 @@ def _new_morph(args: argparse.Namespace, job: Job, console: Console, cache: Prog
         faces = (found_face_points(job.keys, job.points, console) if settings.face_points and job.scales.warp > 0
                  else [None] * legs)
     targets = job.keys[1:-1] if args.loop else job.keys[1:]
-    alphas = None
-    if job.alphas is not None:  # Morph takes each image's opacity at its own size
-        alphas = [job.alphas[0], *(None if alpha is None else fit_to_size(
-            np.repeat(alpha[..., None], 3, axis=-1), *job.keys[0].shape[:2])[0][..., 0] for alpha in job.alphas[1:])]
     return Morph(job.keys[0], list(targets), points=job.points or None, settings=settings, scales=job.scales,
-                 loop=args.loop, face_points=faces, alphas=alphas, cache=cache)
+                 loop=args.loop, face_points=faces, alphas=job.alphas, cache=cache)
 
 
 def run_morph(

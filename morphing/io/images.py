@@ -285,10 +285,10 @@ def levels_to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def resize_image(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resample ``[H, W, 3] uint8`` to ``[height, width, 3] uint8`` (Lanczos)."""
+    """Resample ``[H, W, 3]`` (or ``[H, W]``: an alpha) ``uint8`` to ``[height, width(, 3)] uint8`` (Lanczos)."""
     if pixels.shape[:2] == (height, width):
         return pixels
-    image = Image.fromarray(pixels, "RGB")
+    image = Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB")
     return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
 
 
@@ -307,7 +307,8 @@ def aspect_crop(src_h: int, src_w: int, height: int, width: int) -> tuple[int, i
 
 
 def fit_to_size(pixels: np.ndarray, height: int, width: int) -> tuple[np.ndarray, str | None]:
-    """Bring ``pixels`` to ``[height, width, 3]``, cropping to that aspect if needed.
+    """Bring ``pixels`` (``[H, W, 3]``, or ``[H, W]``: an alpha) to ``[height, width(, 3)]``, cropping to
+    that aspect if needed.
 
     An image of a different aspect ratio is centre-cropped to the wanted aspect
     first (nothing is squashed; ``aspect_crop``), then resized. Returns the
