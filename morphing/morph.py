@@ -291,7 +291,7 @@ class Morph:
         ``scales``: the multipliers to render with (default: the fit's);
         ``long_side``: render smaller than the key images (never larger).
         """
-        from .sequence import MorphFrames, RgbaFrames, engine_for
+        from .sequence import MorphFrames, RgbaFrames
 
         if not isinstance(frames, FrameSettings):
             raise TypeError(f"frames must be a FrameSettings, got {type(frames).__name__}")
@@ -301,7 +301,7 @@ class Morph:
                              on_leg_ready=on_leg_ready)
         if self.alphas is None:
             return colour
-        return RgbaFrames(colour, self._alphas_at(long_side), self.maps, scales, engine_for(frames), check)
+        return RgbaFrames(colour, self._alphas_at(long_side), self.maps, scales, check)
 
     def _alphas_at(self, long_side: int | None) -> tuple[np.ndarray, ...]:
         if long_side is None:
@@ -326,13 +326,11 @@ class Morph:
         if not 0 <= leg < self.legs:
             raise ValueError(f"leg must be in [0, {self.legs - 1}], got {leg}")
         from morphing.render.renderer import FrameRenderer
-        from .sequence import engine_for
 
         keys = self._keys_at(long_side)
         cache = self.cache
         cache.use_shape(keys[0].shape[:2])
-        engine = engine_for(frames)
-        program = cache.program(frames.interpolation, frames.blend, frames.detail) if engine == "tensorflow" else None
+        engine, program = cache.engine_and_program(frames)
         scales = self.scales if scales is None else scales
         renderer = FrameRenderer(keys[leg], keys[leg + 1], self.maps[leg], scales,
                                  interpolation=frames.interpolation, blend=frames.blend, program=program,

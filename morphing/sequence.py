@@ -102,6 +102,14 @@ class ProgramCache:
             self.programs[key] = RenderProgram(interpolation, blend, detail)
         return self.programs[key]
 
+    def engine_and_program(self, frames: FrameSettings) -> tuple[str, RenderProgram | None]:
+        """The engine that renders ``frames`` (``engine_for``) and, for TensorFlow's, its compiled program for
+        the current frame shape; ``None`` for OpenCV's, which needs none (and imports no TensorFlow)."""
+        engine = engine_for(frames)
+        if engine != "tensorflow":
+            return engine, None
+        return engine, self.program(frames.interpolation, frames.blend, frames.detail)
+
 
 def sequence_keys(images: Sequence[np.ndarray], loop: bool = False) -> tuple[np.ndarray, ...]:
     """The key images of a sequence: ``images``, and the first again at the end with ``loop``."""
@@ -207,8 +215,7 @@ def leg_alphas(
         return [progress] * len(all_maps)
     cache = ProgramCache() if cache is None else cache
     cache.use_shape(keys[0].shape[:2])
-    engine = engine_for(frames)
-    program = cache.program(frames.interpolation, frames.blend, frames.detail) if engine == "tensorflow" else None
+    engine, program = cache.engine_and_program(frames)
     return [
         paced(progress, even_pacing_alphas(keys[leg], keys[leg + 1], maps, scales, count=frames.frames,
                                            interpolation=frames.interpolation, blend=frames.blend,
@@ -285,9 +292,8 @@ class MorphFrames:
             raise ValueError(f"{len(keys)} key images need {len(keys) - 1} legs of maps, got {len(all_maps)}")
         cache = ProgramCache() if cache is None else cache
         cache.use_shape(keys[0].shape[:2])
-        engine = engine_for(frames)
-        # A compiled program only for TensorFlow's engine: OpenCV's imports no TensorFlow.
-        program = cache.program(frames.interpolation, frames.blend, frames.detail) if engine == "tensorflow" else None
+        engine, program = cache.engine_and_program(frames)
+        self.engine = engine
         self.keys = tuple(keys)
         self.renderers = []
         for leg, maps in enumerate(all_maps):
@@ -336,16 +342,17 @@ class RgbaFrames:
     Args:
       colour: the animation's colour frames.
       key_alphas: ``[H, W] uint8`` opacity of each key image (of ``colour.keys``' shape).
-      all_maps, scales: those of ``colour``; engine: the engine that renders the opacity.
+      all_maps, scales: those of ``colour`` (the opacity is rendered by its engine).
     """
 
     def __init__(self, colour: MorphFrames, key_alphas: Sequence[np.ndarray], all_maps: Sequence[MorphMaps],
-                 scales: Scales, engine: str, check: Callable[[], None] | None = None) -> None:
+                 scales: Scales, check: Callable[[], None] | None = None) -> None:
         if len(key_alphas) != len(colour.keys):
             raise ValueError(f"{len(colour.keys)} key images need as many alphas, got {len(key_alphas)}")
         self.colour = colour
         self.key_alphas = tuple(key_alphas)
-        self.alpha_renderers = [alpha_renderer(key_alphas[leg], key_alphas[leg + 1], maps, scales, engine, check)
+        self.alpha_renderers = [alpha_renderer(key_alphas[leg], key_alphas[leg + 1], maps, scales, colour.engine,
+                                               check)
                                 for leg, maps in enumerate(all_maps)]
 
     @property
