@@ -19,13 +19,19 @@ Settings = TypeVar("Settings")
 
 
 def overridden(settings: Settings, items: Sequence[str]) -> Settings:
-    """``settings`` (a dataclass) with ``FIELD=VALUE`` items applied, each value parsed as its field's type."""
-    overrides = {}
+    """``settings`` (a dataclass) with ``FIELD=VALUE`` items applied, each value parsed as its field's type;
+    a dotted ``FIELD.SUBFIELD=VALUE`` reaches into a nested settings dataclass (``starts.margin=0.05``)."""
     for item in items:
         key, value = item.split("=", 1)
+        head, _, rest = key.partition(".")
+        if rest:
+            settings = dataclasses.replace(settings, **{head: overridden(getattr(settings, head), [f"{rest}={value}"])})
+            continue
         field_type = type(getattr(settings, key))
-        overrides[key] = (value.lower() in ("1", "true", "yes")) if field_type is bool else field_type(value)
-    return dataclasses.replace(settings, **overrides)
+        parsed = (value.lower() in ("1", "true", "yes")) if field_type is bool else field_type(value)
+        settings = dataclasses.replace(settings, **{key: parsed})
+    return settings
+
 
 Render = Callable[[np.ndarray], list[np.ndarray]]
 

@@ -36,6 +36,11 @@ OpenCV DIS optical-flow morph, ours):
    ``--out``, ``pairs_half.png``: every pair at alpha ½ (no warp, DIS, ours)
    between its source and target, and one contact sheet per pair.
 
+With ``--oracle``, section 3 adds ``ours, landmark start``: the same fit started
+from the affine laid through the pair's own landmarks (least squares), not
+from the start it would choose. Not a method (it reads the answer): an upper
+bound that says how much of a pair's error is the start's.
+
 ``--set FIELD=VALUE`` overrides a ``FitSettings`` field for ours (tuning);
 ``--only`` picks methods by name. With ``--out``, contact sheets (frames at
 0, ¼, ½, ¾, 1 per method) of the landmark pairs are written there.
@@ -64,7 +69,9 @@ from PIL import Image, ImageDraw  # noqa: E402
 from skimage import data as skimage_data  # noqa: E402
 
 from baselines import flow_morph, overridden  # noqa: E402
+from morphing.fit.affine import Affine, to_normalised  # noqa: E402
 from morphing.fit.fitter import FitSettings, MapFitter, reduce_for_fit  # noqa: E402
+from morphing.fit.starts import NO_MOTION, POINTS, Candidate  # noqa: E402
 from morphing.io.images import load_image, resize_image  # noqa: E402
 from morphing.fit.keypoints import default_face_detector, leg_face_points  # noqa: E402
 from morphing.model.maps import Scales  # noqa: E402
@@ -85,6 +92,7 @@ GROUND_TRUTH_SIDE = 256
 ASTRONAUT_CROP = (110, 10, 350, 250)  # left, top, right, bottom in the 512x512 original
 USER_POINTS = (0, 1, 6, 7, 8)  # of the face landmarks: pupils, nose base, mouth corners
 
+ORACLE = "ours, landmark start"
 Flows = tuple[np.ndarray, np.ndarray]  # (forward on the target's pixels, backward on the source's)
 # A method: (source, target, user points or None) -> (forward, backward) flows and a frame renderer.
 Method = Callable[[np.ndarray, np.ndarray, PointPairs | None], tuple[Flows, Callable[[list[float]], list[np.ndarray]]]]
@@ -179,6 +187,32 @@ def ours(settings: FitSettings, scales: Scales = Scales(), log: list[str] | None
     return method
 
 
+def landmark_affine(points: PointPairs) -> Affine:
+    """The affine (normalised coordinates, target position → source position) that carries the target's
+    landmarks closest to the source's, by least squares."""
+    height, width = points.target_shape
+    target, source = (to_normalised(marks, height, width) for marks in (points.target, points.source))
+    solution, *_ = np.linalg.lstsq(np.concatenate([target, np.ones((len(target), 1))], axis=1), source, rcond=None)
+    return Affine(solution[:2].T, solution[2])
+
+
+def ours_from_landmarks(settings: FitSettings, scales: Scales = Scales()) -> Method:
+    """Our fit, started from ``landmark_affine`` of the landmarks passed as its third argument (which are
+    not used otherwise: no point pulls the dense fit); face key points off, so the start is the oracle's."""
+    settings = dataclasses.replace(settings, face_points=False)
+    fitters: dict[tuple[int, int], MapFitter] = {}
+
+    def method(source: np.ndarray, target: np.ndarray, landmarks: PointPairs | None):
+        fitter = fitters.setdefault(source.shape[:2], MapFitter(scales, settings))
+        start = Candidate(POINTS, landmark_affine(landmarks), "the landmarks (oracle)")
+        maps = fitter.fit(*reduce_for_fit(source, target, settings.working_size), image_shape=source.shape[:2],
+                          candidates=[Candidate(NO_MOTION, Affine.identity()), start])
+        renderer = FrameRenderer(source, target, maps, scales)
+        return morph_flows(maps, scales, *source.shape[:2]), lambda alphas: list(renderer.render(alphas))
+
+    return method
+
+
 def end_point_errors(flows: Flows, pair) -> np.ndarray:
     """Per-pixel end-point errors of both directions, over the valid pixels (one array)."""
     forward, backward = flows
@@ -252,7 +286,7 @@ def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, st
         cells, row = [], [labelled(np.asarray(Image.fromarray(source).resize((side, side))), f"{group} {pair_name}")]
         for name in names:
             start = time.perf_counter()
-            flows, render = methods[name](source, target, None)
+            flows, render = methods[name](source, target, points if name == ORACLE else None)
             seconds = time.perf_counter() - start
             tre, ghost = registration_errors(flows, points)
             results[name].append((group, float(tre.mean()), float(ghost.mean())))
@@ -300,12 +334,16 @@ def main() -> int:
                         help="the development set: pairs.json and images/")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a FitSettings field for 'ours' (tuning)")
+    parser.add_argument("--oracle", action="store_true",
+                        help="development set: also ours started from the landmarks' own affine (an upper bound)")
     args = parser.parse_args()
 
     settings = overridden(FitSettings(), args.set)
     starts: list[str] = []
     methods: dict[str, Method] = {"no warp": no_warp, "optical flow (DIS)": optical_flow,
                                   "ours": ours(settings, log=starts)}
+    if args.oracle:
+        methods[ORACLE] = ours_from_landmarks(settings)
     if args.only:
         wanted = args.only.split(",")
         methods = {k: v for k, v in methods.items() if any(w in k for w in wanted)}
@@ -317,7 +355,7 @@ def main() -> int:
         print(f"\n1. {len(pairs)} pictures deformed and recoloured by known maps, {GROUND_TRUTH_SIDE}², "
               "end-point error (px) at alpha 1, both directions")
         print(f"{'method':<20} {'EPE mean':>9} {'EPE p95':>8} {'folds %':>8} {'s/pair':>7}   per picture (mean)")
-        for name, method in methods.items():
+        for name, method in ((k, v) for k, v in methods.items() if k != ORACLE):  # the oracle needs landmarks
             errors, folds, seconds, per_pair = [], [], 0.0, []
             for _, pair in pairs:
                 start = time.perf_counter()
@@ -334,7 +372,7 @@ def main() -> int:
 
     if "landmarks" in sections:
         landmarks = landmark_pairs(args.samples)
-        runs = dict(methods)
+        runs = {name: method for name, method in methods.items() if name != ORACLE}
         if "ours" in methods:
             runs["ours + 5 points"] = methods["ours"]
         print("\n2. landmarks placed by eye, 512², TRE (px, both directions) and ghost at ½ (px), mean per pair")

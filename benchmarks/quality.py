@@ -157,6 +157,7 @@ def main() -> int:
     parser.add_argument("--seeds", choices=sorted(SEED_SETS), default="report",
                         help="'tune': the scenes constants may be chosen on; 'report': held-out scenes, never "
                              "looked at while tuning (the README's figures)")
+    parser.add_argument("--sets", default="large,gentle,far", help="which scene sets to run (comma-separated)")
     args = parser.parse_args()
 
     default = overridden(FitSettings(), args.set)
@@ -187,6 +188,8 @@ def main() -> int:
                         for i in range(args.scenes)],
                        "far motion (1 or 2 shapes each move 1-1.5 times their own size while their colour "
                        "changes strongly)"))
+    wanted_sets = args.sets.split(",")
+    scene_sets = [scene_set for scene_set in scene_sets if scene_set[1].split()[0] in wanted_sets]
     for scenes, label in scene_sets if args.scenes > 0 else []:  # --scenes 0: the photos only
         print(f"\n{args.scenes} synthetic scenes, {args.size}x{args.size}, {label}")
         print(f"{'method':<20} {'PSNR@.5':>8} {'PSNR@¼½¾':>9} {'SSIM@¼½¾':>9} {'pacing':>7} {'folds %':>8} {'s/pair':>7}"

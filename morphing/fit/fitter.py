@@ -55,7 +55,7 @@ from morphing.fit.network import build_map_network, network_input
 from morphing.fit.objective import FitFields, MorphObjective, PointInputs, point_inputs
 from morphing.model.points import PointPairs, pinned_flow
 from morphing.model.settings import FitSettings
-from morphing.fit.starts import NO_MOTION, Candidate, StartChoice, choose_start, start_candidates
+from morphing.fit.starts import NO_MOTION, Candidate, StartChoice, choose_start, middle_cost, start_candidates
 
 __all__ = ["FitSettings", "FitDivergedError", "MapFitter", "ShapeProgram", "fit_maps", "grid_maps_of", "reduce_for_fit"]
 
@@ -303,7 +303,7 @@ class MapFitter:
             return float(np.mean(recent)) if recent else math.inf
 
         # Undecided starts (``choice.probe``) get a few dense steps each; the fit carries on from the one
-        # whose loss is then lower.
+        # that then shows one thing in the middle frame (``settings.probe_judge``).
         starts = choice.probe or (choice.chosen,)
         probe = min(settings.probe_steps, settings.epochs) if len(starts) > 1 else 0
         # Step indices run to settings.total_steps - 1; without a probe its steps are skipped.
@@ -313,13 +313,17 @@ class MapFitter:
             for variable, value in zip(program.variables, program.initial_values):
                 variable.assign(value)  # the seed's weights, a fresh optimizer
             base_flows = tf.constant(start.grid_flows(grid_h, grid_w))
-            loss = descend(base_flows, 0, probe)
-            outcomes.append((loss, start, base_flows, [variable.numpy() for variable in program.variables]))
+            score = descend(base_flows, 0, probe)
+            if len(starts) > 1 and settings.probe_judge == "middle":
+                warp = grid_maps_of(program.network(inputs, training=False), base_flows, self.scales)[..., WARP]
+                score = middle_cost(stacks[0][0], stacks[0][1], self.scales.warp * warp.numpy(), settings.starts)
+            outcomes.append((score, start, base_flows, [variable.numpy() for variable in program.variables]))
         if len(outcomes) > 1:
-            loss, start, base_flows, values = min(outcomes, key=lambda outcome: outcome[0])
+            _, start, base_flows, values = min(outcomes, key=lambda outcome: outcome[0])
             for variable, value in zip(program.variables, values):
                 variable.assign(value)
-            choice = choice.probed(start, [(item[1].name, item[0]) for item in outcomes])
+            measure = "middle-frame costs" if settings.probe_judge == "middle" else "losses"
+            choice = choice.probed(start, [(item[1].name, item[0]) for item in outcomes], measure)
         else:
             base_flows = outcomes[0][2]
         if on_start is not None:

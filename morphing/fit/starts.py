@@ -18,12 +18,14 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    things must beat no motion by a *margin* that grows with how far it moves
    them: a large motion needs strong evidence. Matched features with enough
    RANSAC inliers need only not be worse than no motion.
-3. optionally (``StartSettings.no_evidence``, off by default), when no
-   candidate passes and no motion itself explains nothing (flat or unrelated
-   pictures, shapes moved further than their own size), the fit gives no
-   motion, the best other candidate and the **optical flow** (OpenCV's DIS,
-   a dense start) a few dense steps each and keeps the lowest loss
-   (``StartChoice.probe``).
+3. when no candidate passes and no motion itself explains nothing (its
+   cost at least ``StartSettings.no_evidence``: flat or unrelated pictures,
+   shapes moved further than their own size), the fit gives no motion and
+   the best other candidate (and, if asked, the **optical flow**, OpenCV's
+   DIS, a dense start) a few dense steps each (``StartChoice.probe``) and
+   carries on from the one whose middle frame then shows one thing
+   (``middle_cost``: the two halves of the frame at alpha ½ compared by
+   structure, colour maps left out, border filled from outside counted).
 
 Numpy and OpenCV only (no TensorFlow), so it runs with the global search in
 the helper process while TensorFlow is imported. Images are working-size
@@ -56,7 +58,7 @@ from morphing.model.points import PointPairs
 from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "feature_affine", "start_candidates", "start_cost",
-           "motion_size", "choose_start", "leg_start_candidates"]
+           "motion_size", "middle_cost", "choose_start", "leg_start_candidates"]
 
 NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
     "no motion", "global search", "point pairs", "matched features", "optical flow")
@@ -118,10 +120,11 @@ class StartChoice:
     reason: str
     probe: tuple[Candidate, ...] = ()
 
-    def probed(self, winner: Candidate, losses: Sequence[tuple[str, float]]) -> StartChoice:
-        """This choice once the probe has picked ``winner`` with these (name, loss) pairs."""
-        said = ", ".join(f"{name} {loss:.3f}" for name, loss in losses)
-        return StartChoice(winner, self.costs, f"{self.reason}; probe losses {said}")
+    def probed(self, winner: Candidate, scores: Sequence[tuple[str, float]], measure: str = "losses") -> StartChoice:
+        """This choice once the probe has picked ``winner`` with these (name, score) pairs; ``measure``
+        names the scores in the reason ("losses", "middle-frame costs")."""
+        said = ", ".join(f"{name} {score:.3f}" for name, score in scores)
+        return StartChoice(winner, self.costs, f"{self.reason}; probe {measure} {said}")
 
     def describe(self) -> str:
         scored = ", ".join(f"{name} {cost:.3f}" for name, cost in self.costs if cost is not None)
@@ -187,7 +190,7 @@ def start_candidates(
     matched = feature_affine(source, target, settings)
     if matched is not None:
         candidates.append(Candidate(FEATURES, matched[0], f"{matched[1]} RANSAC inliers"))
-    if math.isfinite(settings.no_evidence):  # the optical flow only ever enters the probe
+    if math.isfinite(settings.no_evidence) and settings.probe_optical_flow:  # it only ever enters the probe
         candidates.append(Candidate(FLOW, Affine.identity(), "DIS", dis_flows(source, target)))
     return candidates
 
@@ -248,6 +251,34 @@ def _cost_on(copies: Copies, start: Candidate, settings: StartSettings) -> float
         dissimilarity, _ = local_ncc_with_gradient(moved[None], fixed, settings.window, weights, gradient=False)
         total += 0.5 * (float(dissimilarity[0]) + settings.outside_weight * (1.0 - float(inside.mean())))
     return total
+
+
+def middle_cost(source: np.ndarray, target: np.ndarray, flows: np.ndarray,
+                settings: StartSettings = StartSettings()) -> float:
+    """How unlike the two halves of the middle frame look (lower is better): a ghost, in one number.
+
+    ``source``, ``target``: working-size ``[h, w, 3] float32`` in [-1, 1];
+    ``flows``: ``[2, fh, fw, 2]`` (dy, dx) pixels of an ``[fh, fw]`` grid, the S→T
+    flow then the T→S flow (``dense_image_warp``'s sign, warp multiplier
+    applied). At alpha ½ the frame blends the source moved by half its flow
+    with the target moved by half the other; where the two agree the frame
+    shows one thing, where they do not it shows two. Local NCC of their
+    luminance (the colour maps left out, so recolouring in place cannot
+    explain a move) plus ``settings.outside_weight`` times the share of
+    pixels either half fills from outside the picture.
+    """
+    copies = grey_copies(np.stack([source, target]), settings.side)
+    height, width = copies.source.shape
+    ratio = np.array([height / flows.shape[1], width / flows.shape[2]], np.float32)
+    halves, inside = [], np.ones((height, width), bool)
+    for image, flow in ((copies.source, flows[0]), (copies.target, flows[1])):
+        flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_AREA) * ratio
+        queries = copies.pixels - 0.5 * flow
+        inside &= np.all((queries >= -1e-4) & (queries <= np.array([height - 1, width - 1]) + 1e-4), axis=-1)
+        halves.append(bilinear_sample(image, queries.astype(np.float32), gradient=False)[0])
+    weights = inside.astype(np.float32)[None] + 1e-6
+    dissimilarity, _ = local_ncc_with_gradient(halves[0][None], halves[1], settings.window, weights, gradient=False)
+    return float(dissimilarity[0]) + settings.outside_weight * (1.0 - float(inside.mean()))
 
 
 def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Candidate],

@@ -72,7 +72,9 @@ class FitSettings:
     by ``1 / face_point_fade`` of the epochs. ``starts``: how the start is
     chosen (``morphing.fit.starts``); ``global_search``: how the global search
     candidate searches (``morphing.fit.affine``); ``probe_steps``: the dense steps each start
-    gets when that choice is left to a probe."""
+    gets when that choice is left to a probe; ``probe_judge``: what then decides, "middle" (the
+    start whose middle frame shows one thing: ``starts.middle_cost``, no colour maps, so
+    recolouring in place cannot win) or "loss" (the lower training loss)."""
 
     epochs: int = 120
     working_size: int = 192
@@ -99,6 +101,7 @@ class FitSettings:
     face_point_fade: float = 2.0
     face_points: bool = True
     probe_steps: int = 20
+    probe_judge: Literal["loss", "middle"] = "middle"
     starts: StartSettings = field(default_factory=lambda: StartSettings())
     global_search: GlobalSettings = field(default_factory=lambda: GlobalSettings())
     seed: int = 0
@@ -115,13 +118,16 @@ class FitSettings:
                             ("pyramid_levels", 1), ("probe_steps", 0), ("colour_level", 0)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
+        if self.probe_judge not in ("loss", "middle"):
+            raise ValueError(f"probe_judge must be 'loss' or 'middle', got {self.probe_judge!r}")
         if not isinstance(self.starts, StartSettings) or not isinstance(self.global_search, GlobalSettings):
             raise TypeError("starts and global_search must be StartSettings and GlobalSettings")
 
     @property
     def total_steps(self) -> int:
-        """Training steps of one fit at most: the epochs and the probes of two more starts."""
-        return self.epochs + 2 * min(self.probe_steps, self.epochs)
+        """Training steps of one fit at most: the epochs and the probes of the other starts."""
+        others = (1 + self.starts.probe_optical_flow) if math.isfinite(self.starts.no_evidence) else 0
+        return self.epochs + others * min(self.probe_steps, self.epochs)
 
 
 @dataclass(frozen=True)
@@ -283,10 +289,11 @@ class StartSettings:
     threshold in pixels of a 192-px image, and the inliers matched features
     need to count. ``no_evidence``: where no motion's cost is at least this
     (the pictures do not correlate where they stand) and no candidate beats
-    it by its margin, the fit's dense probe decides between no motion, the
-    best other candidate and the optical flow. Off by default (infinite): on
-    held-out synthetic scenes 0.93 gained 5.4 dB PSNR on far motion and lost
-    1.6–1.8 dB on large and gentle motion (README, Quality).
+    it by its margin, a dense probe decides between no motion and the best
+    other candidate (``FitSettings.probe_steps``, ``FitSettings.probe_judge``);
+    ``math.inf`` turns the probe off. ``probe_optical_flow``: the optical
+    flow (OpenCV's DIS) joins the probe as a third start; off by default: on
+    real pairs of different animals it won the probe with a wild flow.
     """
 
     side: int = 64
@@ -298,7 +305,8 @@ class StartSettings:
     feature_ratio: float = 0.75
     ransac_pixels: float = 3.0
     min_inliers: int = 12
-    no_evidence: float = math.inf
+    no_evidence: float = 0.93
+    probe_optical_flow: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ def test_fitted_middle_frame_beats_cross_dissolve_on_a_moving_disc() -> None:
         on_step=lambda step, loss: steps.append((step, loss)),
     )
     indices = [step for step, _ in steps]
-    # Up to three starts probed (140 steps) or one start chosen outright (its 100 steps end the count).
-    assert settings.total_steps == 140 and len(steps) in (100, 120, 140)
+    # Two starts probed (120 steps) or one start chosen outright (its 100 steps end the count).
+    assert settings.total_steps == 120 and len(steps) in (100, 120)
     assert indices == list(range(settings.total_steps - len(steps), settings.total_steps))
     assert steps[-1][1] < steps[0][1] / 2
     middle = FrameRenderer(source, target, maps, maps.scales).render([0.5])[0].astype(float)
@@ -205,8 +205,38 @@ def test_an_undecided_start_is_probed_and_the_winner_reported() -> None:
              on_start=choices.append, candidates=[Candidate("no motion", Affine.identity()), shifted])
     (choice,) = choices
     assert choice.chosen.name in ("no motion", "global search") and not choice.probe
-    assert "probe losses no motion" in choice.describe()
-    assert steps == list(range(2, 10))  # both starts' probes, then the rest of the winner's epochs
+    assert "probe middle-frame costs no motion" in choice.describe()
+    assert steps == list(range(settings.total_steps))  # both starts' probes, then the rest of the winner's epochs
+
+
+def test_the_probe_keeps_the_start_whose_middle_frame_shows_one_picture() -> None:
+    from morphing.fit.starts import Candidate
+    from morphing.model.settings import StartSettings
+    from morphing.testing.scenes import random_texture
+
+    source = random_texture(np.random.default_rng(5), 64, 64)
+    target = np.roll(source, 16, axis=1)  # the whole picture 16 px to the right (it is periodic)
+    truth = Candidate("global search", Affine(np.eye(2), np.array([0.0, -0.5])))  # target x ← source x - 16
+    starts = [Candidate("no motion", Affine.identity()), truth]
+    undecided = StartSettings(margin=10.0, no_evidence=0.0)  # the costs decide nothing: the probe must
+    for judge, measure in (("middle", "middle-frame costs"), ("loss", "losses")):
+        choices = []
+        settings = FitSettings(epochs=8, working_size=64, grid_size=16, probe_steps=3, face_points=False,
+                               starts=undecided, probe_judge=judge)
+        fit_maps(source, target, Scales(), settings, on_start=choices.append, candidates=starts)
+        (choice,) = choices
+        assert f"probe {measure} no motion" in choice.describe()
+        if judge == "middle":
+            assert choice.chosen is truth, choice.describe()
+
+
+def test_total_steps_counts_the_probes_that_can_run() -> None:
+    from morphing.model.settings import StartSettings
+
+    assert FitSettings(epochs=50, probe_steps=10).total_steps == 60  # no motion and one other start
+    assert FitSettings(epochs=50, probe_steps=10, starts=StartSettings(probe_optical_flow=True)).total_steps == 70
+    assert FitSettings(epochs=50, probe_steps=10, starts=StartSettings(no_evidence=float("inf"))).total_steps == 50
+    assert FitSettings(epochs=5, probe_steps=10).total_steps == 10  # a probe is never longer than the fit
 
 
 def test_user_points_given_for_another_image_size_are_honoured_at_the_frames_size() -> None:

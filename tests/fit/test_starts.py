@@ -16,6 +16,7 @@ from morphing.fit.starts import (
     choose_start,
     feature_affine,
     leg_start_candidates,
+    middle_cost,
     motion_size,
     start_candidates,
     start_cost,
@@ -59,6 +60,55 @@ class TestStartCost:
         settings = StartSettings(outside_weight=0.5)
         difference = start_cost(image, image, far, settings) - start_cost(image, image, Affine.identity(), settings)
         assert abs(difference - 0.5 * 0.5) < 0.03
+
+
+def disc_on_texture(centre_x: float, size: int = 96, colour: tuple[float, ...] = (0.8, -0.6, -0.5)) -> np.ndarray:
+    """``[size, size, 3] float32``: a disc of radius 12 at (48, centre_x) over a faint fixed texture."""
+    ys, xs = np.mgrid[0:size, 0:size]
+    image = 0.15 * random_texture(np.random.default_rng(3), size, size)
+    inside = (ys - size / 2) ** 2 + (xs - centre_x) ** 2 <= 12.0**2
+    image[inside] = colour
+    return image.astype(np.float32)
+
+
+class TestMiddleCost:
+    """``middle_cost``: the two halves of the frame at alpha ½, compared by structure."""
+
+    @staticmethod
+    def uniform_flows(dx: float, size: int = 96) -> np.ndarray:
+        flows = np.zeros((2, size, size, 2), np.float32)
+        flows[0, ..., 1], flows[1, ..., 1] = dx, -dx  # S→T moves right by dx, T→S back
+        return flows
+
+    def test_the_flow_that_meets_the_disc_halfway_costs_less_than_none(self) -> None:
+        source, target = disc_on_texture(30.0), disc_on_texture(60.0)  # moved further than its own radius
+        right = np.zeros((2, 96, 96, 2), np.float32)
+        ys, xs = np.mgrid[0:96, 0:96]
+        near_middle = (ys - 48) ** 2 + (xs - 45) ** 2 <= 26.0**2  # where the halves show the disc at ½
+        right[0][near_middle, 1], right[1][near_middle, 1] = 30.0, -30.0
+        assert middle_cost(source, target, right) < middle_cost(source, target, np.zeros_like(right)) - 0.02
+
+    def test_colour_does_not_count_only_structure(self) -> None:
+        source = disc_on_texture(48.0)
+        recoloured = disc_on_texture(48.0, colour=(-0.7, 0.6, 0.9))  # same place, other colour
+        moved = disc_on_texture(70.0, colour=(-0.7, 0.6, 0.9))
+        zero = np.zeros((2, 96, 96, 2), np.float32)
+        assert middle_cost(source, recoloured, zero) < middle_cost(source, moved, zero) - 0.02
+
+    def test_filling_the_frame_from_outside_costs_its_share(self) -> None:
+        image = to_float(np.full((64, 64, 3), 128, np.uint8))  # flat: the NCC says nothing either way
+        settings = StartSettings(side=64, outside_weight=0.5)
+        # Half of 64 px moves each half frame by 16 px: a quarter of the columns from outside, on
+        # opposite sides for the two halves, so half the frame has one half from outside.
+        shifted = middle_cost(image, image, self.uniform_flows(32.0, 64), settings)
+        assert abs(shifted - middle_cost(image, image, np.zeros((2, 64, 64, 2), np.float32), settings)
+                   - 0.5 * 0.5) < 0.03
+
+    def test_flows_on_a_coarser_grid_are_scaled_to_the_copies(self) -> None:
+        source, target = disc_on_texture(30.0), disc_on_texture(60.0)
+        fine = self.uniform_flows(30.0)
+        coarse = self.uniform_flows(7.5, 24)  # the same motion in pixels of a 24-px grid
+        assert abs(middle_cost(source, target, fine) - middle_cost(source, target, coarse)) < 1e-3
 
 
 class TestFeatureAffine:
@@ -111,7 +161,8 @@ class TestChooseStart:
         settings = StartSettings(no_evidence=0.93)
         choice = choose_start(source, target, [Candidate("no motion", Affine.identity()), shifted], settings)
         assert dict(choice.costs)["no motion"] >= settings.no_evidence
-        assert choose_start(source, target, [Candidate("no motion", Affine.identity()), shifted]).probe == ()
+        never = StartSettings(no_evidence=float("inf"))  # the probe turned off
+        assert choose_start(source, target, [Candidate("no motion", Affine.identity()), shifted], never).probe == ()
         assert [c.name for c in choice.probe] == ["no motion", "global search"]
         decided = choice.probed(shifted, [("no motion", 2.0), ("global search", 1.5)])
         assert decided.chosen is shifted and not decided.probe and "probe losses" in decided.describe()

@@ -74,6 +74,8 @@ class TestArgumentChecks:
         with pytest.raises(TypeError, match="epochs must be a whole number"):
             FitSettings(epochs=True)
         assert FitSettings(epochs=np.int64(5)).epochs == 5  # numpy's integers are whole numbers
+        with pytest.raises(ValueError, match="probe_judge must be 'loss' or 'middle', got 'ghost'"):
+            FitSettings(probe_judge="ghost")
 
     def test_the_api_names_the_argument_a_wrong_image_was_given_for(self) -> None:
         from morphing import FitSettings, Scales, fit_maps, fit_sequence
