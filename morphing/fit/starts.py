@@ -238,6 +238,11 @@ def start_cost(source: np.ndarray, target: np.ndarray, start: Candidate | Affine
     return _cost_on(grey_copies(np.stack([source, target]), settings.side), start, settings)
 
 
+def _inside(queries: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[..., 2]`` (y, x) pixel queries → ``[...]`` bool: inside an ``[height, width]`` picture (to rounding)."""
+    return np.all((queries >= -1e-4) & (queries <= np.array([height - 1, width - 1]) + 1e-4), axis=-1)
+
+
 def _cost_on(copies: Copies, start: Candidate, settings: StartSettings) -> float:
     """``start_cost`` on the pair's grey copies, made once for all the candidates."""
     height, width = copies.source.shape
@@ -245,7 +250,7 @@ def _cost_on(copies: Copies, start: Candidate, settings: StartSettings) -> float
     total = 0.0
     for moving, fixed, flow in ((copies.source, copies.target, flows[0]), (copies.target, copies.source, flows[1])):
         queries = copies.pixels - flow
-        inside = np.all((queries >= -1e-4) & (queries <= np.array([height - 1, width - 1]) + 1e-4), axis=-1)
+        inside = _inside(queries, height, width)
         moved, _ = bilinear_sample(moving, queries.astype(np.float32), gradient=False)
         weights = inside.astype(np.float32)[None] + 1e-6
         dissimilarity, _ = local_ncc_with_gradient(moved[None], fixed, settings.window, weights, gradient=False)
@@ -274,7 +279,7 @@ def middle_cost(source: np.ndarray, target: np.ndarray, flows: np.ndarray,
     for image, flow in ((copies.source, flows[0]), (copies.target, flows[1])):
         flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_AREA) * ratio
         queries = copies.pixels - 0.5 * flow
-        inside &= np.all((queries >= -1e-4) & (queries <= np.array([height - 1, width - 1]) + 1e-4), axis=-1)
+        inside &= _inside(queries, height, width)
         halves.append(bilinear_sample(image, queries.astype(np.float32), gradient=False)[0])
     weights = inside.astype(np.float32)[None] + 1e-6
     dissimilarity, _ = local_ncc_with_gradient(halves[0][None], halves[1], settings.window, weights, gradient=False)
