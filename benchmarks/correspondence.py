@@ -39,7 +39,8 @@ OpenCV DIS optical-flow morph, ours):
 With ``--oracle``, section 3 adds ``ours, landmark start``: the same fit started
 from the affine laid through the pair's own landmarks (least squares), not
 from the start it would choose. Not a method (it reads the answer): an upper
-bound that says how much of a pair's error is the start's.
+bound that says how much of a pair's error is the start's. With ``--out`` its
+contact sheets are written too (``pair_*_landmark_start.png``).
 
 ``--set FIELD=VALUE`` overrides a ``FitSettings`` field for ours (tuning);
 ``--only`` picks methods by name. With ``--out``, contact sheets (frames at
@@ -295,9 +296,10 @@ def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, st
                 middle = ((source.astype(np.float32) + target) / 2).astype(np.uint8)
             else:
                 middle = render([0.5])[0]
-                if out is not None and name == "ours":
+                if out is not None and name in ("ours", ORACLE):
                     out.mkdir(parents=True, exist_ok=True)
-                    contact_sheet(render, out / f"pair_{group}_{pair_name.replace('→', '_')}.png")
+                    suffix = "" if name == "ours" else "_landmark_start"
+                    contact_sheet(render, out / f"pair_{group}_{pair_name.replace('→', '_')}{suffix}.png")
             row.append(labelled(np.asarray(Image.fromarray(middle).resize((side, side), Image.Resampling.LANCZOS)),
                                 f"{name[:12]} {tre.mean():.1f}px"))
             del seconds
