@@ -48,6 +48,7 @@ __all__ = [
     "points_csv",
     "points_from_csv",
     "fit_page_morph",
+    "start_line",
     "write_animation",
     "build_page",
     "serve",
@@ -282,6 +283,14 @@ class _SessionFolders:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def start_line(choice: object) -> str:
+    """What the page says of the start a fit took (a ``starts.StartChoice``), with a hint when nothing moved it."""
+    if not choice.kept_still:
+        return choice.describe()
+    return (f"{choice.describe()}. Nothing lined the pictures up: if the middle frame shows two of something, "
+            "click two or three point pairs (eyes, nose) and fit again.")
+
+
 def sample_pairs(images: Path) -> list[list[str]]:
     """``[source, target]`` paths of the sample pairs in ``images`` (``NAME_a.png`` with ``NAME_b.png``)."""
     return [[str(a), str(a.with_name(a.name.replace("_a.", "_b.")))] for a in sorted(images.glob("*_a.png"))
@@ -393,7 +402,7 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
         from morphing.io.visualize import maps_picture
 
         return (state, *rendered(state, add, mult, warp, frames, fps, easing, ends, file_format, request),
-                maps_picture(morph.maps[0]), str(maps_path), morph.start_choices[0].describe(),
+                maps_picture(morph.maps[0]), str(maps_path), start_line(morph.start_choices[0]),
                 scrubbed(state, alpha_now, add, mult, warp))
 
     def rendered(state: dict, add: float, mult: float, warp: float, frames: float, fps: float, easing: str,

@@ -199,3 +199,16 @@ def test_loop_fits_the_way_back_and_other_ends_ask_for_a_refit(tmp_path: Path) -
         write_animation(looped, tmp_path, scales=Scales(), frames=4, ends="none")
     with pytest.raises(PageError, match="fit again"):
         write_animation(fit_page_morph(source, target, points, epochs=2), tmp_path, scales=Scales(), ends="loop")
+
+
+def test_the_start_line_hints_at_point_pairs_only_when_nothing_moved_the_start() -> None:
+    from morphing.fit.affine import Affine
+    from morphing.fit.starts import Candidate, StartChoice
+    from morphing.ui import start_line
+
+    still = Candidate("no motion", Affine.identity())
+    moved = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.2])))
+    kept = StartChoice(still, (("no motion", 0.9), ("global search", 0.95)), "no candidate beat it by its margin")
+    assert start_line(kept).startswith("start: no motion") and "click two or three point pairs" in start_line(kept)
+    taken = StartChoice(moved, (("no motion", 0.9), ("global search", 0.5)), "cost 0.400 below no motion")
+    assert start_line(taken) == taken.describe()

@@ -358,6 +358,10 @@ class LegBars:
         self.bar.close()
 
 
+STILL_START_HINT = ("nothing lined the pictures up, so the fit starts from no motion; if the middle frame "
+                    "shows two of something (two faces, two dogs), give two or three --points pairs (eyes, nose)")
+
+
 def fit_with_progress(morph: Morph, console: Console, start_candidates: list[list[Candidate]] | None = None) -> None:
     """Fit every leg of ``morph``, one after another, with a progress bar per leg and the start each took
     in the log; ``start_candidates`` as ``Morph.fit`` takes them. A diverged fit is a ``RunError``."""
@@ -367,6 +371,8 @@ def fit_with_progress(morph: Morph, console: Console, start_candidates: list[lis
 
     def on_start(leg: int, choice: StartChoice) -> None:
         console.say(f"{PROGRAM}: {'' if morph.legs == 1 else f'leg {leg + 1}: '}{choice.describe()}")
+        if choice.kept_still:
+            console.say(f"{PROGRAM}: {STILL_START_HINT}")
 
     try:
         morph.fit(bars.on_step, check=console.check, on_start=on_start, start_candidates=start_candidates)

@@ -126,6 +126,13 @@ class StartChoice:
         said = ", ".join(f"{name} {score:.3f}" for name, score in scores)
         return StartChoice(winner, self.costs, f"{self.reason}; probe {measure} {said}")
 
+    @property
+    def kept_still(self) -> bool:
+        """True when no candidate moved the start although others were tried (no point pairs, nothing that
+        beat no motion): on pictures whose subjects differ in place or size, where two of a thing may show
+        in the middle frame until a few point pairs say what matches what."""
+        return self.chosen.name == NO_MOTION and len(self.costs) > 1
+
     def describe(self) -> str:
         scored = ", ".join(f"{name} {cost:.3f}" for name, cost in self.costs if cost is not None)
         return f"start: {self.chosen.name} ({self.reason})" + (f"; costs {scored}" if scored else "")

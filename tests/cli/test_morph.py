@@ -720,6 +720,19 @@ def test_no_face_is_said_and_is_not_an_error(toy_pair, tmp_path: Path) -> None:
     assert "face points: no face in both images, none used" in err
 
 
+def test_a_start_nothing_moved_comes_with_the_hint_to_give_points(toy_pair, tmp_path: Path) -> None:
+    source, _ = toy_pair
+    status, err = run_cli("-s", source, "-t", source, "-o", tmp_path / "same.gif", *TALKATIVE, "--face-points", "off")
+    assert status == 0, err
+    assert "start: no motion" in err and "give two or three --points pairs" in err
+    points = tmp_path / "points.csv"
+    points.write_text("10,10,12,11\n30,20,31,22\n")
+    status, err = run_cli("-s", source, "-t", source, "-o", tmp_path / "pointed.gif", *TALKATIVE,
+                          "--face-points", "off", "--points", points)
+    assert status == 0, err
+    assert "start: point pairs" in err and "--points pairs" not in err
+
+
 def test_warp_uses_face_points_too(tmp_path: Path) -> None:
     portrait = ROOT / "tests" / "data" / "portrait_lon005.jpg"
     mirrored = tmp_path / "mirrored.png"

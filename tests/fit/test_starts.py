@@ -174,6 +174,18 @@ class TestChooseStart:
                                                Candidate("global search", period)], StartSettings(no_evidence=0.93))
         assert choice.probe == ()
 
+    def test_kept_still_only_when_candidates_were_tried_and_none_moved_the_start(self) -> None:
+        source, target = stripes_with_a_disc(40.0), stripes_with_a_disc(46.0)
+        still = Candidate("no motion", Affine.identity())
+        period = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.4])))
+        assert choose_start(source, target, [still, period]).kept_still  # tried, refused
+        assert not choose_start(source, target, [still]).kept_still  # nothing else was tried (alignment off)
+        textured, moved, truth = moved_texture(angle=0.0, scale=1.0, shift=(0.0, 0.2))
+        found = choose_start(textured, moved, [still, Candidate("global search", truth)])
+        assert found.chosen.name == "global search" and not found.kept_still
+        pointed = choose_start(textured, moved, [still, Candidate("point pairs", truth, "3 pairs")])
+        assert not pointed.kept_still
+
     def test_the_reason_names_the_costs(self) -> None:
         source, target, _ = moved_texture(angle=0.0, scale=1.0, shift=(0.0, 0.0))
         choice = choose_start(source, target, [Candidate("no motion", Affine.identity())])
