@@ -48,7 +48,7 @@ __all__ = [
     "points_csv",
     "points_from_csv",
     "fit_page_morph",
-    "start_line",
+    "describe_start",
     "write_animation",
     "build_page",
     "serve",
@@ -283,7 +283,7 @@ class _SessionFolders:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_line(choice: object) -> str:
+def describe_start(choice: object) -> str:
     """What the page says of the start a fit took (a ``starts.StartChoice``), with a hint when nothing moved it."""
     if not choice.kept_still:
         return choice.describe()
@@ -402,7 +402,7 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
         from morphing.io.visualize import maps_picture
 
         return (state, *rendered(state, add, mult, warp, frames, fps, easing, ends, file_format, request),
-                maps_picture(morph.maps[0]), str(maps_path), start_line(morph.start_choices[0]),
+                maps_picture(morph.maps[0]), str(maps_path), describe_start(morph.start_choices[0]),
                 scrubbed(state, alpha_now, add, mult, warp))
 
     def rendered(state: dict, add: float, mult: float, warp: float, frames: float, fps: float, easing: str,

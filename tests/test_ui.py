@@ -204,11 +204,12 @@ def test_loop_fits_the_way_back_and_other_ends_ask_for_a_refit(tmp_path: Path) -
 def test_the_start_line_hints_at_point_pairs_only_when_nothing_moved_the_start() -> None:
     from morphing.fit.affine import Affine
     from morphing.fit.starts import Candidate, StartChoice
-    from morphing.ui import start_line
+    from morphing.ui import describe_start
 
     still = Candidate("no motion", Affine.identity())
     moved = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.2])))
     kept = StartChoice(still, (("no motion", 0.9), ("global search", 0.95)), "no candidate beat it by its margin")
-    assert start_line(kept).startswith("start: no motion") and "click two or three point pairs" in start_line(kept)
+    said = describe_start(kept)
+    assert said.startswith("start: no motion") and "click two or three point pairs" in said
     taken = StartChoice(moved, (("no motion", 0.9), ("global search", 0.5)), "cost 0.400 below no motion")
-    assert start_line(taken) == taken.describe()
+    assert describe_start(taken) == taken.describe()
