@@ -70,7 +70,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from skimage import data as skimage_data  # noqa: E402
 
 from baselines import flow_morph, overridden  # noqa: E402
-from morphing.fit.affine import Affine, to_normalised  # noqa: E402
+from morphing.fit.affine import Affine, affine_from_points, to_normalised  # noqa: E402
 from morphing.fit.fitter import FitSettings, MapFitter, reduce_for_fit  # noqa: E402
 from morphing.fit.starts import NO_MOTION, POINTS, Candidate  # noqa: E402
 from morphing.io.images import load_image, resize_image  # noqa: E402
@@ -191,10 +191,8 @@ def ours(settings: FitSettings, scales: Scales = Scales(), log: list[str] | None
 def landmark_affine(points: PointPairs) -> Affine:
     """The affine (normalised coordinates, target position → source position) that carries the target's
     landmarks closest to the source's, by least squares."""
-    height, width = points.target_shape
-    target, source = (to_normalised(marks, height, width) for marks in (points.target, points.source))
-    solution, *_ = np.linalg.lstsq(np.concatenate([target, np.ones((len(target), 1))], axis=1), source, rcond=None)
-    return Affine(solution[:2].T, solution[2])
+    return affine_from_points(to_normalised(points.target, *points.target_shape),
+                              to_normalised(points.source, *points.source_shape))
 
 
 def ours_from_landmarks(settings: FitSettings, scales: Scales = Scales()) -> Method:

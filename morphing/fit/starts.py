@@ -45,6 +45,7 @@ import numpy as np
 from morphing.fit.affine import (
     Affine,
     Copies,
+    affine_from_points,
     bilinear_sample,
     fit_affine,
     grey_copies,
@@ -174,9 +175,7 @@ def feature_affine(source: np.ndarray, target: np.ndarray, settings: StartSettin
     # half-pixel convention.
     target_yx = to_normalised(from_target[keep][:, ::-1], height, width)
     source_yx = to_normalised(to_source[keep][:, ::-1], height, width)
-    design = np.concatenate([target_yx, np.ones((len(target_yx), 1))], axis=1)
-    solution, *_ = np.linalg.lstsq(design, source_yx, rcond=None)
-    return Affine(solution[:2].T, solution[2]), int(keep.sum())
+    return affine_from_points(target_yx, source_yx), int(keep.sum())
 
 
 def start_candidates(
