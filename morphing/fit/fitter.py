@@ -55,7 +55,15 @@ from morphing.fit.network import build_map_network, network_input
 from morphing.fit.objective import FitFields, MorphObjective, PointInputs, point_inputs
 from morphing.model.points import PointPairs, pinned_flow
 from morphing.model.settings import FitSettings
-from morphing.fit.starts import NO_MOTION, Candidate, StartChoice, choose_start, middle_cost, start_candidates
+from morphing.fit.starts import (
+    NO_MOTION,
+    Candidate,
+    StartChoice,
+    choose_start,
+    middle_cost,
+    probe_winner,
+    start_candidates,
+)
 
 __all__ = ["FitSettings", "FitDivergedError", "MapFitter", "ShapeProgram", "fit_maps", "grid_maps_of", "reduce_for_fit"]
 
@@ -319,7 +327,8 @@ class MapFitter:
                 score = middle_cost(stacks[0][0], stacks[0][1], self.scales.warp * warp.numpy(), settings.starts)
             outcomes.append((score, start, base_flows, [variable.numpy() for variable in program.variables]))
         if len(outcomes) > 1:
-            _, start, base_flows, values = min(outcomes, key=lambda outcome: outcome[0])
+            _, start, base_flows, values = outcomes[probe_winner([item[0] for item in outcomes],
+                                                                 settings.starts.probe_tie)]
             for variable, value in zip(program.variables, values):
                 variable.assign(value)
             measure = "middle-frame costs" if settings.probe_judge == "middle" else "losses"

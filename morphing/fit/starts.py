@@ -18,11 +18,10 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    things must beat no motion by a *margin* that grows with how far it moves
    them: a large motion needs strong evidence. Matched features with enough
    RANSAC inliers need only not be worse than no motion.
-3. when no candidate passes and no motion itself explains nothing (its
-   cost at least ``StartSettings.no_evidence``: flat or unrelated pictures,
-   shapes moved further than their own size), the fit gives no motion and
-   the best other candidate (and, if asked, the **optical flow**, OpenCV's
-   DIS, a dense start) a few dense steps each (``StartChoice.probe``) and
+3. when no candidate passes (and no motion's own cost is at least
+   ``StartSettings.no_evidence``, 0 by default: whenever none passes), the
+   fit gives no motion and the best other candidate (and, if asked, the
+   **optical flow**, OpenCV's DIS, a dense start) a few dense steps each (``StartChoice.probe``) and
    carries on from the one whose middle frame then shows one thing
    (``middle_cost``: the two halves of the frame at alpha ½ compared by
    structure, colour maps left out, border filled from outside counted).
@@ -59,7 +58,7 @@ from morphing.model.points import PointPairs
 from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "feature_affine", "start_candidates", "start_cost",
-           "motion_size", "middle_cost", "choose_start", "leg_start_candidates"]
+           "motion_size", "middle_cost", "choose_start", "probe_winner", "leg_start_candidates"]
 
 NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
     "no motion", "global search", "point pairs", "matched features", "optical flow")
@@ -292,6 +291,17 @@ def middle_cost(source: np.ndarray, target: np.ndarray, flows: np.ndarray,
     return float(dissimilarity[0]) + settings.outside_weight * (1.0 - float(inside.mean()))
 
 
+def probe_winner(scores: Sequence[float], tie: float) -> int:
+    """Index of the probe's winner among the probed starts' ``scores`` (lower is better), no motion's
+    first: a later start replaces the one kept so far only with a score lower by more than ``tie``
+    (identical pictures tie to rounding, and then nothing should move)."""
+    best = 0
+    for index, score in enumerate(scores):
+        if score < scores[best] - tie:
+            best = index
+    return best
+
+
 def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Candidate],
                  settings: StartSettings = StartSettings()) -> StartChoice:
     """The candidate to start from, by the rules of the module."""
@@ -322,5 +332,5 @@ def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Ca
                  *(c for c in candidates if c.name == FLOW)]
         if len(probe) > 1:
             return StartChoice(chosen, tuple(costs.items()),
-                               "the pictures do not correlate where they stand, a dense probe decides", tuple(probe))
+                               "no candidate beat it by its margin, a dense probe decides", tuple(probe))
     return StartChoice(chosen, tuple(costs.items()), reason)

@@ -287,13 +287,18 @@ class StartSettings:
     square); ``features``, ``feature_ratio``, ``ransac_pixels``,
     ``min_inliers``: SIFT key points per image, Lowe's ratio, the RANSAC
     threshold in pixels of a 192-px image, and the inliers matched features
-    need to count. ``no_evidence``: where no motion's cost is at least this
-    (the pictures do not correlate where they stand) and no candidate beats
-    it by its margin, a dense probe decides between no motion and the best
-    other candidate (``FitSettings.probe_steps``, ``FitSettings.probe_judge``);
-    ``math.inf`` turns the probe off. ``probe_optical_flow``: the optical
+    need to count. ``no_evidence``: where no candidate beats no motion by its
+    margin and no motion's own cost is at least this, a dense probe decides
+    between no motion and the best other candidate (``FitSettings.probe_steps``,
+    ``FitSettings.probe_judge``); 0 (the default): every such undecided pair is
+    probed; ``math.inf`` turns the probe off. (0.93 until version 0.10.0, when
+    the probe was for pictures that do not correlate where they stand; with the
+    middle-frame judge it also finds large moves of portraits whose faces the
+    detector misses: ``benchmarks/correspondence.py --sections moved``.) ``probe_optical_flow``: the optical
     flow (OpenCV's DIS) joins the probe as a third start; off by default: on
     real pairs of different animals it won the probe with a wild flow.
+    ``probe_tie``: a probed start replaces no motion only with a score lower
+    by more than this (identical pictures tie to rounding).
     """
 
     side: int = 64
@@ -305,8 +310,9 @@ class StartSettings:
     feature_ratio: float = 0.75
     ransac_pixels: float = 3.0
     min_inliers: int = 12
-    no_evidence: float = 0.93
+    no_evidence: float = 0.0
     probe_optical_flow: bool = False
+    probe_tie: float = 1e-3
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from morphing.fit.starts import (
     leg_start_candidates,
     middle_cost,
     motion_size,
+    probe_winner,
     start_candidates,
     start_cost,
 )
@@ -173,6 +174,24 @@ class TestChooseStart:
         choice = choose_start(source, target, [Candidate("no motion", Affine.identity()),
                                                Candidate("global search", period)], StartSettings(no_evidence=0.93))
         assert choice.probe == ()
+
+    def test_by_default_every_undecided_pair_is_probed(self) -> None:
+        # No motion explains the pictures (its cost is low) and the shift does not beat it by its margin:
+        # the default still lets the dense probe look at both, no motion staying the start until then.
+        source, target = stripes_with_a_disc(40.0), stripes_with_a_disc(46.0)
+        period = Affine(np.eye(2), np.array([0.0, 0.4]))
+        choice = choose_start(source, target, [Candidate("no motion", Affine.identity()),
+                                               Candidate("global search", period)])
+        assert dict(choice.costs)["no motion"] < 0.93
+        assert choice.chosen.name == "no motion"
+        assert [c.name for c in choice.probe] == ["no motion", "global search"]
+
+    def test_the_probe_keeps_no_motion_on_a_tie(self) -> None:
+        assert probe_winner([0.5, 0.4], tie=1e-3) == 1
+        assert probe_winner([0.5, 0.4995], tie=1e-3) == 0  # within the tie: nothing moves
+        assert probe_winner([0.5, 0.45, 0.3], tie=1e-3) == 2
+        assert probe_winner([0.5, 0.3, 0.2995], tie=1e-3) == 1  # the third must beat the second by the tie too
+        assert probe_winner([0.5], tie=1e-3) == 0
 
     def test_kept_still_only_when_candidates_were_tried_and_none_moved_the_start(self) -> None:
         source, target = stripes_with_a_disc(40.0), stripes_with_a_disc(46.0)
