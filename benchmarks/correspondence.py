@@ -36,6 +36,14 @@ OpenCV DIS optical-flow morph, ours):
    ``--out``, ``pairs_half.png``: every pair at alpha ½ (no warp, DIS, ours)
    between its source and target, and one contact sheet per pair.
 
+4. The development set moved (``--sections moved``): every pair again with its
+   target turned (±0.4 rad), scaled (0.6–1.3) and shifted (up to 20 % of the
+   side) by ``--moves`` random similarities, the landmarks carried along; a
+   row "ours, face points off" shows the start machinery alone (pictures
+   whose faces the detector misses). ``--seeds tune`` is the seed constants
+   may be chosen on, ``--seeds report`` the figures'. With ``--out``,
+   ``moved_half.png``.
+
 With ``--oracle``, section 3 adds ``ours, landmark start``: the same fit started
 from the affine laid through the pair's own landmarks (least squares), not
 from the start it would choose. Not a method (it reads the answer): an upper
