@@ -303,6 +303,17 @@ def group_table(results: dict[str, list[tuple[str, float, float]]]) -> None:
     print("   cells: TRE mean, worst pair | ghost mean, worst pair")
 
 
+def finish_section(results: dict[str, list[tuple[str, float, float]]], tiles: list[np.ndarray],
+                   sheet: Path | None) -> None:
+    """A per-pair section's group table, and its rows of middle frames stacked into ``sheet``."""
+    print("   cells: TRE / ghost at ½, mean over the pair's landmarks")
+    group_table(results)
+    if sheet is not None:
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.concatenate(tiles, axis=0)).save(sheet)
+        print(f"   wrote {sheet}")
+
+
 def moved_section(folder: Path, methods: dict[str, Method], moves: int, seed: int, out: Path | None) -> None:
     """Every development pair again with its target turned, scaled and moved by ``moves`` random
     similarities each (turn ±0.4 rad, scale 0.6–1.3, shift up to 20 % of the side; borders repeat), the
@@ -334,12 +345,7 @@ def moved_section(folder: Path, methods: dict[str, Method], moves: int, seed: in
             tiles.append(np.concatenate(row, axis=1))
             move = f"{angle:+.2f} rad ×{scale:.2f} ({shift[0]:+.0f},{shift[1]:+.0f})"
             print(f"{pair_name:<24} {move:<21} " + " ".join(f"{cell:>17}" for cell in cells), flush=True)
-    print("   cells: TRE / ghost at ½, mean over the pair's landmarks")
-    group_table(results)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.concatenate(tiles, axis=0)).save(out / "moved_half.png")
-        print(f"   wrote {out / 'moved_half.png'}")
+    finish_section(results, tiles, None if out is None else out / "moved_half.png")
 
 
 def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, starts: list[str]) -> None:
@@ -375,12 +381,7 @@ def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, st
         tiles.append(np.concatenate(row, axis=1))
         start = f"  start: {starts[-1]}" if starts and "ours" in names else ""
         print(f"{pair_name:<24} {group:<5} " + " ".join(f"{cell:>17}" for cell in cells) + start, flush=True)
-    print("   cells: TRE / ghost at ½, mean over the pair's landmarks")
-    group_table(results)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.concatenate(tiles, axis=0)).save(out / "pairs_half.png")
-        print(f"   wrote {out / 'pairs_half.png'}")
+    finish_section(results, tiles, None if out is None else out / "pairs_half.png")
 
 
 def main() -> int:
