@@ -145,6 +145,42 @@ class TestMtcnnDetector:
             MtcnnDetector().detect(np.zeros((20, 20, 3), np.float32))
 
 
+class FramedOnlyNetwork:
+    """A stand-in for mtcnn's network that finds one face only in an image framed by grey (corner pixel
+    128), at fixed places 20 px inside the frame's corner: as mtcnn misses some faces that fill the frame."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect_faces(self, image: np.ndarray) -> list[dict]:
+        self.calls += 1
+        if tuple(image[0, 0]) != (128, 128, 128):
+            return []
+        keypoints = {"left_eye": (50, 40), "right_eye": (70, 40), "nose": (60, 50), "mouth_left": (52, 60),
+                     "mouth_right": (68, 60)}  # (x, y) in the framed image
+        return [{"box": [40, 30, 40, 45], "confidence": 0.99, "keypoints": keypoints}]
+
+
+class TestRetryInAFrame:
+    def test_a_face_found_only_in_the_frame_comes_back_in_the_images_pixels(self) -> None:
+        image = np.full((100, 80, 3), 30, np.uint8)  # margin: 0.15 of the long side = 15 px
+        network = FramedOnlyNetwork()
+        (found,) = MtcnnDetector(network=network).detect(image)
+        assert network.calls == 2
+        np.testing.assert_allclose(found.points, [[25, 35], [25, 55], [35, 45], [45, 37], [45, 53]])
+        assert found.box == (15.0, 25.0, 45.0, 40.0)
+
+    def test_no_retry_without_a_margin_or_once_a_face_is_found(self) -> None:
+        image = np.full((100, 80, 3), 30, np.uint8)
+        network = FramedOnlyNetwork()
+        assert MtcnnDetector(retry_margin=0.0, network=network).detect(image) == []
+        assert network.calls == 1
+        grey = np.full((100, 80, 3), 128, np.uint8)  # found at once: searched once, points as given
+        network = FramedOnlyNetwork()
+        (found,) = MtcnnDetector(network=network).detect(grey)
+        assert network.calls == 1 and tuple(found.points[0]) == (40.0, 50.0)
+
+
 def test_a_missing_detector_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
