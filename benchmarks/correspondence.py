@@ -82,7 +82,7 @@ from morphing.fit.affine import Affine, affine_from_points, to_normalised  # noq
 from morphing.fit.fitter import FitSettings, MapFitter, reduce_for_fit  # noqa: E402
 from morphing.fit.starts import NO_MOTION, POINTS, Candidate  # noqa: E402
 from morphing.io.images import load_image, resize_image  # noqa: E402
-from morphing.fit.keypoints import default_face_detector, leg_face_points  # noqa: E402
+from morphing.fit.keypoints import default_face_detector, default_second_look, leg_face_points  # noqa: E402
 from morphing.model.maps import Scales  # noqa: E402
 from morphing.testing.metrics import fold_fraction  # noqa: E402
 from morphing.model.points import PointPairs, read_points  # noqa: E402
@@ -189,7 +189,8 @@ def ours(settings: FitSettings, scales: Scales = Scales(), log: list[str] | None
 
     def method(source: np.ndarray, target: np.ndarray, points: PointPairs | None):
         fitter = fitters.setdefault(source.shape[:2], MapFitter(scales, settings))
-        faces = leg_face_points([source, target], default_face_detector())[0] if settings.face_points else None
+        faces = (leg_face_points([source, target], default_face_detector(), default_second_look())[0]
+                 if settings.face_points else None)
         maps = fitter.fit(*reduce_for_fit(source, target, settings.working_size), image_shape=source.shape[:2],
                           points=points, face_points=faces,
                           on_start=None if log is None else lambda choice: log.append(choice.chosen.name))

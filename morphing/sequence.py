@@ -171,9 +171,9 @@ def fit_sequence(
     from morphing.fit.fitter import FitDivergedError
 
     if face_points is None and settings.face_points and scales.warp > 0:
-        from morphing.fit.keypoints import default_face_detector, leg_face_points
+        from morphing.fit.keypoints import default_face_detector, default_second_look, leg_face_points
 
-        face_points = leg_face_points(keys, default_face_detector())
+        face_points = leg_face_points(keys, default_face_detector(), default_second_look())
     cache = ProgramCache() if cache is None else cache
     cache.use_shape(keys[0].shape[:2])
     fitter = cache.fitter(settings, scales)

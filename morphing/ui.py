@@ -161,12 +161,13 @@ class PagePoints:
 
 def face_pairs(source: np.ndarray, target: np.ndarray, detector: object | None = None) -> list[Pair]:
     """The largest face's key points in both images as automatic pairs (none when either has no face).
-    ``detector``: a ``keypoints.KeypointDetector`` (default: the bundled one)."""
-    from morphing.fit.keypoints import default_face_detector, largest, pair_keypoints
+    ``detector``: a ``keypoints.KeypointDetector`` (default: the bundled one, with its second look at a
+    picture whose partner shows a face)."""
+    from morphing.fit.keypoints import default_face_detector, default_second_look, leg_face_points
 
+    second_look = default_second_look() if detector is None else None
     detector = default_face_detector() if detector is None else detector
-    found = pair_keypoints(largest(detector.detect(source)), largest(detector.detect(target)),
-                           source.shape[:2], target.shape[:2])
+    found = leg_face_points([source, target], detector, second_look)[0]
     if found is None:
         return []
     return [Pair((float(s[1]), float(s[0])), (float(t[1]), float(t[0])), automatic=True)

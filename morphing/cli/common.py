@@ -215,10 +215,16 @@ def found_face_points(
 ) -> list[PointPairs | None]:
     """Each leg's face key points (``morphing.fit.keypoints``, the bundled detector), with one line per leg
     saying what was found and used. TensorFlow must be started (the detector runs on it)."""
-    from morphing.fit.keypoints import default_face_detector, describe_face_points, leg_face_points, merge_point_pairs
+    from morphing.fit.keypoints import (
+        default_face_detector,
+        default_second_look,
+        describe_face_points,
+        leg_face_points,
+        merge_point_pairs,
+    )
 
     try:
-        found = leg_face_points(keys, default_face_detector())
+        found = leg_face_points(keys, default_face_detector(), default_second_look())
     except RuntimeError as error:  # the detector's package is missing: its message names the fix
         raise RunError(str(error)) from None
     for leg, face in enumerate(found):

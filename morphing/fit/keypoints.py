@@ -35,7 +35,9 @@ __all__ = [
     "KeypointDetector",
     "MissingDetectorError",
     "MtcnnDetector",
+    "FramedDetector",
     "default_face_detector",
+    "default_second_look",
     "largest",
     "pair_keypoints",
     "merge_point_pairs",
@@ -90,18 +92,13 @@ class MtcnnDetector:
     ``min_score``: faces the detector is less sure of are dropped;
     ``min_size``: so are faces whose box is smaller than this share of the
     image's long side (a face in the crowd should not steer the morph).
-    ``retry_margin``: where nothing is found, the image is searched once more
-    framed by a grey margin of this share of its long side on every side: a
-    face that fills the frame or runs off its edge is found more surely with
-    room around it (0 turns the retry off). ``network``: anything with
-    mtcnn's ``detect_faces`` (an ``[H, W, 3] uint8`` image → a list of dicts
-    with ``box``, ``confidence``, ``keypoints``); by default mtcnn's own,
-    built on first use.
+    ``network``: anything with mtcnn's ``detect_faces`` (an ``[H, W, 3]
+    uint8`` image → a list of dicts with ``box``, ``confidence``,
+    ``keypoints``); by default mtcnn's own, built on first use.
     """
 
-    def __init__(self, min_score: float = 0.9, min_size: float = 0.08, retry_margin: float = 0.15,
-                 network: object | None = None) -> None:
-        self.min_score, self.min_size, self.retry_margin = min_score, min_size, retry_margin
+    def __init__(self, min_score: float = 0.9, min_size: float = 0.08, network: object | None = None) -> None:
+        self.min_score, self.min_size = min_score, min_size
         self._model = network
 
     def _network(self):
@@ -118,23 +115,13 @@ class MtcnnDetector:
     def detect(self, image: np.ndarray) -> list[Keypoints]:
         if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an [H, W, 3] uint8 image, got {image.shape} {image.dtype}")
-        faces = self._detect_framed(image, 0)
-        if not faces and self.retry_margin > 0:
-            faces = self._detect_framed(image, round(self.retry_margin * max(image.shape[:2])))
-        return faces
-
-    def _detect_framed(self, image: np.ndarray, margin: int) -> list[Keypoints]:
-        """The faces of ``image`` searched inside a grey frame ``margin`` pixels wide, in ``image``'s pixels."""
         import cv2
 
         height, width = image.shape[:2]
-        framed = image if margin == 0 else cv2.copyMakeBorder(
-            image, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=(128, 128, 128))
-        scale = min(1.0, DETECTION_SIDE / max(framed.shape[:2]))
-        small = framed if scale == 1.0 else cv2.resize(
-            framed, (max(1, round(framed.shape[1] * scale)), max(1, round(framed.shape[0] * scale))),
-            interpolation=cv2.INTER_AREA)
-        ratio = np.array([framed.shape[0] / small.shape[0], framed.shape[1] / small.shape[1]])
+        scale = min(1.0, DETECTION_SIDE / max(height, width))
+        small = image if scale == 1.0 else cv2.resize(
+            image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        ratio = np.array([height / small.shape[0], width / small.shape[1]])
         faces = []
         for face in self._network().detect_faces(np.ascontiguousarray(small)):
             left, top, box_w, box_h = (float(v) for v in face["box"])
@@ -143,16 +130,55 @@ class MtcnnDetector:
                 continue
             xy = np.array([face["keypoints"][name] for name in ("left_eye", "right_eye", "nose", "mouth_left",
                                                                   "mouth_right")], np.float64)
-            points = (xy[:, ::-1] + 0.5) * ratio - 0.5 - margin
-            faces.append(Keypoints(points, FACE_LABELS, (top * ratio[0] - margin, left * ratio[1] - margin,
-                                                         box_h * ratio[0], box_w * ratio[1]), score))
+            points = (xy[:, ::-1] + 0.5) * ratio - 0.5
+            faces.append(Keypoints(points, FACE_LABELS, (top * ratio[0], left * ratio[1], box_h * ratio[0],
+                                                         box_w * ratio[1]), score))
         return faces
+
+
+class FramedDetector:
+    """Another detector's look at the image framed by a grey margin: ``margin`` share of its long side on
+    every side, what is found given back in the image's own pixels.
+
+    The detectors here miss some faces that fill the frame or run off its
+    edge; with room around them they are found more surely. Used as the
+    *second look* of ``leg_face_points``. Objects smaller than the inner
+    detector's ``min_size`` of the framed picture are still kept or dropped
+    by its rule (the frame makes the picture ``1 + 2·margin`` times larger).
+    """
+
+    def __init__(self, inner: KeypointDetector, margin: float = 0.15) -> None:
+        if margin <= 0:
+            raise ValueError(f"margin must be positive, got {margin}")
+        self.inner, self.margin = inner, margin
+
+    def detect(self, image: np.ndarray) -> list[Keypoints]:
+        import cv2
+
+        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an [H, W, 3] uint8 image, got {image.shape} {image.dtype}")
+        width = round(self.margin * max(image.shape[:2]))
+        framed = cv2.copyMakeBorder(image, width, width, width, width, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+        return [Keypoints(found.points - width, found.labels,
+                          (found.box[0] - width, found.box[1] - width, found.box[2], found.box[3]), found.score)
+                for found in self.inner.detect(framed)]
 
 
 @functools.cache
 def default_face_detector() -> MtcnnDetector:
     """The bundled face detector, built once per process (its networks load in about a second)."""
     return MtcnnDetector()
+
+
+SECOND_LOOK_MARGIN = 0.15
+"""The grey frame of the default second look, a share of the long side (chosen on detection alone: see
+docs/correspondence.md)."""
+
+
+@functools.cache
+def default_second_look() -> FramedDetector:
+    """The bundled detector's second look at a picture whose partner shows a face: framed by a grey margin."""
+    return FramedDetector(default_face_detector(), SECOND_LOOK_MARGIN)
 
 
 def largest(found: Sequence[Keypoints]) -> Keypoints | None:
@@ -200,15 +226,27 @@ def merge_point_pairs(user: PointPairs | None, automatic: PointPairs | None,
     return merged, int((~keep).sum())
 
 
-def leg_face_points(keys: Sequence[np.ndarray], detector: KeypointDetector) -> list[PointPairs | None]:
+def leg_face_points(keys: Sequence[np.ndarray], detector: KeypointDetector,
+                    second_look: KeypointDetector | None = None) -> list[PointPairs | None]:
     """Per leg of key images (``[H, W, 3] uint8``), the pairs of the largest face of each end, or ``None``.
 
-    Each distinct key image is searched once (a loop's last key is its first).
+    Each distinct key image is searched once (a loop's last key is its
+    first). Where one end of a leg shows a face and the other shows none,
+    ``second_look`` (e.g. ``FramedDetector``; ``None``: none) searches that
+    other end again: a morph's two pictures mostly show the same kind of
+    thing, and a picture with no face on either end costs nothing more.
     """
     found: dict[int, Keypoints | None] = {}
     for key in keys:
         if id(key) not in found:
             found[id(key)] = largest(detector.detect(key))
+    looked_again: set[int] = set()
+    for a, b in zip(keys, keys[1:]):
+        for missing, other in ((a, b), (b, a)):
+            if (second_look is not None and found[id(missing)] is None and found[id(other)] is not None
+                    and id(missing) not in looked_again):
+                looked_again.add(id(missing))
+                found[id(missing)] = largest(second_look.detect(missing))
     return [pair_keypoints(found[id(a)], found[id(b)], a.shape[:2], b.shape[:2]) for a, b in zip(keys, keys[1:])]
 
 

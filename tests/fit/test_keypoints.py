@@ -12,6 +12,7 @@ from PIL import Image
 from morphing.fit.keypoints import (
     FACE_LABELS,
     Keypoints,
+    FramedDetector,
     MtcnnDetector,
     describe_face_points,
     largest,
@@ -161,24 +162,41 @@ class FramedOnlyNetwork:
         return [{"box": [40, 30, 40, 45], "confidence": 0.99, "keypoints": keypoints}]
 
 
-class TestRetryInAFrame:
+class TestFramedDetector:
     def test_a_face_found_only_in_the_frame_comes_back_in_the_images_pixels(self) -> None:
         image = np.full((100, 80, 3), 30, np.uint8)  # margin: 0.15 of the long side = 15 px
         network = FramedOnlyNetwork()
-        (found,) = MtcnnDetector(network=network).detect(image)
-        assert network.calls == 2
+        assert MtcnnDetector(network=network).detect(image) == []  # the plain look misses it
+        (found,) = FramedDetector(MtcnnDetector(network=network), 0.15).detect(image)
         np.testing.assert_allclose(found.points, [[25, 35], [25, 55], [35, 45], [45, 37], [45, 53]])
         assert found.box == (15.0, 25.0, 45.0, 40.0)
 
-    def test_no_retry_without_a_margin_or_once_a_face_is_found(self) -> None:
-        image = np.full((100, 80, 3), 30, np.uint8)
-        network = FramedOnlyNetwork()
-        assert MtcnnDetector(retry_margin=0.0, network=network).detect(image) == []
-        assert network.calls == 1
-        grey = np.full((100, 80, 3), 128, np.uint8)  # found at once: searched once, points as given
-        network = FramedOnlyNetwork()
-        (found,) = MtcnnDetector(network=network).detect(grey)
-        assert network.calls == 1 and tuple(found.points[0]) == (40.0, 50.0)
+    def test_refuses_a_margin_that_frames_nothing(self) -> None:
+        with pytest.raises(ValueError, match="margin"):
+            FramedDetector(StubDetector({}), 0.0)
+
+
+class TestSecondLook:
+    def test_only_the_faceless_end_of_a_leg_whose_other_end_shows_a_face_is_searched_again(self) -> None:
+        # Faces: key 1 at once, key 2 only at a second look, keys 3 and 4 never.
+        keys = [key(1), key(2), key(3), key(4)]
+        first, second = StubDetector({1: [face()]}), StubDetector({2: [face((5.0, 0.0))]})
+        legs = leg_face_points(keys, first, second)
+        assert first.calls == 4
+        # Key 2 is looked at again (key 1 shows a face), then key 3 (key 2 now does); key 4 never (its
+        # only neighbour, key 3, shows none).
+        assert second.calls == 2
+        np.testing.assert_allclose(legs[0].target - legs[0].source, np.tile([5.0, 0.0], (5, 1)))
+        assert legs[1] is None and legs[2] is None
+
+    def test_two_faceless_pictures_are_not_looked_at_again(self) -> None:
+        second = StubDetector({})
+        assert leg_face_points([key(3), key(4)], StubDetector({}), second) == [None]
+        assert second.calls == 0
+
+    def test_no_second_look_without_one(self) -> None:
+        legs = leg_face_points([key(1), key(2)], StubDetector({1: [face()]}))
+        assert legs == [None]
 
 
 def test_a_missing_detector_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
