@@ -21,10 +21,12 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
 3. when no candidate passes (and no motion's own cost is at least
    ``StartSettings.no_evidence``, 0 by default: whenever none passes), the
    fit gives no motion and the best other candidate (and, if asked, the
-   **optical flow**, OpenCV's DIS, a dense start) a few dense steps each (``StartChoice.probe``) and
-   carries on from the one whose middle frame then shows one thing
-   (``middle_cost``: the two halves of the frame at alpha ½ compared by
-   structure, colour maps left out, border filled from outside counted).
+   **optical flow**, OpenCV's DIS, a dense start) a few dense steps each
+   (``StartChoice.probe``) and carries on from the one whose middle frame
+   then shows one thing (``middle_cost``: the two halves of the frame at
+   alpha ½ compared by structure, colour maps left out, border filled from
+   outside counted); another start must beat no motion there by more than
+   ``StartSettings.probe_tie`` (``probe_winner``).
 
 Numpy and OpenCV only (no TensorFlow), so it runs with the global search in
 the helper process while TensorFlow is imported. Images are working-size
