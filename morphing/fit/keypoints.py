@@ -86,6 +86,12 @@ class KeypointDetector(Protocol):
         ...
 
 
+def _check_rgb_uint8(image: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``image`` is ``[H, W, 3] uint8`` (what the detectors take)."""
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an [H, W, 3] uint8 image, got {image.shape} {image.dtype}")
+
+
 class MtcnnDetector:
     """Faces and five key points each, by the ``mtcnn`` package (TensorFlow, weights in its wheel).
 
@@ -113,8 +119,7 @@ class MtcnnDetector:
         return self._model
 
     def detect(self, image: np.ndarray) -> list[Keypoints]:
-        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an [H, W, 3] uint8 image, got {image.shape} {image.dtype}")
+        _check_rgb_uint8(image)
         import cv2
 
         height, width = image.shape[:2]
@@ -155,8 +160,7 @@ class FramedDetector:
     def detect(self, image: np.ndarray) -> list[Keypoints]:
         import cv2
 
-        if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an [H, W, 3] uint8 image, got {image.shape} {image.dtype}")
+        _check_rgb_uint8(image)
         width = round(self.margin * max(image.shape[:2]))
         framed = cv2.copyMakeBorder(image, width, width, width, width, cv2.BORDER_CONSTANT, value=(128, 128, 128))
         return [Keypoints(found.points - width, found.labels,

@@ -294,9 +294,10 @@ class StartSettings:
     probed; ``math.inf`` turns the probe off. (0.93 until version 0.10.0, when
     the probe was for pictures that do not correlate where they stand; with the
     middle-frame judge it also finds large moves of portraits whose faces the
-    detector misses: ``benchmarks/correspondence.py --sections moved``.) ``probe_optical_flow``: the optical
-    flow (OpenCV's DIS) joins the probe as a third start; off by default: on
-    real pairs of different animals it won the probe with a wild flow.
+    detector misses: ``benchmarks/correspondence.py --sections moved``.)
+    ``probe_optical_flow``: the optical flow (OpenCV's DIS) joins the probe as
+    a third start; off by default: on real pairs of different animals it won
+    the probe with a wild flow.
     ``probe_tie``: a probed start replaces no motion only with a score lower
     by more than this (identical pictures tie to rounding).
     """
