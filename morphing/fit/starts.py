@@ -10,8 +10,10 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    Points say what matches what; texture cannot outvote them.
 2. otherwise each candidate — **no motion**, the **global search**
    (``affine.fit_affine``), **matched features** (SIFT key points matched
-   with Lowe's ratio test, an affine by RANSAC, when the same object or scene
-   is in both) — gets a *cost*: how unlike the two images look once each is
+   with Lowe's ratio test, a similarity by RANSAC, when the same object or
+   scene is in both; a second or third similarity where something moved on
+   its own over it, ``feature_layers``; then refined by the optical flow left
+   once that motion is undone, ``refined_by_flow``) — gets a *cost*: how unlike the two images look once each is
    moved onto the other by it (local NCC of luminance, both directions, at
    ``StartSettings.side`` pixels) plus the share of pixels that it would fill
    from outside the picture (a stretched border). A candidate that moves
@@ -59,7 +61,8 @@ from morphing.model.maps import Scales
 from morphing.model.points import PointPairs
 from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 
-__all__ = ["Candidate", "StartChoice", "StartSettings", "feature_affine", "start_candidates", "start_cost",
+__all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "feature_layers", "feature_affine",
+           "layered_flows", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates", "start_cost",
            "motion_size", "middle_cost", "choose_start", "probe_winner", "leg_start_candidates"]
 
 NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
@@ -70,7 +73,7 @@ NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
 class Candidate:
     """A possible start: its ``name`` (one of the five above), its map, and what backs it (a few words).
 
-    ``flows``: for a dense start (the optical flow), ``[2, h, w, 2] float32``
+    ``flows``: for a dense start (the optical flow, matched features refined by it), ``[2, h, w, 2] float32``
     (dy, dx) pixels of the images it was found on, ``dense_image_warp``'s sign:
     the S→T flow on the target's pixels, then the T→S flow on the source's;
     ``affine`` is then the identity and unused. ``None`` for an affine start.
@@ -97,16 +100,56 @@ class Candidate:
         return float(np.sqrt(np.mean(np.sum(np.square(self.flows[0]), axis=-1)))) / half
 
 
+def _grey(image: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` uint8, or float in [-1, 1] → ``[H, W]`` uint8 luminance (OpenCV's weights)."""
+    if image.dtype == np.uint8:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    return _to_grey_uint8(image)
+
+
+def _dis_flow(moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """OpenCV's DIS optical flow (medium preset, on luminance) as a ``[H, W, 2] float32`` (dy, dx) flow on
+    ``fixed``'s pixels in ``dense_image_warp``'s convention: ``fixed`` at ``p`` shows ``moving`` at
+    ``p - flow(p)``."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    found = dis.calc(_grey(fixed), _grey(moving), None)  # fixed(p) ~ moving(p + F(p)), (dx, dy)
+    return -found[..., ::-1].astype(np.float32)
+
+
 def dis_flows(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """OpenCV's DIS optical flow (medium preset, on luminance) both ways, as ``[2, H, W, 2] float32`` in
     ``dense_image_warp``'s convention: the S→T flow (target pixel ``p`` shows the source at ``p - f(p)``)
     and the T→S flow. ``source``, ``target``: ``[H, W, 3]`` uint8, or float in [-1, 1]."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    grey_s, grey_t = (_to_grey_uint8(image) if image.dtype != np.uint8 else
-                      cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) for image in (source, target))
-    source_to_target = dis.calc(grey_s, grey_t, None)  # S(p) ~ T(p + F(p)), (dx, dy)
-    target_to_source = dis.calc(grey_t, grey_s, None)  # T(p) ~ S(p + G(p))
-    return np.stack([-target_to_source[..., ::-1], -source_to_target[..., ::-1]]).astype(np.float32)
+    return np.stack([_dis_flow(source, target), _dis_flow(target, source)])
+
+
+def _warped(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` (``[H, W, C]``) moved by ``flow`` (``[H, W, 2]`` (dy, dx)): pixel ``p`` shows ``p - flow(p)``,
+    bilinear, the border repeated outside (``dense_image_warp``'s sampling)."""
+    height, width = flow.shape[:2]
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    warped = cv2.remap(np.ascontiguousarray(image, np.float32), columns - flow[..., 1], rows - flow[..., 0],
+                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return warped.reshape(image.shape[:2] + image.shape[2:])
+
+
+def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray) -> np.ndarray:
+    """A start's ``flows`` (``[2, h, w, 2]``, S→T then T→S, on the images' pixels) with the optical flow
+    that is left once they are undone.
+
+    Each image is moved by its start, the DIS flow between it and the other
+    image is found, and the two motions are chained (the residual first,
+    then the start where it leads: ``f(p) = r(p) + F(p - r(p))``). What
+    matched features say moved (the scene, a thing over it) is carried by
+    the start; what moved besides, by the flow; the dense fit then refines
+    both (and its fold penalty and inverse consistency tame the flow's
+    guesses where something was uncovered).
+    """
+    refined = []
+    for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1])):
+        residual = _dis_flow(_warped(moving, flow), fixed)
+        refined.append(residual + _warped(flow, residual))
+    return np.stack(refined).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -145,38 +188,120 @@ def _to_grey_uint8(image: np.ndarray) -> np.ndarray:
     return grey
 
 
-def feature_affine(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
-                   ) -> tuple[Affine, int] | None:
-    """The affine that matched SIFT features agree on (RANSAC), and its inlier count; ``None`` when too few agree.
+@dataclass(frozen=True, eq=False)
+class FeatureLayer:
+    """One motion that matched features agree on: its ``affine`` and its RANSAC inliers, ``[N, 2]`` (y, x)
+    pixels of the images it was found on, where they sit in the target (``target_points``) and in the
+    source (``source_points``)."""
+
+    affine: Affine
+    target_points: np.ndarray
+    source_points: np.ndarray
+
+
+def feature_layers(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
+                   ) -> list[FeatureLayer]:
+    """The motions matched features agree on, most supported first; empty when none has enough inliers.
 
     ``source``, ``target``: ``[h, w, 3] float32`` in [-1, 1], one shape.
     Features are matched target → source with Lowe's ratio test
-    (``settings.feature_ratio``); the map is a rotation, uniform scale and
-    shift (``cv2.estimateAffinePartial2D``), so a few stray matches cannot
-    shear it.
+    (``settings.feature_ratio``). Sequential RANSAC: the similarity (turn,
+    uniform scale, shift: ``cv2.estimateAffinePartial2D``, so a few stray
+    matches cannot shear it) that most matches agree on is the first layer
+    (the background of a still camera, or the scene a camera moved over);
+    its inliers are set aside and the rest are searched again, up to
+    ``settings.feature_layers`` layers of at least ``settings.min_inliers``
+    inliers each: an object that moved on its own over that background.
     """
     height, width = source.shape[:2]
     sift = cv2.SIFT_create(nfeatures=settings.features)
     found = [sift.detectAndCompute(_to_grey_uint8(image), None) for image in (source, target)]
     (source_points, source_descriptors), (target_points, target_descriptors) = found
     if source_descriptors is None or target_descriptors is None or min(len(source_points), len(target_points)) < 3:
-        return None
+        return []
     pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(target_descriptors, source_descriptors, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < settings.feature_ratio * m[1].distance]
-    if len(good) < settings.min_inliers:
+    from_target = np.array([target_points[m.queryIdx].pt for m in good], np.float32).reshape(-1, 2)  # (x, y)
+    to_source = np.array([source_points[m.trainIdx].pt for m in good], np.float32).reshape(-1, 2)
+    threshold = settings.ransac_pixels * max(height, width) / 192
+    layers: list[FeatureLayer] = []
+    left = np.arange(len(good))
+    while len(layers) < settings.feature_layers and len(left) >= settings.min_inliers:
+        matrix, inliers = cv2.estimateAffinePartial2D(from_target[left], to_source[left], method=cv2.RANSAC,
+                                                      ransacReprojThreshold=threshold)
+        if matrix is None or inliers is None or int(inliers.sum()) < settings.min_inliers:
+            break
+        keep = inliers[:, 0].astype(bool)
+        target_yx, source_yx = from_target[left[keep]][:, ::-1], to_source[left[keep]][:, ::-1]
+        # Refit on the inliers in normalised (y, x) coordinates: the pixel affine's own form differs by the
+        # half-pixel convention.
+        affine = affine_from_points(to_normalised(target_yx, height, width), to_normalised(source_yx, height, width))
+        layers.append(FeatureLayer(affine, target_yx.astype(np.float64), source_yx.astype(np.float64)))
+        left = left[~keep]
+    return layers
+
+
+def feature_affine(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
+                   ) -> tuple[Affine, int] | None:
+    """The affine that most matched features agree on (``feature_layers``' first layer) and its inlier
+    count; ``None`` when too few agree."""
+    layers = feature_layers(source, target, settings)
+    return (layers[0].affine, len(layers[0].target_points)) if layers else None
+
+
+def layered_flows(layers: Sequence[FeatureLayer], height: int, width: int, reach: float) -> np.ndarray:
+    """``[2, height, width, 2] float32``: both directions' flows of a start made of several feature layers.
+
+    Each pixel of the target takes the layers' S→T flows (``Affine.flow``)
+    weighed by how many of each layer's inliers lie near it (a Gaussian of
+    ``reach`` times the long side), and each pixel of the source the inverse
+    maps by the inliers' places there; far from every inlier the first
+    (best supported) layer holds. Flows in ``dense_image_warp``'s sign, S→T
+    then T→S, as ``Candidate.flows``.
+    """
+    sigma = reach * max(height, width)
+    flows = []
+    for direction in range(2):
+        total = np.zeros((height, width, 2), np.float32)
+        weight = np.zeros((height, width), np.float32)
+        for index, layer in enumerate(layers):
+            points = layer.target_points if direction == 0 else layer.source_points
+            affine = layer.affine if direction == 0 else layer.affine.inverse()
+            votes = np.zeros((height, width), np.float32)
+            rows = np.clip(np.round(points[:, 0]).astype(int), 0, height - 1)
+            columns = np.clip(np.round(points[:, 1]).astype(int), 0, width - 1)
+            np.add.at(votes, (rows, columns), 1.0)
+            votes = cv2.GaussianBlur(votes, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+            if index == 0:
+                votes += 1e-6
+            total += votes[..., None] * affine.flow(height, width)
+            weight += votes
+        flows.append(total / weight[..., None])
+    return np.stack(flows).astype(np.float32)
+
+
+def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
+                       ) -> Candidate | None:
+    """The matched-features start, ``None`` when no layer has enough inliers: one layer's affine, or with
+    more layers (``feature_layers``) their ``layered_flows``; then, with ``settings.feature_flow``, refined
+    by the optical flow left between the pictures (``refined_by_flow``): matched features show that the
+    two pictures hold the same scene or object, where the flow is what to trust."""
+    layers = feature_layers(source, target, settings)
+    if not layers:
         return None
-    from_target = np.array([target_points[m.queryIdx].pt for m in good], np.float32)  # (x, y)
-    to_source = np.array([source_points[m.trainIdx].pt for m in good], np.float32)
-    matrix, inliers = cv2.estimateAffinePartial2D(from_target, to_source, method=cv2.RANSAC,
-                                                  ransacReprojThreshold=settings.ransac_pixels * max(height, width) / 192)
-    if matrix is None or inliers is None or int(inliers.sum()) < settings.min_inliers:
-        return None
-    keep = inliers[:, 0].astype(bool)
-    # Refit on the inliers in normalised (y, x) coordinates: the pixel affine's own form differs by the
-    # half-pixel convention.
-    target_yx = to_normalised(from_target[keep][:, ::-1], height, width)
-    source_yx = to_normalised(to_source[keep][:, ::-1], height, width)
-    return affine_from_points(target_yx, source_yx), int(keep.sum())
+    height, width = source.shape[:2]
+    evidence = "/".join(str(len(layer.target_points)) for layer in layers) + " RANSAC inliers"
+    if len(layers) == 1 and not settings.feature_flow:
+        return Candidate(FEATURES, layers[0].affine, evidence)
+    if len(layers) == 1:
+        flows = np.stack([layers[0].affine.flow(height, width), layers[0].affine.inverse().flow(height, width)])
+    else:
+        flows = layered_flows(layers, height, width, settings.layer_reach)
+        evidence = f"{len(layers)} layers, {evidence}"
+    if settings.feature_flow:
+        flows = refined_by_flow(source, target, flows)
+        evidence += ", refined by optical flow"
+    return Candidate(FEATURES, Affine.identity(), evidence, flows)
 
 
 def start_candidates(
@@ -194,9 +319,9 @@ def start_candidates(
         candidates.append(Candidate(POINTS, searched, f"{len(points)} pairs"))
         return candidates
     candidates.append(Candidate(SEARCH, searched))
-    matched = feature_affine(source, target, settings)
+    matched = features_candidate(source, target, settings)
     if matched is not None:
-        candidates.append(Candidate(FEATURES, matched[0], f"{matched[1]} RANSAC inliers"))
+        candidates.append(matched)
     if math.isfinite(settings.no_evidence) and settings.probe_optical_flow:  # it only ever enters the probe
         candidates.append(Candidate(FLOW, Affine.identity(), "DIS", dis_flows(source, target)))
     return candidates

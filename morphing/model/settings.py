@@ -287,7 +287,13 @@ class StartSettings:
     square); ``features``, ``feature_ratio``, ``ransac_pixels``,
     ``min_inliers``: SIFT key points per image, Lowe's ratio, the RANSAC
     threshold in pixels of a 192-px image, and the inliers matched features
-    need to count. ``no_evidence``: where no candidate beats no motion by its
+    need to count (per layer); ``feature_layers``: how many motions matched
+    features may hold (a still background and things that moved over it), and
+    ``layer_reach``: how far (a share of the long side) each layer's inliers
+    carry its motion in the start's flows (``starts.layered_flows``);
+    ``feature_flow``: that start is refined by the optical flow left between
+    the pictures once it is undone (``starts.refined_by_flow``).
+    ``no_evidence``: where no candidate beats no motion by its
     margin and no motion's own cost is at least this, a dense probe decides
     between no motion and the best other candidate (``FitSettings.probe_steps``,
     ``FitSettings.probe_judge``); 0 (the default): every such undecided pair is
@@ -311,6 +317,9 @@ class StartSettings:
     feature_ratio: float = 0.75
     ransac_pixels: float = 3.0
     min_inliers: int = 12
+    feature_layers: int = 3
+    layer_reach: float = 0.04
+    feature_flow: bool = True
     no_evidence: float = 0.0
     probe_optical_flow: bool = False
     probe_tie: float = 1e-3

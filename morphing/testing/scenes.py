@@ -27,6 +27,8 @@ __all__ = [
     "random_recolouring",
     "DeformedPair",
     "deformed_pair",
+    "SpriteScene",
+    "sprite_scene",
 ]
 
 Colour = tuple[float, float, float]
@@ -253,6 +255,63 @@ def shifted_pair(
     moved = fourier_shift(texture, dy, dx)
     crop = (slice(margin, margin + size), slice(margin, margin + size))
     return texture[crop], moved[crop]
+
+
+# --- An object that moves over a still picture (layered motion) ---
+
+
+@dataclass(frozen=True, eq=False)
+class SpriteScene:
+    """A disc cut from one picture (the *sprite*) that moves, scales and turns over another picture
+    (the *background*), which may pan slowly: motion in two layers, as when something moves in front
+    of a still or slowly moving camera.
+
+    ``background``, ``sprite``: ``[size, size, 3]`` float64 in [0, 255];
+    ``radius``: the disc's radius in pixels at scale 1; poses ``(y, x, scale,
+    turn)`` at alpha 0 and 1 (pixels, ratio, radians), interpolated linearly;
+    ``pan``: ``(dy, dx)`` pixels the background moves from alpha 0 to 1.
+    """
+
+    background: np.ndarray
+    sprite: np.ndarray
+    radius: float
+    start: tuple[float, float, float, float]
+    end: tuple[float, float, float, float]
+    pan: tuple[float, float]
+
+    def render(self, alpha: float) -> np.ndarray:
+        """The scene at ``alpha``: ``[size, size, 3] uint8``."""
+        size = self.background.shape[0]
+        grid = pixel_grid(size, size)
+        centre = np.array([size / 2 - 0.5, size / 2 - 0.5])
+        # The background, shown enlarged by a tenth so that the pan never reads outside it.
+        behind = sample_bilinear(self.background, centre + (grid - centre - alpha * np.asarray(self.pan)) / 1.1)
+        y, x, scale, turn = (a + alpha * (b - a) for a, b in zip(self.start, self.end))
+        relative = grid - np.array([y, x])
+        cos, sin = math.cos(turn), math.sin(turn)
+        # The sprite's own coordinates: the relative position turned back and scaled back.
+        local = np.stack([cos * relative[..., 0] - sin * relative[..., 1],
+                          sin * relative[..., 0] + cos * relative[..., 1]], axis=-1) / scale
+        front = sample_bilinear(self.sprite, centre + local)
+        cover = np.clip(self.radius * scale - np.hypot(relative[..., 0], relative[..., 1]) + 0.5, 0.0, 1.0)[..., None]
+        return np.clip(np.rint(behind * (1 - cover) + front * cover), 0, 255).astype(np.uint8)
+
+
+def sprite_scene(rng: np.random.Generator, pictures: list[np.ndarray], size: int = 256) -> SpriteScene:
+    """A seeded ``SpriteScene`` from two different ``pictures`` (``[size, size, 3]`` uint8, drawn from
+    the list): a disc of 12–20 % of the side that moves 5–15 % of the side, scales by up to ±15 % and
+    turns by up to ±0.3 rad; half the scenes also pan the background by up to 3 % of the side."""
+    first, second = rng.choice(len(pictures), 2, replace=False)
+    radius = float(rng.uniform(0.12, 0.2)) * size
+    start = rng.uniform(0.3, 0.7, 2) * size
+    direction = rng.normal(size=2)
+    step = direction / np.linalg.norm(direction) * float(rng.uniform(0.05, 0.15)) * size
+    scale, turn = math.exp(float(rng.uniform(-0.15, 0.15))), float(rng.uniform(-0.3, 0.3))
+    pan = rng.uniform(-0.03, 0.03, 2) * size if rng.uniform() < 0.5 else np.zeros(2)
+    return SpriteScene(pictures[first].astype(np.float64), pictures[second].astype(np.float64), radius,
+                       (float(start[0]), float(start[1]), 1.0, 0.0),
+                       (float(start[0] + step[0]), float(start[1] + step[1]), scale, turn),
+                       (float(pan[0]), float(pan[1])))
 
 
 # --- Known deformations of real pictures (the correspondence benchmark's ground truth) ---

@@ -9,12 +9,17 @@ from morphing.fit.affine import Affine, fit_affine, normalised_grid
 from morphing.io.images import reduce_for_fit, to_float, to_uint8
 from morphing.model.maps import Scales
 from morphing.model.points import PointPairs
-from morphing.testing.scenes import random_texture, sample_bilinear
+from morphing.testing.scenes import fourier_shift, random_texture, sample_bilinear
 from morphing.model.settings import FitSettings, StartSettings
 from morphing.fit.starts import (
     Candidate,
+    FeatureLayer,
     choose_start,
     feature_affine,
+    feature_layers,
+    features_candidate,
+    layered_flows,
+    refined_by_flow,
     leg_start_candidates,
     middle_cost,
     motion_size,
@@ -138,8 +143,8 @@ class TestChooseStart:
         source, target, truth = moved_texture(angle=0.1, scale=1.25, shift=(-0.2, 0.25))
         choice = choose_start(source, target, start_candidates(source, target))
         assert choice.chosen.name in ("global search", "matched features"), choice.describe()
-        grid = normalised_grid(16, 16)[4:-4, 4:-4]
-        assert np.abs(choice.chosen.affine.apply(grid) - truth.apply(grid)).max() < 0.05
+        error = np.abs(choice.chosen.grid_flows(96, 96) - np.stack([truth.flow(96, 96), truth.inverse().flow(96, 96)]))
+        assert np.percentile(error[:, 24:-24, 24:-24], 90) < 0.05 * 48  # pixels: 0.05 of half the side
 
     def test_a_shift_that_only_the_background_supports_is_refused(self) -> None:
         # The disc moves a little; a shift by one stripe period matches the stripes exactly as well
@@ -153,7 +158,7 @@ class TestChooseStart:
     def test_the_whole_choice_on_that_pair_moves_little(self) -> None:
         source, target = stripes_with_a_disc(40.0), stripes_with_a_disc(46.0)
         choice = choose_start(source, target, start_candidates(source, target))
-        assert motion_size(choice.chosen.affine) < 0.05, choice.describe()
+        assert choice.chosen.motion() < 0.05, choice.describe()
 
     def test_when_nothing_correlates_where_it_stands_a_dense_probe_is_asked_for(self) -> None:
         rng = np.random.default_rng(11)
@@ -243,3 +248,119 @@ class TestCandidates:
         for settings, scales in ((FitSettings(), Scales(warp=0.0)), (FitSettings(global_alignment=False), Scales())):
             (candidates,) = leg_start_candidates(keys, settings, scales)
             assert [c.name for c in candidates] == ["no motion"]
+
+
+def patch_moved_over_texture(shift_x: float, size: int = 192) -> tuple[np.ndarray, np.ndarray]:
+    """A still textured background with a disc of another texture (radius a fifth of the side) that moves
+    ``shift_x`` pixels to the right: ``[size, size, 3] float32`` (source, target)."""
+    rng = np.random.default_rng(5)
+    background = random_texture(rng, size, size, falloff=1.1)
+    patch = random_texture(rng, size, size, falloff=1.1)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    images = []
+    for centre_x in (size * 0.3, size * 0.3 + shift_x):
+        inside = np.hypot(ys - size / 2, xs - centre_x) < size / 5
+        # The patch's texture moves with it: it is read at the position relative to its centre.
+        moved_patch = np.roll(patch, round(centre_x - size * 0.3), axis=1)
+        images.append(np.where(inside[..., None], moved_patch, background).astype(np.float32))
+    return images[0], images[1]
+
+
+class TestFeatureLayers:
+    def test_a_patch_moved_over_a_still_background_is_a_second_layer(self) -> None:
+        source, target = patch_moved_over_texture(60.0)
+        layers = feature_layers(source, target)
+        assert len(layers) == 2
+        grid = normalised_grid(16, 16)
+        half = source.shape[0] / 2
+        # The background (more matches) first, standing still; then the patch: the target shows the source
+        # 60 px to the left of where it stands.
+        assert np.abs(layers[0].affine.apply(grid) - grid).max() * half < 1.0
+        assert np.abs(layers[1].affine.apply(grid) - grid - np.array([0.0, -60.0 / half])).max() * half < 2.0
+        assert np.all(np.abs(layers[1].target_points[:, 1] - (0.3 * 192 + 60)) < 192 / 5 + 4)
+
+    def test_one_motion_is_one_layer(self) -> None:
+        source, target, truth = moved_texture(angle=0.1, scale=1.1, shift=(0.1, -0.1), size=192)
+        assert len(feature_layers(source, target)) == 1
+        plain = features_candidate(source, target, StartSettings(feature_flow=False))
+        assert plain is not None and plain.flows is None
+        grid = normalised_grid(32, 32)[8:-8, 8:-8]
+        assert np.abs(plain.affine.apply(grid) - truth.apply(grid)).max() * 96 < 1.5
+        refined = features_candidate(source, target)
+        assert refined is not None and "refined by optical flow" in refined.evidence
+        inner = (slice(40, -40), slice(40, -40))
+        np.testing.assert_allclose(refined.flows[0][inner], truth.flow(192, 192)[inner], atol=1.5)
+
+    def test_layers_are_capped_by_the_settings(self) -> None:
+        source, target = patch_moved_over_texture(60.0)
+        settings = StartSettings(feature_layers=1, feature_flow=False)
+        assert len(feature_layers(source, target, settings)) == 1
+        candidate = features_candidate(source, target, settings)
+        assert candidate is not None and candidate.flows is None
+
+    def test_the_layered_candidate_moves_the_patch_and_keeps_the_background(self) -> None:
+        source, target = patch_moved_over_texture(60.0)
+        candidate = features_candidate(source, target, StartSettings(feature_flow=False))
+        assert candidate is not None and candidate.flows is not None and "2 layers" in candidate.evidence
+        forward, backward = candidate.flows
+        # dense_image_warp's sign: the target's pixel p shows the source at p - flow.
+        np.testing.assert_allclose(forward[96, round(0.3 * 192 + 60)], [0.0, 60.0], atol=2.0)
+        np.testing.assert_allclose(backward[96, round(0.3 * 192)], [0.0, -60.0], atol=2.0)
+        for flow in (forward, backward):
+            np.testing.assert_allclose(flow[10, 180], [0.0, 0.0], atol=1.0)
+            np.testing.assert_allclose(flow[180, 10], [0.0, 0.0], atol=1.0)
+
+    def test_the_start_from_layers_beats_no_motion(self) -> None:
+        source, target = patch_moved_over_texture(60.0)
+        choice = choose_start(source, target, start_candidates(source, target))
+        assert choice.chosen.name == "matched features" and choice.chosen.flows is not None
+
+
+class TestLayeredFlows:
+    def test_matches_gaussian_weights_written_out(self) -> None:
+        height, width, reach = 40, 50, 0.4  # every pixel within OpenCV's kernel (4 sigmas) of every point
+        rng = np.random.default_rng(0)
+        layers = [
+            FeatureLayer(Affine(similarity(0.05, 1.02), np.array([0.01, -0.02])),
+                         rng.uniform(0, 20, (6, 2)), rng.uniform(0, 20, (6, 2))),
+            FeatureLayer(Affine(np.eye(2), np.array([0.2, 0.1])),
+                         rng.uniform(20, 40, (4, 2)), rng.uniform(20, 40, (4, 2))),
+        ]
+        flows = layered_flows(layers, height, width, reach)
+        sigma = reach * width
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+        for direction in range(2):
+            total, weight = 0.0, 0.0
+            for layer in layers:
+                points = np.round(layer.target_points if direction == 0 else layer.source_points)
+                affine = layer.affine if direction == 0 else layer.affine.inverse()
+                votes = sum(np.exp(-((ys - y) ** 2 + (xs - x) ** 2) / (2 * sigma**2)) for y, x in points)
+                total, weight = total + votes[..., None] * affine.flow(height, width), weight + votes
+            # OpenCV's kernel is sampled: within 0.04 px (the layers' flows differ by 2.5 px and more).
+            np.testing.assert_allclose(flows[direction], total / weight[..., None], atol=0.04)
+
+
+class TestRefinedByFlow:
+    @staticmethod
+    def shifted_texture(dx: float, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """A periodic texture and the same moved ``dx`` px to the right, exactly (Fourier shift)."""
+        texture = random_texture(np.random.default_rng(8), size, size, falloff=1.2)
+        return texture, fourier_shift(texture, 0.0, dx).astype(np.float32)
+
+    def test_chains_the_start_and_the_flow_left_after_it(self) -> None:
+        source, target = self.shifted_texture(14.0)
+        start = np.zeros((2, 128, 128, 2), np.float32)
+        start[0, ..., 1], start[1, ..., 1] = 9.0, -9.0  # most of the motion; 5 px are left to the flow
+        refined = refined_by_flow(source, target, start)
+        inner = (slice(24, -24), slice(24, -24))
+        # The target's pixel p shows the source 14 px to its left: flow +14; the other way -14.
+        assert np.abs(np.median(refined[0][inner][..., 1]) - 14.0) < 0.3
+        assert np.abs(np.median(refined[1][inner][..., 1]) + 14.0) < 0.3
+        assert np.abs(np.median(refined[..., 0])) < 0.3
+
+    def test_a_right_start_stays(self) -> None:
+        source, target = self.shifted_texture(10.0)
+        start = np.zeros((2, 128, 128, 2), np.float32)
+        start[0, ..., 1], start[1, ..., 1] = 10.0, -10.0
+        refined = refined_by_flow(source, target, start)
+        assert np.abs(refined[:, 24:-24, 24:-24] - start[:, 24:-24, 24:-24]).mean() < 0.3

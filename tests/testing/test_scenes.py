@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from morphing.testing.scenes import Shape, random_scene, toy_scene
+from morphing.testing.scenes import Shape, SpriteScene, random_scene, sprite_scene, toy_scene
 
 
 def test_scene_at_alpha_zero_and_one_draws_the_start_and_end_shapes() -> None:
@@ -34,3 +34,37 @@ def test_polygon_coverage_matches_its_area() -> None:
     assert abs(area - 2 * 0.25**2) < 0.005  # a square of circumradius r has area 2 r^2
     disc = Shape(0, (0.5, 0.5), 0.25, 0.0, (1, 1, 1))
     assert abs(disc.coverage(ys, xs).mean() - np.pi * 0.25**2) < 0.005
+
+
+class TestSpriteScene:
+    @staticmethod
+    def pictures(size: int = 64) -> list[np.ndarray]:
+        """Two plain pictures: a dark background and a bright sprite with a dot at its centre."""
+        background = np.full((size, size, 3), 40, np.uint8)
+        sprite = np.full((size, size, 3), 200, np.uint8)
+        sprite[size // 2 - 1:size // 2 + 1, size // 2 - 1:size // 2 + 1] = (255, 0, 0)
+        return [background, sprite]
+
+    def test_the_disc_moves_linearly_and_carries_the_sprite_centre(self) -> None:
+        background, sprite = self.pictures()
+        scene = SpriteScene(background.astype(np.float64), sprite.astype(np.float64), 10.0,
+                            (20.0, 20.0, 1.0, 0.0), (40.0, 30.0, 1.0, 0.0), (0.0, 0.0))
+        for alpha, (y, x) in ((0.0, (20, 20)), (0.5, (30, 25)), (1.0, (40, 30))):
+            frame = scene.render(alpha).astype(int)
+            red = np.argwhere((frame[..., 0] > 200) & (frame[..., 1] < 100))
+            assert np.abs(red.mean(axis=0) - (y, x)).max() <= 1.0  # the sprite's centre dot rides along
+            assert (frame[y, x + 7] == 200).all() and (frame[y, x + 13] == 40).all()  # inside / outside the disc
+
+    def test_scale_grows_the_disc(self) -> None:
+        background, sprite = self.pictures()
+        scene = SpriteScene(background.astype(np.float64), sprite.astype(np.float64), 10.0,
+                            (32.0, 32.0, 1.0, 0.0), (32.0, 32.0, 1.5, 0.0), (0.0, 0.0))
+        bright = [(scene.render(alpha)[..., 1] > 120).sum() for alpha in (0.0, 1.0)]
+        assert abs(bright[1] / bright[0] - 1.5**2) < 0.15
+
+    def test_seeded_and_drawn_from_two_different_pictures(self) -> None:
+        pictures = self.pictures()
+        first = sprite_scene(np.random.default_rng(4), pictures, 64)
+        again = sprite_scene(np.random.default_rng(4), pictures, 64)
+        np.testing.assert_array_equal(first.render(0.5), again.render(0.5))
+        assert first.background is not first.sprite and not np.array_equal(first.background, first.sprite)
