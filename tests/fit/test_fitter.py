@@ -251,3 +251,18 @@ def test_user_points_given_for_another_image_size_are_honoured_at_the_frames_siz
     forward, _ = morph_flows(maps, maps.scales, 200, 200)
     landed = frame_points.target - sample_bilinear(forward, frame_points.target)
     assert np.hypot(*(landed - frame_points.source).T).max() < 0.1
+
+
+def test_a_patch_that_moved_over_a_still_background_is_carried_by_the_fit() -> None:
+    # Matched features find two motions (the still background, the patch 60 px to the right); the fit
+    # starts from them and its flow carries the patch while the background stays.
+    from tests.fit.test_starts import patch_moved_over_texture
+
+    source, target = patch_moved_over_texture(60.0)
+    choices = []
+    maps = fit_maps(source, target, Scales(), FitSettings(epochs=20), on_start=choices.append)
+    assert choices[0].chosen.name == "matched features" and "2 layers" in choices[0].chosen.evidence
+    forward, backward = morph_flows(maps, Scales(), 192, 192)
+    np.testing.assert_allclose(forward[96, round(0.3 * 192 + 60)], [0.0, 60.0], atol=3.0)
+    np.testing.assert_allclose(backward[96, round(0.3 * 192)], [0.0, -60.0], atol=3.0)
+    assert np.abs(forward[10:30, 150:180]).max() < 2.0  # a corner of the background far from the patch
