@@ -13,13 +13,14 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    with Lowe's ratio test, a similarity by RANSAC, when the same object or
    scene is in both; a second or third similarity where something moved on
    its own over it, ``feature_layers``; then refined by the optical flow left
-   once that motion is undone, ``refined_by_flow``) — gets a *cost*: how unlike the two images look once each is
-   moved onto the other by it (local NCC of luminance, both directions, at
-   ``StartSettings.side`` pixels) plus the share of pixels that it would fill
-   from outside the picture (a stretched border). A candidate that moves
-   things must beat no motion by a *margin* that grows with how far it moves
-   them: a large motion needs strong evidence. Matched features with enough
-   RANSAC inliers need only not be worse than no motion.
+   once that motion is undone, ``refined_by_flow``) — gets a *cost*: how
+   unlike the two images look once each is moved onto the other by it (local
+   NCC of luminance, both directions, at ``StartSettings.side`` pixels) plus
+   the share of pixels that it would fill from outside the picture (a
+   stretched border). A candidate that moves things must beat no motion by
+   a *margin* that grows with how far it moves them: a large motion needs
+   strong evidence. Matched features with enough RANSAC inliers need only
+   not be worse than no motion.
 3. when no candidate passes (and no motion's own cost is at least
    ``StartSettings.no_evidence``, 0 by default: whenever none passes), the
    fit gives no motion and the best other candidate (and, if asked, the
