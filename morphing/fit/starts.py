@@ -63,7 +63,7 @@ from morphing.model.points import PointPairs
 from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "feature_layers", "feature_affine",
-           "layered_flows", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates", "start_cost",
+           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates", "start_cost",
            "motion_size", "middle_cost", "choose_start", "probe_winner", "leg_start_candidates"]
 
 NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
@@ -281,6 +281,16 @@ def layered_flows(layers: Sequence[FeatureLayer], height: int, width: int, reach
     return np.stack(flows).astype(np.float32)
 
 
+def feature_cover(layers: Sequence[FeatureLayer], height: int, width: int) -> float:
+    """The share of the target picture that the layers' inliers span (their convex hull's area over the
+    picture's): near 1 when matches lie all over the scene, small when they sit on one thing both
+    pictures share (a logo, a caption, a frame's corner), which says nothing about the rest."""
+    points = np.concatenate([layer.target_points for layer in layers])[:, ::-1].astype(np.float32)  # (x, y)
+    if len(points) < 3:
+        return 0.0
+    return float(cv2.contourArea(cv2.convexHull(points))) / float(height * width)
+
+
 def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
                        ) -> Candidate | None:
     """The matched-features start, ``None`` when no layer has enough inliers: one layer's affine, or with
@@ -292,16 +302,16 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
         return None
     height, width = source.shape[:2]
     evidence = "/".join(str(len(layer.target_points)) for layer in layers) + " RANSAC inliers"
-    if len(layers) == 1 and not settings.feature_flow:
-        return Candidate(FEATURES, layers[0].affine, evidence)
     if len(layers) == 1:
         flows = np.stack([layers[0].affine.flow(height, width), layers[0].affine.inverse().flow(height, width)])
     else:
         flows = layered_flows(layers, height, width, settings.layer_reach)
         evidence = f"{len(layers)} layers, {evidence}"
-    if settings.feature_flow:
+    if settings.feature_flow and feature_cover(layers, height, width) >= settings.flow_cover:
         flows = refined_by_flow(source, target, flows)
         evidence += ", refined by optical flow"
+    elif len(layers) == 1:
+        return Candidate(FEATURES, layers[0].affine, evidence)
     return Candidate(FEATURES, Affine.identity(), evidence, flows)
 
 

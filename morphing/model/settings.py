@@ -292,7 +292,9 @@ class StartSettings:
     ``layer_reach``: how far (a share of the long side) each layer's inliers
     carry its motion in the start's flows (``starts.layered_flows``);
     ``feature_flow``: that start is refined by the optical flow left between
-    the pictures once it is undone (``starts.refined_by_flow``).
+    the pictures once it is undone (``starts.refined_by_flow``) when the
+    matches span at least ``flow_cover`` of the picture (``starts.feature_cover``:
+    a logo both pictures share is not the same scene).
     ``no_evidence``: where no candidate beats no motion by its
     margin and no motion's own cost is at least this, a dense probe decides
     between no motion and the best other candidate (``FitSettings.probe_steps``,
@@ -320,6 +322,7 @@ class StartSettings:
     feature_layers: int = 3
     layer_reach: float = 0.04
     feature_flow: bool = True
+    flow_cover: float = 0.25
     no_evidence: float = 0.0
     probe_optical_flow: bool = False
     probe_tie: float = 1e-3

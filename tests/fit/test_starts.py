@@ -17,6 +17,7 @@ from morphing.fit.starts import (
     choose_start,
     feature_affine,
     feature_layers,
+    feature_cover,
     features_candidate,
     layered_flows,
     refined_by_flow,
@@ -364,3 +365,26 @@ class TestRefinedByFlow:
         start[0, ..., 1], start[1, ..., 1] = 10.0, -10.0
         refined = refined_by_flow(source, target, start)
         assert np.abs(refined[:, 24:-24, 24:-24] - start[:, 24:-24, 24:-24]).mean() < 0.3
+
+
+class TestFeatureCover:
+    def test_is_the_inliers_hull_over_the_picture(self) -> None:
+        corners = np.array([[10.0, 10.0], [10.0, 30.0], [30.0, 30.0], [30.0, 10.0], [20.0, 20.0]])
+        layers = [FeatureLayer(Affine.identity(), corners[:3], corners[:3]),
+                  FeatureLayer(Affine.identity(), corners[3:], corners[3:])]
+        assert abs(feature_cover(layers, 40, 50) - 400.0 / 2000.0) < 1e-6  # a 20 x 20 square of 40 x 50
+        assert feature_cover(layers[1:], 40, 50) == 0.0  # two points span nothing
+
+    def test_a_shared_corner_stamp_leaves_the_rest_of_the_start_alone(self) -> None:
+        # Two unrelated textures that share one textured stamp in a corner: the features match the stamp
+        # only, which says nothing about the rest; the flow between the unrelated rest must not enter the
+        # start (it would be a wild flow).
+        rng = np.random.default_rng(12)
+        source, target = (random_texture(rng, 192, 192, falloff=1.1) for _ in range(2))
+        stamp = random_texture(rng, 60, 60, falloff=0.9)
+        source[-60:, -60:], target[-60:, -60:] = stamp, stamp
+        candidate = features_candidate(source, target)
+        assert candidate is not None and "refined" not in candidate.evidence
+        assert np.abs(candidate.grid_flows(192, 192)).max() < 1.0  # the stamp did not move: nothing moves
+        flowing = features_candidate(source, target, StartSettings(flow_cover=0.0))
+        assert flowing is not None and np.abs(flowing.flows[:, :80, :80]).max() > 5.0  # what the gate keeps out
