@@ -44,6 +44,11 @@ OpenCV DIS optical-flow morph, ours):
    may be chosen on, ``--seeds report`` the figures'. With ``--out``,
    ``moved_half.png``.
 
+5. The development set stamped (``--sections stamped``): every pair again with
+   one textured 160-px stamp pasted into the same corner of both pictures (a
+   logo or caption both share): matching the stamp must not move the rest.
+   With ``--out``, ``stamped_half.png``.
+
 With ``--oracle``, section 3 adds ``ours, landmark start``: the same fit started
 from the affine laid through the pair's own landmarks (least squares), not
 from the start it would choose. Not a method (it reads the answer): an upper
@@ -315,38 +320,73 @@ def finish_section(results: dict[str, list[tuple[str, float, float]]], tiles: li
         print(f"   wrote {sheet}")
 
 
-def moved_section(folder: Path, methods: dict[str, Method], moves: int, seed: int, out: Path | None) -> None:
-    """Every development pair again with its target turned, scaled and moved by ``moves`` random
-    similarities each (turn ±0.4 rad, scale 0.6–1.3, shift up to 20 % of the side; borders repeat), the
-    landmarks carried along: starts far from where the pictures stand, as a user's own pairs can be."""
-    rng = np.random.default_rng(seed)
-    print(f"\n4. development set moved ({folder}): each target turned, scaled and moved by {moves} random "
-          f"similarities (seed {seed}); TRE (px, both directions) / ghost at ½ (px)")
+Variant = Callable[[np.ndarray, np.ndarray, PointPairs], list[tuple[str, np.ndarray, np.ndarray, PointPairs]]]
+
+
+def variant_section(folder: Path, methods: dict[str, Method], variant: Variant, title: str, column: str,
+                    sheet: Path | None) -> None:
+    """Every development pair again as ``variant`` makes it: ``(label, source, target, landmarks)`` runs."""
+    print(f"\n{title}; TRE (px, both directions) / ghost at ½ (px)")
     names = list(methods)
-    print(f"{'pair':<24} {'move':<21} " + " ".join(f"{name[:17]:>17}" for name in names))
+    print(f"{'pair':<24} {column:<21} " + " ".join(f"{name[:17]:>17}" for name in names))
     results: dict[str, list[tuple[str, float, float]]] = {name: [] for name in names}
     tiles: list[np.ndarray] = []
     side = 160
-    for group, pair_name, source, target, points in development_pairs(folder):
-        for _ in range(moves):
-            angle, scale = rng.uniform(-0.4, 0.4), float(np.exp(rng.uniform(np.log(0.6), np.log(1.3))))
-            shift = tuple(rng.uniform(-0.2, 0.2, 2) * np.array(target.shape[:2]))
-            moved, deformation = moved_by_similarity(target, angle, scale, shift)
-            landmarks = dataclasses.replace(points, target=deformation.invert(points.target))
+    for group, pair_name, original_source, original_target, original_points in development_pairs(folder):
+        for label, source, target, landmarks in variant(original_source, original_target, original_points):
             cells, row = [], [labelled(np.asarray(Image.fromarray(source).resize((side, side))), f"{group} {pair_name}")]
             for name in names:
-                flows, render = methods[name](source, moved, None)
+                flows, render = methods[name](source, target, None)
                 tre, ghost = registration_errors(flows, landmarks)
                 results[name].append((group, float(tre.mean()), float(ghost.mean())))
                 cells.append(f"{tre.mean():7.1f} / {ghost.mean():6.1f}")
                 if render is not None:
                     row.append(labelled(np.asarray(Image.fromarray(render([0.5])[0]).resize(
                         (side, side), Image.Resampling.LANCZOS)), f"{name[:12]} {tre.mean():.1f}px"))
-            row.append(np.asarray(Image.fromarray(moved).resize((side, side))))
+            row.append(np.asarray(Image.fromarray(target).resize((side, side))))
             tiles.append(np.concatenate(row, axis=1))
-            move = f"{angle:+.2f} rad ×{scale:.2f} ({shift[0]:+.0f},{shift[1]:+.0f})"
-            print(f"{pair_name:<24} {move:<21} " + " ".join(f"{cell:>17}" for cell in cells), flush=True)
-    finish_section(results, tiles, None if out is None else out / "moved_half.png")
+            print(f"{pair_name:<24} {label:<21} " + " ".join(f"{cell:>17}" for cell in cells), flush=True)
+    finish_section(results, tiles, sheet)
+
+
+def moved_section(folder: Path, methods: dict[str, Method], moves: int, seed: int, out: Path | None) -> None:
+    """Every development pair again with its target turned, scaled and moved by ``moves`` random
+    similarities each (turn ±0.4 rad, scale 0.6–1.3, shift up to 20 % of the side; borders repeat), the
+    landmarks carried along: starts far from where the pictures stand, as a user's own pairs can be."""
+    rng = np.random.default_rng(seed)
+
+    def moved(source: np.ndarray, target: np.ndarray, points: PointPairs):
+        runs = []
+        for _ in range(moves):
+            angle, scale = rng.uniform(-0.4, 0.4), float(np.exp(rng.uniform(np.log(0.6), np.log(1.3))))
+            shift = tuple(rng.uniform(-0.2, 0.2, 2) * np.array(target.shape[:2]))
+            moved_target, deformation = moved_by_similarity(target, angle, scale, shift)
+            landmarks = dataclasses.replace(points, target=deformation.invert(points.target))
+            runs.append((f"{angle:+.2f} rad ×{scale:.2f} ({shift[0]:+.0f},{shift[1]:+.0f})", source, moved_target,
+                         landmarks))
+        return runs
+
+    variant_section(folder, methods, moved,
+                    f"4. development set moved ({folder}): each target turned, scaled and moved by {moves} random "
+                    f"similarities (seed {seed})", "move", None if out is None else out / "moved_half.png")
+
+
+def stamped_section(folder: Path, methods: dict[str, Method], out: Path | None) -> None:
+    """Every development pair again with one textured stamp (a logo or caption both pictures share) pasted
+    into the same corner of both: a start must not take the stamp's match for the whole scene's."""
+    stamp = ((random_texture(np.random.default_rng(7), 160, 160, falloff=1.0) + 1) * 127.5).clip(0, 255)
+    stamp = stamp.astype(np.uint8)
+
+    def stamped(source: np.ndarray, target: np.ndarray, points: PointPairs):
+        pictures = []
+        for picture in (source, target):
+            picture = picture.copy()
+            picture[-stamp.shape[0]:, -stamp.shape[1]:] = stamp[:picture.shape[0], :picture.shape[1]]
+            pictures.append(picture)
+        return [("160-px corner stamp", *pictures, points)]
+
+    variant_section(folder, methods, stamped, f"5. development set with a shared corner stamp ({folder})", "variant",
+                    None if out is None else out / "stamped_half.png")
 
 
 def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, starts: list[str]) -> None:
@@ -392,7 +432,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="folder for contact sheets")
     parser.add_argument("--only", default=None, help="comma-separated method names to run")
     parser.add_argument("--sections", default="truth,landmarks,pairs",
-                        help="any of truth, landmarks, pairs, moved (the development set with moved targets)")
+                        help="any of truth, landmarks, pairs, moved (the development set with moved targets), "
+                             "stamped (the development set with one stamp both pictures share)")
     parser.add_argument("--moves", type=int, default=2, help="moved: random similarities per pair")
     parser.add_argument("--seeds", choices=sorted(MOVE_SEEDS), default="report",
                         help="moved: 'tune' (constants may be chosen on it) or 'report' (the figures)")
@@ -472,6 +513,8 @@ def main() -> int:
 
     if "pairs" in sections:
         pairs_section(args.pairs_dir, methods, args.out, starts)
+    if "stamped" in sections:
+        stamped_section(args.pairs_dir, methods, args.out)
     if "moved" in sections:
         moved_methods = {name: method for name, method in methods.items() if name != ORACLE}
         if "ours" in moved_methods and settings.face_points:
