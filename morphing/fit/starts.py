@@ -294,9 +294,10 @@ def feature_cover(layers: Sequence[FeatureLayer], height: int, width: int) -> fl
 def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
                        ) -> Candidate | None:
     """The matched-features start, ``None`` when no layer has enough inliers: one layer's affine, or with
-    more layers (``feature_layers``) their ``layered_flows``; then, with ``settings.feature_flow``, refined
-    by the optical flow left between the pictures (``refined_by_flow``): matched features show that the
-    two pictures hold the same scene or object, where the flow is what to trust."""
+    more layers (``feature_layers``) their ``layered_flows``; then, with ``settings.feature_flow`` and
+    matches that span at least ``settings.flow_cover`` of the picture (``feature_cover``), refined by the
+    optical flow left between the pictures (``refined_by_flow``): matches all over show that the two
+    pictures hold the same scene, where the flow is what to trust; matches on one shared logo do not."""
     layers = feature_layers(source, target, settings)
     if not layers:
         return None
