@@ -62,8 +62,8 @@ from morphing.model.maps import Scales
 from morphing.model.points import PointPairs
 from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 
-__all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "feature_layers", "feature_affine",
-           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates", "start_cost",
+__all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "feature_layers", "layered_flows",
+           "feature_cover", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates", "start_cost",
            "motion_size", "middle_cost", "choose_start", "probe_winner", "leg_start_candidates"]
 
 NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
@@ -131,7 +131,7 @@ def _warped(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
     warped = cv2.remap(np.ascontiguousarray(image, np.float32), columns - flow[..., 1], rows - flow[..., 0],
                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return warped.reshape(image.shape[:2] + image.shape[2:])
+    return warped.reshape(image.shape)  # remap drops a single channel's axis
 
 
 def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray) -> np.ndarray:
@@ -242,14 +242,6 @@ def feature_layers(source: np.ndarray, target: np.ndarray, settings: StartSettin
     return layers
 
 
-def feature_affine(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
-                   ) -> tuple[Affine, int] | None:
-    """The affine that most matched features agree on (``feature_layers``' first layer) and its inlier
-    count; ``None`` when too few agree."""
-    layers = feature_layers(source, target, settings)
-    return (layers[0].affine, len(layers[0].target_points)) if layers else None
-
-
 def layered_flows(layers: Sequence[FeatureLayer], height: int, width: int, reach: float) -> np.ndarray:
     """``[2, height, width, 2] float32``: both directions' flows of a start made of several feature layers.
 
@@ -303,16 +295,18 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
         return None
     height, width = source.shape[:2]
     evidence = "/".join(str(len(layer.target_points)) for layer in layers) + " RANSAC inliers"
+    refine = settings.feature_flow and feature_cover(layers, height, width) >= settings.flow_cover
     if len(layers) == 1:
-        flows = np.stack([layers[0].affine.flow(height, width), layers[0].affine.inverse().flow(height, width)])
+        start = Candidate(FEATURES, layers[0].affine, evidence)
+        if not refine:
+            return start
+        flows = start.grid_flows(height, width)
     else:
         flows = layered_flows(layers, height, width, settings.layer_reach)
         evidence = f"{len(layers)} layers, {evidence}"
-    if settings.feature_flow and feature_cover(layers, height, width) >= settings.flow_cover:
+    if refine:
         flows = refined_by_flow(source, target, flows)
         evidence += ", refined by optical flow"
-    elif len(layers) == 1:
-        return Candidate(FEATURES, layers[0].affine, evidence)
     return Candidate(FEATURES, Affine.identity(), evidence, flows)
 
 

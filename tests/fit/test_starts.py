@@ -15,7 +15,6 @@ from morphing.fit.starts import (
     Candidate,
     FeatureLayer,
     choose_start,
-    feature_affine,
     feature_layers,
     feature_cover,
     features_candidate,
@@ -123,14 +122,14 @@ class TestFeatureAffine:
         rng = np.random.default_rng(3)
         texture = ((random_texture(rng, 192, 192, falloff=1.1) + 1) / 2 * 2 - 1).astype(np.float32)
         truth = Affine(similarity(0.15, 1.15), np.array([0.1, -0.12]))
-        found = feature_affine(texture, shown_at(texture, truth))
-        assert found is not None and found[1] >= StartSettings().min_inliers
+        found = feature_layers(texture, shown_at(texture, truth))
+        assert found and len(found[0].target_points) >= StartSettings().min_inliers
         grid = normalised_grid(32, 32)[8:-8, 8:-8]
-        assert np.abs(found[0].apply(grid) - truth.apply(grid)).max() * 96 < 1.5  # pixels of the 192-px image
+        assert np.abs(found[0].affine.apply(grid) - truth.apply(grid)).max() * 96 < 1.5  # pixels of the 192-px image
 
     def test_none_for_flat_pictures(self) -> None:
         flat = np.zeros((96, 96, 3), np.float32)
-        assert feature_affine(flat, flat) is None
+        assert feature_layers(flat, flat) == []
 
 
 class TestChooseStart:
