@@ -300,6 +300,8 @@ def group_table(results: dict[str, list[tuple[str, float, float]]]) -> None:
     names = list(results)
     print(f"\n{'group':<11} " + " ".join(f"{name[:26]:>26}" for name in names))
     for label, members in GROUPS:
+        if not any(r[0] in members for r in results[names[0]]):
+            continue  # --pair-names left none of the group
         cells = []
         for name in names:
             rows = [r for r in results[name] if r[0] in members]
@@ -314,7 +316,7 @@ def finish_section(results: dict[str, list[tuple[str, float, float]]], tiles: li
     """A per-pair section's group table, and its rows of middle frames stacked into ``sheet``."""
     print("   cells: TRE / ghost at ½, mean over the pair's landmarks")
     group_table(results)
-    if sheet is not None:
+    if sheet is not None and tiles:
         sheet.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(tiles, axis=0)).save(sheet)
         print(f"   wrote {sheet}")
@@ -323,9 +325,16 @@ def finish_section(results: dict[str, list[tuple[str, float, float]]], tiles: li
 Variant = Callable[[np.ndarray, np.ndarray, PointPairs], list[tuple[str, np.ndarray, np.ndarray, PointPairs]]]
 
 
+def chosen(pair_name: str, wanted: list[str] | None) -> bool:
+    """Whether ``--pair-names`` (``wanted``: parts of names; ``None``: every pair) keeps a pair."""
+    return wanted is None or any(part in pair_name for part in wanted)
+
+
 def variant_section(folder: Path, methods: dict[str, Method], variant: Variant, title: str, column: str,
-                    sheet: Path | None) -> None:
-    """Every development pair again as ``variant`` makes it: ``(label, source, target, landmarks)`` runs."""
+                    sheet: Path | None, wanted: list[str] | None = None) -> None:
+    """Every development pair again as ``variant`` makes it: ``(label, source, target, landmarks)`` runs
+    (of the pairs ``wanted`` keeps; ``variant`` still sees every pair, so a random variant draws the same
+    for each)."""
     print(f"\n{title}; TRE (px, both directions) / ghost at ½ (px)")
     names = list(methods)
     print(f"{'pair':<24} {column:<21} " + " ".join(f"{name[:17]:>17}" for name in names))
@@ -333,7 +342,8 @@ def variant_section(folder: Path, methods: dict[str, Method], variant: Variant, 
     tiles: list[np.ndarray] = []
     side = 160
     for group, pair_name, original_source, original_target, original_points in development_pairs(folder):
-        for label, source, target, landmarks in variant(original_source, original_target, original_points):
+        runs = variant(original_source, original_target, original_points)
+        for label, source, target, landmarks in runs if chosen(pair_name, wanted) else []:
             cells, row = [], [labelled(np.asarray(Image.fromarray(source).resize((side, side))), f"{group} {pair_name}")]
             for name in names:
                 flows, render = methods[name](source, target, None)
@@ -349,7 +359,8 @@ def variant_section(folder: Path, methods: dict[str, Method], variant: Variant, 
     finish_section(results, tiles, sheet)
 
 
-def moved_section(folder: Path, methods: dict[str, Method], moves: int, seed: int, out: Path | None) -> None:
+def moved_section(folder: Path, methods: dict[str, Method], moves: int, seed: int, out: Path | None,
+                  wanted: list[str] | None = None) -> None:
     """Every development pair again with its target turned, scaled and moved by ``moves`` random
     similarities each (turn ±0.4 rad, scale 0.6–1.3, shift up to 20 % of the side; borders repeat), the
     landmarks carried along: starts far from where the pictures stand, as a user's own pairs can be."""
@@ -368,10 +379,11 @@ def moved_section(folder: Path, methods: dict[str, Method], moves: int, seed: in
 
     variant_section(folder, methods, moved,
                     f"4. development set moved ({folder}): each target turned, scaled and moved by {moves} random "
-                    f"similarities (seed {seed})", "move", None if out is None else out / "moved_half.png")
+                    f"similarities (seed {seed})", "move", None if out is None else out / "moved_half.png", wanted)
 
 
-def stamped_section(folder: Path, methods: dict[str, Method], out: Path | None) -> None:
+def stamped_section(folder: Path, methods: dict[str, Method], out: Path | None,
+                    wanted: list[str] | None = None) -> None:
     """Every development pair again with one textured stamp (a logo or caption both pictures share) pasted
     into the same corner of both: a start must not take the stamp's match for the whole scene's."""
     stamp = ((random_texture(np.random.default_rng(7), 160, 160, falloff=1.0) + 1) * 127.5).clip(0, 255)
@@ -386,11 +398,12 @@ def stamped_section(folder: Path, methods: dict[str, Method], out: Path | None) 
         return [("160-px corner stamp", *pictures, points)]
 
     variant_section(folder, methods, stamped, f"5. development set with a shared corner stamp ({folder})", "variant",
-                    None if out is None else out / "stamped_half.png")
+                    None if out is None else out / "stamped_half.png", wanted)
 
 
-def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, starts: list[str]) -> None:
-    pairs = development_pairs(folder)
+def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, starts: list[str],
+                  wanted: list[str] | None = None) -> None:
+    pairs = [pair for pair in development_pairs(folder) if chosen(pair[1], wanted)]
     print(f"\n3. development set ({folder}): {len(pairs)} real pairs, 512², landmarks by eye; "
           "TRE (px, both directions) / ghost at ½ (px)")
     names = list(methods)
@@ -439,6 +452,9 @@ def main() -> int:
                         help="moved: 'tune' (constants may be chosen on it) or 'report' (the figures)")
     parser.add_argument("--pairs-dir", type=Path, default=ROOT.parent / "shared" / "pairs",
                         help="the development set: pairs.json and images/")
+    parser.add_argument("--pair-names", default=None,
+                        help="development set: only the pairs whose name holds one of these comma-separated parts "
+                             "(moved and stamped draw as for all)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a FitSettings field for 'ours' (tuning)")
     parser.add_argument("--oracle", action="store_true",
@@ -456,6 +472,7 @@ def main() -> int:
         methods = {k: v for k, v in methods.items() if any(w in k for w in wanted)}
     print(f"ours: {settings}")
     sections = args.sections.split(",")
+    wanted = args.pair_names.split(",") if args.pair_names else None
 
     if "truth" in sections:
         pairs = ground_truth_pairs(args.samples, args.pairs)
@@ -512,15 +529,15 @@ def main() -> int:
         print("   cells: TRE / ghost at ½")
 
     if "pairs" in sections:
-        pairs_section(args.pairs_dir, methods, args.out, starts)
+        pairs_section(args.pairs_dir, methods, args.out, starts, wanted)
     if "stamped" in sections:
-        stamped_section(args.pairs_dir, methods, args.out)
+        stamped_section(args.pairs_dir, methods, args.out, wanted)
     if "moved" in sections:
         moved_methods = {name: method for name, method in methods.items() if name != ORACLE}
         if "ours" in moved_methods and settings.face_points:
             # The start machinery alone, as on pictures whose faces the detector misses (or that hold none).
             moved_methods[NO_FACES] = ours(dataclasses.replace(settings, face_points=False))
-        moved_section(args.pairs_dir, moved_methods, args.moves, MOVE_SEEDS[args.seeds], args.out)
+        moved_section(args.pairs_dir, moved_methods, args.moves, MOVE_SEEDS[args.seeds], args.out, wanted)
     return 0
 
 

@@ -12,7 +12,7 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    (``affine.fit_affine``), **matched features** (SIFT key points matched
    with Lowe's ratio test, a similarity by RANSAC, when the same object or
    scene is in both; a second or third similarity where something moved on
-   its own over it, ``feature_layers``; then refined by the optical flow left
+   its own over it, ``matched_features``; then refined by the optical flow left
    once that motion is undone, ``refined_by_flow``) — gets a *cost*: how
    unlike the two images look once each is moved onto the other by it (local
    NCC of luminance, both directions, at ``StartSettings.side`` pixels) plus
@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -62,7 +63,7 @@ from morphing.model.maps import Scales
 from morphing.model.points import PointPairs
 from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 
-__all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "feature_layers", "layered_flows",
+__all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features", "layered_flows",
            "feature_cover", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates", "start_cost",
            "motion_size", "middle_cost", "choose_start", "probe_winner", "leg_start_candidates"]
 
@@ -200,9 +201,18 @@ class FeatureLayer:
     source_points: np.ndarray
 
 
-def feature_layers(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
-                   ) -> list[FeatureLayer]:
-    """The motions matched features agree on, most supported first; empty when none has enough inliers.
+class MatchedFeatures(NamedTuple):
+    """What matching the two pictures' key points found: the ``layers`` (motions), most supported first
+    (empty when none has enough inliers), and where the target has key points at all, ``target_features``
+    (``[M, 2]`` (y, x) pixels, matched or not): the textured part of the picture, where a match could be."""
+
+    layers: list[FeatureLayer]
+    target_features: np.ndarray
+
+
+def matched_features(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
+                     ) -> MatchedFeatures:
+    """The motions matched features agree on, and the target's key points.
 
     ``source``, ``target``: ``[h, w, 3] float32`` in [-1, 1], one shape.
     Features are matched target → source with Lowe's ratio test
@@ -218,8 +228,9 @@ def feature_layers(source: np.ndarray, target: np.ndarray, settings: StartSettin
     sift = cv2.SIFT_create(nfeatures=settings.features)
     found = [sift.detectAndCompute(_to_grey_uint8(image), None) for image in (source, target)]
     (source_points, source_descriptors), (target_points, target_descriptors) = found
+    target_features = np.array([point.pt[::-1] for point in target_points], np.float64).reshape(-1, 2)
     if source_descriptors is None or target_descriptors is None or min(len(source_points), len(target_points)) < 3:
-        return []
+        return MatchedFeatures([], target_features)
     pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(target_descriptors, source_descriptors, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < settings.feature_ratio * m[1].distance]
     from_target = np.array([target_points[m.queryIdx].pt for m in good], np.float32).reshape(-1, 2)  # (x, y)
@@ -239,7 +250,7 @@ def feature_layers(source: np.ndarray, target: np.ndarray, settings: StartSettin
         affine = affine_from_points(to_normalised(target_yx, height, width), to_normalised(source_yx, height, width))
         layers.append(FeatureLayer(affine, target_yx.astype(np.float64), source_yx.astype(np.float64)))
         left = left[~keep]
-    return layers
+    return MatchedFeatures(layers, target_features)
 
 
 def layered_flows(layers: Sequence[FeatureLayer], height: int, width: int, reach: float) -> np.ndarray:
@@ -273,29 +284,39 @@ def layered_flows(layers: Sequence[FeatureLayer], height: int, width: int, reach
     return np.stack(flows).astype(np.float32)
 
 
-def feature_cover(layers: Sequence[FeatureLayer], height: int, width: int) -> float:
-    """The share of the target picture that the layers' inliers span (their convex hull's area over the
-    picture's): near 1 when matches lie all over the scene, small when they sit on one thing both
-    pictures share (a logo, a caption, a frame's corner), which says nothing about the rest."""
-    points = np.concatenate([layer.target_points for layer in layers])[:, ::-1].astype(np.float32)  # (x, y)
+def _hull_area(points: np.ndarray) -> float:
+    """Area of the convex hull of ``[N, 2]`` points (0 for fewer than three)."""
     if len(points) < 3:
         return 0.0
-    return float(cv2.contourArea(cv2.convexHull(points))) / float(height * width)
+    return float(cv2.contourArea(cv2.convexHull(np.asarray(points, np.float32))))
+
+
+def feature_cover(layers: Sequence[FeatureLayer], target_features: np.ndarray) -> float:
+    """The share of the target's textured part that the layers' inliers span: their convex hull's area over
+    that of all the target's key points (``target_features``, ``[M, 2]``). Near 1 when matches lie wherever
+    the picture has something to match (on a face over a plain wall as on a street), small when they sit on
+    one thing both pictures share (a logo, a caption, a frame's corner) while the rest, textured too,
+    does not match: that says nothing about the rest."""
+    textured = _hull_area(target_features)
+    if textured <= 0.0 or not layers:
+        return 0.0
+    return min(1.0, _hull_area(np.concatenate([layer.target_points for layer in layers])) / textured)
 
 
 def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
                        ) -> Candidate | None:
     """The matched-features start, ``None`` when no layer has enough inliers: one layer's affine, or with
-    more layers (``feature_layers``) their ``layered_flows``; then, with ``settings.feature_flow`` and
-    matches that span at least ``settings.flow_cover`` of the picture (``feature_cover``), refined by the
-    optical flow left between the pictures (``refined_by_flow``): matches all over show that the two
-    pictures hold the same scene, where the flow is what to trust; matches on one shared logo do not."""
-    layers = feature_layers(source, target, settings)
+    more layers (``matched_features``) their ``layered_flows``; then, with ``settings.feature_flow`` and
+    matches that span at least ``settings.flow_cover`` of the target's key points (``feature_cover``),
+    refined by the optical flow left between the pictures (``refined_by_flow``): matches wherever there is
+    something to match show that the two pictures hold the same scene, where the flow is what to trust;
+    matches on one shared logo do not."""
+    layers, target_features = matched_features(source, target, settings)
     if not layers:
         return None
     height, width = source.shape[:2]
     evidence = "/".join(str(len(layer.target_points)) for layer in layers) + " RANSAC inliers"
-    refine = settings.feature_flow and feature_cover(layers, height, width) >= settings.flow_cover
+    refine = settings.feature_flow and feature_cover(layers, target_features) >= settings.flow_cover
     if len(layers) == 1:
         start = Candidate(FEATURES, layers[0].affine, evidence)
         if not refine:

@@ -15,7 +15,7 @@ from morphing.fit.starts import (
     Candidate,
     FeatureLayer,
     choose_start,
-    feature_layers,
+    matched_features,
     feature_cover,
     features_candidate,
     layered_flows,
@@ -122,14 +122,15 @@ class TestFeatureAffine:
         rng = np.random.default_rng(3)
         texture = ((random_texture(rng, 192, 192, falloff=1.1) + 1) / 2 * 2 - 1).astype(np.float32)
         truth = Affine(similarity(0.15, 1.15), np.array([0.1, -0.12]))
-        found = feature_layers(texture, shown_at(texture, truth))
+        found = matched_features(texture, shown_at(texture, truth)).layers
         assert found and len(found[0].target_points) >= StartSettings().min_inliers
         grid = normalised_grid(32, 32)[8:-8, 8:-8]
         assert np.abs(found[0].affine.apply(grid) - truth.apply(grid)).max() * 96 < 1.5  # pixels of the 192-px image
 
     def test_none_for_flat_pictures(self) -> None:
         flat = np.zeros((96, 96, 3), np.float32)
-        assert feature_layers(flat, flat) == []
+        found = matched_features(flat, flat)
+        assert found.layers == [] and found.target_features.shape == (0, 2)
 
 
 class TestChooseStart:
@@ -266,10 +267,10 @@ def patch_moved_over_texture(shift_x: float, size: int = 192) -> tuple[np.ndarra
     return images[0], images[1]
 
 
-class TestFeatureLayers:
+class TestMatchedFeatures:
     def test_a_patch_moved_over_a_still_background_is_a_second_layer(self) -> None:
         source, target = patch_moved_over_texture(60.0)
-        layers = feature_layers(source, target)
+        layers, target_features = matched_features(source, target)
         assert len(layers) == 2
         grid = normalised_grid(16, 16)
         half = source.shape[0] / 2
@@ -278,10 +279,16 @@ class TestFeatureLayers:
         assert np.abs(layers[0].affine.apply(grid) - grid).max() * half < 1.0
         assert np.abs(layers[1].affine.apply(grid) - grid - np.array([0.0, -60.0 / half])).max() * half < 2.0
         assert np.all(np.abs(layers[1].target_points[:, 1] - (0.3 * 192 + 60)) < 192 / 5 + 4)
+        # Every inlier is one of the target's key points, which lie on the picture.
+        assert len(target_features) >= sum(len(layer.target_points) for layer in layers)
+        assert target_features.min() >= 0.0 and target_features.max() <= 192.0
+        for layer in layers:
+            nearest = np.abs(layer.target_points[:, None] - target_features[None]).sum(axis=-1).min(axis=1)
+            assert nearest.max() < 1e-3
 
     def test_one_motion_is_one_layer(self) -> None:
         source, target, truth = moved_texture(angle=0.1, scale=1.1, shift=(0.1, -0.1), size=192)
-        assert len(feature_layers(source, target)) == 1
+        assert len(matched_features(source, target).layers) == 1
         plain = features_candidate(source, target, StartSettings(feature_flow=False))
         assert plain is not None and plain.flows is None
         grid = normalised_grid(32, 32)[8:-8, 8:-8]
@@ -294,7 +301,7 @@ class TestFeatureLayers:
     def test_layers_are_capped_by_the_settings(self) -> None:
         source, target = patch_moved_over_texture(60.0)
         settings = StartSettings(feature_layers=1, feature_flow=False)
-        assert len(feature_layers(source, target, settings)) == 1
+        assert len(matched_features(source, target, settings).layers) == 1
         candidate = features_candidate(source, target, settings)
         assert candidate is not None and candidate.flows is None
 
@@ -367,12 +374,28 @@ class TestRefinedByFlow:
 
 
 class TestFeatureCover:
-    def test_is_the_inliers_hull_over_the_picture(self) -> None:
+    def test_is_the_inliers_hull_over_the_target_features_hull(self) -> None:
         corners = np.array([[10.0, 10.0], [10.0, 30.0], [30.0, 30.0], [30.0, 10.0], [20.0, 20.0]])
         layers = [FeatureLayer(Affine.identity(), corners[:3], corners[:3]),
                   FeatureLayer(Affine.identity(), corners[3:], corners[3:])]
-        assert abs(feature_cover(layers, 40, 50) - 400.0 / 2000.0) < 1e-6  # a 20 x 20 square of 40 x 50
-        assert feature_cover(layers[1:], 40, 50) == 0.0  # two points span nothing
+        features = np.concatenate([corners, [[0.0, 0.0], [0.0, 40.0], [40.0, 40.0], [40.0, 0.0]]])
+        assert abs(feature_cover(layers, features) - 400.0 / 1600.0) < 1e-6  # 20 x 20 of the features' 40 x 40
+        assert feature_cover(layers, corners) == 1.0
+        assert feature_cover(layers[1:], features) == 0.0  # two points span nothing
+        assert feature_cover([], features) == 0.0
+        assert feature_cover(layers, features[:2]) == 0.0  # no textured area at all
+
+    def test_a_textured_thing_on_a_plain_picture_is_refined(self) -> None:
+        # All the texture there is lies on one small square (a sixth of the picture), which moves 6 px:
+        # its matches span all there is to match, so the flow refines the start.
+        rng = np.random.default_rng(4)
+        source = np.zeros((192, 192, 3), np.float32)
+        target = source.copy()
+        thing = random_texture(rng, 78, 78, falloff=1.1)
+        source[57:135, 57:135], target[57:135, 63:141] = thing, thing
+        candidate = features_candidate(source, target)
+        assert candidate is not None and "refined by optical flow" in candidate.evidence
+        np.testing.assert_allclose(candidate.flows[0][96, 100], [0.0, 6.0], atol=1.0)
 
     def test_a_shared_corner_stamp_leaves_the_rest_of_the_start_alone(self) -> None:
         # Two unrelated textures that share one textured stamp in a corner: the features match the stamp
