@@ -203,11 +203,13 @@ class FeatureLayer:
 
 class MatchedFeatures(NamedTuple):
     """What matching the two pictures' key points found: the ``layers`` (motions), most supported first
-    (empty when none has enough inliers), and where the target has key points at all, ``target_features``
-    (``[M, 2]`` (y, x) pixels, matched or not): the textured part of the picture, where a match could be."""
+    (empty when none has enough inliers), and where each picture has key points at all,
+    ``target_features`` and ``source_features`` (``[M, 2]`` (y, x) pixels, matched or not): the textured
+    part of the picture, where a match could be."""
 
     layers: list[FeatureLayer]
     target_features: np.ndarray
+    source_features: np.ndarray
 
 
 def matched_features(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
@@ -228,9 +230,10 @@ def matched_features(source: np.ndarray, target: np.ndarray, settings: StartSett
     sift = cv2.SIFT_create(nfeatures=settings.features)
     found = [sift.detectAndCompute(_to_grey_uint8(image), None) for image in (source, target)]
     (source_points, source_descriptors), (target_points, target_descriptors) = found
-    target_features = np.array([point.pt[::-1] for point in target_points], np.float64).reshape(-1, 2)
+    target_features, source_features = (np.array([point.pt[::-1] for point in points], np.float64).reshape(-1, 2)
+                                        for points in (target_points, source_points))
     if source_descriptors is None or target_descriptors is None or min(len(source_points), len(target_points)) < 3:
-        return MatchedFeatures([], target_features)
+        return MatchedFeatures([], target_features, source_features)
     pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(target_descriptors, source_descriptors, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < settings.feature_ratio * m[1].distance]
     from_target = np.array([target_points[m.queryIdx].pt for m in good], np.float32).reshape(-1, 2)  # (x, y)
@@ -250,7 +253,7 @@ def matched_features(source: np.ndarray, target: np.ndarray, settings: StartSett
         affine = affine_from_points(to_normalised(target_yx, height, width), to_normalised(source_yx, height, width))
         layers.append(FeatureLayer(affine, target_yx.astype(np.float64), source_yx.astype(np.float64)))
         left = left[~keep]
-    return MatchedFeatures(layers, target_features)
+    return MatchedFeatures(layers, target_features, source_features)
 
 
 def layered_flows(layers: Sequence[FeatureLayer], height: int, width: int, reach: float) -> np.ndarray:
@@ -291,32 +294,38 @@ def _hull_area(points: np.ndarray) -> float:
     return float(cv2.contourArea(cv2.convexHull(np.asarray(points, np.float32))))
 
 
-def feature_cover(layers: Sequence[FeatureLayer], target_features: np.ndarray) -> float:
-    """The share of the target's textured part that the layers' inliers span: their convex hull's area over
-    that of all the target's key points (``target_features``, ``[M, 2]``). Near 1 when matches lie wherever
-    the picture has something to match (on a face over a plain wall as on a street), small when they sit on
-    one thing both pictures share (a logo, a caption, a frame's corner) while the rest, textured too,
-    does not match: that says nothing about the rest."""
-    textured = _hull_area(target_features)
-    if textured <= 0.0 or not layers:
+def feature_cover(matched: MatchedFeatures) -> float:
+    """How much of what the pictures offer to match the matches span: in each picture, the layers' inliers'
+    convex hull over the hull of all its key points; the smaller of the two. Near 1 when matches lie
+    wherever there is something to match (on a face over a plain wall as on a street), small when they
+    sit on one thing both pictures share (a logo, a caption, a frame's corner) while the rest of either
+    picture, textured too, does not match: that says nothing about the rest."""
+    if not matched.layers:
         return 0.0
-    return min(1.0, _hull_area(np.concatenate([layer.target_points for layer in layers])) / textured)
+    sides = ((matched.target_features, [layer.target_points for layer in matched.layers]),
+             (matched.source_features, [layer.source_points for layer in matched.layers]))
+    shares = []
+    for features, inliers in sides:
+        textured = _hull_area(features)
+        shares.append(0.0 if textured <= 0.0 else min(1.0, _hull_area(np.concatenate(inliers)) / textured))
+    return min(shares)
 
 
 def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
                        ) -> Candidate | None:
     """The matched-features start, ``None`` when no layer has enough inliers: one layer's affine, or with
     more layers (``matched_features``) their ``layered_flows``; then, with ``settings.feature_flow`` and
-    matches that span at least ``settings.flow_cover`` of the target's key points (``feature_cover``),
+    matches that span at least ``settings.flow_cover`` of each picture's key points (``feature_cover``),
     refined by the optical flow left between the pictures (``refined_by_flow``): matches wherever there is
     something to match show that the two pictures hold the same scene, where the flow is what to trust;
     matches on one shared logo do not."""
-    layers, target_features = matched_features(source, target, settings)
+    matched = matched_features(source, target, settings)
+    layers = matched.layers
     if not layers:
         return None
     height, width = source.shape[:2]
     evidence = "/".join(str(len(layer.target_points)) for layer in layers) + " RANSAC inliers"
-    refine = settings.feature_flow and feature_cover(layers, target_features) >= settings.flow_cover
+    refine = settings.feature_flow and feature_cover(matched) >= settings.flow_cover
     if len(layers) == 1:
         start = Candidate(FEATURES, layers[0].affine, evidence)
         if not refine:

@@ -293,7 +293,7 @@ class StartSettings:
     carry its motion in the start's flows (``starts.layered_flows``);
     ``feature_flow``: that start is refined by the optical flow left between
     the pictures once it is undone (``starts.refined_by_flow``) when the
-    matches span at least ``flow_cover`` of the target's key points
+    matches span at least ``flow_cover`` of each picture's key points
     (``starts.feature_cover``: a logo both pictures share is not the same
     scene).
     ``no_evidence``: where no candidate beats no motion by its

@@ -14,6 +14,7 @@ from morphing.model.settings import FitSettings, StartSettings
 from morphing.fit.starts import (
     Candidate,
     FeatureLayer,
+    MatchedFeatures,
     choose_start,
     matched_features,
     feature_cover,
@@ -270,7 +271,7 @@ def patch_moved_over_texture(shift_x: float, size: int = 192) -> tuple[np.ndarra
 class TestMatchedFeatures:
     def test_a_patch_moved_over_a_still_background_is_a_second_layer(self) -> None:
         source, target = patch_moved_over_texture(60.0)
-        layers, target_features = matched_features(source, target)
+        layers, target_features, source_features = matched_features(source, target)
         assert len(layers) == 2
         grid = normalised_grid(16, 16)
         half = source.shape[0] / 2
@@ -279,12 +280,13 @@ class TestMatchedFeatures:
         assert np.abs(layers[0].affine.apply(grid) - grid).max() * half < 1.0
         assert np.abs(layers[1].affine.apply(grid) - grid - np.array([0.0, -60.0 / half])).max() * half < 2.0
         assert np.all(np.abs(layers[1].target_points[:, 1] - (0.3 * 192 + 60)) < 192 / 5 + 4)
-        # Every inlier is one of the target's key points, which lie on the picture.
-        assert len(target_features) >= sum(len(layer.target_points) for layer in layers)
-        assert target_features.min() >= 0.0 and target_features.max() <= 192.0
-        for layer in layers:
-            nearest = np.abs(layer.target_points[:, None] - target_features[None]).sum(axis=-1).min(axis=1)
-            assert nearest.max() < 1e-3
+        # Every inlier is one of its picture's key points, which lie on the picture.
+        for features, inliers in ((target_features, [layer.target_points for layer in layers]),
+                                  (source_features, [layer.source_points for layer in layers])):
+            assert len(features) >= sum(len(points) for points in inliers)
+            assert features.min() >= 0.0 and features.max() <= 192.0
+            for points in inliers:
+                assert np.abs(points[:, None] - features[None]).sum(axis=-1).min(axis=1).max() < 1e-3
 
     def test_one_motion_is_one_layer(self) -> None:
         source, target, truth = moved_texture(angle=0.1, scale=1.1, shift=(0.1, -0.1), size=192)
@@ -374,16 +376,19 @@ class TestRefinedByFlow:
 
 
 class TestFeatureCover:
-    def test_is_the_inliers_hull_over_the_target_features_hull(self) -> None:
+    def test_is_the_inliers_hull_over_the_features_hull_on_the_poorer_side(self) -> None:
         corners = np.array([[10.0, 10.0], [10.0, 30.0], [30.0, 30.0], [30.0, 10.0], [20.0, 20.0]])
         layers = [FeatureLayer(Affine.identity(), corners[:3], corners[:3]),
                   FeatureLayer(Affine.identity(), corners[3:], corners[3:])]
-        features = np.concatenate([corners, [[0.0, 0.0], [0.0, 40.0], [40.0, 40.0], [40.0, 0.0]]])
-        assert abs(feature_cover(layers, features) - 400.0 / 1600.0) < 1e-6  # 20 x 20 of the features' 40 x 40
-        assert feature_cover(layers, corners) == 1.0
-        assert feature_cover(layers[1:], features) == 0.0  # two points span nothing
-        assert feature_cover([], features) == 0.0
-        assert feature_cover(layers, features[:2]) == 0.0  # no textured area at all
+        square = np.array([[0.0, 0.0], [0.0, 40.0], [40.0, 40.0], [40.0, 0.0]])
+        features = np.concatenate([corners, square])
+        # 20 x 20 of the features' 40 x 40 in the target; all of the source's.
+        assert abs(feature_cover(MatchedFeatures(layers, features, corners)) - 400.0 / 1600.0) < 1e-6
+        assert abs(feature_cover(MatchedFeatures(layers, corners, features)) - 400.0 / 1600.0) < 1e-6
+        assert feature_cover(MatchedFeatures(layers, corners, corners)) == 1.0
+        assert feature_cover(MatchedFeatures(layers[1:], features, features)) == 0.0  # two points span nothing
+        assert feature_cover(MatchedFeatures([], features, features)) == 0.0
+        assert feature_cover(MatchedFeatures(layers, features[:2], features)) == 0.0  # no textured area at all
 
     def test_a_textured_thing_on_a_plain_picture_is_refined(self) -> None:
         # All the texture there is lies on one small square (a sixth of the picture), which moves 6 px:
@@ -396,6 +401,19 @@ class TestFeatureCover:
         candidate = features_candidate(source, target)
         assert candidate is not None and "refined by optical flow" in candidate.evidence
         np.testing.assert_allclose(candidate.flows[0][96, 100], [0.0, 6.0], atol=1.0)
+
+    def test_a_stamp_on_a_plain_picture_and_a_textured_one_is_not_refined(self) -> None:
+        # The target is plain but for the stamp, so the stamp's matches span all it offers; the source is
+        # textured all over and they span a tenth of it: the gate looks at both pictures.
+        rng = np.random.default_rng(12)
+        source = random_texture(rng, 192, 192, falloff=1.1)
+        target = np.zeros_like(source)
+        stamp = random_texture(rng, 60, 60, falloff=0.9)
+        source[-60:, -60:], target[-60:, -60:] = stamp, stamp
+        matched = matched_features(source, target)
+        assert matched.layers and feature_cover(matched) < StartSettings().flow_cover
+        candidate = features_candidate(source, target)
+        assert candidate is not None and "refined" not in candidate.evidence
 
     def test_a_shared_corner_stamp_leaves_the_rest_of_the_start_alone(self) -> None:
         # Two unrelated textures that share one textured stamp in a corner: the features match the stamp
