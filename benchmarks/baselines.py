@@ -20,15 +20,22 @@ Settings = TypeVar("Settings")
 
 def overridden(settings: Settings, items: Sequence[str]) -> Settings:
     """``settings`` (a dataclass) with ``FIELD=VALUE`` items applied, each value parsed as its field's type;
-    a dotted ``FIELD.SUBFIELD=VALUE`` reaches into a nested settings dataclass (``starts.margin=0.05``)."""
+    a dotted ``FIELD.SUBFIELD=VALUE`` reaches into a nested settings dataclass (``starts.margin=0.05``); a tuple
+    field takes comma-separated items (``global_search.turns=-0.4,0,0.4``)."""
     for item in items:
         key, value = item.split("=", 1)
         head, _, rest = key.partition(".")
         if rest:
             settings = dataclasses.replace(settings, **{head: overridden(getattr(settings, head), [f"{rest}={value}"])})
             continue
-        field_type = type(getattr(settings, key))
-        parsed = (value.lower() in ("1", "true", "yes")) if field_type is bool else field_type(value)
+        current = getattr(settings, key)
+        field_type = type(current)
+        if field_type is bool:
+            parsed = value.lower() in ("1", "true", "yes")
+        elif field_type is tuple:  # comma-separated items of the current items' type: turns=-0.4,0,0.4
+            parsed = tuple(type(current[0])(part) for part in value.split(",")) if current else tuple(value.split(","))
+        else:
+            parsed = field_type(value)
         settings = dataclasses.replace(settings, **{key: parsed})
     return settings
 
