@@ -63,9 +63,9 @@ from morphing.model.maps import Scales
 from morphing.model.points import PointPairs
 from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 
-__all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features", "layered_flows",
-           "feature_cover", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates", "start_cost",
-           "motion_size", "middle_cost", "choose_start", "probe_winner", "leg_start_candidates"]
+__all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
+           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates",
+           "start_cost", "motion_size", "middle_cost", "choose_start", "probe_winner", "leg_start_candidates"]
 
 NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
     "no motion", "global search", "point pairs", "matched features", "optical flow")
@@ -214,7 +214,7 @@ class MatchedFeatures(NamedTuple):
 
 def matched_features(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
                      ) -> MatchedFeatures:
-    """The motions matched features agree on, and the target's key points.
+    """The motions matched features agree on, and both pictures' key points.
 
     ``source``, ``target``: ``[h, w, 3] float32`` in [-1, 1], one shape.
     Features are matched target → source with Lowe's ratio test
