@@ -57,8 +57,8 @@ from morphing.render.transition import upsample_direction  # noqa: E402
 
 SCORED_ALPHAS = (0.25, 0.5, 0.75)
 SEED_SETS = {"tune": (2026, 2027, 2028), "report": (3026, 3027, 3028)}
-"""Seeds of the scene generators (the two motion sets, then far motion): constants are chosen on 'tune'
-only; 'report' scenes are for the figures."""
+"""Seeds of the scene generators (the two motion sets, then far motion, then object motion): constants are
+chosen on 'tune' only; 'report' scenes are for the figures."""
 PACING_FRAMES = 21
 
 # A method: (source, target) uint8 -> (render(alphas) -> frames, [flows for folding]).
@@ -204,6 +204,8 @@ def main() -> int:
                            f"object motion (a disc of one of {len(pictures)} pictures moves 5-15% of the side, "
                            "scale ±15%, turn ±0.3 rad, over another that stays or pans up to 3%)"))
     wanted_sets = args.sets.split(",")
+    if "object" in wanted_sets and args.pictures is None:
+        print("(no --pictures folder: the object scenes are left out)")
     scene_sets = [scene_set for scene_set in scene_sets if scene_set[1].split()[0] in wanted_sets]
     for scenes, label in scene_sets if args.scenes > 0 else []:  # --scenes 0: the photos only
         print(f"\n{args.scenes} synthetic scenes, {args.size}x{args.size}, {label}")
