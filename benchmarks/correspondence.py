@@ -401,6 +401,19 @@ def stamped_section(folder: Path, methods: dict[str, Method], out: Path | None,
                     None if out is None else out / "stamped_half.png", wanted)
 
 
+def swapped_section(folder: Path, methods: dict[str, Method], out: Path | None,
+                    wanted: list[str] | None = None) -> None:
+    """Every development pair again the other way round (target → source): a user may give either picture
+    first, and a start or a constant that only suits one order shows here."""
+
+    def swapped(source: np.ndarray, target: np.ndarray, points: PointPairs):
+        return [("target → source", target, source, PointPairs(
+            points.target, points.source, points.target_shape, points.source_shape))]
+
+    variant_section(folder, methods, swapped, f"6. development set the other way round ({folder})", "variant",
+                    None if out is None else out / "swapped_half.png", wanted)
+
+
 def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, starts: list[str],
                   wanted: list[str] | None = None) -> None:
     pairs = [pair for pair in development_pairs(folder) if chosen(pair[1], wanted)]
@@ -446,7 +459,8 @@ def main() -> int:
     parser.add_argument("--only", default=None, help="comma-separated method names to run")
     parser.add_argument("--sections", default="truth,landmarks,pairs",
                         help="any of truth, landmarks, pairs, moved (the development set with moved targets), "
-                             "stamped (the development set with one stamp both pictures share)")
+                             "stamped (the development set with one stamp both pictures share), "
+                             "swapped (the development set with source and target swapped)")
     parser.add_argument("--moves", type=int, default=2, help="moved: random similarities per pair")
     parser.add_argument("--seeds", choices=sorted(MOVE_SEEDS), default="report",
                         help="moved: 'tune' (constants may be chosen on it) or 'report' (the figures)")
@@ -532,12 +546,14 @@ def main() -> int:
         pairs_section(args.pairs_dir, methods, args.out, starts, wanted)
     if "stamped" in sections:
         stamped_section(args.pairs_dir, methods, args.out, wanted)
+    variant_methods = {name: method for name, method in methods.items() if name != ORACLE}
+    if "ours" in variant_methods and settings.face_points:
+        # The start machinery alone, as on pictures whose faces the detector misses (or that hold none).
+        variant_methods[NO_FACES] = ours(dataclasses.replace(settings, face_points=False))
     if "moved" in sections:
-        moved_methods = {name: method for name, method in methods.items() if name != ORACLE}
-        if "ours" in moved_methods and settings.face_points:
-            # The start machinery alone, as on pictures whose faces the detector misses (or that hold none).
-            moved_methods[NO_FACES] = ours(dataclasses.replace(settings, face_points=False))
-        moved_section(args.pairs_dir, moved_methods, args.moves, MOVE_SEEDS[args.seeds], args.out, wanted)
+        moved_section(args.pairs_dir, variant_methods, args.moves, MOVE_SEEDS[args.seeds], args.out, wanted)
+    if "swapped" in sections:
+        swapped_section(args.pairs_dir, variant_methods, args.out, wanted)
     return 0
 
 
