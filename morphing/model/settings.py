@@ -264,7 +264,7 @@ class GlobalSettings:
 
     search_side: int = 32
     shifts: tuple[float, ...] = (-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4)
-    scales: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.12, 1.25, 1.4)
+    scales: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.12, 1.25, 1.4, 1.7, 2.0)
     turns: tuple[float, ...] = (-0.2, 0.0, 0.2)
     candidates: int = 4
     refine_sides: tuple[int, ...] = (32, 64)

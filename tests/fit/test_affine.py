@@ -79,6 +79,15 @@ class TestFitAffine:
         error = np.abs(found.apply(grid) - truth.apply(grid)).max() * 48  # in pixels
         assert error < 1.5, (error, found)
 
+    def test_finds_a_picture_at_twice_the_size(self) -> None:
+        # The target shows the middle half of the source, turned and off centre: a portrait and
+        # its close-up. Gradient descent from the nearest searched scale does not get there.
+        source, target, truth = moved_texture(angle=0.1, scale=0.5, shift=(0.1, -0.15))
+        found = fit_affine(source, target)
+        grid = normalised_grid(96, 96)
+        error = np.abs(found.apply(grid) - truth.apply(grid)).max() * 48
+        assert error < 1.5, (error, found)
+
     def test_points_replace_the_search(self) -> None:
         source, target, truth = moved_texture(angle=-0.1, scale=0.9, shift=(0.1, 0.1))
         flat = np.zeros_like(source)  # nothing to see: only the points say where things are
