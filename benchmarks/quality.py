@@ -165,6 +165,8 @@ def main() -> int:
                         help="which scene sets to run (comma-separated; 'object' needs --pictures)")
     parser.add_argument("--pictures", type=Path, default=None,
                         help="folder of pictures (PNG, JPEG) for the 'object' scenes")
+    parser.add_argument("--per-scene", action="store_true",
+                        help="also print each scene's mid-frame PSNR per method (tune seeds: where a change helps)")
     args = parser.parse_args()
 
     default = overridden(FitSettings(), args.set)
@@ -219,6 +221,8 @@ def main() -> int:
             worst = "" if flow_scores is None else f"{min(np.subtract(result['per_scene_mid'], flow_scores)):+11.2f}"
             print(f"{name:<20} {result['psnr_mid']:8.2f} {result['psnr_all']:9.2f} {result['ssim_all']:9.4f} "
                   f"{result['pacing']:7.2f} {100 * result['folds']:8.2f} {result['seconds']:7.2f} {worst}", flush=True)
+            if args.per_scene:
+                print("    per scene: " + " ".join(f"{value:.2f}" for value in result["per_scene_mid"]))
         if any(name.endswith("*") for name in methods):
             print("* reuses the defaults' fit: its seconds exclude fitting; 'plain render' is the formula's "
                   "bilinear warp and linear blend")
