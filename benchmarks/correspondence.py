@@ -49,6 +49,11 @@ OpenCV DIS optical-flow morph, ours):
    logo or caption both share): matching the stamp must not move the rest.
    With ``--out``, ``stamped_half.png``.
 
+6. The development set the other way round (``--sections swapped``): every pair
+   with source and target swapped (a user may give either picture first), with
+   the "ours, face points off" row as in section 4. With ``--out``,
+   ``swapped_half.png``.
+
 With ``--oracle``, section 3 adds ``ours, landmark start``: the same fit started
 from the affine laid through the pair's own landmarks (least squares), not
 from the start it would choose. Not a method (it reads the answer): an upper
