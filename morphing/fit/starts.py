@@ -65,7 +65,7 @@ from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
            "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates",
-           "start_cost", "motion_size", "middle_cost", "choose_start", "probe_winner", "leg_start_candidates"]
+           "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates"]
 
 NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
     "no motion", "global search", "point pairs", "matched features", "optical flow")
@@ -438,9 +438,18 @@ def middle_cost(source: np.ndarray, target: np.ndarray, flows: np.ndarray,
     shows one thing, where they do not it shows two. Local NCC of their
     luminance (the colour maps left out, so recolouring in place cannot
     explain a move) plus ``settings.outside_weight`` times the share of
-    pixels either half fills from outside the picture.
+    pixels either half fills from outside the picture, averaged over grey
+    copies of each long side in ``settings.probe_sides``: on the coarser
+    copies a shape's outline counts more than fine texture, which a few
+    dense steps can match from any start.
     """
-    copies = grey_copies(np.stack([source, target]), settings.side)
+    return float(np.mean([_middle_cost_at(source, target, flows, side, settings) for side in settings.probe_sides]))
+
+
+def _middle_cost_at(source: np.ndarray, target: np.ndarray, flows: np.ndarray, side: int,
+                    settings: StartSettings) -> float:
+    """``middle_cost`` on grey copies of long side ``side``."""
+    copies = grey_copies(np.stack([source, target]), side)
     height, width = copies.source.shape
     ratio = np.array([height / flows.shape[1], width / flows.shape[2]], np.float32)
     halves, inside = [], np.ones((height, width), bool)
@@ -452,6 +461,16 @@ def middle_cost(source: np.ndarray, target: np.ndarray, flows: np.ndarray,
     weights = inside.astype(np.float32)[None] + 1e-6
     dissimilarity, _ = local_ncc_with_gradient(halves[0][None], halves[1], settings.window, weights, gradient=False)
     return float(dissimilarity[0]) + settings.outside_weight * (1.0 - float(inside.mean()))
+
+
+def required_gain(candidate: Candidate, settings: StartSettings = StartSettings()) -> float:
+    """How much lower than no motion's a candidate's cost must be for the fit to start from it: nothing for
+    no motion and for matched features (their RANSAC inliers are the evidence), else ``settings.margin``
+    growing by itself for every ``settings.motion_unit`` the candidate moves things (a large motion needs
+    strong evidence)."""
+    if candidate.name in (NO_MOTION, FEATURES):
+        return 0.0
+    return settings.margin * (1.0 + candidate.motion() / settings.motion_unit)
 
 
 def probe_winner(scores: Sequence[float], tie: float) -> int:
@@ -481,8 +500,7 @@ def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Ca
     for candidate in candidates:
         if candidate.name in (NO_MOTION, FLOW):  # the optical flow only ever enters a probe
             continue
-        needed = 0.0 if candidate.name == FEATURES else settings.margin * (1.0 + candidate.motion()
-                                                                            / settings.motion_unit)
+        needed = required_gain(candidate, settings)
         gain = baseline - costs[candidate.name]
         if gain > needed and gain - needed >= best_gain:
             best_gain = gain - needed

@@ -309,6 +309,11 @@ class StartSettings:
     the probe with a wild flow.
     ``probe_tie``: a probed start replaces no motion only with a score lower
     by more than this (identical pictures tie to rounding).
+    ``probe_sides``: long sides of the grey copies the probe's middle-frame
+    cost is averaged over (``starts.middle_cost``; ``side`` alone until
+    version 0.12.3, when the 32-px copies were added: the dense steps from
+    no motion match fine structure at 64 px, and a moved head's outline
+    then hardly counted).
     """
 
     side: int = 64
@@ -327,6 +332,11 @@ class StartSettings:
     no_evidence: float = 0.0
     probe_optical_flow: bool = False
     probe_tie: float = 1e-3
+    probe_sides: tuple[int, ...] = (64, 32)
+
+    def __post_init__(self) -> None:
+        if not self.probe_sides or any(int(side) < 8 for side in self.probe_sides):
+            raise ValueError(f"probe_sides must name one or more sides of at least 8 pixels, got {self.probe_sides!r}")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ among them, on synthetic pairs with a known answer."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from morphing.fit.affine import Affine, fit_affine, normalised_grid
@@ -12,6 +13,8 @@ from morphing.model.points import PointPairs
 from morphing.testing.scenes import fourier_shift, random_texture, sample_bilinear
 from morphing.model.settings import FitSettings, StartSettings
 from morphing.fit.starts import (
+    FEATURES,
+    NO_MOTION,
     Candidate,
     FeatureLayer,
     MatchedFeatures,
@@ -25,6 +28,7 @@ from morphing.fit.starts import (
     middle_cost,
     motion_size,
     probe_winner,
+    required_gain,
     start_candidates,
     start_cost,
 )
@@ -54,6 +58,17 @@ class TestMotionSize:
         assert abs(motion_size(Affine(np.eye(2), np.array([0.3, 0.4]))) - 0.5) < 1e-9
 
 
+class TestRequiredGain:
+    """``required_gain``: how much a candidate must beat no motion by."""
+
+    def test_no_motion_and_matched_features_need_nothing_and_a_move_more_the_further_it_goes(self) -> None:
+        settings = StartSettings(margin=0.02, motion_unit=0.2)
+        shift = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.2])))
+        assert required_gain(Candidate(NO_MOTION, Affine.identity()), settings) == 0.0
+        assert required_gain(Candidate(FEATURES, shift.affine), settings) == 0.0
+        assert abs(required_gain(shift, settings) - 0.02 * (1 + 0.2 / 0.2)) < 1e-9
+
+
 class TestStartCost:
     def test_the_true_map_costs_less_than_no_motion_and_than_a_wrong_one(self) -> None:
         source, target, truth = moved_texture(angle=0.1, scale=1.2, shift=(0.15, -0.2))
@@ -76,6 +91,16 @@ def disc_on_texture(centre_x: float, size: int = 96, colour: tuple[float, ...] =
     inside = (ys - size / 2) ** 2 + (xs - centre_x) ** 2 <= 12.0**2
     image[inside] = colour
     return image.astype(np.float32)
+
+
+def blob_over_still_grain(centre_x: float, size: int = 192) -> np.ndarray:
+    """``[size, size, 3] float32``: a soft blob (sigma 28 px) at (size/2, ``centre_x``) over a coarse
+    random grain (3-px cells) that is the same in every picture."""
+    ys, xs = np.mgrid[0:size, 0:size]
+    grain = cv2.resize(random_texture(np.random.default_rng(5), size // 3, size // 3, falloff=0.0), (size, size),
+                       interpolation=cv2.INTER_NEAREST)
+    blob = np.exp(-((ys - size / 2) ** 2 + (xs - centre_x) ** 2) / (2 * 28.0**2))
+    return np.clip(0.6 * blob[..., None] - 0.3 + 0.15 * grain, -1, 1).astype(np.float32)
 
 
 class TestMiddleCost:
@@ -110,6 +135,24 @@ class TestMiddleCost:
         shifted = middle_cost(image, image, self.uniform_flows(32.0, 64), settings)
         assert abs(shifted - middle_cost(image, image, np.zeros((2, 64, 64, 2), np.float32), settings)
                    - 0.5 * 0.5) < 0.03
+
+    def test_the_cost_is_the_mean_over_the_probe_sides(self) -> None:
+        source, target = blob_over_still_grain(72.0), blob_over_still_grain(120.0)
+        meeting = self.uniform_flows(48.0, 192)
+        each = [middle_cost(source, target, meeting, StartSettings(probe_sides=(side,))) for side in (64, 32)]
+        assert abs(each[0] - each[1]) > 0.05  # the sizes see the pair differently
+        both = middle_cost(source, target, meeting, StartSettings(probe_sides=(64, 32)))
+        assert abs(both - np.mean(each)) < 1e-6
+
+    def test_coarser_copies_see_a_moved_shape_that_a_still_grain_hides(self) -> None:
+        """A soft blob moved by a quarter of the side over a coarse grain that stayed: at 64 px alone the
+        flow that leaves everything in place matches the grain and looks better than the one that meets
+        the blob halfway; with the 32-px copies averaged in (the default) the blob's outline decides."""
+        source, target = blob_over_still_grain(72.0), blob_over_still_grain(120.0)
+        still, meeting = np.zeros((2, 192, 192, 2), np.float32), self.uniform_flows(48.0, 192)
+        fine_only = StartSettings(probe_sides=(64,))
+        assert middle_cost(source, target, still, fine_only) < middle_cost(source, target, meeting, fine_only) - 0.03
+        assert middle_cost(source, target, meeting) < middle_cost(source, target, still) - 0.03
 
     def test_flows_on_a_coarser_grid_are_scaled_to_the_copies(self) -> None:
         source, target = disc_on_texture(30.0), disc_on_texture(60.0)

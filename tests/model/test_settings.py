@@ -76,6 +76,12 @@ class TestArgumentChecks:
         assert FitSettings(epochs=np.int64(5)).epochs == 5  # numpy's integers are whole numbers
         with pytest.raises(ValueError, match="probe_judge must be 'loss' or 'middle', got 'ghost'"):
             FitSettings(probe_judge="ghost")
+        from morphing.model.settings import StartSettings
+
+        with pytest.raises(ValueError, match=r"probe_sides must name one or more sides of at least 8 pixels, got \(\)"):
+            StartSettings(probe_sides=())
+        with pytest.raises(ValueError, match="probe_sides must name"):
+            StartSettings(probe_sides=(64, 4))
 
     def test_the_api_names_the_argument_a_wrong_image_was_given_for(self) -> None:
         from morphing import FitSettings, Scales, fit_maps, fit_sequence
