@@ -28,7 +28,8 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    (``StartChoice.probe``) and carries on from the one whose middle frame
    then shows one thing (``middle_cost``: the two halves of the frame at
    alpha ½ compared by structure, colour maps left out, border filled from
-   outside counted); another start must beat no motion there by more than
+   outside counted, on copies of each of ``StartSettings.probe_sides``);
+   another start must beat no motion there by more than
    ``StartSettings.probe_tie`` (``probe_winner``).
 
 Numpy and OpenCV only (no TensorFlow), so it runs with the global search in
