@@ -52,6 +52,7 @@ from morphing.fit.keypoints import merge_point_pairs
 from morphing.io.images import check_float_image, reduce_for_fit, working_shape
 from morphing.model.maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from morphing.fit.network import build_map_network, network_input
+from morphing.fit.unfold import unfold
 from morphing.fit.objective import FitFields, MorphObjective, PointInputs, point_inputs
 from morphing.model.points import PointPairs, pinned_flow
 from morphing.model.settings import FitSettings
@@ -123,6 +124,11 @@ def _pinned(maps: np.ndarray, here: np.ndarray, there: np.ndarray, image_shape: 
     pinned = maps.copy()
     pinned[..., WARP] = pinned_flow(warp_scale * maps[..., WARP], on_grid, wanted, sigma) / warp_scale
     return pinned
+
+
+def _unfolded(flows: np.ndarray, rounds: int) -> np.ndarray:
+    """``[2, h, w, 2]`` whole flows (grid pixels), each with its folds smoothed away (``unfold.unfold``)."""
+    return np.stack([unfold(flow, rounds=rounds) for flow in flows])
 
 
 class ShapeProgram(NamedTuple):
@@ -337,12 +343,25 @@ class MapFitter:
             base_flows = outcomes[0][2]
         if on_start is not None:
             on_start(choice)
-        descend(base_flows, probe, settings.epochs)
+        unfolding = settings.unfold_rounds > 0 and self.scales.warp != 0
+        tail = min(round(settings.unfold_tail * settings.epochs), settings.epochs - probe) if unfolding else 0
+        descend(base_flows, probe, settings.epochs - tail)
+        if tail:
+            # The whole flow is unfolded while a share of the epochs is left, so that the colour maps
+            # follow it; the start's flows take the change (the network's warp stays as it is).
+            now = self.scales.warp * grid_maps_of(program.network(inputs, training=False), base_flows,
+                                                  self.scales).numpy()[..., WARP]
+            base_flows = base_flows + tf.constant(_unfolded(now, settings.unfold_rounds) - now)
+            descend(base_flows, settings.epochs - tail, settings.epochs)
 
         grid_maps = grid_maps_of(program.network(inputs, training=False), base_flows, self.scales).numpy()
-        forward_np, backward_np = grid_maps[0], grid_maps[1]
-        if not (np.isfinite(forward_np).all() and np.isfinite(backward_np).all()):
+        if not np.isfinite(grid_maps).all():
             raise FitDivergedError("fitting produced non-finite maps; try smaller scales")
+        if unfolding:
+            # The rest of the descent may fold a little again: the maps never leave folded.
+            grid_maps[..., WARP] = _unfolded(self.scales.warp * grid_maps[..., WARP],
+                                             settings.unfold_rounds) / self.scales.warp
+        forward_np, backward_np = grid_maps[0], grid_maps[1]
         if user is not None and self.scales.warp != 0:
             # The user's pairs are instructions: each direction's flow is bent (smoothly, on the grid)
             # until it carries them exactly.

@@ -66,7 +66,11 @@ class FitSettings:
     pyramid level whose size the colour term compares images at (0: the working
     size; each level halves it; the coarsest level when there are fewer).
     ``pin_sigma``: the width (grid pixels) of the bend that makes the fitted
-    flow carry user point pairs exactly. ``face_points``: find face key
+    flow carry user point pairs exactly. ``unfold_rounds``: at most this
+    many rounds of smoothing where the whole flow's sampling map folds
+    (``morphing.fit.unfold``; 0: never), once ``unfold_tail`` of the epochs
+    are left (the colour maps then follow) and again after the last.
+    ``face_points``: find face key
     points when the caller gives none (``morphing.fit.keypoints``); they pull
     with ``face_point_weight`` (times ``point_weight``), fading to nothing
     by ``1 / face_point_fade`` of the epochs. ``starts``: how the start is
@@ -97,6 +101,8 @@ class FitSettings:
     fold_margin: float = 0.2
     point_weight: float = 0.3
     pin_sigma: float = 4.0
+    unfold_rounds: int = 200
+    unfold_tail: float = 1 / 3
     face_point_weight: float = 0.3
     face_point_fade: float = 2.0
     face_points: bool = True
@@ -108,16 +114,18 @@ class FitSettings:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "working_size", "grid_size", "features", "layers", "pyramid_levels", "probe_steps",
-                     "seed"):
+                     "unfold_rounds", "seed"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool):
                 raise TypeError(f"{name} must be a whole number, got {value!r}")
         if not isinstance(self.colour_level, numbers.Integral) or isinstance(self.colour_level, bool):
             raise TypeError(f"colour_level must be a whole number, got {self.colour_level!r}")
         for name, least in (("epochs", 1), ("working_size", 8), ("grid_size", 2), ("features", 1), ("layers", 1),
-                            ("pyramid_levels", 1), ("probe_steps", 0), ("colour_level", 0)):
+                            ("pyramid_levels", 1), ("probe_steps", 0), ("unfold_rounds", 0), ("colour_level", 0)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
+        if not 0.0 <= self.unfold_tail <= 1.0:
+            raise ValueError(f"unfold_tail must be between 0 and 1, got {self.unfold_tail!r}")
         if self.probe_judge not in ("loss", "middle"):
             raise ValueError(f"probe_judge must be 'loss' or 'middle', got {self.probe_judge!r}")
         if not isinstance(self.starts, StartSettings) or not isinstance(self.global_search, GlobalSettings):

@@ -13,6 +13,7 @@ from morphing.model.maps import Scales
 from morphing.fit.objective import MorphObjective
 from morphing.model.points import PointPairs
 from morphing.render.renderer import FrameRenderer
+from morphing.testing.metrics import fold_fraction
 from morphing.testing.scenes import sample_bilinear
 from morphing.tools.transfer import morph_flows
 from tests.conftest import disc_image
@@ -266,3 +267,17 @@ def test_a_patch_that_moved_over_a_still_background_is_carried_by_the_fit() -> N
     np.testing.assert_allclose(forward[96, round(0.3 * 192 + 60)], [0.0, 60.0], atol=3.0)
     np.testing.assert_allclose(backward[96, round(0.3 * 192)], [0.0, -60.0], atol=3.0)
     assert np.abs(forward[10:30, 150:180]).max() < 2.0  # a corner of the background far from the patch
+
+
+def test_a_patch_moved_over_a_background_comes_back_without_folds() -> None:
+    # The start that carries the patch (matched features refined by the optical flow) folds where the
+    # patch covers the background; the fit unfolds the whole flow, so neither direction's warp folds.
+    from tests.fit.test_starts import patch_moved_over_texture
+
+    source, target = patch_moved_over_texture(60.0)
+    folded = fit_maps(source, target, Scales(), FitSettings(epochs=20, unfold_rounds=0))
+    maps = fit_maps(source, target, Scales(), FitSettings(epochs=20))
+    assert max(fold_fraction(flow) for flow in morph_flows(folded, Scales(), 192, 192)) > 0
+    assert max(fold_fraction(flow) for flow in morph_flows(maps, Scales(), 192, 192)) == 0
+    forward, _ = morph_flows(maps, Scales(), 192, 192)
+    np.testing.assert_allclose(forward[96, round(0.3 * 192 + 60)], [0.0, 60.0], atol=3.0)  # still carried

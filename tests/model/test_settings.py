@@ -76,6 +76,10 @@ class TestArgumentChecks:
         assert FitSettings(epochs=np.int64(5)).epochs == 5  # numpy's integers are whole numbers
         with pytest.raises(ValueError, match="probe_judge must be 'loss' or 'middle', got 'ghost'"):
             FitSettings(probe_judge="ghost")
+        with pytest.raises(ValueError, match="unfold_rounds must be at least 0, got -1"):
+            FitSettings(unfold_rounds=-1)
+        with pytest.raises(ValueError, match="unfold_tail must be between 0 and 1, got 1.5"):
+            FitSettings(unfold_tail=1.5)
         from morphing.model.settings import StartSettings
 
         with pytest.raises(ValueError, match=r"probe_sides must name one or more sides of at least 8 pixels, got \(\)"):

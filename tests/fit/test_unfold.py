@@ -1,0 +1,89 @@
+"""Unfolding a fitted flow, against the fold measure of ``morphing.testing.metrics`` and known linear flows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from morphing.fit.unfold import corner_turns, folded_cells, unfold
+from morphing.testing.metrics import fold_fraction
+
+
+def linear_flow(matrix: np.ndarray, height: int = 6, width: int = 7) -> np.ndarray:
+    """``[h, w, 2]`` flow ``matrix @ (y, x)``: its sampling map is ``(I - matrix) @ (y, x)``."""
+    grid = np.stack(np.meshgrid(np.arange(height), np.arange(width), indexing="ij"), axis=-1).astype(np.float64)
+    return (grid @ matrix.T).astype(np.float32)
+
+
+def bump_flow(size: int = 48, amplitude: float = 6.0, sigma: float = 3.0) -> np.ndarray:
+    """A narrow sideways push in the middle: strong enough to turn the sampling map over there."""
+    yy, xx = np.mgrid[:size, :size]
+    bump = np.exp(-((yy - size / 2) ** 2 + (xx - size / 2) ** 2) / (2 * sigma**2))
+    flow = np.zeros((size, size, 2), np.float32)
+    flow[..., 1] = amplitude * bump
+    return flow
+
+
+def upsampled(flow: np.ndarray, factor: int) -> np.ndarray:
+    """The flow at ``factor`` times the size, bilinear (as frames are rendered), in the new pixels."""
+    height, width = flow.shape[:2]
+    resized = tf.image.resize(flow[np.newaxis], [height * factor, width * factor], method="bilinear")
+    return resized[0].numpy() * factor
+
+
+class TestCornerTurns:
+    def test_no_flow_turns_one_everywhere(self) -> None:
+        np.testing.assert_allclose(corner_turns(np.zeros((4, 5, 2), np.float32)), np.ones((3, 4, 4)))
+
+    @pytest.mark.parametrize("matrix", [np.array([[0.3, 0.1], [-0.2, 0.5]]), np.array([[1.4, 0.0], [0.0, 0.2]])])
+    def test_a_linear_flow_turns_by_the_determinant_of_its_sampling_map(self, matrix: np.ndarray) -> None:
+        expected = np.linalg.det(np.eye(2) - matrix)
+        np.testing.assert_allclose(corner_turns(linear_flow(matrix)), np.full((5, 6, 4), expected), atol=1e-5)
+
+
+class TestFoldedCells:
+    def test_marks_the_cells_where_the_metric_sees_a_fold(self) -> None:
+        flow = bump_flow()
+        cells = folded_cells(flow)
+        assert cells.any() and fold_fraction(flow) > 0
+        rows, columns = np.nonzero(cells)
+        # The push is sideways and centred: the folds lie around the middle column, in the middle rows.
+        assert abs(rows.mean() - 23.5) < 2 and abs(columns.mean() - 23.5) < 4
+
+    def test_the_margin_also_marks_cells_close_to_folding(self) -> None:
+        flow = linear_flow(np.array([[0.97, 0.0], [0.0, 0.0]]))  # the sampling map squeezes rows to 0.03
+        assert not folded_cells(flow).any()
+        assert folded_cells(flow, margin=0.05).all()
+
+
+class TestUnfold:
+    def test_a_folded_flow_renders_without_folds_at_any_size(self) -> None:
+        flow = bump_flow()
+        assert fold_fraction(upsampled(flow, 4)) > 0
+        result = unfold(flow)
+        for factor in (1, 4, 8):
+            assert fold_fraction(upsampled(result, factor)) == 0
+
+    def test_pixels_far_from_the_fold_keep_their_values(self) -> None:
+        flow = bump_flow()
+        flow[..., 0] += 0.01 * np.arange(48)[None, :]  # a gentle slope that never folds
+        result = unfold(flow)
+        changed = np.abs(result - flow).max(axis=-1) > 0
+        assert changed.any()
+        rows, columns = np.nonzero(changed)
+        assert rows.min() > 10 and rows.max() < 38 and columns.min() > 10 and columns.max() < 38
+
+    def test_a_flow_without_folds_comes_back_unchanged(self) -> None:
+        flow = linear_flow(np.array([[0.3, 0.1], [-0.2, 0.5]]), 20, 20) + 2.5
+        np.testing.assert_array_equal(unfold(flow), flow)
+
+    def test_the_input_is_not_changed(self) -> None:
+        flow = bump_flow()
+        kept = flow.copy()
+        unfold(flow)
+        np.testing.assert_array_equal(flow, kept)
+
+    def test_refuses_what_is_not_a_flow(self) -> None:
+        with pytest.raises(ValueError, match=r"\[h, w, 2\]"):
+            unfold(np.zeros((8, 8, 3), np.float32))
