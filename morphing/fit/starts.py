@@ -30,7 +30,9 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    alpha ½ compared by structure, colour maps left out, border filled from
    outside counted, on copies of each of ``StartSettings.probe_sides``);
    another start must beat no motion there by more than
-   ``StartSettings.probe_tie`` (``probe_winner``).
+   ``StartSettings.probe_tie`` (``probe_winner``). A candidate that moves
+   things by less than one pixel of the working size is no motion again and
+   is not probed.
 
 Numpy and OpenCV only (no TensorFlow), so it runs with the global search in
 the helper process while TensorFlow is imported. Images are working-size
@@ -509,7 +511,10 @@ def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Ca
             reason = (f"{candidate.evidence + ', ' if candidate.evidence else ''}cost {gain:.3f} below no motion, "
                       f"margin {needed:.3f}")
     if chosen.name == NO_MOTION and baseline >= settings.no_evidence and len(candidates) > 1:
-        others = [c for c in candidates if c.name not in (NO_MOTION, FLOW)]
+        # A start that moves nothing by a pixel of these pictures is no motion again: a probe between
+        # the two would decide nothing.
+        still = 2.0 / max(source.shape[:2])
+        others = [c for c in candidates if c.name not in (NO_MOTION, FLOW) and c.motion() >= still]
         probe = [chosen, *([min(others, key=lambda c: costs[c.name])] if others else []),
                  *(c for c in candidates if c.name == FLOW)]
         if len(probe) > 1:

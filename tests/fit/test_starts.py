@@ -236,6 +236,17 @@ class TestChooseStart:
         assert choice.chosen.name == "no motion"
         assert [c.name for c in choice.probe] == ["no motion", "global search"]
 
+    def test_a_start_that_moves_less_than_a_pixel_is_not_probed(self) -> None:
+        # On 96-px pictures one pixel is 2/96 half-sides: a search map short of it is no motion again, and
+        # the choice says so at once (no dense steps spent on telling two equal starts apart).
+        source, target = stripes_with_a_disc(40.0), stripes_with_a_disc(46.0)
+        for shift, probed in ((0.5 / 48, False), (0.9 / 48, False), (1.5 / 48, True)):
+            nudge = Candidate("global search", Affine(np.eye(2), np.array([0.0, shift])))
+            choice = choose_start(source, target, [Candidate("no motion", Affine.identity()), nudge])
+            assert choice.chosen.name == "no motion"
+            assert [c.name for c in choice.probe] == (["no motion", "global search"] if probed else []), shift
+            assert choice.kept_still  # no motion stays the start either way (until a probe says otherwise)
+
     def test_the_probe_keeps_no_motion_on_a_tie(self) -> None:
         assert probe_winner([0.5, 0.4], tie=1e-3) == 1
         assert probe_winner([0.5, 0.4995], tie=1e-3) == 0  # within the tie: nothing moves
