@@ -43,8 +43,9 @@ def _run_command(args: argparse.Namespace, arguments: list[str], console: Consol
     for flag, given in (("--shard", args.shard is not None), ("--overwrite", args.overwrite)):
         if given:
             raise UsageError(f"{flag} works only with --batch")
-    if args.source is None or args.target is None:
-        raise UsageError("the following arguments are required: -s/--source, -t/--target (or --batch)")
+    missing = [flag for flag, value in (("-s/--source", args.source), ("-t/--target", args.target)) if value is None]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)} (or --batch)")
     with timer.stage("load"):
         job = validate(args)
     run_morph(args, job, console, timer, tensorflow_started=tensorflow_started())

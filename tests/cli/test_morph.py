@@ -119,7 +119,7 @@ def _bad_cases(source: Path, target: Path, folder: Path) -> dict[str, tuple[list
         "not a maps file": ([*base, "--load-maps", wrong_maps], "not a maps file"),
         "maps of another aspect": ([*base, "--load-maps", other_aspect_maps], "another aspect ratio"),
         "missing maps file": ([*base, "--load-maps", folder / "none.npz"], "no such file"),
-        "missing required": (["-s", source], "required"),
+        "missing required": (["-s", source], "required: -t/--target (or --batch)"),
         "unknown flag": ([*base, "--colour", "red"], "unrecognized arguments"),
         "loop and boomerang": ([*base, "--loop", "--boomerang"], "not allowed with"),
         "save maps of a sequence": (["-s", source, "-t", target, source, "--save-maps", folder / "m.npz"],
