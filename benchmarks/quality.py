@@ -19,6 +19,10 @@ With ``--pictures FOLDER`` (PNG or JPEG files, e.g. ``../shared/pairs/images``),
 "object": a disc cut from one picture moves, scales and turns over another picture that stays
 still or pans slowly (``scenes.sprite_scene``: motion in two layers, real textures).
 
+Three more sets of the same kind of scene, added after the first four had been tuned on, so that
+constants chosen on those meet scenes they were not chosen for: "wide" (320x154, four shapes),
+"crowded" (seven shapes, gentler motion) and "single" (one shape, moving further than in "large").
+
 With ``--samples``, the real photo pairs also get a contact sheet PNG (frames
 at 0, 1/4, 1/2, 3/4, 1 per method) and a mid-frame sharpness ratio (Laplacian
 variance of the middle frame over the endpoints' mean).
@@ -56,9 +60,9 @@ from morphing.testing.scenes import far_moving_scene, random_scene, sprite_scene
 from morphing.render.transition import upsample_direction  # noqa: E402
 
 SCORED_ALPHAS = (0.25, 0.5, 0.75)
-SEED_SETS = {"tune": (2026, 2027, 2028), "report": (3026, 3027, 3028)}
-"""Seeds of the scene generators (the two motion sets, then far motion, then object motion): constants are
-chosen on 'tune' only; 'report' scenes are for the figures."""
+SEED_SETS = {"tune": (2026, 2027, 2028, 2029), "report": (3026, 3027, 3028, 3029)}
+"""Seeds of the scene generators (the two motion sets, then far motion, then object motion, then the wide,
+crowded and single sets): constants are chosen on 'tune' only; 'report' scenes are for the figures."""
 PACING_FRAMES = 21
 
 # A method: (source, target) uint8 -> (render(alphas) -> frames, [flows for folding]).
@@ -161,7 +165,7 @@ def main() -> int:
     parser.add_argument("--seeds", choices=sorted(SEED_SETS), default="report",
                         help="'tune': the scenes constants may be chosen on; 'report': held-out scenes, never "
                              "looked at while tuning (the README's figures)")
-    parser.add_argument("--sets", default="large,gentle,far,object",
+    parser.add_argument("--sets", default="large,gentle,far,object,wide,crowded,single",
                         help="which scene sets to run (comma-separated; 'object' needs --pictures)")
     parser.add_argument("--pictures", type=Path, default=None,
                         help="folder of pictures (PNG, JPEG) for the 'object' scenes")
@@ -197,6 +201,18 @@ def main() -> int:
                         for i in range(args.scenes)],
                        "far motion (1 or 2 shapes each move 1-1.5 times their own size while their colour "
                        "changes strongly)"))
+    rng = np.random.default_rng(SEED_SETS[args.seeds][3])
+    wide = (round(args.size * 0.6), round(args.size * 1.25))
+    scene_sets.append(([random_scene(rng, *wide, shapes=4, gradient=i % 2 == 0, motion=0.7)
+                        for i in range(args.scenes)],
+                       f"wide {wide[1]}x{wide[0]} scenes (4 shapes move up to 8% of the long side, scale ±21%, "
+                       "turn ±0.42 rad)"))
+    scene_sets.append(([random_scene(rng, args.size, args.size, shapes=7, gradient=i % 2 == 1, motion=0.5)
+                        for i in range(args.scenes)],
+                       "crowded scenes (7 shapes move up to 6% of the side, scale ±15%, turn ±0.30 rad)"))
+    scene_sets.append(([random_scene(rng, args.size, args.size, shapes=1, gradient=True, motion=1.5)
+                        for i in range(args.scenes)],
+                       "single shape (moves up to 18% of the side, scale ±45%, turn ±0.90 rad)"))
     if args.pictures is not None:
         files = sorted(p for p in args.pictures.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         pictures = [np.asarray(Image.open(p).convert("RGB").resize((args.size, args.size), Image.LANCZOS))
@@ -210,7 +226,8 @@ def main() -> int:
         print("(no --pictures folder: the object scenes are left out)")
     scene_sets = [scene_set for scene_set in scene_sets if scene_set[1].split()[0] in wanted_sets]
     for scenes, label in scene_sets if args.scenes > 0 else []:  # --scenes 0: the photos only
-        print(f"\n{args.scenes} synthetic scenes, {args.size}x{args.size}, {label}")
+        height, width = scenes[0].render(0.0).shape[:2]
+        print(f"\n{args.scenes} synthetic scenes, {width}x{height}, {label}")
         print(f"{'method':<20} {'PSNR@.5':>8} {'PSNR@¼½¾':>9} {'SSIM@¼½¾':>9} {'pacing':>7} {'folds %':>8} {'s/pair':>7}"
               f" {'worst Δ DIS':>11}")
         flow_scores = None
