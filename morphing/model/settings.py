@@ -308,20 +308,18 @@ class StartSettings:
     margin and no motion's own cost is at least this, a dense probe decides
     between no motion and the best other candidate (``FitSettings.probe_steps``,
     ``FitSettings.probe_judge``); 0 (the default): every such undecided pair is
-    probed; ``math.inf`` turns the probe off. (0.93 until version 0.10.0, when
-    the probe was for pictures that do not correlate where they stand; with the
-    middle-frame judge it also finds large moves of portraits whose faces the
-    detector misses: ``benchmarks/correspondence.py --sections moved``.)
+    probed (with the middle-frame judge the probe also finds large moves of
+    portraits whose faces the detector misses: ``benchmarks/correspondence.py
+    --sections moved``); ``math.inf`` turns the probe off.
     ``probe_optical_flow``: the optical flow (OpenCV's DIS) joins the probe as
     a third start; off by default: on real pairs of different animals it won
     the probe with a wild flow.
     ``probe_tie``: a probed start replaces no motion only with a score lower
     by more than this (identical pictures tie to rounding).
     ``probe_sides``: long sides of the grey copies the probe's middle-frame
-    cost is averaged over (``starts.middle_cost``; ``side`` alone until
-    version 0.12.3, when the 32-px copies were added: the dense steps from
-    no motion match fine structure at 64 px, and a moved head's outline
-    then hardly counted).
+    cost is averaged over (``starts.middle_cost``): a few dense steps from
+    no motion match fine structure at 64 px, where a moved head's outline
+    hardly counts; at 32 px it does.
     """
 
     side: int = 64
