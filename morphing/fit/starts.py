@@ -13,14 +13,16 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    with Lowe's ratio test, a similarity by RANSAC, when the same object or
    scene is in both; a second or third similarity where something moved on
    its own over it, ``matched_features``; then refined by the optical flow left
-   once that motion is undone, ``refined_by_flow``) — gets a *cost*: how
+   once that motion is undone, ``refined_by_flow``), **matched regions**
+   (flat shapes with sharp outlines paired by outline, each moved along its
+   path: ``morphing.fit.regions``, ``regions_candidate``) — gets a *cost*: how
    unlike the two images look once each is moved onto the other by it (local
    NCC of luminance, both directions, at ``StartSettings.side`` pixels) plus
    the share of pixels that it would fill from outside the picture (a
    stretched border). A candidate that moves things must beat no motion by
    a *margin* that grows with how far it moves them: a large motion needs
-   strong evidence. Matched features with enough RANSAC inliers need only
-   not be worse than no motion.
+   strong evidence. Matched features with enough RANSAC inliers, and matched
+   regions (outlines paired), need only not be worse than no motion.
 3. when no candidate passes (and no motion's own cost is at least
    ``StartSettings.no_evidence``, 0 by default: whenever none passes), the
    fit gives no motion and the best other candidate (and, if asked, the
@@ -61,6 +63,7 @@ from morphing.fit.affine import (
     normalised_grid,
     to_normalised,
 )
+from morphing.fit.regions import flat_regions, match_regions, region_flows
 from morphing.io.images import reduce_for_fit
 from morphing.model.maps import Scales
 from morphing.model.points import PointPairs
@@ -68,17 +71,19 @@ from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
            "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates",
-           "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates"]
+           "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates",
+           "regions_candidate"]
 
-NO_MOTION, SEARCH, POINTS, FEATURES, FLOW = (
-    "no motion", "global search", "point pairs", "matched features", "optical flow")
+NO_MOTION, SEARCH, POINTS, FEATURES, REGIONS, FLOW = (
+    "no motion", "global search", "point pairs", "matched features", "matched regions", "optical flow")
 
 
 @dataclass(frozen=True, eq=False)
 class Candidate:
-    """A possible start: its ``name`` (one of the five above), its map, and what backs it (a few words).
+    """A possible start: its ``name`` (one of the six above), its map, and what backs it (a few words).
 
-    ``flows``: for a dense start (the optical flow, matched features refined by it), ``[2, h, w, 2] float32``
+    ``flows``: for a dense start (the optical flow, matched features refined by it or in layers, matched
+    regions), ``[2, h, w, 2] float32``
     (dy, dx) pixels of the images it was found on, ``dense_image_warp``'s sign:
     the S→T flow on the target's pixels, then the T→S flow on the source's;
     ``affine`` is then the identity and unused. ``None`` for an affine start.
@@ -343,6 +348,25 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
     return Candidate(FEATURES, Affine.identity(), evidence, flows)
 
 
+def regions_candidate(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
+                      ) -> Candidate | None:
+    """The matched-regions start (``morphing.fit.regions``), ``None`` when no flat shape of one picture
+    pairs with one of the other's, or none of the pairs moves by a pixel: each pair's similarity along
+    the path its shape travels, no motion elsewhere. Like matched features it need only not be worse than no motion (``required_gain``): paired
+    outlines are the evidence."""
+    height, width = source.shape[:2]
+    matches = match_regions(flat_regions(source, settings), flat_regions(target, settings), max(height, width),
+                            settings)
+    if not matches:
+        return None
+    flows = region_flows(matches, height, width, settings)
+    if np.abs(flows).max() < 1.0:  # shapes that stand still (a shared logo) say nothing about motion
+        return None
+    overlaps = ", ".join(f"{match.overlap:.2f}" for match in matches)
+    return Candidate(REGIONS, Affine.identity(), f"{len(matches)} shapes paired by outline (overlap {overlaps})",
+                     flows)
+
+
 def start_candidates(
     source: np.ndarray, target: np.ndarray, *, points: PointPairs | None = None,
     settings: StartSettings = StartSettings(), check: Callable[[], None] | None = None,
@@ -361,6 +385,9 @@ def start_candidates(
     matched = features_candidate(source, target, settings)
     if matched is not None:
         candidates.append(matched)
+    shapes = regions_candidate(source, target, settings) if settings.regions else None
+    if shapes is not None:
+        candidates.append(shapes)
     if math.isfinite(settings.no_evidence) and settings.probe_optical_flow:  # it only ever enters the probe
         candidates.append(Candidate(FLOW, Affine.identity(), "DIS", dis_flows(source, target)))
     return candidates
@@ -468,10 +495,10 @@ def _middle_cost_at(source: np.ndarray, target: np.ndarray, flows: np.ndarray, s
 
 def required_gain(candidate: Candidate, settings: StartSettings = StartSettings()) -> float:
     """How much lower than no motion's a candidate's cost must be for the fit to start from it: nothing for
-    no motion and for matched features (their RANSAC inliers are the evidence), else ``settings.margin``
-    growing by itself for every ``settings.motion_unit`` the candidate moves things (a large motion needs
-    strong evidence)."""
-    if candidate.name in (NO_MOTION, FEATURES):
+    no motion, for matched features (their RANSAC inliers are the evidence) and for matched regions (their
+    paired outlines are), else ``settings.margin`` growing by itself for every ``settings.motion_unit`` the
+    candidate moves things (a large motion needs strong evidence)."""
+    if candidate.name in (NO_MOTION, FEATURES, REGIONS):
         return 0.0
     return settings.margin * (1.0 + candidate.motion() / settings.motion_unit)
 

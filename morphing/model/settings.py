@@ -320,6 +320,15 @@ class StartSettings:
     cost is averaged over (``starts.middle_cost``): a few dense steps from
     no motion match fine structure at 64 px, where a moved head's outline
     hardly counts; at 32 px it does.
+    ``regions``: the matched-regions candidate (``morphing.fit.regions``:
+    flat shapes with sharp outlines, paired by outline); ``region_edge``: the
+    edge strength (a share of the [0, 1] range per pixel) a sharp outline
+    reaches, a quarter of it the most a flat area has; ``region_crisp``: the
+    share of a region's outline that must be that sharp; ``region_overlap``:
+    the intersection over union two outlines need, once centred, brought to
+    one size and turned, to be paired; ``region_area_ratio``: the most two
+    paired regions' areas may differ by (a factor); ``region_spread``: how far
+    beyond its path each pair's motion carries, in shape radii.
     """
 
     side: int = 64
@@ -339,6 +348,12 @@ class StartSettings:
     probe_optical_flow: bool = False
     probe_tie: float = 1e-3
     probe_sides: tuple[int, ...] = (64, 32)
+    regions: bool = True
+    region_edge: float = 0.12
+    region_crisp: float = 0.5
+    region_overlap: float = 0.75
+    region_area_ratio: float = 3.0
+    region_spread: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.probe_sides or any(int(side) < 8 for side in self.probe_sides):

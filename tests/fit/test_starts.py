@@ -7,10 +7,11 @@ import cv2
 import numpy as np
 
 from morphing.fit.affine import Affine, fit_affine, normalised_grid
+from morphing.fit.regions import flat_regions
 from morphing.io.images import reduce_for_fit, to_float, to_uint8
 from morphing.model.maps import Scales
 from morphing.model.points import PointPairs
-from morphing.testing.scenes import fourier_shift, random_texture, sample_bilinear
+from morphing.testing.scenes import Scene, Shape, fourier_shift, random_texture, sample_bilinear
 from morphing.model.settings import FitSettings, StartSettings
 from morphing.fit.starts import (
     FEATURES,
@@ -28,6 +29,7 @@ from morphing.fit.starts import (
     middle_cost,
     motion_size,
     probe_winner,
+    regions_candidate,
     required_gain,
     start_candidates,
     start_cost,
@@ -304,6 +306,44 @@ class TestCandidates:
         for settings, scales in ((FitSettings(), Scales(warp=0.0)), (FitSettings(global_alignment=False), Scales())):
             (candidates,) = leg_start_candidates(keys, settings, scales)
             assert [c.name for c in candidates] == ["no motion"]
+
+
+def far_moved_shapes(size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """A dark pentagon and a light disc over a gradient, each moving further than its own size while its
+    hue changes: nothing correlates where they stand. ``[size, size, 3] float32``."""
+    start = (Shape(5, (0.3, 0.28), 0.1, 0.0, (0.1, 0.1, 0.6)), Shape(0, (0.72, 0.7), 0.09, 0.0, (0.95, 0.9, 0.6)))
+    end = (Shape(5, (0.34, 0.68), 0.11, 0.2, (0.5, 0.1, 0.1)), Shape(0, (0.7, 0.3), 0.08, 0.0, (0.7, 0.95, 0.95)))
+    background = ((0.8, 0.5, 0.4), (0.6, 0.5, 0.7))
+    scene = Scene(size, size, start, end, background, background)
+    return to_float(scene.render(0.0)), to_float(scene.render(1.0))
+
+
+class TestRegionsCandidate:
+    def test_shapes_that_moved_beyond_their_size_are_carried_onto_each_other(self) -> None:
+        source, target = far_moved_shapes()
+        candidate = regions_candidate(source, target)
+        assert candidate is not None and candidate.name == "matched regions" and "2 shapes" in candidate.evidence
+        assert start_cost(source, target, candidate) < start_cost(source, target, Affine.identity()) - 0.05
+        choice = choose_start(source, target, start_candidates(source, target))
+        assert choice.chosen.name == "matched regions", choice.describe()
+
+    def test_paired_outlines_are_evidence_enough_like_matched_features(self) -> None:
+        candidate = regions_candidate(*far_moved_shapes())
+        assert candidate is not None and candidate.motion() > 0.1
+        assert required_gain(candidate) == 0.0
+
+    def test_shapes_that_stand_still_are_no_candidate(self) -> None:
+        source, _ = far_moved_shapes()
+        assert len(flat_regions(source)) == 2
+        assert regions_candidate(source, source.copy()) is None
+
+    def test_not_a_candidate_where_no_shape_is_flat_or_when_turned_off(self) -> None:
+        source, target, _ = moved_texture(angle=0.1, scale=1.1, shift=(0.1, 0.0))
+        assert regions_candidate(source, target) is None
+        assert "matched regions" not in [c.name for c in start_candidates(source, target)]
+        shapes = far_moved_shapes()
+        assert "matched regions" not in [c.name for c in start_candidates(*shapes, settings=StartSettings(regions=False))]
+        assert "matched regions" in [c.name for c in start_candidates(*shapes)]
 
 
 def patch_moved_over_texture(shift_x: float, size: int = 192) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,276 @@
+"""Matched regions: flat shapes with sharp outlines, found in both pictures and paired by their outline.
+
+Where a picture holds flat-coloured shapes over a smooth background (a
+drawing, a diagram, a logo, the synthetic scenes of
+``morphing.testing.scenes``), the other starts see little: SIFT finds
+no key points on flat colour, local NCC has no basin wider than a shape, and
+the global search moves everything at once. Yet each shape is plain to see
+by its outline, and its outline survives a change of colour, place, size and
+turn. This start finds those shapes (``flat_regions``), pairs each with the
+other picture's shape of the same outline (``match_regions``: the overlap of
+the two outlines once both are centred, brought to one size and turned the
+best way), and carries each pair's similarity over the path the shape
+travels, nothing elsewhere (``region_flows``).
+
+Only shapes that are whole count: a region must be flat inside, sharply
+outlined along at least ``StartSettings.region_crisp`` of its edge, away
+from the frame's edge and from every other region (a shape partly hidden
+by another shows an outline that is not its own). On photographs almost
+nothing passes (texture breaks flat areas up, and soft edges fail the
+outline test), so there this start is simply absent.
+
+Convention
+----------
+Images: working-size ``[h, w, 3] float32`` in [-1, 1]. Positions: ``(y, x)``
+pixels, pixel centres at integers. A turn is in radians, counter-clockwise as
+seen on the screen (y down), OpenCV's ``getRotationMatrix2D`` sense: the
+source shape turned by ``turn`` about its centre and scaled by ``scale``
+covers the target shape. Flows: ``[2, h, w, 2] float32`` (dy, dx) pixels, the
+S→T flow on the target's pixels then the T→S flow on the source's, in
+``dense_image_warp``'s sign (pixel ``p`` shows the other picture at
+``p - flow(p)``), as ``starts.Candidate.flows``.
+
+Numpy and OpenCV only (it runs in the start's helper process).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from morphing.model.settings import StartSettings
+
+__all__ = ["Region", "RegionMatch", "flat_regions", "match_regions", "similarity_flow", "region_flows"]
+
+MOST_REGIONS = 8  # the largest shapes each picture contributes
+SMALLEST_SHARE, LARGEST_SHARE = 0.002, 0.3  # a region's area, as a share of the picture
+PATCH = 48  # side of the square each region's outline is compared on
+TURNS = np.deg2rad(np.arange(-180, 180, 2)).astype(np.float64)
+TURN_TIE = 0.05  # a turn that overlaps this close to the best, by a symmetry of the shape, fits as well
+SYMMETRY = 0.85  # a shape turned by a symmetry of its own overlaps itself at least this much on the patch
+SYMMETRY_REACH, SYMMETRY_SLACK = 5, 2  # in steps of TURNS: a symmetry is the best turn this far around
+
+
+class Region(NamedTuple):
+    """One flat, sharply outlined shape: its ``mask`` (``[h, w]`` uint8, 1 inside, its outline's edge
+    included), ``area`` (pixels), ``centre`` (``[2]`` (y, x) pixels) and ``crisp``: the share of its edge
+    that is a sharp step (0–1)."""
+
+    mask: np.ndarray
+    area: float
+    centre: np.ndarray
+    crisp: float
+
+
+class RegionMatch(NamedTuple):
+    """A target region and the source region of the same outline: the source turned by ``turn``
+    (radians, see the module) and scaled by ``scale`` (target size over source size) about its centre
+    covers the target's, with intersection over union ``overlap`` (0–1)."""
+
+    target: Region
+    source: Region
+    turn: float
+    scale: float
+    overlap: float
+
+
+def _edge_strength(image: np.ndarray) -> np.ndarray:
+    """``[h, w]`` float32: the largest over the colour channels of the gradient's length, in units of
+    the [0, 1] range per pixel (a step between two flat colours that differ by ``d`` peaks near ``d / 2``)."""
+    unit = cv2.GaussianBlur((image.astype(np.float32) + 1.0) / 2.0, (0, 0), 0.7)
+    strength = np.zeros(image.shape[:2], np.float32)
+    for channel in range(image.shape[2]):
+        dx = cv2.Sobel(unit[..., channel], cv2.CV_32F, 1, 0, ksize=3) / 4.0
+        dy = cv2.Sobel(unit[..., channel], cv2.CV_32F, 0, 1, ksize=3) / 4.0
+        strength = np.maximum(strength, np.hypot(dx, dy))
+    return strength
+
+
+def flat_regions(image: np.ndarray, settings: StartSettings = StartSettings()) -> list[Region]:
+    """The whole flat shapes of ``image`` (``[h, w, 3] float32`` in [-1, 1]), largest first.
+
+    Pixels whose edge strength is under a quarter of ``settings.region_edge``
+    are flat; their 4-connected areas are the candidates. The largest is
+    the background; a candidate counts when it is between 0.2 % and 30 % of
+    the picture, does not touch the frame's edge nor lie within 5 pixels of
+    another flat area of that least size (it would be partly hidden or cut;
+    a speck in a sharp corner is no other shape), and at least
+    ``settings.region_crisp`` of the 2-pixel band around it is stronger than
+    ``settings.region_edge`` (a sharp outline, not a soft patch of a photo).
+    Each mask is widened by that band, so it covers the shape's edge too.
+    """
+    height, width = image.shape[:2]
+    strength = _edge_strength(image)
+    flat = (strength < 0.25 * settings.region_edge).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
+    if count < 3:
+        return []
+    background = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    square = np.ones((3, 3), np.uint8)
+    smallest = SMALLEST_SHARE * height * width
+    found = []
+    for label in range(1, count):
+        left, top, box_width, box_height, area = stats[label]
+        if label == background or not smallest <= area <= LARGEST_SHARE * height * width:
+            continue
+        if left == 0 or top == 0 or left + box_width == width or top + box_height == height:
+            continue
+        inside = (labels == label).astype(np.uint8)
+        near = cv2.dilate(inside, square, iterations=5) > 0
+        if any(other not in (0, label, background) and stats[other, cv2.CC_STAT_AREA] >= smallest
+               for other in np.unique(labels[near])):
+            continue
+        mask = cv2.dilate(inside, square, iterations=2)
+        band = (mask > 0) & (inside == 0)
+        crisp = float(np.mean(strength[band] > settings.region_edge))
+        if crisp < settings.region_crisp:
+            continue
+        moments = cv2.moments(mask, binaryImage=True)
+        centre = np.array([moments["m01"], moments["m10"]]) / moments["m00"]
+        found.append(Region(mask, float(moments["m00"]), centre, crisp))
+    found.sort(key=lambda region: -region.area)
+    return found[:MOST_REGIONS]
+
+
+def _outline_patch(region: Region) -> np.ndarray:
+    """``[PATCH, PATCH] float32``: the region's mask centred and scaled so that the square root of its
+    area spans a third of the patch."""
+    scale = (PATCH / 3.0) / math.sqrt(region.area)
+    centre_y, centre_x = region.centre
+    matrix = np.array([[scale, 0.0, PATCH / 2 - scale * centre_x], [0.0, scale, PATCH / 2 - scale * centre_y]])
+    return cv2.warpAffine(region.mask.astype(np.float32), matrix, (PATCH, PATCH), flags=cv2.INTER_LINEAR)
+
+
+def _turned_patches(patch: np.ndarray) -> np.ndarray:
+    """``[len(TURNS), PATCH, PATCH]``: ``patch`` turned about its centre by each of ``TURNS``."""
+    return np.stack([cv2.warpAffine(patch, cv2.getRotationMatrix2D((PATCH / 2, PATCH / 2), math.degrees(turn), 1.0),
+                                    (PATCH, PATCH), flags=cv2.INTER_LINEAR) for turn in TURNS])
+
+
+def _overlaps(turned: np.ndarray, patch: np.ndarray) -> np.ndarray:
+    """``[len(turned)]``: intersection over union of each of the ``turned`` patches with ``patch``."""
+    return (np.minimum(turned, patch).sum(axis=(1, 2))
+            / np.maximum(np.maximum(turned, patch).sum(axis=(1, 2)), 1e-6))
+
+
+def _best_turn(target_patch: np.ndarray, turned_source: np.ndarray) -> tuple[float, float]:
+    """(overlap, turn): the best intersection over union of the target's patch with the turned source
+    patches (``_turned_patches``), and the turn to take.
+
+    A symmetric shape fits at several turns (a square every quarter turn),
+    which on a coarse patch score a little apart. The source shape's own
+    symmetries are the turns at which it overlaps itself best within
+    ``SYMMETRY_REACH`` on either side, by ``SYMMETRY`` or more; of the best
+    turn moved by each of them (give or take ``SYMMETRY_SLACK``), those that
+    score within ``TURN_TIE`` of the best fit as well, and the smallest is
+    taken: the least motion is the likeliest.
+    """
+    overlaps = _overlaps(turned_source, target_patch)
+    best = int(np.argmax(overlaps))
+    steps = len(TURNS)
+    unturned = int(np.argmin(np.abs(TURNS)))
+    itself = _overlaps(turned_source, turned_source[unturned])
+    fitting = []
+    for index in range(steps):
+        around = itself[np.arange(index - SYMMETRY_REACH, index + SYMMETRY_REACH + 1) % steps]
+        if itself[index] < SYMMETRY or itself[index] < around.max():
+            continue
+        near = np.arange(index - unturned + best - SYMMETRY_SLACK, index - unturned + best + SYMMETRY_SLACK + 1) % steps
+        candidate = int(near[np.argmax(overlaps[near])])
+        if overlaps[candidate] >= overlaps[best] - TURN_TIE:
+            fitting.append(candidate)
+    return float(overlaps[best]), float(TURNS[min(fitting, key=lambda index: abs(TURNS[index]))])
+
+
+def match_regions(source_regions: list[Region], target_regions: list[Region], long_side: int,
+                  settings: StartSettings = StartSettings()) -> list[RegionMatch]:
+    """Pairs of regions of the same outline, each region in one pair at most.
+
+    Every target region is compared with every source region whose area is
+    within a factor ``settings.region_area_ratio`` of its own: outline
+    overlap at the best turn (``_best_turn``). Pairs are taken greedily by
+    ``1 - overlap`` plus a little for the distance (``0.3`` × the shift over
+    ``long_side``) and for the change of size (``0.1`` × |log area ratio|), so
+    that of two alike shapes the nearer pairs first; a pair needs an
+    overlap of at least ``settings.region_overlap``. Colour plays no part.
+    """
+    if not source_regions or not target_regions:
+        return []
+    turned = [_turned_patches(_outline_patch(region)) for region in source_regions]
+    options = []
+    for target_index, target in enumerate(target_regions):
+        target_patch = _outline_patch(target)
+        for source_index, source in enumerate(source_regions):
+            ratio = target.area / source.area
+            if not 1.0 / settings.region_area_ratio <= ratio <= settings.region_area_ratio:
+                continue
+            overlap, turn = _best_turn(target_patch, turned[source_index])
+            shift = float(np.linalg.norm(target.centre - source.centre)) / long_side
+            options.append((1.0 - overlap + 0.3 * shift + 0.1 * abs(math.log(ratio)),
+                            target_index, source_index, overlap, turn, math.sqrt(ratio)))
+    matches, used_targets, used_sources = [], set(), set()
+    for _, target_index, source_index, overlap, turn, scale in sorted(options):
+        if target_index in used_targets or source_index in used_sources or overlap < settings.region_overlap:
+            continue
+        used_targets.add(target_index)
+        used_sources.add(source_index)
+        matches.append(RegionMatch(target_regions[target_index], source_regions[source_index], turn, scale, overlap))
+    return matches
+
+
+def similarity_flow(here: np.ndarray, there: np.ndarray, turn: float, scale: float,
+                    height: int, width: int) -> np.ndarray:
+    """``[height, width, 2] float32`` (dy, dx): the flow on one picture's pixels of the similarity that
+    takes the other picture's shape (centre ``there``) onto this one's (centre ``here``, ``[2]`` (y, x)),
+    turning by ``turn`` and scaling by ``scale``: pixel ``p`` shows the other picture at
+    ``there + R(turn)⁻¹ (p - here) / scale``, and the flow is ``p`` minus that."""
+    cosine, sine = math.cos(turn), math.sin(turn)
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float64)
+    dy, dx = rows - here[0], columns - here[1]
+    # R(turn) takes (x, y) offsets to (c x + s y, -s x + c y); its inverse is (c x - s y, s x + c y).
+    shown_x = there[1] + (cosine * dx - sine * dy) / scale
+    shown_y = there[0] + (sine * dx + cosine * dy) / scale
+    return np.stack([rows - shown_y, columns - shown_x], axis=-1).astype(np.float32)
+
+
+def _path(mask: np.ndarray, shift: np.ndarray, steps: int = 12) -> np.ndarray:
+    """``[h, w]`` uint8: ``mask`` swept back along ``shift`` ((dy, dx) pixels): where the shape lies at
+    some point of the morph, if it travels in a straight line."""
+    height, width = mask.shape
+    swept = np.zeros_like(mask)
+    for share in np.linspace(0.0, 1.0, steps):
+        matrix = np.array([[1.0, 0.0, -share * shift[1]], [0.0, 1.0, -share * shift[0]]])
+        swept = np.maximum(swept, cv2.warpAffine(mask, matrix, (width, height), flags=cv2.INTER_NEAREST))
+    return swept
+
+
+def region_flows(matches: list[RegionMatch], height: int, width: int,
+                 settings: StartSettings = StartSettings()) -> np.ndarray:
+    """``[2, height, width, 2] float32``: both directions' flows of the matched regions.
+
+    Each match's similarity (``similarity_flow``) holds in full on the path
+    its shape travels (``_path``: at alpha ½ the frame samples each picture
+    half-way along it) and fades outside it with a Gaussian of the distance,
+    ``settings.region_spread`` times the shape's radius; where paths meet,
+    the flows are averaged by weight, and where the weights add up to less
+    than one the flow fades towards no motion.
+    """
+    flows = []
+    for direction in range(2):
+        total = np.zeros((height, width, 2), np.float64)
+        weight = np.zeros((height, width), np.float64)
+        for match in matches:
+            here, there = (match.target, match.source) if direction == 0 else (match.source, match.target)
+            turn, scale = (match.turn, match.scale) if direction == 0 else (-match.turn, 1.0 / match.scale)
+            flow = similarity_flow(here.centre, there.centre, turn, scale, height, width)
+            sigma = max(settings.region_spread * math.sqrt(here.area / math.pi), 2.0)
+            path = _path(here.mask, here.centre - there.centre)
+            distance = cv2.distanceTransform((1 - path).astype(np.uint8), cv2.DIST_L2, 5)
+            near = np.exp(-0.5 * np.square(distance / sigma))
+            total += near[..., None] * flow
+            weight += near
+        flows.append(total / np.maximum(weight, 1.0)[..., None])
+    return np.stack(flows).astype(np.float32)

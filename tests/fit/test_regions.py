@@ -1,0 +1,187 @@
+"""Matched regions: flat shapes found by their outlines, paired by outline, moved along their paths; on
+synthetic pictures whose shapes, motions and turns are known."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from morphing.fit.regions import (
+    Region,
+    RegionMatch,
+    flat_regions,
+    match_regions,
+    region_flows,
+    similarity_flow,
+)
+from morphing.io.images import to_float
+from morphing.model.settings import StartSettings
+from morphing.testing.scenes import Scene, Shape, random_texture
+
+SIDE = 128
+GREY = (0.45, 0.45, 0.45)
+RED = (0.9, 0.1, 0.1)
+SLOPE = ((0.30, 0.40, 0.50), (0.50, 0.40, 0.30))  # a background gradient, top and bottom colours
+
+
+def picture(*shapes: Shape, background: tuple = SLOPE, side: int = SIDE) -> np.ndarray:
+    """``[side, side, 3] float32`` in [-1, 1]: ``shapes`` over ``background`` (top, bottom colours)."""
+    return to_float(Scene(side, side, shapes, shapes, background, background).render(0.0))
+
+
+def pixels(centre: tuple[float, float], side: int = SIDE) -> np.ndarray:
+    """A shape's centre (long-side fractions) in (y, x) pixels."""
+    return np.asarray(centre) * side - 0.5
+
+
+def shape_mask(shape: Shape, side: int = SIDE) -> np.ndarray:
+    """``[side, side]`` bool: pixel centres inside ``shape``."""
+    grid = (np.arange(side) + 0.5) / side
+    ys, xs = np.meshgrid(grid, grid, indexing="ij")
+    return shape.coverage(ys, xs)
+
+
+def iou(first: np.ndarray, second: np.ndarray) -> float:
+    first, second = first > 0.5, second > 0.5
+    return float((first & second).sum() / max((first | second).sum(), 1))
+
+
+def warped_by(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` (``[h, w]``) moved by ``flow`` ((dy, dx)): pixel ``p`` shows ``p - flow(p)``, bilinear."""
+    rows, columns = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
+    return cv2.remap(image.astype(np.float32), columns - flow[..., 1], rows - flow[..., 0], cv2.INTER_LINEAR)
+
+
+class TestFlatRegions:
+    def test_finds_each_whole_shape_with_its_centre_and_area(self) -> None:
+        disc = Shape(0, (0.3, 0.3), 0.12, 0.0, (0.9, 0.2, 0.1))
+        square = Shape(4, (0.68, 0.65), 0.14, 0.3, (0.1, 0.2, 0.9))
+        found = flat_regions(picture(disc, square))
+        assert len(found) == 2
+        assert found[0].area > found[1].area  # largest first: the disc
+        for region, shape in zip(found, (disc, square)):
+            assert np.linalg.norm(region.centre - pixels(shape.centre)) < 1.0
+            # The mask covers the shape and its edge: within a two-pixel band of the outline.
+            assert shape_mask(shape).sum() <= region.area <= 1.5 * shape_mask(shape).sum()
+            assert region.crisp > 0.6
+
+    def test_shapes_that_touch_or_are_cut_by_the_frame_are_left_out(self) -> None:
+        alone = Shape(5, (0.25, 0.7), 0.1, 0.0, (0.9, 0.9, 0.2))
+        under = Shape(0, (0.65, 0.35), 0.12, 0.0, (0.1, 0.6, 0.2))
+        over = Shape(4, (0.72, 0.45), 0.1, 0.2, (0.8, 0.1, 0.5))  # covers part of ``under``
+        cut = Shape(3, (0.55, 0.98), 0.1, 0.0, (0.1, 0.1, 0.1))  # runs off the right edge
+        found = flat_regions(picture(alone, under, over, cut))
+        assert len(found) == 1
+        assert np.linalg.norm(found[0].centre - pixels(alone.centre)) < 1.0
+
+    def test_a_soft_blob_and_a_photograph_hold_no_shape(self) -> None:
+        rows, columns = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
+        blob = np.exp(-((rows - 64) ** 2 + (columns - 64) ** 2) / (2 * 12.0 ** 2))
+        soft = np.repeat((blob * 1.6 - 0.8)[..., None], 3, axis=-1).astype(np.float32)
+        texture = random_texture(np.random.default_rng(5), SIDE, SIDE)
+        assert flat_regions(soft) == []
+        assert flat_regions(texture) == []
+
+    def test_a_flat_picture_holds_no_shape(self) -> None:
+        assert flat_regions(picture(background=(GREY, GREY))) == []
+
+
+class TestMatchRegions:
+    def test_pairs_by_outline_not_by_colour_or_place(self) -> None:
+        source_shapes = (Shape(3, (0.3, 0.3), 0.13, 0.0, (0.9, 0.1, 0.1)), Shape(0, (0.7, 0.7), 0.11, 0.0, (0.1, 0.1, 0.9)))
+        # The triangle moves to where the disc was and takes its colour, and the other way round.
+        target_shapes = (Shape(3, (0.68, 0.62), 0.12, 0.1, (0.1, 0.1, 0.9)), Shape(0, (0.32, 0.36), 0.12, 0.0, (0.9, 0.1, 0.1)))
+        source, target = picture(*source_shapes), picture(*target_shapes)
+        matches = match_regions(flat_regions(source), flat_regions(target), SIDE)
+        assert len(matches) == 2
+        for source_shape, target_shape in zip(source_shapes, target_shapes):
+            match = min(matches, key=lambda m: np.linalg.norm(m.target.centre - pixels(target_shape.centre)))
+            assert np.linalg.norm(match.source.centre - pixels(source_shape.centre)) < 1.0
+
+    def test_the_source_turned_and_scaled_by_the_match_covers_the_target(self) -> None:
+        source_shape = Shape(3, (0.4, 0.4), 0.12, 0.2, (0.9, 0.6, 0.1))
+        target_shape = Shape(3, (0.55, 0.6), 0.15, 0.5, (0.2, 0.3, 0.8))
+        source, target = flat_regions(picture(source_shape)), flat_regions(picture(target_shape))
+        (match,) = match_regions(source, target, SIDE)
+        assert abs(match.scale - 0.15 / 0.12) < 0.06
+        # The turn as the module defines it, written out with OpenCV: turn the source about its centre,
+        # scale it, carry its centre onto the target's.
+        rotation = cv2.getRotationMatrix2D((float(match.source.centre[1]), float(match.source.centre[0])),
+                                           math.degrees(match.turn), match.scale)
+        rotation[:, 2] += match.target.centre[::-1] - match.source.centre[::-1]
+        moved = cv2.warpAffine(shape_mask(source_shape).astype(np.float32), rotation, (SIDE, SIDE))
+        assert iou(moved, shape_mask(target_shape)) > 0.9
+        assert abs(abs(match.turn) - 0.3) < 0.07  # the scene turns it by 0.3 rad
+
+    def test_a_symmetric_shape_takes_its_smallest_turn(self) -> None:
+        source = flat_regions(picture(Shape(4, (0.45, 0.45), 0.13, 0.0, RED)))
+        target = flat_regions(picture(Shape(4, (0.5, 0.55), 0.13, 0.25, (0.9, 0.9, 0.9))))
+        (match,) = match_regions(source, target, SIDE)
+        assert abs(abs(match.turn) - 0.25) < 0.07  # not 0.25 + a quarter turn
+
+    def test_unlike_outlines_are_not_paired(self) -> None:
+        source = flat_regions(picture(Shape(3, (0.4, 0.4), 0.13, 0.0, RED)))
+        target = flat_regions(picture(Shape(0, (0.45, 0.45), 0.1, 0.0, RED)))
+        assert len(source) == len(target) == 1
+        assert match_regions(source, target, SIDE) == []
+
+    def test_nothing_to_pair_is_no_pair(self) -> None:
+        assert match_regions([], flat_regions(picture(Shape(0, (0.5, 0.5), 0.1, 0.0, RED))), SIDE) == []
+
+
+def region_at(centre: tuple[float, float], radius: float, side: int = SIDE) -> Region:
+    """A disc region of ``radius`` pixels at ``centre`` ((y, x) pixels)."""
+    mask = np.zeros((side, side), np.uint8)
+    cv2.circle(mask, (round(centre[1]), round(centre[0])), round(radius), 1, -1)
+    return Region(mask, float(mask.sum()), np.asarray(centre, np.float64), 1.0)
+
+
+class TestSimilarityFlow:
+    def test_matches_the_map_written_out_pixel_by_pixel(self) -> None:
+        here, there, turn, scale = np.array([50.0, 60.0]), np.array([40.0, 30.0]), 0.4, 1.25
+        flow = similarity_flow(here, there, turn, scale, 96, 112)
+        # Independent reference: OpenCV's forward map (other picture → this one), inverted.
+        forward = cv2.getRotationMatrix2D((float(there[1]), float(there[0])), math.degrees(turn), scale)
+        forward[:, 2] += here[::-1] - there[::-1]
+        backward = cv2.invertAffineTransform(forward)
+        for y, x in ((0, 0), (50, 60), (10, 100), (95, 111), (70, 20)):
+            shown_x, shown_y = backward @ np.array([x, y, 1.0])
+            np.testing.assert_allclose(flow[y, x], [y - shown_y, x - shown_x], atol=1e-3)
+
+    def test_no_turn_and_no_scale_is_the_shift_everywhere(self) -> None:
+        flow = similarity_flow(np.array([20.0, 30.0]), np.array([25.0, 10.0]), 0.0, 1.0, 40, 50)
+        np.testing.assert_allclose(flow, np.broadcast_to([-5.0, 20.0], flow.shape), atol=1e-4)
+
+
+class TestRegionFlows:
+    def setup_method(self) -> None:
+        self.source, self.target = region_at((40.0, 30.0), 10.0), region_at((80.0, 90.0), 10.0)
+        self.match = RegionMatch(self.target, self.source, 0.0, 1.0, 1.0)
+        self.flows = region_flows([self.match], SIDE, SIDE)
+        self.shift = self.target.centre - self.source.centre
+
+    def test_the_shape_moves_in_full_along_its_path_both_ways(self) -> None:
+        for point in (self.target.centre, (self.target.centre + self.source.centre) / 2, self.source.centre):
+            y, x = np.round(point).astype(int)
+            np.testing.assert_allclose(self.flows[0, y, x], self.shift, atol=1e-3)  # S→T, on the target's pixels
+            np.testing.assert_allclose(self.flows[1, y, x], -self.shift, atol=1e-3)  # T→S
+
+    def test_far_from_the_path_nothing_moves(self) -> None:
+        assert np.abs(self.flows[:, 5, 120]).max() < 1e-3
+        assert np.abs(self.flows[:, 120, 5]).max() < 1e-3
+
+    def test_the_middle_frame_shows_the_shape_once_halfway(self) -> None:
+        # At alpha ½ each picture is sampled half-way along the flow: both halves put the disc midway.
+        halfway = (self.source.centre + self.target.centre) / 2
+        expected = region_at(tuple(halfway), 10.0).mask
+        from_source = warped_by(self.source.mask, 0.5 * self.flows[0])
+        from_target = warped_by(self.target.mask, 0.5 * self.flows[1])
+        assert iou(from_source, expected) > 0.9
+        assert iou(from_target, expected) > 0.9
+
+    def test_settings_spread_the_fade_beyond_the_path(self) -> None:
+        wide = region_flows([self.match], SIDE, SIDE, StartSettings(region_spread=2.0))
+        y, x = 80, 110  # ten pixels beyond the target disc's edge
+        assert np.linalg.norm(wide[0, y, x]) > np.linalg.norm(self.flows[0, y, x]) + 1.0
