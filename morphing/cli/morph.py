@@ -389,8 +389,8 @@ def fit_settings_of(args: argparse.Namespace, job: Job) -> FitSettings:
 
 def start_global_stage(args: argparse.Namespace, job: Job, tensorflow_started: bool
                        ) -> SpawnedWork[list[list[Candidate]]] | None:
-    """The fit's start candidates for every leg (``starts.leg_start_candidates``: the global search and
-    matched features), started in a helper process when TensorFlow is still to be
+    """The fit's start candidates for every leg (``starts.leg_start_candidates``: the global search,
+    matched features and matched regions), started in a helper process when TensorFlow is still to be
     imported (they need none, and the import keeps one core of this process busy for seconds);
     ``None`` when the maps are loaded, TensorFlow is running already (a batch's rows) or no helper
     process starts (the fit then does the stage itself)."""

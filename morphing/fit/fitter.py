@@ -3,11 +3,12 @@
 ``fit_maps`` takes two same-sized float images and returns ``MorphMaps``; it
 knows nothing of files or flags. A fit has two stages:
 
-1. *start*: an affine map that lays the target's layout over the source's,
+1. *start*: an affine map (or a flow) that lays the target's layout over the source's,
    chosen among candidates by evidence (``morphing.fit.starts``): through the
    point pairs when there are any (the user's, and face key points), else
-   no motion, the global search (``morphing.fit.affine``) or matched features,
-   whichever beats no motion by a margin that grows with its motion;
+   no motion, the global search (``morphing.fit.affine``), matched features
+   or matched regions (``morphing.fit.regions``), whichever beats no motion
+   by its margin (or, undecided, wins a short dense probe);
 2. *dense*: the network's maps, with its warp added to that affine flow.
    The loss (``morphing.fit.objective``: its terms, weighted by ``FitSettings``)
    is, for both directions at once:

@@ -351,7 +351,7 @@ class StartSettings:
     regions: bool = True
     region_edge: float = 0.12
     region_crisp: float = 0.5
-    region_overlap: float = 0.75
+    region_overlap: float = 0.88
     region_area_ratio: float = 3.0
     region_spread: float = 0.5
 

@@ -127,6 +127,15 @@ class TestMatchRegions:
         assert len(source) == len(target) == 1
         assert match_regions(source, target, SIDE) == []
 
+    def test_a_large_square_is_not_a_disc(self) -> None:
+        # Of equal area the two overlap by about 0.86 at best here: close, but not the same outline. (A
+        # square of a radius under about 20 pixels looks round enough on the patch to pass.)
+        source = flat_regions(picture(Shape(4, (0.4, 0.4), 0.18, 0.3, RED), side=192))
+        target = flat_regions(picture(Shape(0, (0.45, 0.5), 0.18 * math.sqrt(2 / math.pi), 0.0, RED), side=192))
+        assert len(source) == len(target) == 1
+        assert match_regions(source, target, 192) == []
+        assert len(match_regions(source, target, 192, StartSettings(region_overlap=0.75))) == 1
+
     def test_nothing_to_pair_is_no_pair(self) -> None:
         assert match_regions([], flat_regions(picture(Shape(0, (0.5, 0.5), 0.1, 0.0, RED))), SIDE) == []
 
