@@ -43,7 +43,8 @@ import numpy as np
 
 from morphing.model.settings import StartSettings
 
-__all__ = ["Region", "RegionMatch", "flat_regions", "match_regions", "similarity_flow", "region_flows"]
+__all__ = ["Region", "RegionMatch", "flat_regions", "match_regions", "similarity_flow", "travelling_flow",
+           "region_flows"]
 
 MOST_REGIONS = 8  # the largest shapes each picture contributes
 SMALLEST_SHARE, LARGEST_SHARE = 0.002, 0.3  # a region's area, as a share of the picture
@@ -236,6 +237,40 @@ def similarity_flow(here: np.ndarray, there: np.ndarray, turn: float, scale: flo
     return np.stack([rows - shown_y, columns - shown_x], axis=-1).astype(np.float32)
 
 
+def travelling_flow(here: np.ndarray, there: np.ndarray, turn: float, scale: float,
+                    height: int, width: int, least: float = 0.1) -> np.ndarray:
+    """``[height, width, 2] float32`` (dy, dx): like ``similarity_flow``, but right for the frame in which
+    the shape passes over each pixel, not only for the last.
+
+    Frame alpha scales a flow by alpha, so the plain similarity's flow,
+    right where the shape ends, puts the shape's two halves apart half-way
+    when it turns or changes size (by ``(1 - 1/scale) / 4`` of its travel at
+    alpha ½). Here each pixel ``p`` takes the alpha at which the shape's
+    centre, travelling from ``there`` to ``here``, passes ``p`` (its
+    projection on the travel, at least ``least``; 1 beyond ``here`` or when
+    the shape does not travel), and the flow that shows the other picture's
+    shape at that alpha as it is then (centre ``there + alpha (here -
+    there)``, turned by ``alpha turn``, scaled by ``scale ** alpha``):
+    ``f(p) = (p - there - M_alpha⁻¹ (p - centre_alpha)) / alpha``. At alpha 1
+    that is ``similarity_flow``; for a plain shift it is the shift.
+    """
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float64)
+    travel = np.asarray(here, np.float64) - np.asarray(there, np.float64)
+    length = float(np.dot(travel, travel))
+    if length < 1e-9:
+        alpha = np.ones((height, width))
+    else:
+        behind = ((here[0] - rows) * travel[0] + (here[1] - columns) * travel[1]) / length
+        alpha = np.clip(1.0 - behind, least, 1.0)
+    cosine, sine = np.cos(alpha * turn), np.sin(alpha * turn)
+    size = scale ** alpha
+    dy, dx = rows - (there[0] + alpha * travel[0]), columns - (there[1] + alpha * travel[1])
+    # M_alpha⁻¹ takes (x, y) offsets to (c x - s y, s x + c y) / size (``similarity_flow``'s inverse).
+    shown_x = there[1] + (cosine * dx - sine * dy) / size
+    shown_y = there[0] + (sine * dx + cosine * dy) / size
+    return np.stack([(rows - shown_y) / alpha, (columns - shown_x) / alpha], axis=-1).astype(np.float32)
+
+
 def _path(mask: np.ndarray, shift: np.ndarray, steps: int = 12) -> np.ndarray:
     """``[h, w]`` uint8: ``mask`` swept back along ``shift`` ((dy, dx) pixels): where the shape lies at
     some point of the morph, if it travels in a straight line."""
@@ -265,7 +300,7 @@ def region_flows(matches: list[RegionMatch], height: int, width: int,
         for match in matches:
             here, there = (match.target, match.source) if direction == 0 else (match.source, match.target)
             turn, scale = (match.turn, match.scale) if direction == 0 else (-match.turn, 1.0 / match.scale)
-            flow = similarity_flow(here.centre, there.centre, turn, scale, height, width)
+            flow = travelling_flow(here.centre, there.centre, turn, scale, height, width)
             sigma = max(settings.region_spread * math.sqrt(here.area / math.pi), 2.0)
             path = _path(here.mask, here.centre - there.centre)
             distance = cv2.distanceTransform((1 - path).astype(np.uint8), cv2.DIST_L2, 5)

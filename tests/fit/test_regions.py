@@ -15,6 +15,7 @@ from morphing.fit.regions import (
     match_regions,
     region_flows,
     similarity_flow,
+    travelling_flow,
 )
 from morphing.io.images import to_float
 from morphing.model.settings import StartSettings
@@ -162,6 +163,41 @@ class TestSimilarityFlow:
     def test_no_turn_and_no_scale_is_the_shift_everywhere(self) -> None:
         flow = similarity_flow(np.array([20.0, 30.0]), np.array([25.0, 10.0]), 0.0, 1.0, 40, 50)
         np.testing.assert_allclose(flow, np.broadcast_to([-5.0, 20.0], flow.shape), atol=1e-4)
+
+
+class TestTravellingFlow:
+    here, there, turn, scale = np.array([120.0, 130.0]), np.array([60.0, 50.0]), 0.5, 1.4
+
+    def test_is_the_similarity_where_the_shape_ends_and_beyond(self) -> None:
+        flow = travelling_flow(self.here, self.there, self.turn, self.scale, 200, 200)
+        plain = similarity_flow(self.here, self.there, self.turn, self.scale, 200, 200)
+        for y, x in ((120, 130), (150, 170), (190, 199)):
+            np.testing.assert_allclose(flow[y, x], plain[y, x], atol=1e-3)
+
+    def test_half_way_it_shows_the_shape_half_turned_and_half_grown(self) -> None:
+        middle = (self.here + self.there) / 2
+        half = cv2.getRotationMatrix2D((0.0, 0.0), math.degrees(self.turn / 2), math.sqrt(self.scale))
+
+        def misses(flow: np.ndarray) -> list[float]:
+            """How far frame ½ samples each point of the source shape from where it should."""
+            found = []
+            for offset in ((0.0, 0.0), (0.0, 6.0), (-5.0, 0.0), (4.0, 4.0)):  # (y, x) from the source's centre
+                # Where the point sits at alpha ½: turned by half (OpenCV's sense, on (x, y)), grown by half.
+                moved_x, moved_y = half[:, :2] @ np.asarray(offset)[::-1]
+                y, x = middle[0] + moved_y, middle[1] + moved_x
+                at = np.array([cv2.getRectSubPix(flow[..., k], (1, 1), (float(x), float(y)))[0, 0] for k in range(2)])
+                found.append(float(np.linalg.norm(np.array([y, x]) - 0.5 * at - (self.there + offset))))
+            return found
+
+        travelling = misses(travelling_flow(self.here, self.there, self.turn, self.scale, 200, 200))
+        plain = misses(similarity_flow(self.here, self.there, self.turn, self.scale, 200, 200))
+        assert travelling[0] < 0.1  # the centre exactly
+        assert max(travelling) < 2.0  # points off the centre pass a little earlier or later
+        assert min(plain) > 10.0  # the plain similarity puts the halves a tenth of the travel apart
+
+    def test_a_shift_is_the_shift_everywhere(self) -> None:
+        flow = travelling_flow(self.here, self.there, 0.0, 1.0, 200, 200)
+        np.testing.assert_allclose(flow, np.broadcast_to(self.here - self.there, flow.shape), atol=1e-3)
 
 
 class TestRegionFlows:
