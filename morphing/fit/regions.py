@@ -238,7 +238,7 @@ def similarity_flow(here: np.ndarray, there: np.ndarray, turn: float, scale: flo
 
 
 def travelling_flow(here: np.ndarray, there: np.ndarray, turn: float, scale: float,
-                    height: int, width: int, least: float = 0.1) -> np.ndarray:
+                    height: int, width: int, least: float = 0.1, alpha: np.ndarray | None = None) -> np.ndarray:
     """``[height, width, 2] float32`` (dy, dx): like ``similarity_flow``, but right for the frame in which
     the shape passes over each pixel, not only for the last.
 
@@ -253,11 +253,14 @@ def travelling_flow(here: np.ndarray, there: np.ndarray, turn: float, scale: flo
     there)``, turned by ``alpha turn``, scaled by ``scale ** alpha``):
     ``f(p) = (p - there - M_alpha⁻¹ (p - centre_alpha)) / alpha``. At alpha 1
     that is ``similarity_flow``; for a plain shift it is the shift.
+    ``alpha`` (``[height, width]``), when given, is each pixel's alpha instead of the projection.
     """
     rows, columns = np.mgrid[0:height, 0:width].astype(np.float64)
     travel = np.asarray(here, np.float64) - np.asarray(there, np.float64)
     length = float(np.dot(travel, travel))
-    if length < 1e-9:
+    if alpha is not None:
+        alpha = np.clip(np.asarray(alpha, np.float64), least, 1.0)
+    elif length < 1e-9:
         alpha = np.ones((height, width))
     else:
         behind = ((here[0] - rows) * travel[0] + (here[1] - columns) * travel[1]) / length
@@ -271,15 +274,25 @@ def travelling_flow(here: np.ndarray, there: np.ndarray, turn: float, scale: flo
     return np.stack([(rows - shown_y) / alpha, (columns - shown_x) / alpha], axis=-1).astype(np.float32)
 
 
-def _path(mask: np.ndarray, shift: np.ndarray, steps: int = 12) -> np.ndarray:
-    """``[h, w]`` uint8: ``mask`` swept back along ``shift`` ((dy, dx) pixels): where the shape lies at
-    some point of the morph, if it travels in a straight line."""
-    height, width = mask.shape
-    swept = np.zeros_like(mask)
-    for share in np.linspace(0.0, 1.0, steps):
-        matrix = np.array([[1.0, 0.0, -share * shift[1]], [0.0, 1.0, -share * shift[0]]])
-        swept = np.maximum(swept, cv2.warpAffine(mask, matrix, (width, height), flags=cv2.INTER_NEAREST))
-    return swept
+def _path(here: Region, there: Region, turn: float, scale: float, steps: int = 25
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Where the shape lies at some moment of the morph, seen from ``here`` (the similarity from ``there``
+    to ``here`` turns by ``turn`` and scales by ``scale``, as ``similarity_flow``'s): ``[h, w]`` uint8, the
+    union of the shape at ``steps`` moments from ``there`` (alpha 0) to ``here`` (alpha 1), each moved,
+    turned and resized as it then is; and ``[h, w]`` float64, at each pixel the alpha nearest ½ of the
+    moments whose shape covers it (NaN where none does): the middle frame is the one to get right."""
+    height, width = here.mask.shape
+    travel = here.centre - there.centre
+    swept = np.zeros_like(here.mask)
+    alpha = np.full((height, width), np.nan)
+    for back in sorted(np.linspace(0.0, 1.0, steps), key=lambda value: -abs(value - 0.5)):
+        matrix = cv2.getRotationMatrix2D((float(here.centre[1]), float(here.centre[0])), math.degrees(-back * turn),
+                                         scale ** -back)
+        matrix[:, 2] -= back * travel[::-1]
+        shape = cv2.warpAffine(here.mask, matrix, (width, height), flags=cv2.INTER_NEAREST)
+        swept = np.maximum(swept, shape)
+        alpha[shape > 0] = 1.0 - back  # moments nearer ½ come later and win
+    return swept, alpha
 
 
 def region_flows(matches: list[RegionMatch], height: int, width: int,
@@ -300,9 +313,12 @@ def region_flows(matches: list[RegionMatch], height: int, width: int,
         for match in matches:
             here, there = (match.target, match.source) if direction == 0 else (match.source, match.target)
             turn, scale = (match.turn, match.scale) if direction == 0 else (-match.turn, 1.0 / match.scale)
+            path, moment = _path(here, there, turn, scale)
             flow = travelling_flow(here.centre, there.centre, turn, scale, height, width)
+            covered = ~np.isnan(moment)
+            flow[covered] = travelling_flow(here.centre, there.centre, turn, scale, height, width,
+                                            alpha=np.where(covered, moment, 1.0))[covered]
             sigma = max(settings.region_spread * math.sqrt(here.area / math.pi), 2.0)
-            path = _path(here.mask, here.centre - there.centre)
             distance = cv2.distanceTransform((1 - path).astype(np.uint8), cv2.DIST_L2, 5)
             near = np.exp(-0.5 * np.square(distance / sigma))
             total += near[..., None] * flow

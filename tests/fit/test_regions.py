@@ -226,6 +226,17 @@ class TestRegionFlows:
         assert iou(from_source, expected) > 0.9
         assert iou(from_target, expected) > 0.9
 
+    def test_a_shape_that_shrinks_on_its_way_shows_once_at_its_middle_size(self) -> None:
+        source, target = region_at((40.0, 30.0), 20.0), region_at((80.0, 90.0), 14.0)
+        scale = math.sqrt(target.area / source.area)
+        flows = region_flows([RegionMatch(target, source, 0.0, scale, 1.0)], SIDE, SIDE)
+        middle = region_at(tuple((source.centre + target.centre) / 2), 20.0 * math.sqrt(scale)).mask
+        from_source = warped_by(source.mask, 0.5 * flows[0])
+        from_target = warped_by(target.mask, 0.5 * flows[1])
+        assert iou(from_source, middle) > 0.93
+        assert iou(from_target, middle) > 0.93
+        assert iou(from_source, from_target) > 0.93
+
     def test_settings_spread_the_fade_beyond_the_path(self) -> None:
         wide = region_flows([self.match], SIDE, SIDE, StartSettings(region_spread=2.0))
         y, x = 80, 110  # ten pixels beyond the target disc's edge
