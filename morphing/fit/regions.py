@@ -253,18 +253,19 @@ def travelling_flow(here: np.ndarray, there: np.ndarray, turn: float, scale: flo
     there)``, turned by ``alpha turn``, scaled by ``scale ** alpha``):
     ``f(p) = (p - there - M_alpha⁻¹ (p - centre_alpha)) / alpha``. At alpha 1
     that is ``similarity_flow``; for a plain shift it is the shift.
-    ``alpha`` (``[height, width]``), when given, is each pixel's alpha instead of the projection.
+    ``alpha`` (``[height, width]``), when given, is each pixel's alpha instead of the projection
+    (NaN: the projection's there).
     """
     rows, columns = np.mgrid[0:height, 0:width].astype(np.float64)
     travel = np.asarray(here, np.float64) - np.asarray(there, np.float64)
     length = float(np.dot(travel, travel))
-    if alpha is not None:
-        alpha = np.clip(np.asarray(alpha, np.float64), least, 1.0)
-    elif length < 1e-9:
-        alpha = np.ones((height, width))
+    if length < 1e-9:
+        projected = np.ones((height, width))
     else:
-        behind = ((here[0] - rows) * travel[0] + (here[1] - columns) * travel[1]) / length
-        alpha = np.clip(1.0 - behind, least, 1.0)
+        projected = 1.0 - ((here[0] - rows) * travel[0] + (here[1] - columns) * travel[1]) / length
+    if alpha is not None:
+        projected = np.where(np.isnan(alpha), projected, alpha)
+    alpha = np.clip(projected, least, 1.0)
     cosine, sine = np.cos(alpha * turn), np.sin(alpha * turn)
     size = scale ** alpha
     dy, dx = rows - (there[0] + alpha * travel[0]), columns - (there[1] + alpha * travel[1])
@@ -299,9 +300,10 @@ def region_flows(matches: list[RegionMatch], height: int, width: int,
                  settings: StartSettings = StartSettings()) -> np.ndarray:
     """``[2, height, width, 2] float32``: both directions' flows of the matched regions.
 
-    Each match's similarity (``similarity_flow``) holds in full on the path
-    its shape travels (``_path``: at alpha ½ the frame samples each picture
-    half-way along it) and fades outside it with a Gaussian of the distance,
+    Each match's similarity, as the frame in which the shape passes each
+    pixel shows it (``travelling_flow``, with ``_path``'s moments where the
+    shape covers the pixel), holds in full on the path its shape travels
+    and fades outside it with a Gaussian of the distance,
     ``settings.region_spread`` times the shape's radius; where paths meet,
     the flows are averaged by weight, and where the weights add up to less
     than one the flow fades towards no motion.
@@ -314,10 +316,7 @@ def region_flows(matches: list[RegionMatch], height: int, width: int,
             here, there = (match.target, match.source) if direction == 0 else (match.source, match.target)
             turn, scale = (match.turn, match.scale) if direction == 0 else (-match.turn, 1.0 / match.scale)
             path, moment = _path(here, there, turn, scale)
-            flow = travelling_flow(here.centre, there.centre, turn, scale, height, width)
-            covered = ~np.isnan(moment)
-            flow[covered] = travelling_flow(here.centre, there.centre, turn, scale, height, width,
-                                            alpha=np.where(covered, moment, 1.0))[covered]
+            flow = travelling_flow(here.centre, there.centre, turn, scale, height, width, alpha=moment)
             sigma = max(settings.region_spread * math.sqrt(here.area / math.pi), 2.0)
             distance = cv2.distanceTransform((1 - path).astype(np.uint8), cv2.DIST_L2, 5)
             near = np.exp(-0.5 * np.square(distance / sigma))
