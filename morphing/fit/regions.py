@@ -12,12 +12,14 @@ the two outlines once both are centred, brought to one size and turned the
 best way), and carries each pair's similarity over the path the shape
 travels, nothing elsewhere (``region_flows``).
 
-Only shapes that are whole count: a region must be flat inside, sharply
-outlined along at least ``StartSettings.region_crisp`` of its edge, away
-from the frame's edge and from every other region (a shape partly hidden
-by another shows an outline that is not its own). On photographs almost
-nothing passes (texture breaks flat areas up, and soft edges fail the
-outline test), so there this start is simply absent.
+A region must be flat inside, sharply outlined along at least
+``StartSettings.region_crisp`` of its edge and away from the frame's edge.
+A shape that touches another may be partly hidden by it, so its outline is
+not all its own: such a region is taken as its convex hull (what a convex
+shape under another looks like whole) and marked ``touching``, and the
+start it gives is weaker evidence (``starts.regions_candidate``). On
+photographs almost nothing passes (texture breaks flat areas up, and soft
+edges fail the outline test), so there this start is simply absent.
 
 Convention
 ----------
@@ -47,6 +49,7 @@ __all__ = ["Region", "RegionMatch", "flat_regions", "match_regions", "similarity
            "region_flows"]
 
 MOST_REGIONS = 8  # the largest shapes each picture contributes
+CLEARANCE = 5  # pixels: a region nearer than this to another flat area touches it
 SMALLEST_SHARE, LARGEST_SHARE = 0.002, 0.3  # a region's area, as a share of the picture
 PATCH = 48  # side of the square each region's outline is compared on
 TURNS = np.deg2rad(np.arange(-180, 180, 2)).astype(np.float64)
@@ -57,13 +60,15 @@ SYMMETRY_REACH, SYMMETRY_SLACK = 5, 2  # in steps of TURNS: a symmetry is the be
 
 class Region(NamedTuple):
     """One flat, sharply outlined shape: its ``mask`` (``[h, w]`` uint8, 1 inside, its outline's edge
-    included), ``area`` (pixels), ``centre`` (``[2]`` (y, x) pixels) and ``crisp``: the share of its edge
-    that is a sharp step (0–1)."""
+    included), ``area`` (pixels), ``centre`` (``[2]`` (y, x) pixels), ``crisp``: the share of its edge
+    that is a sharp step (0–1), and ``touching``: another flat shape touches it, so ``mask`` is the
+    convex hull of what shows (and what shows may be less than the shape)."""
 
     mask: np.ndarray
     area: float
     centre: np.ndarray
     crisp: float
+    touching: bool = False
 
 
 class RegionMatch(NamedTuple):
@@ -96,12 +101,15 @@ def flat_regions(image: np.ndarray, settings: StartSettings = StartSettings()) -
     Pixels whose edge strength is under a quarter of ``settings.region_edge``
     are flat; their 4-connected areas are the candidates. The largest is
     the background; a candidate counts when it is between 0.2 % and 30 % of
-    the picture, does not touch the frame's edge nor lie within 5 pixels of
-    another flat area of that least size (it would be partly hidden or cut;
-    a speck in a sharp corner is no other shape), and at least
-    ``settings.region_crisp`` of the 2-pixel band around it is stronger than
-    ``settings.region_edge`` (a sharp outline, not a soft patch of a photo).
-    Each mask is widened by that band, so it covers the shape's edge too.
+    the picture, does not touch the frame's edge (it would be cut), and at
+    least ``settings.region_crisp`` of the 2-pixel band around it is
+    stronger than ``settings.region_edge`` (a sharp outline, not a soft patch
+    of a photo). One that lies within ``CLEARANCE`` pixels of another flat
+    area of that least size (a speck in a sharp corner is no other shape)
+    touches it: with ``settings.region_touching`` it counts as its convex
+    hull, unless more than ``settings.region_most_hidden`` of the hull is
+    outside it; else it is left out. Each mask is widened by the band, so
+    it covers the shape's edge too.
     """
     height, width = image.shape[:2]
     strength = _edge_strength(image)
@@ -120,20 +128,34 @@ def flat_regions(image: np.ndarray, settings: StartSettings = StartSettings()) -
         if left == 0 or top == 0 or left + box_width == width or top + box_height == height:
             continue
         inside = (labels == label).astype(np.uint8)
-        near = cv2.dilate(inside, square, iterations=5) > 0
-        if any(other not in (0, label, background) and stats[other, cv2.CC_STAT_AREA] >= smallest
-               for other in np.unique(labels[near])):
+        near = cv2.dilate(inside, square, iterations=CLEARANCE) > 0
+        touching = any(other not in (0, label, background) and stats[other, cv2.CC_STAT_AREA] >= smallest
+                       for other in np.unique(labels[near]))
+        if touching and not settings.region_touching:
             continue
         mask = cv2.dilate(inside, square, iterations=2)
         band = (mask > 0) & (inside == 0)
         crisp = float(np.mean(strength[band] > settings.region_edge))
         if crisp < settings.region_crisp:
             continue
+        if touching:
+            hull = _convex_hull(inside)
+            if 1.0 - area / hull.sum() > settings.region_most_hidden:
+                continue
+            mask = cv2.dilate(hull, square, iterations=2)
         moments = cv2.moments(mask, binaryImage=True)
         centre = np.array([moments["m01"], moments["m10"]]) / moments["m00"]
-        found.append(Region(mask, float(moments["m00"]), centre, crisp))
+        found.append(Region(mask, float(moments["m00"]), centre, crisp, touching))
     found.sort(key=lambda region: -region.area)
     return found[:MOST_REGIONS]
+
+
+def _convex_hull(inside: np.ndarray) -> np.ndarray:
+    """``[h, w]`` uint8: the convex hull of the 1s of ``inside`` (``[h, w]`` uint8), filled."""
+    contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = np.zeros_like(inside)
+    cv2.fillPoly(hull, [cv2.convexHull(np.concatenate(contours))], 1)
+    return hull
 
 
 def _outline_patch(region: Region) -> np.ndarray:
@@ -157,29 +179,39 @@ def _overlaps(turned: np.ndarray, patch: np.ndarray) -> np.ndarray:
             / np.maximum(np.maximum(turned, patch).sum(axis=(1, 2)), 1e-6))
 
 
-def _best_turn(target_patch: np.ndarray, turned_source: np.ndarray) -> tuple[float, float]:
+def _symmetries(turned: np.ndarray) -> set[int]:
+    """A shape's own symmetries, in steps of ``TURNS`` (0 among them): the turns of its patch
+    (``_turned_patches``) at which it overlaps itself best within ``SYMMETRY_REACH`` steps on either side,
+    by ``SYMMETRY`` or more."""
+    steps = len(TURNS)
+    unturned = int(np.argmin(np.abs(TURNS)))
+    itself = _overlaps(turned, turned[unturned])
+    found = set()
+    for index in range(steps):
+        around = itself[np.arange(index - SYMMETRY_REACH, index + SYMMETRY_REACH + 1) % steps]
+        if itself[index] >= SYMMETRY and itself[index] >= around.max():
+            found.add(index - unturned)
+    return found
+
+
+def _best_turn(target_patch: np.ndarray, turned_source: np.ndarray, symmetries: set[int]) -> tuple[float, float]:
     """(overlap, turn): the best intersection over union of the target's patch with the turned source
     patches (``_turned_patches``), and the turn to take.
 
     A symmetric shape fits at several turns (a square every quarter turn),
-    which on a coarse patch score a little apart. The source shape's own
-    symmetries are the turns at which it overlaps itself best within
-    ``SYMMETRY_REACH`` on either side, by ``SYMMETRY`` or more; of the best
-    turn moved by each of them (give or take ``SYMMETRY_SLACK``), those that
-    score within ``TURN_TIE`` of the best fit as well, and the smallest is
-    taken: the least motion is the likeliest.
+    which on a coarse patch score a little apart. Of the best turn moved by
+    each of the ``symmetries`` (``_symmetries`` of either shape: a square
+    partly hidden has lost its own, the other may show them), give or take
+    ``SYMMETRY_SLACK`` steps, those that score within ``TURN_TIE`` of the best
+    fit as well, and the smallest is taken: the least motion is the
+    likeliest.
     """
     overlaps = _overlaps(turned_source, target_patch)
     best = int(np.argmax(overlaps))
     steps = len(TURNS)
-    unturned = int(np.argmin(np.abs(TURNS)))
-    itself = _overlaps(turned_source, turned_source[unturned])
     fitting = []
-    for index in range(steps):
-        around = itself[np.arange(index - SYMMETRY_REACH, index + SYMMETRY_REACH + 1) % steps]
-        if itself[index] < SYMMETRY or itself[index] < around.max():
-            continue
-        near = np.arange(index - unturned + best - SYMMETRY_SLACK, index - unturned + best + SYMMETRY_SLACK + 1) % steps
+    for symmetry in symmetries:
+        near = np.arange(best + symmetry - SYMMETRY_SLACK, best + symmetry + SYMMETRY_SLACK + 1) % steps
         candidate = int(near[np.argmax(overlaps[near])])
         if overlaps[candidate] >= overlaps[best] - TURN_TIE:
             fitting.append(candidate)
@@ -201,14 +233,17 @@ def match_regions(source_regions: list[Region], target_regions: list[Region], lo
     if not source_regions or not target_regions:
         return []
     turned = [_turned_patches(_outline_patch(region)) for region in source_regions]
+    source_symmetries = [_symmetries(patches) for patches in turned]
     options = []
     for target_index, target in enumerate(target_regions):
         target_patch = _outline_patch(target)
+        target_symmetries = _symmetries(_turned_patches(target_patch))
         for source_index, source in enumerate(source_regions):
             ratio = target.area / source.area
             if not 1.0 / settings.region_area_ratio <= ratio <= settings.region_area_ratio:
                 continue
-            overlap, turn = _best_turn(target_patch, turned[source_index])
+            overlap, turn = _best_turn(target_patch, turned[source_index],
+                                       source_symmetries[source_index] | target_symmetries)
             shift = float(np.linalg.norm(target.centre - source.centre)) / long_side
             options.append((1.0 - overlap + 0.3 * shift + 0.1 * abs(math.log(ratio)),
                             target_index, source_index, overlap, turn, math.sqrt(ratio)))

@@ -22,7 +22,9 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    stretched border). A candidate that moves things must beat no motion by
    a *margin* that grows with how far it moves them: a large motion needs
    strong evidence. Matched features with enough RANSAC inliers, and matched
-   regions (outlines paired), need only not be worse than no motion.
+   regions whose paired outlines are wholly their shapes' own (nothing
+   touches them), are ``Candidate.conclusive``: they need only not be worse
+   than no motion.
 3. when no candidate passes (and no motion's own cost is at least
    ``StartSettings.no_evidence``, 0 by default: whenever none passes), the
    fit gives no motion and the best other candidate (and, if asked, the
@@ -87,12 +89,15 @@ class Candidate:
     (dy, dx) pixels of the images it was found on, ``dense_image_warp``'s sign:
     the S→T flow on the target's pixels, then the T→S flow on the source's;
     ``affine`` is then the identity and unused. ``None`` for an affine start.
+    ``conclusive``: its evidence settles it, so it need not beat no motion by a margin
+    (``required_gain``): RANSAC inliers, outlines that are wholly their shapes' own.
     """
 
     name: str
     affine: Affine
     evidence: str = ""
     flows: np.ndarray | None = None
+    conclusive: bool = False
 
     def grid_flows(self, height: int, width: int) -> np.ndarray:
         """``[2, height, width, 2] float32``: both directions' flows in pixels of a ``[height, width]`` grid."""
@@ -335,7 +340,7 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
     evidence = "/".join(str(len(layer.target_points)) for layer in layers) + " RANSAC inliers"
     refine = settings.feature_flow and feature_cover(matched) >= settings.flow_cover
     if len(layers) == 1:
-        start = Candidate(FEATURES, layers[0].affine, evidence)
+        start = Candidate(FEATURES, layers[0].affine, evidence, conclusive=True)
         if not refine:
             return start
         flows = start.grid_flows(height, width)
@@ -345,15 +350,17 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
     if refine:
         flows = refined_by_flow(source, target, flows)
         evidence += ", refined by optical flow"
-    return Candidate(FEATURES, Affine.identity(), evidence, flows)
+    return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True)
 
 
 def regions_candidate(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
                       ) -> Candidate | None:
     """The matched-regions start (``morphing.fit.regions``), ``None`` when no flat shape of one picture
     pairs with one of the other's, or none of the pairs moves by a pixel: each pair's similarity along
-    the path its shape travels, no motion elsewhere. Like matched features it need only not be worse than no motion (``required_gain``): paired
-    outlines are the evidence."""
+    the path its shape travels, no motion elsewhere. Where every paired outline is wholly its shape's own,
+    it is ``conclusive`` like matched features: it need only not be worse than no motion
+    (``required_gain``). A pair with a shape that touches another (``Region.touching``: its outline may
+    be partly the other's) is weaker evidence, and then the start needs the margin like any other."""
     height, width = source.shape[:2]
     matches = match_regions(flat_regions(source, settings), flat_regions(target, settings), max(height, width),
                             settings)
@@ -363,8 +370,10 @@ def regions_candidate(source: np.ndarray, target: np.ndarray, settings: StartSet
     if np.abs(flows).max() < 1.0:  # shapes that stand still (a shared logo) say nothing about motion
         return None
     overlaps = ", ".join(f"{match.overlap:.2f}" for match in matches)
-    return Candidate(REGIONS, Affine.identity(), f"{len(matches)} shapes paired by outline (overlap {overlaps})",
-                     flows)
+    touching = sum(match.source.touching or match.target.touching for match in matches)
+    evidence = f"{len(matches)} shapes paired by outline (overlap {overlaps})" + (
+        f", {touching} of them touching another" if touching else "")
+    return Candidate(REGIONS, Affine.identity(), evidence, flows, conclusive=not touching)
 
 
 def start_candidates(
@@ -495,10 +504,10 @@ def _middle_cost_at(source: np.ndarray, target: np.ndarray, flows: np.ndarray, s
 
 def required_gain(candidate: Candidate, settings: StartSettings = StartSettings()) -> float:
     """How much lower than no motion's a candidate's cost must be for the fit to start from it: nothing for
-    no motion, for matched features (their RANSAC inliers are the evidence) and for matched regions (their
-    paired outlines are), else ``settings.margin`` growing by itself for every ``settings.motion_unit`` the
-    candidate moves things (a large motion needs strong evidence)."""
-    if candidate.name in (NO_MOTION, FEATURES, REGIONS):
+    no motion and for a ``conclusive`` candidate (matched features: their RANSAC inliers are the evidence;
+    matched regions of whole outlines), else ``settings.margin`` growing by itself for every
+    ``settings.motion_unit`` the candidate moves things (a large motion needs strong evidence)."""
+    if candidate.name == NO_MOTION or candidate.conclusive:
         return 0.0
     return settings.margin * (1.0 + candidate.motion() / settings.motion_unit)
 

@@ -328,7 +328,12 @@ class StartSettings:
     the intersection over union two outlines need, once centred, brought to
     one size and turned, to be paired; ``region_area_ratio``: the most two
     paired regions' areas may differ by (a factor); ``region_spread``: how far
-    beyond its path each pair's motion carries, in shape radii.
+    beyond its path each pair's motion carries, in shape radii;
+    ``region_touching``: shapes that touch another flat shape count too,
+    completed to their convex hull (one may hide part of the other), but a
+    start with such a pair needs the margin over no motion like any other;
+    ``region_most_hidden``: the largest share of such a shape's hull that
+    may lie outside what shows of it.
     """
 
     side: int = 64
@@ -354,6 +359,8 @@ class StartSettings:
     region_overlap: float = 0.88
     region_area_ratio: float = 3.0
     region_spread: float = 0.5
+    region_touching: bool = True
+    region_most_hidden: float = 1.0 / 3.0
 
     def __post_init__(self) -> None:
         if not self.probe_sides or any(int(side) < 8 for side in self.probe_sides):

@@ -24,6 +24,7 @@ from morphing.testing.scenes import Scene, Shape, random_texture
 SIDE = 128
 GREY = (0.45, 0.45, 0.45)
 RED = (0.9, 0.1, 0.1)
+BLUE = (0.1, 0.2, 0.9)
 SLOPE = ((0.30, 0.40, 0.50), (0.50, 0.40, 0.30))  # a background gradient, top and bottom colours
 
 
@@ -42,6 +43,22 @@ def shape_mask(shape: Shape, side: int = SIDE) -> np.ndarray:
     grid = (np.arange(side) + 0.5) / side
     ys, xs = np.meshgrid(grid, grid, indexing="ij")
     return shape.coverage(ys, xs)
+
+
+def box(top: int, left: int, bottom: int, right: int, side: int = SIDE) -> np.ndarray:
+    """``[side, side]`` bool: the rows ``top`` to ``bottom`` and columns ``left`` to ``right``, ends excluded."""
+    mask = np.zeros((side, side), bool)
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def painted(*layers: tuple[np.ndarray, tuple], side: int = SIDE) -> np.ndarray:
+    """``[side, side, 3] float32`` in [-1, 1]: each ``(mask, colour)`` of ``layers`` painted over the ones
+    before it, over the ``SLOPE`` background."""
+    image = picture(side=side)
+    for mask, colour in layers:
+        image[mask] = np.asarray(colour, np.float32) * 2.0 - 1.0
+    return image
 
 
 def iou(first: np.ndarray, second: np.ndarray) -> float:
@@ -68,14 +85,38 @@ class TestFlatRegions:
             assert shape_mask(shape).sum() <= region.area <= 1.5 * shape_mask(shape).sum()
             assert region.crisp > 0.6
 
-    def test_shapes_that_touch_or_are_cut_by_the_frame_are_left_out(self) -> None:
+    def test_a_shape_cut_by_the_frame_is_left_out(self) -> None:
         alone = Shape(5, (0.25, 0.7), 0.1, 0.0, (0.9, 0.9, 0.2))
-        under = Shape(0, (0.65, 0.35), 0.12, 0.0, (0.1, 0.6, 0.2))
-        over = Shape(4, (0.72, 0.45), 0.1, 0.2, (0.8, 0.1, 0.5))  # covers part of ``under``
         cut = Shape(3, (0.55, 0.98), 0.1, 0.0, (0.1, 0.1, 0.1))  # runs off the right edge
-        found = flat_regions(picture(alone, under, over, cut))
-        assert len(found) == 1
+        found = flat_regions(picture(alone, cut))
+        assert len(found) == 1 and not found[0].touching
         assert np.linalg.norm(found[0].centre - pixels(alone.centre)) < 1.0
+
+    def test_a_shape_partly_hidden_by_another_counts_as_its_convex_hull(self) -> None:
+        # A small square over the middle of a larger one's top edge: what shows of the larger is a U,
+        # whose convex hull is the whole square.
+        under, over = box(40, 30, 100, 90), box(28, 50, 52, 70)
+        found = flat_regions(painted((under, BLUE), (over, RED)))
+        assert len(found) == 2 and all(region.touching for region in found)
+        whole = max(found, key=lambda region: region.area)
+        assert np.linalg.norm(whole.centre - [69.5, 59.5]) < 1.0
+        assert iou(whole.mask, under) > 0.95
+        small = min(found, key=lambda region: region.area)
+        assert np.linalg.norm(small.centre - [39.5, 59.5]) < 1.0
+
+    def test_touching_shapes_are_left_out_when_the_settings_say_so(self) -> None:
+        pictured = painted((box(40, 30, 100, 90), BLUE), (box(28, 50, 52, 70), RED), (box(104, 100, 122, 120), RED))
+        assert len(flat_regions(pictured)) == 3
+        (found,) = flat_regions(pictured, StartSettings(region_touching=False))
+        assert not found.touching and np.linalg.norm(found.centre - [112.5, 109.5]) < 1.0
+
+    def test_a_shape_mostly_hidden_is_left_out(self) -> None:
+        # The square over covers 0.8 of the side of the one under it, at a corner: what shows is a thin L,
+        # less than two thirds of its convex hull.
+        under, over = box(30, 30, 90, 90), box(20, 20, 78, 78)
+        (found,) = flat_regions(painted((under, BLUE), (over, RED)))
+        assert np.linalg.norm(found.centre - [48.5, 48.5]) < 1.0
+        assert len(flat_regions(painted((under, BLUE), (over, RED)), StartSettings(region_most_hidden=0.6))) == 2
 
     def test_a_soft_blob_and_a_photograph_hold_no_shape(self) -> None:
         rows, columns = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
@@ -121,6 +162,16 @@ class TestMatchRegions:
         target = flat_regions(picture(Shape(4, (0.5, 0.55), 0.13, 0.25, (0.9, 0.9, 0.9))))
         (match,) = match_regions(source, target, SIDE)
         assert abs(abs(match.turn) - 0.25) < 0.07  # not 0.25 + a quarter turn
+
+    def test_a_square_with_a_hidden_corner_keeps_its_turn(self) -> None:
+        # What shows of the square under the red one has lost the square's quarter-turn symmetry; the
+        # whole square in the target still has it, so the smallest turn that fits is none.
+        source = flat_regions(painted((box(30, 30, 80, 80), BLUE), (box(67, 67, 90, 90), RED)))
+        target = flat_regions(painted((box(50, 60, 100, 110), BLUE)))
+        square = max(source, key=lambda region: region.area)
+        (match,) = match_regions([square], target, SIDE)
+        assert square.touching and abs(match.turn) < 0.05
+        assert abs(match.scale - 1.0) < 0.1
 
     def test_unlike_outlines_are_not_paired(self) -> None:
         source = flat_regions(picture(Shape(3, (0.4, 0.4), 0.13, 0.0, RED)))

@@ -3,6 +3,8 @@ among them, on synthetic pairs with a known answer."""
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -63,12 +65,13 @@ class TestMotionSize:
 class TestRequiredGain:
     """``required_gain``: how much a candidate must beat no motion by."""
 
-    def test_no_motion_and_matched_features_need_nothing_and_a_move_more_the_further_it_goes(self) -> None:
+    def test_no_motion_and_conclusive_starts_need_nothing_and_a_move_more_the_further_it_goes(self) -> None:
         settings = StartSettings(margin=0.02, motion_unit=0.2)
         shift = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.2])))
         assert required_gain(Candidate(NO_MOTION, Affine.identity()), settings) == 0.0
-        assert required_gain(Candidate(FEATURES, shift.affine), settings) == 0.0
+        assert required_gain(Candidate(FEATURES, shift.affine, conclusive=True), settings) == 0.0
         assert abs(required_gain(shift, settings) - 0.02 * (1 + 0.2 / 0.2)) < 1e-9
+        assert abs(required_gain(Candidate(FEATURES, shift.affine), settings) - 0.02 * (1 + 0.2 / 0.2)) < 1e-9
 
 
 class TestStartCost:
@@ -329,8 +332,29 @@ class TestRegionsCandidate:
 
     def test_paired_outlines_are_evidence_enough_like_matched_features(self) -> None:
         candidate = regions_candidate(*far_moved_shapes())
-        assert candidate is not None and candidate.motion() > 0.1
+        assert candidate is not None and candidate.motion() > 0.1 and candidate.conclusive
         assert required_gain(candidate) == 0.0
+
+    def test_shapes_that_touch_are_paired_but_need_the_margin(self) -> None:
+        # The disc lies over the square's corner at the start, hiding it; both move apart, colours change.
+        start = (Shape(4, (0.35, 0.3), 0.14, math.pi / 4, (0.1, 0.6, 0.3)),
+                 Shape(0, (0.47, 0.42), 0.09, 0.0, (0.9, 0.2, 0.2)))
+        end = (Shape(4, (0.3, 0.68), 0.14, math.pi / 4, (0.9, 0.8, 0.2)),
+               Shape(0, (0.72, 0.35), 0.09, 0.0, (0.2, 0.3, 0.9)))
+        background = ((0.8, 0.5, 0.4), (0.6, 0.5, 0.7))
+        scene = Scene(128, 128, start, end, background, background)
+        source, target = to_float(scene.render(0.0)), to_float(scene.render(1.0))
+        candidate = regions_candidate(source, target)
+        assert candidate is not None and "2 shapes" in candidate.evidence and "touching" in candidate.evidence
+        assert not candidate.conclusive and required_gain(candidate) > StartSettings().margin
+        for before, after in zip(start, end):
+            # Where each shape ends, the target shows the source where it began (the square not turned
+            # by a quarter or a half though its hidden corner breaks its symmetry).
+            centre = np.asarray(after.centre) * 128 - 0.5
+            shift = centre - (np.asarray(before.centre) * 128 - 0.5)
+            np.testing.assert_allclose(candidate.flows[0][round(centre[0]), round(centre[1])], shift, atol=1.5)
+        assert start_cost(source, target, candidate) < start_cost(source, target, Affine.identity())
+        assert regions_candidate(source, target, StartSettings(region_touching=False)) is None
 
     def test_shapes_that_stand_still_are_no_candidate(self) -> None:
         source, _ = far_moved_shapes()
