@@ -225,6 +225,24 @@ class MatchedFeatures(NamedTuple):
     source_features: np.ndarray
 
 
+def key_points(grey: np.ndarray, settings: StartSettings = StartSettings()) -> tuple[tuple, np.ndarray | None]:
+    """SIFT key points and descriptors of ``grey`` (``[h, w]`` uint8), as OpenCV's ``detectAndCompute`` gives them.
+
+    The contrast thresholds of ``settings.feature_contrasts`` are tried in turn until the picture offers
+    at least ``settings.feature_floor`` key points (the last one's are kept): the threshold is absolute, so
+    a smooth or low-contrast picture (soft textures, haze) would offer too few to match at OpenCV's
+    default, where a photo offers hundreds; a picture with plenty keeps the first threshold's, the
+    strongest. The same adaptive idea as OpenCV's former ``DynamicAdaptedFeatureDetector``.
+    """
+    found: tuple[tuple, np.ndarray | None] = ((), None)
+    for contrast in settings.feature_contrasts:
+        sift = cv2.SIFT_create(nfeatures=settings.features, contrastThreshold=contrast)
+        found = sift.detectAndCompute(grey, None)
+        if len(found[0]) >= settings.feature_floor:
+            break
+    return found
+
+
 def matched_features(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
                      ) -> MatchedFeatures:
     """The motions matched features agree on, and both pictures' key points.
@@ -238,10 +256,10 @@ def matched_features(source: np.ndarray, target: np.ndarray, settings: StartSett
     its inliers are set aside and the rest are searched again, up to
     ``settings.feature_layers`` layers of at least ``settings.min_inliers``
     inliers each: an object that moved on its own over that background.
+    Each picture's key points are found by ``key_points``.
     """
     height, width = source.shape[:2]
-    sift = cv2.SIFT_create(nfeatures=settings.features)
-    found = [sift.detectAndCompute(_to_grey_uint8(image), None) for image in (source, target)]
+    found = [key_points(_to_grey_uint8(image), settings) for image in (source, target)]
     (source_points, source_descriptors), (target_points, target_descriptors) = found
     target_features, source_features = (np.array([point.pt[::-1] for point in points], np.float64).reshape(-1, 2)
                                         for points in (target_points, source_points))

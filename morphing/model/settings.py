@@ -295,7 +295,11 @@ class StartSettings:
     square); ``features``, ``feature_ratio``, ``ransac_pixels``,
     ``min_inliers``: SIFT key points per image, Lowe's ratio, the RANSAC
     threshold in pixels of a 192-px image, and the inliers matched features
-    need to count (per layer); ``feature_layers``: how many motions matched
+    need to count (per layer); ``feature_contrasts``, ``feature_floor``: SIFT's
+    contrast thresholds (OpenCV's ``contrastThreshold``, on luminance in [0, 1])
+    tried in turn until a picture offers at least ``feature_floor`` key points
+    (a smooth or low-contrast picture offers few at OpenCV's 0.04, photos
+    plenty); ``feature_layers``: how many motions matched
     features may hold (a still background and things that moved over it), and
     ``layer_reach``: how far (a share of the long side) each layer's inliers
     carry its motion in the start's flows (``starts.layered_flows``);
@@ -342,6 +346,8 @@ class StartSettings:
     margin: float = 0.02
     motion_unit: float = 0.2
     features: int = 1000
+    feature_contrasts: tuple[float, ...] = (0.04, 0.01)
+    feature_floor: int = 50
     feature_ratio: float = 0.75
     ransac_pixels: float = 3.0
     min_inliers: int = 12
@@ -363,6 +369,9 @@ class StartSettings:
     region_most_hidden: float = 1.0 / 3.0
 
     def __post_init__(self) -> None:
+        if not self.feature_contrasts or any(not 0 < contrast < 1 for contrast in self.feature_contrasts):
+            raise ValueError("feature_contrasts must name one or more thresholds in (0, 1), "
+                             f"got {self.feature_contrasts!r}")
         if not self.probe_sides or any(int(side) < 8 for side in self.probe_sides):
             raise ValueError(f"probe_sides must name one or more sides of at least 8 pixels, got {self.probe_sides!r}")
 

@@ -29,6 +29,9 @@ __all__ = [
     "deformed_pair",
     "SpriteScene",
     "sprite_scene",
+    "Sprite",
+    "SoftScene",
+    "soft_scene",
 ]
 
 Colour = tuple[float, float, float]
@@ -286,15 +289,28 @@ class SpriteScene:
         centre = np.array([size / 2 - 0.5, size / 2 - 0.5])
         # The background, shown enlarged by a tenth so that the pan never reads outside it.
         behind = sample_bilinear(self.background, centre + (grid - centre - alpha * np.asarray(self.pan)) / 1.1)
-        y, x, scale, turn = (a + alpha * (b - a) for a, b in zip(self.start, self.end))
+        y, x, scale, turn = _pose_at(self.start, self.end, alpha)
         relative = grid - np.array([y, x])
-        cos, sin = math.cos(turn), math.sin(turn)
-        # The sprite's own coordinates: the relative position turned back and scaled back.
-        local = np.stack([cos * relative[..., 0] - sin * relative[..., 1],
-                          sin * relative[..., 0] + cos * relative[..., 1]], axis=-1) / scale
-        front = sample_bilinear(self.sprite, centre + local)
+        front = sample_bilinear(self.sprite, centre + _sprite_coordinates(relative, scale, turn))
         cover = np.clip(self.radius * scale - np.hypot(relative[..., 0], relative[..., 1]) + 0.5, 0.0, 1.0)[..., None]
         return np.clip(np.rint(behind * (1 - cover) + front * cover), 0, 255).astype(np.uint8)
+
+
+Pose = tuple[float, float, float, float]
+
+
+def _pose_at(start: Pose, end: Pose, alpha: float) -> Pose:
+    """A sprite's pose ``(y, x, scale, turn)`` at ``alpha``, each linear from ``start`` to ``end``."""
+    y, x, scale, turn = (a + alpha * (b - a) for a, b in zip(start, end))
+    return y, x, scale, turn
+
+
+def _sprite_coordinates(relative: np.ndarray, scale: float, turn: float) -> np.ndarray:
+    """The sprite's own coordinates of positions ``relative`` to its centre (``[..., 2]`` (y, x) pixels):
+    turned back by ``turn`` radians and scaled back by ``scale``."""
+    cos, sin = math.cos(turn), math.sin(turn)
+    return np.stack([cos * relative[..., 0] - sin * relative[..., 1],
+                     sin * relative[..., 0] + cos * relative[..., 1]], axis=-1) / scale
 
 
 def sprite_scene(rng: np.random.Generator, pictures: list[np.ndarray], size: int = 256) -> SpriteScene:
@@ -312,6 +328,93 @@ def sprite_scene(rng: np.random.Generator, pictures: list[np.ndarray], size: int
                        (float(start[0]), float(start[1]), 1.0, 0.0),
                        (float(start[0] + step[0]), float(start[1] + step[1]), scale, turn),
                        (float(pan[0]), float(pan[1])))
+
+
+# --- Textured things over a soft texture (few key points, nothing flat) ---
+
+
+@dataclass(frozen=True, eq=False)
+class Sprite:
+    """A textured disc or square that moves, scales and turns.
+
+    ``texture``: ``[n, n, 3]`` float64 in [0, 255], its centre at the
+    sprite's centre; ``radius``: pixels at scale 1 (a square's half side
+    is 0.8 of it); ``start``, ``end``: poses ``(y, x, scale, turn)``
+    (pixels, ratio, radians) at alpha 0 and 1, interpolated linearly.
+    """
+
+    texture: np.ndarray
+    radius: float
+    start: Pose
+    end: Pose
+    square: bool = False
+
+    def cover(self, grid: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(front, cover)`` at ``alpha`` on ``grid`` (``[H, W, 2]`` (y, x) pixels): the texture as it
+        shows there, ``[H, W, 3]``, and how much of each pixel the sprite covers, ``[H, W, 1]`` in [0, 1]."""
+        y, x, scale, turn = _pose_at(self.start, self.end, alpha)
+        local = _sprite_coordinates(grid - np.array([y, x]), scale, turn)
+        middle = self.texture.shape[0] / 2 - 0.5
+        front = sample_bilinear(self.texture, middle + local)
+        if self.square:
+            inside = 0.8 * self.radius - np.abs(local).max(axis=-1)
+        else:
+            inside = self.radius - np.hypot(local[..., 0], local[..., 1])
+        return front, np.clip(inside * scale + 0.5, 0.0, 1.0)[..., None]
+
+
+@dataclass(frozen=True, eq=False)
+class SoftScene:
+    """Textured sprites (``Sprite``, drawn in order) over a soft texture that may pan: the kind of
+    scene whose pictures offer SIFT few key points at OpenCV's default threshold and hold nothing
+    flat (``morphing.fit.regions`` sees no shape), while the flow morph follows it well.
+
+    ``background``: ``[size + 2m, size + 2m, 3]`` float64 in [0, 255], of which the middle
+    ``[size, size]`` shows at alpha 0; ``pan``: ``(dy, dx)`` pixels it moves from alpha 0 to 1
+    (at most ``m``).
+    """
+
+    background: np.ndarray
+    sprites: tuple[Sprite, ...]
+    pan: tuple[float, float]
+    size: int
+
+    def render(self, alpha: float) -> np.ndarray:
+        """The scene at ``alpha``: ``[size, size, 3] uint8``."""
+        grid = pixel_grid(self.size, self.size)
+        margin = (self.background.shape[0] - self.size) // 2
+        canvas = sample_bilinear(self.background, grid + margin - alpha * np.asarray(self.pan))
+        for sprite in self.sprites:
+            front, cover = sprite.cover(grid, alpha)
+            canvas = canvas * (1 - cover) + front * cover
+        return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def _soft_texture(rng: np.random.Generator, size: int, low: float, high: float) -> np.ndarray:
+    """A smooth random texture around a random colour (each channel drawn in [``low``, ``high``]),
+    varying by a quarter of the range either side: ``[size, size, 3]`` float64 in [0, 255]."""
+    texture = random_texture(rng, size, size, falloff=float(rng.uniform(1.2, 2.0)))
+    return np.clip((rng.uniform(low, high, 3) + 0.25 * texture) * 255, 0, 255).astype(np.float64)
+
+
+def soft_scene(rng: np.random.Generator, size: int = 256) -> SoftScene:
+    """A seeded ``SoftScene``: one to three discs or squares (radius 8–14 % of the side) of smooth
+    textures, each moving 4–12 % of the side, scaling by up to ±15 % and turning by up to ±0.3 rad,
+    over a soft texture that half the scenes pan by up to 4 % of the side."""
+    margin = size // 8
+    background = _soft_texture(rng, size + 2 * margin, 0.3, 0.7)
+    pan = tuple(float(v) for v in rng.uniform(-0.04, 0.04, 2) * size) if rng.uniform() < 0.5 else (0.0, 0.0)
+    sprites = []
+    for _ in range(int(rng.integers(1, 4))):
+        radius = float(rng.uniform(0.08, 0.14)) * size
+        centre = rng.uniform(0.3, 0.7, 2) * size
+        direction = rng.normal(size=2)
+        step = direction / np.linalg.norm(direction) * float(rng.uniform(0.04, 0.12)) * size
+        end = (float(centre[0] + step[0]), float(centre[1] + step[1]),
+               math.exp(float(rng.uniform(-0.15, 0.15))), float(rng.uniform(-0.3, 0.3)))
+        start = (float(centre[0]), float(centre[1]), 1.0, 0.0)
+        sprites.append(Sprite(_soft_texture(rng, size, 0.1, 0.9), radius, start, end, square=bool(rng.uniform() < 0.5)))
+    return SoftScene(background, tuple(sprites), (pan[0], pan[1]), size)
 
 
 # --- Known deformations of real pictures (the correspondence benchmark's ground truth) ---

@@ -7,6 +7,7 @@ import math
 
 import cv2
 import numpy as np
+import pytest
 
 from morphing.fit.affine import Affine, fit_affine, normalised_grid
 from morphing.fit.regions import flat_regions
@@ -25,6 +26,7 @@ from morphing.fit.starts import (
     matched_features,
     feature_cover,
     features_candidate,
+    key_points,
     layered_flows,
     refined_by_flow,
     leg_start_candidates,
@@ -180,6 +182,52 @@ class TestFeatureAffine:
         flat = np.zeros((96, 96, 3), np.float32)
         found = matched_features(flat, flat)
         assert found.layers == [] and found.target_features.shape == (0, 2)
+
+
+def faint_texture(rng: np.random.Generator, size: int = 192, contrast: float = 0.3) -> np.ndarray:
+    """A texture at low contrast (at most ``contrast`` either side of grey, in the [-1, 1] range), as a
+    soft or hazy picture has: ``[size, size, 3] float32``."""
+    return (contrast * random_texture(rng, size, size, falloff=1.1)).astype(np.float32)
+
+
+def grey_of(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(to_uint8(image), cv2.COLOR_RGB2GRAY)
+
+
+class TestKeyPoints:
+    def test_a_faint_picture_is_looked_at_again_at_a_lower_threshold(self) -> None:
+        grey = grey_of(faint_texture(np.random.default_rng(4)))
+        settings = StartSettings()
+        first_only = key_points(grey, StartSettings(feature_contrasts=settings.feature_contrasts[:1]))
+        assert len(first_only[0]) < settings.feature_floor
+        points, descriptors = key_points(grey, settings)
+        assert len(points) >= settings.feature_floor and descriptors is not None
+        lowest = cv2.SIFT_create(nfeatures=settings.features, contrastThreshold=settings.feature_contrasts[-1])
+        assert len(points) == len(lowest.detect(grey, None))
+
+    def test_a_picture_with_plenty_keeps_the_first_thresholds_points(self) -> None:
+        grey = grey_of(random_texture(np.random.default_rng(4), 192, 192, falloff=1.1))
+        settings = StartSettings()
+        points, _ = key_points(grey, settings)
+        first = cv2.SIFT_create(nfeatures=settings.features, contrastThreshold=settings.feature_contrasts[0])
+        expected = first.detect(grey, None)
+        assert len(expected) >= settings.feature_floor
+        assert sorted(point.pt for point in points) == sorted(point.pt for point in expected)
+
+    def test_a_faint_pictures_similarity_is_recovered(self) -> None:
+        texture = faint_texture(np.random.default_rng(6))
+        truth = Affine(similarity(0.1, 1.1), np.array([0.08, -0.1]))
+        moved = shown_at(texture, truth)
+        assert matched_features(texture, moved, StartSettings(feature_contrasts=(0.04,))).layers == []
+        found = matched_features(texture, moved).layers
+        assert found and len(found[0].target_points) >= StartSettings().min_inliers
+        grid = normalised_grid(32, 32)[8:-8, 8:-8]
+        assert np.abs(found[0].affine.apply(grid) - truth.apply(grid)).max() * 96 < 1.5
+
+    def test_thresholds_must_be_given_and_inside_zero_to_one(self) -> None:
+        for contrasts in ((), (0.0,), (0.04, 1.5)):
+            with pytest.raises(ValueError, match="feature_contrasts"):
+                StartSettings(feature_contrasts=contrasts)
 
 
 class TestChooseStart:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from morphing.testing.scenes import Shape, SpriteScene, random_scene, sprite_scene, toy_scene
+from morphing.testing.scenes import (
+    Shape,
+    SoftScene,
+    Sprite,
+    SpriteScene,
+    random_scene,
+    soft_scene,
+    sprite_scene,
+    toy_scene,
+)
 
 
 def test_scene_at_alpha_zero_and_one_draws_the_start_and_end_shapes() -> None:
@@ -68,3 +79,44 @@ class TestSpriteScene:
         again = sprite_scene(np.random.default_rng(4), pictures, 64)
         np.testing.assert_array_equal(first.render(0.5), again.render(0.5))
         assert first.background is not first.sprite and not np.array_equal(first.background, first.sprite)
+
+
+class TestSoftScene:
+    @staticmethod
+    def marked_texture(size: int = 64) -> np.ndarray:
+        """A plain bright texture with a red dot at its centre."""
+        texture = np.full((size, size, 3), 200.0)
+        texture[size // 2 - 1:size // 2 + 1, size // 2 - 1:size // 2 + 1] = (255.0, 0.0, 0.0)
+        return texture
+
+    def test_a_sprite_moves_linearly_over_a_panning_background(self) -> None:
+        size = 64
+        background = np.zeros((size + 16, size + 16, 3))
+        background[:, 40] = 100.0  # a grey column: at x 32 of the frame at alpha 0
+        sprite = Sprite(self.marked_texture(), 8.0, (20.0, 16.0, 1.0, 0.0), (40.0, 36.0, 1.0, 0.0))
+        scene = SoftScene(background, (sprite,), (0.0, 6.0), size)
+        for alpha, (y, x) in ((0.0, (20, 16)), (0.5, (30, 26)), (1.0, (40, 36))):
+            frame = scene.render(alpha).astype(int)
+            red = np.argwhere((frame[..., 0] > 200) & (frame[..., 1] < 100))
+            assert np.abs(red.mean(axis=0) - (y, x)).max() <= 1.0
+            assert (frame[y, x + 5] == 200).all() and (frame[y, x + 11] < 110).all()  # inside / outside the disc
+            column = round(32 + 6 * alpha)
+            assert (frame[2, column] == 100).all() and (frame[2, column + 2] == 0).all()  # the background pans
+
+    def test_a_square_sprite_covers_its_side_squared_and_turns(self) -> None:
+        texture = self.marked_texture()
+        square = Sprite(texture, 10.0, (32.0, 32.0, 1.0, 0.0), (32.0, 32.0, 1.0, math.pi / 4), square=True)
+        scene = SoftScene(np.zeros((80, 80, 3)), (square,), (0.0, 0.0), 64)
+        # Its area (the texture is 200 but for a 4-pixel dot), antialiased: a side of 2 × 0.8 × 10 px.
+        areas = [scene.render(alpha)[..., 1].sum() / 200.0 + 4 for alpha in (0.0, 1.0)]
+        assert abs(areas[0] - 16.0**2) < 4 and abs(areas[1] - 16.0**2) < 4
+        turned = scene.render(1.0)[..., 1] > 120
+        assert turned[32, 32 + 10] and not turned[32 + 7, 32 + 7]  # a diamond: its corner on the axis
+
+    def test_seeded_soft_and_without_flat_areas(self) -> None:
+        first = soft_scene(np.random.default_rng(4), 64)
+        again = soft_scene(np.random.default_rng(4), 64)
+        np.testing.assert_array_equal(first.render(0.5), again.render(0.5))
+        assert 1 <= len(first.sprites) <= 3
+        frame = first.render(0.0).astype(float)
+        assert frame.std(axis=(0, 1)).max() < 80  # soft: no channel spans the whole range
