@@ -255,7 +255,8 @@ def matched_features(source: np.ndarray, target: np.ndarray, settings: StartSett
     (the background of a still camera, or the scene a camera moved over);
     its inliers are set aside and the rest are searched again, up to
     ``settings.feature_layers`` layers of at least ``settings.min_inliers``
-    inliers each: an object that moved on its own over that background.
+    inliers each, spread over an area (``spans_an_area``): an object that moved
+    on its own over that background.
     Each picture's key points are found by ``key_points``.
     """
     height, width = source.shape[:2]
@@ -279,6 +280,8 @@ def matched_features(source: np.ndarray, target: np.ndarray, settings: StartSett
             break
         keep = inliers[:, 0].astype(bool)
         target_yx, source_yx = from_target[left[keep]][:, ::-1], to_source[left[keep]][:, ::-1]
+        if not (spans_an_area(target_yx) and spans_an_area(source_yx)):
+            break  # matches on one spot or one line (SIFT puts several key points on one blob) fix no turn or scale
         # Refit on the inliers in normalised (y, x) coordinates: the pixel affine's own form differs by the
         # half-pixel convention.
         affine = affine_from_points(to_normalised(target_yx, height, width), to_normalised(source_yx, height, width))
@@ -325,6 +328,12 @@ def _hull_area(points: np.ndarray) -> float:
     return float(cv2.contourArea(cv2.convexHull(np.asarray(points, np.float32))))
 
 
+def spans_an_area(points: np.ndarray, least: float = 1.0) -> bool:
+    """Whether ``[N, 2]`` points span a convex hull of at least ``least`` square pixels: matches that sit on
+    one spot or along one line determine no similarity, however many they are."""
+    return _hull_area(points) >= least
+
+
 def feature_cover(matched: MatchedFeatures) -> float:
     """How much of what the pictures offer to match the matches span: in each picture, the layers' inliers'
     convex hull over the hull of all its key points; the smaller of the two. Near 1 when matches lie
@@ -349,14 +358,25 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
     matches that span at least ``settings.flow_cover`` of each picture's key points (``feature_cover``),
     refined by the optical flow left between the pictures (``refined_by_flow``): matches wherever there is
     something to match show that the two pictures hold the same scene, where the flow is what to trust;
-    matches on one shared logo do not."""
+    matches on one shared logo do not. Matches that span less say nothing about the rest of the pictures
+    either: their motions then move only what lies near their inliers (``layered_flows`` with a still
+    layer that holds elsewhere), so a thing that moved over a picture that offers it nothing to match
+    does not drag the whole picture along."""
     matched = matched_features(source, target, settings)
     layers = matched.layers
     if not layers:
         return None
     height, width = source.shape[:2]
     evidence = "/".join(str(len(layer.target_points)) for layer in layers) + " RANSAC inliers"
-    refine = settings.feature_flow and feature_cover(matched) >= settings.flow_cover
+    cover = feature_cover(matched)
+    if cover < settings.flow_cover:
+        # The matches say nothing about the rest of either picture: what they show moved, moves; the
+        # rest stays (a still layer without inliers holds wherever no inlier is near).
+        still = FeatureLayer(Affine.identity(), np.zeros((0, 2)), np.zeros((0, 2)))
+        flows = layered_flows([still, *layers], height, width, settings.layer_reach)
+        evidence += f", moved only near them (they span {cover:.2f} of what the pictures offer)"
+        return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True)
+    refine = settings.feature_flow
     if len(layers) == 1:
         start = Candidate(FEATURES, layers[0].affine, evidence, conclusive=True)
         if not refine:

@@ -30,6 +30,7 @@ from morphing.fit.starts import (
     layered_flows,
     refined_by_flow,
     leg_start_candidates,
+    spans_an_area,
     middle_cost,
     motion_size,
     probe_winner,
@@ -541,6 +542,14 @@ class TestRefinedByFlow:
         assert np.abs(refined[:, 24:-24, 24:-24] - start[:, 24:-24, 24:-24]).mean() < 0.3
 
 
+class TestSpansAnArea:
+    def test_a_triangle_does_and_one_spot_or_one_line_does_not(self) -> None:
+        assert spans_an_area(np.array([[0.0, 0.0], [0.0, 4.0], [3.0, 0.0]]))  # 6 square pixels
+        assert not spans_an_area(np.array([[5.0, 5.0]] * 13))  # thirteen key points on one blob
+        assert not spans_an_area(np.array([[0.0, 0.0], [10.0, 10.0], [20.0, 20.0], [5.0, 5.0]]))
+        assert not spans_an_area(np.array([[0.0, 0.0], [0.0, 4.0], [3.0, 0.0]]), least=10.0)
+
+
 class TestFeatureCover:
     def test_is_the_inliers_hull_over_the_features_hull_on_the_poorer_side(self) -> None:
         corners = np.array([[10.0, 10.0], [10.0, 30.0], [30.0, 30.0], [30.0, 10.0], [20.0, 20.0]])
@@ -594,3 +603,21 @@ class TestFeatureCover:
         assert np.abs(candidate.grid_flows(192, 192)).max() < 1.0  # the stamp did not move: nothing moves
         flowing = features_candidate(source, target, StartSettings(flow_cover=0.0))
         assert flowing is not None and np.abs(flowing.flows[:, :80, :80]).max() > 5.0  # what the gate keeps out
+
+    def test_a_thing_whose_matches_span_little_moves_alone(self) -> None:
+        # A textured stamp moves (10, 16) px between two unrelated textures: its matches span a tenth of
+        # what the pictures offer, so they say nothing about the rest, which stays where it is.
+        rng = np.random.default_rng(12)
+        source, target = (random_texture(rng, 192, 192, falloff=1.1) for _ in range(2))
+        stamp = random_texture(rng, 60, 60, falloff=0.9)
+        source[20:80, 20:80], target[30:90, 36:96] = stamp, stamp
+        candidate = features_candidate(source, target)
+        assert candidate is not None and "moved only near them" in candidate.evidence
+        forward, backward = candidate.flows
+        # dense_image_warp's sign: the target's pixel p shows the source at p - forward(p).
+        np.testing.assert_allclose(forward[60, 66], [10.0, 16.0], atol=1.5)
+        np.testing.assert_allclose(backward[50, 50], [-10.0, -16.0], atol=1.5)
+        for flow in (forward, backward):
+            np.testing.assert_allclose(flow[170, 170], [0.0, 0.0], atol=0.5)
+            np.testing.assert_allclose(flow[20, 170], [0.0, 0.0], atol=0.5)
+        assert candidate.conclusive
