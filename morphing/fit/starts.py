@@ -230,7 +230,7 @@ def key_points(grey: np.ndarray, settings: StartSettings = StartSettings()) -> t
 
     The contrast thresholds of ``settings.feature_contrasts`` are tried in turn until the picture offers
     at least ``settings.feature_floor`` key points (the last one's are kept): the threshold is absolute, so
-    a smooth or low-contrast picture (soft textures, haze) would offer too few to match at OpenCV's
+    a smooth or low-contrast picture (soft textures, faint light) would offer too few to match at OpenCV's
     default, where a photo offers hundreds; a picture with plenty keeps the first threshold's, the
     strongest. The same adaptive idea as OpenCV's former ``DynamicAdaptedFeatureDetector``.
     """
