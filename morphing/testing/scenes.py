@@ -289,10 +289,7 @@ class SpriteScene:
         centre = np.array([size / 2 - 0.5, size / 2 - 0.5])
         # The background, shown enlarged by a tenth so that the pan never reads outside it.
         behind = sample_bilinear(self.background, centre + (grid - centre - alpha * np.asarray(self.pan)) / 1.1)
-        y, x, scale, turn = _pose_at(self.start, self.end, alpha)
-        relative = grid - np.array([y, x])
-        front = sample_bilinear(self.sprite, centre + _sprite_coordinates(relative, scale, turn))
-        cover = np.clip(self.radius * scale - np.hypot(relative[..., 0], relative[..., 1]) + 0.5, 0.0, 1.0)[..., None]
+        front, cover = Sprite(self.sprite, self.radius, self.start, self.end).cover(grid, alpha)
         return np.clip(np.rint(behind * (1 - cover) + front * cover), 0, 255).astype(np.uint8)
 
 
