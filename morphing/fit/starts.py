@@ -24,7 +24,8 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    strong evidence. Matched features with enough RANSAC inliers, and matched
    regions whose paired outlines are wholly their shapes' own (nothing
    touches them), are ``Candidate.conclusive``: they need only not be worse
-   than no motion.
+   than no motion. Matched features' dense flows, once chosen, hold each
+   thing's motion along its path (``morphing.fit.paths.along_paths``).
 3. when no candidate passes (and no motion's own cost is at least
    ``StartSettings.no_evidence``, 0 by default: whenever none passes), the
    fit gives no motion and the best other candidate (and, if asked, the
@@ -65,6 +66,7 @@ from morphing.fit.affine import (
     normalised_grid,
     to_normalised,
 )
+from morphing.fit.paths import along_paths
 from morphing.fit.regions import flat_regions, match_regions, region_flows
 from morphing.io.images import reduce_for_fit
 from morphing.model.maps import Scales
@@ -584,6 +586,12 @@ def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Ca
             chosen = candidate
             reason = (f"{candidate.evidence + ', ' if candidate.evidence else ''}cost {gain:.3f} below no motion, "
                       f"margin {needed:.3f}")
+    if chosen.name == FEATURES and chosen.flows is not None and settings.feature_paths:
+        # Chosen, not before: the costs compare the pictures at the ends, where a motion held along its
+        # path is off by design; the frames between are what it is for.
+        chosen = Candidate(FEATURES, chosen.affine, f"{chosen.evidence}, held along their paths",
+                           along_paths(chosen.flows), chosen.conclusive)
+        reason += "; held along their paths"
     if chosen.name == NO_MOTION and baseline >= settings.no_evidence and len(candidates) > 1:
         # A start that moves nothing by a pixel of these pictures is no motion again: a probe between
         # the two would decide nothing.

@@ -308,6 +308,9 @@ class StartSettings:
     matches span at least ``flow_cover`` of each picture's key points
     (``starts.feature_cover``: a logo both pictures share is not the same
     scene).
+    ``feature_paths``: the matched-features start, once chosen, holds each
+    thing's motion along the path it travels (``morphing.fit.paths``), as
+    matched regions do, so that the frames between show it whole.
     ``no_evidence``: where no candidate beats no motion by its
     margin and no motion's own cost is at least this, a dense probe decides
     between no motion and the best other candidate (``FitSettings.probe_steps``,
@@ -355,6 +358,7 @@ class StartSettings:
     layer_reach: float = 0.04
     feature_flow: bool = True
     flow_cover: float = 0.25
+    feature_paths: bool = True
     no_evidence: float = 0.0
     probe_optical_flow: bool = False
     probe_tie: float = 1e-3

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from morphing.fit.affine import Affine, fit_affine, normalised_grid
+from morphing.fit.paths import along_paths
 from morphing.fit.regions import flat_regions
 from morphing.io.images import reduce_for_fit, to_float, to_uint8
 from morphing.model.maps import Scales
@@ -324,6 +325,23 @@ class TestChooseStart:
         source, target, _ = moved_texture(angle=0.0, scale=1.0, shift=(0.0, 0.0))
         choice = choose_start(source, target, [Candidate("no motion", Affine.identity())])
         assert choice.chosen.name == "no motion" and "costs no motion" in choice.describe()
+
+    def test_chosen_matched_features_are_held_along_their_paths(self) -> None:
+        # A textured square moves 24 px over a faint still texture: matched features win, and their flows
+        # then hold its motion along the path it travels (morphing.fit.paths), not before the costs.
+        rng = np.random.default_rng(3)
+        source = random_texture(rng, 192, 192, falloff=1.6) * 0.5
+        target = source.copy()
+        thing = random_texture(rng, 56, 56, falloff=0.9)
+        source[60:116, 40:96], target[60:116, 64:120] = thing, thing
+        plain_settings = StartSettings(feature_paths=False)
+        candidates = start_candidates(source, target, settings=plain_settings)
+        plain = choose_start(source, target, candidates, plain_settings)
+        held = choose_start(source, target, candidates)
+        assert plain.chosen.name == held.chosen.name == FEATURES
+        assert "held along their paths" in held.describe() and "held" not in plain.describe()
+        np.testing.assert_array_equal(held.chosen.flows, along_paths(plain.chosen.flows))
+        assert dict(held.costs) == dict(plain.costs)  # the costs saw the flows as found
 
 
 class TestCandidates:
