@@ -40,7 +40,7 @@ from morphing.render.kernels import LUMINANCE, Adam, bilinear_sample, local_ncc_
 from morphing.model.settings import GlobalSettings
 
 __all__ = [
-    "Affine", "GlobalSettings", "normalised_grid", "to_normalised", "fit_affine", "affine_from_points",
+    "Affine", "GlobalSettings", "normalised_grid", "to_normalised", "fit_affine", "affine_from_points", "warped_by_flow",
     "grey_copies", "bilinear_sample", "local_ncc_with_gradient",  # from render.kernels, for the tests' imports
     "PointTerm", "search_cost",
 ]
@@ -90,6 +90,16 @@ def to_normalised(points: np.ndarray, height: int, width: int) -> np.ndarray:
     """``[N, 2]`` (y, x) pixel positions → normalised positions."""
     half = max(height, width) / 2.0
     return (np.asarray(points, np.float64) + 0.5 - np.array([height, width]) / 2.0) / half
+
+
+def warped_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` (``[H, W]`` or ``[H, W, C]``) moved by ``flow`` (``[H, W, 2]`` (dy, dx) pixels): pixel ``p``
+    shows ``p - flow(p)``, bilinear, the border repeated outside (``dense_image_warp``'s sampling)."""
+    height, width = flow.shape[:2]
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    warped = cv2.remap(np.ascontiguousarray(image, np.float32), columns - flow[..., 1], rows - flow[..., 0],
+                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return warped.reshape(image.shape)  # remap drops a single channel's axis
 
 
 def affine_from_points(target_points: np.ndarray, source_points: np.ndarray) -> Affine:

@@ -27,15 +27,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from morphing.fit.affine import affine_from_points, to_normalised, warped_by_flow
+
 __all__ = ["agreeing", "along_paths", "dominant_motion"]
-
-
-def _similarity_flow(matrix: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``[height, width, 2]`` (dy, dx) flow of a 2 × 3 map taking a pixel's (x, y) to where it samples."""
-    rows, columns = np.mgrid[0:height, 0:width].astype(np.float64)
-    sampled_x = matrix[0, 0] * columns + matrix[0, 1] * rows + matrix[0, 2]
-    sampled_y = matrix[1, 0] * columns + matrix[1, 1] * rows + matrix[1, 2]
-    return np.stack([rows - sampled_y, columns - sampled_x], axis=-1).astype(np.float32)
 
 
 def dominant_motion(flows: np.ndarray, step: int = 4, tolerance: float = 1.0) -> np.ndarray:
@@ -45,28 +39,27 @@ def dominant_motion(flows: np.ndarray, step: int = 4, tolerance: float = 1.0) ->
     ``step``-th pixel; no motion when none is found."""
     height, width = flows.shape[1:3]
     rows, columns = np.mgrid[0:height:step, 0:width:step]
-    sampled = flows[0][rows, columns]
-    here = np.stack([columns, rows], axis=-1).reshape(-1, 2).astype(np.float32)
-    there = (np.stack([columns, rows], axis=-1) - sampled[..., ::-1]).reshape(-1, 2).astype(np.float32)
-    matrix, _ = cv2.estimateAffinePartial2D(here, there, method=cv2.RANSAC, ransacReprojThreshold=tolerance)
+    here = np.stack([rows, columns], axis=-1).reshape(-1, 2).astype(np.float32)  # (y, x)
+    there = here - flows[0][rows, columns].reshape(-1, 2)
+    matrix, _ = cv2.estimateAffinePartial2D(here[:, ::-1], there[:, ::-1], method=cv2.RANSAC,
+                                            ransacReprojThreshold=tolerance)
     if matrix is None:
         return np.zeros_like(flows, dtype=np.float32)
-    return np.stack([_similarity_flow(matrix, height, width),
-                     _similarity_flow(cv2.invertAffineTransform(matrix), height, width)])
+    # Three corners and where the map sends them give it exactly as an Affine (normalised coordinates).
+    corners = np.array([[0.0, 0.0], [0.0, width - 1.0], [height - 1.0, 0.0]])
+    sent = corners[:, ::-1] @ matrix[:, :2].T + matrix[:, 2]
+    scene = affine_from_points(to_normalised(corners, height, width), to_normalised(sent[:, ::-1], height, width))
+    return np.stack([scene.flow(height, width), scene.inverse().flow(height, width)])
 
 
 def agreeing(flows: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
     """``[2, h, w] bool``: where each direction's flow, followed by the other's from where it samples, comes
     back within ``tolerance`` pixels (``f(p) + g(p - f(p)) ≈ 0``, bilinear, the border repeated): the same
     thing in both pictures. Not so where something was covered or uncovered, or where the flow guessed."""
-    height, width = flows.shape[1:3]
-    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
     agree = []
     for direction in range(2):
         own, other = flows[direction], flows[1 - direction]
-        back = cv2.remap(np.ascontiguousarray(other, np.float32), columns - own[..., 1], rows - own[..., 0],
-                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        agree.append(np.hypot(*(own + back).transpose(2, 0, 1)) <= tolerance)
+        agree.append(np.hypot(*(own + warped_by_flow(other, own)).transpose(2, 0, 1)) <= tolerance)
     return np.stack(agree)
 
 

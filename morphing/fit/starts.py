@@ -65,6 +65,7 @@ from morphing.fit.affine import (
     local_ncc_with_gradient,
     normalised_grid,
     to_normalised,
+    warped_by_flow,
 )
 from morphing.fit.paths import along_paths
 from morphing.fit.regions import flat_regions, match_regions, region_flows
@@ -140,16 +141,6 @@ def dis_flows(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([_dis_flow(source, target), _dis_flow(target, source)])
 
 
-def _warped(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``image`` (``[H, W, C]``) moved by ``flow`` (``[H, W, 2]`` (dy, dx)): pixel ``p`` shows ``p - flow(p)``,
-    bilinear, the border repeated outside (``dense_image_warp``'s sampling)."""
-    height, width = flow.shape[:2]
-    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
-    warped = cv2.remap(np.ascontiguousarray(image, np.float32), columns - flow[..., 1], rows - flow[..., 0],
-                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return warped.reshape(image.shape)  # remap drops a single channel's axis
-
-
 def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray) -> np.ndarray:
     """A start's ``flows`` (``[2, h, w, 2]``, S→T then T→S, on the images' pixels) with the optical flow
     that is left once they are undone.
@@ -164,8 +155,8 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray) -
     """
     refined = []
     for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1])):
-        residual = _dis_flow(_warped(moving, flow), fixed)
-        refined.append(residual + _warped(flow, residual))
+        residual = _dis_flow(warped_by_flow(moving, flow), fixed)
+        refined.append(residual + warped_by_flow(flow, residual))
     return np.stack(refined).astype(np.float32)
 
 
