@@ -52,8 +52,8 @@ from PIL import Image  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
 from baselines import dissolve, flow_morph, overridden  # noqa: E402
-from morphing.fit.fitter import FitSettings, fit_maps  # noqa: E402
-from morphing.io.images import load_image, to_float  # noqa: E402
+from morphing.fit.fitter import FitSettings, fit_maps, reduce_for_fit  # noqa: E402
+from morphing.io.images import load_image  # noqa: E402
 from morphing.model.maps import Scales  # noqa: E402
 from morphing.testing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
 from morphing.render.renderer import FrameRenderer, even_pacing_alphas  # noqa: E402
@@ -92,7 +92,9 @@ def ours(
         if fits is not None and key in fits:
             maps = fits[key]
         else:
-            maps = fit_maps(to_float(source), to_float(target), scales, settings)
+            # The working copies as the command line and the page make them (``sequence.fit_sequence``).
+            maps = fit_maps(*reduce_for_fit(source, target, settings.working_size), scales, settings,
+                            image_shape=source.shape[:2])
             if fits is not None:
                 fits[key] = maps
         interpolation, blend = render_mode

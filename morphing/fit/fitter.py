@@ -50,7 +50,7 @@ import tensorflow as tf
 from morphing.fit import losses
 from morphing.fit.affine import Affine
 from morphing.fit.keypoints import merge_point_pairs
-from morphing.io.images import check_float_image, reduce_for_fit, working_shape
+from morphing.io.images import check_float_image, reduce_for_fit, resize_float_image, working_shape
 from morphing.model.maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from morphing.fit.network import build_map_network, network_input
 from morphing.fit.unfold import unfold
@@ -235,7 +235,10 @@ class MapFitter:
         """Fit morph maps from ``source`` to ``target``.
 
         Args:
-          source, target: ``[H, W, 3] float32 in [-1, 1]``, the same shape.
+          source, target: ``[H, W, 3] float32 in [-1, 1]``, the same shape; larger
+            than the working size, they are reduced to it first with the Lanczos
+            filter of ``reduce_for_fit`` (the command line's copies, to within a step
+            of 8 bits).
           on_step: called after each step with (step index, loss); indices rise to
             ``settings.total_steps - 1``, skipping the probes that did not run.
           image_shape: ``(H, W)`` of the frames the maps are for, when the images
@@ -270,6 +273,9 @@ class MapFitter:
         work_h, work_w = working_shape(height, width, settings.working_size)
         work_h, work_w = min(work_h, source.shape[0]), min(work_w, source.shape[1])
         grid_h, grid_w = working_shape(work_h, work_w, settings.grid_size)
+        # Larger images are brought to the working size first, with the filter the command line's
+        # ``reduce_for_fit`` uses: the fit sees the same copies whichever way it is called.
+        source, target = (resize_float_image(image, work_h, work_w) for image in (source, target))
 
         # The structure is compared at several scales (factor 2 apart). Coarse
         # levels see large motions that the full-size warp's local gradient cannot.

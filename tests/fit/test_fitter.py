@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from morphing.fit.affine import Affine
 from morphing.fit.fitter import FitDivergedError, FitSettings, MapFitter, grid_maps_of, fit_maps
-from morphing.io.images import to_float
+from morphing.io.images import resize_float_image, to_float, working_shape
 from morphing.model.maps import Scales
 from morphing.fit.objective import MorphObjective
 from morphing.model.points import PointPairs
@@ -120,6 +120,20 @@ def test_the_throwaway_compile_step_does_not_change_the_maps() -> None:
     without = fitter.fit(source, target)
     np.testing.assert_array_equal(with_compile_step.forward, without.forward)
     np.testing.assert_array_equal(with_compile_step.backward, without.backward)
+
+
+def test_full_size_floats_are_fitted_on_lanczos_working_copies() -> None:
+    # Larger images are reduced first, with the filter of the command line's reduce_for_fit
+    # (resize_float_image: the same Lanczos in floats), so that both ways of calling fit the same copies.
+    settings = FitSettings(epochs=6, working_size=32, grid_size=16, seed=2)
+    source, target = to_float(disc_image(96, 80, (40, 30), 18)), to_float(disc_image(96, 80, (52, 46), 20))
+    direct = fit_maps(source, target, Scales(), settings)
+    work_h, work_w = working_shape(96, 80, settings.working_size)
+    reduced = fit_maps(resize_float_image(source, work_h, work_w), resize_float_image(target, work_h, work_w),
+                       Scales(), settings, image_shape=(96, 80))
+    np.testing.assert_array_equal(direct.forward, reduced.forward)
+    np.testing.assert_array_equal(direct.backward, reduced.backward)
+    assert direct.image_shape == reduced.image_shape == (96, 80)
 
 
 def _called_functions(graph) -> set[str]:

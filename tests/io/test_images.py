@@ -15,6 +15,7 @@ from morphing.io.images import (
     fit_to_size,
     levels_to_uint8,
     load_image,
+    resize_float_image,
     resize_image,
     to_float,
     to_uint8,
@@ -147,6 +148,23 @@ def test_working_shape_keeps_aspect_and_never_enlarges() -> None:
     assert working_shape(100, 50, 256) == (100, 50)
     assert resize_image(np.zeros((10, 10, 3), np.uint8), 5, 7).shape == (5, 7, 3)
     assert MIN_SIDE >= 2
+
+
+def test_resize_float_image_is_the_8_bit_lanczos_without_its_rounding() -> None:
+    rng = np.random.default_rng(4)
+    pixels = np.clip(np.cumsum(rng.normal(0, 12, (90, 70, 3)), axis=1) + 128, 0, 255).astype(np.uint8)
+    reduced = resize_float_image(to_float(pixels), 31, 24)
+    assert reduced.shape == (31, 24, 3) and reduced.dtype == np.float32
+    eight_bit = to_float(resize_image(pixels, 31, 24))
+    assert np.abs(reduced - eight_bit).max() <= 2.0 / 127.5  # only 8-bit rounding (of two passes) differs
+    assert np.abs(reduced - eight_bit).mean() > 0.05 / 127.5  # and it is not rounded
+    flat = resize_float_image(np.full((40, 40, 3), 0.25, np.float32), 13, 17)
+    np.testing.assert_allclose(flat, 0.25, atol=1e-6)
+    edge = np.where(np.arange(40)[None, :, None] < 20, -1.0, 1.0) * np.ones((40, 40, 3), np.float32)
+    ringing = resize_float_image(edge, 15, 15)  # Lanczos overshoots a step edge; the range holds it
+    assert ringing.min() >= -1.0 and ringing.max() <= 1.0
+    same = np.zeros((5, 6, 3), np.float32)
+    assert resize_float_image(same, 5, 6) is same
 
 
 def test_png_with_huge_text_metadata_loads_without_it(tmp_path: Path) -> None:
