@@ -43,6 +43,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import cv2
 import keras
 import numpy as np
 import tensorflow as tf
@@ -54,6 +55,7 @@ from morphing.io.images import check_float_image, reduce_for_fit, resize_float_i
 from morphing.model.maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from morphing.fit.network import build_map_network, network_input
 from morphing.fit.unfold import unfold
+from morphing.render.transition import bilinear_matrix
 from morphing.fit.objective import FitFields, MorphObjective, PointInputs, point_inputs
 from morphing.model.points import PointPairs, pinned_flow
 from morphing.model.settings import FitSettings
@@ -132,6 +134,45 @@ def _unfolded(flows: np.ndarray, rounds: int) -> np.ndarray:
     return np.stack([unfold(flow, rounds=rounds) for flow in flows])
 
 
+def _upsampled(grid: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[..., h, w, C]`` grid values → ``[..., height, width, C] float32``, bilinear as the render resamples
+    maps (``render.transition.upsample_direction``); values are not rescaled."""
+    rows, columns = bilinear_matrix(height, grid.shape[-3]), bilinear_matrix(width, grid.shape[-2])
+    along_y = np.einsum("yh,...hwc->...ywc", rows, grid)
+    return np.einsum("...ywc,xw->...yxc", along_y, columns).astype(np.float32)
+
+
+def fine_flows(start: Candidate, shape: tuple[int, int], grid_shape: tuple[int, int]) -> np.ndarray:
+    """``[2, H, W, 2] float32``: the part of a ``pixelwise`` start's flows that its grid copy loses, at an
+    ``[H, W]`` size, in its pixels (zeros for a start that is not ``pixelwise``).
+
+    The start's own flows brought to ``[H, W]`` (area-averaged) less its grid
+    flows (``Candidate.grid_flows``, as the fit adds them) upsampled there as
+    the render upsamples maps: an optical flow's sharp edges, which the grid
+    smooths over several of its pixels.
+    """
+    height, width = shape
+    if not start.pixelwise or start.flows is None:
+        return np.zeros((2, height, width, 2), np.float32)
+    ratio = np.array([height / start.flows.shape[1], width / start.flows.shape[2]], np.float32)
+    whole = np.stack([cv2.resize(flow, (width, height), interpolation=cv2.INTER_AREA) * ratio
+                      for flow in start.flows])
+    grid = start.grid_flows(*grid_shape)
+    grid_ratio = np.array([height / grid_shape[0], width / grid_shape[1]], np.float32)
+    return (whole - _upsampled(grid, height, width) * grid_ratio).astype(np.float32)
+
+
+def with_fine_flows(grid_maps: np.ndarray, fine: np.ndarray, warp_scale: float) -> np.ndarray:
+    """``[2, h, w, 8]`` grid maps → ``[2, H, W, 8]`` maps at the size of ``fine`` (``[2, H, W, 2]``,
+    ``fine_flows``): upsampled as the render would, the fine flows added to the warp (stored divided by
+    the multiplier ``warp_scale``). They render as the fit saw them."""
+    height, width = fine.shape[1:3]
+    maps = _upsampled(grid_maps, height, width)
+    ratio = np.array([height / grid_maps.shape[1], width / grid_maps.shape[2]], np.float32)
+    maps[..., WARP] = maps[..., WARP] * ratio + fine / warp_scale
+    return maps
+
+
 class ShapeProgram(NamedTuple):
     """What a fitter builds for one working shape: the network, its optimizer, their
     initial values, the traced (partly XLA-compiled) training step and the gradients of its
@@ -189,14 +230,14 @@ class MapFitter:
 
         def loss_of(
             raw: tf.Tensor, base_flows: tf.Tensor, levels: tuple[tf.Tensor, ...], images: tf.Tensor,
-            points: PointInputs, progress: tf.Tensor, guides: tf.Tensor,
+            points: PointInputs, progress: tf.Tensor, guides: tf.Tensor, fine: tuple[tf.Tensor, ...],
         ) -> tf.Tensor:
             residual = raw_warp(raw)
             return objective(FitFields(
                 flows=base_flows + residual,  # grid pixels, both directions
                 residual=residual,
                 grid_maps=grid_maps_of(raw, base_flows, scales),
-                levels=levels, images=images, points=points, progress=progress, guides=guides,
+                levels=levels, images=images, points=points, progress=progress, guides=guides, fine=fine,
             ))
 
         def raw_warp(raw: tf.Tensor) -> tf.Tensor:
@@ -207,10 +248,11 @@ class MapFitter:
         @tf.function(autograph=False)
         def train_step(
             inputs: tf.Tensor, base_flows: tf.Tensor, levels: tuple[tf.Tensor, ...], images: tf.Tensor,
-            points: PointInputs, progress: tf.Tensor, guides: tf.Tensor,
+            points: PointInputs, progress: tf.Tensor, guides: tf.Tensor, fine: tuple[tf.Tensor, ...],
         ) -> tf.Tensor:
             with tf.GradientTape() as tape:
-                loss = loss_of(network(inputs, training=True), base_flows, levels, images, points, progress, guides)
+                loss = loss_of(network(inputs, training=True), base_flows, levels, images, points, progress, guides,
+                               fine)
             gradients = tape.gradient(loss, network.trainable_variables)
             optimizer.apply_gradients(zip(gradients, network.trainable_variables))
             return loss
@@ -296,10 +338,13 @@ class MapFitter:
                                       settings.face_point_weight)
 
         program = self._program(level_shapes, (grid_h, grid_w))
-        step_inputs = (inputs, tf.zeros([2, grid_h, grid_w, 2]), levels, images, points_in_step, tf.constant(0.0), guides)
+        colour_level = min(settings.colour_level, len(stacks) - 1)
+        no_fine = tuple(tf.zeros([2, h, w, 2]) for h, w in level_shapes)
+        step_inputs = (inputs, tf.zeros([2, grid_h, grid_w, 2]), levels, images, points_in_step, tf.constant(0.0), guides,
+                       no_fine)
         key = (tuple(level_shapes), grid_h, grid_w, len(points_in_step.here[0]))
         term_inputs = (tf.zeros([2, grid_h, grid_w, 2]), levels[0], tf.zeros([2, grid_h, grid_w, CHANNELS_PER_DIRECTION]),
-                       images)
+                       images, no_fine[0], no_fine[colour_level])
         with _compiled_meanwhile(program, step_inputs, term_inputs, self._warm, key, check):
             if candidates is None or face is not None:
                 candidates = start_candidates(stacks[0][0], stacks[0][1], points=working_points,
@@ -308,12 +353,13 @@ class MapFitter:
                 ) else [Candidate(NO_MOTION, Affine.identity())]
             choice = choose_start(stacks[0][0], stacks[0][1], candidates, settings.starts)
 
-        def descend(base_flows: tf.Tensor, first: int, last: int) -> float:
+        def descend(base_flows: tf.Tensor, fine: tuple[tf.Tensor, ...], first: int, last: int) -> float:
             """Training steps ``first`` to ``last`` of the fit; returns the mean of the last few losses."""
             recent: list[float] = []
             for step in range(first, last):
                 progress = tf.constant(step / settings.epochs, tf.float32)
-                loss = float(program.train_step(inputs, base_flows, levels, images, points_in_step, progress, guides))
+                loss = float(program.train_step(inputs, base_flows, levels, images, points_in_step, progress, guides,
+                                                fine))
                 if not math.isfinite(loss):
                     raise FitDivergedError(
                         f"fitting diverged at step {step + 1} (loss is {loss}); try smaller scales or a different seed"
@@ -334,38 +380,46 @@ class MapFitter:
             for variable, value in zip(program.variables, program.initial_values):
                 variable.assign(value)  # the seed's weights, a fresh optimizer
             base_flows = tf.constant(start.grid_flows(grid_h, grid_w))
-            score = descend(base_flows, 0, probe)
+            # A dense start's sharp edges, which the grid cannot hold, are added at every level's size.
+            fine = tuple(tf.constant(fine_flows(start, shape, (grid_h, grid_w))) for shape in level_shapes
+                         ) if start.pixelwise and settings.fine_start else no_fine
+            score = descend(base_flows, fine, 0, probe)
             if len(starts) > 1 and settings.probe_judge == "middle":
                 warp = grid_maps_of(program.network(inputs, training=False), base_flows, self.scales)[..., WARP]
                 score = middle_cost(stacks[0][0], stacks[0][1], self.scales.warp * warp.numpy(), settings.starts)
-            outcomes.append((score, start, base_flows, [variable.numpy() for variable in program.variables]))
+            outcomes.append((score, start, base_flows, fine, [variable.numpy() for variable in program.variables]))
         if len(outcomes) > 1:
-            _, start, base_flows, values = outcomes[probe_winner([item[0] for item in outcomes],
-                                                                 settings.starts.probe_tie)]
+            _, start, base_flows, fine, values = outcomes[probe_winner([item[0] for item in outcomes],
+                                                                       settings.starts.probe_tie)]
             for variable, value in zip(program.variables, values):
                 variable.assign(value)
             measure = "middle-frame costs" if settings.probe_judge == "middle" else "losses"
             choice = choice.probed(start, [(item[1].name, item[0]) for item in outcomes], measure)
         else:
-            base_flows = outcomes[0][2]
+            start, base_flows, fine = outcomes[0][1:4]
         if on_start is not None:
             on_start(choice)
         unfolding = settings.unfold_rounds > 0 and self.scales.warp != 0
         tail = min(round(settings.unfold_tail * settings.epochs), settings.epochs - probe) if unfolding else 0
-        descend(base_flows, probe, settings.epochs - tail)
+        descend(base_flows, fine, probe, settings.epochs - tail)
         if tail:
             # The whole flow is unfolded while a share of the epochs is left, so that the colour maps
             # follow it; the start's flows take the change (the network's warp stays as it is).
             now = self.scales.warp * grid_maps_of(program.network(inputs, training=False), base_flows,
                                                   self.scales).numpy()[..., WARP]
             base_flows = base_flows + tf.constant(_unfolded(now, settings.unfold_rounds) - now)
-            descend(base_flows, settings.epochs - tail, settings.epochs)
+            descend(base_flows, fine, settings.epochs - tail, settings.epochs)
 
         grid_maps = grid_maps_of(program.network(inputs, training=False), base_flows, self.scales).numpy()
         if not np.isfinite(grid_maps).all():
             raise FitDivergedError("fitting produced non-finite maps; try smaller scales")
+        if start.pixelwise and settings.fine_start and self.scales.warp != 0:
+            # The maps come back at the working size, with the start's fine flows the fit saw.
+            grid_maps = with_fine_flows(grid_maps, fine_flows(start, (work_h, work_w), (grid_h, grid_w)),
+                                        self.scales.warp)
         if unfolding:
-            # The rest of the descent may fold a little again: the maps never leave folded.
+            # The rest of the descent may fold a little again (and a start's fine flows fold where one thing
+            # covers another): the maps never leave folded.
             grid_maps[..., WARP] = _unfolded(self.scales.warp * grid_maps[..., WARP],
                                              settings.unfold_rounds) / self.scales.warp
         forward_np, backward_np = grid_maps[0], grid_maps[1]

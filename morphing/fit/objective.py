@@ -13,7 +13,10 @@ Conventions (as in ``morphing.fit.losses``):
     ``dense_image_warp`` (pixel ``p`` samples ``p - flow[p]``); item 0 lives
     on T's grid and samples S, item 1 the reverse;
   grid maps: ``[2, h, w, 8]``, each direction's ``mult``, ``add``, ``warp``
-    channels (``morphing.model.maps``), the warp divided by its multiplier ``w``.
+    channels (``morphing.model.maps``), the warp divided by its multiplier ``w``;
+  fine flows: ``[2, H, W, 2]`` in pixels of a level (or of the colour term's
+    images), the part of a start's motion finer than the grid can hold (an
+    optical flow's sharp edges), added to the upsampled grid flows there.
 Every term returns a scalar: the sum over the two directions.
 """
 
@@ -107,7 +110,9 @@ class FitFields(NamedTuple):
     images: ``[2, H, W, 3]`` (S, T) at the colour term's size (``FitSettings.colour_level``);
     points: user point pairs (``PointInputs``);
     progress: scalar in [0, 1), the step over the epochs;
-    guides: ``[2, h, w, 3]`` the images each direction's flow lives on (T, S) at the grid's size.
+    guides: ``[2, h, w, 3]`` the images each direction's flow lives on (T, S) at the grid's size;
+    fine: per pyramid level, the start's fine flows there (``[2, H_l, W_l, 2]``, zeros for a start
+    the grid holds whole); empty: none at any level.
     """
 
     flows: tf.Tensor
@@ -118,14 +123,20 @@ class FitFields(NamedTuple):
     points: PointInputs
     progress: tf.Tensor
     guides: tf.Tensor
+    fine: tuple[tf.Tensor, ...] = ()
+
+    def fine_at(self, level: int) -> tf.Tensor | None:
+        """The fine flows at pyramid level ``level``, ``None`` when there are none."""
+        return self.fine[level] if self.fine else None
 
 
-def level_structure(flows: tf.Tensor, grey: tf.Tensor, window: int) -> tf.Tensor:
+def level_structure(flows: tf.Tensor, grey: tf.Tensor, window: int, fine: tf.Tensor | None = None) -> tf.Tensor:
     """Local NCC (``losses.local_ncc``) of ``W(S, flow)`` against T and of ``W(T, flow')`` against S at one level.
 
     ``flows``: ``[2, h, w, 2]`` grid flows, upsampled here (bilinearly, in
     the level's pixels); ``grey``: ``[2, H, W, 1]`` luminance of (S, T) at
-    the level's size; ``window``: the NCC window in the level's pixels.
+    the level's size; ``window``: the NCC window in the level's pixels;
+    ``fine``: fine flows at the level's size, added to the upsampled ones.
     """
     height, width = grey.shape[1], grey.shape[2]
     # The images are data: no gradient to them (under XLA, whose compiled gradient
@@ -135,21 +146,27 @@ def level_structure(flows: tf.Tensor, grey: tf.Tensor, window: int) -> tf.Tensor
     columns = tf.constant(bilinear_matrix(width, flows.shape[2]))
     ratio = tf.constant([height / flows.shape[1], width / flows.shape[2]], tf.float32)
     level_flows = tf.einsum("yh,bhwc,xw->byxc", rows, flows, columns) * ratio
+    if fine is not None:
+        level_flows = level_flows + tf.stop_gradient(fine)
     moved = dense_image_warp(grey, level_flows)
     return tf.reduce_sum(losses.local_ncc(moved, tf.reverse(grey, [0]), window))
 
 
-def map_colour(grid_maps: tf.Tensor, images: tf.Tensor, scales: Scales, warp_share: float, one: tf.Tensor) -> tf.Tensor:
+def map_colour(grid_maps: tf.Tensor, images: tf.Tensor, scales: Scales, warp_share: float, one: tf.Tensor,
+               fine: tf.Tensor | None = None) -> tf.Tensor:
     """Squared error of ``S→T(1)`` against T plus ``T→S(1)`` against S, at the images' size.
 
-    The maps are upsampled from their grid; the warp gets ``warp_share`` of
-    this term's gradient (0: the colour maps alone answer for the colours,
-    the warp is left to the structure term). ``one``: ``[1]`` ones, the alpha.
+    The maps are upsampled from their grid (``fine``: fine flows at the
+    images' size, added to the warp); the warp gets ``warp_share`` of this
+    term's gradient (0: the colour maps alone answer for the colours, the
+    warp is left to the structure term). ``one``: ``[1]`` ones, the alpha.
     """
     height, width = images.shape[1], images.shape[2]
     images = tf.stop_gradient(images)  # data, as in level_structure
     maps = upsample_direction(grid_maps, height, width)
     warp = maps.warp if warp_share == 1.0 else warp_share * maps.warp + (1.0 - warp_share) * tf.stop_gradient(maps.warp)
+    if fine is not None and scales.warp != 0:
+        warp = warp + tf.stop_gradient(fine) / scales.warp
     warped = apply_direction(images, DirectionMaps(maps.mult, maps.add, warp), one, scales)
     return tf.reduce_sum(losses.squared_error(warped, tf.reverse(images, [0])))
 
@@ -205,8 +222,9 @@ class MorphObjective:
         )
 
     def compiled_term_gradients(self) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], list[tf.Tensor]]:
-        """A traced function ``(flows, finest level, grid maps, images) -> [d/d flows, d/d grid maps]`` of
-        the two XLA-compiled terms, for compiling them ahead of the training step.
+        """A traced function ``(flows, finest level, grid maps, images, fine flows at the finest level, fine
+        flows at the images' size) -> [d/d flows, d/d grid maps]`` of the two XLA-compiled terms, for
+        compiling them ahead of the training step.
 
         It calls the very functions the training step calls, with the same
         gradient, so XLA's programs (forward and backward of each term) are
@@ -215,10 +233,12 @@ class MorphObjective:
         """
 
         @tf.function(autograph=False)
-        def gradients(flows: tf.Tensor, level: tf.Tensor, grid_maps: tf.Tensor, images: tf.Tensor) -> list[tf.Tensor]:
+        def gradients(flows: tf.Tensor, level: tf.Tensor, grid_maps: tf.Tensor, images: tf.Tensor,
+                      level_fine: tf.Tensor, colour_fine: tf.Tensor) -> list[tf.Tensor]:
             with tf.GradientTape() as tape:
                 tape.watch([flows, grid_maps])
-                total = self._full_size_structure(flows, level) + self._colour(grid_maps, images)
+                total = (self._full_size_structure(flows, level, fine=level_fine)
+                         + self._colour(grid_maps, images, fine=colour_fine))
             return tape.gradient(total, [flows, grid_maps])
 
         return gradients
@@ -226,13 +246,17 @@ class MorphObjective:
     def weighted_terms(self, fields: FitFields) -> Iterator[tuple[str, tf.Tensor | float, tf.Tensor]]:
         """``(name, weight, value)`` of every term, in the order they are summed."""
         settings = self.settings
-        yield "structure", settings.structure_weight, self._full_size_structure(fields.flows, fields.levels[0])
+        yield "structure", settings.structure_weight, self._full_size_structure(fields.flows, fields.levels[0],
+                                                                                 fine=fields.fine_at(0))
         # Coarse levels pull large motions into place early on, then fade, so
         # that at the end the finest level's detail decides where features sit.
         coarse_weight = settings.structure_weight * (1.0 - settings.coarse_fade * fields.progress)
         for index, level in enumerate(fields.levels[1:], 1):
-            yield f"structure {index}", coarse_weight, level_structure(fields.flows, level, settings.structure_window)
-        yield "colour", settings.colour_weight, self._colour(fields.grid_maps, fields.images)
+            yield f"structure {index}", coarse_weight, level_structure(fields.flows, level, settings.structure_window,
+                                                                       fields.fine_at(index))
+        colour_level = min(settings.colour_level, len(fields.levels) - 1)
+        yield "colour", settings.colour_weight, self._colour(fields.grid_maps, fields.images,
+                                                             fine=fields.fine_at(colour_level))
         yield "smoothness", settings.smoothness_weight, flow_smoothness(fields, settings)
         yield "consistency", settings.consistency_weight, flow_consistency(fields, settings)
         yield "folds", settings.fold_weight, flow_folds(fields, settings)

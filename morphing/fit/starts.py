@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import cv2
@@ -94,6 +94,9 @@ class Candidate:
     ``affine`` is then the identity and unused. ``None`` for an affine start.
     ``conclusive``: its evidence settles it, so it need not beat no motion by a margin
     (``required_gain``): RANSAC inliers, outlines that are wholly their shapes' own.
+    ``pixelwise``: its flows hold a motion found pixel by pixel (matched features refined by the optical
+    flow), with edges sharper than the fit's grid can hold: the fit adds what its grid loses at every
+    level's size and returns maps at the working size (``fitter.fine_flows``).
     """
 
     name: str
@@ -101,6 +104,7 @@ class Candidate:
     evidence: str = ""
     flows: np.ndarray | None = None
     conclusive: bool = False
+    pixelwise: bool = False
 
     def grid_flows(self, height: int, width: int) -> np.ndarray:
         """``[2, height, width, 2] float32``: both directions' flows in pixels of a ``[height, width]`` grid."""
@@ -381,7 +385,7 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
     if refine:
         flows = refined_by_flow(source, target, flows)
         evidence += ", refined by optical flow"
-    return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True)
+    return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True, pixelwise=refine)
 
 
 def regions_candidate(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
@@ -580,8 +584,7 @@ def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Ca
     if chosen.name == FEATURES and chosen.flows is not None and settings.feature_paths:
         # Chosen, not before: the costs compare the pictures at the ends, where a motion held along its
         # path is off by design; the frames between are what it is for.
-        chosen = Candidate(FEATURES, chosen.affine, f"{chosen.evidence}, held along their paths",
-                           along_paths(chosen.flows), chosen.conclusive)
+        chosen = replace(chosen, evidence=f"{chosen.evidence}, held along their paths", flows=along_paths(chosen.flows))
         reason += "; held along their paths"
     if chosen.name == NO_MOTION and baseline >= settings.no_evidence and len(candidates) > 1:
         # A start that moves nothing by a pixel of these pictures is no motion again: a probe between

@@ -78,7 +78,10 @@ class FitSettings:
     candidate searches (``morphing.fit.affine``); ``probe_steps``: the dense steps each start
     gets when that choice is left to a probe; ``probe_judge``: what then decides, "middle" (the
     start whose middle frame shows one thing: ``starts.middle_cost``, no colour maps, so
-    recolouring in place cannot win) or "loss" (the lower training loss)."""
+    recolouring in place cannot win) or "loss" (the lower training loss).
+    ``fine_start``: a ``pixelwise`` start (matched features refined by the optical flow) keeps the
+    edges its grid copy loses: every level's terms see them, and the maps come back at the working size
+    (``fitter.fine_flows``)."""
 
     epochs: int = 120
     working_size: int = 192
@@ -108,6 +111,7 @@ class FitSettings:
     face_points: bool = True
     probe_steps: int = 20
     probe_judge: Literal["loss", "middle"] = "middle"
+    fine_start: bool = True
     starts: StartSettings = field(default_factory=lambda: StartSettings())
     global_search: GlobalSettings = field(default_factory=lambda: GlobalSettings())
     seed: int = 0

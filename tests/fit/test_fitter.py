@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 
 from morphing.fit.affine import Affine
-from morphing.fit.fitter import FitDivergedError, FitSettings, MapFitter, grid_maps_of, fit_maps
+from morphing.fit.starts import Candidate
+from morphing.render.transition import upsample_direction
+from morphing.fit.fitter import FitDivergedError, FitSettings, MapFitter, fine_flows, fit_maps, grid_maps_of, with_fine_flows
 from morphing.io.images import resize_float_image, to_float, working_shape
 from morphing.model.maps import Scales
 from morphing.fit.objective import MorphObjective
@@ -295,3 +297,76 @@ def test_a_patch_moved_over_a_background_comes_back_without_folds() -> None:
     assert max(fold_fraction(flow) for flow in morph_flows(maps, Scales(), 192, 192)) == 0
     forward, _ = morph_flows(maps, Scales(), 192, 192)
     np.testing.assert_allclose(forward[96, round(0.3 * 192 + 60)], [0.0, 60.0], atol=3.0)  # still carried
+
+
+def square_push(size: int = 48, push: float = 5.0) -> np.ndarray:
+    """``[2, size, size, 2]``: a square in the middle pushed ``push`` px right (S→T) and back (T→S)."""
+    flows = np.zeros((2, size, size, 2), np.float32)
+    flows[0, 16:32, 16:32, 1] = push
+    flows[1, 16:32, 16:32, 1] = -push
+    return flows
+
+
+class TestFineFlows:
+    def test_the_grid_copy_and_the_fine_flows_add_up_to_the_start(self) -> None:
+        start = Candidate("matched features", Affine.identity(), "", square_push(), conclusive=True, pixelwise=True)
+        fine = fine_flows(start, (48, 48), (12, 12))
+        grid = start.grid_flows(12, 12)
+        whole = with_fine_flows(np.concatenate([np.zeros((2, 12, 12, 6), np.float32), grid], axis=-1), fine, 1.0)
+        np.testing.assert_allclose(whole[..., 6:], square_push(), atol=1e-5)
+        assert np.abs(fine).max() > 1.0  # the square's edges, which a 12-px grid smooths over 4 px each
+
+    def test_at_a_coarser_size_the_start_is_area_averaged(self) -> None:
+        start = Candidate("matched features", Affine.identity(), "", square_push(), conclusive=True, pixelwise=True)
+        fine = fine_flows(start, (24, 24), (12, 12))
+        grid = start.grid_flows(12, 12)
+        whole = with_fine_flows(np.concatenate([np.zeros((2, 12, 12, 6), np.float32), grid], axis=-1), fine, 1.0)
+        np.testing.assert_allclose(whole[0, 8:16, 8:16, 7], 2.5, atol=1e-5)  # 5 px at 48 is 2.5 px at 24
+
+    def test_a_start_that_is_not_pixelwise_has_none(self) -> None:
+        start = Candidate("matched regions", Affine.identity(), "", square_push(), conclusive=True)
+        assert not np.any(fine_flows(start, (48, 48), (12, 12)))
+        assert not np.any(fine_flows(Candidate("no motion", Affine.identity()), (24, 30), (8, 10)))
+
+    def test_without_fine_flows_the_maps_are_the_grid_maps_as_rendered(self) -> None:
+        rng = np.random.default_rng(7)
+        grid_maps = rng.normal(size=(2, 10, 14, 8)).astype(np.float32)
+        up = with_fine_flows(grid_maps, np.zeros((2, 30, 42, 2), np.float32), 2.0)
+        for direction in range(2):
+            reference = upsample_direction(tf.constant(grid_maps[direction][np.newaxis]), 30, 42)
+            np.testing.assert_allclose(up[direction, ..., 0:3], reference.mult[0].numpy(), atol=1e-5)
+            np.testing.assert_allclose(up[direction, ..., 3:6], reference.add[0].numpy(), atol=1e-5)
+            np.testing.assert_allclose(up[direction, ..., 6:8], reference.warp[0].numpy(), atol=1e-5)
+
+
+def test_a_pixelwise_start_comes_back_whole_in_maps_at_the_working_size() -> None:
+    # The patch moved over a still texture: the start (matched features refined by the optical flow) holds
+    # the patch's motion pixel by pixel. With no step taken, the maps hold that start whole at the working
+    # size: exactly its fine flows more than the same fit on the 64-px grid alone.
+    from tests.fit.test_starts import patch_moved_over_texture
+
+    source, target = patch_moved_over_texture(60.0)
+    still = {"epochs": 1, "learning_rate": 0.0, "unfold_rounds": 0}
+    choices: list = []
+    fine = fit_maps(source, target, Scales(), FitSettings(**still), on_start=choices.append)
+    coarse = fit_maps(source, target, Scales(), FitSettings(**still, fine_start=False))
+    start = choices[0].chosen
+    assert start.pixelwise and fine.grid_shape == (192, 192) and coarse.grid_shape == (64, 64)
+    warp = Scales().warp
+    expected = fine_flows(start, (192, 192), (64, 64))
+    for index, (sharp, smooth) in enumerate(((fine.forward, coarse.forward), (fine.backward, coarse.backward))):
+        coarse_up = with_fine_flows(smooth[np.newaxis], np.zeros((1, 192, 192, 2), np.float32), warp)[0]
+        np.testing.assert_allclose(warp * (sharp[..., 6:] - coarse_up[..., 6:]), expected[index], atol=1e-3)
+        np.testing.assert_allclose(sharp[..., :6], coarse_up[..., :6], atol=1e-5)  # the colour maps as fitted
+    assert np.abs(expected).max() > 10.0  # the patch's edge, which the grid smooths
+
+
+def test_a_pixelwise_start_fitted_in_full_leaves_no_folds() -> None:
+    from tests.fit.test_starts import patch_moved_over_texture
+
+    source, target = patch_moved_over_texture(60.0)
+    maps = fit_maps(source, target, Scales(), FitSettings(epochs=20))
+    assert maps.grid_shape == (192, 192)
+    assert max(fold_fraction(flow) for flow in morph_flows(maps, Scales(), 192, 192)) == 0
+    forward, _ = morph_flows(maps, Scales(), 192, 192)
+    np.testing.assert_allclose(forward[96, round(0.3 * 192 + 60)], [0.0, 60.0], atol=3.0)  # carried

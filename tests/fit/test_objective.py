@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from morphing.model.maps import Scales
+from morphing.render.transition import bilinear_matrix
 from morphing.fit.objective import (
     FitFields,
     MorphObjective,
@@ -82,6 +83,28 @@ class TestLevelStructure:
             value = level_structure(flows, pair, 5)
         gradient = tape.gradient(value, flows).numpy()
         assert gradient[0, ..., 1].mean() < 0 < gradient[1, ..., 1].mean()  # descent moves S→T right, T→S left
+
+
+    def test_fine_flows_add_to_the_upsampled_grid_flows(self) -> None:
+        # Grid flows plus fine flows at the level's size score as their sum given on a grid of that size
+        # (whose upsampling is the identity); the fine flows take no gradient.
+        pair = texture_pair(shift_x=2)
+        height, width = pair.shape[1:3]
+        rng = np.random.default_rng(9)
+        grid_flows = rng.normal(size=(2, *GRID, 2)).astype(np.float32) * 0.2
+        fine = rng.normal(size=(2, height, width, 2)).astype(np.float32) * 0.5
+        rows = bilinear_matrix(height, GRID[0])
+        columns = bilinear_matrix(width, GRID[1])
+        upsampled = np.einsum("yh,bhwc,xw->byxc", rows, grid_flows, columns) * np.array(
+            [height / GRID[0], width / GRID[1]], np.float32)
+        together = float(level_structure(tf.constant(grid_flows), tf.constant(pair), 5, tf.constant(fine)))
+        summed = float(level_structure(tf.constant(upsampled + fine), tf.constant(pair), 5))
+        np.testing.assert_allclose(together, summed, rtol=1e-5)
+        assert abs(together - float(level_structure(tf.constant(grid_flows), tf.constant(pair), 5))) > 1e-3
+        fine_variable = tf.Variable(fine)
+        with tf.GradientTape() as tape:
+            value = level_structure(tf.constant(grid_flows), tf.constant(pair), 5, fine_variable)
+        assert tape.gradient(value, fine_variable) is None
 
 
 class TestMapColour:
