@@ -55,7 +55,7 @@ from morphing.io.images import check_float_image, reduce_for_fit, resize_float_i
 from morphing.model.maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from morphing.fit.network import build_map_network, network_input
 from morphing.fit.unfold import unfold
-from morphing.render.transition import bilinear_matrix
+from morphing.render.opencv import upsample_grid
 from morphing.fit.objective import FitFields, MorphObjective, PointInputs, point_inputs
 from morphing.model.points import PointPairs, pinned_flow
 from morphing.model.settings import FitSettings
@@ -134,12 +134,10 @@ def _unfolded(flows: np.ndarray, rounds: int) -> np.ndarray:
     return np.stack([unfold(flow, rounds=rounds) for flow in flows])
 
 
-def _upsampled(grid: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``[..., h, w, C]`` grid values → ``[..., height, width, C] float32``, bilinear as the render resamples
-    maps (``render.transition.upsample_direction``); values are not rescaled."""
-    rows, columns = bilinear_matrix(height, grid.shape[-3]), bilinear_matrix(width, grid.shape[-2])
-    along_y = np.einsum("yh,...hwc->...ywc", rows, grid)
-    return np.einsum("...ywc,xw->...yxc", along_y, columns).astype(np.float32)
+def _upsampled(grids: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``[2, h, w, C]`` both directions' grid values → ``[2, height, width, C] float32``, resampled as the
+    render resamples maps (``render.opencv.upsample_grid``); values are not rescaled."""
+    return np.stack([upsample_grid(grid, height, width) for grid in grids])
 
 
 def fine_flows(start: Candidate, shape: tuple[int, int], grid_shape: tuple[int, int]) -> np.ndarray:
@@ -380,7 +378,7 @@ class MapFitter:
             for variable, value in zip(program.variables, program.initial_values):
                 variable.assign(value)  # the seed's weights, a fresh optimizer
             base_flows = tf.constant(start.grid_flows(grid_h, grid_w))
-            # A dense start's sharp edges, which the grid cannot hold, are added at every level's size.
+            # A pixelwise start's sharp edges, which the grid cannot hold, are added at every level's size.
             fine = tuple(tf.constant(fine_flows(start, shape, (grid_h, grid_w))) for shape in level_shapes
                          ) if start.pixelwise and settings.fine_start else no_fine
             score = descend(base_flows, fine, 0, probe)
@@ -415,8 +413,7 @@ class MapFitter:
             raise FitDivergedError("fitting produced non-finite maps; try smaller scales")
         if start.pixelwise and settings.fine_start and self.scales.warp != 0:
             # The maps come back at the working size, with the start's fine flows the fit saw.
-            grid_maps = with_fine_flows(grid_maps, fine_flows(start, (work_h, work_w), (grid_h, grid_w)),
-                                        self.scales.warp)
+            grid_maps = with_fine_flows(grid_maps, fine[0].numpy(), self.scales.warp)  # level 0: the working size
         if unfolding:
             # The rest of the descent may fold a little again (and a start's fine flows fold where one thing
             # covers another): the maps never leave folded.
