@@ -1,10 +1,12 @@
 """Baselines the benchmarks measure ours against, in the same run: a cross-dissolve and
 an optical-flow morph (OpenCV's DIS flow both ways). Needs ``requirements-bench.txt``.
-Also the benchmarks' shared ``--set FIELD=VALUE`` parsing (``overridden``)."""
+Also the benchmarks' shared ``--set FIELD=VALUE`` parsing (``overridden``) and the line naming the
+libraries a run used (``library_versions``: figures move a little between their releases)."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -13,9 +15,24 @@ import numpy as np
 
 from morphing.fit import starts
 
-__all__ = ["dis_flows", "dissolve", "flow_morph", "overridden"]
+__all__ = ["dis_flows", "dissolve", "flow_morph", "library_versions", "overridden"]
 
 Settings = TypeVar("Settings")
+
+
+def library_versions() -> str:
+    """``"morphing 0.18.0, tensorflow 2.21.0, ..."``: the versions of this project and of the libraries
+    whose numerics the figures depend on (the fit, SIFT and DIS, the face detector), as installed."""
+    import morphing
+
+    names = ("tensorflow", "keras", "numpy", "mtcnn")
+    installed = []
+    for name in names:
+        try:
+            installed.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ", ".join([f"morphing {morphing.__version__}", *installed, f"OpenCV {cv2.__version__}"])
 
 
 def overridden(settings: Settings, items: Sequence[str]) -> Settings:

@@ -88,7 +88,7 @@ load_tensorflow()
 from PIL import Image, ImageDraw  # noqa: E402
 from skimage import data as skimage_data  # noqa: E402
 
-from baselines import flow_morph, overridden  # noqa: E402
+from baselines import flow_morph, library_versions, overridden  # noqa: E402
 from morphing.fit.affine import Affine, affine_from_points, to_normalised  # noqa: E402
 from morphing.fit.fitter import FitSettings, MapFitter, reduce_for_fit  # noqa: E402
 from morphing.fit.starts import NO_MOTION, POINTS, Candidate  # noqa: E402
@@ -516,6 +516,7 @@ def main() -> int:
     if args.only:
         wanted = args.only.split(",")
         methods = {k: v for k, v in methods.items() if any(w in k for w in wanted)}
+    print(f"libraries: {library_versions()}")
     print(f"ours: {settings}")
     sections = args.sections.split(",")
     wanted = args.pair_names.split(",") if args.pair_names else None

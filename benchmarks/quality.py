@@ -51,7 +51,7 @@ tf = load_tensorflow()
 from PIL import Image  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
-from baselines import dissolve, flow_morph, overridden  # noqa: E402
+from baselines import dissolve, flow_morph, library_versions, overridden  # noqa: E402
 from morphing.fit.fitter import FitSettings, fit_maps, reduce_for_fit  # noqa: E402
 from morphing.io.images import load_image  # noqa: E402
 from morphing.model.maps import Scales  # noqa: E402
@@ -193,6 +193,7 @@ def main() -> int:
         wanted = args.only.split(",")
         methods = {k: v for k, v in methods.items() if any(w in k for w in wanted)}
 
+    print(f"libraries: {library_versions()}")
     print(f"ours: {default}")
     scene_sets = []
     for label, motion in (("large motion", 1.0), ("gentle motion", 0.35)):

@@ -128,16 +128,19 @@ def test_detected_faces_become_automatic_pairs_in_x_y() -> None:
     assert pairs[0] == Pair((6.0, 5.0), (7.0, 6.0), True)
 
 
+@pytest.fixture(scope="class")
+def fitted() -> object:
+    """One page fit of the toy pair with one clicked pair, shared by ``TestFitAndRender``."""
+    source, target = toy_pair()
+    points = PagePoints().click("source", 8, 8).click("target", 12, 10)
+    heard: list[tuple[int, int]] = []
+    morph = fit_page_morph(source, target, points, epochs=3, progress=lambda step, total: heard.append(
+        (step, total)))
+    assert heard and heard[-1][0] == heard[-1][1]  # the bar ends full
+    return morph
+
+
 class TestFitAndRender:
-    @pytest.fixture(scope="class")
-    def fitted(self) -> object:
-        source, target = toy_pair()
-        points = PagePoints().click("source", 8, 8).click("target", 12, 10)
-        heard: list[tuple[int, int]] = []
-        morph = fit_page_morph(source, target, points, epochs=3, progress=lambda step, total: heard.append(
-            (step, total)))
-        assert heard and heard[-1][0] == heard[-1][1]  # the bar ends full
-        return morph
 
     def test_the_clicked_pair_is_a_user_point_and_the_ends_are_exact(self, fitted: object) -> None:
         (leg_points,) = fitted.points
