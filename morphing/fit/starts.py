@@ -75,7 +75,8 @@ from morphing.model.points import PointPairs
 from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
-           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "dis_flows", "start_candidates",
+           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "fused_flows", "dis_flows",
+           "start_candidates",
            "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates",
            "regions_candidate"]
 
@@ -145,7 +146,8 @@ def dis_flows(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([_dis_flow(source, target), _dis_flow(target, source)])
 
 
-def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray) -> np.ndarray:
+def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, fusion_window: int = 0,
+                    ) -> np.ndarray:
     """A start's ``flows`` (``[2, h, w, 2]``, S→T then T→S, on the images' pixels) with the optical flow
     that is left once they are undone.
 
@@ -156,12 +158,38 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray) -
     the start; what moved besides, by the flow; the dense fit then refines
     both (and its fold penalty and inverse consistency tame the flow's
     guesses where something was uncovered).
+
+    With ``fusion_window`` (pixels of a 192-px image; 0: off) the chained
+    flow is fused with the optical flow found from scratch (``fused_flows``):
+    where a start's layer carries a thing that moved otherwise (a layer's
+    reach spills onto its neighbour), the flow from scratch matches better
+    there, while the chained flow keeps the large motions the optical flow
+    alone cannot reach.
     """
     refined = []
     for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1])):
         residual = _dis_flow(warped_by_flow(moving, flow), fixed)
-        refined.append(residual + warped_by_flow(flow, residual))
+        chained = residual + warped_by_flow(flow, residual)
+        if fusion_window > 0:
+            window = max(1, round(fusion_window * max(fixed.shape[:2]) / 192)) | 1
+            chained = fused_flows(moving, fixed, (chained, _dis_flow(moving, fixed)), window)
+        refined.append(chained)
     return np.stack(refined).astype(np.float32)
+
+
+def fused_flows(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.ndarray], window: int) -> np.ndarray:
+    """``[H, W, 2] float32``: at each pixel of ``fixed``, the proposal (``[H, W, 2]`` flows on ``fixed``'s
+    pixels, ``dense_image_warp``'s sign) whose warp of ``moving`` matches ``fixed`` best around it: the
+    smallest mean absolute difference over all channels in a ``window`` × ``window`` box (the first
+    proposal where they tie). ``moving``, ``fixed``: ``[H, W]`` or ``[H, W, C]``, one scale."""
+    errors = []
+    for flow in proposals:
+        difference = np.abs(warped_by_flow(moving, flow).astype(np.float32) - np.asarray(fixed, np.float32))
+        if difference.ndim == 3:
+            difference = difference.mean(axis=-1)
+        errors.append(cv2.blur(difference, (window, window), borderType=cv2.BORDER_REPLICATE))
+    best = np.argmin(np.stack(errors), axis=0)
+    return np.take_along_axis(np.stack(proposals), best[np.newaxis, ..., np.newaxis], axis=0)[0].astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -383,7 +411,9 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
         flows = layered_flows(layers, height, width, settings.layer_reach)
         evidence = f"{len(layers)} layers, {evidence}"
     if refine:
-        flows = refined_by_flow(source, target, flows)
+        # Only several layers' reaches can spill one thing's motion onto its neighbour (``refined_by_flow``).
+        fusion = settings.flow_fusion if len(layers) > 1 else 0
+        flows = refined_by_flow(source, target, flows, fusion)
         evidence += ", refined by optical flow"
     return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True, pixelwise=refine)
 

@@ -311,7 +311,11 @@ class StartSettings:
     the pictures once it is undone (``starts.refined_by_flow``) when the
     matches span at least ``flow_cover`` of each picture's key points
     (``starts.feature_cover``: a logo both pictures share is not the same
-    scene).
+    scene); ``flow_fusion``: when the matches hold several layers (things that
+    moved on their own), the box (pixels of a 192-px image) over which that
+    refined start and the optical flow found from scratch are compared, each
+    pixel taking the one whose warp matches better there (``starts.fused_flows``;
+    0: the refined start alone).
     ``feature_paths``: the matched-features start, once chosen, holds each
     thing's motion along the path it travels (``morphing.fit.paths``), as
     matched regions do, so that the frames between show it whole.
@@ -362,6 +366,7 @@ class StartSettings:
     layer_reach: float = 0.04
     feature_flow: bool = True
     flow_cover: float = 0.25
+    flow_fusion: int = 5
     feature_paths: bool = True
     no_evidence: float = 0.0
     probe_optical_flow: bool = False
@@ -380,6 +385,9 @@ class StartSettings:
         if not self.feature_contrasts or any(not 0 < contrast < 1 for contrast in self.feature_contrasts):
             raise ValueError("feature_contrasts must name one or more thresholds in (0, 1), "
                              f"got {self.feature_contrasts!r}")
+        if not isinstance(self.flow_fusion, numbers.Integral) or isinstance(self.flow_fusion, bool) \
+                or self.flow_fusion < 0:
+            raise ValueError(f"flow_fusion must be a whole number of pixels, 0 or more, got {self.flow_fusion!r}")
         if not self.probe_sides or any(int(side) < 8 for side in self.probe_sides):
             raise ValueError(f"probe_sides must name one or more sides of at least 8 pixels, got {self.probe_sides!r}")
 

@@ -30,6 +30,7 @@ from morphing.fit.starts import (
     key_points,
     layered_flows,
     refined_by_flow,
+    fused_flows,
     leg_start_candidates,
     spans_an_area,
     middle_cost,
@@ -558,6 +559,61 @@ class TestRefinedByFlow:
         start[0, ..., 1], start[1, ..., 1] = 10.0, -10.0
         refined = refined_by_flow(source, target, start)
         assert np.abs(refined[:, 24:-24, 24:-24] - start[:, 24:-24, 24:-24]).mean() < 0.3
+
+
+    def test_fused_with_the_flow_from_scratch_where_a_layer_spilled(self) -> None:
+        # The whole texture moved 10 px right; the start says so on the left half but carries the right half
+        # 30 px the wrong way (as a neighbour's layer would), further than the flow left after it can undo.
+        # The flow from scratch matches better there.
+        source, target = self.shifted_texture(10.0)
+        start = np.zeros((2, 128, 128, 2), np.float32)
+        start[0, ..., 1], start[1, ..., 1] = 10.0, -10.0
+        start[0, :, 64:, 1], start[1, :, 64:, 1] = -20.0, 20.0
+        fused = refined_by_flow(source, target, start, fusion_window=5)
+        chained = refined_by_flow(source, target, start)
+        for columns in (slice(20, 50), slice(80, 108)):
+            assert np.abs(np.median(fused[0][20:-20, columns, 1]) - 10.0) < 0.3
+            assert np.abs(np.median(fused[1][20:-20, columns, 1]) + 10.0) < 0.3
+        assert np.abs(np.median(chained[0][20:-20, 80:108, 1]) - 10.0) > 10.0  # unfused, the spill stays
+        right = np.zeros((2, 128, 128, 2), np.float32)
+        right[0, ..., 1], right[1, ..., 1] = 10.0, -10.0
+        kept = refined_by_flow(source, target, right, fusion_window=5)  # a right start stays right
+        assert np.abs(kept[:, 24:-24, 24:-24] - right[:, 24:-24, 24:-24]).mean() < 0.3
+
+
+class TestFusedFlows:
+    @staticmethod
+    def slow_fused(moving: np.ndarray, fixed: np.ndarray, proposals: list[np.ndarray], window: int) -> np.ndarray:
+        """The same choice, written plainly: bilinear reads, each pixel's box mean over the edge-padded error."""
+        height, width = fixed.shape[:2]
+        grid = np.stack(np.mgrid[0:height, 0:width], axis=-1).astype(np.float64)
+        half = window // 2
+        errors = []
+        for flow in proposals:
+            difference = np.abs(sample_bilinear(moving, grid - flow) - fixed).mean(axis=-1)
+            padded = np.pad(difference, half, mode="edge")
+            errors.append(np.array([[padded[y:y + window, x:x + window].mean() for x in range(width)]
+                                    for y in range(height)]))
+        best = np.argmin(np.stack(errors), axis=0)
+        return np.stack(proposals)[best, np.arange(height)[:, None], np.arange(width)[None, :]]
+
+    def test_equals_a_plain_per_pixel_choice(self) -> None:
+        rng = np.random.default_rng(4)
+        moving = random_texture(rng, 24, 30, falloff=1.0).astype(np.float32)
+        fixed = random_texture(rng, 24, 30, falloff=1.0).astype(np.float32)
+        proposals = [rng.normal(scale=2.0, size=(24, 30, 2)).astype(np.float32) for _ in range(3)]
+        fused = fused_flows(moving, fixed, proposals, 5)
+        np.testing.assert_allclose(fused, self.slow_fused(moving, fixed, proposals, 5), atol=1e-6)
+
+    def test_each_part_takes_the_motion_it_made(self) -> None:
+        texture = random_texture(np.random.default_rng(6), 64, 96, falloff=1.2).astype(np.float32)
+        moved = fourier_shift(texture, 0.0, 6.0).astype(np.float32)
+        fixed = np.concatenate([texture[:, :48], moved[:, 48:]], axis=1)  # the right half moved 6 px right
+        still, shifted = np.zeros((64, 96, 2), np.float32), np.zeros((64, 96, 2), np.float32)
+        shifted[..., 1] = 6.0
+        fused = fused_flows(texture, fixed, (still, shifted), 5)
+        assert np.all(fused[:, 8:40, 1] == 0.0) and np.all(fused[:, 60:88, 1] == 6.0)
+        assert np.all(fused_flows(texture, fixed, (shifted, shifted.copy()), 5) == shifted)  # a tie: the first
 
 
 class TestSpansAnArea:

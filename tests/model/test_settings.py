@@ -86,6 +86,11 @@ class TestArgumentChecks:
             StartSettings(probe_sides=())
         with pytest.raises(ValueError, match="probe_sides must name"):
             StartSettings(probe_sides=(64, 4))
+        with pytest.raises(ValueError, match="flow_fusion must be a whole number of pixels, 0 or more, got -1"):
+            StartSettings(flow_fusion=-1)
+        with pytest.raises(ValueError, match="flow_fusion must be a whole number"):
+            StartSettings(flow_fusion=2.5)
+        assert StartSettings(flow_fusion=0).flow_fusion == 0
 
     def test_the_api_names_the_argument_a_wrong_image_was_given_for(self) -> None:
         from morphing import FitSettings, Scales, fit_maps, fit_sequence
