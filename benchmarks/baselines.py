@@ -21,7 +21,7 @@ Settings = TypeVar("Settings")
 
 
 def library_versions() -> str:
-    """``"morphing 0.18.0, tensorflow 2.21.0, ..."``: the versions of this project and of the libraries
+    """``"morphing 0.19.0, tensorflow 2.21.0, ..."``: the versions of this project and of the libraries
     whose numerics the figures depend on (the fit, SIFT and DIS, the face detector), as installed."""
     import morphing
 

@@ -146,8 +146,7 @@ def dis_flows(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([_dis_flow(source, target), _dis_flow(target, source)])
 
 
-def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, fusion_window: int = 0,
-                    ) -> np.ndarray:
+def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, fusion_window: int = 0) -> np.ndarray:
     """A start's ``flows`` (``[2, h, w, 2]``, S→T then T→S, on the images' pixels) with the optical flow
     that is left once they are undone.
 
@@ -414,7 +413,7 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
         # Only several layers' reaches can spill one thing's motion onto its neighbour (``refined_by_flow``).
         fusion = settings.flow_fusion if len(layers) > 1 else 0
         flows = refined_by_flow(source, target, flows, fusion)
-        evidence += ", refined by optical flow"
+        evidence += ", refined by optical flow" + (" and fused with the flow from scratch" if fusion else "")
     return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True, pixelwise=refine)
 
 

@@ -483,6 +483,7 @@ class TestMatchedFeatures:
         assert np.abs(plain.affine.apply(grid) - truth.apply(grid)).max() * 96 < 1.5
         refined = features_candidate(source, target)
         assert refined is not None and "refined by optical flow" in refined.evidence
+        assert "fused" not in refined.evidence  # one layer has no neighbour to spill onto
         inner = (slice(40, -40), slice(40, -40))
         np.testing.assert_allclose(refined.flows[0][inner], truth.flow(192, 192)[inner], atol=1.5)
 
@@ -504,6 +505,20 @@ class TestMatchedFeatures:
         for flow in (forward, backward):
             np.testing.assert_allclose(flow[10, 180], [0.0, 0.0], atol=1.0)
             np.testing.assert_allclose(flow[180, 10], [0.0, 0.0], atol=1.0)
+
+    def test_a_refined_start_of_layers_is_fused_and_moves_each_part_by_its_own_motion(self) -> None:
+        source, target = patch_moved_over_texture(60.0)
+        candidate = features_candidate(source, target)
+        assert candidate is not None and candidate.pixelwise
+        assert "2 layers" in candidate.evidence and "fused with the flow from scratch" in candidate.evidence
+        forward, backward = candidate.flows
+        np.testing.assert_allclose(forward[96, round(0.3 * 192 + 60)], [0.0, 60.0], atol=2.0)
+        np.testing.assert_allclose(backward[96, round(0.3 * 192)], [0.0, -60.0], atol=2.0)
+        for flow in (forward, backward):
+            np.testing.assert_allclose(flow[10, 180], [0.0, 0.0], atol=1.0)
+            np.testing.assert_allclose(flow[180, 10], [0.0, 0.0], atol=1.0)
+        unfused = features_candidate(source, target, StartSettings(flow_fusion=0))
+        assert unfused is not None and "fused" not in unfused.evidence
 
     def test_the_start_from_layers_beats_no_motion(self) -> None:
         source, target = patch_moved_over_texture(60.0)
