@@ -73,9 +73,10 @@ from morphing.io.images import reduce_for_fit
 from morphing.model.maps import Scales
 from morphing.model.points import PointPairs
 from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
+from morphing.render.kernels import LUMINANCE, NCC_EPSILON
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
-           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "fused_flows", "dis_flows",
+           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "fused_flows", "local_correlation", "dis_flows",
            "start_candidates",
            "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates",
            "regions_candidate"]
@@ -146,7 +147,8 @@ def dis_flows(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([_dis_flow(source, target), _dis_flow(target, source)])
 
 
-def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, fusion_window: int = 0) -> np.ndarray:
+def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, fusion_window: int = 0,
+                    fusion_margin: float = 0.0) -> np.ndarray:
     """A start's ``flows`` (``[2, h, w, 2]``, S→T then T→S, on the images' pixels) with the optical flow
     that is left once they are undone.
 
@@ -159,11 +161,12 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, f
     guesses where something was uncovered).
 
     With ``fusion_window`` (pixels of a 192-px image; 0: off) the chained
-    flow is fused with the optical flow found from scratch (``fused_flows``):
-    where a start's layer carries a thing that moved otherwise (a layer's
-    reach spills onto its neighbour), the flow from scratch matches better
-    there, while the chained flow keeps the large motions the optical flow
-    alone cannot reach.
+    flow is fused with the optical flow found from scratch (``fused_flows``,
+    which keeps the chained flow unless the other's local correlation is
+    higher by more than ``fusion_margin``): where a start's layer carries a
+    thing that moved otherwise (a layer's reach spills onto its neighbour),
+    the flow from scratch matches clearly better there, while the chained
+    flow keeps the large motions the optical flow alone cannot reach.
     """
     refined = []
     for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1])):
@@ -171,24 +174,39 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, f
         chained = residual + warped_by_flow(flow, residual)
         if fusion_window > 0:
             window = max(1, round(fusion_window * max(fixed.shape[:2]) / 192)) | 1
-            chained = fused_flows(moving, fixed, (chained, _dis_flow(moving, fixed)), window)
+            chained = fused_flows(moving, fixed, (chained, _dis_flow(moving, fixed)), window, fusion_margin)
         refined.append(chained)
     return np.stack(refined).astype(np.float32)
 
 
-def fused_flows(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.ndarray], window: int) -> np.ndarray:
+def fused_flows(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.ndarray], window: int,
+                margin: float = 0.0) -> np.ndarray:
     """``[H, W, 2] float32``: at each pixel of ``fixed``, the proposal (``[H, W, 2]`` flows on ``fixed``'s
     pixels, ``dense_image_warp``'s sign) whose warp of ``moving`` matches ``fixed`` best around it: the
-    smallest mean absolute difference over all channels in a ``window`` × ``window`` box (the first
-    proposal where they tie). ``moving``, ``fixed``: ``[H, W]`` or ``[H, W, C]``, one scale."""
-    errors = []
-    for flow in proposals:
-        difference = np.abs(warped_by_flow(moving, flow).astype(np.float32) - np.asarray(fixed, np.float32))
-        if difference.ndim == 3:
-            difference = difference.mean(axis=-1)
-        errors.append(cv2.blur(difference, (window, window), borderType=cv2.BORDER_REPLICATE))
-    best = np.argmin(np.stack(errors), axis=0)
+    highest squared local correlation of luminance in a ``window`` × ``window`` box (``local_correlation``:
+    blind to a change of gain and offset, as the fit's structure term is, so a recoloured picture
+    does not mislead it; the first proposal where they tie, as on flat areas). ``margin`` is added to
+    the first proposal's score: the others replace it only where they match clearly better.
+    ``moving``, ``fixed``: ``[H, W]`` or ``[H, W, 3]`` float in [-1, 1], one scale."""
+    grey = lambda image: image @ np.asarray(LUMINANCE, np.float32) if image.ndim == 3 else image  # noqa: E731
+    fixed_grey = grey(np.asarray(fixed, np.float32))
+    scores = [local_correlation(grey(warped_by_flow(moving, flow).astype(np.float32)), fixed_grey, window)
+              for flow in proposals]
+    scores[0] = scores[0] + margin
+    best = np.argmax(np.stack(scores), axis=0)
     return np.take_along_axis(np.stack(proposals), best[np.newaxis, ..., np.newaxis], axis=0)[0].astype(np.float32)
+
+
+def local_correlation(first: np.ndarray, second: np.ndarray, window: int) -> np.ndarray:
+    """``[H, W] float32``: at each pixel, ``cov² / (var·var + NCC_EPSILON)`` of two ``[H, W]`` images over the
+    ``window`` × ``window`` box around it (the border repeated): in [0, 1), 1 where one is an affine
+    function of the other, about 0 where they are unrelated or flat (``losses.local_ncc``, per pixel)."""
+    box = lambda image: cv2.blur(image, (window, window), borderType=cv2.BORDER_REPLICATE)  # noqa: E731
+    first, second = np.asarray(first, np.float32), np.asarray(second, np.float32)
+    mean_first, mean_second = box(first), box(second)
+    covariance = box(first * second) - mean_first * mean_second
+    variances = (box(first * first) - mean_first ** 2) * (box(second * second) - mean_second ** 2)
+    return (covariance ** 2 / (np.maximum(variances, 0.0) + NCC_EPSILON)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -412,7 +430,7 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
     if refine:
         # Only several layers' reaches can spill one thing's motion onto its neighbour (``refined_by_flow``).
         fusion = settings.flow_fusion if len(layers) > 1 else 0
-        flows = refined_by_flow(source, target, flows, fusion)
+        flows = refined_by_flow(source, target, flows, fusion, settings.flow_fusion_margin)
         evidence += ", refined by optical flow" + (" and fused with the flow from scratch" if fusion else "")
     return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True, pixelwise=refine)
 

@@ -313,9 +313,10 @@ class StartSettings:
     (``starts.feature_cover``: a logo both pictures share is not the same
     scene); ``flow_fusion``: when the matches hold several layers (things that
     moved on their own), the box (pixels of a 192-px image) over which that
-    refined start and the optical flow found from scratch are compared, each
-    pixel taking the one whose warp matches better there (``starts.fused_flows``;
-    0: the refined start alone).
+    refined start and the optical flow found from scratch are compared by the
+    local correlation of luminance (``starts.fused_flows``; 0: the refined start
+    alone), each pixel taking the flow from scratch only where its correlation
+    is higher by more than ``flow_fusion_margin`` (where the start clearly fails).
     ``feature_paths``: the matched-features start, once chosen, holds each
     thing's motion along the path it travels (``morphing.fit.paths``), as
     matched regions do, so that the frames between show it whole.
@@ -367,6 +368,7 @@ class StartSettings:
     feature_flow: bool = True
     flow_cover: float = 0.25
     flow_fusion: int = 5
+    flow_fusion_margin: float = 0.1
     feature_paths: bool = True
     no_evidence: float = 0.0
     probe_optical_flow: bool = False
@@ -388,6 +390,8 @@ class StartSettings:
         if not isinstance(self.flow_fusion, numbers.Integral) or isinstance(self.flow_fusion, bool) \
                 or self.flow_fusion < 0:
             raise ValueError(f"flow_fusion must be a whole number of pixels, 0 or more, got {self.flow_fusion!r}")
+        if not self.flow_fusion_margin >= 0.0:
+            raise ValueError(f"flow_fusion_margin must be 0 or more, got {self.flow_fusion_margin!r}")
         if not self.probe_sides or any(int(side) < 8 for side in self.probe_sides):
             raise ValueError(f"probe_sides must name one or more sides of at least 8 pixels, got {self.probe_sides!r}")
 

@@ -31,6 +31,7 @@ from morphing.fit.starts import (
     layered_flows,
     refined_by_flow,
     fused_flows,
+    local_correlation,
     leg_start_candidates,
     spans_an_area,
     middle_cost,
@@ -598,37 +599,56 @@ class TestRefinedByFlow:
 
 class TestFusedFlows:
     @staticmethod
-    def slow_fused(moving: np.ndarray, fixed: np.ndarray, proposals: list[np.ndarray], window: int) -> np.ndarray:
-        """The same choice, written plainly: bilinear reads, each pixel's box mean over the edge-padded error."""
-        height, width = fixed.shape[:2]
-        grid = np.stack(np.mgrid[0:height, 0:width], axis=-1).astype(np.float64)
+    def slow_correlation(first: np.ndarray, second: np.ndarray, window: int) -> np.ndarray:
+        """``local_correlation`` written plainly: each pixel's box of the edge-padded images, statistics in
+        float64."""
         half = window // 2
-        errors = []
-        for flow in proposals:
-            difference = np.abs(sample_bilinear(moving, grid - flow) - fixed).mean(axis=-1)
-            padded = np.pad(difference, half, mode="edge")
-            errors.append(np.array([[padded[y:y + window, x:x + window].mean() for x in range(width)]
-                                    for y in range(height)]))
-        best = np.argmin(np.stack(errors), axis=0)
-        return np.stack(proposals)[best, np.arange(height)[:, None], np.arange(width)[None, :]]
+        first, second = (np.pad(image.astype(np.float64), half, mode="edge") for image in (first, second))
+        height, width = first.shape[0] - 2 * half, first.shape[1] - 2 * half
+        out = np.zeros((height, width))
+        for y in range(height):
+            for x in range(width):
+                a, b = first[y:y + window, x:x + window], second[y:y + window, x:x + window]
+                covariance = (a * b).mean() - a.mean() * b.mean()
+                out[y, x] = covariance ** 2 / (a.var() * b.var() + 1e-5)
+        return out
+
+    def test_local_correlation_equals_the_plain_one_and_ignores_gain_and_offset(self) -> None:
+        rng = np.random.default_rng(4)
+        first, second = rng.uniform(-1, 1, size=(2, 20, 26)).astype(np.float32)
+        np.testing.assert_allclose(local_correlation(first, second, 5), self.slow_correlation(first, second, 5),
+                                   atol=2e-4)
+        same = local_correlation(first, -0.6 * first + 0.2, 5)  # another gain (inverted) and offset
+        assert same.min() > 0.99 and local_correlation(first, second, 5).mean() < 0.2
+        assert local_correlation(np.zeros_like(first), second, 5).max() < 1e-3  # flat: no evidence
 
     def test_equals_a_plain_per_pixel_choice(self) -> None:
         rng = np.random.default_rng(4)
         moving = random_texture(rng, 24, 30, falloff=1.0).astype(np.float32)
         fixed = random_texture(rng, 24, 30, falloff=1.0).astype(np.float32)
         proposals = [rng.normal(scale=2.0, size=(24, 30, 2)).astype(np.float32) for _ in range(3)]
-        fused = fused_flows(moving, fixed, proposals, 5)
-        np.testing.assert_allclose(fused, self.slow_fused(moving, fixed, proposals, 5), atol=1e-6)
+        grid = np.stack(np.mgrid[0:24, 0:30], axis=-1).astype(np.float64)
+        grey = lambda image: image @ np.array([0.299, 0.587, 0.114])  # noqa: E731
+        for margin in (0.0, 0.1):
+            scores = np.stack([self.slow_correlation(grey(sample_bilinear(moving, grid - flow)), grey(fixed), 5)
+                               for flow in proposals])
+            scores[0] += margin
+            best = np.argmax(scores, axis=0)
+            expected = np.stack(proposals)[best, np.arange(24)[:, None], np.arange(30)[None, :]]
+            np.testing.assert_allclose(fused_flows(moving, fixed, proposals, 5, margin), expected, atol=1e-6)
 
-    def test_each_part_takes_the_motion_it_made(self) -> None:
+    def test_each_part_takes_the_motion_it_made_whatever_its_colour(self) -> None:
         texture = random_texture(np.random.default_rng(6), 64, 96, falloff=1.2).astype(np.float32)
         moved = fourier_shift(texture, 0.0, 6.0).astype(np.float32)
         fixed = np.concatenate([texture[:, :48], moved[:, 48:]], axis=1)  # the right half moved 6 px right
+        fixed = 0.5 * fixed - 0.3  # and the whole picture recoloured
         still, shifted = np.zeros((64, 96, 2), np.float32), np.zeros((64, 96, 2), np.float32)
         shifted[..., 1] = 6.0
         fused = fused_flows(texture, fixed, (still, shifted), 5)
-        assert np.all(fused[:, 8:40, 1] == 0.0) and np.all(fused[:, 60:88, 1] == 6.0)
+        assert np.all(fused[8:-8, 8:40, 1] == 0.0) and np.all(fused[8:-8, 60:88, 1] == 6.0)
         assert np.all(fused_flows(texture, fixed, (shifted, shifted.copy()), 5) == shifted)  # a tie: the first
+        # The margin keeps the first proposal wherever the other is not clearly better.
+        assert np.all(fused_flows(texture, fixed, (still, shifted), 5, margin=1.0) == still)
 
 
 class TestSpansAnArea:

@@ -91,6 +91,8 @@ class TestArgumentChecks:
         with pytest.raises(ValueError, match="flow_fusion must be a whole number"):
             StartSettings(flow_fusion=2.5)
         assert StartSettings(flow_fusion=0).flow_fusion == 0
+        with pytest.raises(ValueError, match="flow_fusion_margin must be 0 or more, got -0.1"):
+            StartSettings(flow_fusion_margin=-0.1)
 
     def test_the_api_names_the_argument_a_wrong_image_was_given_for(self) -> None:
         from morphing import FitSettings, Scales, fit_maps, fit_sequence
