@@ -76,8 +76,8 @@ from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 from morphing.render.kernels import LUMINANCE, NCC_EPSILON
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
-           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "fused_flows", "local_correlation", "dis_flows",
-           "start_candidates",
+           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "fused_flows",
+           "local_correlation", "dis_flows", "start_candidates",
            "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates",
            "regions_candidate"]
 
@@ -188,20 +188,26 @@ def fused_flows(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.nd
     does not mislead it; the first proposal where they tie, as on flat areas). ``margin`` is added to
     the first proposal's score: the others replace it only where they match clearly better.
     ``moving``, ``fixed``: ``[H, W]`` or ``[H, W, 3]`` float in [-1, 1], one scale."""
-    grey = lambda image: image @ np.asarray(LUMINANCE, np.float32) if image.ndim == 3 else image  # noqa: E731
-    fixed_grey = grey(np.asarray(fixed, np.float32))
-    scores = [local_correlation(grey(warped_by_flow(moving, flow).astype(np.float32)), fixed_grey, window)
+    fixed_grey = _luminance(np.asarray(fixed, np.float32))
+    scores = [local_correlation(_luminance(warped_by_flow(moving, flow).astype(np.float32)), fixed_grey, window)
               for flow in proposals]
     scores[0] = scores[0] + margin
     best = np.argmax(np.stack(scores), axis=0)
     return np.take_along_axis(np.stack(proposals), best[np.newaxis, ..., np.newaxis], axis=0)[0].astype(np.float32)
 
 
+def _luminance(image: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` → ``[H, W]`` luminance (Rec. 601, ``LUMINANCE``); ``[H, W]`` as it is."""
+    return image @ np.asarray(LUMINANCE, np.float32) if image.ndim == 3 else image
+
+
 def local_correlation(first: np.ndarray, second: np.ndarray, window: int) -> np.ndarray:
     """``[H, W] float32``: at each pixel, ``cov² / (var·var + NCC_EPSILON)`` of two ``[H, W]`` images over the
     ``window`` × ``window`` box around it (the border repeated): in [0, 1), 1 where one is an affine
     function of the other, about 0 where they are unrelated or flat (``losses.local_ncc``, per pixel)."""
-    box = lambda image: cv2.blur(image, (window, window), borderType=cv2.BORDER_REPLICATE)  # noqa: E731
+    def box(image: np.ndarray) -> np.ndarray:
+        return cv2.blur(image, (window, window), borderType=cv2.BORDER_REPLICATE)
+
     first, second = np.asarray(first, np.float32), np.asarray(second, np.float32)
     mean_first, mean_second = box(first), box(second)
     covariance = box(first * second) - mean_first * mean_second

@@ -455,6 +455,17 @@ def patch_moved_over_texture(shift_x: float, size: int = 192) -> tuple[np.ndarra
     return images[0], images[1]
 
 
+def assert_patch_moved_and_background_still(flows: np.ndarray) -> None:
+    """``patch_moved_over_texture(60.0)``'s start flows: the patch carried 60 px, the corners still."""
+    forward, backward = flows
+    # dense_image_warp's sign: the target's pixel p shows the source at p - flow.
+    np.testing.assert_allclose(forward[96, round(0.3 * 192 + 60)], [0.0, 60.0], atol=2.0)
+    np.testing.assert_allclose(backward[96, round(0.3 * 192)], [0.0, -60.0], atol=2.0)
+    for flow in (forward, backward):
+        np.testing.assert_allclose(flow[10, 180], [0.0, 0.0], atol=1.0)
+        np.testing.assert_allclose(flow[180, 10], [0.0, 0.0], atol=1.0)
+
+
 class TestMatchedFeatures:
     def test_a_patch_moved_over_a_still_background_is_a_second_layer(self) -> None:
         source, target = patch_moved_over_texture(60.0)
@@ -499,25 +510,14 @@ class TestMatchedFeatures:
         source, target = patch_moved_over_texture(60.0)
         candidate = features_candidate(source, target, StartSettings(feature_flow=False))
         assert candidate is not None and candidate.flows is not None and "2 layers" in candidate.evidence
-        forward, backward = candidate.flows
-        # dense_image_warp's sign: the target's pixel p shows the source at p - flow.
-        np.testing.assert_allclose(forward[96, round(0.3 * 192 + 60)], [0.0, 60.0], atol=2.0)
-        np.testing.assert_allclose(backward[96, round(0.3 * 192)], [0.0, -60.0], atol=2.0)
-        for flow in (forward, backward):
-            np.testing.assert_allclose(flow[10, 180], [0.0, 0.0], atol=1.0)
-            np.testing.assert_allclose(flow[180, 10], [0.0, 0.0], atol=1.0)
+        assert_patch_moved_and_background_still(candidate.flows)
 
     def test_a_refined_start_of_layers_is_fused_and_moves_each_part_by_its_own_motion(self) -> None:
         source, target = patch_moved_over_texture(60.0)
         candidate = features_candidate(source, target)
         assert candidate is not None and candidate.pixelwise
         assert "2 layers" in candidate.evidence and "fused with the flow from scratch" in candidate.evidence
-        forward, backward = candidate.flows
-        np.testing.assert_allclose(forward[96, round(0.3 * 192 + 60)], [0.0, 60.0], atol=2.0)
-        np.testing.assert_allclose(backward[96, round(0.3 * 192)], [0.0, -60.0], atol=2.0)
-        for flow in (forward, backward):
-            np.testing.assert_allclose(flow[10, 180], [0.0, 0.0], atol=1.0)
-            np.testing.assert_allclose(flow[180, 10], [0.0, 0.0], atol=1.0)
+        assert_patch_moved_and_background_still(candidate.flows)
         unfused = features_candidate(source, target, StartSettings(flow_fusion=0))
         assert unfused is not None and "fused" not in unfused.evidence
 
@@ -628,9 +628,9 @@ class TestFusedFlows:
         fixed = random_texture(rng, 24, 30, falloff=1.0).astype(np.float32)
         proposals = [rng.normal(scale=2.0, size=(24, 30, 2)).astype(np.float32) for _ in range(3)]
         grid = np.stack(np.mgrid[0:24, 0:30], axis=-1).astype(np.float64)
-        grey = lambda image: image @ np.array([0.299, 0.587, 0.114])  # noqa: E731
+        rec601 = np.array([0.299, 0.587, 0.114])
         for margin in (0.0, 0.1):
-            scores = np.stack([self.slow_correlation(grey(sample_bilinear(moving, grid - flow)), grey(fixed), 5)
+            scores = np.stack([self.slow_correlation(sample_bilinear(moving, grid - flow) @ rec601, fixed @ rec601, 5)
                                for flow in proposals])
             scores[0] += margin
             best = np.argmax(scores, axis=0)
