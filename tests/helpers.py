@@ -109,3 +109,17 @@ def run_tool(*argv: str | Path) -> tuple[int, str, str]:
 def tool_pixels(path: Path) -> np.ndarray:
     """An image file's pixels as ``[H, W, 3] uint8``."""
     return np.asarray(Image.open(path).convert("RGB"))
+
+
+def slow_correlation(first: np.ndarray, second: np.ndarray, window: int) -> np.ndarray:
+    """``render.kernels.local_correlation`` written plainly: each pixel's box cut at the border, float64."""
+    half = window // 2
+    height, width = first.shape
+    out = np.zeros((height, width))
+    for y in range(height):
+        for x in range(width):
+            box = (slice(max(0, y - half), y + half + 1), slice(max(0, x - half), x + half + 1))
+            a, b = first[box].astype(np.float64), second[box].astype(np.float64)
+            covariance = (a * b).mean() - a.mean() * b.mean()
+            out[y, x] = covariance ** 2 / (a.var() * b.var() + 1e-5)
+    return out

@@ -73,11 +73,11 @@ from morphing.io.images import reduce_for_fit
 from morphing.model.maps import Scales
 from morphing.model.points import PointPairs
 from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
-from morphing.render.kernels import LUMINANCE, NCC_EPSILON
+from morphing.render.kernels import LUMINANCE, local_correlation
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
            "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "fused_flows",
-           "local_correlation", "dis_flows", "start_candidates",
+           "dis_flows", "start_candidates",
            "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates",
            "regions_candidate"]
 
@@ -183,36 +183,21 @@ def fused_flows(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.nd
                 margin: float = 0.0) -> np.ndarray:
     """``[H, W, 2] float32``: at each pixel of ``fixed``, the proposal (``[H, W, 2]`` flows on ``fixed``'s
     pixels, ``dense_image_warp``'s sign) whose warp of ``moving`` matches ``fixed`` best around it: the
-    highest squared local correlation of luminance in a ``window`` × ``window`` box (``local_correlation``:
+    highest squared local correlation of luminance in a ``window`` × ``window`` box (``kernels.local_correlation``:
     blind to a change of gain and offset, as the fit's structure term is, so a recoloured picture
     does not mislead it; the first proposal where they tie, as on flat areas). ``margin`` is added to
     the first proposal's score: the others replace it only where they match clearly better.
     ``moving``, ``fixed``: ``[H, W]`` or ``[H, W, 3]`` float in [-1, 1], one scale."""
-    fixed_grey = _luminance(np.asarray(fixed, np.float32))
-    scores = [local_correlation(_luminance(warped_by_flow(moving, flow).astype(np.float32)), fixed_grey, window)
-              for flow in proposals]
-    scores[0] = scores[0] + margin
-    best = np.argmax(np.stack(scores), axis=0)
+    moved = np.stack([_luminance(warped_by_flow(moving, flow).astype(np.float32)) for flow in proposals])
+    scores = local_correlation(moved, _luminance(np.asarray(fixed, np.float32)), window)
+    scores[0] += margin
+    best = np.argmax(scores, axis=0)
     return np.take_along_axis(np.stack(proposals), best[np.newaxis, ..., np.newaxis], axis=0)[0].astype(np.float32)
 
 
 def _luminance(image: np.ndarray) -> np.ndarray:
     """``[H, W, 3]`` → ``[H, W]`` luminance (Rec. 601, ``LUMINANCE``); ``[H, W]`` as it is."""
     return image @ np.asarray(LUMINANCE, np.float32) if image.ndim == 3 else image
-
-
-def local_correlation(first: np.ndarray, second: np.ndarray, window: int) -> np.ndarray:
-    """``[H, W] float32``: at each pixel, ``cov² / (var·var + NCC_EPSILON)`` of two ``[H, W]`` images over the
-    ``window`` × ``window`` box around it (the border repeated): in [0, 1), 1 where one is an affine
-    function of the other, about 0 where they are unrelated or flat (``losses.local_ncc``, per pixel)."""
-    def box(image: np.ndarray) -> np.ndarray:
-        return cv2.blur(image, (window, window), borderType=cv2.BORDER_REPLICATE)
-
-    first, second = np.asarray(first, np.float32), np.asarray(second, np.float32)
-    mean_first, mean_second = box(first), box(second)
-    covariance = box(first * second) - mean_first * mean_second
-    variances = (box(first * first) - mean_first ** 2) * (box(second * second) - mean_second ** 2)
-    return (covariance ** 2 / (np.maximum(variances, 0.0) + NCC_EPSILON)).astype(np.float32)
 
 
 @dataclass(frozen=True)

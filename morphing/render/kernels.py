@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -166,6 +166,38 @@ def box_sums(images: np.ndarray, window: int) -> np.ndarray:
     return sums
 
 
+class _Moments(NamedTuple):
+    """Local statistics of ``moved`` (a) against ``fixed`` (b) in each pixel's box (windows cut at the border)."""
+
+    mean_a: np.ndarray
+    mean_b: np.ndarray
+    spread_a: np.ndarray  # var(a) before clipping at 0
+    variance_b: np.ndarray
+    covariance: np.ndarray
+    denominator: np.ndarray  # var(a)·var(b) + NCC_EPSILON
+
+
+def _local_moments(moved: np.ndarray, fixed: np.ndarray, window: int, counts: np.ndarray) -> _Moments:
+    def mean(images: np.ndarray) -> np.ndarray:
+        return box_sums(images, window) / counts
+
+    mean_a, mean_aa, mean_ab = mean(moved), mean(moved * moved), mean(moved * fixed)
+    mean_b, mean_bb = mean(fixed), mean(fixed * fixed)
+    spread_a = mean_aa - mean_a * mean_a
+    variance_a, variance_b = np.maximum(spread_a, 0.0), np.maximum(mean_bb - mean_b * mean_b, 0.0)
+    covariance = mean_ab - mean_a * mean_b
+    return _Moments(mean_a, mean_b, spread_a, variance_b, covariance, variance_a * variance_b + NCC_EPSILON)
+
+
+def local_correlation(moved: np.ndarray, fixed: np.ndarray, window: int) -> np.ndarray:
+    """``[..., h, w]``: the squared local correlation ``cov² / (var·var + NCC_EPSILON)`` of ``moved``
+    (``[..., h, w]``) against ``fixed`` (``[h, w]``) in each pixel's ``window``×``window`` box, windows cut
+    at the border: in [0, 1), 1 where one is an affine function of the other (any gain, offset, sign),
+    about 0 where they are unrelated or flat. ``losses.local_ncc`` is 1 − its mean."""
+    moments = _local_moments(moved, fixed, window, box_counts(*fixed.shape, window))
+    return moments.covariance * moments.covariance / moments.denominator
+
+
 def local_ncc_with_gradient(
     moved: np.ndarray, fixed: np.ndarray, window: int, weights: np.ndarray, gradient: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -178,16 +210,9 @@ def local_ncc_with_gradient(
     TensorFlow takes (a clipped variance passes no gradient).
     """
     counts = box_counts(*fixed.shape, window)
-
-    def mean(images: np.ndarray) -> np.ndarray:
-        return box_sums(images, window) / counts
-
-    mean_a, mean_aa, mean_ab = mean(moved), mean(moved * moved), mean(moved * fixed)
-    mean_b, mean_bb = mean(fixed), mean(fixed * fixed)
-    spread_a = mean_aa - mean_a * mean_a
-    variance_a, variance_b = np.maximum(spread_a, 0.0), np.maximum(mean_bb - mean_b * mean_b, 0.0)
-    covariance = mean_ab - mean_a * mean_b
-    denominator = variance_a * variance_b + NCC_EPSILON
+    moments = _local_moments(moved, fixed, window, counts)
+    mean_a, mean_b, spread_a, variance_b = moments.mean_a, moments.mean_b, moments.spread_a, moments.variance_b
+    covariance, denominator = moments.covariance, moments.denominator
     correlation = covariance * covariance / denominator
     pixels = fixed.size
     weight_mean = np.maximum(weights.sum(axis=(1, 2)) / pixels, 1e-12)[:, None, None]

@@ -31,7 +31,6 @@ from morphing.fit.starts import (
     layered_flows,
     refined_by_flow,
     fused_flows,
-    local_correlation,
     leg_start_candidates,
     spans_an_area,
     middle_cost,
@@ -42,7 +41,7 @@ from morphing.fit.starts import (
     start_candidates,
     start_cost,
 )
-from tests.helpers import moved_texture, similarity
+from tests.helpers import moved_texture, similarity, slow_correlation
 
 
 def shown_at(image: np.ndarray, affine: Affine) -> np.ndarray:
@@ -598,30 +597,6 @@ class TestRefinedByFlow:
 
 
 class TestFusedFlows:
-    @staticmethod
-    def slow_correlation(first: np.ndarray, second: np.ndarray, window: int) -> np.ndarray:
-        """``local_correlation`` written plainly: each pixel's box of the edge-padded images, statistics in
-        float64."""
-        half = window // 2
-        first, second = (np.pad(image.astype(np.float64), half, mode="edge") for image in (first, second))
-        height, width = first.shape[0] - 2 * half, first.shape[1] - 2 * half
-        out = np.zeros((height, width))
-        for y in range(height):
-            for x in range(width):
-                a, b = first[y:y + window, x:x + window], second[y:y + window, x:x + window]
-                covariance = (a * b).mean() - a.mean() * b.mean()
-                out[y, x] = covariance ** 2 / (a.var() * b.var() + 1e-5)
-        return out
-
-    def test_local_correlation_equals_the_plain_one_and_ignores_gain_and_offset(self) -> None:
-        rng = np.random.default_rng(4)
-        first, second = rng.uniform(-1, 1, size=(2, 20, 26)).astype(np.float32)
-        np.testing.assert_allclose(local_correlation(first, second, 5), self.slow_correlation(first, second, 5),
-                                   atol=2e-4)
-        same = local_correlation(first, -0.6 * first + 0.2, 5)  # another gain (inverted) and offset
-        assert same.min() > 0.99 and local_correlation(first, second, 5).mean() < 0.2
-        assert local_correlation(np.zeros_like(first), second, 5).max() < 1e-3  # flat: no evidence
-
     def test_equals_a_plain_per_pixel_choice(self) -> None:
         rng = np.random.default_rng(4)
         moving = random_texture(rng, 24, 30, falloff=1.0).astype(np.float32)
@@ -630,7 +605,7 @@ class TestFusedFlows:
         grid = np.stack(np.mgrid[0:24, 0:30], axis=-1).astype(np.float64)
         rec601 = np.array([0.299, 0.587, 0.114])
         for margin in (0.0, 0.1):
-            scores = np.stack([self.slow_correlation(sample_bilinear(moving, grid - flow) @ rec601, fixed @ rec601, 5)
+            scores = np.stack([slow_correlation(sample_bilinear(moving, grid - flow) @ rec601, fixed @ rec601, 5)
                                for flow in proposals])
             scores[0] += margin
             best = np.argmax(scores, axis=0)

@@ -12,12 +12,15 @@ from morphing.render.kernels import (
     box_counts,
     fitting_kernel_size,
     gaussian_kernel,
+    local_correlation,
+    local_ncc_with_gradient,
     pool_factor,
     pool_sizes,
     pooled,
     pooled_sigma,
     unpooled,
 )
+from tests.helpers import slow_correlation
 
 
 class TestGaussianKernel:
@@ -91,3 +94,20 @@ def test_box_counts_are_the_pixels_each_box_holds() -> None:
                     counted[y, x] += 0 <= y + dy < height and 0 <= x + dx < width
     np.testing.assert_array_equal(box_counts(height, width, window), counted)
     assert box_counts(9, 9, 7)[4, 4] == 49 and box_counts(9, 9, 7)[0, 0] == 16
+
+
+class TestLocalCorrelation:
+    def test_equals_the_plain_one_and_ignores_gain_and_offset(self) -> None:
+        rng = np.random.default_rng(4)
+        first, second = rng.uniform(-1, 1, size=(2, 20, 26))
+        np.testing.assert_allclose(local_correlation(first, second, 5), slow_correlation(first, second, 5),
+                                   atol=1e-9)
+        same = local_correlation(first, -0.6 * first + 0.2, 5)  # another gain (inverted) and offset
+        assert same.min() > 0.99 and local_correlation(first, second, 5).mean() < 0.2
+        assert local_correlation(np.zeros_like(first), second, 5).max() < 1e-3  # flat: no evidence
+
+    def test_is_what_the_local_ncc_loss_averages(self) -> None:
+        rng = np.random.default_rng(5)
+        moved, fixed = rng.uniform(-1, 1, size=(2, 12, 15))
+        loss, _ = local_ncc_with_gradient(moved[None], fixed, 5, np.ones((1, 12, 15)), gradient=False)
+        assert float(loss[0]) == pytest.approx(1.0 - local_correlation(moved, fixed, 5).mean(), rel=1e-12)
