@@ -28,8 +28,9 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    thing's motion along its path (``morphing.fit.paths.along_paths``).
 3. when no candidate passes (and no motion's own cost is at least
    ``StartSettings.no_evidence``, 0 by default: whenever none passes), the
-   fit gives no motion and the best other candidate (and, if asked, the
-   **optical flow**, OpenCV's DIS, a dense start) a few dense steps each
+   fit gives no motion and the best other candidate (and the **optical
+   flow**, OpenCV's DIS, a dense start, where it is consistent both ways
+   on most of the picture: ``consistent_share``) a few dense steps each
    (``StartChoice.probe``) and carries on from the one whose middle frame
    then shows one thing (``middle_cost``: the two halves of the frame at
    alpha ½ compared by structure, colour maps left out, border filled from
@@ -77,6 +78,7 @@ from morphing.render.kernels import LUMINANCE, local_correlation
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
            "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "fused_flows",
+           "forward_backward_mismatch", "consistent_share",
            "dis_flows", "start_candidates",
            "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates",
            "regions_candidate"]
@@ -177,6 +179,28 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, f
             chained = fused_flows(moving, fixed, (chained, _dis_flow(moving, fixed)), window, fusion_margin)
         refined.append(chained)
     return np.stack(refined).astype(np.float32)
+
+
+def forward_backward_mismatch(flow: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``[H, W] float32`` pixels: how far ``flow`` and the other way's flow fail to undo each other.
+
+    ``flow``: ``[H, W, 2]`` (dy, dx) on one image's pixels, ``dense_image_warp``'s sign (pixel ``p`` shows
+    the other image at ``q = p - flow(p)``); ``other``: ``[H', W', 2]`` the same on the other image's
+    pixels. Where both are right, ``q - other(q) = p``, so ``|flow(p) + other(q)|`` is near 0; where
+    either went wrong (a texture matched by chance, an area one picture hides) it is not. ``other`` is
+    read bilinearly, its border repeated (``warped_by_flow``)."""
+    return np.hypot(*np.moveaxis(flow + warped_by_flow(other, flow), -1, 0)).astype(np.float32)
+
+
+def consistent_share(flows: np.ndarray, tolerance: float) -> float:
+    """The share of both directions' pixels (``flows``: ``[2, h, w, 2]``, S→T then T→S, as
+    ``Candidate.flows``) where the two flows undo each other to within ``tolerance`` pixels of a
+    192-px picture (``forward_backward_mismatch``): near 1 for an optical flow that found the pictures'
+    motion (one scene, things moving over it: only what either picture hides disagrees), small for one
+    that matched two different subjects' textures by chance."""
+    limit = tolerance * max(flows.shape[1:3]) / 192
+    return float(np.mean([forward_backward_mismatch(flows[0], flows[1]) <= limit,
+                          forward_backward_mismatch(flows[1], flows[0]) <= limit]))
 
 
 def fused_flows(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.ndarray], window: int,
@@ -470,8 +494,12 @@ def start_candidates(
     shapes = regions_candidate(source, target, settings) if settings.regions else None
     if shapes is not None:
         candidates.append(shapes)
-    if math.isfinite(settings.no_evidence) and settings.probe_optical_flow:  # it only ever enters the probe
-        candidates.append(Candidate(FLOW, Affine.identity(), "DIS", dis_flows(source, target)))
+    if math.isfinite(settings.no_evidence) and settings.probe_flow_share <= 1.0:  # it only ever enters the probe
+        flows = dis_flows(source, target)
+        share = consistent_share(flows, settings.flow_consistency)
+        if share >= settings.probe_flow_share:
+            candidates.append(Candidate(FLOW, Affine.identity(), f"DIS, consistent on {share:.0%} of the pixels",
+                                        flows))
     return candidates
 
 

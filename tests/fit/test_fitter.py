@@ -32,8 +32,9 @@ def test_fitted_middle_frame_beats_cross_dissolve_on_a_moving_disc() -> None:
         on_step=lambda step, loss: steps.append((step, loss)),
     )
     indices = [step for step, _ in steps]
-    # Two starts probed (120 steps) or one start chosen outright (its 100 steps end the count).
-    assert settings.total_steps == 120 and len(steps) in (100, 120)
+    # Three starts probed (140 steps: no motion, another, a consistent optical flow), two (120) or one start
+    # chosen outright (its 100 steps end the count).
+    assert settings.total_steps == 140 and len(steps) in (100, 120, 140)
     assert indices == list(range(settings.total_steps - len(steps), settings.total_steps))
     assert steps[-1][1] < steps[0][1] / 2
     middle = FrameRenderer(source, target, maps, maps.scales).render([0.5])[0].astype(float)
@@ -217,7 +218,7 @@ def test_an_undecided_start_is_probed_and_the_winner_reported() -> None:
     from morphing.model.settings import StartSettings
 
     settings = FitSettings(epochs=6, working_size=64, grid_size=16, probe_steps=2, face_points=False,
-                           starts=StartSettings(no_evidence=0.93))
+                           starts=StartSettings(no_evidence=0.93, probe_flow_share=1.5))  # no optical flow here
     fit_maps(source, target, Scales(), settings, on_step=lambda step, loss: steps.append(step),
              on_start=choices.append, candidates=[Candidate("no motion", Affine.identity()), shifted])
     (choice,) = choices
@@ -247,13 +248,31 @@ def test_the_probe_keeps_the_start_whose_middle_frame_shows_one_picture() -> Non
             assert choice.chosen is truth, choice.describe()
 
 
+def test_the_probe_takes_a_consistent_optical_flow_that_shows_one_picture() -> None:
+    from morphing.fit.starts import FLOW, dis_flows
+    from morphing.model.settings import StartSettings
+    from morphing.testing.scenes import random_texture
+
+    source = random_texture(np.random.default_rng(5), 64, 64)
+    target = np.roll(source, 6, axis=1)  # the whole picture 6 px to the right (it is periodic)
+    flow = Candidate(FLOW, Affine.identity(), "DIS", dis_flows(source, target))
+    choices = []
+    settings = FitSettings(epochs=8, working_size=64, grid_size=16, probe_steps=3, face_points=False,
+                           starts=StartSettings(margin=10.0, no_evidence=0.0))
+    fit_maps(source, target, Scales(), settings, on_start=choices.append,
+             candidates=[Candidate("no motion", Affine.identity()), flow])
+    (choice,) = choices
+    assert choice.chosen is flow and "probe middle-frame costs no motion" in choice.describe(), choice.describe()
+
+
 def test_total_steps_counts_the_probes_that_can_run() -> None:
     from morphing.model.settings import StartSettings
 
-    assert FitSettings(epochs=50, probe_steps=10).total_steps == 60  # no motion and one other start
-    assert FitSettings(epochs=50, probe_steps=10, starts=StartSettings(probe_optical_flow=True)).total_steps == 70
+    # No motion, the best other start and the optical flow, where it is consistent enough to join.
+    assert FitSettings(epochs=50, probe_steps=10).total_steps == 70
+    assert FitSettings(epochs=50, probe_steps=10, starts=StartSettings(probe_flow_share=1.5)).total_steps == 60
     assert FitSettings(epochs=50, probe_steps=10, starts=StartSettings(no_evidence=float("inf"))).total_steps == 50
-    assert FitSettings(epochs=5, probe_steps=10).total_steps == 10  # a probe is never longer than the fit
+    assert FitSettings(epochs=5, probe_steps=10).total_steps == 15  # a probe is never longer than the fit
 
 
 def test_user_points_given_for_another_image_size_are_honoured_at_the_frames_size() -> None:

@@ -30,6 +30,10 @@ from morphing.fit.starts import (
     key_points,
     layered_flows,
     refined_by_flow,
+    FLOW,
+    consistent_share,
+    dis_flows,
+    forward_backward_mismatch,
     fused_flows,
     leg_start_candidates,
     spans_an_area,
@@ -594,6 +598,55 @@ class TestRefinedByFlow:
         right[0, ..., 1], right[1, ..., 1] = 10.0, -10.0
         kept = refined_by_flow(source, target, right, fusion_window=5)  # a right start stays right
         assert np.abs(kept[:, 24:-24, 24:-24] - right[:, 24:-24, 24:-24]).mean() < 0.3
+
+
+class TestForwardBackwardMismatch:
+    def test_equals_a_plain_loop(self) -> None:
+        rng = np.random.default_rng(3)
+        flow = cv2.GaussianBlur(rng.normal(0, 4, (24, 30, 2)).astype(np.float32), (0, 0), 3) * 3
+        other = cv2.GaussianBlur(rng.normal(0, 4, (24, 30, 2)).astype(np.float32), (0, 0), 3) * 3
+        expected = np.zeros((24, 30))
+        for y in range(24):
+            for x in range(30):
+                read = sample_bilinear(other, np.array([y - flow[y, x, 0], x - flow[y, x, 1]], np.float64))
+                expected[y, x] = math.hypot(flow[y, x, 0] + read[0], flow[y, x, 1] + read[1])
+        # OpenCV's remap reads at steps of 1/32 pixel; the flows change by at most about 1 px per pixel.
+        np.testing.assert_allclose(forward_backward_mismatch(flow, other), expected, atol=0.03)
+        assert expected.max() > 1.0  # the two flows are far from undoing each other: the check checks
+
+    def test_a_shift_and_its_inverse_undo_each_other(self) -> None:
+        flow = np.broadcast_to(np.array([2.0, -3.5], np.float32), (20, 20, 2)).copy()
+        assert np.abs(forward_backward_mismatch(flow, -flow)).max() < 1e-5
+        # The same shift both ways is off by twice its length.
+        np.testing.assert_allclose(forward_backward_mismatch(flow, flow), 2 * math.hypot(2.0, 3.5), rtol=1e-5)
+
+
+class TestConsistentShare:
+    def test_counts_the_pixels_where_the_two_flows_undo_each_other(self) -> None:
+        flows = np.zeros((2, 48, 64, 2), np.float32)
+        flows[0, ..., 1], flows[1, ..., 1] = 4.0, -4.0
+        assert consistent_share(flows, 1.0) == 1.0
+        flows[1, :, 32:, 1] = -6.0  # the way back is 2 px off on the right half
+        # Forward, column x reads the way back at x - 4: off from x = 36 on; the way back is off from 32 on.
+        assert consistent_share(flows, 1.0) == (36 + 32) / 128
+        # The tolerance is in pixels of a 192-px picture: 5 of them are 1.67 px of this one, 6.5 are 2.17.
+        assert consistent_share(flows, 5.0) == (36 + 32) / 128 and consistent_share(flows, 6.5) == 1.0
+
+    def test_the_optical_flow_of_one_scene_is_consistent_and_between_unrelated_pictures_is_not(self) -> None:
+        texture = random_texture(np.random.default_rng(4), 96, 96, falloff=1.2)
+        moved = fourier_shift(texture, 2.0, 5.0).astype(np.float32)
+        unrelated = random_texture(np.random.default_rng(5), 96, 96, falloff=1.2)
+        assert consistent_share(dis_flows(texture, moved), 1.0) > 0.8
+        assert consistent_share(dis_flows(texture, unrelated), 1.0) < 0.3
+
+    def test_the_optical_flow_is_a_candidate_only_where_it_is_consistent(self) -> None:
+        texture = random_texture(np.random.default_rng(4), 96, 96, falloff=1.2)
+        moved = fourier_shift(texture, 2.0, 5.0).astype(np.float32)
+        unrelated = random_texture(np.random.default_rng(5), 96, 96, falloff=1.2)
+        (flow,) = [c for c in start_candidates(texture, moved) if c.name == FLOW]
+        assert "consistent on" in flow.evidence and flow.flows is not None
+        assert FLOW not in [c.name for c in start_candidates(texture, moved, settings=StartSettings(probe_flow_share=1.5))]
+        assert FLOW not in [c.name for c in start_candidates(texture, unrelated)]
 
 
 class TestFusedFlows:

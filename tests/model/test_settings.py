@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -93,6 +94,10 @@ class TestArgumentChecks:
         assert StartSettings(flow_fusion=0).flow_fusion == 0
         with pytest.raises(ValueError, match="flow_fusion_margin must be 0 or more, got -0.1"):
             StartSettings(flow_fusion_margin=-0.1)
+        for name in ("probe_flow_share", "flow_consistency"):
+            for bad in (-0.5, math.nan):
+                with pytest.raises(ValueError, match=f"{name} must be 0 or more"):
+                    StartSettings(**{name: bad})
 
     def test_the_api_names_the_argument_a_wrong_image_was_given_for(self) -> None:
         from morphing import FitSettings, Scales, fit_maps, fit_sequence
