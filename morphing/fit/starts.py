@@ -494,7 +494,8 @@ def start_candidates(
     shapes = regions_candidate(source, target, settings) if settings.regions else None
     if shapes is not None:
         candidates.append(shapes)
-    if math.isfinite(settings.no_evidence) and settings.probe_flow_share <= 1.0:  # it only ever enters the probe
+    # It only ever enters the probe; OpenCV's DIS refuses pictures under 12 px.
+    if math.isfinite(settings.no_evidence) and settings.probe_flow_share <= 1.0 and min(source.shape[:2]) >= 12:
         flows = dis_flows(source, target)
         share = consistent_share(flows, settings.flow_consistency)
         if share >= settings.probe_flow_share:

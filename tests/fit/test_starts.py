@@ -647,6 +647,8 @@ class TestConsistentShare:
         assert "consistent on" in flow.evidence and flow.flows is not None
         assert FLOW not in [c.name for c in start_candidates(texture, moved, settings=StartSettings(probe_flow_share=1.5))]
         assert FLOW not in [c.name for c in start_candidates(texture, unrelated)]
+        tiny = texture[:8, :8]  # OpenCV's DIS refuses pictures under 12 px: no flow, and no error
+        assert FLOW not in [c.name for c in start_candidates(tiny, np.roll(tiny, 1, axis=1))]
 
 
 class TestFusedFlows:
