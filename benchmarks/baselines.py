@@ -15,7 +15,7 @@ import numpy as np
 
 from morphing.fit import starts
 
-__all__ = ["dis_flows", "dissolve", "flow_morph", "library_versions", "overridden"]
+__all__ = ["dis_flows", "dissolve", "flow_morph", "formula_morph", "library_versions", "overridden"]
 
 Settings = TypeVar("Settings")
 
@@ -82,12 +82,14 @@ def dissolve(source: np.ndarray, target: np.ndarray) -> tuple[Render, list[np.nd
     return render, []
 
 
-def flow_morph(source: np.ndarray, target: np.ndarray) -> tuple[Render, list[np.ndarray]]:
-    """The DIS flow morph: frame(a) = (1 - a)·S(p - a·f(p)) + a·T(p - (1 - a)·b(p)) with ``(f, b)``
-    from ``dis_flows``, the
-    same linear-in-alpha backward warps as our formula, bilinear. Returns
-    ``(render(alphas) -> frames, [forward flow, backward flow])``."""
-    forward, backward = dis_flows(source, target)
+def formula_morph(source: np.ndarray, target: np.ndarray, forward: np.ndarray,
+                  backward: np.ndarray) -> tuple[Render, list[np.ndarray]]:
+    """The formula's plain render of given flows, no colour maps:
+    frame(a) = (1 - a)·S(p - a·f(p)) + a·T(p - (1 - a)·b(p)), bilinear, the border's pixels repeated.
+
+    ``source``, ``target``: ``[H, W, 3] uint8``; ``forward``, ``backward``: ``[H, W, 2]``
+    (dy, dx) pixels as in ``dis_flows``. Returns ``(render(alphas) -> frames, [forward, backward])``.
+    """
     height, width = source.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
 
@@ -104,3 +106,10 @@ def flow_morph(source: np.ndarray, target: np.ndarray) -> tuple[Render, list[np.
         ]
 
     return render, [forward, backward]
+
+
+def flow_morph(source: np.ndarray, target: np.ndarray) -> tuple[Render, list[np.ndarray]]:
+    """The DIS flow morph: ``formula_morph`` of the flows ``dis_flows`` finds (the same linear-in-alpha
+    backward warps as our formula, bilinear). Returns ``(render(alphas) -> frames, [forward flow,
+    backward flow])``."""
+    return formula_morph(source, target, *dis_flows(source, target))

@@ -13,7 +13,12 @@ warp folds) and on wall seconds. Methods: cross-dissolve; an optical-flow morph
 (OpenCV DIS flow both ways, each image backward-warped by alpha times its flow,
 then blended); ours at defaults (bicubic warp, detail-preserving blend); ours
 with the formula's plain render (bilinear, linear blend) from the same fit;
-ours with three times the epochs; ours with even pacing.
+ours with three times the epochs; ours with even pacing. On the object and soft
+sets, whose scenes know their exact correspondence, also "true flows": the
+formula's plain render of the scene's true flows (``SpriteScene.true_flows``),
+what exact correspondence alone, without colour maps, gives through the formula;
+and "true flows, held": the same flows held along the paths things travel
+(``morphing.fit.paths.along_paths``, as the fit's dense starts are).
 
 With ``--pictures FOLDER`` (PNG or JPEG files, e.g. ``../shared/pairs/images``), a fourth set,
 "object": a disc cut from one picture moves, scales and turns over another picture that stays
@@ -51,8 +56,9 @@ tf = load_tensorflow()
 from PIL import Image  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
-from baselines import dissolve, flow_morph, library_versions, overridden  # noqa: E402
+from baselines import dissolve, flow_morph, formula_morph, library_versions, overridden  # noqa: E402
 from morphing.fit.fitter import FitSettings, fit_maps, reduce_for_fit  # noqa: E402
+from morphing.fit.paths import along_paths  # noqa: E402
 from morphing.io.images import load_image  # noqa: E402
 from morphing.model.maps import Scales  # noqa: E402
 from morphing.testing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
@@ -70,6 +76,21 @@ PACING_FRAMES = 21
 
 # A method: (source, target) uint8 -> (render(alphas) -> frames, [flows for folding]).
 Method = Callable[[np.ndarray, np.ndarray], tuple[Callable[[np.ndarray], list[np.ndarray]], list[np.ndarray]]]
+TRUE_FLOWS = ("true flows (formula)", "true flows, held")
+"""The methods that read the scene itself (its exact correspondence), not only its two ends."""
+
+
+def true_flow_morph(held: bool) -> Callable:
+    """``scene -> (render, flows)``: the formula's plain render of the scene's true flows (a scene with
+    ``true_flows()``), with ``held`` held along the paths things travel (``paths.along_paths``)."""
+
+    def method(scene) -> tuple[Callable[[np.ndarray], list[np.ndarray]], list[np.ndarray]]:
+        flows = np.stack(scene.true_flows())
+        if held:
+            flows = along_paths(flows)
+        return formula_morph(scene.render(0.0), scene.render(1.0), flows[0], flows[1])
+
+    return method
 
 
 def ours(
@@ -114,12 +135,13 @@ def ours(
     return method
 
 
-def score(method: Method, scenes: list) -> dict[str, float]:
+def score(method: Method, scenes: list, reads_scene: bool = False) -> dict[str, float]:
+    """Mean scores of ``method`` over ``scenes`` (``reads_scene``: it takes the scene, not its two ends)."""
     rows = []
     for scene in scenes:
         source, target = scene.render(0.0), scene.render(1.0)
         start = time.perf_counter()
-        render, flows = method(source, target)
+        render, flows = method(scene) if reads_scene else method(source, target)
         frames = render(np.array(SCORED_ALPHAS))
         seconds = time.perf_counter() - start
         truths = [scene.render(a) for a in SCORED_ALPHAS]
@@ -188,6 +210,8 @@ def main() -> int:
         "ours, plain render*": ours(default, Scales(), render_mode=("bilinear", "linear"), fits=fits),
         f"ours, {bigger.epochs} epochs": ours(bigger, Scales()),
         "ours, even pacing*": ours(default, Scales(), even_pacing=True, fits=fits),
+        TRUE_FLOWS[0]: true_flow_morph(held=False),
+        TRUE_FLOWS[1]: true_flow_morph(held=True),
     }
     if args.only:
         wanted = args.only.split(",")
@@ -242,7 +266,9 @@ def main() -> int:
               f" {'worst Δ DIS':>11}")
         flow_scores = None
         for name, method in methods.items():
-            result = score(method, scenes)
+            if name in TRUE_FLOWS and not hasattr(scenes[0], "true_flows"):
+                continue  # flat shapes that change colour: their correspondence alone is not the answer
+            result = score(method, scenes, reads_scene=name in TRUE_FLOWS)
             if name.startswith("optical flow"):
                 flow_scores = result["per_scene_mid"]
             worst = "" if flow_scores is None else f"{min(np.subtract(result['per_scene_mid'], flow_scores)):+11.2f}"
@@ -254,7 +280,7 @@ def main() -> int:
             print("* reuses the defaults' fit: its seconds exclude fitting; 'plain render' is the formula's "
                   "bilinear warp and linear blend")
     if args.samples is not None:
-        contact_sheets(methods, args.samples, args.out)
+        contact_sheets({k: v for k, v in methods.items() if k not in TRUE_FLOWS}, args.samples, args.out)
     return 0
 
 

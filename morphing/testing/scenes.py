@@ -32,6 +32,7 @@ __all__ = [
     "Sprite",
     "SoftScene",
     "soft_scene",
+    "layered_flows",
 ]
 
 Colour = tuple[float, float, float]
@@ -292,6 +293,11 @@ class SpriteScene:
         front, cover = Sprite(self.sprite, self.radius, self.start, self.end).cover(grid, alpha)
         return np.clip(np.rint(behind * (1 - cover) + front * cover), 0, 255).astype(np.uint8)
 
+    def true_flows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The exact correspondence between ``render(0)`` and ``render(1)``: ``layered_flows``."""
+        size = self.background.shape[0]
+        return layered_flows(size, (Sprite(self.sprite, self.radius, self.start, self.end),), self.pan)
+
 
 Pose = tuple[float, float, float, float]
 
@@ -308,6 +314,14 @@ def _sprite_coordinates(relative: np.ndarray, scale: float, turn: float) -> np.n
     cos, sin = math.cos(turn), math.sin(turn)
     return np.stack([cos * relative[..., 0] - sin * relative[..., 1],
                      sin * relative[..., 0] + cos * relative[..., 1]], axis=-1) / scale
+
+
+def _sprite_position(coordinates: np.ndarray, scale: float, turn: float) -> np.ndarray:
+    """The inverse of ``_sprite_coordinates``: positions relative to the centre of the sprite's own
+    ``coordinates`` (``[..., 2]``), scaled by ``scale`` and turned by ``turn`` radians."""
+    cos, sin = math.cos(turn), math.sin(turn)
+    return np.stack([cos * coordinates[..., 0] + sin * coordinates[..., 1],
+                     -sin * coordinates[..., 0] + cos * coordinates[..., 1]], axis=-1) * scale
 
 
 def sprite_scene(rng: np.random.Generator, pictures: list[np.ndarray], size: int = 256) -> SpriteScene:
@@ -359,6 +373,37 @@ class Sprite:
             inside = self.radius - np.hypot(local[..., 0], local[..., 1])
         return front, np.clip(inside * scale + 0.5, 0.0, 1.0)[..., None]
 
+    def carry(self, positions: np.ndarray, start: float, end: float) -> np.ndarray:
+        """Where the points of the sprite at ``positions`` (``[..., 2]`` (y, x) pixels) at alpha
+        ``start`` are at alpha ``end``."""
+        y, x, scale, turn = _pose_at(self.start, self.end, start)
+        coordinates = _sprite_coordinates(positions - np.array([y, x]), scale, turn)
+        y, x, scale, turn = _pose_at(self.start, self.end, end)
+        return np.array([y, x]) + _sprite_position(coordinates, scale, turn)
+
+
+def layered_flows(size: int, sprites: tuple[Sprite, ...], pan: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The true flows of sprites (drawn in order) over a background that pans by ``pan`` (``(dy, dx)``
+    pixels from alpha 0 to 1), on a ``[size, size]`` picture.
+
+    Returns ``(forward, backward)``, ``[size, size, 2] float32`` (dy, dx) pixels in
+    ``dense_image_warp``'s convention: pixel ``p`` of the picture at alpha 1 shows
+    the point that was at ``p - forward[p]`` at alpha 0, and pixel ``q`` at alpha 0
+    the point that is at ``q - backward[q]`` at alpha 1. Each pixel follows the
+    topmost layer covering at least half of it there (the background where no sprite
+    does), whether or not that point is hidden at the other end: the exact
+    correspondence, occlusions and all.
+    """
+    grid = pixel_grid(size, size)
+    forward = np.broadcast_to(np.asarray(pan, np.float64), grid.shape).copy()
+    backward = -forward
+    for sprite in sprites:
+        for flow, here, there in ((forward, 1.0, 0.0), (backward, 0.0, 1.0)):
+            _, cover = sprite.cover(grid, here)
+            inside = cover[..., 0] >= 0.5
+            flow[inside] = (grid - sprite.carry(grid, here, there))[inside]
+    return forward.astype(np.float32), backward.astype(np.float32)
+
 
 @dataclass(frozen=True, eq=False)
 class SoftScene:
@@ -385,6 +430,10 @@ class SoftScene:
             front, cover = sprite.cover(grid, alpha)
             canvas = canvas * (1 - cover) + front * cover
         return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+    def true_flows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The exact correspondence between ``render(0)`` and ``render(1)``: ``layered_flows``."""
+        return layered_flows(self.size, self.sprites, self.pan)
 
 
 def _soft_texture(rng: np.random.Generator, size: int, low: float, high: float) -> np.ndarray:

@@ -11,7 +11,11 @@ from morphing.testing.scenes import (
     SoftScene,
     Sprite,
     SpriteScene,
+    layered_flows,
+    pixel_grid,
     random_scene,
+    random_texture,
+    sample_bilinear,
     soft_scene,
     sprite_scene,
     toy_scene,
@@ -120,3 +124,64 @@ class TestSoftScene:
         assert 1 <= len(first.sprites) <= 3
         frame = first.render(0.0).astype(float)
         assert frame.std(axis=(0, 1)).max() < 80  # soft: no channel spans the whole range
+
+
+class TestLayeredFlows:
+    """The scenes' true flows, checked against the scenes' own renders."""
+
+    @staticmethod
+    def smooth_texture(size: int = 64, seed: int = 0) -> np.ndarray:
+        return (128 + 80 * random_texture(np.random.default_rng(seed), size, size, falloff=3.0)).clip(0, 255)
+
+    def test_a_moved_sprite_over_a_pan_has_its_step_inside_and_the_pan_outside(self) -> None:
+        sprite = Sprite(self.smooth_texture(), 8.0, (20.0, 16.0, 1.0, 0.0), (30.0, 40.0, 1.0, 0.0))
+        forward, backward = layered_flows(64, (sprite,), (2.0, -3.0))
+        assert forward.shape == backward.shape == (64, 64, 2) and forward.dtype == np.float32
+        np.testing.assert_allclose(forward[30, 40], (10.0, 24.0), atol=1e-5)  # T's sprite came from S's
+        np.testing.assert_allclose(backward[20, 16], (-10.0, -24.0), atol=1e-5)
+        np.testing.assert_allclose(forward[5, 5], (2.0, -3.0))  # the background pans
+        np.testing.assert_allclose(backward[5, 5], (-2.0, 3.0))
+        assert np.allclose(forward[20, 16], (2.0, -3.0))  # where the sprite was, T shows the background
+
+    def test_warping_the_start_by_the_forward_flow_gives_the_end_where_both_see_the_point(self) -> None:
+        size = 64
+        sprite = Sprite(self.smooth_texture(seed=1), 12.0, (28.0, 26.0, 1.0, 0.0), (36.0, 34.0, 1.25, 0.4),
+                        square=True)
+        scene = SoftScene(self.smooth_texture(size + 16, seed=2), (sprite,), (1.5, -2.5), size)
+        start, end = scene.render(0.0).astype(float), scene.render(1.0).astype(float)
+        forward, backward = scene.true_flows()
+        grid = pixel_grid(size, size)
+        # Pixels whose point is visible at both ends: inside the sprite at alpha 1, or background at alpha 1
+        # whose source was background too, away from the sprite's edges and the frame's border.
+        _, cover_end = sprite.cover(grid, 1.0)
+        _, cover_start = sprite.cover(grid, 0.0)
+        came_from_sprite = sample_bilinear(cover_start, grid - forward)[..., 0]
+        clear_inside = cover_end[..., 0] == 1.0
+        clear_outside = (cover_end[..., 0] == 0.0) & (came_from_sprite == 0.0)
+        visible = (clear_inside | clear_outside)[4:-4, 4:-4]
+        assert visible.mean() > 0.6 and clear_inside.sum() > 300
+        warped = sample_bilinear(start, grid - forward)
+        error = np.abs(warped - end).max(axis=-1)[4:-4, 4:-4]
+        assert np.percentile(error[visible], 95) <= 3.0
+        # Not the identity: without the flow the two frames differ there.
+        assert np.percentile(np.abs(start - end).max(axis=-1)[4:-4, 4:-4][visible], 95) > 10
+        # The two directions undo each other on the sprite's points.
+        there = grid - forward
+        back = sample_bilinear(backward, there)
+        inside = clear_inside & (sample_bilinear(cover_start, there)[..., 0] == 1.0)
+        np.testing.assert_allclose((back + forward)[inside], 0.0, atol=0.05)
+
+    def test_a_sprite_scene_carries_its_disc_and_pan(self) -> None:
+        size = 64
+        scene = SpriteScene(self.smooth_texture(seed=3), self.smooth_texture(seed=4), 10.0,
+                            (24.0, 24.0, 1.0, 0.0), (34.0, 30.0, 0.9, -0.2), (1.0, 2.0))
+        forward, _ = scene.true_flows()
+        # The disc's centre moves with its pose: the end's centre shows the start's.
+        np.testing.assert_allclose(forward[34, 30], (10.0, 6.0), atol=1e-5)
+        np.testing.assert_allclose(forward[2, 2], (1.0, 2.0))
+        start, end = scene.render(0.0).astype(float), scene.render(1.0).astype(float)
+        grid = pixel_grid(size, size)
+        warped = sample_bilinear(start, grid - forward)
+        _, cover = Sprite(scene.sprite, scene.radius, scene.start, scene.end).cover(grid, 1.0)
+        inside = cover[..., 0] == 1.0
+        assert np.percentile(np.abs(warped - end).max(axis=-1)[inside], 95) <= 3.0
