@@ -28,7 +28,10 @@ Three more sets of the same kind of scene, added after the first four had been t
 constants chosen on those meet scenes they were not chosen for: "wide" (320x154, four shapes),
 "crowded" (seven shapes, gentler motion) and "single" (one shape, moving further than in "large").
 A kind none of those is, "soft" (``scenes.soft_scene``): textured discs and squares over a soft texture
-that may pan, pictures that offer SIFT few key points and hold nothing flat.
+that may pan, pictures that offer SIFT few key points and hold nothing flat. Two more with ``--pictures``,
+added after all of those had been tuned on: "camera" (``scenes.camera_scene``: a picture seen through a
+camera that pans, zooms and turns while the exposure changes) and "bend" (``scenes.bend_scene``: a picture
+bent smoothly, the formula's own kind of motion).
 
 With ``--samples``, the real photo pairs also get a contact sheet PNG (frames
 at 0, 1/4, 1/2, 3/4, 1 per method) and a mid-frame sharpness ratio (Laplacian
@@ -64,14 +67,22 @@ from morphing.model.maps import Scales  # noqa: E402
 from morphing.testing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
 from morphing.render.renderer import FrameRenderer, even_pacing_alphas  # noqa: E402
 from morphing.render.xla import RenderProgram  # noqa: E402
-from morphing.testing.scenes import far_moving_scene, random_scene, soft_scene, sprite_scene  # noqa: E402
+from morphing.testing.scenes import (  # noqa: E402
+    bend_scene,
+    camera_scene,
+    far_moving_scene,
+    random_scene,
+    soft_scene,
+    sprite_scene,
+)
 from morphing.render.transition import upsample_direction  # noqa: E402
 
 SCORED_ALPHAS = (0.25, 0.5, 0.75)
-SEED_SETS = {"tune": (2026, 2027, 2028, 2029, 2030), "report": (3026, 3027, 3028, 3029, 3030)}
+SEED_SETS = {"tune": (2026, 2027, 2028, 2029, 2030, 2031, 2032),
+             "report": (3026, 3027, 3028, 3029, 3030, 3031, 3032)}
 """Seeds of the scene generators (the two motion sets, then far motion, then object motion, then the wide,
-crowded and single sets, then the soft set): constants are chosen on 'tune' only; 'report' scenes are for the
-figures."""
+crowded and single sets, then the soft set, then camera, then bend): constants are chosen on 'tune' only;
+'report' scenes are for the figures."""
 PACING_FRAMES = 21
 
 # A method: (source, target) uint8 -> (render(alphas) -> frames, [flows for folding]).
@@ -192,10 +203,11 @@ def main() -> int:
     parser.add_argument("--seeds", choices=sorted(SEED_SETS), default="report",
                         help="'tune': the scenes constants may be chosen on; 'report': held-out scenes, never "
                              "looked at while tuning (the README's figures)")
-    parser.add_argument("--sets", default="large,gentle,far,object,wide,crowded,single,soft",
-                        help="which scene sets to run (comma-separated; 'object' needs --pictures)")
+    parser.add_argument("--sets", default="large,gentle,far,object,wide,crowded,single,soft,camera,bend",
+                        help="which scene sets to run (comma-separated; 'object', 'camera' and 'bend' need "
+                             "--pictures)")
     parser.add_argument("--pictures", type=Path, default=None,
-                        help="folder of pictures (PNG, JPEG) for the 'object' scenes")
+                        help="folder of pictures (PNG, JPEG) for the 'object', 'camera' and 'bend' scenes")
     parser.add_argument("--per-scene", action="store_true",
                         help="also print each scene's mid-frame PSNR per method (tune seeds: where a change helps)")
     args = parser.parse_args()
@@ -255,9 +267,21 @@ def main() -> int:
         scene_sets.append(([sprite_scene(rng, pictures, args.size) for _ in range(args.scenes)],
                            f"object motion (a disc of one of {len(pictures)} pictures moves 5-15% of the side, "
                            "scale ±15%, turn ±0.3 rad, over another that stays or pans up to 3%)"))
+        # The camera and bend views read a picture twice the scene's side, at its own resolution.
+        large = [np.asarray(Image.open(p).convert("RGB").resize((2 * args.size, 2 * args.size), Image.LANCZOS))
+                 for p in files]
+        rng = np.random.default_rng(SEED_SETS[args.seeds][5])
+        scene_sets.append(([camera_scene(rng, large, args.size) for _ in range(args.scenes)],
+                           f"camera motion (one of {len(large)} pictures seen through a camera that pans up to 8% "
+                           "of the side, zooms ±15% and turns ±0.15 rad while the exposure changes ±20%)"))
+        rng = np.random.default_rng(SEED_SETS[args.seeds][6])
+        scene_sets.append(([bend_scene(rng, large, args.size) for _ in range(args.scenes)],
+                           f"bend (one of {len(large)} pictures bent smoothly by five bumps of 8-18% of the side, "
+                           "each moving its part about 4%)"))
     wanted_sets = args.sets.split(",")
-    if "object" in wanted_sets and args.pictures is None:
-        print("(no --pictures folder: the object scenes are left out)")
+    for needs_pictures in ("object", "camera", "bend"):
+        if needs_pictures in wanted_sets and args.pictures is None:
+            print(f"(no --pictures folder: the {needs_pictures} scenes are left out)")
     scene_sets = [scene_set for scene_set in scene_sets if scene_set[1].split()[0] in wanted_sets]
     for scenes, label in scene_sets if args.scenes > 0 else []:  # --scenes 0: the photos only
         height, width = scenes[0].render(0.0).shape[:2]

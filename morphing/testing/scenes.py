@@ -33,6 +33,10 @@ __all__ = [
     "SoftScene",
     "soft_scene",
     "layered_flows",
+    "CameraScene",
+    "camera_scene",
+    "BendScene",
+    "bend_scene",
 ]
 
 Colour = tuple[float, float, float]
@@ -461,6 +465,93 @@ def soft_scene(rng: np.random.Generator, size: int = 256) -> SoftScene:
         start = (float(centre[0]), float(centre[1]), 1.0, 0.0)
         sprites.append(Sprite(_soft_texture(rng, size, 0.1, 0.9), radius, start, end, square=bool(rng.uniform() < 0.5)))
     return SoftScene(background, tuple(sprites), (pan[0], pan[1]), size)
+
+
+# --- A whole picture that moves: a camera, and a smooth bend (written after the other sets had been tuned) ---
+
+
+@dataclass(frozen=True, eq=False)
+class CameraScene:
+    """A picture seen through a camera that pans, zooms and turns while the exposure changes: one motion
+    for the whole frame, found nowhere else in the benchmark's sets.
+
+    ``picture``: ``[N, N, 3]`` float64 in [0, 255], ``N >= 2 * size``; the view is
+    its middle ``[size, size]`` at alpha 0, at the picture's own resolution.
+    At alpha, view pixel ``p`` shows the picture at
+    ``centre + R(alpha·turn)(p - c) / zoom**alpha - alpha·shift`` (``c`` the
+    view's centre, ``R`` a rotation), times ``1 + alpha·(gain - 1)``.
+    """
+
+    picture: np.ndarray
+    size: int
+    zoom: float
+    turn: float
+    shift: tuple[float, float]
+    gain: float
+
+    def render(self, alpha: float) -> np.ndarray:
+        """The view at ``alpha``: ``[size, size, 3] uint8``."""
+        relative = pixel_grid(self.size, self.size) - (self.size / 2 - 0.5)
+        turned = _sprite_position(relative, self.zoom ** -alpha, alpha * self.turn)
+        middle = self.picture.shape[0] / 2 - 0.5
+        seen = sample_bilinear(self.picture, middle + turned - alpha * np.asarray(self.shift))
+        return np.clip(np.rint(seen * (1 + alpha * (self.gain - 1))), 0, 255).astype(np.uint8)
+
+
+def camera_scene(rng: np.random.Generator, pictures: list[np.ndarray], size: int = 256) -> CameraScene:
+    """A seeded ``CameraScene`` from one of ``pictures`` (``[N, N, 3]`` uint8, ``N >= 2 * size``): a zoom
+    by up to ±15 %, a turn by up to ±0.15 rad, a pan by up to 8 % of the side and an exposure change by up
+    to ±20 %; the view never reads outside the picture."""
+    picture = pictures[int(rng.integers(len(pictures)))]
+    if min(picture.shape[:2]) < 2 * size:
+        raise ValueError(f"camera scenes need pictures of at least {2 * size} px, got {picture.shape[:2]}")
+    shift = rng.uniform(-0.08, 0.08, 2) * size
+    return CameraScene(picture.astype(np.float64), size, math.exp(float(rng.uniform(-0.15, 0.15))),
+                       float(rng.uniform(-0.15, 0.15)), (float(shift[0]), float(shift[1])),
+                       float(rng.uniform(0.8, 1.2)))
+
+
+@dataclass(frozen=True, eq=False)
+class BendScene:
+    """A picture bent smoothly, more and more: at alpha, pixel ``p`` shows it at ``p - alpha·u(p)``, with
+    ``u`` a sum of Gaussian bumps. The formula's own kind of motion (the true S→T flow is ``u``).
+
+    ``picture``: ``[N, N, 3]`` float64 in [0, 255] of which the middle ``[size, size]`` shows at
+    alpha 0 (``N >= size + 2·margin``, the margin larger than any bump, so that nothing is read outside);
+    ``centres`` ``[K, 2]`` and ``sigmas`` ``[K]`` in pixels of the view, ``amplitudes`` ``[K, 2]`` (dy, dx) pixels.
+    """
+
+    picture: np.ndarray
+    size: int
+    centres: np.ndarray
+    sigmas: np.ndarray
+    amplitudes: np.ndarray
+
+    def bend(self) -> np.ndarray:
+        """``u``: ``[size, size, 2]`` (dy, dx) pixels, the whole bend at alpha 1."""
+        grid = pixel_grid(self.size, self.size)
+        total = np.zeros_like(grid)
+        for centre, sigma, amplitude in zip(self.centres, self.sigmas, self.amplitudes):
+            total += np.exp(-np.sum((grid - centre) ** 2, axis=-1, keepdims=True) / (2 * sigma * sigma)) * amplitude
+        return total
+
+    def render(self, alpha: float) -> np.ndarray:
+        """The bent picture at ``alpha``: ``[size, size, 3] uint8``."""
+        margin = (self.picture.shape[0] - self.size) / 2
+        positions = pixel_grid(self.size, self.size) + margin - alpha * self.bend()
+        return np.clip(np.rint(sample_bilinear(self.picture, positions)), 0, 255).astype(np.uint8)
+
+
+def bend_scene(rng: np.random.Generator, pictures: list[np.ndarray], size: int = 256) -> BendScene:
+    """A seeded ``BendScene`` from one of ``pictures`` (``[N, N, 3]`` uint8, ``N >= 1.5 * size``): five
+    bumps of 8–18 % of the side, each moving its part by about 4 % of the side."""
+    picture = pictures[int(rng.integers(len(pictures)))].astype(np.float64)
+    if min(picture.shape[:2]) < 1.5 * size:
+        raise ValueError(f"bend scenes need pictures of at least {1.5 * size:.0f} px, got {picture.shape[:2]}")
+    crop = (picture.shape[0] - round(1.5 * size)) // 2
+    picture = picture[crop:crop + round(1.5 * size), crop:crop + round(1.5 * size)]
+    return BendScene(picture, size, rng.uniform(0.15, 0.85, (5, 2)) * size, rng.uniform(0.08, 0.18, 5) * size,
+                     rng.normal(size=(5, 2)) * 0.04 * size)
 
 
 # --- Known deformations of real pictures (the correspondence benchmark's ground truth) ---

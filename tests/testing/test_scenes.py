@@ -5,12 +5,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from morphing.testing.scenes import (
+    BendScene,
+    CameraScene,
     Shape,
     SoftScene,
     Sprite,
     SpriteScene,
+    bend_scene,
+    camera_scene,
     layered_flows,
     pixel_grid,
     random_scene,
@@ -185,3 +190,65 @@ class TestLayeredFlows:
         _, cover = Sprite(scene.sprite, scene.radius, scene.start, scene.end).cover(grid, 1.0)
         inside = cover[..., 0] == 1.0
         assert np.percentile(np.abs(warped - end).max(axis=-1)[inside], 95) <= 3.0
+
+
+def noise_picture(size: int, seed: int = 0) -> np.ndarray:
+    """``[size, size, 3] uint8`` random pixels: any misplaced pixel shows."""
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3)).astype(np.uint8)
+
+
+class TestCameraScene:
+    def test_alpha_zero_is_the_middle_of_the_picture(self) -> None:
+        picture = noise_picture(128)
+        scene = CameraScene(picture.astype(np.float64), 64, 1.1, 0.1, (3.0, -2.0), 1.2)
+        np.testing.assert_array_equal(scene.render(0.0), picture[32:96, 32:96])
+
+    def test_a_pan_moves_the_view_and_the_exposure_scales_it(self) -> None:
+        picture = noise_picture(128)
+        scene = CameraScene(picture.astype(np.float64), 64, 1.0, 0.0, (4.0, -6.0), 1.0)
+        # View pixel p shows the picture at p - shift: the crop moved up by 4 and right by 6.
+        np.testing.assert_array_equal(scene.render(1.0), picture[28:92, 38:102])
+        brighter = CameraScene(picture.astype(np.float64) / 2, 64, 1.0, 0.0, (0.0, 0.0), 1.5)
+        expected = np.clip(np.rint(picture[32:96, 32:96] / 2 * 1.5), 0, 255)
+        np.testing.assert_allclose(brighter.render(1.0), expected, atol=1)
+
+    def test_a_zoom_and_turn_carry_a_dot_about_the_centre(self) -> None:
+        picture = np.zeros((128, 128, 3))
+        picture[63:65, 73:75] = 255.0  # a dot 10 px right of the centre (63.5, 63.5)
+        for zoom, turn in ((1.5, 0.0), (1.0, math.pi / 2), (0.8, 0.3)):
+            frame = CameraScene(picture, 64, zoom, turn, (0.0, 0.0), 1.0).render(1.0)[..., 0].astype(float)
+            y, x = (np.argwhere(frame > 0) * frame[frame > 0][:, None]).sum(0) / frame[frame > 0].sum()
+            # Shown zoom times larger, turned by -turn (counter-clockwise on screen for positive turn).
+            expected = (31.5 - 10 * zoom * math.sin(turn), 31.5 + 10 * zoom * math.cos(turn))
+            assert abs(y - expected[0]) < 0.6 and abs(x - expected[1]) < 0.6, (zoom, turn, y, x)
+
+    def test_seeded_and_asks_for_large_pictures(self) -> None:
+        pictures = [noise_picture(128, seed) for seed in range(3)]
+        first = camera_scene(np.random.default_rng(5), pictures, 64)
+        again = camera_scene(np.random.default_rng(5), pictures, 64)
+        np.testing.assert_array_equal(first.render(0.5), again.render(0.5))
+        with pytest.raises(ValueError, match="at least 128"):
+            camera_scene(np.random.default_rng(5), [noise_picture(100)], 64)
+
+
+class TestBendScene:
+    def test_alpha_zero_is_the_middle_and_a_wide_bump_shifts_it(self) -> None:
+        picture = noise_picture(96)
+        # One bump far wider than the view: nearly a uniform move by (2, -3) px.
+        scene = BendScene(picture.astype(np.float64), 64, np.array([[31.5, 31.5]]), np.array([1e6]),
+                          np.array([[2.0, -3.0]]))
+        np.testing.assert_array_equal(scene.render(0.0), picture[16:80, 16:80])
+        np.testing.assert_array_equal(scene.render(1.0), picture[14:78, 19:83])
+
+    def test_the_bend_is_a_sum_of_gaussians_and_grows_with_alpha(self) -> None:
+        scene = bend_scene(np.random.default_rng(2), [noise_picture(160)], 64)
+        bend = scene.bend()
+        y, x = 10, 50
+        slow = sum(a * math.exp(-((y - c[0]) ** 2 + (x - c[1]) ** 2) / (2 * s * s))
+                   for c, s, a in zip(scene.centres, scene.sigmas, scene.amplitudes))
+        np.testing.assert_allclose(bend[y, x], slow, rtol=1e-9)
+        assert np.abs(bend).max() > 1.0
+        frames = [scene.render(a).astype(float) for a in (0.0, 0.5, 1.0)]
+        assert 0 < np.abs(frames[1] - frames[0]).mean() < np.abs(frames[2] - frames[0]).mean()
+        with pytest.raises(ValueError, match="at least 96"):
+            bend_scene(np.random.default_rng(2), [noise_picture(90)], 64)
