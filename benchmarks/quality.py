@@ -67,14 +67,8 @@ from morphing.model.maps import Scales  # noqa: E402
 from morphing.testing.metrics import fold_fraction, pacing, psnr, sharpness  # noqa: E402
 from morphing.render.renderer import FrameRenderer, even_pacing_alphas  # noqa: E402
 from morphing.render.xla import RenderProgram  # noqa: E402
-from morphing.testing.scenes import (  # noqa: E402
-    bend_scene,
-    camera_scene,
-    far_moving_scene,
-    random_scene,
-    soft_scene,
-    sprite_scene,
-)
+from morphing.testing.scenes import bend_scene, camera_scene, far_moving_scene  # noqa: E402
+from morphing.testing.scenes import random_scene, soft_scene, sprite_scene  # noqa: E402
 from morphing.render.transition import upsample_direction  # noqa: E402
 
 SCORED_ALPHAS = (0.25, 0.5, 0.75)
@@ -272,12 +266,12 @@ def main() -> int:
                  for p in files]
         rng = np.random.default_rng(SEED_SETS[args.seeds][5])
         scene_sets.append(([camera_scene(rng, large, args.size) for _ in range(args.scenes)],
-                           f"camera motion (one of {len(large)} pictures seen through a camera that pans up to 8% "
-                           "of the side, zooms ±15% and turns ±0.15 rad while the exposure changes ±20%)"))
+                           (f"camera motion (one of {len(large)} pictures seen through a camera that pans up to 8% "
+                            "of the side, zooms ±15% and turns ±0.15 rad while the exposure changes ±20%)")))
         rng = np.random.default_rng(SEED_SETS[args.seeds][6])
         scene_sets.append(([bend_scene(rng, large, args.size) for _ in range(args.scenes)],
-                           f"bend (one of {len(large)} pictures bent smoothly by five bumps of 8-18% of the side, "
-                           "each moving its part about 4%)"))
+                           (f"bend (one of {len(large)} pictures bent smoothly by five bumps of 8-18% of the side, "
+                            "each moving its part about 4%)")))
     wanted_sets = args.sets.split(",")
     for needs_pictures in ("object", "camera", "bend"):
         if needs_pictures in wanted_sets and args.pictures is None:
