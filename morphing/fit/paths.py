@@ -29,7 +29,7 @@ import numpy as np
 
 from morphing.fit.affine import affine_from_points, to_normalised, warped_by_flow
 
-__all__ = ["agreeing", "along_paths", "dominant_motion"]
+__all__ = ["agreeing", "along_paths", "dominant_motion", "forward_backward_mismatch"]
 
 
 def dominant_motion(flows: np.ndarray, step: int = 4, tolerance: float = 1.0) -> np.ndarray:
@@ -52,15 +52,23 @@ def dominant_motion(flows: np.ndarray, step: int = 4, tolerance: float = 1.0) ->
     return np.stack([scene.flow(height, width), scene.inverse().flow(height, width)])
 
 
+def forward_backward_mismatch(flow: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``[H, W] float32`` pixels: how far ``flow`` and the other way's flow fail to undo each other.
+
+    ``flow``: ``[H, W, 2]`` (dy, dx) on one image's pixels, ``dense_image_warp``'s sign (pixel ``p`` shows
+    the other image at ``q = p - flow(p)``); ``other``: ``[H', W', 2]`` the same on the other image's
+    pixels. Where both are right, ``q - other(q) = p``, so ``|flow(p) + other(q)|`` is near 0; where
+    either went wrong (a texture matched by chance, an area one picture hides) it is not. ``other`` is
+    read bilinearly, its border repeated (``warped_by_flow``)."""
+    return np.hypot(*np.moveaxis(flow + warped_by_flow(other, flow), -1, 0)).astype(np.float32)
+
+
 def agreeing(flows: np.ndarray, tolerance: float = 1.0) -> np.ndarray:
     """``[2, h, w] bool``: where each direction's flow, followed by the other's from where it samples, comes
-    back within ``tolerance`` pixels (``f(p) + g(p - f(p)) ≈ 0``, bilinear, the border repeated): the same
-    thing in both pictures. Not so where something was covered or uncovered, or where the flow guessed."""
-    agree = []
-    for direction in range(2):
-        own, other = flows[direction], flows[1 - direction]
-        agree.append(np.hypot(*(own + warped_by_flow(other, own)).transpose(2, 0, 1)) <= tolerance)
-    return np.stack(agree)
+    back within ``tolerance`` pixels (``forward_backward_mismatch``): the same thing in both pictures. Not
+    so where something was covered or uncovered, or where the flow guessed."""
+    return np.stack([forward_backward_mismatch(flows[direction], flows[1 - direction]) <= tolerance
+                     for direction in range(2)])
 
 
 def along_paths(flows: np.ndarray, slack: float = 0.5, tolerance: float = 1.0) -> np.ndarray:

@@ -68,7 +68,7 @@ from morphing.fit.affine import (
     to_normalised,
     warped_by_flow,
 )
-from morphing.fit.paths import along_paths
+from morphing.fit.paths import along_paths, forward_backward_mismatch
 from morphing.fit.regions import flat_regions, match_regions, region_flows
 from morphing.io.images import reduce_for_fit
 from morphing.model.maps import Scales
@@ -78,7 +78,7 @@ from morphing.render.kernels import LUMINANCE, local_correlation
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
            "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "fused_flows",
-           "forward_backward_mismatch", "consistent_share",
+           "consistent_share",
            "dis_flows", "start_candidates",
            "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates",
            "regions_candidate"]
@@ -181,21 +181,10 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, f
     return np.stack(refined).astype(np.float32)
 
 
-def forward_backward_mismatch(flow: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``[H, W] float32`` pixels: how far ``flow`` and the other way's flow fail to undo each other.
-
-    ``flow``: ``[H, W, 2]`` (dy, dx) on one image's pixels, ``dense_image_warp``'s sign (pixel ``p`` shows
-    the other image at ``q = p - flow(p)``); ``other``: ``[H', W', 2]`` the same on the other image's
-    pixels. Where both are right, ``q - other(q) = p``, so ``|flow(p) + other(q)|`` is near 0; where
-    either went wrong (a texture matched by chance, an area one picture hides) it is not. ``other`` is
-    read bilinearly, its border repeated (``warped_by_flow``)."""
-    return np.hypot(*np.moveaxis(flow + warped_by_flow(other, flow), -1, 0)).astype(np.float32)
-
-
 def consistent_share(flows: np.ndarray, tolerance: float) -> float:
     """The share of both directions' pixels (``flows``: ``[2, h, w, 2]``, S→T then T→S, as
     ``Candidate.flows``) where the two flows undo each other to within ``tolerance`` pixels of a
-    192-px picture (``forward_backward_mismatch``): near 1 for an optical flow that found the pictures'
+    192-px picture (``paths.forward_backward_mismatch``): near 1 for an optical flow that found the pictures'
     motion (one scene, things moving over it: only what either picture hides disagrees), small for one
     that matched two different subjects' textures by chance."""
     limit = tolerance * max(flows.shape[1:3]) / 192

@@ -32,7 +32,7 @@ __all__ = [
     "Sprite",
     "SoftScene",
     "soft_scene",
-    "layered_flows",
+    "sprite_flows",
     "CameraScene",
     "camera_scene",
     "BendScene",
@@ -298,9 +298,9 @@ class SpriteScene:
         return np.clip(np.rint(behind * (1 - cover) + front * cover), 0, 255).astype(np.uint8)
 
     def true_flows(self) -> tuple[np.ndarray, np.ndarray]:
-        """The exact correspondence between ``render(0)`` and ``render(1)``: ``layered_flows``."""
+        """The exact correspondence between ``render(0)`` and ``render(1)``: ``sprite_flows``."""
         size = self.background.shape[0]
-        return layered_flows(size, (Sprite(self.sprite, self.radius, self.start, self.end),), self.pan)
+        return sprite_flows(size, (Sprite(self.sprite, self.radius, self.start, self.end),), self.pan)
 
 
 Pose = tuple[float, float, float, float]
@@ -386,7 +386,7 @@ class Sprite:
         return np.array([y, x]) + _sprite_position(coordinates, scale, turn)
 
 
-def layered_flows(size: int, sprites: tuple[Sprite, ...], pan: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def sprite_flows(size: int, sprites: tuple[Sprite, ...], pan: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """The true flows of sprites (drawn in order) over a background that pans by ``pan`` (``(dy, dx)``
     pixels from alpha 0 to 1), on a ``[size, size]`` picture.
 
@@ -436,8 +436,8 @@ class SoftScene:
         return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
     def true_flows(self) -> tuple[np.ndarray, np.ndarray]:
-        """The exact correspondence between ``render(0)`` and ``render(1)``: ``layered_flows``."""
-        return layered_flows(self.size, self.sprites, self.pan)
+        """The exact correspondence between ``render(0)`` and ``render(1)``: ``sprite_flows``."""
+        return sprite_flows(self.size, self.sprites, self.pan)
 
 
 def _soft_texture(rng: np.random.Generator, size: int, low: float, high: float) -> np.ndarray:
@@ -528,12 +528,11 @@ class BendScene:
     amplitudes: np.ndarray
 
     def bend(self) -> np.ndarray:
-        """``u``: ``[size, size, 2]`` (dy, dx) pixels, the whole bend at alpha 1."""
+        """``u``: ``[size, size, 2]`` (dy, dx) pixels, the whole bend at alpha 1: the bumps of a
+        ``Deformation`` whose similarity is the identity."""
         grid = pixel_grid(self.size, self.size)
-        total = np.zeros_like(grid)
-        for centre, sigma, amplitude in zip(self.centres, self.sigmas, self.amplitudes):
-            total += np.exp(-np.sum((grid - centre) ** 2, axis=-1, keepdims=True) / (2 * sigma * sigma)) * amplitude
-        return total
+        bumps = Deformation((0.0, 0.0), np.eye(2), np.zeros(2), self.centres, self.sigmas, self.amplitudes)
+        return bumps.apply(grid) - grid
 
     def render(self, alpha: float) -> np.ndarray:
         """The bent picture at ``alpha``: ``[size, size, 3] uint8``."""

@@ -33,7 +33,6 @@ from morphing.fit.starts import (
     FLOW,
     consistent_share,
     dis_flows,
-    forward_backward_mismatch,
     fused_flows,
     leg_start_candidates,
     spans_an_area,
@@ -598,27 +597,6 @@ class TestRefinedByFlow:
         right[0, ..., 1], right[1, ..., 1] = 10.0, -10.0
         kept = refined_by_flow(source, target, right, fusion_window=5)  # a right start stays right
         assert np.abs(kept[:, 24:-24, 24:-24] - right[:, 24:-24, 24:-24]).mean() < 0.3
-
-
-class TestForwardBackwardMismatch:
-    def test_equals_a_plain_loop(self) -> None:
-        rng = np.random.default_rng(3)
-        flow = cv2.GaussianBlur(rng.normal(0, 4, (24, 30, 2)).astype(np.float32), (0, 0), 3) * 3
-        other = cv2.GaussianBlur(rng.normal(0, 4, (24, 30, 2)).astype(np.float32), (0, 0), 3) * 3
-        expected = np.zeros((24, 30))
-        for y in range(24):
-            for x in range(30):
-                read = sample_bilinear(other, np.array([y - flow[y, x, 0], x - flow[y, x, 1]], np.float64))
-                expected[y, x] = math.hypot(flow[y, x, 0] + read[0], flow[y, x, 1] + read[1])
-        # OpenCV's remap reads at steps of 1/32 pixel; the flows change by at most about 1 px per pixel.
-        np.testing.assert_allclose(forward_backward_mismatch(flow, other), expected, atol=0.03)
-        assert expected.max() > 1.0  # the two flows are far from undoing each other: the check checks
-
-    def test_a_shift_and_its_inverse_undo_each_other(self) -> None:
-        flow = np.broadcast_to(np.array([2.0, -3.5], np.float32), (20, 20, 2)).copy()
-        assert np.abs(forward_backward_mismatch(flow, -flow)).max() < 1e-5
-        # The same shift both ways is off by twice its length.
-        np.testing.assert_allclose(forward_backward_mismatch(flow, flow), 2 * math.hypot(2.0, 3.5), rtol=1e-5)
 
 
 class TestConsistentShare:

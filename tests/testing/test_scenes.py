@@ -16,7 +16,7 @@ from morphing.testing.scenes import (
     SpriteScene,
     bend_scene,
     camera_scene,
-    layered_flows,
+    sprite_flows,
     pixel_grid,
     random_scene,
     random_texture,
@@ -140,7 +140,7 @@ class TestLayeredFlows:
 
     def test_a_moved_sprite_over_a_pan_has_its_step_inside_and_the_pan_outside(self) -> None:
         sprite = Sprite(self.smooth_texture(), 8.0, (20.0, 16.0, 1.0, 0.0), (30.0, 40.0, 1.0, 0.0))
-        forward, backward = layered_flows(64, (sprite,), (2.0, -3.0))
+        forward, backward = sprite_flows(64, (sprite,), (2.0, -3.0))
         assert forward.shape == backward.shape == (64, 64, 2) and forward.dtype == np.float32
         np.testing.assert_allclose(forward[30, 40], (10.0, 24.0), atol=1e-5)  # T's sprite came from S's
         np.testing.assert_allclose(backward[20, 16], (-10.0, -24.0), atol=1e-5)
