@@ -2,7 +2,7 @@
 """Morph quality against ground truth, for every method on the same scenes.
 
     pip install -r requirements-bench.txt
-    python benchmarks/quality.py [--scenes 8] [--seeds report|tune] [--samples ../shared/samples]
+    python benchmarks/quality.py [--scenes 8] [--seeds report|tune|fresh:N] [--samples ../shared/samples]
 
 Synthetic scenes (``morphing.testing.scenes``, seeded, 256x256) have a true in-between
 at every alpha. Each method is scored on the frames at alpha 0.25, 0.5, 0.75
@@ -76,7 +76,18 @@ SEED_SETS = {"tune": (2026, 2027, 2028, 2029, 2030, 2031, 2032),
              "report": (3026, 3027, 3028, 3029, 3030, 3031, 3032)}
 """Seeds of the scene generators (the two motion sets, then far motion, then object motion, then the wide,
 crowded and single sets, then the soft set, then camera, then bend): constants are chosen on 'tune' only;
-'report' scenes are for the figures."""
+'report' scenes are for the figures. ``--seeds fresh:BASE`` draws seeds BASE .. BASE + 6 instead: a set
+nobody has looked at, for a one-time check of a change on scenes neither set chose."""
+
+
+def seed_set(name: str) -> tuple[int, ...]:
+    """The seven generator seeds that ``--seeds NAME`` names: 'tune', 'report' or 'fresh:BASE'."""
+    if name in SEED_SETS:
+        return SEED_SETS[name]
+    kind, _, base = name.partition(":")
+    if kind != "fresh" or not base.isdigit():
+        raise argparse.ArgumentTypeError(f"--seeds: expected 'tune', 'report' or 'fresh:N', not {name!r}")
+    return tuple(int(base) + i for i in range(len(SEED_SETS["tune"])))
 PACING_FRAMES = 21
 
 # A method: (source, target) uint8 -> (render(alphas) -> frames, [flows for folding]).
@@ -194,9 +205,10 @@ def main() -> int:
     parser.add_argument("--only", default=None, help="comma-separated method names to run")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a FitSettings field for 'ours' (tuning)")
-    parser.add_argument("--seeds", choices=sorted(SEED_SETS), default="report",
+    parser.add_argument("--seeds", type=seed_set, default="report",
                         help="'tune': the scenes constants may be chosen on; 'report': held-out scenes, never "
-                             "looked at while tuning (the README's figures)")
+                             "looked at while tuning (the README's figures); 'fresh:N': seeds N to N+6, a draw "
+                             "nobody has looked at")
     parser.add_argument("--sets", default="large,gentle,far,object,wide,crowded,single,soft,camera,bend",
                         help="which scene sets to run (comma-separated; 'object', 'camera' and 'bend' need "
                              "--pictures)")
@@ -225,19 +237,20 @@ def main() -> int:
 
     print(f"libraries: {library_versions()}")
     print(f"ours: {default}")
+    print(f"seeds: {args.seeds}")
     scene_sets = []
     for label, motion in (("large motion", 1.0), ("gentle motion", 0.35)):
-        rng = np.random.default_rng(SEED_SETS[args.seeds][0])
+        rng = np.random.default_rng(args.seeds[0])
         scenes = [random_scene(rng, args.size, args.size, shapes=3, gradient=i % 2 == 0, motion=motion)
                   for i in range(args.scenes)]
         scene_sets.append((scenes, f"{label} (shapes move up to {12 * motion:.0f}% of the side, "
                                    f"scale ±{30 * motion:.0f}%, turn ±{0.6 * motion:.2f} rad)"))
-    rng = np.random.default_rng(SEED_SETS[args.seeds][1])
+    rng = np.random.default_rng(args.seeds[1])
     scene_sets.append(([far_moving_scene(rng, args.size, args.size, shapes=1 + i % 2, gradient=i % 2 == 0)
                         for i in range(args.scenes)],
                        "far motion (1 or 2 shapes each move 1-1.5 times their own size while their colour "
                        "changes strongly)"))
-    rng = np.random.default_rng(SEED_SETS[args.seeds][3])
+    rng = np.random.default_rng(args.seeds[3])
     wide = (round(args.size * 0.6), round(args.size * 1.25))
     scene_sets.append(([random_scene(rng, *wide, shapes=4, gradient=i % 2 == 0, motion=0.7)
                         for i in range(args.scenes)],
@@ -249,7 +262,7 @@ def main() -> int:
     scene_sets.append(([random_scene(rng, args.size, args.size, shapes=1, gradient=True, motion=1.5)
                         for i in range(args.scenes)],
                        "single shape (moves up to 18% of the side, scale ±45%, turn ±0.90 rad)"))
-    rng = np.random.default_rng(SEED_SETS[args.seeds][4])
+    rng = np.random.default_rng(args.seeds[4])
     scene_sets.append(([soft_scene(rng, args.size) for _ in range(args.scenes)],
                        "soft textures (1-3 textured discs or squares move 4-12% of the side, scale ±15%, turn "
                        "±0.3 rad, over a soft texture that stays or pans up to 4%)"))
@@ -257,18 +270,18 @@ def main() -> int:
         files = sorted(p for p in args.pictures.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         pictures = [np.asarray(Image.open(p).convert("RGB").resize((args.size, args.size), Image.LANCZOS))
                     for p in files]
-        rng = np.random.default_rng(SEED_SETS[args.seeds][2])
+        rng = np.random.default_rng(args.seeds[2])
         scene_sets.append(([sprite_scene(rng, pictures, args.size) for _ in range(args.scenes)],
                            f"object motion (a disc of one of {len(pictures)} pictures moves 5-15% of the side, "
                            "scale ±15%, turn ±0.3 rad, over another that stays or pans up to 3%)"))
         # The camera and bend views read a picture twice the scene's side, at its own resolution.
         large = [np.asarray(Image.open(p).convert("RGB").resize((2 * args.size, 2 * args.size), Image.LANCZOS))
                  for p in files]
-        rng = np.random.default_rng(SEED_SETS[args.seeds][5])
+        rng = np.random.default_rng(args.seeds[5])
         scene_sets.append(([camera_scene(rng, large, args.size) for _ in range(args.scenes)],
                            (f"camera motion (one of {len(large)} pictures seen through a camera that pans up to 8% "
                             "of the side, zooms ±15% and turns ±0.15 rad while the exposure changes ±20%)")))
-        rng = np.random.default_rng(SEED_SETS[args.seeds][6])
+        rng = np.random.default_rng(args.seeds[6])
         scene_sets.append(([bend_scene(rng, large, args.size) for _ in range(args.scenes)],
                            (f"bend (one of {len(large)} pictures bent smoothly by five bumps of 8-18% of the side, "
                             "each moving its part about 4%)")))

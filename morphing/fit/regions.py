@@ -95,6 +95,18 @@ def _edge_strength(image: np.ndarray) -> np.ndarray:
     return strength
 
 
+def _colour_step(image: np.ndarray, inside: np.ndarray, mask: np.ndarray) -> float:
+    """The colour step across a region's outline, in ``_edge_strength``'s units: the largest over the
+    channels of how far the mean colour ``inside`` lies from the mean of a ring 3 to 6 pixels beyond
+    ``mask`` (the region widened by its outline's band), in the [0, 1] range. The ring lies beyond where
+    a softly blurred outline ends, so such an outline's step is its whole step."""
+    square = np.ones((3, 3), np.uint8)
+    ring = (cv2.dilate(mask, square, iterations=6) > 0) & ~(cv2.dilate(mask, square, iterations=3) > 0)
+    if not ring.any():
+        return 0.0
+    return float(np.max(np.abs(image[inside > 0].mean(axis=0) - image[ring].mean(axis=0)))) / 2.0
+
+
 def flat_regions(image: np.ndarray, settings: StartSettings = StartSettings()) -> list[Region]:
     """The whole flat shapes of ``image`` (``[h, w, 3] float32`` in [-1, 1]), largest first.
 
@@ -102,9 +114,11 @@ def flat_regions(image: np.ndarray, settings: StartSettings = StartSettings()) -
     are flat; their 4-connected areas are the candidates. The largest is
     the background; a candidate counts when it is between 0.2 % and 30 % of
     the picture, does not touch the frame's edge (it would be cut), and at
-    least ``settings.region_crisp`` of the 2-pixel band around it is
-    stronger than ``settings.region_edge`` (a sharp outline, not a soft patch
-    of a photo). One that lies within ``CLEARANCE`` pixels of another flat
+    least ``settings.region_crisp`` of the 2-pixel band around it is sharp:
+    stronger than ``settings.region_edge``, or than ``settings.region_step``
+    times the colour step across it (``_colour_step``), so a faint shape
+    drawn sharply counts as a bold one does, and a soft patch of a photo
+    does not. One that lies within ``CLEARANCE`` pixels of another flat
     area of that least size (a speck in a sharp corner is no other shape)
     touches it: with ``settings.region_touching`` it counts as its convex
     hull, unless more than ``settings.region_most_hidden`` of the hull is
@@ -135,7 +149,8 @@ def flat_regions(image: np.ndarray, settings: StartSettings = StartSettings()) -
             continue
         mask = cv2.dilate(inside, square, iterations=2)
         band = (mask > 0) & (inside == 0)
-        crisp = float(np.mean(strength[band] > settings.region_edge))
+        sharp = min(settings.region_edge, settings.region_step * _colour_step(image, inside, mask))
+        crisp = float(np.mean(strength[band] > sharp))
         if crisp < settings.region_crisp:
             continue
         if touching:

@@ -344,8 +344,12 @@ class StartSettings:
     ``regions``: the matched-regions candidate (``morphing.fit.regions``:
     flat shapes with sharp outlines, paired by outline); ``region_edge``: the
     edge strength (a share of the [0, 1] range per pixel) a sharp outline
-    reaches, a quarter of it the most a flat area has; ``region_crisp``: the
-    share of a region's outline that must be that sharp; ``region_overlap``:
+    reaches, a quarter of it the most a flat area has; ``region_step``: an
+    outline pixel is sharp too where its edge strength reaches this share of
+    the colour step across the outline (a faint shape can be sharply drawn:
+    a sharp step reaches half, one blurred by a pixel or more under 0.3);
+    ``region_crisp``: the share of a region's outline that must be sharp;
+    ``region_overlap``:
     the intersection over union two outlines need, once centred, brought to
     one size and turned, to be paired; ``region_area_ratio``: the most two
     paired regions' areas may differ by (a factor); ``region_spread``: how far
@@ -382,6 +386,7 @@ class StartSettings:
     probe_sides: tuple[int, ...] = (64, 32)
     regions: bool = True
     region_edge: float = 0.12
+    region_step: float = 0.4
     region_crisp: float = 0.5
     region_overlap: float = 0.88
     region_area_ratio: float = 3.0
@@ -396,7 +401,7 @@ class StartSettings:
         if not isinstance(self.flow_fusion, numbers.Integral) or isinstance(self.flow_fusion, bool) \
                 or self.flow_fusion < 0:
             raise ValueError(f"flow_fusion must be a whole number of pixels, 0 or more, got {self.flow_fusion!r}")
-        for name in ("probe_flow_share", "flow_consistency"):
+        for name in ("probe_flow_share", "flow_consistency", "region_step"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
         if not self.flow_fusion_margin >= 0.0:

@@ -118,6 +118,24 @@ class TestFlatRegions:
         assert np.linalg.norm(found.centre - [48.5, 48.5]) < 1.0
         assert len(flat_regions(painted((under, BLUE), (over, RED)), StartSettings(region_most_hidden=0.6))) == 2
 
+    def test_a_faint_shape_drawn_sharply_counts(self) -> None:
+        # A step of 0.12 of the range: its outline's edge strength stays under region_edge everywhere, but
+        # reaches far more than region_step of the step across it.
+        faint = Shape(0, (0.45, 0.5), 0.15, 0.0, (0.57, 0.57, 0.57))
+        pictured = picture(faint, background=(GREY, GREY))
+        (found,) = flat_regions(pictured)
+        assert np.linalg.norm(found.centre - pixels(faint.centre)) < 1.0
+        assert found.crisp > 0.6
+        # Judged by the absolute strength alone, as a bold shape is, it would not count.
+        assert flat_regions(pictured, StartSettings(region_step=100.0)) == []
+
+    def test_a_strong_step_blurred_is_not_an_outline(self) -> None:
+        bold = Shape(0, (0.45, 0.5), 0.15, 0.0, (0.95, 0.95, 0.95))
+        sharp = picture(bold, background=(GREY, GREY))
+        assert len(flat_regions(sharp)) == 1
+        for sigma in (1.5, 2.5):  # a sharp step reaches half its step in the outline's band, these under 0.3
+            assert flat_regions(cv2.GaussianBlur(sharp, (0, 0), sigma)) == []
+
     def test_a_soft_blob_and_a_photograph_hold_no_shape(self) -> None:
         rows, columns = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32)
         blob = np.exp(-((rows - 64) ** 2 + (columns - 64) ** 2) / (2 * 12.0 ** 2))
