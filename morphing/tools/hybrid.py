@@ -97,7 +97,7 @@ def fit_hybrid(
     logits = tf.Variable(np.log(start / (1.0 - start)).astype(np.float32)[np.newaxis])
     optimizer = tf.keras.optimizers.Adam(learning_rate=settings.learning_rate)
 
-    @tf.function(autograph=False)
+    @tf.function(autograph=False, jit_compile=True)
     def train_step() -> tf.Tensor:
         with tf.GradientTape() as tape:
             hybrid = tf.sigmoid(logits)

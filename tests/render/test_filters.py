@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from morphing.render.filters import default_kernel_size, gaussian_blur, gaussian_kernel
 
@@ -46,6 +47,23 @@ def test_blur_matches_the_numpy_reference(padding: str) -> None:
     assert ours.shape == image.shape
     for b in range(2):
         np.testing.assert_allclose(ours[b], reference_blur(image[b], kernel, padding), atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "wrap"])
+def test_blur_gradient_is_the_transpose_of_the_reference_blur(padding: str) -> None:
+    # The blur is linear, y = B x: the gradient of sum(w * y) is B^T w, with B built column by column
+    # from the numpy reference applied to each basis image.
+    shape = (6, 7, 2)
+    kernel = gaussian_kernel(1.3, 5)
+    basis = np.eye(np.prod(shape)).reshape(-1, *shape)
+    matrix = np.stack([reference_blur(image, kernel, padding).ravel() for image in basis], axis=1)
+    rng = np.random.default_rng(2)
+    image = tf.Variable(rng.uniform(size=(1, *shape)).astype(np.float32))
+    weights = rng.uniform(-1.0, 1.0, size=(1, *shape)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(weights * gaussian_blur(image, kernel, padding=padding))
+    gradient = tape.gradient(total, image).numpy()
+    np.testing.assert_allclose(gradient.ravel(), matrix.T @ weights.ravel(), atol=1e-5)
 
 
 def test_blur_keeps_a_constant_image_and_wrap_keeps_the_mean() -> None:
