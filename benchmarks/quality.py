@@ -88,6 +88,8 @@ def seed_set(name: str) -> tuple[int, ...]:
     if kind != "fresh" or not base.isdigit():
         raise argparse.ArgumentTypeError(f"--seeds: expected 'tune', 'report' or 'fresh:N', not {name!r}")
     return tuple(int(base) + i for i in range(len(SEED_SETS["tune"])))
+
+
 PACING_FRAMES = 21
 
 # A method: (source, target) uint8 -> (render(alphas) -> frames, [flows for folding]).
