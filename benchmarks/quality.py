@@ -86,7 +86,7 @@ def seed_set(name: str) -> tuple[int, ...]:
         return SEED_SETS[name]
     kind, _, base = name.partition(":")
     if kind != "fresh" or not base.isdigit():
-        raise argparse.ArgumentTypeError(f"--seeds: expected 'tune', 'report' or 'fresh:N', not {name!r}")
+        raise argparse.ArgumentTypeError(f"expected 'tune', 'report' or 'fresh:N', not {name!r}")
     return tuple(int(base) + i for i in range(len(SEED_SETS["tune"])))
 
 
