@@ -12,8 +12,8 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    (``affine.fit_affine``), **matched features** (SIFT key points matched
    with Lowe's ratio test, a similarity by RANSAC, when the same object or
    scene is in both; a second or third similarity where something moved on
-   its own over it, ``matched_features``; then refined by the optical flow left
-   once that motion is undone, ``refined_by_flow``), **matched regions**
+   its own over it, ``matched_features``; then refined by the optical flow,
+   ``refined_by_flow``), **matched regions**
    (flat shapes with sharp outlines paired by outline, each moved along its
    path: ``morphing.fit.regions``, ``regions_candidate``) — gets a *cost*: how
    unlike the two images look once each is moved onto the other by it (local
@@ -77,7 +77,7 @@ from morphing.model.settings import FitSettings, GlobalSettings, StartSettings
 from morphing.render.kernels import LUMINANCE, local_correlation
 
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
-           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "fused_flows",
+           "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "alignment", "fused_flows",
            "consistent_share",
            "dis_flows", "start_candidates",
            "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates",
@@ -133,12 +133,14 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return _to_grey_uint8(image)
 
 
-def _dis_flow(moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+def _dis_flow(moving: np.ndarray, fixed: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
     """OpenCV's DIS optical flow (medium preset, on luminance) as a ``[H, W, 2] float32`` (dy, dx) flow on
     ``fixed``'s pixels in ``dense_image_warp``'s convention: ``fixed`` at ``p`` shows ``moving`` at
-    ``p - flow(p)``."""
+    ``p - flow(p)``. ``initial`` (that convention and shape; ``None``: none): the flow its search starts
+    from, which lets it reach motions larger than its pyramid does."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    found = dis.calc(_grey(fixed), _grey(moving), None)  # fixed(p) ~ moving(p + F(p)), (dx, dy)
+    start = None if initial is None else np.ascontiguousarray(-initial[..., ::-1], np.float32)
+    found = dis.calc(_grey(fixed), _grey(moving), start)  # fixed(p) ~ moving(p + F(p)), (dx, dy)
     return -found[..., ::-1].astype(np.float32)
 
 
@@ -149,36 +151,80 @@ def dis_flows(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([_dis_flow(source, target), _dis_flow(target, source)])
 
 
+AGREE_PX = 1.0
+"""How far (pixels of a 192-px image) the flow searched from a start may part from the chained one
+(``refined_by_flow``): further, it has matched a neighbouring line of a repeating pattern."""
+
+
 def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, fusion_window: int = 0,
-                    fusion_margin: float = 0.0) -> np.ndarray:
-    """A start's ``flows`` (``[2, h, w, 2]``, S→T then T→S, on the images' pixels) with the optical flow
-    that is left once they are undone.
+                    fusion_margin: float = 0.0, choice_window: int = 5) -> np.ndarray:
+    """A start's ``flows`` (``[2, h, w, 2]``, S→T then T→S, on the images' pixels) refined by the optical
+    flow.
 
-    Each image is moved by its start, the DIS flow between it and the other
-    image is found, and the two motions are chained (the residual first,
-    then the start where it leads: ``f(p) = r(p) + F(p - r(p))``). What
-    matched features say moved (the scene, a thing over it) is carried by
-    the start; what moved besides, by the flow; the dense fit then refines
-    both (and its fold penalty and inverse consistency tame the flow's
-    guesses where something was uncovered).
+    Two refinements are made, and the one that lines the pictures up better
+    is kept (``alignment``, in ``choice_window`` × ``choice_window`` boxes,
+    pixels of a 192-px image; the first where they tie), the second only
+    where it stays within ``AGREE_PX`` of the first:
 
-    With ``fusion_window`` (pixels of a 192-px image; 0: off) the chained
-    flow is fused with the optical flow found from scratch (``fused_flows``,
-    which keeps the chained flow unless the other's local correlation is
+    - *chained*: each image is moved by its start, the DIS flow between it
+      and the other image is found, and the two motions are chained (the
+      residual first, then the start where it leads:
+      ``f(p) = r(p) + F(p - r(p))``). It keeps a large or layered motion
+      that the flow alone could not reach;
+    - *searched from the start*: the DIS flow between the pictures
+      themselves, its search started from the start's flow. It reads the
+      pictures unresampled, so where the start is only a rough guess at a
+      smooth motion (a similarity laid over a picture that bends) it finds
+      the motion more exactly.
+
+    What matched features say moved (the scene, a thing over it) is carried
+    by the start; what moved besides, by the flow; the dense fit then
+    refines both (and its fold penalty and inverse consistency tame the
+    flow's guesses where something was uncovered).
+
+    With ``fusion_window`` (pixels of a 192-px image; 0: off) the kept flow
+    is fused with the optical flow found from scratch (``fused_flows``,
+    which keeps the refined flow unless the other's local correlation is
     higher by more than ``fusion_margin``): where a start's layer carries a
     thing that moved otherwise (a layer's reach spills onto its neighbour),
-    the flow from scratch matches clearly better there, while the chained
+    the flow from scratch matches clearly better there, while the refined
     flow keeps the large motions the optical flow alone cannot reach.
     """
-    refined = []
+    chained, searched = [], []
     for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1])):
         residual = _dis_flow(warped_by_flow(moving, flow), fixed)
-        chained = residual + warped_by_flow(flow, residual)
-        if fusion_window > 0:
-            window = max(1, round(fusion_window * max(fixed.shape[:2]) / 192)) | 1
-            chained = fused_flows(moving, fixed, (chained, _dis_flow(moving, fixed)), window, fusion_margin)
-        refined.append(chained)
-    return np.stack(refined).astype(np.float32)
+        chained.append(residual + warped_by_flow(flow, residual))
+        searched.append(_dis_flow(moving, fixed, flow))
+    window = _box_at(choice_window, source.shape[:2])
+    chained, searched = np.stack(chained), np.stack(searched)
+    if alignment(source, target, searched, window) > alignment(source, target, chained, window):
+        # Where the two part by more than a pixel the search has matched a neighbouring stripe or line of a
+        # repeating pattern (one period off lines up as well): the chained flow holds there.
+        apart = np.linalg.norm(searched - chained, axis=-1, keepdims=True) > AGREE_PX * max(source.shape[:2]) / 192
+        refined = np.where(apart, chained, searched)
+    else:
+        refined = chained
+    if fusion_window > 0:
+        window = _box_at(fusion_window, source.shape[:2])
+        refined = np.stack([fused_flows(moving, fixed, (flow, _dis_flow(moving, fixed)), window, fusion_margin)
+                            for moving, fixed, flow in ((source, target, refined[0]), (target, source, refined[1]))])
+    return refined.astype(np.float32)
+
+
+def _box_at(pixels: int, shape: tuple[int, ...]) -> int:
+    """An odd box side for pictures of ``shape`` (``[H, W, ...]``) that spans ``pixels`` of a 192-px picture."""
+    return max(1, round(pixels * max(shape[:2]) / 192)) | 1
+
+
+def alignment(source: np.ndarray, target: np.ndarray, flows: np.ndarray, window: int) -> float:
+    """How well ``flows`` (``[2, h, w, 2]``, S→T then T→S) lay each picture over the other: the mean squared
+    local correlation of luminance (``kernels.local_correlation``, ``window`` × ``window`` boxes, blind to a
+    change of gain and offset as the fit's structure term is) of each picture moved by its flow against
+    the other, averaged over both directions; in [0, 1), higher is better."""
+    scores = [local_correlation(_luminance(warped_by_flow(moving, flow).astype(np.float32))[np.newaxis],
+                                _luminance(np.asarray(fixed, np.float32)), window).mean()
+              for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1]))]
+    return float(np.mean(scores))
 
 
 def consistent_share(flows: np.ndarray, tolerance: float) -> float:

@@ -307,8 +307,8 @@ class StartSettings:
     features may hold (a still background and things that moved over it), and
     ``layer_reach``: how far (a share of the long side) each layer's inliers
     carry its motion in the start's flows (``starts.layered_flows``);
-    ``feature_flow``: that start is refined by the optical flow left between
-    the pictures once it is undone (``starts.refined_by_flow``) when the
+    ``feature_flow``: that start is refined by the optical flow between the
+    pictures (``starts.refined_by_flow``) when the
     matches span at least ``flow_cover`` of each picture's key points
     (``starts.feature_cover``: a logo both pictures share is not the same
     scene); ``flow_fusion``: when the matches hold several layers (things that

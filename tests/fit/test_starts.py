@@ -33,6 +33,7 @@ from morphing.fit.starts import (
     FLOW,
     consistent_share,
     dis_flows,
+    alignment,
     fused_flows,
     leg_start_candidates,
     spans_an_area,
@@ -588,15 +589,56 @@ class TestRefinedByFlow:
         start[0, ..., 1], start[1, ..., 1] = 10.0, -10.0
         start[0, :, 64:, 1], start[1, :, 64:, 1] = -20.0, 20.0
         fused = refined_by_flow(source, target, start, fusion_window=5)
-        chained = refined_by_flow(source, target, start)
+        unfused = refined_by_flow(source, target, start)
         for columns in (slice(20, 50), slice(80, 108)):
             assert np.abs(np.median(fused[0][20:-20, columns, 1]) - 10.0) < 0.3
             assert np.abs(np.median(fused[1][20:-20, columns, 1]) + 10.0) < 0.3
-        assert np.abs(np.median(chained[0][20:-20, 80:108, 1]) - 10.0) > 10.0  # unfused, the spill stays
+        # Unfused, the spill stays: the search from the start finds the motion there, but parts from the
+        # chained flow by far more than a pixel, as a match one period off a repeating pattern would.
+        assert np.abs(np.median(unfused[0][20:-20, 80:108, 1]) - 10.0) > 10.0
         right = np.zeros((2, 128, 128, 2), np.float32)
         right[0, ..., 1], right[1, ..., 1] = 10.0, -10.0
         kept = refined_by_flow(source, target, right, fusion_window=5)  # a right start stays right
         assert np.abs(kept[:, 24:-24, 24:-24] - right[:, 24:-24, 24:-24]).mean() < 0.3
+
+    def test_keeps_the_refinement_that_lines_the_pictures_up_better(self) -> None:
+        # Whatever the two refinements find, the one returned scores at least as well as the start and as
+        # a flow a pixel off it.
+        source, target = self.shifted_texture(6.0)
+        start = np.zeros((2, 128, 128, 2), np.float32)
+        start[0, ..., 1], start[1, ..., 1] = 4.0, -4.0
+        refined = refined_by_flow(source, target, start)
+        off = refined.copy()
+        off[0, ..., 1] += 1.0
+        off[1, ..., 1] -= 1.0
+        assert alignment(source, target, refined, 5) > alignment(source, target, off, 5)
+        assert alignment(source, target, refined, 5) > alignment(source, target, start, 5)
+
+
+class TestAlignment:
+    def test_matches_a_plain_numpy_reference(self) -> None:
+        rng = np.random.default_rng(4)
+        source = rng.uniform(-1, 1, (20, 24, 3)).astype(np.float32)
+        target = rng.uniform(-1, 1, (20, 24, 3)).astype(np.float32)
+        flows = np.zeros((2, 20, 24, 2), np.float32)
+        flows[0, ..., 1], flows[1, ..., 1] = 1.0, -1.0  # whole pixels: the moved pictures are shifted copies
+        luminance = lambda image: image @ np.array([0.299, 0.587, 0.114], np.float32)
+        # dense_image_warp's sign, the border repeated: pixel p shows p - flow(p).
+        moved_source = luminance(source)[:, np.r_[0, 0:23]]
+        moved_target = luminance(target)[:, np.r_[1:24, 23]]
+        expected = 0.5 * (slow_correlation(moved_source, luminance(target), 5).mean()
+                          + slow_correlation(moved_target, luminance(source), 5).mean())
+        assert alignment(source, target, flows, 5) == pytest.approx(expected, abs=1e-4)
+
+    def test_the_true_motion_scores_highest_also_recoloured(self) -> None:
+        texture = random_texture(np.random.default_rng(8), 96, 96, falloff=1.2).astype(np.float32)
+        moved = fourier_shift(texture, 0.0, 5.0).astype(np.float32)
+        flows = lambda dx: np.stack([np.full((96, 96, 2), (0.0, dx), np.float32),
+                                     np.full((96, 96, 2), (0.0, -dx), np.float32)])
+        for target in (moved, 0.5 * moved + 0.2):  # the second recoloured: gain and offset
+            scores = {dx: alignment(texture, target, flows(dx), 5) for dx in (3.0, 4.0, 4.5, 5.0, 5.5, 6.0, 7.0)}
+            assert max(scores, key=scores.get) == 5.0
+            assert scores[5.0] > 1.3 * max(scores[4.5], scores[5.5])
 
 
 class TestConsistentShare:
