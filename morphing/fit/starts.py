@@ -221,10 +221,16 @@ def alignment(source: np.ndarray, target: np.ndarray, flows: np.ndarray, window:
     local correlation of luminance (``kernels.local_correlation``, ``window`` × ``window`` boxes, blind to a
     change of gain and offset as the fit's structure term is) of each picture moved by its flow against
     the other, averaged over both directions; in [0, 1), higher is better."""
-    scores = [local_correlation(_luminance(warped_by_flow(moving, flow).astype(np.float32))[np.newaxis],
-                                _luminance(np.asarray(fixed, np.float32)), window).mean()
+    scores = [_local_scores(moving, fixed, [flow], window).mean()
               for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1]))]
     return float(np.mean(scores))
+
+
+def _local_scores(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.ndarray], window: int) -> np.ndarray:
+    """``[K, H, W]``: for each of ``K`` proposals (flows on ``fixed``'s pixels), the squared local correlation
+    of luminance (``kernels.local_correlation``) of ``moving`` moved by it against ``fixed``."""
+    moved = np.stack([_luminance(warped_by_flow(moving, flow).astype(np.float32)) for flow in proposals])
+    return local_correlation(moved, _luminance(np.asarray(fixed, np.float32)), window)
 
 
 def consistent_share(flows: np.ndarray, tolerance: float) -> float:
@@ -247,8 +253,7 @@ def fused_flows(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.nd
     does not mislead it; the first proposal where they tie, as on flat areas). ``margin`` is added to
     the first proposal's score: the others replace it only where they match clearly better.
     ``moving``, ``fixed``: ``[H, W]`` or ``[H, W, 3]`` float in [-1, 1], one scale."""
-    moved = np.stack([_luminance(warped_by_flow(moving, flow).astype(np.float32)) for flow in proposals])
-    scores = local_correlation(moved, _luminance(np.asarray(fixed, np.float32)), window)
+    scores = _local_scores(moving, fixed, proposals, window)
     scores[0] += margin
     best = np.argmax(scores, axis=0)
     return np.take_along_axis(np.stack(proposals), best[np.newaxis, ..., np.newaxis], axis=0)[0].astype(np.float32)
