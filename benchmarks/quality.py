@@ -33,6 +33,10 @@ added after all of those had been tuned on: "camera" (``scenes.camera_scene``: a
 camera that pans, zooms and turns while the exposure changes) and "bend" (``scenes.bend_scene``: a picture
 bent smoothly, the formula's own kind of motion).
 
+With ``--noise SIGMA``, every scene's two ends get Gaussian grain of that standard deviation (8-bit
+levels, seeded per scene, different in each end) while the truth between stays clean: the same motion
+seen by a noisy camera (``NoisyEnds``).
+
 With ``--samples``, the real photo pairs also get a contact sheet PNG (frames
 at 0, 1/4, 1/2, 3/4, 1 per method) and a mid-frame sharpness ratio (Laplacian
 variance of the middle frame over the endpoints' mean).
@@ -72,6 +76,7 @@ from morphing.testing.scenes import random_scene, soft_scene, sprite_scene  # no
 from morphing.render.transition import upsample_direction  # noqa: E402
 
 SCORED_ALPHAS = (0.25, 0.5, 0.75)
+ALL_SETS = ("large", "gentle", "far", "object", "wide", "crowded", "single", "soft", "camera", "bend")
 SEED_SETS = {"tune": (2026, 2027, 2028, 2029, 2030, 2031, 2032),
              "report": (3026, 3027, 3028, 3029, 3030, 3031, 3032)}
 """Seeds of the scene generators (the two motion sets, then far motion, then object motion, then the wide,
@@ -153,6 +158,25 @@ def ours(
     return method
 
 
+class NoisyEnds:
+    """A scene whose two ends (alpha 0 and 1) carry Gaussian grain of ``sigma`` 8-bit levels, drawn
+    from ``seed`` (entropy for numpy's generator; a different draw in each end); every other alpha, the truth, is the scene's own.
+    Anything else (``true_flows``) is the scene's."""
+
+    def __init__(self, scene: object, sigma: float, seed: tuple[int, ...]) -> None:
+        self.scene, self.sigma, self.seed = scene, sigma, seed
+
+    def render(self, alpha: float) -> np.ndarray:
+        clean = self.scene.render(alpha)
+        if alpha not in (0.0, 1.0):
+            return clean
+        grain = np.random.default_rng([*self.seed, int(alpha)]).normal(0.0, self.sigma, clean.shape)
+        return np.clip(np.rint(clean + grain), 0, 255).astype(np.uint8)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.scene, name)
+
+
 def score(method: Method, scenes: list, reads_scene: bool = False) -> dict[str, float]:
     """Mean scores of ``method`` over ``scenes`` (``reads_scene``: it takes the scene, not its two ends)."""
     rows = []
@@ -211,11 +235,14 @@ def main() -> int:
                         help="'tune': the scenes constants may be chosen on; 'report': held-out scenes, never "
                              "looked at while tuning (the README's figures); 'fresh:N': seeds N to N+6, a draw "
                              "nobody has looked at")
-    parser.add_argument("--sets", default="large,gentle,far,object,wide,crowded,single,soft,camera,bend",
+    parser.add_argument("--sets", default=",".join(ALL_SETS),
                         help="which scene sets to run (comma-separated; 'object', 'camera' and 'bend' need "
                              "--pictures)")
     parser.add_argument("--pictures", type=Path, default=None,
                         help="folder of pictures (PNG, JPEG) for the 'object', 'camera' and 'bend' scenes")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="Gaussian grain (standard deviation, 8-bit levels) added to each scene's two ends; "
+                             "the truth between stays clean")
     parser.add_argument("--per-scene", action="store_true",
                         help="also print each scene's mid-frame PSNR per method (tune seeds: where a change helps)")
     args = parser.parse_args()
@@ -292,6 +319,10 @@ def main() -> int:
         if needs_pictures in wanted_sets and args.pictures is None:
             print(f"(no --pictures folder: the {needs_pictures} scenes are left out)")
     scene_sets = [scene_set for scene_set in scene_sets if scene_set[1].split()[0] in wanted_sets]
+    if args.noise > 0:
+        print(f"noise: Gaussian grain of {args.noise:g} levels on each scene's two ends")
+        scene_sets = [([NoisyEnds(scene, args.noise, (args.seeds[0], ALL_SETS.index(label.split()[0]), index))
+                        for index, scene in enumerate(scenes)], label) for scenes, label in scene_sets]
     for scenes, label in scene_sets if args.scenes > 0 else []:  # --scenes 0: the photos only
         height, width = scenes[0].render(0.0).shape[:2]
         print(f"\n{args.scenes} synthetic scenes, {width}x{height}, {label}")

@@ -358,7 +358,11 @@ class StartSettings:
     completed to their convex hull (one may hide part of the other), but a
     start with such a pair needs the margin over no motion like any other;
     ``region_most_hidden``: the largest share of such a shape's hull that
-    may lie outside what shows of it.
+    may lie outside what shows of it. ``region_quiet``: before regions are
+    sought, a camera's grain is smoothed away (``regions.quieted``: colours
+    within about this many times the grain's standard deviation are
+    averaged, edges kept); 0 turns it off. A picture without grain is not
+    touched.
     """
 
     side: int = 64
@@ -393,6 +397,7 @@ class StartSettings:
     region_spread: float = 0.5
     region_touching: bool = True
     region_most_hidden: float = 1.0 / 3.0
+    region_quiet: float = 4.0
 
     def __post_init__(self) -> None:
         if not self.feature_contrasts or any(not 0 < contrast < 1 for contrast in self.feature_contrasts):

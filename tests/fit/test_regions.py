@@ -13,6 +13,8 @@ from morphing.fit.regions import (
     RegionMatch,
     flat_regions,
     match_regions,
+    noise_level,
+    quieted,
     region_flows,
     similarity_flow,
     travelling_flow,
@@ -72,7 +74,64 @@ def warped_by(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return cv2.remap(image.astype(np.float32), columns - flow[..., 1], rows - flow[..., 0], cv2.INTER_LINEAR)
 
 
+def grainy(image: np.ndarray, levels: float, seed: int = 0) -> np.ndarray:
+    """``image`` (``[h, w, 3] float32`` in [-1, 1]) with Gaussian grain of ``levels`` 8-bit levels, rounded to 8
+    bits as a camera's file would be."""
+    pixels = (image + 1.0) * 127.5 + np.random.default_rng(seed).normal(0.0, levels, image.shape)
+    return to_float(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+
+
+class TestNoiseLevel:
+    def test_the_grain_of_a_flat_picture_is_its_standard_deviation(self) -> None:
+        flat = np.full((96, 96, 3), 0.1, np.float32)
+        for levels in (3.0, 8.0, 16.0):
+            assert abs(noise_level(grainy(flat, levels)) * 255 - levels) < 0.15 * levels
+
+    def test_flat_colours_gradients_and_sharp_outlines_have_no_grain(self) -> None:
+        disc = Shape(0, (0.3, 0.3), 0.12, 0.0, (0.9, 0.2, 0.1))
+        square = Shape(4, (0.68, 0.65), 0.14, 0.3, (0.1, 0.2, 0.9))
+        assert noise_level(picture(disc, square)) == 0.0
+
+    def test_outlines_barely_move_the_estimate(self) -> None:
+        # Twelve shapes' outlines in grain of 6 levels: the median ignores the few pixels they touch.
+        shapes = [Shape(index % 6, (0.15 + 0.23 * (index // 4), 0.15 + 0.23 * (index % 4)), 0.08, 0.0, RED)
+                  for index in range(12)]
+        assert abs(noise_level(grainy(picture(*shapes), 6.0)) * 255 - 6.0) < 1.0
+
+
+class TestQuieted:
+    def test_a_picture_without_grain_is_returned_as_it_is(self) -> None:
+        image = picture(Shape(0, (0.5, 0.5), 0.2, 0.0, RED))
+        assert quieted(image, 0.0, 4.0) is image
+        assert quieted(image, 0.05, 0.0) is image
+
+    def test_grain_is_smoothed_away_and_a_step_stays_sharp(self) -> None:
+        clean = painted((box(0, 64, SIDE, SIDE), RED), (box(0, 0, SIDE, 64), BLUE))
+        noisy = grainy(clean, 10.0)
+        smooth = quieted(noisy, noise_level(noisy), 4.0)
+        inside = (slice(8, -8), slice(8, 56))
+        assert (np.std(smooth[inside], axis=(0, 1)) < 0.4 * np.std(noisy[inside], axis=(0, 1))).all()
+        # Across the step (columns 63 | 64) the colour still changes in about one pixel: two pixels
+        # either side of it already hold the two colours (within the grain left).
+        left, right = smooth[8:-8, 61].mean(axis=0), smooth[8:-8, 66].mean(axis=0)
+        assert np.abs(left - clean[8:-8, 61].mean(axis=0)).max() < 0.03
+        assert np.abs(right - clean[8:-8, 66].mean(axis=0)).max() < 0.03
+
+
 class TestFlatRegions:
+    def test_shapes_are_found_through_a_cameras_grain(self) -> None:
+        disc = Shape(0, (0.3, 0.3), 0.12, 0.0, (0.9, 0.2, 0.1))
+        square = Shape(4, (0.68, 0.65), 0.14, 0.3, (0.1, 0.2, 0.9))
+        noisy = grainy(picture(disc, square), 12.0)
+        found = flat_regions(noisy)
+        assert len(found) == 2
+        for region, shape in zip(found, (disc, square)):
+            assert np.linalg.norm(region.centre - pixels(shape.centre)) < 1.5
+        # The grain breaks flat colour up: unsmoothed, neither shape is found whole (where one is found,
+        # it is a scrap of it).
+        for region in flat_regions(noisy, StartSettings(region_quiet=0.0)):
+            assert all(region.area < shape_mask(shape).sum() for shape in (disc, square))
+
     def test_finds_each_whole_shape_with_its_centre_and_area(self) -> None:
         disc = Shape(0, (0.3, 0.3), 0.12, 0.0, (0.9, 0.2, 0.1))
         square = Shape(4, (0.68, 0.65), 0.14, 0.3, (0.1, 0.2, 0.9))

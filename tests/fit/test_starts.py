@@ -402,6 +402,21 @@ class TestRegionsCandidate:
         choice = choose_start(source, target, start_candidates(source, target))
         assert choice.chosen.name == "matched regions", choice.describe()
 
+    def test_the_shapes_are_paired_through_a_cameras_grain(self) -> None:
+        # Grain of 10 levels, a different draw in each picture: flat colour is no longer flat pixel by pixel.
+        source, target = (np.clip(image + np.random.default_rng(seed).normal(0.0, 10.0 / 127.5, image.shape), -1, 1)
+                          .astype(np.float32) for seed, image in enumerate(far_moved_shapes(128)))
+        candidate = regions_candidate(source, target)
+        assert candidate is not None and "2 shapes" in candidate.evidence and candidate.conclusive
+        centre = np.array([0.34, 0.68]) * 128 - 0.5  # where the pentagon ends: it began at (0.3, 0.28)
+        np.testing.assert_allclose(candidate.flows[0][round(centre[0]), round(centre[1])],
+                                   centre - (np.array([0.3, 0.28]) * 128 - 0.5), atol=2.0)
+        choice = choose_start(source, target, start_candidates(source, target))
+        assert choice.chosen.name == "matched regions", choice.describe()
+        # Unsmoothed, the grain leaves scraps of flat colour: no pair of whole outlines settles it.
+        unsmoothed = regions_candidate(source, target, StartSettings(region_quiet=0.0))
+        assert unsmoothed is None or not unsmoothed.conclusive
+
     def test_paired_outlines_are_evidence_enough_like_matched_features(self) -> None:
         candidate = regions_candidate(*far_moved_shapes())
         assert candidate is not None and candidate.motion() > 0.1 and candidate.conclusive
