@@ -49,8 +49,8 @@ import numpy as np
 
 from morphing.model.settings import StartSettings
 
-__all__ = ["Region", "RegionMatch", "noise_level", "quieted", "flat_regions", "match_regions", "similarity_flow", "travelling_flow",
-           "region_flows"]
+__all__ = ["Region", "RegionMatch", "noise_level", "quieted", "flat_regions", "match_regions", "similarity_flow",
+           "travelling_flow", "region_flows"]
 
 MOST_REGIONS = 8  # the largest shapes each picture contributes
 CLEARANCE = 5  # pixels: a region nearer than this to another flat area touches it
@@ -114,7 +114,7 @@ def _colour_step(image: np.ndarray, inside: np.ndarray, mask: np.ndarray) -> flo
 GRAIN_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 """Immerkær's noise kernel: the difference of two Laplacians, blind to flat colour, ramps and straight edges.
 Its response to white noise of standard deviation s has standard deviation 6 s."""
-QUIET_REACH = 2.0  # pixels: the spatial reach (sigma) of ``quieted``'s filter
+QUIET_REACH, QUIET_SPAN = 2.0, 7  # pixels: the spatial sigma of ``quieted``'s filter, and the side it spans
 
 
 def noise_level(image: np.ndarray) -> float:
@@ -141,7 +141,8 @@ def quieted(image: np.ndarray, noise: float, reach: float) -> np.ndarray:
     if noise <= 0.0 or reach <= 0.0:
         return image
     # Colour distances in the filter are in the image's units: [-1, 1] is twice [0, 1].
-    return cv2.bilateralFilter(np.ascontiguousarray(image, np.float32), 7, 2.0 * reach * noise, QUIET_REACH)
+    return cv2.bilateralFilter(np.ascontiguousarray(image, np.float32), QUIET_SPAN, 2.0 * reach * noise,
+                               QUIET_REACH)
 
 
 def flat_regions(image: np.ndarray, settings: StartSettings = StartSettings()) -> list[Region]:

@@ -406,7 +406,7 @@ class StartSettings:
         if not isinstance(self.flow_fusion, numbers.Integral) or isinstance(self.flow_fusion, bool) \
                 or self.flow_fusion < 0:
             raise ValueError(f"flow_fusion must be a whole number of pixels, 0 or more, got {self.flow_fusion!r}")
-        for name in ("probe_flow_share", "flow_consistency", "region_step"):
+        for name in ("probe_flow_share", "flow_consistency", "region_step", "region_quiet"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
         if not self.flow_fusion_margin >= 0.0:

@@ -94,7 +94,7 @@ class TestArgumentChecks:
         assert StartSettings(flow_fusion=0).flow_fusion == 0
         with pytest.raises(ValueError, match="flow_fusion_margin must be 0 or more, got -0.1"):
             StartSettings(flow_fusion_margin=-0.1)
-        for name in ("probe_flow_share", "flow_consistency"):
+        for name in ("probe_flow_share", "flow_consistency", "region_step", "region_quiet"):
             for bad in (-0.5, math.nan):
                 with pytest.raises(ValueError, match=f"{name} must be 0 or more"):
                     StartSettings(**{name: bad})
