@@ -197,7 +197,8 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, f
         searched.append(_dis_flow(moving, fixed, flow))
     window = _box_at(choice_window, source.shape[:2])
     chained, searched = np.stack(chained), np.stack(searched)
-    if alignment(source, target, searched, window) > alignment(source, target, chained, window):
+    kept, other = _alignments(source, target, (chained, searched), window)
+    if other > kept:
         # Where the two part by more than a pixel the search has matched a neighbouring stripe or line of a
         # repeating pattern (one period off lines up as well): the chained flow holds there.
         apart = np.linalg.norm(searched - chained, axis=-1, keepdims=True) > AGREE_PX * max(source.shape[:2]) / 192
@@ -221,9 +222,15 @@ def alignment(source: np.ndarray, target: np.ndarray, flows: np.ndarray, window:
     local correlation of luminance (``kernels.local_correlation``, ``window`` × ``window`` boxes, blind to a
     change of gain and offset as the fit's structure term is) of each picture moved by its flow against
     the other, averaged over both directions; in [0, 1), higher is better."""
-    scores = [_local_scores(moving, fixed, [flow], window).mean()
-              for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1]))]
-    return float(np.mean(scores))
+    return _alignments(source, target, (flows,), window)[0]
+
+
+def _alignments(source: np.ndarray, target: np.ndarray, candidates: Sequence[np.ndarray], window: int
+                ) -> list[float]:
+    """``alignment`` of each of ``candidates`` (each ``[2, h, w, 2]``), each picture's luminance taken once."""
+    scores = [_local_scores(moving, fixed, [flows[direction] for flows in candidates], window).mean(axis=(1, 2))
+              for direction, (moving, fixed) in enumerate(((source, target), (target, source)))]
+    return [float(np.mean(pair)) for pair in zip(*scores)]
 
 
 def _local_scores(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.ndarray], window: int) -> np.ndarray:
