@@ -157,7 +157,8 @@ AGREE_PX = 1.0
 
 
 def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, fusion_window: int = 0,
-                    fusion_margin: float = 0.0, choice_window: int = 5) -> np.ndarray:
+                    fusion_margin: float = 0.0, choice_window: int = 5, scratch: np.ndarray | None = None
+                    ) -> np.ndarray:
     """A start's ``flows`` (``[2, h, w, 2]``, S→T then T→S, on the images' pixels) refined by the optical
     flow.
 
@@ -189,6 +190,8 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, f
     thing that moved otherwise (a layer's reach spills onto its neighbour),
     the flow from scratch matches clearly better there, while the refined
     flow keeps the large motions the optical flow alone cannot reach.
+    ``scratch``: that flow (``dis_flows`` of the two pictures) when it was
+    found ahead; ``None``: found here when fusing.
     """
     chained, searched = [], []
     for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1])):
@@ -207,8 +210,10 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, f
         refined = chained
     if fusion_window > 0:
         window = _box_at(fusion_window, source.shape[:2])
-        refined = np.stack([fused_flows(moving, fixed, (flow, _dis_flow(moving, fixed)), window, fusion_margin)
-                            for moving, fixed, flow in ((source, target, refined[0]), (target, source, refined[1]))])
+        scratch = dis_flows(source, target) if scratch is None else scratch
+        refined = np.stack([fused_flows(moving, fixed, (flow, from_scratch), window, fusion_margin)
+                            for moving, fixed, flow, from_scratch in ((source, target, refined[0], scratch[0]),
+                                                                      (target, source, refined[1], scratch[1]))])
     return refined.astype(np.float32)
 
 
@@ -456,7 +461,7 @@ def feature_cover(matched: MatchedFeatures) -> float:
 
 
 def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSettings = StartSettings(),
-                       ) -> Candidate | None:
+                       scratch: np.ndarray | None = None) -> Candidate | None:
     """The matched-features start, ``None`` when no layer has enough inliers: one layer's affine, or with
     more layers (``matched_features``) their ``layered_flows``; then, with ``settings.feature_flow`` and
     matches that span at least ``settings.flow_cover`` of each picture's key points (``feature_cover``),
@@ -465,7 +470,12 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
     matches on one shared logo do not. Matches that span less say nothing about the rest of the pictures
     either: their motions then move only what lies near their inliers (``layered_flows`` with a still
     layer that holds elsewhere), so a thing that moved over a picture that offers it nothing to match
-    does not drag the whole picture along."""
+    does not drag the whole picture along; unless the optical flow from scratch (``scratch``,
+    ``dis_flows`` of the pictures when found ahead; ``None``: found here) undoes itself both ways on at least
+    ``settings.probe_flow_share`` of the pixels (``consistent_share``, as for the flow's own candidate):
+    then the pictures show one scene whose motion is not one similarity (a picture that bends, where
+    RANSAC's inliers gather on the patch that moved nearly rigidly), and that start is refined by the
+    flow as well."""
     matched = matched_features(source, target, settings)
     layers = matched.layers
     if not layers:
@@ -479,7 +489,16 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
         still = FeatureLayer(Affine.identity(), np.zeros((0, 2)), np.zeros((0, 2)))
         flows = layered_flows([still, *layers], height, width, settings.layer_reach)
         evidence += f", moved only near them (they span {cover:.2f} of what the pictures offer)"
-        return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True)
+        if scratch is None and settings.feature_flow and min(height, width) >= 12:
+            scratch = dis_flows(source, target)
+        share = 0.0 if scratch is None else consistent_share(scratch, settings.flow_consistency)
+        if not settings.feature_flow or share < settings.probe_flow_share:
+            return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True)
+        flows = refined_by_flow(source, target, flows, settings.flow_fusion, settings.flow_fusion_margin,
+                                scratch=scratch)
+        evidence += (f"; the rest by the optical flow, consistent on {share:.0%} of the pixels, with which "
+                     "the start is refined and fused")
+        return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True, pixelwise=True)
     refine = settings.feature_flow
     if len(layers) == 1:
         start = Candidate(FEATURES, layers[0].affine, evidence, conclusive=True)
@@ -492,7 +511,7 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
     if refine:
         # Only several layers' reaches can spill one thing's motion onto its neighbour (``refined_by_flow``).
         fusion = settings.flow_fusion if len(layers) > 1 else 0
-        flows = refined_by_flow(source, target, flows, fusion, settings.flow_fusion_margin)
+        flows = refined_by_flow(source, target, flows, fusion, settings.flow_fusion_margin, scratch=scratch)
         evidence += ", refined by optical flow" + (" and fused with the flow from scratch" if fusion else "")
     return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True, pixelwise=refine)
 
@@ -535,15 +554,17 @@ def start_candidates(
         candidates.append(Candidate(POINTS, searched, f"{len(points)} pairs"))
         return candidates
     candidates.append(Candidate(SEARCH, searched))
-    matched = features_candidate(source, target, settings)
+    # The optical flow from scratch, found once here for all who read it; OpenCV's DIS refuses pictures
+    # under 12 px.
+    flows = dis_flows(source, target) if min(source.shape[:2]) >= 12 else None
+    matched = features_candidate(source, target, settings, scratch=flows)
     if matched is not None:
         candidates.append(matched)
     shapes = regions_candidate(source, target, settings) if settings.regions else None
     if shapes is not None:
         candidates.append(shapes)
-    # It only ever enters the probe; OpenCV's DIS refuses pictures under 12 px.
-    if math.isfinite(settings.no_evidence) and settings.probe_flow_share <= 1.0 and min(source.shape[:2]) >= 12:
-        flows = dis_flows(source, target)
+    # It only ever enters the probe.
+    if math.isfinite(settings.no_evidence) and settings.probe_flow_share <= 1.0 and flows is not None:
         share = consistent_share(flows, settings.flow_consistency)
         if share >= settings.probe_flow_share:
             candidates.append(Candidate(FLOW, Affine.identity(), f"DIS, consistent on {share:.0%} of the pixels",

@@ -311,7 +311,9 @@ class StartSettings:
     pictures (``starts.refined_by_flow``) when the
     matches span at least ``flow_cover`` of each picture's key points
     (``starts.feature_cover``: a logo both pictures share is not the same
-    scene); ``flow_fusion``: when the matches hold several layers (things that
+    scene), or span less but the optical flow is consistent (as
+    ``probe_flow_share`` says: one scene whose motion no similarity holds,
+    such as a picture that bends); ``flow_fusion``: when the matches hold several layers (things that
     moved on their own), the box (pixels of a 192-px image) over which that
     refined start and the optical flow found from scratch are compared by the
     local correlation of luminance (``starts.fused_flows``; 0: the refined start
@@ -335,6 +337,8 @@ class StartSettings:
     pixels); between different animals, where it once won the probe with a
     wild flow, it is consistent on 1–8 %, and on the development set's pairs
     of different subjects on 20 % at most. 0: it always joins; above 1: never.
+    The same share lets it refine matched features that span little
+    (``feature_flow``).
     ``probe_tie``: a probed start replaces no motion only with a score lower
     by more than this (identical pictures tie to rounding).
     ``probe_sides``: long sides of the grey copies the probe's middle-frame

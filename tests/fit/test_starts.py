@@ -615,6 +615,9 @@ class TestRefinedByFlow:
         right[0, ..., 1], right[1, ..., 1] = 10.0, -10.0
         kept = refined_by_flow(source, target, right, fusion_window=5)  # a right start stays right
         assert np.abs(kept[:, 24:-24, 24:-24] - right[:, 24:-24, 24:-24]).mean() < 0.3
+        # The flow from scratch found ahead is the one it would find.
+        ahead = refined_by_flow(source, target, start, fusion_window=5, scratch=dis_flows(source, target))
+        np.testing.assert_array_equal(ahead, fused)
 
     def test_keeps_the_refinement_that_lines_the_pictures_up_better(self) -> None:
         # Whatever the two refinements find, the one returned scores at least as well as the start and as
@@ -795,3 +798,31 @@ class TestFeatureCover:
             np.testing.assert_allclose(flow[170, 170], [0.0, 0.0], atol=0.5)
             np.testing.assert_allclose(flow[20, 170], [0.0, 0.0], atol=0.5)
         assert candidate.conclusive
+
+    def test_a_picture_that_bends_takes_the_consistent_flow_beyond_its_matches(self) -> None:
+        # One texture bent by a smooth random field (up to ~8 px): no similarity holds over more than a
+        # patch, so RANSAC's inliers span little, yet the optical flow undoes itself both ways on most
+        # pixels: one scene, and the flow carries the rest of it.
+        rng = np.random.default_rng(3)
+        source = random_texture(rng, 192, 192, falloff=1.1)
+        field = rng.normal(size=(192, 192, 2)).astype(np.float32)
+        field = np.stack([cv2.GaussianBlur(field[..., axis], (0, 0), 20.0) for axis in range(2)], axis=-1)
+        field *= 8.0 / field.std()
+        ys, xs = np.mgrid[0:192, 0:192].astype(np.float32)
+        # dense_image_warp's sign: the target's pixel p shows the source at p - field(p).
+        target = cv2.remap(source, xs - field[..., 1], ys - field[..., 0], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
+        assert feature_cover(matched_features(source, target)) < StartSettings().flow_cover
+        assert consistent_share(dis_flows(source, target), 1.0) >= StartSettings().probe_flow_share
+
+        def error(candidate: Candidate) -> float:
+            """90th percentile of the S→T flow's distance from the truth, px, away from the border."""
+            found = candidate.flows[0] if candidate.flows is not None else candidate.grid_flows(192, 192)[0]
+            return float(np.percentile(np.linalg.norm(found - field, axis=-1)[16:-16, 16:-16], 90))
+
+        candidate = features_candidate(source, target)
+        assert candidate is not None and "moved only near them" in candidate.evidence
+        assert "the rest by the optical flow" in candidate.evidence and candidate.pixelwise
+        assert error(candidate) < 2.5
+        still = features_candidate(source, target, StartSettings(probe_flow_share=1.01))  # the gate shut
+        assert still is not None and "the rest" not in still.evidence and error(still) > 5.0
