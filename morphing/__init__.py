@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.23.0"
+__version__ = "0.24.0"
 
 _EXPORTS = {
     "Morph": "morph",
