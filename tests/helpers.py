@@ -123,3 +123,10 @@ def slow_correlation(first: np.ndarray, second: np.ndarray, window: int) -> np.n
             covariance = (a * b).mean() - a.mean() * b.mean()
             out[y, x] = covariance ** 2 / (a.var() * b.var() + 1e-5)
     return out
+
+
+def grainy(image: np.ndarray, levels: float, seed: int = 0) -> np.ndarray:
+    """``image`` (``[h, w, 3] float32`` in [-1, 1]) with Gaussian grain of ``levels`` 8-bit levels, rounded to 8
+    bits as a camera's file would be."""
+    pixels = (image + 1.0) * 127.5 + np.random.default_rng(seed).normal(0.0, levels, image.shape)
+    return to_float(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))

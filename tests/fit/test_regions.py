@@ -22,6 +22,7 @@ from morphing.fit.regions import (
 from morphing.io.images import to_float
 from morphing.model.settings import StartSettings
 from morphing.testing.scenes import Scene, Shape, random_texture
+from tests.helpers import grainy
 
 SIDE = 128
 GREY = (0.45, 0.45, 0.45)
@@ -72,13 +73,6 @@ def warped_by(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``image`` (``[h, w]``) moved by ``flow`` ((dy, dx)): pixel ``p`` shows ``p - flow(p)``, bilinear."""
     rows, columns = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
     return cv2.remap(image.astype(np.float32), columns - flow[..., 1], rows - flow[..., 0], cv2.INTER_LINEAR)
-
-
-def grainy(image: np.ndarray, levels: float, seed: int = 0) -> np.ndarray:
-    """``image`` (``[h, w, 3] float32`` in [-1, 1]) with Gaussian grain of ``levels`` 8-bit levels, rounded to 8
-    bits as a camera's file would be."""
-    pixels = (image + 1.0) * 127.5 + np.random.default_rng(seed).normal(0.0, levels, image.shape)
-    return to_float(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
 
 
 class TestNoiseLevel:

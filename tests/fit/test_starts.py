@@ -45,7 +45,7 @@ from morphing.fit.starts import (
     start_candidates,
     start_cost,
 )
-from tests.helpers import moved_texture, similarity, slow_correlation
+from tests.helpers import grainy, moved_texture, similarity, slow_correlation
 
 
 def shown_at(image: np.ndarray, affine: Affine) -> np.ndarray:
@@ -404,8 +404,7 @@ class TestRegionsCandidate:
 
     def test_the_shapes_are_paired_through_a_cameras_grain(self) -> None:
         # Grain of 10 levels, a different draw in each picture: flat colour is no longer flat pixel by pixel.
-        source, target = (np.clip(image + np.random.default_rng(seed).normal(0.0, 10.0 / 127.5, image.shape), -1, 1)
-                          .astype(np.float32) for seed, image in enumerate(far_moved_shapes(128)))
+        source, target = (grainy(image, 10.0, seed) for seed, image in enumerate(far_moved_shapes(128)))
         candidate = regions_candidate(source, target)
         assert candidate is not None and "2 shapes" in candidate.evidence and candidate.conclusive
         centre = np.array([0.34, 0.68]) * 128 - 0.5  # where the pentagon ends: it began at (0.3, 0.28)
