@@ -297,15 +297,14 @@ def main() -> int:
                        "±0.3 rad, over a soft texture that stays or pans up to 4%)"))
     if args.pictures is not None:
         files = sorted(p for p in args.pictures.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-        pictures = [np.asarray(Image.open(p).convert("RGB").resize((args.size, args.size), Image.LANCZOS))
-                    for p in files]
+        opened = [Image.open(p).convert("RGB") for p in files]  # each file read once, resized to two sides
+        pictures = [np.asarray(image.resize((args.size, args.size), Image.LANCZOS)) for image in opened]
         rng = np.random.default_rng(args.seeds[2])
         scene_sets.append(([sprite_scene(rng, pictures, args.size) for _ in range(args.scenes)],
                            f"object motion (a disc of one of {len(pictures)} pictures moves 5-15% of the side, "
                            "scale ±15%, turn ±0.3 rad, over another that stays or pans up to 3%)"))
         # The camera and bend views read a picture twice the scene's side, at its own resolution.
-        large = [np.asarray(Image.open(p).convert("RGB").resize((2 * args.size, 2 * args.size), Image.LANCZOS))
-                 for p in files]
+        large = [np.asarray(image.resize((2 * args.size, 2 * args.size), Image.LANCZOS)) for image in opened]
         rng = np.random.default_rng(args.seeds[5])
         scene_sets.append(([camera_scene(rng, large, args.size) for _ in range(args.scenes)],
                            (f"camera motion (one of {len(large)} pictures seen through a camera that pans up to 8% "
