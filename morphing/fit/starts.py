@@ -24,7 +24,10 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    strong evidence. Matched features with enough RANSAC inliers, and matched
    regions whose paired outlines are wholly their shapes' own (nothing
    touches them), are ``Candidate.conclusive``: they need only not be worse
-   than no motion. Matched features' dense flows, once chosen, hold each
+   than no motion, and where one passes, only conclusive candidates are
+   chosen from (evidence before cost: a global search that lines up two
+   pictures' gradients under a large turn can beat no motion by more).
+   Matched features' dense flows, once chosen, hold each
    thing's motion along its path (``morphing.fit.paths.along_paths``).
 3. when no candidate passes (and no motion's own cost is at least
    ``StartSettings.no_evidence``, 0 by default: whenever none passes), the
@@ -705,17 +708,26 @@ def choose_start(source: np.ndarray, target: np.ndarray, candidates: Sequence[Ca
     costs = {c.name: _cost_on(copies, c, settings) for c in candidates}
     baseline = costs[NO_MOTION]
     chosen, reason = by_name[NO_MOTION], "no candidate beat it by its margin"
+    # The optical flow only ever enters a probe.
+    passing = [c for c in candidates if c.name not in (NO_MOTION, FLOW)
+               and baseline - costs[c.name] > required_gain(c, settings)]
+    # Evidence before cost: where a conclusive candidate passes, a guess laid by cost alone (the global
+    # search) does not outvote it, however far its cost falls (two gradients of one direction line up
+    # under a large turn or scale as well as under none).
+    trusted = [c for c in passing if c.conclusive]
     best_gain = 0.0
-    for candidate in candidates:
-        if candidate.name in (NO_MOTION, FLOW):  # the optical flow only ever enters a probe
-            continue
+    for candidate in trusted or passing:
         needed = required_gain(candidate, settings)
         gain = baseline - costs[candidate.name]
-        if gain > needed and gain - needed >= best_gain:
+        if gain - needed >= best_gain:
             best_gain = gain - needed
             chosen = candidate
             reason = (f"{candidate.evidence + ', ' if candidate.evidence else ''}cost {gain:.3f} below no motion, "
                       f"margin {needed:.3f}")
+    outvoted = [c.name for c in passing if not c.conclusive
+                and baseline - costs[c.name] - required_gain(c, settings) > best_gain] if trusted else []
+    if outvoted:
+        reason += f"; evidence, so preferred to the lower cost of the {', '.join(outvoted)}"
     if chosen.name == FEATURES and chosen.flows is not None and settings.feature_paths:
         # Chosen, not before: the costs compare the pictures at the ends, where a motion held along its
         # path is off by design; the frames between are what it is for.

@@ -326,6 +326,43 @@ class TestChooseStart:
         pointed = choose_start(textured, moved, [still, Candidate("point pairs", truth, "3 pairs")])
         assert not pointed.kept_still
 
+    def test_a_conclusive_candidate_outranks_a_larger_gain_by_cost(self) -> None:
+        # The global search's map lines the pictures up better than the conclusive one does, and both pass:
+        # evidence is chosen from first, and the reason says what it was preferred to.
+        textured, moved, truth = moved_texture(angle=0.0, scale=1.0, shift=(0.0, 0.2))
+        half = Affine(np.eye(2), truth.offset / 2)
+        candidates = [Candidate(NO_MOTION, Affine.identity()), Candidate("global search", truth),
+                      Candidate("matched regions", half, "1 shape", conclusive=True)]
+        choice = choose_start(textured, moved, candidates)
+        costs = dict(choice.costs)
+        surplus = {c.name: costs[NO_MOTION] - costs[c.name] - required_gain(c) for c in candidates[1:]}
+        assert surplus["global search"] > surplus["matched regions"] > 0  # both pass; cost alone picks the search
+        assert choice.chosen.name == "matched regions", choice.describe()
+        assert "preferred to the lower cost of the global search" in choice.describe()
+        unproven = [candidates[0], candidates[1], Candidate("matched regions", half, "1 shape")]
+        assert choose_start(textured, moved, unproven).chosen.name == "global search"  # without evidence, cost
+
+    def test_a_square_over_changing_gradients_is_not_turned_with_them(self) -> None:
+        # One square moves, turns and recolours over a vertical gradient whose colours change (a scene of
+        # benchmarks/quality.py's fresh draw 16026): the global search lines the two gradients up under a
+        # large turn and beats no motion by more than the square's paired outline does. The outline is the
+        # evidence; started from the search, the middle frame was a fan of smeared colour.
+        scene = Scene(256, 256,
+                      (Shape(4, (0.4565757791347112, 0.4338752438465299), 0.11087899798886691, 0.31336277832382886,
+                             (0.3442540023534143, 0.06113875770304444, 0.916148638998095)),),
+                      (Shape(4, (0.6050379233668794, 0.5064869043327137), 0.14729917304842094, 0.06856558311204478,
+                             (0.41109715737152, 0.8947738485427672, 0.3867230701344559)),),
+                      ((0.5500782608337019, 0.5045030354154828, 0.589328717022732),
+                       (0.6711739948720992, 0.45313682123906335, 0.9430627262630693)),
+                      ((0.43746472261628233, 0.21437268211304056, 0.164905030030185),
+                       (0.6879302643430018, 0.9330622769288751, 0.19566199149883423)))
+        source, target = reduce_for_fit(scene.render(0.0), scene.render(1.0), 192)
+        candidates = start_candidates(source, target)
+        choice = choose_start(source, target, candidates)
+        assert choice.chosen.name == "matched regions", choice.describe()
+        search = next(c for c in candidates if c.name == "global search")
+        assert search.motion() > 0.3 and "preferred to the lower cost of the global search" in choice.describe()
+
     def test_the_reason_names_the_costs(self) -> None:
         source, target, _ = moved_texture(angle=0.0, scale=1.0, shift=(0.0, 0.0))
         choice = choose_start(source, target, [Candidate("no motion", Affine.identity())])
