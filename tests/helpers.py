@@ -15,7 +15,7 @@ from PIL import Image
 from morphing.fit.affine import Affine, normalised_grid
 from morphing.io.images import to_float
 from morphing.model.maps import MorphMaps, Scales
-from morphing.testing.scenes import random_texture, sample_bilinear
+from morphing.testing.scenes import Scene, Shape, random_texture, sample_bilinear
 
 
 def assert_gradients_match(
@@ -130,3 +130,20 @@ def grainy(image: np.ndarray, levels: float, seed: int = 0) -> np.ndarray:
     bits as a camera's file would be."""
     pixels = (image + 1.0) * 127.5 + np.random.default_rng(seed).normal(0.0, levels, image.shape)
     return to_float(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+
+
+def square_over_changing_gradients() -> tuple[np.ndarray, np.ndarray]:
+    """A scene of ``benchmarks/quality.py``'s fresh draw 16026 (single set, scene 2) as its two ends,
+    ``[256, 256, 3] uint8``: one square moves, turns and recolours over a vertical gradient whose colours
+    change. Searched by cost alone, the two gradients line up under a large turn and scale, or a
+    collapse of the picture onto a line."""
+    scene = Scene(256, 256,
+                  (Shape(4, (0.4565757791347112, 0.4338752438465299), 0.11087899798886691, 0.31336277832382886,
+                         (0.3442540023534143, 0.06113875770304444, 0.916148638998095)),),
+                  (Shape(4, (0.6050379233668794, 0.5064869043327137), 0.14729917304842094, 0.06856558311204478,
+                         (0.41109715737152, 0.8947738485427672, 0.3867230701344559)),),
+                  ((0.5500782608337019, 0.5045030354154828, 0.589328717022732),
+                   (0.6711739948720992, 0.45313682123906335, 0.9430627262630693)),
+                  ((0.43746472261628233, 0.21437268211304056, 0.164905030030185),
+                   (0.6879302643430018, 0.9330622769288751, 0.19566199149883423)))
+    return scene.render(0.0), scene.render(1.0)

@@ -254,8 +254,29 @@ def fit_affine(
                 check()
             _, gradients = search_cost(matrices, offsets, copies, points, settings, gradient=True)
             matrices, offsets = optimizer.step([matrices, offsets], list(gradients))
-    best = 0 if copies is None else int(np.argmin(search_cost(matrices, offsets, copies, points, settings)[0]))
+    if copies is None:
+        return Affine(matrices[0].astype(np.float64), offsets[0].astype(np.float64))
+    costs = search_cost(matrices, offsets, copies, points, settings)[0]
+    if not (have_points and len(points.source) >= 3):
+        costs = np.where(_within_searched_scales(matrices, settings.scales), costs, np.inf)
+        if not np.isfinite(costs).any():
+            return Affine.identity()
+    best = int(np.argmin(costs))
     return Affine(matrices[best].astype(np.float64), offsets[best].astype(np.float64))
+
+
+SEARCH_STRETCH = 2.0
+"""How far beyond the searched scales (a factor, either way) a refined map's stretch may go before it is
+refused (``fit_affine``)."""
+
+
+def _within_searched_scales(matrices: np.ndarray, scales: tuple[float, ...]) -> np.ndarray:
+    """``[K]`` bool: each ``[K, 2, 2]`` map stretches every direction by a factor within the searched
+    ``scales`` widened by ``SEARCH_STRETCH`` each way. Refinement may carry a map far from where its
+    search began; one that squeezes a direction to nearly nothing (a picture collapsed onto a line, which
+    lays one vertical gradient over another as well as any layout) is no layout of the same things."""
+    stretches = np.linalg.svd(matrices.astype(np.float64), compute_uv=False)
+    return np.all((stretches >= min(scales) / SEARCH_STRETCH) & (stretches <= max(scales) * SEARCH_STRETCH), axis=-1)
 
 
 def _search(cost: Callable[[np.ndarray, np.ndarray], np.ndarray], settings: GlobalSettings) -> tuple[np.ndarray, np.ndarray]:

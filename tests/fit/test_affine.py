@@ -22,7 +22,8 @@ from morphing.fit.losses import local_ncc
 from morphing.render.kernels import Adam
 from morphing.render.warp import dense_image_warp
 from morphing.testing.scenes import Deformation, pixel_grid
-from tests.helpers import moved_texture, similarity
+from morphing.io.images import reduce_for_fit
+from tests.helpers import moved_texture, similarity, square_over_changing_gradients
 
 
 class TestAffine:
@@ -103,6 +104,15 @@ class TestFitAffine:
         found = fit_affine(source, source, GlobalSettings(steps=20))
         np.testing.assert_allclose(found.matrix, np.eye(2), atol=0.01)
         np.testing.assert_allclose(found.offset, 0.0, atol=0.01)
+
+    def test_a_map_that_collapses_the_picture_is_refused(self) -> None:
+        # Two vertical gradients of different colours, one small square: refined by cost alone, the search
+        # squeezed the picture onto a line (stretches 0.23 and 0.002), which lays one gradient over the
+        # other. No such map is kept: every stretch stays within the searched scales (0.5 to 2) widened
+        # by SEARCH_STRETCH (2).
+        source, target = reduce_for_fit(*square_over_changing_gradients(), 192)
+        stretches = np.linalg.svd(fit_affine(source, target).matrix, compute_uv=False)
+        assert 0.25 <= stretches.min() <= stretches.max() <= 4.0, stretches
 
 
 def test_deformation_helper_agrees_with_affine_convention() -> None:
