@@ -19,10 +19,10 @@ from morphing.fit.affine import (
     to_normalised,
 )
 from morphing.fit.losses import local_ncc
+from morphing.io.images import reduce_for_fit
 from morphing.render.kernels import Adam
 from morphing.render.warp import dense_image_warp
 from morphing.testing.scenes import Deformation, pixel_grid
-from morphing.io.images import reduce_for_fit
 from tests.helpers import moved_texture, similarity, square_over_changing_gradients
 
 
