@@ -208,6 +208,7 @@ def ours(settings: FitSettings, scales: Scales = Scales(), log: list[str] | None
         if faces is None and no_face is not None:
             return no_face(source, target, points)
         maps = fitter.fit(*reduce_for_fit(source, target, settings.working_size), image_shape=source.shape[:2],
+                          frames=(source, target),
                           points=points, face_points=faces,
                           on_start=None if log is None else lambda choice: log.append(choice.chosen.name))
         renderer = FrameRenderer(source, target, maps, scales)
@@ -250,6 +251,7 @@ def ours_from_landmarks(settings: FitSettings, scales: Scales = Scales()) -> Met
         fitter = fitters.setdefault(source.shape[:2], MapFitter(scales, settings))
         start = Candidate(POINTS, landmark_affine(landmarks), "the landmarks (oracle)")
         maps = fitter.fit(*reduce_for_fit(source, target, settings.working_size), image_shape=source.shape[:2],
+                          frames=(source, target),
                           candidates=[Candidate(NO_MOTION, Affine.identity()), start])
         renderer = FrameRenderer(source, target, maps, scales)
         return morph_flows(maps, scales, *source.shape[:2]), lambda alphas: list(renderer.render(alphas))

@@ -138,7 +138,7 @@ def ours(
         else:
             # The working copies as the command line and the page make them (``sequence.fit_sequence``).
             maps = fit_maps(*reduce_for_fit(source, target, settings.working_size), scales, settings,
-                            image_shape=source.shape[:2])
+                            image_shape=source.shape[:2], frames=(source, target))
             if fits is not None:
                 fits[key] = maps
         interpolation, blend = render_mode

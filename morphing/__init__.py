@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.24.0"
+__version__ = "0.25.0"
 
 _EXPORTS = {
     "Morph": "morph",
@@ -47,6 +47,7 @@ _EXPORTS = {
     "RenderProgram": "render.xla",
     "frame_alphas": "model.timeline",
     "DetailSettings": "model.settings",
+    "PolishSettings": "model.settings",
     "EncoderSettings": "model.settings",
     "OutputSize": "model.settings",
     "MorphMaps": "model.maps",

@@ -131,6 +131,7 @@ class Morph:
         self._cache = cache
         self._maps: tuple[MorphMaps, ...] | None = None
         self.start_choices: list[object] = []
+        self.polishes: list[object] = []
 
     def _leg_points(self, points: PointPairs | Sequence[PointPairs | None] | None,
                     originals: Sequence[np.ndarray]) -> tuple[PointPairs | None, ...] | None:
@@ -205,6 +206,7 @@ class Morph:
         check: Callable[[], None] | None = None,
         on_start: Callable[[int, object], None] | None = None,
         start_candidates: Sequence[Sequence[object] | None] | None = None,
+        on_polish: Callable[[int, object], None] | None = None,
     ) -> Morph:
         """Find every leg's maps (replacing any held); returns the morph itself.
 
@@ -213,7 +215,8 @@ class Morph:
         called with (leg, ``starts.StartChoice``) once per leg;
         ``start_candidates``: per leg, starts found ahead
         (``starts.leg_start_candidates``), for a caller that computed them in
-        another process.
+        another process; ``on_polish``: called with (leg, ``polish.Polished``) once per leg, what the
+        polish of the warp at the keys' size did (also kept in ``polishes``).
 
         Raises:
           fit.FitDivergedError: a leg's loss stopped being finite.
@@ -221,15 +224,22 @@ class Morph:
         from .sequence import fit_sequence
 
         self.start_choices = [None] * self.legs
+        self.polishes = [None] * self.legs
 
         def heard(leg: int, choice: object) -> None:
             self.start_choices[leg] = choice
             if on_start is not None:
                 on_start(leg, choice)
 
+        def polished(leg: int, polish: object) -> None:
+            self.polishes[leg] = polish
+            if on_polish is not None:
+                on_polish(leg, polish)
+
         self._maps = tuple(fit_sequence(
             self.keys, self.scales, self.settings, points=self.points, cache=self.cache, on_step=progress,
-            check=check, face_points=self.face_points, start_candidates=start_candidates, on_start=heard))
+            check=check, face_points=self.face_points, start_candidates=start_candidates, on_start=heard,
+            on_polish=polished))
         return self
 
     @property

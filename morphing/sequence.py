@@ -29,6 +29,7 @@ from morphing.model.maps import MorphMaps, Scales
 from morphing.model.points import PointPairs
 from morphing.render.renderer import FrameRenderer, default_engine, even_pacing_alphas
 from morphing.model.settings import DetailSettings, FitSettings, FrameSettings
+from morphing.fit.polish import Polished
 from morphing.fit.starts import Candidate, StartChoice
 from morphing.model.timeline import FrameAt, build_timeline, ease, frame_alphas, paced
 
@@ -137,6 +138,7 @@ def fit_sequence(
     face_points: Sequence[PointPairs | None] | None = None,
     start_candidates: Sequence[Sequence[Candidate] | None] | None = None,
     on_start: Callable[[int, StartChoice], None] | None = None,
+    on_polish: Callable[[int, Polished], None] | None = None,
 ) -> list[MorphMaps]:
     """The maps of every leg, fitted one after another.
 
@@ -155,6 +157,8 @@ def fit_sequence(
         (``starts.leg_start_candidates`` with these keys, settings and
         points), or ``None`` to find them in the fit.
       on_start: called with (leg, the start chosen) once per leg.
+      on_polish: called with (leg, ``polish.Polished``: what the polish at the keys' size did) once per
+        leg when ``settings.polish`` is enabled.
 
     Raises:
       FitDivergedError: a leg's loss stopped being finite (named "leg N" when there are several).
@@ -187,9 +191,11 @@ def fit_sequence(
             all_maps.append(fitter.fit(
                 *reduce_for_fit(keys[leg], keys[leg + 1], settings.working_size), leg_step,
                 image_shape=keys[0].shape[:2], points=None if points is None else points[leg], check=check,
+                frames=(keys[leg], keys[leg + 1]),
                 face_points=None if face_points is None else face_points[leg],
                 candidates=None if start_candidates is None else start_candidates[leg],
                 on_start=None if on_start is None else lambda choice, leg=leg: on_start(leg, choice),
+                on_polish=None if on_polish is None else lambda polished, leg=leg: on_polish(leg, polished),
             ))
         except FitDivergedError as error:
             if legs == 1:

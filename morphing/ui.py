@@ -49,6 +49,7 @@ __all__ = [
     "points_from_csv",
     "fit_page_morph",
     "describe_start",
+    "describe_fit",
     "write_animation",
     "build_page",
     "serve",
@@ -292,6 +293,13 @@ def describe_start(choice: object) -> str:
             "click two or three point pairs (eyes, nose) and fit again.")
 
 
+def describe_fit(choice: object, polished: object | None) -> str:
+    """What the page says of a fit: its start (``describe_start``), then what the polish did (a
+    ``polish.Polished``; ``None``: no polish ran)."""
+    said = describe_start(choice)
+    return said if polished is None else f"{said}; {polished.describe()}"
+
+
 def sample_pairs(images: Path) -> list[list[str]]:
     """``[source, target]`` paths of the sample pairs in ``images`` (``NAME_a.png`` with ``NAME_b.png``)."""
     return [[str(a), str(a.with_name(a.name.replace("_a.", "_b.")))] for a in sorted(images.glob("*_a.png"))
@@ -403,7 +411,7 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
         from morphing.io.visualize import maps_picture
 
         return (state, *rendered(state, add, mult, warp, frames, fps, easing, ends, file_format, request),
-                maps_picture(morph.maps[0]), str(maps_path), describe_start(morph.start_choices[0]),
+                maps_picture(morph.maps[0]), str(maps_path), describe_fit(morph.start_choices[0], morph.polishes[0]),
                 scrubbed(state, alpha_now, add, mult, warp))
 
     def rendered(state: dict, add: float, mult: float, warp: float, frames: float, fps: float, easing: str,

@@ -216,3 +216,20 @@ def test_the_start_line_hints_at_point_pairs_only_when_nothing_moved_the_start()
     assert said.startswith("start: no motion") and "click two or three point pairs" in said
     taken = StartChoice(moved, (("no motion", 0.9), ("global search", 0.5)), "cost 0.400 below no motion")
     assert describe_start(taken) == taken.describe()
+
+
+def test_the_fit_line_says_what_the_polish_did_after_the_start() -> None:
+    from morphing.fit.affine import Affine
+    from morphing.fit.polish import Polished
+    from morphing.fit.starts import Candidate, StartChoice
+    from morphing.model.maps import MorphMaps, Scales
+    from morphing.ui import describe_fit
+
+    moved = Candidate("global search", Affine(np.eye(2), np.array([0.0, 0.2])))
+    taken = StartChoice(moved, (("no motion", 0.9), ("global search", 0.5)), "cost 0.400 below no motion")
+    maps = MorphMaps(np.zeros((8, 8, 8), np.float32), np.zeros((8, 8, 8), np.float32), Scales(), (8, 8))
+    assert describe_fit(taken, None) == taken.describe()
+    said = describe_fit(taken, Polished(maps, 0.42, 0.9))
+    assert said.startswith(taken.describe()) and "polished by the optical flow on 42% of the pixels at 8x8" in said
+    refused = describe_fit(taken, Polished(maps, 0.0, 0.2))
+    assert "not polished" in refused and "agree on 20% of the pixels" in refused

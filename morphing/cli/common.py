@@ -28,7 +28,7 @@ from morphing.io.images import ImageFileError, LoadedImage, fit_to_size, load_im
 from morphing.model.maps import Scales
 from morphing.io.output import probe_temporary_beside
 from morphing.model.points import PointPairs, PointsFileError, read_points
-from morphing.model.settings import FitSettings
+from morphing.model.settings import FitSettings, PolishSettings
 
 if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpose
     from tqdm import tqdm
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpo
 T = TypeVar("T")
 
 __all__ = [
-    "FACE_POINTS_HELP", "found_face_points", "resolved", "add_fit_flags", "flag_scales", "flag_working_size",
+    "FACE_POINTS_HELP", "POLISH_HELP", "found_face_points", "resolved", "add_fit_flags", "flag_scales", "flag_working_size",
     "flag_fit_settings",
     "DEFAULT_EPOCHS", "DEFAULT_SCALES", "DEFAULT_SIZE", "MIN_SIZE", "PROGRAM",
     "ExitStatus", "HelpFormatter", "Parser", "RunError", "UsageError", "Terminated", "StopRequest", "Console",
@@ -164,9 +164,13 @@ FACE_POINTS_HELP = ("'on' finds the largest face in each image (eyes, nose, mout
                     "through them when both have one; --points win where they disagree [default on]")
 
 
+POLISH_HELP = ("'on' refines the fitted warp at the image's size (up to 512 px) with the optical flow where "
+               "both pictures show one scene and the flow lines them up better [default on]")
+
+
 def add_fit_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, legs: str) -> None:
     """The fit's flags, one definition for ``morph``, its batch rows and ``morph warp``: -e, -a, -m, -w,
-    --size, --seed, --points, --face-points. ``legs``: ``"several"`` (one --points file per
+    --size, --seed, --points, --face-points, --polish. ``legs``: ``"several"`` (one --points file per
     transition) or ``"one"``."""
     parser.add_argument("-e", "--epochs", type=int_in(1, 100_000), default=DEFAULT_EPOCHS, help="gradient descent steps")
     for short, name, default in (("-a", "add", DEFAULT_SCALES.add), ("-m", "mult", DEFAULT_SCALES.mult),
@@ -186,6 +190,7 @@ def add_fit_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, 
         parser.add_argument("--points", type=Path, default=None, metavar="F.csv",
                             help=f"matching points to pull the warp through: CSV rows {rows}")
     parser.add_argument("--face-points", choices=("on", "off"), default="on", help=FACE_POINTS_HELP)
+    parser.add_argument("--polish", choices=("on", "off"), default="on", help=POLISH_HELP)
 
 
 def flag_scales(args: argparse.Namespace, fitted: Scales | None = None) -> Scales:
@@ -207,7 +212,7 @@ def flag_working_size(args: argparse.Namespace, height: int, width: int) -> int:
 def flag_fit_settings(args: argparse.Namespace, working_size: int) -> FitSettings:
     """How the fit flags ask to fit."""
     return FitSettings(epochs=args.epochs, working_size=working_size, seed=args.seed,
-                       face_points=args.face_points == "on")
+                       face_points=args.face_points == "on", polish=PolishSettings(enabled=args.polish == "on"))
 
 
 def found_face_points(

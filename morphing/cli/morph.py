@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # only for annotations: TensorFlow is imported late, on purpo
 
     from ..morph import Morph
     from ..sequence import ProgramCache
+    from morphing.fit.polish import Polished
     from morphing.fit.starts import Candidate, StartChoice
     from morphing.runtime.concurrency import SpawnedWork
 
@@ -374,8 +375,12 @@ def fit_with_progress(morph: Morph, console: Console, start_candidates: list[lis
         if choice.kept_still:
             console.say(f"{PROGRAM}: {STILL_START_HINT}")
 
+    def on_polish(leg: int, polished: Polished) -> None:
+        console.say(f"{PROGRAM}: {'' if morph.legs == 1 else f'leg {leg + 1}: '}{polished.describe()}")
+
     try:
-        morph.fit(bars.on_step, check=console.check, on_start=on_start, start_candidates=start_candidates)
+        morph.fit(bars.on_step, check=console.check, on_start=on_start, start_candidates=start_candidates,
+                  on_polish=on_polish)
     except FitDivergedError as error:
         raise RunError(str(error)) from None
     finally:

@@ -28,7 +28,14 @@ knows nothing of files or flags. A fit has two stages:
    - point pairs: each direction's flow should carry them onto each other
      (face key points softly, fading out by half the fit).
 
-After the descent, each direction's flow is bent smoothly so that it carries
+3. *polish*: given the key images at the frames' size (``frames``), the
+   fitted warp is carried there (at most ``PolishSettings.size``) and the
+   optical flow, searched from it, is taken where it lines the pictures up
+   better and its two directions agree (``morphing.fit.polish``): the fit
+   settles a motion to about a pixel of its small copies, the flow to a
+   fraction of one at full size, where one scene is in both pictures.
+
+After that, each direction's flow is bent smoothly so that it carries
 every *user* point pair exactly (``points.pinned_flow``).
 
 The fit runs at a small working size; the maps live on a coarser grid that the
@@ -56,6 +63,7 @@ from morphing.model.maps import CHANNELS_PER_DIRECTION, WARP, MorphMaps, Scales
 from morphing.fit.network import build_map_network, network_input
 from morphing.fit.unfold import unfold
 from morphing.render.opencv import upsample_grid
+from morphing.fit.polish import Polished, polished_maps
 from morphing.fit.objective import FitFields, MorphObjective, PointInputs, point_inputs
 from morphing.model.points import PointPairs, pinned_flow
 from morphing.model.settings import FitSettings
@@ -271,6 +279,8 @@ class MapFitter:
         face_points: PointPairs | None = None,
         candidates: Sequence[Candidate] | None = None,
         on_start: Callable[[StartChoice], None] | None = None,
+        frames: tuple[np.ndarray, np.ndarray] | None = None,
+        on_polish: Callable[[Polished], None] | None = None,
     ) -> MorphMaps:
         """Fit morph maps from ``source`` to ``target``.
 
@@ -296,9 +306,13 @@ class MapFitter:
             found ahead (``starts.leg_start_candidates``); default: found here
             (and always here when there are face points).
           on_start: called with the start chosen (``starts.StartChoice``), once.
+          frames: the key images (``[H, W, 3] uint8``) at the frames' size, for the polish
+            (``settings.polish``); ``None``: no polish.
+          on_polish: called with what the polish did (``polish.Polished``), once, when it ran.
 
         Returns:
-          ``MorphMaps`` on a grid whose long side is ``settings.grid_size``.
+          ``MorphMaps`` on a grid whose long side is ``settings.grid_size`` (the working size after
+          a ``pixelwise`` start; the polish's size when it changed the maps).
 
         Raises:
           FitDivergedError: when the loss stops being finite.
@@ -420,11 +434,20 @@ class MapFitter:
             grid_maps[..., WARP] = _unfolded(self.scales.warp * grid_maps[..., WARP],
                                              settings.unfold_rounds) / self.scales.warp
         forward_np, backward_np = grid_maps[0], grid_maps[1]
+        sigma = settings.pin_sigma
+        if frames is not None and settings.polish.enabled:
+            fitted_side = max(forward_np.shape[:2])
+            polished = polished_maps(MorphMaps(forward_np, backward_np, self.scales, (height, width)), *frames,
+                                     settings.polish, settings.unfold_rounds)
+            if on_polish is not None:
+                on_polish(polished)
+            forward_np, backward_np = polished.maps.forward, polished.maps.backward
+            sigma = settings.pin_sigma * max(forward_np.shape[:2]) / fitted_side
         if user is not None and self.scales.warp != 0:
             # The user's pairs are instructions: each direction's flow is bent (smoothly, on the grid)
             # until it carries them exactly.
             forward_np, backward_np = (
-                _pinned(maps, here, there, (height, width), self.scales.warp, settings.pin_sigma)
+                _pinned(maps, here, there, (height, width), self.scales.warp, sigma)
                 for maps, here, there in ((forward_np, user.target, user.source), (backward_np, user.source, user.target)))
         return MorphMaps(forward=forward_np, backward=backward_np, scales=self.scales, image_shape=(height, width))
 
@@ -513,6 +536,8 @@ def fit_maps(
     face_points: PointPairs | None = None,
     candidates: Sequence[Candidate] | None = None,
     on_start: Callable[[StartChoice], None] | None = None,
+    frames: tuple[np.ndarray, np.ndarray] | None = None,
+    on_polish: Callable[[Polished], None] | None = None,
 ) -> MorphMaps:
     """Fit morph maps from ``source`` to ``target`` with a fitter of its own.
 
@@ -522,4 +547,5 @@ def fit_maps(
     ``MapFitter`` instead, so that its traced step is reused.
     """
     return MapFitter(scales, settings).fit(source, target, on_step, image_shape=image_shape, points=points,
-                                           face_points=face_points, candidates=candidates, on_start=on_start)
+                                           face_points=face_points, candidates=candidates, on_start=on_start,
+                                           frames=frames, on_polish=on_polish)

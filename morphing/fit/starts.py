@@ -82,7 +82,7 @@ from morphing.render.kernels import LUMINANCE, local_correlation
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
            "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "alignment", "fused_flows",
            "consistent_share",
-           "dis_flows", "start_candidates",
+           "dis_flow", "dis_flows", "box_at", "local_scores", "start_candidates",
            "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates",
            "regions_candidate"]
 
@@ -136,7 +136,7 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return _to_grey_uint8(image)
 
 
-def _dis_flow(moving: np.ndarray, fixed: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+def dis_flow(moving: np.ndarray, fixed: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
     """OpenCV's DIS optical flow (medium preset, on luminance) as a ``[H, W, 2] float32`` (dy, dx) flow on
     ``fixed``'s pixels in ``dense_image_warp``'s convention: ``fixed`` at ``p`` shows ``moving`` at
     ``p - flow(p)``. ``initial`` (that convention and shape; ``None``: none): the flow its search starts
@@ -151,7 +151,7 @@ def dis_flows(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """OpenCV's DIS optical flow (medium preset, on luminance) both ways, as ``[2, H, W, 2] float32`` in
     ``dense_image_warp``'s convention: the S→T flow (target pixel ``p`` shows the source at ``p - f(p)``)
     and the T→S flow. ``source``, ``target``: ``[H, W, 3]`` uint8, or float in [-1, 1]."""
-    return np.stack([_dis_flow(source, target), _dis_flow(target, source)])
+    return np.stack([dis_flow(source, target), dis_flow(target, source)])
 
 
 AGREE_PX = 1.0
@@ -198,10 +198,10 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, f
     """
     chained, searched = [], []
     for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1])):
-        residual = _dis_flow(warped_by_flow(moving, flow), fixed)
+        residual = dis_flow(warped_by_flow(moving, flow), fixed)
         chained.append(residual + warped_by_flow(flow, residual))
-        searched.append(_dis_flow(moving, fixed, flow))
-    window = _box_at(choice_window, source.shape[:2])
+        searched.append(dis_flow(moving, fixed, flow))
+    window = box_at(choice_window, source.shape[:2])
     chained, searched = np.stack(chained), np.stack(searched)
     kept, other = _alignments(source, target, (chained, searched), window)
     if other > kept:
@@ -212,7 +212,7 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, f
     else:
         refined = chained
     if fusion_window > 0:
-        window = _box_at(fusion_window, source.shape[:2])
+        window = box_at(fusion_window, source.shape[:2])
         scratch = dis_flows(source, target) if scratch is None else scratch
         refined = np.stack([fused_flows(moving, fixed, (flow, from_scratch), window, fusion_margin)
                             for moving, fixed, flow, from_scratch in ((source, target, refined[0], scratch[0]),
@@ -220,7 +220,7 @@ def refined_by_flow(source: np.ndarray, target: np.ndarray, flows: np.ndarray, f
     return refined.astype(np.float32)
 
 
-def _box_at(pixels: int, shape: tuple[int, ...]) -> int:
+def box_at(pixels: int, shape: tuple[int, ...]) -> int:
     """An odd box side for pictures of ``shape`` (``[H, W, ...]``) that spans ``pixels`` of a 192-px picture."""
     return max(1, round(pixels * max(shape[:2]) / 192)) | 1
 
@@ -236,12 +236,12 @@ def alignment(source: np.ndarray, target: np.ndarray, flows: np.ndarray, window:
 def _alignments(source: np.ndarray, target: np.ndarray, candidates: Sequence[np.ndarray], window: int
                 ) -> list[float]:
     """``alignment`` of each of ``candidates`` (each ``[2, h, w, 2]``), each picture's luminance taken once."""
-    scores = [_local_scores(moving, fixed, [flows[direction] for flows in candidates], window).mean(axis=(1, 2))
+    scores = [local_scores(moving, fixed, [flows[direction] for flows in candidates], window).mean(axis=(1, 2))
               for direction, (moving, fixed) in enumerate(((source, target), (target, source)))]
     return [float(np.mean(pair)) for pair in zip(*scores)]
 
 
-def _local_scores(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.ndarray], window: int) -> np.ndarray:
+def local_scores(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.ndarray], window: int) -> np.ndarray:
     """``[K, H, W]``: for each of ``K`` proposals (flows on ``fixed``'s pixels), the squared local correlation
     of luminance (``kernels.local_correlation``) of ``moving`` moved by it against ``fixed``."""
     moved = np.stack([_luminance(warped_by_flow(moving, flow).astype(np.float32)) for flow in proposals])
@@ -268,7 +268,7 @@ def fused_flows(moving: np.ndarray, fixed: np.ndarray, proposals: Sequence[np.nd
     does not mislead it; the first proposal where they tie, as on flat areas). ``margin`` is added to
     the first proposal's score: the others replace it only where they match clearly better.
     ``moving``, ``fixed``: ``[H, W]`` or ``[H, W, 3]`` float in [-1, 1], one scale."""
-    scores = _local_scores(moving, fixed, proposals, window)
+    scores = local_scores(moving, fixed, proposals, window)
     scores[0] += margin
     best = np.argmax(scores, axis=0)
     return np.take_along_axis(np.stack(proposals), best[np.newaxis, ..., np.newaxis], axis=0)[0].astype(np.float32)

@@ -31,6 +31,7 @@ __all__ = [
     "X264_PRESETS",
     "GlobalSettings",
     "StartSettings",
+    "PolishSettings",
     "HybridSettings",
     "Interpolation",
     "default_kernel_size",
@@ -79,7 +80,8 @@ class FitSettings:
     gets when that choice is left to a probe; ``probe_judge``: what then decides, "middle" (the
     start whose middle frame shows one thing: ``starts.middle_cost``, no colour maps, so
     recolouring in place cannot win) or "loss" (the lower training loss).
-    ``fine_start``: a ``pixelwise`` start (matched features refined by the optical flow) keeps the
+    ``polish``: how the fitted warp is polished by the optical flow at the frames' size
+    (``morphing.fit.polish``). ``fine_start``: a ``pixelwise`` start (matched features refined by the optical flow) keeps the
     edges its grid copy loses: every level's terms see them, and the maps come back at the working size
     (``fitter.fine_flows``)."""
 
@@ -113,6 +115,7 @@ class FitSettings:
     probe_judge: Literal["loss", "middle"] = "middle"
     fine_start: bool = True
     starts: StartSettings = field(default_factory=lambda: StartSettings())
+    polish: PolishSettings = field(default_factory=lambda: PolishSettings())
     global_search: GlobalSettings = field(default_factory=lambda: GlobalSettings())
     seed: int = 0
 
@@ -134,12 +137,48 @@ class FitSettings:
             raise ValueError(f"probe_judge must be 'loss' or 'middle', got {self.probe_judge!r}")
         if not isinstance(self.starts, StartSettings) or not isinstance(self.global_search, GlobalSettings):
             raise TypeError("starts and global_search must be StartSettings and GlobalSettings")
+        if not isinstance(self.polish, PolishSettings):
+            raise TypeError("polish must be PolishSettings")
 
     @property
     def total_steps(self) -> int:
         """Training steps of one fit at most: the epochs and the probes of the other starts."""
         others = (1 + (self.starts.probe_flow_share <= 1.0)) if math.isfinite(self.starts.no_evidence) else 0
         return self.epochs + others * min(self.probe_steps, self.epochs)
+
+
+@dataclass(frozen=True)
+class PolishSettings:
+    """How the fitted warp is polished by the optical flow at the frames' size (``morphing.fit.polish``).
+
+    ``enabled``: polish at all; ``size``: the long side (pixels) it works at, at most the frames';
+    ``window``: the box (pixels of a 192-px picture) in which the flow's answer must line the pictures
+    up better than the fitted warp's, by ``margin`` (squared local correlation); ``tolerance``: how far
+    (pixels of a 192-px picture) its two directions may fail to undo each other where it is taken;
+    ``least_agreement``: the share of pixels on which they must agree for any of it to be taken;
+    ``feather``: the Gaussian (pixels of a 192-px picture) that softens the edge of what is taken, so
+    that no seam folds; ``fold_rounds``: at most this many rounds that take less of the flow's answer
+    where the result would still fold (what is left is unfolded as the fit is, ``FitSettings.unfold_rounds``).
+    """
+
+    enabled: bool = True
+    size: int = 512
+    window: int = 5
+    margin: float = 0.0
+    tolerance: float = 1.0
+    least_agreement: float = 0.5
+    feather: float = 2.0
+    fold_rounds: int = 20
+
+    def __post_init__(self) -> None:
+        _whole("size", self.size, 8, 1 << 16)
+        _whole("window", self.window, 1, 1 << 10)
+        _whole("fold_rounds", self.fold_rounds, 0, 1 << 10)
+        for name, value, valid in (("margin", self.margin, self.margin >= 0), ("tolerance", self.tolerance,
+                                   self.tolerance > 0), ("least_agreement", self.least_agreement,
+                                   0 <= self.least_agreement <= 1), ("feather", self.feather, self.feather >= 0)):
+            if not valid:
+                raise ValueError(f"{name} is out of range: {value!r}")
 
 
 @dataclass(frozen=True)

@@ -829,3 +829,19 @@ def test_rendering_saved_maps_with_opencv_never_starts_tensorflow(first_run: Pat
                           env={**os.environ, "MORPH_CACHE_DIR": "off"})
     assert done.stdout.split() == ["0", "False"], done.stderr
     assert len(iio.imread(tmp_path / "out.gif", index=None)) == 4
+
+
+def test_the_polish_is_reported_and_can_be_turned_off(tmp_path: Path) -> None:
+    # One scene in both pictures (the portrait and a copy moved by a few pixels): the optical flow
+    # agrees both ways and the warp is polished at the pictures' size; --polish off leaves it alone.
+    portrait = np.asarray(Image.open(ROOT / "tests" / "data" / "portrait_lon005.jpg").convert("RGB"))
+    source, moved = tmp_path / "source.png", tmp_path / "moved.png"
+    Image.fromarray(portrait[4:-4, 4:-4]).save(source)
+    Image.fromarray(portrait[1:-7, 6:-2]).save(moved)
+    status, err = run_cli("-s", source, "-t", moved, "-o", tmp_path / "on.gif", *TALKATIVE, "--face-points", "off")
+    assert status == 0, err
+    assert "polished by the optical flow on" in err, err
+    status, err = run_cli("-s", source, "-t", moved, "-o", tmp_path / "off.gif", *TALKATIVE, "--face-points", "off",
+                          "--polish", "off")
+    assert status == 0, err
+    assert "polished" not in err and "not polished" not in err

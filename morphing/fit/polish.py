@@ -1,0 +1,145 @@
+"""Polishing a fitted warp with the optical flow, at the frames' own size.
+
+The dense fit works on small copies (``FitSettings.working_size``) and its
+gradient descent settles a smooth motion to within about a pixel there. Where
+both pictures show one scene (a bent or re-framed photo), a pixel of error
+blurs every texture of the middle frame. The polish carries the fitted
+warp to the frames' size (at most ``PolishSettings.size``), runs OpenCV's
+DIS optical flow from it, and keeps the flow's answer where it lines the
+pictures up better and both of its directions agree; everywhere else the
+fitted warp stays as it is.
+
+Convention: flows ``[H, W, 2]`` (dy, dx) pixels of the size they live at,
+``dense_image_warp``'s sign (pixel ``p`` of the picture a direction ends on
+shows the picture it starts from at ``p - flow(p)``); item 0 of a pair of
+flows is S→T (on T's pixels), item 1 T→S.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from morphing.fit.paths import forward_backward_mismatch
+from morphing.fit.starts import box_at, dis_flow, local_scores
+from morphing.fit.unfold import folded_cells, unfold
+from morphing.io.images import working_shape
+from morphing.model.maps import WARP, MorphMaps
+from morphing.model.settings import PolishSettings
+from morphing.render.opencv import upsample_grid
+
+__all__ = ["PolishSettings", "Polished", "polished_flows", "polished_maps"]
+
+
+class Polished(NamedTuple):
+    """What the polish did: ``maps`` (the polished maps, or the fitted ones unchanged), ``share`` (of
+    both directions' pixels that took the flow's answer) and ``agreement`` (the share of pixels where the
+    searched flow's two directions agree)."""
+
+    maps: MorphMaps
+    share: float
+    agreement: float
+    least_agreement: float = 0.5
+
+    def describe(self) -> str:
+        """One line for the log: what the polish did, and why not where it did nothing."""
+        if self.maps.scales.warp == 0:
+            return "not polished (no warp)"
+        if self.agreement < self.least_agreement:
+            return (f"not polished: the optical flow's two directions agree on {self.agreement:.0%} of the pixels "
+                    "(not one scene)")
+        if self.share == 0:
+            return "not polished: the optical flow lines nothing up better than the fit"
+        return f"polished by the optical flow on {self.share:.0%} of the pixels at {self.maps.grid_shape[1]}x" \
+               f"{self.maps.grid_shape[0]}"
+
+
+def _as_float(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) / 127.5 - 1.0
+
+
+def polished_flows(source: np.ndarray, target: np.ndarray, flows: np.ndarray, settings: PolishSettings
+                   ) -> tuple[np.ndarray, float, float]:
+    """``flows`` (``[2, H, W, 2]``, S→T then T→S, at the pictures' size) polished by the optical flow.
+
+    For each direction, DIS is searched from its flow; where the answer lines the pictures up better
+    (squared local correlation of luminance in ``settings.window`` boxes, by ``settings.margin``) and
+    its two directions undo each other (within ``settings.tolerance``), it is taken, the edge of what
+    is taken feathered (``settings.feather``), and taken less where the result would fold
+    (``settings.fold_rounds``). ``source``, ``target``: ``[H, W, 3] uint8``. Returns
+    ``(flows, share, agreement)``: the polished flows (``flows`` themselves when the directions agree
+    on less than ``settings.least_agreement`` of the pixels), the mean weight of the flow's answer and
+    the share of pixels where its directions agree.
+    """
+    searched = np.stack([dis_flow(moving, fixed, flow)
+                         for moving, fixed, flow in ((source, target, flows[0]), (target, source, flows[1]))])
+    tolerance = settings.tolerance * max(source.shape[:2]) / 192
+    agree = np.stack([forward_backward_mismatch(searched[d], searched[1 - d]) <= tolerance for d in range(2)])
+    agreement = float(np.mean(agree))
+    if agreement < settings.least_agreement:
+        return flows, 0.0, agreement
+    window = box_at(settings.window, source.shape[:2])
+    sigma = settings.feather * max(source.shape[:2]) / 192
+    polished, weights = [], []
+    for direction, (moving, fixed) in enumerate(((source, target), (target, source))):
+        scores = local_scores(_as_float(moving), _as_float(fixed), (flows[direction], searched[direction]), window)
+        take = (scores[1] > scores[0] + settings.margin) & agree[direction]
+        weight = cv2.GaussianBlur(take.astype(np.float32), (0, 0), sigma) if sigma > 0 else take.astype(np.float32)
+        step = searched[direction] - flows[direction]
+        folded_before = _near_folds(flows[direction])
+        for _ in range(settings.fold_rounds):
+            folds = _near_folds(flows[direction] + weight[..., None] * step) & ~folded_before
+            if not (folds & (weight > 0)).any():
+                break
+            # Less of the answer where it folds, smoothly, so that no new seam folds in turn.
+            weight = weight * (1.0 - _feathered(folds, sigma))
+        polished.append(flows[direction] + weight[..., None] * step)
+        weights.append(weight)
+    return np.stack(polished).astype(np.float32), float(np.mean(weights)), agreement
+
+
+def _feathered(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """``[H, W] float32`` in [0, 1]: 1 on ``mask`` and within ``sigma`` pixels of it, fading out beyond."""
+    if sigma <= 0:
+        return mask.astype(np.float32)
+    reach = 2 * int(np.ceil(sigma)) + 1
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(np.float32)
+    return np.minimum(1.0, 2.0 * cv2.GaussianBlur(grown, (0, 0), sigma / 2))
+
+
+def _near_folds(flow: np.ndarray) -> np.ndarray:
+    """``[H, W] bool``: the pixels of and next to the nearly folded cells of ``flow`` (``unfold.folded_cells``
+    with the unfolding's margin)."""
+    cells = folded_cells(flow, 0.05)
+    near = np.zeros(flow.shape[:2], np.uint8)
+    near[:-1, :-1] |= cells
+    return cv2.dilate(near, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def polished_maps(maps: MorphMaps, source: np.ndarray, target: np.ndarray, settings: PolishSettings,
+                  unfold_rounds: int = 200) -> Polished:
+    """``maps`` with their warp polished at the size of ``source`` and ``target`` (``[H, W, 3] uint8``,
+    the frames the maps are for), at most ``settings.size`` on the long side; the maps come back on that
+    grid (colour maps upsampled as the render upsamples them). Unchanged when the searched flow's two
+    directions agree on less than ``settings.least_agreement`` of the pixels (the pictures are not one
+    scene) or the warp multiplier is 0."""
+    scale = maps.scales.warp
+    if scale == 0:
+        return Polished(maps, 0.0, 0.0, settings.least_agreement)
+    height, width = working_shape(*source.shape[:2], settings.size)
+    small = [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) if image.shape[:2] != (height, width)
+             else image for image in (source, target)]
+    grids = np.stack([maps.forward, maps.backward])
+    ratio = np.array([height / grids.shape[1], width / grids.shape[2]], np.float32)
+    upsampled = np.stack([upsample_grid(grid, height, width) for grid in grids])
+    flows = upsampled[..., WARP] * ratio * scale
+    polished, share, agreement = polished_flows(small[0], small[1], flows, settings)
+    if share == 0:
+        return Polished(maps, share, agreement, settings.least_agreement)
+    if unfold_rounds:
+        polished = np.stack([unfold(flow, rounds=unfold_rounds) for flow in polished])
+    upsampled[..., WARP] = polished / scale
+    return Polished(MorphMaps(upsampled[0], upsampled[1], maps.scales, maps.image_shape), share, agreement,
+                    settings.least_agreement)
