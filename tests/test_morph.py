@@ -49,6 +49,8 @@ class TestFit:
         assert [leg for leg, _ in heard] == sorted(leg for leg, _ in heard)
         assert len(morph.maps) == 2
         assert all(choice is not None and choice.describe().startswith("start: ") for choice in morph.start_choices)
+        # Each leg's polish ran on its own keys and said what it did.
+        assert len(morph.polishes) == 2 and all("polished" in polished.describe() for polished in morph.polishes)
 
     def test_maps_are_refused_before_a_fit(self) -> None:
         with pytest.raises(RuntimeError, match="fit"):

@@ -30,7 +30,10 @@ from morphing.model.maps import WARP, MorphMaps
 from morphing.model.settings import PolishSettings
 from morphing.render.opencv import upsample_grid
 
-__all__ = ["PolishSettings", "Polished", "polished_flows", "polished_maps"]
+__all__ = ["PolishSettings", "Polished", "SMALLEST", "polished_flows", "polished_maps"]
+
+SMALLEST = 12
+"""The shortest side (pixels) OpenCV's DIS flow takes; smaller pictures are not polished."""
 
 
 class Polished(NamedTuple):
@@ -42,11 +45,13 @@ class Polished(NamedTuple):
     share: float
     agreement: float
     least_agreement: float = 0.5
+    skipped: str = ""
+    """Why the polish did not look at all (no warp, pictures too small for the flow); empty when it did."""
 
     def describe(self) -> str:
         """One line for the log: what the polish did, and why not where it did nothing."""
-        if self.maps.scales.warp == 0:
-            return "not polished (no warp)"
+        if self.skipped:
+            return f"not polished ({self.skipped})"
         if self.agreement < self.least_agreement:
             return (f"not polished: the optical flow's two directions agree on {self.agreement:.0%} of the pixels "
                     "(not one scene)")
@@ -124,11 +129,12 @@ def polished_maps(maps: MorphMaps, source: np.ndarray, target: np.ndarray, setti
     the frames the maps are for), at most ``settings.size`` on the long side; the maps come back on that
     grid (colour maps upsampled as the render upsamples them). Unchanged when the searched flow's two
     directions agree on less than ``settings.least_agreement`` of the pixels (the pictures are not one
-    scene) or the warp multiplier is 0."""
+    scene), the warp multiplier is 0 or the polish size's short side is under ``SMALLEST``."""
     scale = maps.scales.warp
-    if scale == 0:
-        return Polished(maps, 0.0, 0.0, settings.least_agreement)
     height, width = working_shape(*source.shape[:2], settings.size)
+    if scale == 0 or min(height, width) < SMALLEST:
+        return Polished(maps, 0.0, 0.0, settings.least_agreement,
+                        "no warp" if scale == 0 else f"pictures under {SMALLEST} px")
     small = [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) if image.shape[:2] != (height, width)
              else image for image in (source, target)]
     grids = np.stack([maps.forward, maps.backward])

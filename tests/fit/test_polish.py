@@ -125,7 +125,15 @@ class TestPolishedMaps:
         source, target, truth = bent_pair(size=64)
         maps = _maps_of(truth, 16, (64, 64), Scales(warp=0.05))
         still = MorphMaps(maps.forward, maps.backward, Scales(warp=0.0), maps.image_shape)
-        assert polished_maps(still, source, target, PolishSettings()).maps is still
+        result = polished_maps(still, source, target, PolishSettings())
+        assert result.maps is still and result.describe() == "not polished (no warp)"
+
+    def test_pictures_too_small_for_the_flow_keep_the_fitted_maps(self) -> None:
+        source, target, truth = bent_pair(size=64)
+        small_source, small_target = (np.ascontiguousarray(image[:10, :40]) for image in (source, target))
+        maps = _maps_of(truth[:, :10, :40], 5, (10, 40))
+        result = polished_maps(maps, small_source, small_target, PolishSettings())
+        assert result.maps is maps and result.describe() == "not polished (pictures under 12 px)"
 
 
 class TestPolishSettings:
