@@ -30,7 +30,7 @@ from morphing.model.maps import WARP, MorphMaps
 from morphing.model.settings import PolishSettings
 from morphing.render.opencv import upsample_grid
 
-__all__ = ["PolishSettings", "Polished", "SMALLEST", "polished_flows", "polished_maps"]
+__all__ = ["SMALLEST", "PolishSettings", "Polished", "polished_flows", "polished_maps"]
 
 SMALLEST = 12
 """The shortest side (pixels) OpenCV's DIS flow takes; smaller pictures are not polished."""
