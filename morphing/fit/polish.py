@@ -23,17 +23,14 @@ import cv2
 import numpy as np
 
 from morphing.fit.paths import forward_backward_mismatch
-from morphing.fit.starts import box_at, dis_flow, local_scores
+from morphing.fit.starts import DIS_SMALLEST, box_at, dis_flow, local_scores
 from morphing.fit.unfold import folded_cells, unfold
-from morphing.io.images import working_shape
+from morphing.io.images import to_float, working_shape
 from morphing.model.maps import WARP, MorphMaps
 from morphing.model.settings import PolishSettings
 from morphing.render.opencv import upsample_grid
 
-__all__ = ["SMALLEST", "PolishSettings", "Polished", "polished_flows", "polished_maps"]
-
-SMALLEST = 12
-"""The shortest side (pixels) OpenCV's DIS flow takes; smaller pictures are not polished."""
+__all__ = ["PolishSettings", "Polished", "polished_flows", "polished_maps"]
 
 
 class Polished(NamedTuple):
@@ -61,10 +58,6 @@ class Polished(NamedTuple):
                f"{self.maps.grid_shape[0]}"
 
 
-def _as_float(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float32) / 127.5 - 1.0
-
-
 def polished_flows(source: np.ndarray, target: np.ndarray, flows: np.ndarray, settings: PolishSettings
                    ) -> tuple[np.ndarray, float, float]:
     """``flows`` (``[2, H, W, 2]``, S→T then T→S, at the pictures' size) polished by the optical flow.
@@ -87,9 +80,11 @@ def polished_flows(source: np.ndarray, target: np.ndarray, flows: np.ndarray, se
         return flows, 0.0, agreement
     window = box_at(settings.window, source.shape[:2])
     sigma = settings.feather * max(source.shape[:2]) / 192
+    pictures = (to_float(source), to_float(target))
     polished, weights = [], []
-    for direction, (moving, fixed) in enumerate(((source, target), (target, source))):
-        scores = local_scores(_as_float(moving), _as_float(fixed), (flows[direction], searched[direction]), window)
+    for direction in range(2):
+        moving, fixed = pictures[direction], pictures[1 - direction]
+        scores = local_scores(moving, fixed, (flows[direction], searched[direction]), window)
         take = (scores[1] > scores[0] + settings.margin) & agree[direction]
         weight = cv2.GaussianBlur(take.astype(np.float32), (0, 0), sigma) if sigma > 0 else take.astype(np.float32)
         step = searched[direction] - flows[direction]
@@ -129,23 +124,24 @@ def polished_maps(maps: MorphMaps, source: np.ndarray, target: np.ndarray, setti
     the frames the maps are for), at most ``settings.size`` on the long side; the maps come back on that
     grid (colour maps upsampled as the render upsamples them). Unchanged when the searched flow's two
     directions agree on less than ``settings.least_agreement`` of the pixels (the pictures are not one
-    scene), the warp multiplier is 0 or the polish size's short side is under ``SMALLEST``."""
+    scene), the warp multiplier is 0 or the polish size's short side is under ``starts.DIS_SMALLEST``."""
     scale = maps.scales.warp
     height, width = working_shape(*source.shape[:2], settings.size)
-    if scale == 0 or min(height, width) < SMALLEST:
+    if scale == 0 or min(height, width) < DIS_SMALLEST:
         return Polished(maps, 0.0, 0.0, settings.least_agreement,
-                        "no warp" if scale == 0 else f"pictures under {SMALLEST} px")
+                        "no warp" if scale == 0 else f"pictures under {DIS_SMALLEST} px")
     small = [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) if image.shape[:2] != (height, width)
              else image for image in (source, target)]
-    grids = np.stack([maps.forward, maps.backward])
-    ratio = np.array([height / grids.shape[1], width / grids.shape[2]], np.float32)
-    upsampled = np.stack([upsample_grid(grid, height, width) for grid in grids])
-    flows = upsampled[..., WARP] * ratio * scale
+    grids = (maps.forward, maps.backward)
+    ratio = np.array([height / maps.grid_shape[0], width / maps.grid_shape[1]], np.float32)
+    flows = np.stack([upsample_grid(grid[..., WARP], height, width) for grid in grids]) * ratio * scale
     polished, share, agreement = polished_flows(small[0], small[1], flows, settings)
     if share == 0:
         return Polished(maps, share, agreement, settings.least_agreement)
     if unfold_rounds:
         polished = np.stack([unfold(flow, rounds=unfold_rounds) for flow in polished])
+    # The colour maps only now, as the render would upsample them, once the polish is kept.
+    upsampled = np.stack([upsample_grid(grid, height, width) for grid in grids])
     upsampled[..., WARP] = polished / scale
     return Polished(MorphMaps(upsampled[0], upsampled[1], maps.scales, maps.image_shape), share, agreement,
                     settings.least_agreement)

@@ -82,7 +82,7 @@ from morphing.render.kernels import LUMINANCE, local_correlation
 __all__ = ["Candidate", "StartChoice", "StartSettings", "FeatureLayer", "MatchedFeatures", "matched_features",
            "layered_flows", "feature_cover", "features_candidate", "refined_by_flow", "alignment", "fused_flows",
            "consistent_share",
-           "dis_flow", "dis_flows", "box_at", "local_scores", "start_candidates",
+           "DIS_SMALLEST", "dis_flow", "dis_flows", "box_at", "local_scores", "start_candidates",
            "start_cost", "motion_size", "middle_cost", "choose_start", "required_gain", "probe_winner", "leg_start_candidates",
            "regions_candidate"]
 
@@ -153,6 +153,9 @@ def dis_flows(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     and the T→S flow. ``source``, ``target``: ``[H, W, 3]`` uint8, or float in [-1, 1]."""
     return np.stack([dis_flow(source, target), dis_flow(target, source)])
 
+
+DIS_SMALLEST = 12
+"""The shortest side (pixels) of a picture OpenCV's DIS flow takes."""
 
 AGREE_PX = 1.0
 """How far (pixels of a 192-px image) the flow searched from a start may part from the chained one
@@ -492,7 +495,7 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
         still = FeatureLayer(Affine.identity(), np.zeros((0, 2)), np.zeros((0, 2)))
         flows = layered_flows([still, *layers], height, width, settings.layer_reach)
         evidence += f", moved only near them (they span {cover:.2f} of what the pictures offer)"
-        if scratch is None and settings.feature_flow and min(height, width) >= 12:
+        if scratch is None and settings.feature_flow and min(height, width) >= DIS_SMALLEST:
             scratch = dis_flows(source, target)
         share = 0.0 if scratch is None else consistent_share(scratch, settings.flow_consistency)
         if not settings.feature_flow or share < settings.probe_flow_share:
@@ -559,7 +562,7 @@ def start_candidates(
     candidates.append(Candidate(SEARCH, searched))
     # The optical flow from scratch, found once here for all who read it; OpenCV's DIS refuses pictures
     # under 12 px.
-    flows = dis_flows(source, target) if min(source.shape[:2]) >= 12 else None
+    flows = dis_flows(source, target) if min(source.shape[:2]) >= DIS_SMALLEST else None
     matched = features_candidate(source, target, settings, scratch=flows)
     if matched is not None:
         candidates.append(matched)
