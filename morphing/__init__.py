@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.25.0"
+__version__ = "0.26.0"
 
 _EXPORTS = {
     "Morph": "morph",

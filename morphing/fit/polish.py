@@ -30,7 +30,7 @@ from morphing.model.maps import WARP, MorphMaps
 from morphing.model.settings import PolishSettings
 from morphing.render.opencv import upsample_grid
 
-__all__ = ["PolishSettings", "Polished", "polished_flows", "polished_maps"]
+__all__ = ["PolishSettings", "Polished", "answer_taken", "polished_flows", "polished_maps"]
 
 
 class Polished(NamedTuple):
@@ -65,7 +65,8 @@ def polished_flows(source: np.ndarray, target: np.ndarray, flows: np.ndarray, se
     For each direction, DIS is searched from its flow; where the answer lines the pictures up better
     (squared local correlation of luminance in ``settings.window`` boxes, by ``settings.margin``) and
     its two directions undo each other (within ``settings.tolerance``), it is taken, the edge of what
-    is taken feathered (``settings.feather``), and taken less where the result would fold
+    is taken feathered (``settings.feather``), smoothed where the result nearly folds
+    (``settings.smoothing_rounds`` of ``unfold``) and taken less where that leaves a fold
     (``settings.fold_rounds``). ``source``, ``target``: ``[H, W, 3] uint8``. Returns
     ``(flows, share, agreement)``: the polished flows (``flows`` themselves when the directions agree
     on less than ``settings.least_agreement`` of the pixels), the mean weight of the flow's answer and
@@ -87,17 +88,37 @@ def polished_flows(source: np.ndarray, target: np.ndarray, flows: np.ndarray, se
         scores = local_scores(moving, fixed, (flows[direction], searched[direction]), window)
         take = (scores[1] > scores[0] + settings.margin) & agree[direction]
         weight = cv2.GaussianBlur(take.astype(np.float32), (0, 0), sigma) if sigma > 0 else take.astype(np.float32)
-        step = searched[direction] - flows[direction]
-        folded_before = _near_folds(flows[direction])
-        for _ in range(settings.fold_rounds):
-            folds = _near_folds(flows[direction] + weight[..., None] * step) & ~folded_before
-            if not (folds & (weight > 0)).any():
-                break
-            # Less of the answer where it folds, smoothly, so that no new seam folds in turn.
-            weight = weight * (1.0 - _feathered(folds, sigma))
-        polished.append(flows[direction] + weight[..., None] * step)
+        result, weight = answer_taken(flows[direction], searched[direction], weight, settings, sigma)
+        polished.append(result)
         weights.append(weight)
     return np.stack(polished).astype(np.float32), float(np.mean(weights)), agreement
+
+
+def answer_taken(fitted: np.ndarray, answer: np.ndarray, weight: np.ndarray, settings: PolishSettings,
+                 sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """``fitted`` moved toward ``answer`` (both ``[H, W, 2]`` flows) by ``weight`` (``[H, W]`` in [0, 1]),
+    without new folds, as ``(flow, weight)``.
+
+    The result is smoothed by at most ``settings.smoothing_rounds`` of ``unfold`` (a near fold a few
+    pixels wide is ironed out, costing nothing), and where it still nearly folds and ``fitted`` did not,
+    the weight is lowered there and within ``sigma`` pixels around, fading out, for at most
+    ``settings.fold_rounds`` rounds. Returns the flow and the weight it was made with.
+    """
+    step = answer - fitted
+    folded_before = _near_folds(fitted)
+    for cut in range(settings.fold_rounds + 1):
+        result = _smoothed(fitted + weight[..., None] * step, settings.smoothing_rounds)
+        folds = _near_folds(result) & ~folded_before
+        if cut == settings.fold_rounds or not (folds & (weight > 0)).any():
+            break
+        # Less of the answer where it still folds, smoothly, so that no new seam folds in turn.
+        weight = weight * (1.0 - _feathered(folds, sigma))
+    return result, weight
+
+
+def _smoothed(flow: np.ndarray, rounds: int) -> np.ndarray:
+    """``flow`` after at most ``rounds`` of ``unfold``'s smoothing (itself when ``rounds`` is 0)."""
+    return unfold(flow, rounds=rounds) if rounds else flow
 
 
 def _feathered(mask: np.ndarray, sigma: float) -> np.ndarray:

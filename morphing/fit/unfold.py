@@ -25,34 +25,41 @@ its 3×3 neighbourhood, round after round; everywhere else it stays as fitted.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 __all__ = ["corner_turns", "folded_cells", "unfold"]
 
 
+def _edges(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sampling map's edge vectors (dy, dx), float64: along x ``[h, w - 1, 2]`` and along y
+    ``[h - 1, w, 2]`` (a grid step minus the flow's difference; exact for float32 flows)."""
+    flow = flow.astype(np.float64)
+    along_x = flow[:, :-1] - flow[:, 1:]
+    along_x[..., 1] += 1.0
+    along_y = flow[:-1] - flow[1:]
+    along_y[..., 0] += 1.0
+    return along_x, along_y
+
+
+def _turn(along_y: np.ndarray, along_x: np.ndarray) -> np.ndarray:
+    """det [[d(sy)/dy, d(sy)/dx], [d(sx)/dy, d(sx)/dx]] from two edge vectors (dy, dx)."""
+    return along_y[..., 0] * along_x[..., 1] - along_x[..., 0] * along_y[..., 1]
+
+
 def corner_turns(flow: np.ndarray) -> np.ndarray:
     """``[h - 1, w - 1, 4]``: each cell's turns at its top-left, top-right, bottom-right, bottom-left corner."""
-    height, width = flow.shape[:2]
-    grid = np.stack(np.meshgrid(np.arange(height), np.arange(width), indexing="ij"), axis=-1)
-    sampling = grid - flow.astype(np.float64)
-    top_left, top_right = sampling[:-1, :-1], sampling[:-1, 1:]
-    bottom_left, bottom_right = sampling[1:, :-1], sampling[1:, 1:]
-
-    def turn(along_y: np.ndarray, along_x: np.ndarray) -> np.ndarray:
-        # det [[d(sy)/dy, d(sy)/dx], [d(sx)/dy, d(sx)/dx]] from the two edge vectors (dy, dx).
-        return along_y[..., 0] * along_x[..., 1] - along_x[..., 0] * along_y[..., 1]
-
-    return np.stack([
-        turn(bottom_left - top_left, top_right - top_left),
-        turn(bottom_right - top_right, top_right - top_left),
-        turn(bottom_right - top_right, bottom_right - bottom_left),
-        turn(bottom_left - top_left, bottom_right - bottom_left),
-    ], axis=-1)
+    along_x, along_y = _edges(flow)
+    top, bottom, left, right = along_x[:-1], along_x[1:], along_y[:, :-1], along_y[:, 1:]
+    return np.stack([_turn(left, top), _turn(right, top), _turn(right, bottom), _turn(left, bottom)], axis=-1)
 
 
 def folded_cells(flow: np.ndarray, margin: float = 0.0) -> np.ndarray:
     """``[h - 1, w - 1] bool``: cells with a turn at or below ``margin`` (0: folded; a small margin: nearly)."""
-    return (corner_turns(flow) <= margin).any(axis=-1)
+    along_x, along_y = _edges(flow)
+    top, bottom, left, right = along_x[:-1], along_x[1:], along_y[:, :-1], along_y[:, 1:]
+    return ((_turn(left, top) <= margin) | (_turn(right, top) <= margin)
+            | (_turn(right, bottom) <= margin) | (_turn(left, bottom) <= margin))
 
 
 def _neighbourhood_mean(flow: np.ndarray) -> np.ndarray:
@@ -60,6 +67,10 @@ def _neighbourhood_mean(flow: np.ndarray) -> np.ndarray:
     padded = np.pad(flow, ((1, 1), (1, 1), (0, 0)), mode="edge")
     height, width = flow.shape[:2]
     return sum(padded[dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)) / 9.0
+
+
+UNFOLD_CHUNK = 8
+"""Rounds run on crops between two looks at the whole flow (see ``unfold``)."""
 
 
 def unfold(flow: np.ndarray, margin: float = 0.05, rounds: int = 200) -> np.ndarray:
@@ -70,10 +81,57 @@ def unfold(flow: np.ndarray, margin: float = 0.05, rounds: int = 200) -> np.ndar
     mean of its 3×3 neighbourhood; rounds stop when no cell is left or after
     ``rounds``. Pixels never near a fold keep their values exactly. Returns a
     new ``float32`` array; a flow without folds comes back unchanged.
+
+    The rounds run ``UNFOLD_CHUNK`` at a time on crops around the folds found
+    at the start of each chunk, far enough out that nothing a chunk changes or
+    reads reaches a crop's edge: the result is the whole-flow rounds' to the
+    bit, at a cost that follows the folds' area rather than the flow's.
     """
     if flow.ndim != 3 or flow.shape[-1] != 2 or min(flow.shape[:2]) < 2:
         raise ValueError(f"flow must be [h, w, 2] with h, w >= 2, got shape {flow.shape}")
     result = flow.astype(np.float32, copy=True)
+    done = 0
+    while done < rounds:
+        cells = folded_cells(result, margin)
+        if not cells.any():
+            break
+        chunk = min(UNFOLD_CHUNK, rounds - done)
+        # A round changes pixels within 2 of a folded cell and reads one further; the cells it may fold
+        # in turn lie within 1 of what it changed: 3 a round, and a little to spare.
+        for top, bottom, left, right in _boxes_around(cells, 3 * chunk + 3):
+            result[top:bottom, left:right] = _unfold_rounds(result[top:bottom, left:right], margin, chunk)
+        done += chunk
+    return result
+
+
+def _boxes_around(cells: np.ndarray, reach: int) -> list[tuple[int, int, int, int]]:
+    """Disjoint ``(top, bottom, left, right)`` pixel boxes that hold every marked cell of ``cells``
+    (``[h - 1, w - 1] bool``) with ``reach`` pixels around it, clipped to the ``[h, w]`` pixel grid."""
+    height, width = cells.shape[0] + 1, cells.shape[1] + 1
+    marked = np.zeros((height, width), np.uint8)
+    marked[:-1, :-1] = cells
+    count, _, stats, _ = cv2.connectedComponentsWithStats(marked, connectivity=8)
+    boxes = [(max(0, y - reach), min(height, y + h + 1 + reach), max(0, x - reach), min(width, x + w + 1 + reach))
+             for x, y, w, h, _ in stats[1:count]]
+    merged = True
+    while merged:  # boxes that overlap are one box, so that no fold is worked on twice
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                    boxes[i] = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes
+
+
+def _unfold_rounds(flow: np.ndarray, margin: float, rounds: int) -> np.ndarray:
+    """Up to ``rounds`` of ``unfold``'s smoothing on the whole of ``flow`` (a crop), as a new array."""
+    result = flow.copy()
     for _ in range(rounds):
         cells = folded_cells(result, margin)
         if not cells.any():

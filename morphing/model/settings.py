@@ -157,8 +157,10 @@ class PolishSettings:
     (pixels of a 192-px picture) its two directions may fail to undo each other where it is taken;
     ``least_agreement``: the share of pixels on which they must agree for any of it to be taken;
     ``feather``: the Gaussian (pixels of a 192-px picture) that softens the edge of what is taken, so
-    that no seam folds; ``fold_rounds``: at most this many rounds that take less of the flow's answer
-    where the result would still fold (what is left is unfolded as the fit is, ``FitSettings.unfold_rounds``).
+    that no seam folds; ``smoothing_rounds``: rounds of ``unfold``'s local smoothing tried on the result
+    before a near fold counts; ``fold_rounds``: at most this many rounds that take less of the flow's
+    answer where the smoothed result still folds (what is left is unfolded as the fit is,
+    ``FitSettings.unfold_rounds``).
     """
 
     enabled: bool = True
@@ -168,12 +170,14 @@ class PolishSettings:
     tolerance: float = 1.0
     least_agreement: float = 0.5
     feather: float = 2.0
+    smoothing_rounds: int = 10
     fold_rounds: int = 20
 
     def __post_init__(self) -> None:
         _whole("size", self.size, 8, 1 << 16)
         _whole("window", self.window, 1, 1 << 10)
         _whole("fold_rounds", self.fold_rounds, 0, 1 << 10)
+        _whole("smoothing_rounds", self.smoothing_rounds, 0, 1 << 10)
         for name, value, valid in (("margin", self.margin, self.margin >= 0), ("tolerance", self.tolerance,
                                    self.tolerance > 0), ("least_agreement", self.least_agreement,
                                    0 <= self.least_agreement <= 1), ("feather", self.feather, self.feather >= 0)):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from morphing.fit.fitter import FitSettings, fit_maps
-from morphing.fit.polish import polished_flows, polished_maps
+from morphing.fit.polish import answer_taken, polished_flows, polished_maps
 from morphing.fit.unfold import folded_cells
 from morphing.io.images import to_float, working_shape
 from morphing.model.maps import WARP, MorphMaps, Scales
@@ -89,6 +89,39 @@ class TestPolishedFlows:
         assert _error(polished[0], truth[0]) < 0.2
 
 
+class TestAnswerTaken:
+    def test_a_near_fold_that_smoothing_irons_out_keeps_all_of_the_answer(self) -> None:
+        fitted = np.zeros((48, 48, 2), np.float32)
+        answer = fitted.copy()
+        answer[24, 24] = (0.0, 1.2)  # one pixel pushed past its neighbour: the cells beside it fold
+        assert folded_cells(answer).any()
+        flow, weight = answer_taken(fitted, answer, np.ones((48, 48), np.float32), PolishSettings(), 2.0)
+        np.testing.assert_array_equal(weight, 1.0)
+        assert not folded_cells(flow, 0.05).any()
+        changed = np.abs(flow - answer).max(axis=-1) > 0
+        rows, columns = np.nonzero(changed)
+        assert rows.min() > 12 and rows.max() < 36 and columns.min() > 12 and columns.max() < 36
+        # Without the smoothing, the same fold costs the answer around it.
+        _, unsmoothed = answer_taken(fitted, answer, np.ones((48, 48), np.float32),
+                                     PolishSettings(smoothing_rounds=0), 2.0)
+        assert unsmoothed[24, 24] < 0.5 and unsmoothed[0, 0] == 1.0
+
+    def test_a_fold_too_wide_to_smooth_gives_the_answer_back_there_only(self) -> None:
+        size = 64
+        yy, xx = np.mgrid[:size, :size]
+        answer = np.zeros((size, size, 2), np.float32)
+        answer[..., 1] = 9.0 * np.exp(-((yy - 32) ** 2 + (xx - 32) ** 2) / (2 * 3.0 ** 2))  # a narrow strong push
+        fitted = np.zeros_like(answer)
+        settings = PolishSettings(smoothing_rounds=3)
+        assert folded_cells(answer_taken(fitted, answer, np.ones((size, size), np.float32),
+                                         PolishSettings(smoothing_rounds=3, fold_rounds=0), 2.0)[0]).any()
+        flow, weight = answer_taken(fitted, answer, np.ones((size, size), np.float32), settings, 2.0)
+        assert not folded_cells(flow).any()
+        assert weight[32, 32] < 0.5
+        assert weight[:8].min() == 1.0 and weight[-8:].min() == 1.0
+        np.testing.assert_array_equal(flow[:8], answer[:8])
+
+
 class TestPolishedMaps:
     def test_maps_come_back_at_the_polish_size_with_their_colour_maps_as_rendered(self) -> None:
         source, target, truth = bent_pair(size=96)
@@ -138,7 +171,8 @@ class TestPolishedMaps:
 
 class TestPolishSettings:
     @pytest.mark.parametrize("field, value", [("size", 4), ("window", 0), ("margin", -0.1), ("tolerance", 0.0),
-                                              ("least_agreement", 1.5), ("feather", -1.0), ("fold_rounds", -1)])
+                                              ("least_agreement", 1.5), ("feather", -1.0), ("fold_rounds", -1),
+                                              ("smoothing_rounds", -1)])
     def test_out_of_range_values_are_refused(self, field: str, value: float) -> None:
         with pytest.raises(ValueError, match=field):
             PolishSettings(**{field: value})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from morphing.fit.unfold import corner_turns, folded_cells, unfold
+from morphing.fit.unfold import UNFOLD_CHUNK, corner_turns, folded_cells, unfold
 from morphing.testing.metrics import fold_fraction
 
 
@@ -32,7 +32,60 @@ def upsampled(flow: np.ndarray, factor: int) -> np.ndarray:
     return resized[0].numpy() * factor
 
 
+def slow_turns(flow: np.ndarray) -> np.ndarray:
+    """``corner_turns`` cell by cell: the determinant of the sampling map's two edges at each corner."""
+    height, width = flow.shape[:2]
+    sampling = lambda y, x: np.array([y, x], np.float64) - flow[y, x].astype(np.float64)  # noqa: E731
+    turns = np.zeros((height - 1, width - 1, 4))
+    for y in range(height - 1):
+        for x in range(width - 1):
+            corners = [(y, x), (y, x + 1), (y + 1, x + 1), (y + 1, x)]  # clockwise from the top left
+            for k, (cy, cx) in enumerate(corners):
+                # the two edges that leave the corner: the one along y and the one along x
+                along_y = sampling(y + 1 if cy == y else y, cx) - sampling(cy, cx)
+                along_x = sampling(cy, x + 1 if cx == x else x) - sampling(cy, cx)
+                if cy != y:
+                    along_y = -along_y
+                if cx != x:
+                    along_x = -along_x
+                turns[y, x, k] = np.linalg.det(np.stack([along_y, along_x], axis=-1))
+    return turns
+
+
+def whole_flow_unfold(flow: np.ndarray, margin: float, rounds: int) -> np.ndarray:
+    """``unfold`` as its docstring says, on the whole flow every round, written out plainly."""
+    result = flow.astype(np.float32, copy=True)
+    height, width = flow.shape[:2]
+    for _ in range(rounds):
+        cells = (slow_turns(result) <= margin).any(axis=-1)
+        if not cells.any():
+            break
+        near = np.zeros((height, width), bool)
+        for y, x in zip(*np.nonzero(cells)):
+            near[max(0, y - 1):y + 3, max(0, x - 1):x + 3] = True  # the corners and their neighbours
+        padded = np.pad(result, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        means = sum(padded[dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)) / 9.0
+        result[near] = means[near]
+    return result
+
+
+def scattered_folds(seed: int, height: int, width: int) -> np.ndarray:
+    """A smooth random flow with a few sharp kicks that fold it in separate places."""
+    rng = np.random.default_rng(seed)
+    flow = rng.normal(size=(height, width, 2)).astype(np.float32)
+    for _ in range(3):  # a cheap blur: the flow varies slowly between the kicks
+        flow = (flow + np.roll(flow, 1, 0) + np.roll(flow, 1, 1) + np.roll(flow, (1, 1), (0, 1))) / 4
+    flow = flow * 3.0 + rng.normal(scale=20.0, size=2).astype(np.float32)
+    for y, x in zip(rng.integers(0, height, 6), rng.integers(0, width, 6)):
+        flow[y, x] += rng.normal(scale=4.0, size=2).astype(np.float32)
+    return flow
+
+
 class TestCornerTurns:
+    def test_random_flows_turn_as_a_cell_by_cell_determinant(self) -> None:
+        flow = scattered_folds(0, 9, 11)
+        np.testing.assert_allclose(corner_turns(flow), slow_turns(flow), rtol=1e-12, atol=1e-12)
+
     def test_no_flow_turns_one_everywhere(self) -> None:
         np.testing.assert_allclose(corner_turns(np.zeros((4, 5, 2), np.float32)), np.ones((3, 4, 4)))
 
@@ -83,6 +136,14 @@ class TestUnfold:
         kept = flow.copy()
         unfold(flow)
         np.testing.assert_array_equal(flow, kept)
+
+    @pytest.mark.parametrize("seed, height, width", [(1, 30, 41), (2, 52, 17), (3, 64, 64)])
+    @pytest.mark.parametrize("rounds", [1, UNFOLD_CHUNK, UNFOLD_CHUNK + 1, 3 * UNFOLD_CHUNK + 2])
+    def test_the_rounds_on_crops_match_the_rounds_on_the_whole_flow(self, seed: int, height: int, width: int,
+                                                                     rounds: int) -> None:
+        flow = scattered_folds(seed, height, width)
+        assert folded_cells(flow, 0.05).any()
+        np.testing.assert_array_equal(unfold(flow, 0.05, rounds), whole_flow_unfold(flow, 0.05, rounds))
 
     def test_refuses_what_is_not_a_flow(self) -> None:
         with pytest.raises(ValueError, match=r"\[h, w, 2\]"):
