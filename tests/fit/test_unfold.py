@@ -35,7 +35,7 @@ def upsampled(flow: np.ndarray, factor: int) -> np.ndarray:
 def slow_turns(flow: np.ndarray) -> np.ndarray:
     """``corner_turns`` cell by cell: the determinant of the sampling map's two edges at each corner."""
     height, width = flow.shape[:2]
-    sampling = lambda y, x: np.array([y, x], np.float64) - flow[y, x].astype(np.float64)  # noqa: E731
+    sampling = lambda y, x: np.array([y, x], np.float64) - flow[y, x].astype(np.float64)
     turns = np.zeros((height - 1, width - 1, 4))
     for y in range(height - 1):
         for x in range(width - 1):
