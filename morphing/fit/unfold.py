@@ -106,27 +106,20 @@ def unfold(flow: np.ndarray, margin: float = 0.05, rounds: int = 200) -> np.ndar
 
 def _boxes_around(cells: np.ndarray, reach: int) -> list[tuple[int, int, int, int]]:
     """Disjoint ``(top, bottom, left, right)`` pixel boxes that hold every marked cell of ``cells``
-    (``[h - 1, w - 1] bool``) with ``reach`` pixels around it, clipped to the ``[h, w]`` pixel grid."""
-    height, width = cells.shape[0] + 1, cells.shape[1] + 1
-    marked = np.zeros((height, width), np.uint8)
+    (``[h - 1, w - 1] bool``) with at least ``reach`` pixels around it, clipped to the ``[h, w]`` grid."""
+    marked = np.zeros((cells.shape[0] + 1, cells.shape[1] + 1), np.uint8)
     marked[:-1, :-1] = cells
-    count, _, stats, _ = cv2.connectedComponentsWithStats(marked, connectivity=8)
-    boxes = [(max(0, y - reach), min(height, y + h + 1 + reach), max(0, x - reach), min(width, x + w + 1 + reach))
-             for x, y, w, h, _ in stats[1:count]]
-    merged = True
-    while merged:  # boxes that overlap are one box, so that no fold is worked on twice
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
-                    boxes[i] = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return boxes
+    side = 2 * reach + 3  # a cell's four pixels and ``reach`` around them
+    covered = cv2.dilate(marked, np.ones((side, side), np.uint8))
+    while True:  # boxes that overlap or touch become one, until every piece is its own box
+        count, _, stats, _ = cv2.connectedComponentsWithStats(covered, connectivity=8)
+        boxes = [(y, y + h, x, x + w) for x, y, w, h, _ in stats[1:count]]
+        filled = np.zeros_like(covered)
+        for top, bottom, left, right in boxes:
+            filled[top:bottom, left:right] = 1
+        if np.array_equal(filled, covered):
+            return boxes
+        covered = filled
 
 
 def _unfold_rounds(flow: np.ndarray, margin: float, rounds: int) -> np.ndarray:
