@@ -13,7 +13,8 @@ TensorFlow). A whole morph is one object (``morphing.morph``)::
 The pieces it is made of, one pair, one step at a time::
 
     from morphing import load_image, to_float, fit_maps, FrameRenderer, Scales
-    maps = fit_maps(to_float(source), to_float(target), Scales())
+    # frames: the key images at the frames' size, for the polish (as Morph and the CLI fit)
+    maps = fit_maps(to_float(source), to_float(target), Scales(), frames=(source, target))
     frames = FrameRenderer(source, target, maps, maps.scales).render([0.0, 0.5, 1.0])
 
 Many pairs of one size: one ``ProgramCache`` (``cache=``) for all traces
