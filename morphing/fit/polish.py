@@ -24,7 +24,7 @@ import numpy as np
 
 from morphing.fit.paths import forward_backward_mismatch
 from morphing.fit.starts import DIS_SMALLEST, box_at, dis_flow, local_scores
-from morphing.fit.unfold import folded_cells, unfold
+from morphing.fit.unfold import NEAR_FOLD, folded_cells, unfold
 from morphing.io.images import to_float, working_shape
 from morphing.model.maps import WARP, MorphMaps
 from morphing.model.settings import PolishSettings
@@ -132,8 +132,8 @@ def _feathered(mask: np.ndarray, sigma: float) -> np.ndarray:
 
 def _near_folds(flow: np.ndarray) -> np.ndarray:
     """``[H, W] bool``: the pixels of and next to the nearly folded cells of ``flow`` (``unfold.folded_cells``
-    with the unfolding's margin)."""
-    cells = folded_cells(flow, 0.05)
+    with the unfolding's margin, ``NEAR_FOLD``)."""
+    cells = folded_cells(flow, NEAR_FOLD)
     near = np.zeros(flow.shape[:2], np.uint8)
     near[:-1, :-1] |= cells
     return cv2.dilate(near, np.ones((3, 3), np.uint8)).astype(bool)

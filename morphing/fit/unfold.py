@@ -28,7 +28,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["corner_turns", "folded_cells", "unfold"]
+__all__ = ["NEAR_FOLD", "UNFOLD_CHUNK", "corner_turns", "folded_cells", "unfold"]
 
 
 def _edges(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,11 +69,14 @@ def _neighbourhood_mean(flow: np.ndarray) -> np.ndarray:
     return sum(padded[dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)) / 9.0
 
 
+NEAR_FOLD = 0.05
+"""The turn at or below which ``unfold`` treats a cell as folded by default (a little above 0: nearly)."""
+
 UNFOLD_CHUNK = 8
 """Rounds run on crops between two looks at the whole flow (see ``unfold``)."""
 
 
-def unfold(flow: np.ndarray, margin: float = 0.05, rounds: int = 200) -> np.ndarray:
+def unfold(flow: np.ndarray, margin: float = NEAR_FOLD, rounds: int = 200) -> np.ndarray:
     """``flow`` (``[h, w, 2]``, see the module) with its folded cells smoothed away.
 
     Each round finds the cells with a turn at or below ``margin``, takes their
