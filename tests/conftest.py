@@ -20,16 +20,17 @@ os.environ["MORPH_CACHE_DIR"] = "off"
 from morphing.testing.scenes import toy_scene  # noqa: E402
 
 
-def disc_image(height: int, width: int, centre: tuple[float, float], radius: float) -> np.ndarray:
-    """``[height, width, 3] uint8``: a dark-red disc on light grey, antialiased by 4x supersampling."""
+def disc_image(height: int, width: int, centre: tuple[float, float], radius: float,
+               disc: tuple[float, float, float] = (150.0, 30.0, 40.0),
+               background: tuple[float, float, float] = (220.0, 220.0, 210.0)) -> np.ndarray:
+    """``[height, width, 3] uint8``: a disc (dark red by default) on a ground (light grey), antialiased by 4x
+    supersampling."""
     sub = 4
     ys = (np.arange(height * sub) + 0.5) / sub - 0.5
     xs = (np.arange(width * sub) + 0.5) / sub - 0.5
     inside = (ys[:, None] - centre[0]) ** 2 + (xs[None, :] - centre[1]) ** 2 <= radius**2
     coverage = inside.reshape(height, sub, width, sub).mean(axis=(1, 3))[..., None]
-    background = np.array([220.0, 220.0, 210.0])
-    disc = np.array([150.0, 30.0, 40.0])
-    return np.rint(background * (1 - coverage) + disc * coverage).astype(np.uint8)
+    return np.rint(np.array(background) * (1 - coverage) + np.array(disc) * coverage).astype(np.uint8)
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,10 @@ knows nothing of files or flags. A fit has two stages:
 
    - structure: local normalised cross-correlation of luminance between
      ``W(S, flow)`` and ``T`` (and ``W(T, flow')`` and ``S``), at several
-     scales a factor 2 apart, so that large motions still have a gradient.
-     It is blind to local gain and offset, so the warp registers features
+     scales a factor 2 apart, so that large motions still have a gradient;
+     and of two colour-opponent channels, weighted by ``structure_colour``,
+     so that a shape that differs from its ground by colour alone has edges
+     too. It is blind to local gain and offset, so the warp registers features
      (eyes on eyes) instead of being outbid by recolouring;
    - colour: mean squared error of ``S→T(1)`` against ``T`` (and back), at
      half the working size by default (``colour_level``: the colour maps are
@@ -336,7 +338,7 @@ class MapFitter:
         level_shapes = _pyramid_shapes(work_h, work_w, settings.pyramid_levels)
         stacks = [np.stack([_shrink(source, h, w), _shrink(target, h, w)]) for h, w in level_shapes]
         images = tf.constant(stacks[min(settings.colour_level, len(stacks) - 1)])  # for the colour term
-        levels = tuple(losses.luminance(tf.constant(stack)) for stack in stacks)
+        levels = tuple(losses.structure_channels(tf.constant(stack), settings.structure_colour) for stack in stacks)
         source_small, target_small = _shrink(source, grid_h, grid_w), _shrink(target, grid_h, grid_w)
         inputs = tf.constant(network_input(source_small, target_small))
         guides = tf.constant(np.stack([target_small, source_small]))  # the images each direction's flow lives on

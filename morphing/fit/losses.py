@@ -14,6 +14,9 @@ Terms:
     VoxelMorph's ``NCC``): how well the *structure* of two images agrees,
     blind to local gain and offset (two people's skin, light and white
     balance), so it drives the warp without the colour maps' help;
+  ``structure``: ``local_ncc`` of luminance plus, weighted, of two
+    colour-opponent channels (``opponent_colours``): an edge between two
+    colours of one brightness has structure too;
   ``squared_error``: mean squared difference (what the colour maps reduce);
   ``smoothness``: mean squared gradient of a flow (diffusion regulariser);
   ``fold_penalty``: where a sampling map comes close to folding;
@@ -37,6 +40,9 @@ __all__ = [
     "luminance",
     "forward_difference",
     "local_ncc",
+    "opponent_colours",
+    "structure_channels",
+    "structure",
     "squared_error",
     "smoothness",
     "fold_penalty",
@@ -120,6 +126,43 @@ def local_ncc(
         return 1.0 - tf.reduce_mean(correlation, axis=[1, 2, 3])
     weighted = tf.reduce_mean(correlation * weights, axis=[1, 2, 3])
     return 1.0 - weighted / tf.maximum(tf.reduce_mean(weights, axis=[1, 2, 3]), 1e-12)
+
+
+def opponent_colours(images: tf.Tensor) -> tf.Tensor:
+    """``[B, H, W, 3]`` RGB → ``[B, H, W, 2]``: blue minus luminance and red minus luminance (the B − Y
+    and R − Y differences of YCbCr, unscaled), zero on any grey."""
+    grey = luminance(images)
+    red, _, blue = tf.split(images, 3, axis=-1)
+    return tf.concat([blue - grey, red - grey], axis=-1)
+
+
+def structure_channels(images: tf.Tensor, colour_weight: float) -> tf.Tensor:
+    """``[B, H, W, 3]`` RGB → what ``structure`` compares: ``[B, H, W, 1]`` luminance when
+    ``colour_weight`` is 0, else ``[B, H, W, 3]``: luminance, then ``opponent_colours``."""
+    grey = luminance(images)
+    return grey if colour_weight == 0 else tf.concat([grey, opponent_colours(images)], axis=-1)
+
+
+def structure(moved: tf.Tensor, fixed: tf.Tensor, window: int = 9, colour_weight: float = 1.0) -> tf.Tensor:
+    """``[B]``: ``local_ncc`` of luminance plus ``colour_weight`` times that of each colour channel, summed.
+
+    Args:
+      moved, fixed: ``[B, H, W, C]`` ``structure_channels``: luminance (``C = 1``), or luminance and two
+        colour-opponent channels (``C = 3``).
+      window: side of the local statistics' window (odd).
+      colour_weight: weight of each colour channel against luminance's 1.
+
+    Each channel is scored on its own, blind to its own gain and offset; a
+    channel flat in a window (a grey picture's colour) scores 1 there
+    whatever the warp, so it adds nothing to the gradient: a grey pair is
+    fitted as on luminance alone.
+    """
+    if moved.shape[-1] == 1:
+        return local_ncc(moved, fixed, window)
+    moved_grey, moved_colour = tf.split(moved, [1, moved.shape[-1] - 1], axis=-1)
+    fixed_grey, fixed_colour = tf.split(fixed, [1, fixed.shape[-1] - 1], axis=-1)
+    colour = local_ncc(moved_colour, fixed_colour, window) * float(moved.shape[-1] - 1)
+    return local_ncc(moved_grey, fixed_grey, window) + colour_weight * colour
 
 
 def squared_error(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:

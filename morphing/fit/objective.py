@@ -106,7 +106,7 @@ class FitFields(NamedTuple):
     flows: ``[2, h, w, 2]`` each direction's whole flow (global part + residual), grid pixels;
     residual: ``[2, h, w, 2]`` the network's part of it;
     grid_maps: ``[2, h, w, 8]`` the maps as stored (warp divided by ``w``);
-    levels: per pyramid level, finest first, ``[2, H_l, W_l, 1]`` luminance of (S, T);
+    levels: per pyramid level, finest first, ``[2, H_l, W_l, C]`` ``losses.structure_channels`` of (S, T);
     images: ``[2, H, W, 3]`` (S, T) at the colour term's size (``FitSettings.colour_level``);
     points: user point pairs (``PointInputs``);
     progress: scalar in [0, 1), the step over the epochs;
@@ -130,13 +130,15 @@ class FitFields(NamedTuple):
         return self.fine[level] if self.fine else None
 
 
-def level_structure(flows: tf.Tensor, grey: tf.Tensor, window: int, fine: tf.Tensor | None = None) -> tf.Tensor:
-    """Local NCC (``losses.local_ncc``) of ``W(S, flow)`` against T and of ``W(T, flow')`` against S at one level.
+def level_structure(flows: tf.Tensor, grey: tf.Tensor, window: int, fine: tf.Tensor | None = None,
+                    colour_weight: float = 0.0) -> tf.Tensor:
+    """Structure (``losses.structure``) of ``W(S, flow)`` against T and of ``W(T, flow')`` against S at one level.
 
     ``flows``: ``[2, h, w, 2]`` grid flows, upsampled here (bilinearly, in
-    the level's pixels); ``grey``: ``[2, H, W, 1]`` luminance of (S, T) at
-    the level's size; ``window``: the NCC window in the level's pixels;
-    ``fine``: fine flows at the level's size, added to the upsampled ones.
+    the level's pixels); ``grey``: ``[2, H, W, C]`` ``losses.structure_channels`` of (S, T)
+    at the level's size (luminance, and colour when ``C = 3``); ``window``: the NCC window in
+    the level's pixels; ``fine``: fine flows at the level's size, added to the upsampled ones;
+    ``colour_weight``: the colour channels' weight against luminance's 1.
     """
     height, width = grey.shape[1], grey.shape[2]
     # The images are data: no gradient to them (under XLA, whose compiled gradient
@@ -149,7 +151,7 @@ def level_structure(flows: tf.Tensor, grey: tf.Tensor, window: int, fine: tf.Ten
     if fine is not None:
         level_flows = level_flows + tf.stop_gradient(fine)
     moved = dense_image_warp(grey, level_flows)
-    return tf.reduce_sum(losses.local_ncc(moved, tf.reverse(grey, [0]), window))
+    return tf.reduce_sum(losses.structure(moved, tf.reverse(grey, [0]), window, colour_weight))
 
 
 def map_colour(grid_maps: tf.Tensor, images: tf.Tensor, scales: Scales, warp_share: float, one: tf.Tensor,
@@ -214,7 +216,8 @@ class MorphObjective:
         self.point_unit = float(max(grid_shape)) / 100.0  # point residuals in per cent of the long side
         self._one = tf.ones([1])
         self._full_size_structure = tf.function(
-            functools.partial(level_structure, window=settings.structure_window), jit_compile=True, autograph=False
+            functools.partial(level_structure, window=settings.structure_window,
+                              colour_weight=settings.structure_colour), jit_compile=True, autograph=False
         )
         self._colour = tf.function(
             functools.partial(map_colour, scales=scales, warp_share=settings.pixel_warp_weight, one=self._one),
@@ -253,7 +256,7 @@ class MorphObjective:
         coarse_weight = settings.structure_weight * (1.0 - settings.coarse_fade * fields.progress)
         for index, level in enumerate(fields.levels[1:], 1):
             yield f"structure {index}", coarse_weight, level_structure(fields.flows, level, settings.structure_window,
-                                                                       fields.fine_at(index))
+                                                                       fields.fine_at(index), settings.structure_colour)
         colour_level = min(settings.colour_level, len(fields.levels) - 1)
         yield "colour", settings.colour_weight, self._colour(fields.grid_maps, fields.images,
                                                              fine=fields.fine_at(colour_level))

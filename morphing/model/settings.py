@@ -83,7 +83,10 @@ class FitSettings:
     ``polish``: how the fitted warp is polished by the optical flow at the frames' size
     (``morphing.fit.polish``). ``fine_start``: a ``pixelwise`` start (matched features refined by the optical flow) keeps the
     edges its grid copy loses: every level's terms see them, and the maps come back at the working size
-    (``fitter.fine_flows``)."""
+    (``fitter.fine_flows``). ``structure_colour``: the weight of colour in the structure term, against
+    luminance's 1: each of two colour-opponent channels (``losses.opponent_colours``) is compared by
+    local NCC as luminance is, so an edge between two colours of one brightness pulls the warp too;
+    0 compares luminance only."""
 
     epochs: int = 120
     working_size: int = 192
@@ -114,6 +117,7 @@ class FitSettings:
     probe_steps: int = 20
     probe_judge: Literal["loss", "middle"] = "middle"
     fine_start: bool = True
+    structure_colour: float = 1.0
     starts: StartSettings = field(default_factory=lambda: StartSettings())
     polish: PolishSettings = field(default_factory=lambda: PolishSettings())
     global_search: GlobalSettings = field(default_factory=lambda: GlobalSettings())
@@ -131,6 +135,8 @@ class FitSettings:
                             ("pyramid_levels", 1), ("probe_steps", 0), ("unfold_rounds", 0), ("colour_level", 0)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
+        if not self.structure_colour >= 0.0:
+            raise ValueError(f"structure_colour must be at least 0, got {self.structure_colour!r}")
         if not 0.0 <= self.unfold_tail <= 1.0:
             raise ValueError(f"unfold_tail must be between 0 and 1, got {self.unfold_tail!r}")
         if self.probe_judge not in ("loss", "middle"):

@@ -45,6 +45,24 @@ def test_fitted_middle_frame_beats_cross_dissolve_on_a_moving_disc() -> None:
     assert maps.grid_shape == (32, 32) and maps.image_shape == (64, 64)
 
 
+def test_a_disc_that_differs_from_its_ground_by_colour_alone_is_carried_by_the_fit() -> None:
+    # A red disc on blue of the same luminance (Rec. 601, 124.5 of 255) moves 10 px: luminance sees no
+    # edge, so with the colour channels left out the middle frame is no better than a cross-dissolve.
+    red, blue = (220, 86, 73), (86, 127, 213)
+    source = disc_image(64, 64, (32, 24), 10, disc=red, background=blue)
+    target = disc_image(64, 64, (32, 34), 10, disc=red, background=blue)
+    halfway = disc_image(64, 64, (32, 29), 10, disc=red, background=blue).astype(float)
+    dissolve_error = np.abs((source.astype(float) + target) / 2 - halfway).mean()
+    errors = {}
+    for colour in (0.0, FitSettings().structure_colour):
+        settings = FitSettings(epochs=100, working_size=64, grid_size=32, seed=0, structure_colour=colour)
+        maps = fit_maps(to_float(source), to_float(target), Scales(), settings)
+        middle = FrameRenderer(source, target, maps, maps.scales).render([0.5])[0].astype(float)
+        errors[colour] = np.abs(middle - halfway).mean()
+    assert FitSettings().structure_colour > 0
+    assert errors[FitSettings().structure_colour] < 0.1 * dissolve_error < 0.8 * dissolve_error < errors[0.0], errors
+
+
 def test_grid_maps_split_the_network_output_into_directions_in_grid_pixels() -> None:
     rng = np.random.default_rng(3)
     raw = rng.normal(size=(1, 5, 7, 16)).astype(np.float32)

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from morphing.fit import losses
+from morphing.render.kernels import NCC_EPSILON
 from morphing.testing.scenes import sample_bilinear
 from tests.helpers import assert_gradients_match, reference_warp
 
@@ -100,6 +101,70 @@ class TestLocalNcc:
     def test_rejects_an_even_window(self) -> None:
         with pytest.raises(ValueError, match="odd"):
             losses.local_ncc(tf.zeros([1, 4, 4, 1]), tf.zeros([1, 4, 4, 1]), 4)
+
+
+class TestOpponentColours:
+    def test_blue_and_red_minus_luminance_and_zero_on_grey(self) -> None:
+        rng = np.random.default_rng(11)
+        images = rng.uniform(-1, 1, size=(2, 3, 4, 3)).astype(np.float32)
+        images[1, 0, 0] = (0.25, 0.25, 0.25)  # a grey pixel
+        grey = images @ np.array([0.299, 0.587, 0.114], np.float32)
+        got = losses.opponent_colours(tf.constant(images)).numpy()
+        np.testing.assert_allclose(got[..., 0], images[..., 2] - grey, atol=1e-6)
+        np.testing.assert_allclose(got[..., 1], images[..., 0] - grey, atol=1e-6)
+        np.testing.assert_allclose(got[1, 0, 0], [0.0, 0.0], atol=1e-6)
+
+    def test_two_colours_of_one_brightness_differ_in_colour_only(self) -> None:
+        # Rec. 601 luminance 124.5 of 255 for both: a red and a blue that luminance cannot tell apart.
+        images = (np.array([[[[220.0, 86.0, 73.0], [86.0, 127.0, 213.0]]]], np.float32) / 127.5) - 1.0
+        grey = losses.luminance(tf.constant(images)).numpy()[0, 0, :, 0]
+        colour = losses.opponent_colours(tf.constant(images)).numpy()[0, 0]
+        assert abs(grey[0] - grey[1]) < 1e-3 < 0.5 < np.abs(colour[0] - colour[1]).min()
+
+
+class TestStructureChannels:
+    def test_luminance_alone_at_weight_zero_else_luminance_then_colour(self) -> None:
+        images = tf.constant(np.random.default_rng(12).uniform(-1, 1, size=(2, 5, 6, 3)).astype(np.float32))
+        np.testing.assert_array_equal(losses.structure_channels(images, 0.0).numpy(), losses.luminance(images).numpy())
+        both = losses.structure_channels(images, 0.5).numpy()
+        assert both.shape == (2, 5, 6, 3)
+        np.testing.assert_array_equal(both[..., :1], losses.luminance(images).numpy())
+        np.testing.assert_array_equal(both[..., 1:], losses.opponent_colours(images).numpy())
+
+
+class TestStructure:
+    def test_luminance_plus_weighted_colour_channels_each_against_the_reference(self) -> None:
+        rng = np.random.default_rng(13)
+        a, b = rng.normal(size=(2, 2, 9, 11, 3))
+        got = losses.structure(tf.constant(a), tf.constant(b), 5, colour_weight=0.7).numpy()
+        expected = [reference_ncc(a[i, ..., 0], b[i, ..., 0], 5, NCC_EPSILON)
+                    + 0.7 * sum(reference_ncc(a[i, ..., c], b[i, ..., c], 5, NCC_EPSILON) for c in (1, 2))
+                    for i in range(2)]
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+    def test_one_channel_is_local_ncc(self) -> None:
+        rng = np.random.default_rng(14)
+        a, b = rng.normal(size=(2, 1, 8, 8, 1))
+        np.testing.assert_array_equal(losses.structure(tf.constant(a), tf.constant(b), 3, 0.5).numpy(),
+                                      losses.local_ncc(tf.constant(a), tf.constant(b), 3).numpy())
+
+    def test_a_grey_pair_adds_nothing_to_the_gradient(self) -> None:
+        # Grey pictures have flat colour channels: the gradient is luminance's alone.
+        rng = np.random.default_rng(15)
+        grey = rng.normal(size=(2, 1, 7, 7, 1))
+        with_colour = [np.concatenate([g, np.zeros_like(g), np.zeros_like(g)], axis=-1) for g in grey]
+        gradients = []
+        for pair, weight in ((grey, 0.0), (with_colour, 2.0)):
+            moved = tf.Variable(pair[0])
+            with tf.GradientTape() as tape:
+                value = tf.reduce_sum(losses.structure(moved, tf.constant(pair[1]), 3, weight))
+            gradients.append(tape.gradient(value, moved).numpy()[..., 0])
+        np.testing.assert_allclose(gradients[1], gradients[0], atol=1e-12)
+
+    def test_gradient(self) -> None:
+        rng = np.random.default_rng(16)
+        a, b = rng.normal(size=(2, 1, 6, 7, 3))
+        assert_gradients_match(lambda x, y: losses.structure(x, y, 3, 0.6), [a, b], tolerance=1e-6)
 
 
 class TestSquaredError:

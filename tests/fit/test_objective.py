@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from morphing.fit import losses
 from morphing.model.maps import Scales
 from morphing.render.transition import bilinear_matrix
 from morphing.fit.objective import (
@@ -84,6 +85,23 @@ class TestLevelStructure:
         gradient = tape.gradient(value, flows).numpy()
         assert gradient[0, ..., 1].mean() < 0 < gradient[1, ..., 1].mean()  # descent moves S→T right, T→S left
 
+
+    def test_with_colour_a_shift_of_colour_alone_is_found(self) -> None:
+        # A texture drawn in two colours of one brightness (luminance flat): luminance alone sees no
+        # difference between flows; with the colour channels the flow that undoes the shift scores best.
+        pattern = texture_pair(shift_x=2)[..., 0]
+        red, blue = np.array([220.0, 86.0, 73.0]) / 127.5 - 1, np.array([86.0, 127.0, 213.0]) / 127.5 - 1
+        share = (pattern - pattern.min()) / (pattern.max() - pattern.min())
+        rgb = (share[..., None] * red + (1 - share[..., None]) * blue).astype(np.float32)
+        undoing = np.zeros([2, *GRID, 2], np.float32)
+        undoing[0, ..., 1], undoing[1, ..., 1] = 0.5, -0.5
+        scores = {}
+        for weight in (0.0, 1.0):
+            channels = losses.structure_channels(tf.constant(rgb), weight)
+            scores[weight] = [float(level_structure(tf.constant(undoing * dx / 0.5), channels, 5, colour_weight=weight))
+                              for dx in (0.0, 0.5)]
+        assert abs(scores[0.0][0] - scores[0.0][1]) < 0.01
+        assert scores[1.0][1] < scores[1.0][0] - 1.0
 
     def test_fine_flows_add_to_the_upsampled_grid_flows(self) -> None:
         # Grid flows plus fine flows at the level's size score as their sum given on a grid of that size

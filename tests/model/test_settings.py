@@ -81,6 +81,9 @@ class TestArgumentChecks:
             FitSettings(unfold_rounds=-1)
         with pytest.raises(ValueError, match="unfold_tail must be between 0 and 1, got 1.5"):
             FitSettings(unfold_tail=1.5)
+        for bad in (-0.5, float("nan")):
+            with pytest.raises(ValueError, match="structure_colour must be at least 0"):
+                FitSettings(structure_colour=bad)
         from morphing.model.settings import StartSettings
 
         with pytest.raises(ValueError, match=r"probe_sides must name one or more sides of at least 8 pixels, got \(\)"):
