@@ -352,13 +352,12 @@ class MapFitter:
                                       settings.face_point_weight)
 
         program = self._program(level_shapes, (grid_h, grid_w))
-        colour_level = min(settings.colour_level, len(stacks) - 1)
         no_fine = tuple(tf.zeros([2, h, w, 2]) for h, w in level_shapes)
         step_inputs = (inputs, tf.zeros([2, grid_h, grid_w, 2]), levels, images, points_in_step, tf.constant(0.0), guides,
                        no_fine)
         key = (tuple(level_shapes), grid_h, grid_w, len(points_in_step.here[0]))
-        term_inputs = (tf.zeros([2, grid_h, grid_w, 2]), levels[0], tf.zeros([2, grid_h, grid_w, CHANNELS_PER_DIRECTION]),
-                       images, no_fine[0], no_fine[colour_level])
+        term_inputs = (tf.zeros([2, grid_h, grid_w, 2]), levels, tf.zeros([2, grid_h, grid_w, CHANNELS_PER_DIRECTION]),
+                       images, no_fine)
         with _compiled_meanwhile(program, step_inputs, term_inputs, self._warm, key, check):
             if candidates is None or face is not None:
                 candidates = start_candidates(stacks[0][0], stacks[0][1], points=working_points,
@@ -467,7 +466,8 @@ def _compiled_meanwhile(
 
     The thread first traces the compiled terms' gradients
     (``program.term_gradients``, a small graph) and runs them once on
-    ``term_inputs``: that compiles XLA's four programs (seconds of C++, on
+    ``term_inputs``: that compiles XLA's programs (forward and backward of each
+    level's structure and of colour: seconds of C++, on
     both cores) while this thread traces the training step (a second of
     Python, one core). The step calls the same traced functions, so it finds
     their programs compiled. Then, once the step is traced (and the body, the

@@ -131,7 +131,11 @@ def local_ncc(
 def opponent_colours(images: tf.Tensor) -> tf.Tensor:
     """``[B, H, W, 3]`` RGB → ``[B, H, W, 2]``: blue minus luminance and red minus luminance (the B − Y
     and R − Y differences of YCbCr, unscaled), zero on any grey."""
-    grey = luminance(images)
+    return _minus_grey(images, luminance(images))
+
+
+def _minus_grey(images: tf.Tensor, grey: tf.Tensor) -> tf.Tensor:
+    """``opponent_colours`` of ``[B, H, W, 3]`` RGB ``images`` whose luminance ``grey`` is known."""
     red, _, blue = tf.split(images, 3, axis=-1)
     return tf.concat([blue - grey, red - grey], axis=-1)
 
@@ -140,7 +144,7 @@ def structure_channels(images: tf.Tensor, colour_weight: float) -> tf.Tensor:
     """``[B, H, W, 3]`` RGB → what ``structure`` compares: ``[B, H, W, 1]`` luminance when
     ``colour_weight`` is 0, else ``[B, H, W, 3]``: luminance, then ``opponent_colours``."""
     grey = luminance(images)
-    return grey if colour_weight == 0 else tf.concat([grey, opponent_colours(images)], axis=-1)
+    return grey if colour_weight == 0 else tf.concat([grey, _minus_grey(images, grey)], axis=-1)
 
 
 def structure(moved: tf.Tensor, fixed: tf.Tensor, window: int = 9, colour_weight: float = 1.0) -> tf.Tensor:
