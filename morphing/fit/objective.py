@@ -42,6 +42,7 @@ from morphing.render.transition import (
 from morphing.render.warp import dense_image_warp
 
 __all__ = [
+    "COMPILED_LEVEL_PIXELS",
     "PointInputs",
     "FitFields",
     "point_inputs",
@@ -98,6 +99,12 @@ def point_inputs(points: PointPairs | None, work_shape: tuple[int, int], grid_sh
         tf.constant(np.where(fading, automatic_strength, 1.0), tf.float32),
         tf.constant(fading, tf.float32),
     )
+
+
+COMPILED_LEVEL_PIXELS = 32 * 32
+"""A coarse pyramid level is XLA-compiled when it has at least this many pixels (the finest always is):
+at the default 192² working size every level is (96², 48²: 3-5x faster a step); a tiny fit's levels
+(a test's 16², 8²) run as the graph, where compiling would cost more than it saves."""
 
 
 class FitFields(NamedTuple):
@@ -205,10 +212,10 @@ def point_pairs(fields: FitFields, direction: int, unit: float, fade: float) -> 
 class MorphObjective:
     """The weighted sum of the terms for one fit's ``settings`` and ``scales``.
 
-    The structure term at every pyramid level and the colour term are
-    XLA-compiled (here, once per objective; each level's shape is its own
-    program): that makes their warps 3-5x faster than TensorFlow's graph
-    (at 96², 23 ms a step's forward and backward with colour against 5 ms),
+    The structure term at every pyramid level (but levels smaller than
+    ``COMPILED_LEVEL_PIXELS``) and the colour term are XLA-compiled (here,
+    once per objective; each level's shape is its own program): that makes
+    their warps 3-5x faster than TensorFlow's graph (at 96², 23 ms a step's forward and backward with colour against 5 ms),
     while the network runs uncompiled (XLA's CPU convolutions are slower
     than oneDNN's). Compiling takes seconds, once per shape: the fitter does
     it while the global stage runs, and XLA's persistent cache keeps it.
@@ -223,10 +230,18 @@ class MorphObjective:
             functools.partial(level_structure, window=settings.structure_window,
                               colour_weight=settings.structure_colour), jit_compile=True, autograph=False
         )
+        self._graph_structure = functools.partial(level_structure, window=settings.structure_window,
+                                                  colour_weight=settings.structure_colour)
         self._colour = tf.function(
             functools.partial(map_colour, scales=scales, warp_share=settings.pixel_warp_weight, one=self._one),
             jit_compile=True, autograph=False,
         )
+
+    def _structure_at(self, index: int, level: tf.Tensor) -> Callable[..., tf.Tensor]:
+        """The structure term for pyramid level ``index`` (``level``: ``[2, H, W, C]``): compiled for the
+        finest and for any level of at least ``COMPILED_LEVEL_PIXELS`` pixels, else as the graph."""
+        compiled = index == 0 or level.shape[1] * level.shape[2] >= COMPILED_LEVEL_PIXELS
+        return self._level_structure if compiled else self._graph_structure
 
     def _colour_level(self, levels: int) -> int:
         """The pyramid level whose size the colour term works at, of ``levels``."""
@@ -249,8 +264,9 @@ class MorphObjective:
             with tf.GradientTape() as tape:
                 tape.watch([flows, grid_maps])
                 total = self._colour(grid_maps, images, fine=fine[self._colour_level(len(levels))])
-                for level, level_fine in zip(levels, fine):
-                    total = total + self._level_structure(flows, level, fine=level_fine)
+                for index, (level, level_fine) in enumerate(zip(levels, fine)):
+                    if self._structure_at(index, level) is self._level_structure:
+                        total = total + self._level_structure(flows, level, fine=level_fine)
             return tape.gradient(total, [flows, grid_maps])
 
         return gradients
@@ -258,14 +274,14 @@ class MorphObjective:
     def weighted_terms(self, fields: FitFields) -> Iterator[tuple[str, tf.Tensor | float, tf.Tensor]]:
         """``(name, weight, value)`` of every term, in the order they are summed."""
         settings = self.settings
-        yield "structure", settings.structure_weight, self._level_structure(fields.flows, fields.levels[0],
-                                                                             fine=fields.fine_at(0))
+        yield "structure", settings.structure_weight, self._structure_at(0, fields.levels[0])(
+            fields.flows, fields.levels[0], fine=fields.fine_at(0))
         # Coarse levels pull large motions into place early on, then fade, so
         # that at the end the finest level's detail decides where features sit.
         coarse_weight = settings.structure_weight * (1.0 - settings.coarse_fade * fields.progress)
         for index, level in enumerate(fields.levels[1:], 1):
-            yield f"structure {index}", coarse_weight, self._level_structure(fields.flows, level,
-                                                                             fine=fields.fine_at(index))
+            yield f"structure {index}", coarse_weight, self._structure_at(index, level)(
+                fields.flows, level, fine=fields.fine_at(index))
         yield "colour", settings.colour_weight, self._colour(fields.grid_maps, fields.images,
                                                              fine=fields.fine_at(self._colour_level(len(fields.levels))))
         yield "smoothness", settings.smoothness_weight, flow_smoothness(fields, settings)

@@ -12,7 +12,7 @@ from morphing.render.transition import upsample_direction
 from morphing.fit.fitter import FitDivergedError, FitSettings, MapFitter, fine_flows, fit_maps, grid_maps_of, with_fine_flows
 from morphing.io.images import resize_float_image, to_float, working_shape
 from morphing.model.maps import Scales
-from morphing.fit.objective import MorphObjective
+from morphing.fit.objective import COMPILED_LEVEL_PIXELS, MorphObjective
 from morphing.model.points import PointPairs
 from morphing.render.renderer import FrameRenderer
 from morphing.testing.metrics import fold_fraction
@@ -166,14 +166,16 @@ def _called_functions(graph) -> set[str]:
 def test_the_compiled_terms_are_compiled_ahead_as_the_step_calls_them() -> None:
     # The fit compiles XLA's programs by running the compiled terms' gradients while the step is
     # traced: that only helps if the step calls the very same forward and backward functions.
-    settings = FitSettings(epochs=2, working_size=32, grid_size=16)
-    source, target = to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (14, 20), 7))
+    # Levels 64², 32² and 16² (under COMPILED_LEVEL_PIXELS: left to the graph), and colour.
+    assert COMPILED_LEVEL_PIXELS == 32 * 32
+    settings = FitSettings(epochs=2, working_size=64, grid_size=16)
+    source, target = to_float(disc_image(64, 64, (32, 24), 12)), to_float(disc_image(64, 64, (28, 40), 14))
     fitter = MapFitter(Scales(), settings)
     fitter.fit(source, target)
     (program,) = fitter.programs
     terms, step = program.traced["terms"], program.traced["step"]
     ahead = {name for name in _called_functions(terms.graph) if "forward" in name or "backward" in name}
-    assert len(ahead) == 2 * (3 + 1)  # forward and backward of each level's structure (32², 16², 8²) and of colour
+    assert len(ahead) == 2 * (2 + 1)  # forward and backward of the 64² and 32² levels' structure and of colour
     assert ahead <= _called_functions(step.graph)
     assert program.term_gradients.experimental_get_tracing_count() == 1
 
