@@ -215,9 +215,9 @@ class MorphObjective:
     The structure term at every pyramid level (but levels smaller than
     ``COMPILED_LEVEL_PIXELS``) and the colour term are XLA-compiled (here,
     once per objective; each level's shape is its own program): that makes
-    their warps 3-5x faster than TensorFlow's graph (at 96², 23 ms a step's forward and backward with colour against 5 ms),
-    while the network runs uncompiled (XLA's CPU convolutions are slower
-    than oneDNN's). Compiling takes seconds, once per shape: the fitter does
+    their warps 3-5x faster than TensorFlow's graph (at 96², a step's
+    forward and backward with colour 23 ms against 5), while the network
+    runs uncompiled (XLA's CPU convolutions are slower than oneDNN's). Compiling takes seconds, once per shape: the fitter does
     it while the global stage runs, and XLA's persistent cache keeps it.
     """
 
