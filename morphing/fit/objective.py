@@ -226,22 +226,23 @@ class MorphObjective:
         self.scales = scales
         self.point_unit = float(max(grid_shape)) / 100.0  # point residuals in per cent of the long side
         self._one = tf.ones([1])
-        self._level_structure = tf.function(
-            functools.partial(level_structure, window=settings.structure_window,
-                              colour_weight=settings.structure_colour), jit_compile=True, autograph=False
-        )
         self._graph_structure = functools.partial(level_structure, window=settings.structure_window,
                                                   colour_weight=settings.structure_colour)
+        self._level_structure = tf.function(self._graph_structure, jit_compile=True, autograph=False)
         self._colour = tf.function(
             functools.partial(map_colour, scales=scales, warp_share=settings.pixel_warp_weight, one=self._one),
             jit_compile=True, autograph=False,
         )
 
+    @staticmethod
+    def _compiles(index: int, level: tf.Tensor) -> bool:
+        """Whether pyramid level ``index`` (``level``: ``[2, H, W, C]``) has its structure XLA-compiled:
+        the finest always, any other with at least ``COMPILED_LEVEL_PIXELS`` pixels."""
+        return index == 0 or level.shape[1] * level.shape[2] >= COMPILED_LEVEL_PIXELS
+
     def _structure_at(self, index: int, level: tf.Tensor) -> Callable[..., tf.Tensor]:
-        """The structure term for pyramid level ``index`` (``level``: ``[2, H, W, C]``): compiled for the
-        finest and for any level of at least ``COMPILED_LEVEL_PIXELS`` pixels, else as the graph."""
-        compiled = index == 0 or level.shape[1] * level.shape[2] >= COMPILED_LEVEL_PIXELS
-        return self._level_structure if compiled else self._graph_structure
+        """The structure term for pyramid level ``index``: compiled (``_compiles``), else as the graph."""
+        return self._level_structure if self._compiles(index, level) else self._graph_structure
 
     def _colour_level(self, levels: int) -> int:
         """The pyramid level whose size the colour term works at, of ``levels``."""
@@ -265,7 +266,7 @@ class MorphObjective:
                 tape.watch([flows, grid_maps])
                 total = self._colour(grid_maps, images, fine=fine[self._colour_level(len(levels))])
                 for index, (level, level_fine) in enumerate(zip(levels, fine)):
-                    if self._structure_at(index, level) is self._level_structure:
+                    if self._compiles(index, level):
                         total = total + self._level_structure(flows, level, fine=level_fine)
             return tape.gradient(total, [flows, grid_maps])
 
