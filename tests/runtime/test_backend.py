@@ -8,14 +8,15 @@ import sys
 from tests.conftest import ROOT
 
 
-def test_forced_cpu_hides_gpus_and_start_up_is_silent() -> None:
+def test_forced_cpu_hides_gpus_skips_graph_rewrites_and_start_up_is_silent() -> None:
     code = ("from morphing.runtime.backend import load_tensorflow, device_description; "
             "tf = load_tensorflow(force_cpu=True); "
-            "print(device_description(tf), len(tf.config.list_physical_devices('GPU')))")
+            "print(device_description(tf), len(tf.config.list_physical_devices('GPU')), "
+            "tf.config.optimizer.get_experimental_options().get('disable_meta_optimizer'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                           check=False, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "CPU 0"
+    assert done.stdout.strip() == "CPU 0 True"  # no GPU: no graph rewriting either
     assert done.stderr == ""  # TensorFlow's start-up chatter is captured
 
 
