@@ -30,7 +30,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.28.0"
+__version__ = "0.28.1"
 
 _EXPORTS = {
     "Morph": "morph",
