@@ -1,6 +1,5 @@
 """Shared test set-up: the repository on sys.path, TensorFlow started as the command line starts it, no
-compile cache, and
-small synthetic images written to temporary files."""
+compile cache, and small synthetic images written to temporary files."""
 
 from __future__ import annotations
 
@@ -18,11 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Runs started by the tests keep no compiled programs in the user's cache (tests that want one set their own).
 os.environ["MORPH_CACHE_DIR"] = "off"
 
-from morphing.runtime.backend import load_tensorflow  # noqa: E402
+from morphing.runtime.backend import load_tensorflow
 from morphing.testing.scenes import toy_scene  # noqa: E402
 
 # TensorFlow started as the command line starts it (on a machine without a GPU: no graph rewriting, which
-# would cost each of the tests' many small fits about a second the first time its step runs).
+# would cost each of the tests' many small fits up to a second the first time its step runs).
 load_tensorflow()
 
 

@@ -56,7 +56,7 @@ def load_tensorflow(force_cpu: bool = False) -> ModuleType:
     text-format parse it retries as binary, and CPU tuning flags it mistakes
     for missing features). Real failures still reach Python as exceptions.
     When TensorFlow sees no GPU, its graph rewriter is turned off
-    (``_skip_graph_rewrites``: it costs a CPU run about a second and saves it nothing).
+    (``_skip_graph_rewrites``: on a CPU it costs a morph about a second and saves it nothing).
     """
     if tensorflow_started():  # its environment is read already: only check what it sees
         import tensorflow as tf
@@ -91,13 +91,15 @@ def load_tensorflow(force_cpu: bool = False) -> ModuleType:
 def _skip_graph_rewrites(tf: ModuleType) -> None:
     """Turn off Grappler, TensorFlow's graph rewriter, for this process (on a CPU-only run).
 
-    Grappler rewrites every traced graph the first time it runs: for the
-    fit's training step and its compiled terms that took 0.8-1.2 s of a
-    default morph's critical path on 2 CPU cores, and the steps after it run
-    no faster for it (measured 7 December 2026: 55-63 ms a step either way).
-    The fit's result changes by float rounding only (its loss agrees to six
-    digits after 120 steps). On a GPU the rewrites stay: there its layout
-    rewrite feeds cuDNN the layout it is fastest with.
+    Grappler rewrites every traced graph the first time it runs: on 2 CPU
+    cores that took 0.8-1.2 s of a default morph (the training step's first
+    run and its compiled terms'), about 0.5 s of it on the critical path,
+    and the steps after it ran no faster for it (measured 7 December 2026:
+    55-63 ms a step either way). The fit's result changes by float rounding
+    only (the loss agrees to six digits over the first steps; the development
+    set and the synthetic scenes score the same within rounding). On a GPU
+    the rewrites stay: there its layout rewrite feeds cuDNN the layout it is
+    fastest with.
     """
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
