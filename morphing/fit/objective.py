@@ -217,8 +217,9 @@ class MorphObjective:
     once per objective; each level's shape is its own program): that makes
     their warps 3-5x faster than TensorFlow's graph (at 96², a step's
     forward and backward with colour 23 ms against 5), while the network
-    runs uncompiled (XLA's CPU convolutions are slower than oneDNN's). Compiling takes seconds, once per shape: the fitter does
-    it while the global stage runs, and XLA's persistent cache keeps it.
+    runs uncompiled (XLA's CPU convolutions are slower than oneDNN's).
+    Compiling takes seconds, once per shape: the fitter does it in a thread
+    while the training step is traced, and XLA's persistent cache keeps it.
     """
 
     def __init__(self, settings: FitSettings, scales: Scales, grid_shape: tuple[int, int]) -> None:

@@ -78,13 +78,13 @@ def load_tensorflow(force_cpu: bool = False) -> ModuleType:
             tf.get_logger().setLevel("ERROR")  # e.g. retracing notices meant for developers
             tf.config.list_physical_devices()  # device probing also logs
             tf.constant(0.0) + 1.0  # so does creating the first device
-            if not tf.config.list_physical_devices("GPU"):
-                _skip_graph_rewrites(tf)
         except Exception as error:  # noqa: BLE001 - reported as one line
             capture.seek(0)
             lines = capture.read().decode(errors="replace").strip().splitlines()
             detail = lines[-1] if lines else str(error)
             raise BackendError(f"cannot start TensorFlow: {error} ({detail})") from None
+    if not tf.config.list_physical_devices("GPU"):
+        _skip_graph_rewrites(tf)
     return tf
 
 
