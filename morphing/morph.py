@@ -21,8 +21,9 @@ Conventions:
   - Maps are resolution-free: ``frames(..., long_side=256)`` renders the same
     fit small.
 
-Compiled TensorFlow programs (per image shape) are kept inside the object, and
-shared between objects that are given the same ``cache`` (a ``ProgramCache``).
+Compiled TensorFlow programs (per image shape) are kept in a ``ProgramCache``:
+the process's own (``sequence.shared_program_cache``), shared by every morph
+given none, so the next morph of a size skips tracing and compiling.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ class Morph:
         or ``None`` for an opaque one (``load_image(...).alpha``). With any,
         frames are ``[H, W, 4] uint8``: the opacity is carried by the same warp
         (never by the colour maps) and is each image's own at the ends.
-      cache: compiled programs to share with other morphs of the same size.
+      cache: a ``sequence.ProgramCache`` of compiled programs to use; default: the process's own
+        (``sequence.shared_program_cache``), shared with the other morphs given none.
 
     Raises:
       ValueError, TypeError: images or points that do not fit together.
@@ -192,11 +194,12 @@ class Morph:
 
     @property
     def cache(self) -> object:
-        """The compiled programs this morph uses (a ``sequence.ProgramCache``), made when first needed."""
+        """The compiled programs this morph uses (a ``sequence.ProgramCache``): the one it was given, else the
+        process's own."""
         if self._cache is None:
-            from .sequence import ProgramCache
+            from .sequence import shared_program_cache
 
-            self._cache = ProgramCache()
+            self._cache = shared_program_cache()
         return self._cache
 
     def fit(

@@ -13,11 +13,14 @@ is a sequence of one leg::
 
 Fitting and rendering trace and compile TensorFlow programs per image shape
 (seconds on 2 CPU cores); a ``ProgramCache`` keeps them for the next legs and
-the next morphs of the same shape.
+the next morphs of the same shape (``shared_program_cache``: the process's own,
+which morphs given none share).
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -35,6 +38,7 @@ from morphing.model.timeline import FrameAt, build_timeline, ease, frame_alphas,
 
 __all__ = [
     "ProgramCache",
+    "shared_program_cache",
     "LegStepCallback",
     "sequence_keys",
     "preview_keys",
@@ -62,11 +66,13 @@ class ProgramCache:
     """Fitters and render programs kept between the legs and the morphs of one process.
 
     Each traces and compiles once per working shape or frame shape (seconds on
-    2 CPU cores), so the legs of a multi-key morph and the rows of a batch of
-    one size pay for it once. Only the ``kept_shapes`` most recently used frame
-    sizes are kept (each holds tens of MB of compiled code), so a batch that
-    alternates between a few sizes compiles each once, and a batch of many
-    sizes does not grow in memory.
+    2 CPU cores), so the legs of a multi-key morph, the rows of a batch and the
+    next morphs of one size pay for it once. Only the ``kept_shapes`` most
+    recently used frame sizes are kept (each holds tens of MB of compiled code),
+    so a batch that alternates between a few sizes compiles each once, and a
+    batch of many sizes does not grow in memory. Threads may share one: its
+    bookkeeping is locked, and a fitter runs one fit at a time
+    (``fit.fitter.MapFitter``).
     """
 
     kept_shapes: int = 3
@@ -74,34 +80,38 @@ class ProgramCache:
     recent_shapes: list[ShapeKey] = field(default_factory=list)
     fitters: dict[tuple[ShapeKey, FitSettings, Scales], MapFitter] = field(default_factory=dict)
     programs: dict[tuple[ShapeKey, str, str], RenderProgram] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def use_shape(self, frame_shape: ShapeKey) -> None:
         """Build for frames of ``frame_shape`` next; forget the least recently used shapes beyond ``kept_shapes``."""
-        self.frame_shape = frame_shape
-        if frame_shape in self.recent_shapes:
-            self.recent_shapes.remove(frame_shape)
-        self.recent_shapes.append(frame_shape)
-        del self.recent_shapes[: -self.kept_shapes]
-        self.fitters = {key: value for key, value in self.fitters.items() if key[0] in self.recent_shapes}
-        self.programs = {key: value for key, value in self.programs.items() if key[0] in self.recent_shapes}
+        with self._lock:
+            self.frame_shape = frame_shape
+            if frame_shape in self.recent_shapes:
+                self.recent_shapes.remove(frame_shape)
+            self.recent_shapes.append(frame_shape)
+            del self.recent_shapes[: -self.kept_shapes]
+            self.fitters = {key: value for key, value in self.fitters.items() if key[0] in self.recent_shapes}
+            self.programs = {key: value for key, value in self.programs.items() if key[0] in self.recent_shapes}
 
     def fitter(self, settings: FitSettings, scales: Scales) -> MapFitter:
         """The fitter of ``settings`` and ``scales`` for the current frame shape."""
         from morphing.fit.fitter import MapFitter
 
-        key = (self.frame_shape, settings, scales)
-        if key not in self.fitters:
-            self.fitters[key] = MapFitter(scales, settings)
-        return self.fitters[key]
+        with self._lock:
+            key = (self.frame_shape, settings, scales)
+            if key not in self.fitters:
+                self.fitters[key] = MapFitter(scales, settings)
+            return self.fitters[key]
 
     def program(self, interpolation: str, blend: str, detail: DetailSettings = DetailSettings()) -> RenderProgram:
         """The render program of a mode for the current frame shape."""
         from morphing.render.xla import RenderProgram
 
-        key = (self.frame_shape, interpolation, blend, detail)
-        if key not in self.programs:
-            self.programs[key] = RenderProgram(interpolation, blend, detail)
-        return self.programs[key]
+        with self._lock:
+            key = (self.frame_shape, interpolation, blend, detail)
+            if key not in self.programs:
+                self.programs[key] = RenderProgram(interpolation, blend, detail)
+            return self.programs[key]
 
     def engine_and_program(self, frames: FrameSettings) -> tuple[str, RenderProgram | None]:
         """The engine that renders ``frames`` (``engine_for``) and, for TensorFlow's, its compiled program for
@@ -110,6 +120,13 @@ class ProgramCache:
         if engine != "tensorflow":
             return engine, None
         return engine, self.program(frames.interpolation, frames.blend, frames.detail)
+
+
+@functools.cache
+def shared_program_cache() -> ProgramCache:
+    """The process's ``ProgramCache``, which every ``Morph`` given none uses: a script, a notebook or the web
+    page that morphs one pair after another of a size pays for tracing and compiling once."""
+    return ProgramCache()
 
 
 def sequence_keys(images: Sequence[np.ndarray], loop: bool = False) -> tuple[np.ndarray, ...]:

@@ -16,6 +16,7 @@ from morphing.model.maps import WARP, MapsFileError, MorphMaps, Scales
 from morphing.model.points import PointPairs
 from morphing.testing.scenes import toy_scene
 from morphing.model.settings import FitSettings, FrameSettings
+from morphing.sequence import ProgramCache, shared_program_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_FIT = FitSettings(epochs=3, working_size=32, face_points=False)
@@ -51,6 +52,20 @@ class TestFit:
         assert all(choice is not None and choice.describe().startswith("start: ") for choice in morph.start_choices)
         # Each leg's polish ran on its own keys and said what it did.
         assert len(morph.polishes) == 2 and all("polished" in polished.describe() for polished in morph.polishes)
+
+    def test_morphs_given_no_cache_share_the_processs_and_fit_as_they_would_alone(self) -> None:
+        source, target = toy_pair()
+        first, second = Morph(source, target, settings=TINY_FIT), Morph(target, source, settings=TINY_FIT)
+        assert first.cache is second.cache is shared_program_cache()
+        own = ProgramCache()
+        alone = Morph(target, source, settings=TINY_FIT, cache=own)
+        assert alone.cache is own
+        first.fit()
+        second.fit()
+        alone.fit()
+        assert first.cache.fitter(TINY_FIT, Scales()) is not own.fitter(TINY_FIT, Scales())
+        np.testing.assert_allclose(second.maps[0].forward, alone.maps[0].forward, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(second.maps[0].backward, alone.maps[0].backward, rtol=0, atol=1e-5)
 
     def test_maps_are_refused_before_a_fit(self) -> None:
         with pytest.raises(RuntimeError, match="fit"):

@@ -265,6 +265,9 @@ def fit_affine(
     return Affine(matrices[best].astype(np.float64), offsets[best].astype(np.float64))
 
 
+SEARCH_BLOCK = 32
+"""How many maps the exhaustive search scores at once (the scores do not depend on it; its speed does)."""
+
 SEARCH_STRETCH = 2.0
 """How far beyond the searched scales (a factor, either way) a refined map's stretch may go before it is
 refused (``fit_affine``)."""
@@ -295,7 +298,10 @@ def _search(cost: Callable[[np.ndarray, np.ndarray], np.ndarray], settings: Glob
             matrices += [scale * rotation] * len(shifts)
             offsets += list(shifts)
     matrices, offsets = np.array(matrices, np.float32), np.array(offsets, np.float32)
-    scores = cost(matrices, offsets)
+    # Scored a block at a time: arrays of a few megabytes stay in the processor's cache and are reused from
+    # block to block, where the whole batch's (tens of megabytes each) would be fresh pages every time.
+    scores = np.concatenate([cost(matrices[first : first + SEARCH_BLOCK], offsets[first : first + SEARCH_BLOCK])
+                             for first in range(0, len(matrices), SEARCH_BLOCK)])
     kept: list[int] = []
     for index in np.argsort(scores, kind="stable"):
         if all(np.abs(offsets[index] - offsets[other]).max() > 0.15 for other in kept):

@@ -205,6 +205,7 @@ class MapFitter:
     Every fit starts from the seed's initial weights and a fresh optimizer
     state, so it returns the same maps as a fitter of its own. It keeps every
     working shape it has seen (tens of MB each): use one per image size.
+    Threads may share it: it runs one fit at a time, the others wait.
     """
 
     def __init__(self, scales: Scales, settings: FitSettings = FitSettings()) -> None:
@@ -212,6 +213,7 @@ class MapFitter:
         self.settings = settings
         self._programs: dict[tuple[tuple[int, int], ...], ShapeProgram] = {}
         self._warm: set[object] = set()  # the (shapes, point count) whose training step has run
+        self._busy = threading.Lock()  # held by the fit in progress
 
     @property
     def programs(self) -> tuple[ShapeProgram, ...]:
@@ -320,6 +322,31 @@ class MapFitter:
           FitDivergedError: when the loss stops being finite.
           ValueError: for images of different shapes.
         """
+        with self._turn(check):
+            return self._fit(source, target, on_step, image_shape=image_shape, points=points, check=check,
+                             face_points=face_points, candidates=candidates, on_start=on_start, frames=frames,
+                             on_polish=on_polish)
+
+    @contextlib.contextmanager
+    def _turn(self, check: Callable[[], None] | None):
+        """Hold this fitter for one fit: its network and optimizer variables serve one fit at a time, so a
+        second thread's fit waits for the first (``check`` called every 0.1 s meanwhile)."""
+        while not self._busy.acquire(timeout=0.1):
+            if check is not None:
+                check()
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def _fit(
+        self, source: np.ndarray, target: np.ndarray, on_step: StepCallback | None, *,
+        image_shape: tuple[int, int] | None, points: PointPairs | None, check: Callable[[], None] | None,
+        face_points: PointPairs | None, candidates: Sequence[Candidate] | None,
+        on_start: Callable[[StartChoice], None] | None, frames: tuple[np.ndarray, np.ndarray] | None,
+        on_polish: Callable[[Polished], None] | None,
+    ) -> MorphMaps:
+        """``fit``, with the fitter held."""
         check_float_image(source, "source")
         check_float_image(target, "target")
         if source.shape != target.shape:

@@ -385,20 +385,56 @@ class _Direction(NamedTuple):
     energy_grids: list[_Grid]
 
 
-def _inside(map_x: np.ndarray, map_y: np.ndarray, height: int, width: int, feather: float, out: np.ndarray) -> np.ndarray:
-    """``transition.inside_weight`` from ``cv2.remap``'s query maps on a ``[height, width]`` picture, into ``out``."""
-    beyond = np.maximum(np.maximum(-map_x, map_x - np.float32(width - 1)),
-                        np.maximum(-map_y, map_y - np.float32(height - 1)))
-    np.maximum(beyond, np.float32(0.0), out=beyond)
-    np.subtract(np.float32(1.0), beyond / np.float32(feather), out=out)
-    return np.clip(out, 0.0, 1.0, out=out)
+def _inside(
+    map_x: np.ndarray, map_y: np.ndarray, height: int, width: int, feather: float, out: np.ndarray, spare: np.ndarray
+) -> np.ndarray:
+    """``transition.inside_weight`` from ``cv2.remap``'s query maps on a ``[height, width]`` picture, into ``out``
+    (``spare``: an array of the same shape for the intermediate).
+
+    How far a query lies beyond the picture is ``max(|x - cx| - cx, |y - cy| - cy)``, ``(cy, cx)`` its
+    centre; the weight is ``1`` minus that over ``feather``, clipped to ``[0, 1]``."""
+    centre_x, centre_y = (width - 1) / 2.0, (height - 1) / 2.0
+    from_x = cv2.absdiff(map_x, centre_x, dst=out)
+    from_y = cv2.absdiff(map_y, centre_y, dst=spare)
+    if centre_x != centre_y:
+        from_y = cv2.add(from_y, centre_x - centre_y, dst=from_y)
+    farthest = cv2.max(from_x, from_y, dst=out)  # how far beyond the picture, plus centre_x
+    inside = cv2.addWeighted(farthest, -1.0 / feather, farthest, 0.0, 1.0 + centre_x / feather, dst=out)
+    return cv2.max(cv2.min(inside, 1.0, dst=out), 0.0, dst=out)
 
 
-def _share(inside_source: np.ndarray, inside_target: np.ndarray, alpha: float) -> np.ndarray:
-    """``transition.border_weights`` from both directions' ``_inside`` weights (``[h, w]``), as ``[h, w, 1]``."""
-    towards_target = np.float32(1.0 - alpha) * (inside_source + np.float32(BORDER_FLOOR))
-    towards_source = np.float32(alpha) * (inside_target + np.float32(BORDER_FLOOR))
-    return (towards_target / (towards_target + towards_source))[..., np.newaxis]
+def _border_weight(
+    map_x: np.ndarray, map_y: np.ndarray, height: int, width: int, feather: float, share: float,
+    out: np.ndarray, spare: np.ndarray,
+) -> bool:
+    """A direction's weight in the detail blend where its warp (``cv2.remap``'s query maps) samples outside
+    the ``[height, width]`` picture. ``False`` (``out`` untouched) when it samples inside throughout; else
+    ``True``, with ``out = share·(inside / BORDER_FLOOR + 1)`` (``share``: its plain weight, ``1 - alpha``
+    or ``alpha``; ``inside``: ``_inside``). Normalised over both directions, that is
+    ``transition.border_weights`` (scaled by ``1 / BORDER_FLOOR``, so that the two sum to at least 1)."""
+    low_x, high_x = cv2.minMaxLoc(map_x)[:2]
+    low_y, high_y = cv2.minMaxLoc(map_y)[:2]
+    if low_x >= 0.0 and high_x <= width - 1 and low_y >= 0.0 and high_y <= height - 1:
+        return False
+    inside = _inside(map_x, map_y, height, width, feather, out, spare)
+    cv2.addWeighted(inside, share / BORDER_FLOOR, inside, 0.0, share, dst=out)
+    return True
+
+
+def _blend_directions(
+    towards_target: np.ndarray, towards_source: np.ndarray, alpha: float, weights: Sequence[np.ndarray],
+    outside: Sequence[bool], out: np.ndarray,
+) -> np.ndarray:
+    """``(1 - alpha)·towards_target + alpha·towards_source`` into ``out`` when neither direction samples
+    outside the picture (``outside``); else the blend by both directions' ``_border_weight`` (``weights``;
+    one that samples inside throughout is filled here with its plain weight)."""
+    if not any(outside):
+        return cv2.addWeighted(towards_target, 1.0 - alpha, towards_source, alpha, 0.0, dst=out)
+    for weight, share, sampled_outside in zip(weights, (1.0 - alpha, alpha), outside):
+        if not sampled_outside:
+            weight.fill(share / BORDER_FLOOR + share)
+    # (w0·a + w1·b) / (w0 + w1 + 1e-5): with the weights' sum at least 1, OpenCV's epsilon is below float noise.
+    return cv2.blendLinear(towards_target, towards_source, weights[0], weights[1], dst=out)
 
 
 def _to_uint8(frame: np.ndarray, out: np.ndarray) -> None:
@@ -574,23 +610,24 @@ class OpenCVRenderer:
 
     def _warped(
         self, which: int, amount: float, start: int, stop: int, row_positions: np.ndarray, scratch: ScratchArrays,
-        coloured: tuple[np.ndarray, int] | None = None, inside: np.ndarray | None = None,
-    ) -> np.ndarray:
+        coloured: tuple[np.ndarray, int] | None = None, border: tuple[float, np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, bool]:
         """Rows ``start:stop`` (``row_positions``: their row index at every pixel) of direction ``which``
-        (0: forward, 1: backward) at ``amount``: coloured, then warped.
+        (0: forward, 1: backward) at ``amount``: coloured, then warped; and whether the warp samples outside
+        the picture anywhere there.
 
         ``coloured``: the coloured source rows that the warp reads and the first one's index
-        (``_coloured``); ``None``: colour just the rows these frame rows read. ``inside``
-        (``[stop - start, W]``), when given, receives where the warp samples inside the picture
-        (``_inside``).
+        (``_coloured``); ``None``: colour just the rows these frame rows read. ``border``, when given:
+        the direction's plain blend weight and two ``[stop - start, W]`` arrays, the first of which receives
+        its ``_border_weight`` where it samples outside (else ``False`` is returned without looking).
         """
         flow_x, flow_y = self._flows(self._directions[which], start, stop)
         map_x = cv2.scaleAdd(flow_x, -amount, self._columns[: stop - start], dst=scratch("map_x", flow_x.shape))
         # Positions are whole numbers, so rows minus flow rounds as it would for the whole frame, and
         # subtracting the first source row after that is exact: strips give the whole frame's pixels.
         map_y = cv2.scaleAdd(flow_y, -amount, row_positions, dst=scratch("map_y", flow_y.shape))
-        if inside is not None:
-            _inside(map_x, map_y, *self.shape, BORDER_FEATHER * max(self.shape), inside)
+        outside = border is not None and _border_weight(
+            map_x, map_y, *self.shape, BORDER_FEATHER * max(self.shape), *border)
         if coloured is None:
             lowest, highest = cv2.minMaxLoc(map_y)[:2]
             height = self.shape[0]
@@ -601,13 +638,14 @@ class OpenCVRenderer:
         if first:
             map_y -= np.float32(first)
         return cv2.remap(source, map_x, map_y, self._sampling, dst=scratch(f"warped{which}", (*map_x.shape, 3)),
-                         borderMode=cv2.BORDER_REPLICATE)
+                         borderMode=cv2.BORDER_REPLICATE), outside
 
     def _carried(
-        self, which: int, amount: float, start: int, stop: int, scratch: ScratchArrays
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        self, which: int, amount: float, share: float, start: int, stop: int, scratch: ScratchArrays
+    ) -> list[tuple[np.ndarray, np.ndarray, bool]]:
         """The endpoint's band energies carried by the same flow (bilinear): rows ``start:stop`` of the frame,
-        on each band's pooled grid, for direction ``which``; each with where it samples inside (``_inside``)."""
+        on each band's pooled grid, for direction ``which``; each with its ``_border_weight`` array (plain
+        weight ``share``) and whether it samples outside the picture (else that array is not filled)."""
         carried = []
         direction = self._directions[which]
         for index, (energy, grid, window) in enumerate(
@@ -616,10 +654,11 @@ class OpenCVRenderer:
             rows = start // window.factor, -(-stop // window.factor)
             maps = grid.sampling_maps(amount, *rows, scratch, f"maps{index}")
             out = scratch(f"carried{which}/{index}", maps[0].shape)
-            inside = _inside(*maps, *energy.shape[:2], BORDER_FEATHER * max(self.shape) / window.factor,
-                             scratch(f"carried_inside{which}/{index}", maps[0].shape))
+            weight = scratch(f"carried_weight{which}/{index}", maps[0].shape)
+            outside = _border_weight(*maps, *energy.shape[:2], BORDER_FEATHER * max(self.shape) / window.factor,
+                                     share, weight, scratch("spare", maps[0].shape))
             carried.append((cv2.remap(energy, *maps, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE),
-                            inside))
+                            weight, outside))
         return carried
 
     def _linear_rows(self, alpha: float, first: int, last: int, out: np.ndarray, scratch: ScratchArrays) -> None:
@@ -641,23 +680,17 @@ class OpenCVRenderer:
             stop = min(start + chunk_rows, last)
             row_positions = np.add(self._rows[: stop - start], np.float32(start),
                                    out=scratch("row_positions", (stop - start, width)))
-            if self._plan is None:  # the formula's blend
-                cv2.addWeighted(
-                    self._warped(0, alpha, start, stop, row_positions, scratch, coloured[0]), 1.0 - alpha,
-                    self._warped(1, 1.0 - alpha, start, stop, row_positions, scratch, coloured[1]), alpha, 0.0,
-                    dst=out[start - first : stop - first],
-                )
-                continue
-            # The detail blend fades each direction out where it samples outside the picture.
-            insides = [scratch(f"inside{which}", (stop - start, width)) for which in range(2)]
-            towards_target = self._warped(0, alpha, start, stop, row_positions, scratch, coloured[0], insides[0])
-            towards_source = self._warped(1, 1.0 - alpha, start, stop, row_positions, scratch, coloured[1], insides[1])
-            if min(float(inside.min()) for inside in insides) == 1.0:  # both inside throughout: the plain weights
-                cv2.addWeighted(towards_target, 1.0 - alpha, towards_source, alpha, 0.0,
-                                dst=out[start - first : stop - first])
-                continue
-            share = _share(*insides, alpha)
-            np.add(share * towards_target, (np.float32(1.0) - share) * towards_source, out=out[start - first : stop - first])
+            # The detail blend fades each direction out where it samples outside the picture; the formula's
+            # blend does not.
+            weights = [scratch(f"weight{which}", (stop - start, width)) for which in range(2)]
+            spare = scratch("spare", (stop - start, width))
+            warped = [
+                self._warped(which, amount, start, stop, row_positions, scratch, coloured[which],
+                             None if self._plan is None else (1.0 - amount, weights[which], spare))
+                for which, amount in enumerate(amounts)
+            ]
+            _blend_directions(warped[0][0], warped[1][0], alpha, weights, [outside for _, outside in warped],
+                              out[start - first : stop - first])
 
     def _detail_strip(
         self, alpha: float, start: int, stop: int, linear: np.ndarray, out: np.ndarray, scratch: ScratchArrays
@@ -665,15 +698,13 @@ class OpenCVRenderer:
         """Rows ``start:stop`` of the frame at ``alpha`` into ``out`` (``[stop - start, W, 3] uint8``), from
         ``linear``: the plain blend's rows ``start - margin : stop + margin`` (clipped to the frame)."""
         first, last = max(start - self._plan.margin, 0), min(stop + self._plan.margin, self.shape[0])
-        wanted = []
-        for (from_source, inside_source), (from_target, inside_target) in zip(
-            self._carried(0, alpha, first, last, scratch), self._carried(1, 1.0 - alpha, first, last, scratch)
-        ):
-            if min(float(inside_source.min()), float(inside_target.min())) == 1.0:  # the plain weights
-                wanted.append(cv2.addWeighted(from_source, 1.0 - alpha, from_target, alpha, 0.0, dst=from_source))
-                continue
-            share = _share(inside_source, inside_target, alpha)[..., 0]
-            wanted.append(np.add(share * from_source, (np.float32(1.0) - share) * from_target, out=from_source))
+        wanted = [
+            _blend_directions(from_source, from_target, alpha, (source_weight, target_weight),
+                              (source_outside, target_outside), from_source)
+            for (from_source, source_weight, source_outside), (from_target, target_weight, target_outside) in zip(
+                self._carried(0, alpha, 1.0 - alpha, first, last, scratch),
+                self._carried(1, 1.0 - alpha, alpha, first, last, scratch))
+        ]
         detail = self._plan.detail(linear, wanted, scratch)[start - first : stop - first]
         # linear + detail (each channel), to uint8 in one pass over the strip's own rows.
         detail_rgb = cv2.cvtColor(detail, cv2.COLOR_GRAY2RGB, dst=scratch("detail_rgb", (*detail.shape, 3)))

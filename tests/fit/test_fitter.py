@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -128,6 +130,33 @@ def test_a_shared_fitter_traces_once_and_fits_each_pair_as_a_fresh_one() -> None
     assert not np.allclose(together[0].forward, together[1].forward)
     (program,) = shared.programs
     assert program.train_step.experimental_get_tracing_count() == 1
+
+
+def test_threads_sharing_a_fitter_each_get_the_maps_of_a_fit_alone() -> None:
+    # Two fits started at once on one fitter (one network, one optimizer) must not interleave their steps.
+    settings = FitSettings(epochs=6, working_size=32, grid_size=16, seed=3)
+    pairs = [
+        (to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (16, 20), 6))),
+        (to_float(disc_image(32, 32, (10, 16), 8)), to_float(disc_image(32, 32, (22, 16), 5))),
+    ]
+    alone = [fit_maps(source, target, Scales(), settings) for source, target in pairs]
+    shared = MapFitter(Scales(), settings)
+    shared.fit(*pairs[0])  # the shape's program built: both threads below use its one set of variables
+    together: list[object] = [None, None]
+    both_running = threading.Barrier(2)
+
+    def fit(index: int) -> None:
+        both_running.wait()
+        together[index] = shared.fit(*pairs[index])
+
+    threads = [threading.Thread(target=fit, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for with_others, by_itself in zip(together, alone):
+        np.testing.assert_allclose(with_others.forward, by_itself.forward, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(with_others.backward, by_itself.backward, rtol=0, atol=1e-5)
 
 
 def test_the_throwaway_compile_step_does_not_change_the_maps() -> None:
