@@ -17,8 +17,10 @@ The pieces it is made of, one pair, one step at a time::
     maps = fit_maps(to_float(source), to_float(target), Scales(), frames=(source, target))
     frames = FrameRenderer(source, target, maps, maps.scales).render([0.0, 0.5, 1.0])
 
-Many pairs of one size: one ``ProgramCache`` (``cache=``) for all traces
-and compiles the fit and the render once.
+Many pairs of one size: ``Morph`` objects given no ``cache=`` share the
+process's ``ProgramCache`` (``sequence.shared_program_cache``), so the fit and
+the render are traced and compiled once; ``cache=ProgramCache()`` keeps a
+morph's programs apart.
 
 The sibling tools: ``fit_hybrid`` (hybrid images), ``shift_image`` and
 ``shift_pixels`` and ``align_shift`` (sub-pixel shifts and alignment), ``warp_to_target``
