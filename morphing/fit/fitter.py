@@ -214,6 +214,7 @@ class MapFitter:
         self._programs: dict[tuple[tuple[int, int], ...], ShapeProgram] = {}
         self._warm: set[object] = set()  # the (shapes, point count) whose training step has run
         self._busy = threading.Lock()  # held by the fit in progress
+        self._compiling: list[threading.Thread] = []  # compile threads that a stopped fit left running
 
     @property
     def programs(self) -> tuple[ShapeProgram, ...]:
@@ -330,11 +331,18 @@ class MapFitter:
     @contextlib.contextmanager
     def _turn(self, check: Callable[[], None] | None):
         """Hold this fitter for one fit: its network and optimizer variables serve one fit at a time, so a
-        second thread's fit waits for the first (``check`` called every 0.1 s meanwhile)."""
+        second thread's fit waits for the first, and for a compile thread that a stopped fit left running
+        (it runs a step on the same variables); ``check`` is called every 0.1 s meanwhile."""
         while not self._busy.acquire(timeout=0.1):
             if check is not None:
                 check()
         try:
+            while self._compiling:
+                self._compiling[0].join(0.1)
+                if not self._compiling[0].is_alive():
+                    self._compiling.pop(0)
+                elif check is not None:
+                    check()
             yield
         finally:
             self._busy.release()
@@ -385,7 +393,7 @@ class MapFitter:
         key = (tuple(level_shapes), grid_h, grid_w, len(points_in_step.here[0]))
         term_inputs = (tf.zeros([2, grid_h, grid_w, 2]), levels, tf.zeros([2, grid_h, grid_w, CHANNELS_PER_DIRECTION]),
                        images, no_fine)
-        with _compiled_meanwhile(program, step_inputs, term_inputs, self._warm, key, check):
+        with _compiled_meanwhile(program, step_inputs, term_inputs, self._warm, key, check, self._compiling):
             if candidates is None or face is not None:
                 candidates = start_candidates(stacks[0][0], stacks[0][1], points=working_points,
                                               settings=settings.starts, check=check,
@@ -486,7 +494,7 @@ class MapFitter:
 @contextlib.contextmanager
 def _compiled_meanwhile(
     program: ShapeProgram, step_inputs: tuple, term_inputs: tuple, warm: set[object], key: object,
-    check: Callable[[], None] | None = None,
+    check: Callable[[], None] | None = None, left_running: list[threading.Thread] | None = None,
 ):
     """Compile ``program``'s XLA parts in a thread while its training step is traced and the body runs;
     nothing to do when ``key`` is in ``warm``.
@@ -506,7 +514,8 @@ def _compiled_meanwhile(
     optimizer variables: the fit resets them to their initial values before
     every start, so its result does not depend on this. While waiting,
     ``check`` is called every 0.1 s; if it raises, the thread is left to
-    finish on its own (it only compiles).
+    finish on its own, and put in ``left_running``: its throwaway step may
+    still change the variables, so the fitter's next fit waits for it.
     """
     if key in warm:
         yield
@@ -547,7 +556,11 @@ def _compiled_meanwhile(
         yield
     finally:
         step_traced.set()
-        wait_until(lambda seconds: thread.join(seconds) or not thread.is_alive())
+        try:
+            wait_until(lambda seconds: thread.join(seconds) or not thread.is_alive())
+        finally:
+            if thread.is_alive() and left_running is not None:
+                left_running.append(thread)
     if failure:
         raise failure[0]
     warm.add(key)

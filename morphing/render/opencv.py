@@ -422,12 +422,12 @@ def _border_weight(
 
 
 def _blend_directions(
-    towards_target: np.ndarray, towards_source: np.ndarray, alpha: float, weights: Sequence[np.ndarray],
+    towards_target: np.ndarray, towards_source: np.ndarray, alpha: float, weights: Sequence[np.ndarray | None],
     outside: Sequence[bool], out: np.ndarray,
 ) -> np.ndarray:
     """``(1 - alpha)·towards_target + alpha·towards_source`` into ``out`` when neither direction samples
-    outside the picture (``outside``); else the blend by both directions' ``_border_weight`` (``weights``;
-    one that samples inside throughout is filled here with its plain weight)."""
+    outside the picture (``outside``; then ``weights`` may be ``None``); else the blend by both directions'
+    ``_border_weight`` (``weights``; one that samples inside throughout is filled here with its plain weight)."""
     if not any(outside):
         return cv2.addWeighted(towards_target, 1.0 - alpha, towards_source, alpha, 0.0, dst=out)
     for weight, share, sampled_outside in zip(weights, (1.0 - alpha, alpha), outside):
@@ -617,9 +617,9 @@ class OpenCVRenderer:
         the picture anywhere there.
 
         ``coloured``: the coloured source rows that the warp reads and the first one's index
-        (``_coloured``); ``None``: colour just the rows these frame rows read. ``border``, when given:
-        the direction's plain blend weight and two ``[stop - start, W]`` arrays, the first of which receives
-        its ``_border_weight`` where it samples outside (else ``False`` is returned without looking).
+        (``_coloured``); ``None``: colour just the rows these frame rows read. ``border``: ``None`` (the
+        warp is not checked, and ``False`` returned), or the direction's plain blend weight and two
+        ``[stop - start, W]`` arrays, for its ``_border_weight`` and for that one's intermediate.
         """
         flow_x, flow_y = self._flows(self._directions[which], start, stop)
         map_x = cv2.scaleAdd(flow_x, -amount, self._columns[: stop - start], dst=scratch("map_x", flow_x.shape))
@@ -682,11 +682,12 @@ class OpenCVRenderer:
                                    out=scratch("row_positions", (stop - start, width)))
             # The detail blend fades each direction out where it samples outside the picture; the formula's
             # blend does not.
-            weights = [scratch(f"weight{which}", (stop - start, width)) for which in range(2)]
-            spare = scratch("spare", (stop - start, width))
+            fades = self._plan is not None
+            weights = [scratch(f"weight{which}", (stop - start, width)) if fades else None for which in range(2)]
+            spare = scratch("spare", (stop - start, width)) if fades else None
             warped = [
                 self._warped(which, amount, start, stop, row_positions, scratch, coloured[which],
-                             None if self._plan is None else (1.0 - amount, weights[which], spare))
+                             (1.0 - amount, weights[which], spare) if fades else None)
                 for which, amount in enumerate(amounts)
             ]
             _blend_directions(warped[0][0], warped[1][0], alpha, weights, [outside for _, outside in warped],

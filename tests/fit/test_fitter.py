@@ -159,6 +159,26 @@ def test_threads_sharing_a_fitter_each_get_the_maps_of_a_fit_alone() -> None:
         np.testing.assert_allclose(with_others.backward, by_itself.backward, rtol=0, atol=1e-5)
 
 
+def test_a_fit_stopped_while_its_step_compiles_leaves_the_fitter_to_fit_as_a_fresh_one() -> None:
+    settings = FitSettings(epochs=6, working_size=32, grid_size=16, seed=3)
+    source, target = to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (16, 20), 6))
+    fitter = MapFitter(Scales(), settings)
+
+    class Stopped(Exception):
+        pass
+
+    def stop_once_the_step_is_traced() -> None:  # the global stage runs then, and the compile thread with it
+        if fitter.programs and "step" in fitter.programs[0].traced:
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        fitter.fit(source, target, check=stop_once_the_step_is_traced)
+    again = fitter.fit(source, target)
+    alone = fit_maps(source, target, Scales(), settings)
+    np.testing.assert_allclose(again.forward, alone.forward, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(again.backward, alone.backward, rtol=0, atol=1e-5)
+
+
 def test_the_throwaway_compile_step_does_not_change_the_maps() -> None:
     # The first fit of a shape runs one training step in a thread, to compile it
     # while the global stage runs; the second fit of that shape does not.
