@@ -70,12 +70,15 @@ class ProgramCache:
     next morphs of one size pay for it once. Only the ``kept_shapes`` most
     recently used frame sizes are kept (each holds tens of MB of compiled code),
     so a batch that alternates between a few sizes compiles each once, and a
-    batch of many sizes does not grow in memory. Threads may share one: its
-    bookkeeping is locked, and a fitter runs one fit at a time
+    batch of many sizes does not grow in memory; of the fitters (one per fit
+    settings and scales), only the ``kept_fitters`` most recently used are
+    kept, so a page tried with many seeds does not grow either. Threads may
+    share one: its bookkeeping is locked, and a fitter runs one fit at a time
     (``fit.fitter.MapFitter``).
     """
 
     kept_shapes: int = 3
+    kept_fitters: int = 4
     frame_shape: ShapeKey = (0, 0)
     recent_shapes: list[ShapeKey] = field(default_factory=list)
     fitters: dict[tuple[ShapeKey, FitSettings, Scales], MapFitter] = field(default_factory=dict)
@@ -99,9 +102,13 @@ class ProgramCache:
 
         with self._lock:
             key = (self.frame_shape, settings, scales)
-            if key not in self.fitters:
-                self.fitters[key] = MapFitter(scales, settings)
-            return self.fitters[key]
+            fitter = self.fitters.pop(key, None)
+            if fitter is None:
+                fitter = MapFitter(scales, settings)
+            self.fitters[key] = fitter  # the most recently used last
+            for stale in list(self.fitters)[: -self.kept_fitters]:
+                del self.fitters[stale]
+            return fitter
 
     def program(self, interpolation: str, blend: str, detail: DetailSettings = DetailSettings()) -> RenderProgram:
         """The render program of a mode for the current frame shape."""

@@ -87,6 +87,16 @@ class TestProgramCache:
         assert cache.fitter(FitSettings(), Scales()) is not fitter
         assert len(cache.programs) == 3 and cache.recent_shapes == [(20, 20), (30, 30), (48, 64)]
 
+    def test_only_the_most_recently_used_fitters_are_kept(self) -> None:
+        cache = ProgramCache(kept_fitters=2)
+        cache.use_shape((48, 64))
+        first, second = (cache.fitter(FitSettings(seed=seed), Scales()) for seed in (1, 2))
+        assert cache.fitter(FitSettings(seed=1), Scales()) is first  # now the most recent
+        cache.fitter(FitSettings(seed=3), Scales())  # the least recently used (seed 2) goes
+        assert len(cache.fitters) == 2
+        assert cache.fitter(FitSettings(seed=1), Scales()) is first
+        assert cache.fitter(FitSettings(seed=2), Scales()) is not second
+
 
 class TestKeys:
     def test_a_loop_ends_on_the_first_key(self) -> None:
