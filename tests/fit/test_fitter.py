@@ -13,7 +13,7 @@ from morphing.fit.starts import Candidate
 from morphing.render.transition import upsample_direction
 from morphing.fit.fitter import FitDivergedError, FitSettings, MapFitter, fine_flows, fit_maps, grid_maps_of, with_fine_flows
 from morphing.io.images import resize_float_image, to_float, working_shape
-from morphing.model.maps import Scales
+from morphing.model.maps import MorphMaps, Scales
 from morphing.fit.objective import COMPILED_LEVEL_PIXELS, MorphObjective
 from morphing.model.points import PointPairs
 from morphing.render.renderer import FrameRenderer
@@ -115,18 +115,31 @@ def test_non_finite_loss_stops_with_a_clear_error() -> None:
         fit_maps(source, target, overflowing, FitSettings(epochs=5, working_size=16))
 
 
-def test_a_shared_fitter_traces_once_and_fits_each_pair_as_a_fresh_one() -> None:
-    settings = FitSettings(epochs=6, working_size=32, grid_size=16, seed=3)
-    pairs = [
+SMALL_FIT = FitSettings(epochs=6, working_size=32, grid_size=16, seed=3)
+"""A few steps at 32²: enough to tell one fit's maps from another's."""
+
+
+def small_disc_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Two different 32² disc pairs (float images)."""
+    return [
         (to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (16, 20), 6))),
         (to_float(disc_image(32, 32, (10, 16), 8)), to_float(disc_image(32, 32, (22, 16), 5))),
     ]
+
+
+def assert_same_maps(first: MorphMaps, second: MorphMaps) -> None:
+    """Both directions' maps equal to float rounding."""
+    np.testing.assert_allclose(first.forward, second.forward, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(first.backward, second.backward, rtol=0, atol=1e-5)
+
+
+def test_a_shared_fitter_traces_once_and_fits_each_pair_as_a_fresh_one() -> None:
+    settings, pairs = SMALL_FIT, small_disc_pairs()
     shared = MapFitter(Scales(), settings)
     together = [shared.fit(source, target) for source, target in pairs]
     alone = [fit_maps(source, target, Scales(), settings) for source, target in pairs]
     for with_others, by_itself in zip(together, alone):
-        np.testing.assert_allclose(with_others.forward, by_itself.forward, rtol=0, atol=1e-5)
-        np.testing.assert_allclose(with_others.backward, by_itself.backward, rtol=0, atol=1e-5)
+        assert_same_maps(with_others, by_itself)
     assert not np.allclose(together[0].forward, together[1].forward)
     (program,) = shared.programs
     assert program.train_step.experimental_get_tracing_count() == 1
@@ -134,11 +147,7 @@ def test_a_shared_fitter_traces_once_and_fits_each_pair_as_a_fresh_one() -> None
 
 def test_threads_sharing_a_fitter_each_get_the_maps_of_a_fit_alone() -> None:
     # Two fits started at once on one fitter (one network, one optimizer) must not interleave their steps.
-    settings = FitSettings(epochs=6, working_size=32, grid_size=16, seed=3)
-    pairs = [
-        (to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (16, 20), 6))),
-        (to_float(disc_image(32, 32, (10, 16), 8)), to_float(disc_image(32, 32, (22, 16), 5))),
-    ]
+    settings, pairs = SMALL_FIT, small_disc_pairs()
     alone = [fit_maps(source, target, Scales(), settings) for source, target in pairs]
     shared = MapFitter(Scales(), settings)
     shared.fit(*pairs[0])  # the shape's program built: both threads below use its one set of variables
@@ -155,13 +164,11 @@ def test_threads_sharing_a_fitter_each_get_the_maps_of_a_fit_alone() -> None:
     for thread in threads:
         thread.join()
     for with_others, by_itself in zip(together, alone):
-        np.testing.assert_allclose(with_others.forward, by_itself.forward, rtol=0, atol=1e-5)
-        np.testing.assert_allclose(with_others.backward, by_itself.backward, rtol=0, atol=1e-5)
+        assert_same_maps(with_others, by_itself)
 
 
 def test_a_fit_stopped_while_its_step_compiles_leaves_the_fitter_to_fit_as_a_fresh_one() -> None:
-    settings = FitSettings(epochs=6, working_size=32, grid_size=16, seed=3)
-    source, target = to_float(disc_image(32, 32, (16, 12), 6)), to_float(disc_image(32, 32, (16, 20), 6))
+    settings, ((source, target), _) = SMALL_FIT, small_disc_pairs()
     fitter = MapFitter(Scales(), settings)
 
     class Stopped(Exception):
@@ -175,8 +182,7 @@ def test_a_fit_stopped_while_its_step_compiles_leaves_the_fitter_to_fit_as_a_fre
         fitter.fit(source, target, check=stop_once_the_step_is_traced)
     again = fitter.fit(source, target)
     alone = fit_maps(source, target, Scales(), settings)
-    np.testing.assert_allclose(again.forward, alone.forward, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(again.backward, alone.backward, rtol=0, atol=1e-5)
+    assert_same_maps(again, alone)
 
 
 def test_the_throwaway_compile_step_does_not_change_the_maps() -> None:
