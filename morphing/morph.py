@@ -126,9 +126,7 @@ class Morph:
         self.settings = settings
         self.scales = scales
         self.points = self._leg_points(points, originals)
-        self.face_points = None if face_points is None else tuple(face_points)
-        if self.face_points is not None and len(self.face_points) != self.legs:
-            raise ValueError(f"face points are needed per leg: {self.legs}, got {len(self.face_points)}")
+        self.face_points = face_points
         self.alphas = self._key_alphas(alphas, originals)
         self._cache = cache
         self._maps: tuple[MorphMaps, ...] | None = None
@@ -181,6 +179,31 @@ class Morph:
         return tuple(keyed)
 
     # --- the fit ---------------------------------------------------------------------------------------
+
+    @property
+    def face_points(self) -> tuple[PointPairs | None, ...] | None:
+        """Per leg, the automatic point pairs the fit uses (``None`` for a leg without); ``None``: found by
+        the bundled face detector when the fit starts (if ``settings.face_points`` is on)."""
+        return self._face_points
+
+    @face_points.setter
+    def face_points(self, face_points: Sequence[PointPairs | None] | None) -> None:
+        face_points = None if face_points is None else tuple(face_points)
+        if face_points is not None and len(face_points) != self.legs:
+            raise ValueError(f"face points are needed per leg: {self.legs}, got {len(face_points)}")
+        self._face_points = face_points
+
+    def prepare(self) -> Morph:
+        """Start what the fit compiles for the key images' size, and return (a second or so, on 2 CPU cores)
+        while it compiles in the background; returns the morph itself.
+
+        For a caller with work of its own before ``fit`` (finding face points
+        with another detector, say): called first, the fit finds its programs
+        compiled. ``fit`` does this itself before finding face points.
+        """
+        self.cache.use_shape(self.keys[0].shape[:2])
+        self.cache.fitter(self.settings, self.scales).prepare(self.keys[0].shape[:2])
+        return self
 
     @property
     def legs(self) -> int:

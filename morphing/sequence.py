@@ -198,13 +198,14 @@ def fit_sequence(
             raise ValueError(f"{name} are needed per leg: {legs}, got {len(given)}")
     from morphing.fit.fitter import FitDivergedError
 
-    if face_points is None and settings.face_points and scales.warp > 0:
-        from morphing.fit.keypoints import default_face_detector, default_second_look, leg_face_points
-
-        face_points = leg_face_points(keys, default_face_detector(), default_second_look())
     cache = ProgramCache() if cache is None else cache
     cache.use_shape(keys[0].shape[:2])
     fitter = cache.fitter(settings, scales)
+    if face_points is None and settings.face_points and scales.warp > 0:
+        from morphing.fit.keypoints import default_face_detector, default_second_look, leg_face_points
+
+        fitter.prepare(keys[0].shape[:2])  # compiles while the faces are looked for
+        face_points = leg_face_points(keys, default_face_detector(), default_second_look())
     all_maps = []
     for leg in range(legs):
         def leg_step(step: int, loss: float, leg: int = leg) -> None:

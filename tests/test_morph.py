@@ -67,6 +67,24 @@ class TestFit:
         np.testing.assert_allclose(second.maps[0].forward, alone.maps[0].forward, rtol=0, atol=1e-5)
         np.testing.assert_allclose(second.maps[0].backward, alone.maps[0].backward, rtol=0, atol=1e-5)
 
+    def test_a_prepared_morph_fits_with_what_it_compiled_and_takes_face_points_found_meanwhile(self) -> None:
+        source, target = toy_pair()
+        own = ProgramCache()
+        morph = Morph(source, target, settings=TINY_FIT, cache=own)
+        assert morph.prepare() is morph
+        (program,) = own.fitter(TINY_FIT, Scales()).programs
+        assert "terms" in program.traced
+        face = PointPairs(np.array([[8.0, 10.0]]), np.array([[9.0, 12.0]]), source.shape[:2], target.shape[:2])
+        morph.face_points = [face]
+        with pytest.raises(ValueError, match="per leg"):
+            morph.face_points = [face, face]
+        morph.fit()
+        assert len(own.fitter(TINY_FIT, Scales()).programs) == 1
+        assert program.term_gradients.experimental_get_tracing_count() == 1
+        alone = Morph(source, target, settings=TINY_FIT, face_points=[face], cache=ProgramCache()).fit()
+        np.testing.assert_allclose(morph.maps[0].forward, alone.maps[0].forward, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(morph.maps[0].backward, alone.maps[0].backward, rtol=0, atol=1e-5)
+
     def test_maps_are_refused_before_a_fit(self) -> None:
         with pytest.raises(RuntimeError, match="fit"):
             Morph(*toy_pair(), settings=TINY_FIT).frame(0.5)

@@ -416,14 +416,16 @@ def _new_morph(args: argparse.Namespace, job: Job, console: Console, cache: Prog
     from ..morph import Morph
 
     settings = fit_settings_of(args, job)
-    legs = len(job.keys) - 1
-    faces = None
-    if job.loaded_maps is None:
-        faces = (found_face_points(job.keys, job.points, console) if settings.face_points and job.scales.warp > 0
-                 else [None] * legs)
     targets = job.keys[1:-1] if args.loop else job.keys[1:]
-    return Morph(job.keys[0], list(targets), points=job.points or None, settings=settings, scales=job.scales,
-                 loop=args.loop, face_points=faces, alphas=job.alphas, cache=cache)
+    morph = Morph(job.keys[0], list(targets), points=job.points or None, settings=settings, scales=job.scales,
+                  loop=args.loop, alphas=job.alphas, cache=cache)
+    if job.loaded_maps is None:
+        if settings.face_points and job.scales.warp > 0:
+            morph.prepare()  # the fit's programs compile while the faces are looked for
+            morph.face_points = found_face_points(job.keys, job.points, console)
+        else:
+            morph.face_points = [None] * morph.legs
+    return morph
 
 
 def run_morph(

@@ -71,9 +71,10 @@ def run(args: argparse.Namespace, console: Console) -> None:
 
     if maps is None:
         settings = flag_fit_settings(args, working_size)
-        faces = found_face_points([source, target], [points], console)[0] if (
-            settings.face_points and scales.warp > 0) else None
-        morph = Morph(source, target, points=points, settings=settings, scales=scales, face_points=[faces])
+        morph = Morph(source, target, points=points, settings=settings, scales=scales, face_points=[None])
+        if settings.face_points and scales.warp > 0:
+            morph.prepare()  # the fit's programs compile while the faces are looked for
+            morph.face_points = found_face_points([source, target], [points], console)
         fit_with_progress(morph, console)
         (maps,) = morph.maps
     warped = warp_to_target(to_float(source), maps, scales)

@@ -79,7 +79,8 @@ from morphing.fit.starts import (
     start_candidates,
 )
 
-__all__ = ["FitSettings", "FitDivergedError", "MapFitter", "ShapeProgram", "fit_maps", "grid_maps_of", "reduce_for_fit"]
+__all__ = ["FitSettings", "FitDivergedError", "MapFitter", "ShapeProgram", "fit_maps", "fit_shapes", "grid_maps_of",
+           "reduce_for_fit"]
 
 
 class FitDivergedError(RuntimeError):
@@ -124,6 +125,15 @@ def _pyramid_shapes(height: int, width: int, levels: int) -> list[tuple[int, int
     while len(shapes) < levels and min(shapes[-1]) >= 16:
         shapes.append((shapes[-1][0] // 2, shapes[-1][1] // 2))
     return shapes
+
+
+def fit_shapes(image_shape: tuple[int, int], given_shape: tuple[int, int], settings: FitSettings
+               ) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """The ``(h, w)`` of each pyramid level (the working size first) and of the maps' grid, for frames of
+    ``image_shape`` fitted on images given at ``given_shape`` (never enlarged to the working size)."""
+    work_h, work_w = working_shape(*image_shape, settings.working_size)
+    work_h, work_w = min(work_h, given_shape[0]), min(work_w, given_shape[1])
+    return _pyramid_shapes(work_h, work_w, settings.pyramid_levels), working_shape(work_h, work_w, settings.grid_size)
 
 
 def _pinned(maps: np.ndarray, here: np.ndarray, there: np.ndarray, image_shape: tuple[int, int], warp_scale: float,
@@ -214,6 +224,7 @@ class MapFitter:
         self._programs: dict[tuple[tuple[int, int], ...], ShapeProgram] = {}
         self._warm: set[object] = set()  # the (shapes, point count) whose training step has run
         self._busy = threading.Lock()  # held by the fit in progress
+        self._building = threading.RLock()  # held while a working shape's program is built or its terms traced
         self._compiling: list[threading.Thread] = []  # compile threads that a stopped fit left running
 
     @property
@@ -228,9 +239,46 @@ class MapFitter:
 
     def _program(self, level_shapes: list[tuple[int, int]], grid_shape: tuple[int, int]) -> ShapeProgram:
         key = (*level_shapes, grid_shape)
-        if key not in self._programs:
-            self._programs[key] = self._build(grid_shape)
-        return self._programs[key]
+        with self._building:
+            if key not in self._programs:
+                self._programs[key] = self._build(grid_shape)
+            return self._programs[key]
+
+    def prepare(self, image_shape: tuple[int, int]) -> None:
+        """Trace the XLA-compiled terms of the working shape that frames of ``image_shape`` (``(H, W)``) are
+        fitted at, and start compiling them in a thread; returns once they are traced (about a second on
+        2 CPU cores), not compiled.
+
+        A caller with other work before the fit (finding face points) calls
+        this first: the compiling (seconds of C++ on a fresh shape, a load from
+        XLA's persistent cache on a known one) then runs meanwhile, and ``fit``
+        finds it done. Tracing here rather than meanwhile keeps the terms'
+        names the same in every run: TensorFlow numbers traced functions from
+        a counter that every tensor it makes also draws from, and XLA's
+        persistent cache (``morphing.runtime.compile_cache``) finds a compiled
+        program by its function's name. Nothing to do for a shape traced before.
+        """
+        settings = self.settings
+        level_shapes, grid_shape = fit_shapes(image_shape, image_shape, settings)
+        program = self._program(level_shapes, grid_shape)
+        with self._building:
+            if "terms" in program.traced:
+                return
+            # Only the shapes matter to tracing and compiling: blank images stand in for the fit's.
+            blank_levels = tuple(losses.structure_channels(tf.zeros([2, h, w, 3]), settings.structure_colour)
+                                 for h, w in level_shapes)
+            colour_h, colour_w = level_shapes[min(settings.colour_level, len(level_shapes) - 1)]
+            inputs = (tf.zeros([2, *grid_shape, 2]), blank_levels, tf.zeros([2, *grid_shape, CHANNELS_PER_DIRECTION]),
+                      tf.zeros([2, colour_h, colour_w, 3]), tuple(tf.zeros([2, h, w, 2]) for h, w in level_shapes))
+            program.traced["terms"] = program.term_gradients.get_concrete_function(*inputs)
+
+        def compile_terms() -> None:
+            try:
+                program.term_gradients(*inputs)
+            except Exception:  # noqa: BLE001 - the fit runs them again, and reports what fails there
+                pass
+
+        threading.Thread(target=compile_terms, name="compile fit terms", daemon=True).start()
 
     def _build(self, grid_shape: tuple[int, int]) -> ShapeProgram:
         settings, scales = self.settings, self.scales
@@ -361,16 +409,14 @@ class MapFitter:
             raise ValueError(f"source {source.shape} and target {target.shape} must both be [H, W, 3]")
         settings = self.settings
         height, width = image_shape if image_shape is not None else source.shape[:2]
-        work_h, work_w = working_shape(height, width, settings.working_size)
-        work_h, work_w = min(work_h, source.shape[0]), min(work_w, source.shape[1])
-        grid_h, grid_w = working_shape(work_h, work_w, settings.grid_size)
+        # The structure is compared at several scales (factor 2 apart). Coarse
+        # levels see large motions that the full-size warp's local gradient cannot.
+        level_shapes, (grid_h, grid_w) = fit_shapes((height, width), source.shape[:2], settings)
+        work_h, work_w = level_shapes[0]
         # Larger images are brought to the working size first, with the filter the command line's
         # ``reduce_for_fit`` uses: the fit sees the same copies whichever way it is called.
         source, target = (resize_float_image(image, work_h, work_w) for image in (source, target))
 
-        # The structure is compared at several scales (factor 2 apart). Coarse
-        # levels see large motions that the full-size warp's local gradient cannot.
-        level_shapes = _pyramid_shapes(work_h, work_w, settings.pyramid_levels)
         stacks = [np.stack([_shrink(source, h, w), _shrink(target, h, w)]) for h, w in level_shapes]
         images = tf.constant(stacks[min(settings.colour_level, len(stacks) - 1)])  # for the colour term
         levels = tuple(losses.structure_channels(tf.constant(stack), settings.structure_colour) for stack in stacks)
@@ -526,7 +572,8 @@ def _compiled_meanwhile(
 
     def run() -> None:
         try:
-            program.traced["terms"] = program.term_gradients.get_concrete_function(*term_inputs)
+            if "terms" not in program.traced:  # else traced by ``MapFitter.prepare``
+                program.traced["terms"] = program.term_gradients.get_concrete_function(*term_inputs)
             terms_traced.set()
             program.term_gradients(*term_inputs)
             step_traced.wait()

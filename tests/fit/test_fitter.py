@@ -145,6 +145,22 @@ def test_a_shared_fitter_traces_once_and_fits_each_pair_as_a_fresh_one() -> None
     assert program.train_step.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.parametrize("side", [32, 64], ids=["at the working size", "reduced to it"])
+def test_a_prepared_shape_is_fitted_with_the_terms_traced_ahead_and_the_maps_of_a_fresh_fitter(side: int) -> None:
+    settings = SMALL_FIT
+    source, target = (to_float(disc_image(side, side, (side // 2, x), side // 5)) for x in (side * 3 // 8, side // 2))
+    fitter = MapFitter(Scales(), settings)
+    fitter.prepare(source.shape[:2])
+    fitter.prepare(source.shape[:2])  # again: nothing more to do
+    (program,) = fitter.programs
+    assert "terms" in program.traced and "step" not in program.traced
+    assert program.term_gradients.experimental_get_tracing_count() == 1
+    maps = fitter.fit(source, target)
+    assert len(fitter.programs) == 1 and "step" in program.traced
+    assert program.term_gradients.experimental_get_tracing_count() == 1  # the fit traced them no more
+    assert_same_maps(maps, fit_maps(source, target, Scales(), settings))
+
+
 def test_threads_sharing_a_fitter_each_get_the_maps_of_a_fit_alone() -> None:
     # Two fits started at once on one fitter (one network, one optimizer) must not interleave their steps.
     settings, pairs = SMALL_FIT, small_disc_pairs()
