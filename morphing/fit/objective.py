@@ -23,7 +23,7 @@ Every term returns a scalar: the sum over the two directions.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -102,9 +102,11 @@ def point_inputs(points: PointPairs | None, work_shape: tuple[int, int], grid_sh
 
 
 COMPILED_LEVEL_PIXELS = 32 * 32
-"""A coarse pyramid level is XLA-compiled when it has at least this many pixels (the finest always is):
-at the default 192² working size every level is (96², 48²: 3-5x faster a step); a tiny fit's levels
-(a test's 16², 8²) run as the graph, where compiling would cost more than it saves."""
+"""A fit whose finest pyramid level has more pixels than this is XLA-compiled: its finest level's structure
+term, the colour term, and every coarser level's structure term that has at least this many pixels. At the
+default 192² working size that is every level (96², 48²: 3-5x faster a step). A coarse level of a small fit
+(a 64² fit's 16²) runs as the graph, and so does the whole of a fit at 32² or less (a test's, an icon's):
+compiling would cost seconds more than its steps save."""
 
 
 class FitFields(NamedTuple):
@@ -230,20 +232,30 @@ class MorphObjective:
         self._graph_structure = functools.partial(level_structure, window=settings.structure_window,
                                                   colour_weight=settings.structure_colour)
         self._level_structure = tf.function(self._graph_structure, jit_compile=True, autograph=False)
-        self._colour = tf.function(
-            functools.partial(map_colour, scales=scales, warp_share=settings.pixel_warp_weight, one=self._one),
-            jit_compile=True, autograph=False,
-        )
+        self._graph_colour = functools.partial(map_colour, scales=scales, warp_share=settings.pixel_warp_weight,
+                                               one=self._one)
+        self._compiled_colour = tf.function(self._graph_colour, jit_compile=True, autograph=False)
 
     @staticmethod
-    def _compiles(index: int, level: tf.Tensor) -> bool:
-        """Whether pyramid level ``index`` (``level``: ``[2, H, W, C]``) has its structure XLA-compiled:
-        the finest always, any other with at least ``COMPILED_LEVEL_PIXELS`` pixels."""
-        return index == 0 or level.shape[1] * level.shape[2] >= COMPILED_LEVEL_PIXELS
+    def _compiles(index: int, levels: Sequence[tf.Tensor]) -> bool:
+        """Whether pyramid level ``index`` of ``levels`` (each ``[2, H, W, C]``, finest first) has its
+        structure XLA-compiled (``COMPILED_LEVEL_PIXELS``)."""
+        if not MorphObjective._compiled_fit(levels):
+            return False
+        return index == 0 or levels[index].shape[1] * levels[index].shape[2] >= COMPILED_LEVEL_PIXELS
 
-    def _structure_at(self, index: int, level: tf.Tensor) -> Callable[..., tf.Tensor]:
+    @staticmethod
+    def _compiled_fit(levels: Sequence[tf.Tensor]) -> bool:
+        """Whether a fit with these pyramid levels compiles anything (its finest level is large enough)."""
+        return levels[0].shape[1] * levels[0].shape[2] > COMPILED_LEVEL_PIXELS
+
+    def _structure_at(self, index: int, levels: Sequence[tf.Tensor]) -> Callable[..., tf.Tensor]:
         """The structure term for pyramid level ``index``: compiled (``_compiles``), else as the graph."""
-        return self._level_structure if self._compiles(index, level) else self._graph_structure
+        return self._level_structure if self._compiles(index, levels) else self._graph_structure
+
+    def _colour_for(self, levels: Sequence[tf.Tensor]) -> Callable[..., tf.Tensor]:
+        """The colour term of a fit with these levels: compiled (``COMPILED_LEVEL_PIXELS``), else as the graph."""
+        return self._compiled_colour if self._compiled_fit(levels) else self._graph_colour
 
     def _colour_level(self, levels: int) -> int:
         """The pyramid level whose size the colour term works at, of ``levels``."""
@@ -252,7 +264,7 @@ class MorphObjective:
     def compiled_term_gradients(self) -> Callable[..., list[tf.Tensor]]:
         """A traced function ``(flows, levels, grid maps, images, fine flows per level) -> [d/d flows,
         d/d grid maps]`` of the XLA-compiled terms (each level's structure, colour), for compiling them
-        ahead of the training step.
+        ahead of the training step; zeros for a fit that compiles none (``COMPILED_LEVEL_PIXELS``).
 
         It calls the very functions the training step calls, with the same
         gradient, so XLA's programs (forward and backward of each term) are
@@ -263,12 +275,14 @@ class MorphObjective:
         @tf.function(autograph=False)
         def gradients(flows: tf.Tensor, levels: tuple[tf.Tensor, ...], grid_maps: tf.Tensor, images: tf.Tensor,
                       fine: tuple[tf.Tensor, ...]) -> list[tf.Tensor]:
+            if not self._compiled_fit(levels):
+                return [tf.zeros_like(flows), tf.zeros_like(grid_maps)]
             with tf.GradientTape() as tape:
                 tape.watch([flows, grid_maps])
-                total = self._colour(grid_maps, images, fine=fine[self._colour_level(len(levels))])
-                for index, (level, level_fine) in enumerate(zip(levels, fine)):
-                    if self._compiles(index, level):
-                        total = total + self._level_structure(flows, level, fine=level_fine)
+                total = self._compiled_colour(grid_maps, images, fine=fine[self._colour_level(len(levels))])
+                for index, level_fine in enumerate(fine):
+                    if self._compiles(index, levels):
+                        total = total + self._level_structure(flows, levels[index], fine=level_fine)
             return tape.gradient(total, [flows, grid_maps])
 
         return gradients
@@ -276,15 +290,15 @@ class MorphObjective:
     def weighted_terms(self, fields: FitFields) -> Iterator[tuple[str, tf.Tensor | float, tf.Tensor]]:
         """``(name, weight, value)`` of every term, in the order they are summed."""
         settings = self.settings
-        yield "structure", settings.structure_weight, self._structure_at(0, fields.levels[0])(
+        yield "structure", settings.structure_weight, self._structure_at(0, fields.levels)(
             fields.flows, fields.levels[0], fine=fields.fine_at(0))
         # Coarse levels pull large motions into place early on, then fade, so
         # that at the end the finest level's detail decides where features sit.
         coarse_weight = settings.structure_weight * (1.0 - settings.coarse_fade * fields.progress)
         for index, level in enumerate(fields.levels[1:], 1):
-            yield f"structure {index}", coarse_weight, self._structure_at(index, level)(
+            yield f"structure {index}", coarse_weight, self._structure_at(index, fields.levels)(
                 fields.flows, level, fine=fields.fine_at(index))
-        yield "colour", settings.colour_weight, self._colour(fields.grid_maps, fields.images,
+        yield "colour", settings.colour_weight, self._colour_for(fields.levels)(fields.grid_maps, fields.images,
                                                              fine=fields.fine_at(self._colour_level(len(fields.levels))))
         yield "smoothness", settings.smoothness_weight, flow_smoothness(fields, settings)
         yield "consistency", settings.consistency_weight, flow_consistency(fields, settings)

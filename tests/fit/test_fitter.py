@@ -145,10 +145,9 @@ def test_a_shared_fitter_traces_once_and_fits_each_pair_as_a_fresh_one() -> None
     assert program.train_step.experimental_get_tracing_count() == 1
 
 
-@pytest.mark.parametrize("side", [32, 64], ids=["at the working size", "reduced to it"])
-def test_a_prepared_shape_is_fitted_with_the_terms_traced_ahead_and_the_maps_of_a_fresh_fitter(side: int) -> None:
-    settings = SMALL_FIT
-    source, target = (to_float(disc_image(side, side, (side // 2, x), side // 5)) for x in (side * 3 // 8, side // 2))
+def test_a_prepared_shape_is_fitted_with_the_terms_traced_ahead_and_the_maps_of_a_fresh_fitter() -> None:
+    settings = SMALL_FIT  # a 32² working size: the 64² images are reduced to it, as the prepared shape is
+    source, target = (to_float(disc_image(64, 64, (32, x), 12)) for x in (24, 32))
     fitter = MapFitter(Scales(), settings)
     fitter.prepare(source.shape[:2])
     fitter.prepare(source.shape[:2])  # again: nothing more to do
@@ -249,6 +248,17 @@ def test_the_compiled_terms_are_compiled_ahead_as_the_step_calls_them() -> None:
     assert len(ahead) == 2 * (2 + 1)  # forward and backward of the 64² and 32² levels' structure and of colour
     assert ahead <= _called_functions(step.graph)
     assert program.term_gradients.experimental_get_tracing_count() == 1
+
+
+def test_a_fit_at_32_pixels_square_runs_wholly_as_the_graph() -> None:
+    # Compiling costs seconds, more than so small a fit's steps would save: nothing of it is compiled.
+    settings, ((source, target), _) = SMALL_FIT, small_disc_pairs()
+    assert settings.working_size ** 2 == COMPILED_LEVEL_PIXELS
+    fitter = MapFitter(Scales(), settings)
+    fitter.fit(source, target)
+    (program,) = fitter.programs
+    assert not _called_functions(program.traced["step"].graph)
+    assert not _called_functions(program.traced["terms"].graph)
 
 
 def test_a_point_pair_pulls_the_warp_through_a_known_displacement() -> None:

@@ -119,11 +119,11 @@ def test_a_second_run_loads_what_the_first_compiled_and_writes_the_same_bytes(to
     for name in ("TF_XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL"):  # as a user's shell has them
         environment.pop(name, None)
     outputs = []
-    for run in range(2):
+    for run in range(2):  # the toy pair at its own 48x64: a fit large enough to be compiled (COMPILED_LEVEL_PIXELS)
         output = tmp_path / f"run{run}.gif"
         done = subprocess.run(
             [sys.executable, str(ROOT / "morph.py"), "-s", str(toy_pair[0]), "-t", str(toy_pair[1]), "-o",
-             str(output), "--size", "32", "-e", "3", "--frames", "3", "-q"],
+             str(output), "--size", "64", "-e", "3", "--frames", "3", "-q"],
             capture_output=True, text=True, timeout=300, env=environment, check=False,
         )
         assert done.returncode == 0, done.stderr
@@ -186,7 +186,7 @@ class TestFailures:
         )
         done = subprocess.run(
             [sys.executable, "-c", code, "-s", str(toy_pair[0]), "-t", str(toy_pair[1]), "-o", str(tmp_path / "o.gif"),
-             "--size", "32", "-e", "2", "--frames", "3", "-q"],
+             "--size", "64", "-e", "2", "--frames", "3", "-q"],
             capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
             env={**os.environ, CACHE_ENV: "off"},
         )
