@@ -298,8 +298,9 @@ class MorphObjective:
         for index, level in enumerate(fields.levels[1:], 1):
             yield f"structure {index}", coarse_weight, self._structure_at(index, fields.levels)(
                 fields.flows, level, fine=fields.fine_at(index))
-        yield "colour", settings.colour_weight, self._colour_for(fields.levels)(fields.grid_maps, fields.images,
-                                                             fine=fields.fine_at(self._colour_level(len(fields.levels))))
+        colour = self._colour_for(fields.levels)
+        yield "colour", settings.colour_weight, colour(fields.grid_maps, fields.images,
+                                                       fine=fields.fine_at(self._colour_level(len(fields.levels))))
         yield "smoothness", settings.smoothness_weight, flow_smoothness(fields, settings)
         yield "consistency", settings.consistency_weight, flow_consistency(fields, settings)
         yield "folds", settings.fold_weight, flow_folds(fields, settings)
