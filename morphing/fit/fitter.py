@@ -273,10 +273,8 @@ class MapFitter:
             program.traced["terms"] = program.term_gradients.get_concrete_function(*inputs)
 
         def compile_terms() -> None:
-            try:
+            with contextlib.suppress(Exception):  # what fails here fails again in the fit, which reports it
                 program.term_gradients(*inputs)
-            except Exception:  # noqa: BLE001 - the fit runs them again, and reports what fails there
-                pass
 
         threading.Thread(target=compile_terms, name="compile fit terms", daemon=True).start()
 
