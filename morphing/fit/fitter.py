@@ -211,7 +211,8 @@ class MapFitter:
 
     Tracing and compiling the training step takes several seconds (a third of
     a default fit on 2 CPU cores); a fitter keeps it for the next pair of the
-    same working shape (the legs of a multi-key morph, the rows of a batch).
+    same working shape (the legs of a multi-key morph, the rows of a batch),
+    and ``prepare`` starts it for a shape while the caller does other work.
     Every fit starts from the seed's initial weights and a fresh optimizer
     state, so it returns the same maps as a fitter of its own. It keeps every
     working shape it has seen (tens of MB each): use one per image size.
