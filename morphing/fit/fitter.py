@@ -136,6 +136,13 @@ def fit_shapes(image_shape: tuple[int, int], given_shape: tuple[int, int], setti
     return _pyramid_shapes(work_h, work_w, settings.pyramid_levels), working_shape(work_h, work_w, settings.grid_size)
 
 
+def _term_inputs(levels: tuple[tf.Tensor, ...], images: tf.Tensor, grid_shape: tuple[int, int]) -> tuple:
+    """What ``MorphObjective.compiled_term_gradients`` is run on to compile the terms: no flow, blank maps and
+    no fine flows, with the fit's ``levels`` and colour ``images`` (only their shapes matter to compiling)."""
+    return (tf.zeros([2, *grid_shape, 2]), levels, tf.zeros([2, *grid_shape, CHANNELS_PER_DIRECTION]), images,
+            tuple(tf.zeros([2, *level.shape[1:3], 2]) for level in levels))
+
+
 def _pinned(maps: np.ndarray, here: np.ndarray, there: np.ndarray, image_shape: tuple[int, int], warp_scale: float,
             sigma: float) -> np.ndarray:
     """``[h, w, 8]`` grid maps whose flow, once upsampled to ``image_shape``, carries ``here`` (``[N, 2]``
@@ -269,8 +276,7 @@ class MapFitter:
             blank_levels = tuple(losses.structure_channels(tf.zeros([2, h, w, 3]), settings.structure_colour)
                                  for h, w in level_shapes)
             colour_h, colour_w = level_shapes[min(settings.colour_level, len(level_shapes) - 1)]
-            inputs = (tf.zeros([2, *grid_shape, 2]), blank_levels, tf.zeros([2, *grid_shape, CHANNELS_PER_DIRECTION]),
-                      tf.zeros([2, colour_h, colour_w, 3]), tuple(tf.zeros([2, h, w, 2]) for h, w in level_shapes))
+            inputs = _term_inputs(blank_levels, tf.zeros([2, colour_h, colour_w, 3]), grid_shape)
             program.traced["terms"] = program.term_gradients.get_concrete_function(*inputs)
 
         def compile_terms() -> None:
@@ -436,8 +442,7 @@ class MapFitter:
         step_inputs = (inputs, tf.zeros([2, grid_h, grid_w, 2]), levels, images, points_in_step, tf.constant(0.0), guides,
                        no_fine)
         key = (tuple(level_shapes), grid_h, grid_w, len(points_in_step.here[0]))
-        term_inputs = (tf.zeros([2, grid_h, grid_w, 2]), levels, tf.zeros([2, grid_h, grid_w, CHANNELS_PER_DIRECTION]),
-                       images, no_fine)
+        term_inputs = _term_inputs(levels, images, (grid_h, grid_w))
         with _compiled_meanwhile(program, step_inputs, term_inputs, self._warm, key, check, self._compiling):
             if candidates is None or face is not None:
                 candidates = start_candidates(stacks[0][0], stacks[0][1], points=working_points,
