@@ -52,6 +52,8 @@ __all__ = [
     "flow_consistency",
     "flow_folds",
     "point_pairs",
+    "compiled_level_structure",
+    "compiled_map_colour",
     "MorphObjective",
 ]
 
@@ -211,6 +213,29 @@ def point_pairs(fields: FitFields, direction: int, unit: float, fade: float) -> 
     return losses.point_error(at_points, points.here[direction], points.there[direction], unit, strengths)
 
 
+@functools.lru_cache(maxsize=8)
+def compiled_level_structure(window: int, colour_weight: float) -> Callable[..., tf.Tensor]:
+    """``level_structure`` with this ``window`` and ``colour_weight``, XLA-compiled (one program per shape).
+
+    One function per argument pair for the whole process, so that every
+    objective that uses it (the fitters of other fit settings: other seeds,
+    epochs, point weights) runs the programs compiled for the first, rather
+    than compiling its own (seconds per shape on 2 CPU cores). XLA's
+    persistent cache does not help there: it finds a program by its
+    function's name, which is new for each traced function.
+    """
+    return tf.function(functools.partial(level_structure, window=window, colour_weight=colour_weight),
+                       jit_compile=True, autograph=False)
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_map_colour(scales: Scales, warp_share: float) -> Callable[..., tf.Tensor]:
+    """``map_colour`` with these ``scales`` and ``warp_share`` (its ``one`` given), XLA-compiled; one function
+    per argument pair for the process, as ``compiled_level_structure``."""
+    return tf.function(functools.partial(map_colour, scales=scales, warp_share=warp_share, one=tf.ones([1])),
+                       jit_compile=True, autograph=False)
+
+
 class MorphObjective:
     """The weighted sum of the terms for one fit's ``settings`` and ``scales``.
 
@@ -228,13 +253,12 @@ class MorphObjective:
         self.settings = settings
         self.scales = scales
         self.point_unit = float(max(grid_shape)) / 100.0  # point residuals in per cent of the long side
-        self._one = tf.ones([1])
         self._graph_structure = functools.partial(level_structure, window=settings.structure_window,
                                                   colour_weight=settings.structure_colour)
-        self._level_structure = tf.function(self._graph_structure, jit_compile=True, autograph=False)
+        self._level_structure = compiled_level_structure(settings.structure_window, settings.structure_colour)
         self._graph_colour = functools.partial(map_colour, scales=scales, warp_share=settings.pixel_warp_weight,
-                                               one=self._one)
-        self._compiled_colour = tf.function(self._graph_colour, jit_compile=True, autograph=False)
+                                               one=tf.ones([1]))
+        self._compiled_colour = compiled_map_colour(scales, settings.pixel_warp_weight)
 
     @staticmethod
     def _compiles(index: int, levels: Sequence[tf.Tensor]) -> bool:

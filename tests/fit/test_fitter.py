@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -248,6 +249,26 @@ def test_the_compiled_terms_are_compiled_ahead_as_the_step_calls_them() -> None:
     assert len(ahead) == 2 * (2 + 1)  # forward and backward of the 64² and 32² levels' structure and of colour
     assert ahead <= _called_functions(step.graph)
     assert program.term_gradients.experimental_get_tracing_count() == 1
+
+
+def test_fitters_of_other_seeds_and_epochs_run_the_compiled_terms_of_the_first() -> None:
+    # XLA compiles a program once per function and shape in a process: a fitter of another seed (a page
+    # user's retry) calls the very functions the first compiled; another NCC window is another program.
+    base = FitSettings(epochs=2, working_size=64, grid_size=16)
+    source, target = to_float(disc_image(64, 64, (32, 24), 12)), to_float(disc_image(64, 64, (28, 40), 14))
+
+    def compiled_calls(settings: FitSettings) -> set[str]:
+        fitter = MapFitter(Scales(), settings)
+        fitter.fit(source, target)
+        (program,) = fitter.programs
+        return {name for name in _called_functions(program.traced["step"].graph)
+                if "forward" in name or "backward" in name}
+
+    first = compiled_calls(base)
+    assert len(first) == 2 * (2 + 1)
+    assert compiled_calls(dataclasses.replace(base, seed=3, epochs=3, point_weight=2.0)) == first
+    wider = compiled_calls(dataclasses.replace(base, structure_window=base.structure_window + 2))
+    assert len(wider & first) == 2 and len(wider - first) == 2 * 2  # colour shared; both structure levels anew
 
 
 def test_a_fit_at_32_pixels_square_runs_wholly_as_the_graph() -> None:
