@@ -240,8 +240,10 @@ class MorphObjective:
     """The weighted sum of the terms for one fit's ``settings`` and ``scales``.
 
     The structure term at every pyramid level (but levels smaller than
-    ``COMPILED_LEVEL_PIXELS``) and the colour term are XLA-compiled (here,
-    once per objective; each level's shape is its own program): that makes
+    ``COMPILED_LEVEL_PIXELS``) and the colour term are XLA-compiled (by
+    functions shared with the process's other objectives of the same window,
+    colour weight and scales: ``compiled_level_structure``,
+    ``compiled_map_colour``; each level's shape is its own program): that makes
     their warps 3-5x faster than TensorFlow's graph (at 96², a step's
     forward and backward with colour 23 ms against 5), while the network
     runs uncompiled (XLA's CPU convolutions are slower than oneDNN's).
