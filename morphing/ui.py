@@ -47,6 +47,8 @@ __all__ = [
     "draw_points",
     "points_csv",
     "points_from_csv",
+    "page_fit_settings",
+    "prepare_page_fit",
     "fit_page_morph",
     "describe_start",
     "describe_fit",
@@ -213,6 +215,26 @@ def points_from_csv(text: str, source_shape: tuple[int, int], target_shape: tupl
     return PagePoints((*(p for p in keep.pairs if p.automatic), *clicked))
 
 
+def page_fit_settings(source_shape: tuple[int, ...], *, epochs: int = 120, seed: int = 0) -> FitSettings:
+    """The page's fit settings for a source of ``source_shape``: the command line's, face points left to the
+    page (found at upload, shown as pairs), a working size no larger than the source."""
+    return FitSettings(epochs=epochs, seed=seed, face_points=False,
+                       working_size=min(FitSettings().working_size, max(source_shape[:2])))
+
+
+def prepare_page_fit(source: np.ndarray, target: np.ndarray, scales: Scales | None = None) -> None:
+    """Start compiling what a fit of these images will run (``Morph.prepare``, at the page's default epochs
+    and seed), so that it compiles while the user places points and picks settings.
+
+    Returns once the fit's compiled terms are traced (about a second on 2
+    CPU cores); a later fit with other epochs or another seed runs the same
+    compiled terms (``fit.objective.compiled_level_structure``).
+    """
+    from .morph import Morph
+
+    Morph(source, target, settings=page_fit_settings(source.shape), scales=scales or Scales()).prepare()
+
+
 def fit_page_morph(source: np.ndarray, target: np.ndarray, points: PagePoints, *, epochs: int = 120,
                    seed: int = 0, scales: Scales = Scales(), alphas: Sequence[np.ndarray | None] | None = None,
                    loop: bool = False, progress: Callable[[int, int], None] | None = None) -> object:
@@ -222,8 +244,7 @@ def fit_page_morph(source: np.ndarray, target: np.ndarray, points: PagePoints, *
     ``progress(step, total)``, over all the legs."""
     from .morph import Morph
 
-    settings = FitSettings(epochs=epochs, seed=seed, face_points=False,
-                           working_size=min(FitSettings().working_size, max(source.shape[:2])))
+    settings = page_fit_settings(source.shape, epochs=epochs, seed=seed)
     faces = points.point_pairs(source.shape[:2], target.shape[:2], automatic=True)
     users = points.point_pairs(source.shape[:2], target.shape[:2], automatic=False)
     legs = 2 if loop else 1
@@ -336,6 +357,19 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
             said.append(f"face points: {faces} pairs" if faces else "face points: no face in both images")
         return "loaded: " + ", ".join(said) if said else ""
 
+    def paired(state: dict, points: PagePoints) -> PagePoints:
+        """``points`` without the last images' face pairs and, once both images are in, with these images'
+        (their fit then starts compiling)."""
+        points = PagePoints(tuple(p for p in points.pairs if not p.automatic))
+        if state.get(SOURCE) is None or state.get(TARGET) is None:
+            return points
+        try:
+            points = points.with_automatic(face_pairs(state[SOURCE], state[TARGET], detector))
+        except RuntimeError as error:  # the detector's package is missing: say so, go on without
+            gr.Warning(str(error))
+        prepare_page_fit(state[SOURCE], state[TARGET])
+        return points
+
     def uploaded(which: str) -> Callable:
         def on_upload(path: str | None, state: dict, points: PagePoints) -> tuple:
             try:
@@ -343,12 +377,7 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
             except PageError as error:
                 raise gr.Error(str(error)) from None
             state = {**state, which: loaded.pixels, f"{which} alpha": loaded.alpha, "morph": None}
-            points = PagePoints(tuple(p for p in points.pairs if not p.automatic))
-            if state.get(SOURCE) is not None and state.get(TARGET) is not None:
-                try:
-                    points = points.with_automatic(face_pairs(state[SOURCE], state[TARGET], detector))
-                except RuntimeError as error:  # the detector's package is missing: say so, go on without
-                    gr.Warning(str(error))
+            points = paired(state, points)
             return (state, points, *shown(state, points), loaded_line(state, points))
         return on_upload
 
@@ -501,8 +530,7 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
             def load_sample(state: dict, points: PagePoints, a: str = a, b: str = b) -> tuple:
                 state = {**state, SOURCE: read_upload(a, SOURCE).pixels, TARGET: read_upload(b, TARGET).pixels,
                          f"{SOURCE} alpha": None, f"{TARGET} alpha": None, "morph": None}
-                points = PagePoints(tuple(p for p in points.pairs if not p.automatic))
-                points = points.with_automatic(face_pairs(state[SOURCE], state[TARGET], detector))
+                points = paired(state, points)
                 return (state, points, *shown(state, points), loaded_line(state, points))
 
             button.click(load_sample, [state, points], [state, points, *point_views, loaded])

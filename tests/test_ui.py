@@ -20,7 +20,9 @@ from morphing.ui import (
     draw_points,
     face_pairs,
     fit_page_morph,
+    page_fit_settings,
     points_csv,
+    prepare_page_fit,
     points_from_csv,
     read_upload,
     write_animation,
@@ -126,6 +128,22 @@ def test_detected_faces_become_automatic_pairs_in_x_y() -> None:
     pairs = face_pairs(source, target, StubDetector(shift=1.0))
     assert len(pairs) == 5 and all(pair.automatic for pair in pairs)
     assert pairs[0] == Pair((6.0, 5.0), (7.0, 6.0), True)
+
+
+def test_two_uploaded_images_prepare_the_fit_that_the_fit_button_then_runs() -> None:
+    # The page prepares at upload (while the user places points): the fit finds its terms traced.
+    from morphing.sequence import shared_program_cache
+
+    scene = toy_scene(26, 30)  # a size no other test fits at, so nothing else traced it
+    source, target = scene.render(0.0), scene.render(1.0)
+    prepare_page_fit(source, target)
+    fitter = shared_program_cache().fitter(page_fit_settings(source.shape), Scales())
+    (program,) = fitter.programs
+    assert "terms" in program.traced and fitter.warmed == 0
+    morph = fit_page_morph(source, target, PagePoints())
+    assert fitter.programs == (program,) and fitter.warmed == 1  # the fit ran on the prepared fitter
+    assert program.term_gradients.experimental_get_tracing_count() == 1
+    np.testing.assert_array_equal(morph.frame(1.0), target)
 
 
 @pytest.fixture(scope="class")
