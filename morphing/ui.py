@@ -19,6 +19,7 @@ a queue that shows their place); files a session made are removed when its
 tab closes.
 """
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -49,6 +50,7 @@ __all__ = [
     "points_from_csv",
     "page_fit_settings",
     "prepare_page_fit",
+    "start_preparing_page_fit",
     "fit_page_morph",
     "describe_start",
     "describe_fit",
@@ -235,6 +237,21 @@ def prepare_page_fit(source: np.ndarray, target: np.ndarray, scales: Scales | No
     Morph(source, target, settings=page_fit_settings(source.shape), scales=scales or Scales()).prepare()
 
 
+def start_preparing_page_fit(source: np.ndarray, target: np.ndarray) -> threading.Thread:
+    """``prepare_page_fit`` in a daemon thread, so that an upload returns at once; returns the thread.
+
+    What fails there fails again in the fit, which reports it: nothing is
+    raised here. A fit started meanwhile waits for the trace, then runs it.
+    """
+    def prepare() -> None:
+        with contextlib.suppress(Exception):
+            prepare_page_fit(source, target)
+
+    thread = threading.Thread(target=prepare, name="prepare page fit", daemon=True)
+    thread.start()
+    return thread
+
+
 def fit_page_morph(source: np.ndarray, target: np.ndarray, points: PagePoints, *, epochs: int = 120,
                    seed: int = 0, scales: Scales = Scales(), alphas: Sequence[np.ndarray | None] | None = None,
                    loop: bool = False, progress: Callable[[int, int], None] | None = None) -> object:
@@ -367,7 +384,7 @@ def build_page(samples: Path | None = None, detector: object | None = None):  # 
             points = points.with_automatic(face_pairs(state[SOURCE], state[TARGET], detector))
         except RuntimeError as error:  # the detector's package is missing: say so, go on without
             gr.Warning(str(error))
-        prepare_page_fit(state[SOURCE], state[TARGET])
+        start_preparing_page_fit(state[SOURCE], state[TARGET])
         return points
 
     def uploaded(which: str) -> Callable:

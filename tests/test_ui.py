@@ -22,9 +22,9 @@ from morphing.ui import (
     fit_page_morph,
     page_fit_settings,
     points_csv,
-    prepare_page_fit,
     points_from_csv,
     read_upload,
+    start_preparing_page_fit,
     write_animation,
 )
 
@@ -131,12 +131,13 @@ def test_detected_faces_become_automatic_pairs_in_x_y() -> None:
 
 
 def test_two_uploaded_images_prepare_the_fit_that_the_fit_button_then_runs() -> None:
-    # The page prepares at upload (while the user places points): the fit finds its terms traced.
+    # The page prepares at upload, in a thread (the user places points meanwhile): the fit finds its
+    # terms traced.
     from morphing.sequence import shared_program_cache
 
     scene = toy_scene(26, 30)  # a size no other test fits at, so nothing else traced it
     source, target = scene.render(0.0), scene.render(1.0)
-    prepare_page_fit(source, target)
+    start_preparing_page_fit(source, target).join()
     fitter = shared_program_cache().fitter(page_fit_settings(source.shape), Scales())
     (program,) = fitter.programs
     assert "terms" in program.traced and fitter.warmed == 0
