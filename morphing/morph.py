@@ -201,8 +201,7 @@ class Morph:
         with another detector, say): called first, the fit finds its programs
         compiled. ``fit`` does this itself before finding face points.
         """
-        self.cache.use_shape(self.keys[0].shape[:2])
-        self.cache.fitter(self.settings, self.scales).prepare(self.keys[0].shape[:2])
+        self.cache.fitter(self.settings, self.scales, self.keys[0].shape[:2]).prepare(self.keys[0].shape[:2])
         return self
 
     @property
@@ -365,8 +364,7 @@ class Morph:
 
         keys = self._keys_at(long_side)
         cache = self.cache
-        cache.use_shape(keys[0].shape[:2])
-        engine, program = cache.engine_and_program(frames)
+        engine, program = cache.engine_and_program(frames, keys[0].shape[:2])
         scales = self.scales if scales is None else scales
         renderer = FrameRenderer(keys[leg], keys[leg + 1], self.maps[leg], scales,
                                  interpolation=frames.interpolation, blend=frames.blend, program=program,

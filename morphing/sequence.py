@@ -96,11 +96,15 @@ class ProgramCache:
             self.fitters = {key: value for key, value in self.fitters.items() if key[0] in self.recent_shapes}
             self.programs = {key: value for key, value in self.programs.items() if key[0] in self.recent_shapes}
 
-    def fitter(self, settings: FitSettings, scales: Scales) -> MapFitter:
-        """The fitter of ``settings`` and ``scales`` for the current frame shape."""
+    def fitter(self, settings: FitSettings, scales: Scales, frame_shape: ShapeKey | None = None) -> MapFitter:
+        """The fitter of ``settings`` and ``scales`` for ``frame_shape`` (made the current shape first, as by
+        ``use_shape``, under the same lock, so that another thread's shape cannot come between), else for the
+        current frame shape."""
         from morphing.fit.fitter import MapFitter
 
         with self._lock:
+            if frame_shape is not None:
+                self.use_shape(frame_shape)
             key = (self.frame_shape, settings, scales)
             fitter = self.fitters.pop(key, None)
             if fitter is None:
@@ -110,23 +114,31 @@ class ProgramCache:
                 del self.fitters[stale]
             return fitter
 
-    def program(self, interpolation: str, blend: str, detail: DetailSettings = DetailSettings()) -> RenderProgram:
-        """The render program of a mode for the current frame shape."""
+    def program(self, interpolation: str, blend: str, detail: DetailSettings = DetailSettings(),
+                frame_shape: ShapeKey | None = None) -> RenderProgram:
+        """The render program of a mode for ``frame_shape`` (made the current shape first, as in ``fitter``),
+        else for the current frame shape."""
         from morphing.render.xla import RenderProgram
 
         with self._lock:
+            if frame_shape is not None:
+                self.use_shape(frame_shape)
             key = (self.frame_shape, interpolation, blend, detail)
             if key not in self.programs:
                 self.programs[key] = RenderProgram(interpolation, blend, detail)
             return self.programs[key]
 
-    def engine_and_program(self, frames: FrameSettings) -> tuple[str, RenderProgram | None]:
+    def engine_and_program(self, frames: FrameSettings, frame_shape: ShapeKey | None = None
+                           ) -> tuple[str, RenderProgram | None]:
         """The engine that renders ``frames`` (``engine_for``) and, for TensorFlow's, its compiled program for
-        the current frame shape; ``None`` for OpenCV's, which needs none (and imports no TensorFlow)."""
+        ``frame_shape`` (made the current shape, as in ``fitter``), else for the current frame shape; ``None``
+        for OpenCV's, which needs none (and imports no TensorFlow)."""
         engine = engine_for(frames)
         if engine != "tensorflow":
+            if frame_shape is not None:
+                self.use_shape(frame_shape)
             return engine, None
-        return engine, self.program(frames.interpolation, frames.blend, frames.detail)
+        return engine, self.program(frames.interpolation, frames.blend, frames.detail, frame_shape)
 
 
 @functools.cache
@@ -199,8 +211,7 @@ def fit_sequence(
     from morphing.fit.fitter import FitDivergedError
 
     cache = ProgramCache() if cache is None else cache
-    cache.use_shape(keys[0].shape[:2])
-    fitter = cache.fitter(settings, scales)
+    fitter = cache.fitter(settings, scales, keys[0].shape[:2])
     if face_points is None and settings.face_points and scales.warp > 0:
         from morphing.fit.keypoints import default_face_detector, default_second_look, leg_face_points
 
@@ -245,8 +256,7 @@ def leg_alphas(
     if not frames.even_pacing:
         return [progress] * len(all_maps)
     cache = ProgramCache() if cache is None else cache
-    cache.use_shape(keys[0].shape[:2])
-    engine, program = cache.engine_and_program(frames)
+    engine, program = cache.engine_and_program(frames, keys[0].shape[:2])
     return [
         paced(progress, even_pacing_alphas(keys[leg], keys[leg + 1], maps, scales, count=frames.frames,
                                            interpolation=frames.interpolation, blend=frames.blend,
@@ -322,8 +332,7 @@ class MorphFrames:
         if len(all_maps) != len(keys) - 1:
             raise ValueError(f"{len(keys)} key images need {len(keys) - 1} legs of maps, got {len(all_maps)}")
         cache = ProgramCache() if cache is None else cache
-        cache.use_shape(keys[0].shape[:2])
-        engine, program = cache.engine_and_program(frames)
+        engine, program = cache.engine_and_program(frames, keys[0].shape[:2])
         self.engine = engine
         self.keys = tuple(keys)
         self.renderers = []

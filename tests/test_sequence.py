@@ -87,6 +87,15 @@ class TestProgramCache:
         assert cache.fitter(FitSettings(), Scales()) is not fitter
         assert len(cache.programs) == 3 and cache.recent_shapes == [(20, 20), (30, 30), (48, 64)]
 
+    def test_a_shape_given_with_the_request_is_used_whatever_shape_another_thread_set(self) -> None:
+        cache = ProgramCache()
+        fitter = cache.fitter(FitSettings(), Scales(), (48, 64))
+        program = cache.program("bicubic", "detail", frame_shape=(48, 64))
+        cache.use_shape((10, 10))  # another thread's morph
+        assert cache.fitter(FitSettings(), Scales(), (48, 64)) is fitter
+        assert cache.engine_and_program(FrameSettings(engine="tensorflow"), (48, 64)) == ("tensorflow", program)
+        assert cache.frame_shape == (48, 64) and cache.recent_shapes == [(10, 10), (48, 64)]
+
     def test_only_the_most_recently_used_fitters_are_kept(self) -> None:
         cache = ProgramCache(kept_fitters=2)
         cache.use_shape((48, 64))
