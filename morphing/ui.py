@@ -5,8 +5,9 @@ Two layers, so that the page's logic is plain Python, tested without a browser:
 - *Page functions* (this module's top half): numpy in, numpy or files out, no
   Gradio: read an upload with the command line's checks, edit point pairs by
   clicks (``PagePoints``, immutable), draw them, read and write the points CSV
-  that ``--points`` reads, fit a ``Morph`` and render it again with other
-  settings without a refit.
+  that ``--points`` reads, start compiling a fit once both images are in
+  (in a thread, while the user places points), fit a ``Morph`` and render it
+  again with other settings without a refit.
 - ``build_page`` wires them to Gradio components; ``serve`` starts the server.
 
 Conventions: images are ``[H, W, 3] uint8``; a point is ``(x, y)`` in the
