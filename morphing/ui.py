@@ -225,9 +225,9 @@ def page_fit_settings(source_shape: tuple[int, ...], *, epochs: int = 120, seed:
                        working_size=min(FitSettings().working_size, max(source_shape[:2])))
 
 
-def prepare_page_fit(source: np.ndarray, target: np.ndarray, scales: Scales | None = None) -> None:
-    """Start compiling what a fit of these images will run (``Morph.prepare``, at the page's default epochs
-    and seed), so that it compiles while the user places points and picks settings.
+def prepare_page_fit(source: np.ndarray, target: np.ndarray) -> None:
+    """Start compiling what a fit of these images will run (``Morph.prepare``, at the page's default epochs,
+    seed and multipliers), so that it compiles while the user places points and picks settings.
 
     Returns once the fit's compiled terms are traced (about a second on 2
     CPU cores); a later fit with other epochs or another seed runs the same
@@ -235,7 +235,7 @@ def prepare_page_fit(source: np.ndarray, target: np.ndarray, scales: Scales | No
     """
     from .morph import Morph
 
-    Morph(source, target, settings=page_fit_settings(source.shape), scales=scales or Scales()).prepare()
+    Morph(source, target, settings=page_fit_settings(source.shape)).prepare()
 
 
 def start_preparing_page_fit(source: np.ndarray, target: np.ndarray) -> threading.Thread:
