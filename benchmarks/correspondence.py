@@ -54,6 +54,13 @@ OpenCV DIS optical-flow morph, ours):
    the "ours, face points off" row as in section 4. With ``--out``,
    ``swapped_half.png``.
 
+7. The development set's pictures paired otherwise (``--sections pairings``):
+   every pairing of two of its face pictures (G1–G3, 144 pairings) and of two
+   of its animal pictures (G4, 7), but the development pairs themselves,
+   scored on the landmarks both pictures carry. No constant was chosen on
+   these: they say how the development set's figures carry over to pairs
+   the fit was not tuned on. With ``--out``, ``pairings_half.png``.
+
 With ``--oracle``, section 3 adds ``ours, landmark start``: the same fit started
 from the affine laid through the pair's own landmarks (least squares), not
 from the start it would choose. Not a method (it reads the answer): an upper
@@ -68,6 +75,7 @@ contact sheets are written too (``pair_*_landmark_start.png``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import dataclasses
 import hashlib
@@ -300,17 +308,44 @@ def contact_sheet(render, path: Path) -> None:
     Image.fromarray(np.concatenate(tiles, axis=1)).save(path)
 
 
-def development_pairs(folder: Path) -> list[tuple[str, str, np.ndarray, np.ndarray, PointPairs]]:
+Pair = tuple[str, str, np.ndarray, np.ndarray, PointPairs]
+"""(group, name, source, target, landmarks) of one pair."""
+
+
+def landmark_pair(folder: Path, index: dict, source_name: str, target_name: str, group: str) -> Pair:
+    """The pair of pictures ``source_name`` → ``target_name`` of ``folder/images``, with the landmarks whose
+    labels both carry (in the source's order: an animal with ear tips against one without pairs eyes and nose)."""
+    pictures = [load_image(folder / "images" / f"{name}.png").pixels for name in (source_name, target_name)]
+    entries = [index["images"][name] for name in (source_name, target_name)]
+    common = [label for label in entries[0]["labels"] if label in entries[1]["labels"]]
+    marks = [np.asarray([entry["points"][entry["labels"].index(label)] for label in common], np.float64)[:, ::-1]
+             for entry in entries]
+    shape = pictures[0].shape[:2]
+    return group, f"{source_name[3:]}→{target_name[3:]}", *pictures, PointPairs(marks[0], marks[1], shape, shape)
+
+
+def development_pairs(folder: Path) -> list[Pair]:
     """(group, name, source, target, landmarks) of every pair in ``folder/pairs.json``."""
     index = json.loads((folder / "pairs.json").read_text())
-    pairs = []
-    for source_name, target_name, group in index["pairs"]:
-        pictures = [load_image(folder / "images" / f"{name}.png").pixels for name in (source_name, target_name)]
-        marks = [np.asarray(index["images"][name]["points"], np.float64)[:, ::-1] for name in (source_name, target_name)]
-        shape = pictures[0].shape[:2]
-        pairs.append((group, f"{source_name[3:]}→{target_name[3:]}", *pictures,
-                      PointPairs(marks[0], marks[1], shape, shape)))
-    return pairs
+    return [landmark_pair(folder, index, source, target, group) for source, target, group in index["pairs"]]
+
+
+PAIRING_FAMILIES = (("faces", ("G1", "G2", "G3")), ("animals", ("G4",)))
+"""Section 7's families: any two pictures of one family make a pairing (objects pair with their own kind
+only, as the development set does)."""
+
+
+def other_pairings(folder: Path) -> list[Pair]:
+    """Every pairing of two pictures of one family (``PAIRING_FAMILIES``) that is not a development pair (in
+    either direction), from the alphabetically first picture to the other; the group is the family's name."""
+    index = json.loads((folder / "pairs.json").read_text())
+    taken = {frozenset(pair[:2]) for pair in index["pairs"]}
+    pairings = []
+    for family, groups in PAIRING_FAMILIES:
+        names = sorted(name for name in index["images"] if name.split("_")[0].upper() in groups)
+        pairings += [landmark_pair(folder, index, source, target, family)
+                     for source, target in itertools.combinations(names, 2) if frozenset((source, target)) not in taken]
+    return pairings
 
 
 def labelled(picture: np.ndarray, text: str) -> np.ndarray:
@@ -321,15 +356,18 @@ def labelled(picture: np.ndarray, text: str) -> np.ndarray:
 
 GROUPS = (("G1", ("G1",)), ("G2", ("G2",)), ("G3", ("G3",)), ("faces G1-3", ("G1", "G2", "G3")),
           ("G4", ("G4",)), ("G5", ("G5",)), ("all", ("G1", "G2", "G3", "G4", "G5")))
+PAIRING_GROUPS = (("faces", ("faces",)), ("animals", ("animals",)))
+"""The summary rows of section 7."""
 
 
-def group_table(results: dict[str, list[tuple[str, float, float]]]) -> None:
-    """Print per group (and for the faces, and all) each method's mean and worst pair, TRE and ghost.
+def group_table(results: dict[str, list[tuple[str, float, float]]], groups: tuple = GROUPS) -> None:
+    """Print per group of ``groups`` ((label, member groups) pairs) each method's mean and worst pair, TRE and
+    ghost.
 
     ``results``: method name → (group, TRE, ghost) per pair."""
     names = list(results)
     print(f"\n{'group':<11} " + " ".join(f"{name[:26]:>26}" for name in names))
-    for label, members in GROUPS:
+    for label, members in groups:
         if not any(r[0] in members for r in results[names[0]]):
             continue  # --pair-names left none of the group
         cells = []
@@ -342,10 +380,10 @@ def group_table(results: dict[str, list[tuple[str, float, float]]]) -> None:
 
 
 def finish_section(results: dict[str, list[tuple[str, float, float]]], tiles: list[np.ndarray],
-                   sheet: Path | None) -> None:
-    """A per-pair section's group table, and its rows of middle frames stacked into ``sheet``."""
+                   sheet: Path | None, groups: tuple = GROUPS) -> None:
+    """A per-pair section's group table (rows ``groups``), and its rows of middle frames stacked into ``sheet``."""
     print("   cells: TRE / ghost at ½, mean over the pair's landmarks")
-    group_table(results)
+    group_table(results, groups)
     if sheet is not None and tiles:
         sheet.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(tiles, axis=0)).save(sheet)
@@ -449,6 +487,22 @@ def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, st
     pairs = [pair for pair in development_pairs(folder) if chosen(pair[1], wanted)]
     print(f"\n3. development set ({folder}): {len(pairs)} real pairs, 512², landmarks by eye; "
           "TRE (px, both directions) / ghost at ½ (px)")
+    pair_rows(pairs, methods, out, starts, "pairs_half.png", GROUPS)
+
+
+def pairings_section(folder: Path, methods: dict[str, Method], out: Path | None, starts: list[str],
+                     wanted: list[str] | None = None) -> None:
+    pairs = [pair for pair in other_pairings(folder) if chosen(pair[1], wanted)]
+    print(f"\n7. the development set's pictures paired otherwise ({folder}): {len(pairs)} pairings no constant "
+          "was chosen on, 512², the landmarks both pictures carry; TRE (px, both directions) / ghost at ½ (px)")
+    pair_rows(pairs, {name: method for name, method in methods.items() if name != ORACLE}, out, starts,
+              "pairings_half.png", PAIRING_GROUPS)
+
+
+def pair_rows(pairs: list[Pair], methods: dict[str, Method], out: Path | None, starts: list[str], sheet_name: str,
+              groups: tuple) -> None:
+    """Every method on every pair: a line per pair, the group table (``groups``), the sheet ``out/sheet_name``
+    and one contact sheet per pair of ours."""
     names = list(methods)
     print(f"{'pair':<24} {'group':<5} " + " ".join(f"{name[:17]:>17}" for name in names))
     results: dict[str, list[tuple[str, float, float]]] = {name: [] for name in names}
@@ -478,7 +532,7 @@ def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, st
         tiles.append(np.concatenate(row, axis=1))
         start = f"  start: {starts[-1]}" if starts and "ours" in names else ""
         print(f"{pair_name:<24} {group:<5} " + " ".join(f"{cell:>17}" for cell in cells) + start, flush=True)
-    finish_section(results, tiles, None if out is None else out / "pairs_half.png")
+    finish_section(results, tiles, None if out is None else out / sheet_name, groups)
 
 
 def main() -> int:
@@ -490,7 +544,8 @@ def main() -> int:
     parser.add_argument("--sections", default="truth,landmarks,pairs",
                         help="any of truth, landmarks, pairs, moved (the development set with moved targets), "
                              "stamped (the development set with one stamp both pictures share), "
-                             "swapped (the development set with source and target swapped)")
+                             "swapped (the development set with source and target swapped), pairings (every other "
+                             "pairing of its face pictures, and of its animal pictures)")
     parser.add_argument("--moves", type=int, default=2, help="moved: random similarities per pair")
     parser.add_argument("--seeds", choices=sorted(MOVE_SEEDS), default="report",
                         help="moved: 'tune' (constants may be chosen on it) or 'report' (the figures)")
@@ -579,6 +634,8 @@ def main() -> int:
 
     if "pairs" in sections:
         pairs_section(args.pairs_dir, methods, args.out, starts, wanted)
+    if "pairings" in sections:
+        pairings_section(args.pairs_dir, methods, args.out, starts, wanted)
     if "stamped" in sections:
         stamped_section(args.pairs_dir, methods, args.out, wanted)
     variant_methods = {name: method for name, method in methods.items() if name != ORACLE}
