@@ -13,6 +13,7 @@ from morphing.fit.keypoints import (
     FACE_LABELS,
     Keypoints,
     FramedDetector,
+    MirroredDetector,
     MtcnnDetector,
     describe_face_points,
     largest,
@@ -174,6 +175,76 @@ class TestFramedDetector:
     def test_refuses_a_margin_that_frames_nothing(self) -> None:
         with pytest.raises(ValueError, match="margin"):
             FramedDetector(StubDetector({}), 0.0)
+
+
+class MirrorStub:
+    """Finds one face in an image and its mirror (told apart by the first pixel's value, which the test sets
+    differently at the left and right edges), each with its own points, counting its calls."""
+
+    def __init__(self, plain: Keypoints | None, mirrored: Keypoints | None) -> None:
+        self.plain, self.mirrored, self.calls = plain, mirrored, 0
+
+    def detect(self, image: np.ndarray) -> list[Keypoints]:
+        self.calls += 1
+        found = self.plain if image[0, 0, 0] == 1 else self.mirrored
+        return [] if found is None else [found]
+
+
+def two_sided_key(width: int = 100) -> np.ndarray:
+    image = np.zeros((80, width, 3), np.uint8)
+    image[:, 0], image[:, -1] = 1, 2  # the mirror image starts with 2
+    return image
+
+
+class TestMirroredDetector:
+    def test_each_point_is_averaged_with_its_mirrored_partner_of_the_other_side(self) -> None:
+        # The face as the image shows it, and as a detector sees it in the mirror image (100 px wide):
+        # there its left eye is the image's right eye, at x' = 99 - x, each point 2 px off in y.
+        truth = face()
+        mirrored_points = truth.points[[1, 0, 2, 4, 3]].copy()
+        mirrored_points[:, 1] = 99 - mirrored_points[:, 1]
+        top, left, height, width = truth.box
+        mirrored = Keypoints(mirrored_points + [2.0, 0.0], FACE_LABELS, (top, 100 - left - width, height, width), 0.9)
+        skewed = Keypoints(truth.points - [2.0, 0.0], FACE_LABELS, truth.box, 0.99)  # 2 px off the other way
+        (found,) = MirroredDetector(MirrorStub(skewed, mirrored)).detect(two_sided_key())
+        np.testing.assert_allclose(found.points, truth.points)
+        assert found.labels == FACE_LABELS
+        np.testing.assert_allclose(found.box, truth.box)
+
+    def test_a_face_the_mirror_does_not_show_keeps_its_points(self) -> None:
+        far_away = face((0.0, 40.0))  # a mirrored face whose box does not overlap the image's face
+        for partner in (None, far_away):
+            (found,) = MirroredDetector(MirrorStub(face(), partner)).detect(two_sided_key())
+            np.testing.assert_allclose(found.points, face().points)
+
+    def test_a_picture_without_a_face_is_looked_at_once(self) -> None:
+        stub = MirrorStub(None, face())
+        assert MirroredDetector(stub).detect(two_sided_key()) == []
+        assert stub.calls == 1
+
+    def test_labels_without_a_partner_in_the_mirror_keep_their_points(self) -> None:
+        truth = face()
+        seen = Keypoints(truth.points + [0.0, 2.0], FACE_LABELS, truth.box, 0.99)  # every point 2 px right
+        # The mirror shows the eyes alone, where they are: its left eye is the image's right one.
+        mirror_eyes = truth.points[[1, 0]] * [1.0, -1.0] + [0.0, 99.0]
+        mirror_view = Keypoints(mirror_eyes, FACE_LABELS[:2], (30.0, 100.0 - 30.0 - 40.0, 40.0, 40.0), 0.9)
+        (found,) = MirroredDetector(MirrorStub(seen, mirror_view)).detect(two_sided_key())
+        np.testing.assert_allclose(found.points[:2], truth.points[:2] + [0.0, 1.0])  # averaged
+        np.testing.assert_allclose(found.points[2:], seen.points[2:])  # their own
+
+    def test_the_bundled_detector_looks_at_the_portrait_both_ways(self) -> None:
+        image = np.asarray(Image.open(PORTRAIT).convert("RGB"))
+        plain, = MtcnnDetector().detect(image)
+        mirror, = MtcnnDetector().detect(np.ascontiguousarray(image[:, ::-1]))
+        (found,) = MirroredDetector(MtcnnDetector()).detect(image)
+        back = mirror.points[[1, 0, 2, 4, 3]].copy()
+        back[:, 1] = image.shape[1] - 1 - back[:, 1]
+        np.testing.assert_allclose(found.points, (plain.points + back) / 2)
+        assert np.abs(found.points[[0, 1, 3, 4]] - PORTRAIT_EYES_AND_MOUTH).max() < 4.0
+
+    def test_refuses_an_overlap_outside_zero_to_one(self) -> None:
+        with pytest.raises(ValueError, match="least_overlap"):
+            MirroredDetector(StubDetector({}), least_overlap=0.0)
 
 
 class TestSecondLook:
