@@ -226,8 +226,9 @@ class MirroredDetector:
         mirrored = [self._carried_back(item, width) for item in self.inner.detect(np.ascontiguousarray(image[:, ::-1]))]
         averaged = []
         for item in found:
-            partner = max(mirrored, key=lambda other: _overlap(item.box, other.box), default=None)
-            if partner is None or _overlap(item.box, partner.box) < self.least_overlap:
+            overlap, partner = max(((_overlap(item.box, other.box), other) for other in mirrored),
+                                   key=lambda pair: pair[0], default=(0.0, None))
+            if partner is None or overlap < self.least_overlap:
                 averaged.append(item)
                 continue
             points = np.array([(point + partner.points[partner.labels.index(label)]) / 2
