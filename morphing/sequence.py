@@ -223,6 +223,8 @@ def fit_sequence(
             if on_step is not None:
                 on_step(leg, step, loss)
 
+        if check is not None:
+            check()  # reducing two huge key images takes a while
         try:
             all_maps.append(fitter.fit(
                 *reduce_for_fit(keys[leg], keys[leg + 1], settings.working_size), leg_step,

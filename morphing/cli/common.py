@@ -219,7 +219,8 @@ def found_face_points(
     keys: Sequence[np.ndarray], user_points: Sequence[PointPairs | None] | None, console: Console,
 ) -> list[PointPairs | None]:
     """Each leg's face key points (``morphing.fit.keypoints``, the bundled detector), with one line per leg
-    saying what was found and used. TensorFlow must be started (the detector runs on it)."""
+    saying what was found and used. TensorFlow must be started (the detector runs on it). The detector runs
+    in a helper thread (``run_checked``), so a Ctrl-C or SIGTERM is acted on within 0.1 s while it looks."""
     from morphing.fit.keypoints import (
         default_face_detector,
         default_second_look,
@@ -229,7 +230,8 @@ def found_face_points(
     )
 
     try:
-        found = leg_face_points(keys, default_face_detector(), default_second_look())
+        found = run_checked(lambda: leg_face_points(keys, default_face_detector(), default_second_look()),
+                            console.check)
     except RuntimeError as error:  # the detector's package is missing: its message names the fix
         raise RunError(str(error)) from None
     for leg, face in enumerate(found):

@@ -50,7 +50,7 @@ import contextlib
 import math
 import threading
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import keras
@@ -553,9 +553,9 @@ def _compiled_meanwhile(
     (``program.term_gradients``, a small graph) and runs them once on
     ``term_inputs``: that compiles XLA's programs (forward and backward of each
     level's structure and of colour: seconds of C++, on
-    both cores) while this thread traces the training step (a second of
-    Python, one core). The step calls the same traced functions, so it finds
-    their programs compiled. Then, once the step is traced (and the body, the
+    both cores) while a second thread traces the training step (a second of
+    Python, one core; in a thread so that ``check`` is heard meanwhile). The
+    step calls the same traced functions, so it finds their programs compiled. Then, once the step is traced (and the body, the
     global stage, runs), the thread runs one throwaway step on
     ``step_inputs`` (the graph's first run: its optimisation and setup). The terms are traced
     before the step so that TensorFlow names them the same in every run:
@@ -563,9 +563,9 @@ def _compiled_meanwhile(
     program by those names. The throwaway step changes the network and
     optimizer variables: the fit resets them to their initial values before
     every start, so its result does not depend on this. While waiting,
-    ``check`` is called every 0.1 s; if it raises, the thread is left to
-    finish on its own, and put in ``left_running``: its throwaway step may
-    still change the variables, so the fitter's next fit waits for it.
+    ``check`` is called every 0.1 s; if it raises, the threads are left to
+    finish on their own, and put in ``left_running``: the throwaway step may
+    still change the variables, so the fitter's next fit waits for them.
     """
     if key in warm:
         yield
@@ -573,6 +573,7 @@ def _compiled_meanwhile(
     failure: list[BaseException] = []
     terms_traced, step_traced = threading.Event(), threading.Event()
     step_ready: list[bool] = []  # set (true) once the step is traced; stays empty if tracing fails
+    traced_step: list[Any] = []
 
     def run() -> None:
         try:
@@ -588,6 +589,12 @@ def _compiled_meanwhile(
         finally:
             terms_traced.set()
 
+    def trace_step() -> None:
+        try:
+            traced_step.append(program.train_step.get_concrete_function(*step_inputs))
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            failure.append(error)
+
     def wait_until(done: Callable[[float], bool]) -> None:
         """Call ``done(0.1)`` (true once what it waits up to 0.1 s for has happened) until it is true,
         checking for a stop between."""
@@ -601,7 +608,16 @@ def _compiled_meanwhile(
         wait_until(terms_traced.wait)
         if failure:
             raise failure[0]
-        program.traced["step"] = program.train_step.get_concrete_function(*step_inputs)
+        tracer = threading.Thread(target=trace_step, name="trace training step", daemon=True)
+        tracer.start()
+        try:
+            wait_until(lambda seconds: tracer.join(seconds) or not tracer.is_alive())
+        finally:
+            if tracer.is_alive() and left_running is not None:
+                left_running.append(tracer)
+        if failure:
+            raise failure[0]
+        program.traced["step"] = traced_step[0]
         step_ready.append(True)
         step_traced.set()
         yield

@@ -629,7 +629,8 @@ def test_a_large_job_gets_a_notice_and_stops_within_seconds_of_sigterm_while_ren
     )
     assert process.stderr is not None
     seen = ""
-    while "rendering" not in seen:  # read, not sleep, until the render has started
+    # Read, not sleep, until the render has started: its first bar, not the notice (which names it too).
+    while "preparing frames" not in seen:
         character = process.stderr.read(1)
         assert character, f"morph.py ended early: {seen}"
         seen += character
