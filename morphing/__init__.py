@@ -32,7 +32,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.32.1"
+__version__ = "0.33.0"
 
 _EXPORTS = {
     "Morph": "morph",

@@ -139,8 +139,8 @@ def unpooled(image: Image, height: int, width: int, factor: int, double: Callabl
 
 
 BORDER_FEATHER = 0.03
-"""How far past the picture's edge (a share of the long side) a direction's warped image fades out in the
-detail blend, where the other direction fills in (``inside_weight``)."""
+"""Over how many pixels (a share of the long side) a direction's warped image fades out in the detail
+blend as its samples reach the picture's edge, where the other direction fills in (``inside_weight``)."""
 BORDER_FLOOR = 1e-3
 """What a direction whose sample lies outside still weighs, relative to inside: where both lie outside, the
 blend is the plain one."""

@@ -386,37 +386,49 @@ class _Direction(NamedTuple):
 
 
 def _inside(
-    map_x: np.ndarray, map_y: np.ndarray, height: int, width: int, feather: float, out: np.ndarray, spare: np.ndarray
+    map_x: np.ndarray, map_y: np.ndarray, first_row: int, height: int, width: int, feather: float, out: np.ndarray,
+    spare: np.ndarray,
 ) -> np.ndarray:
-    """``transition.inside_weight`` from ``cv2.remap``'s query maps on a ``[height, width]`` picture, into ``out``
-    (``spare``: an array of the same shape for the intermediate).
+    """``transition.inside_weight`` from ``cv2.remap``'s query maps of rows ``first_row`` onward of a
+    ``[height, width]`` grid that samples a picture of that shape, into ``out`` (``spare``: an array of
+    the same shape for the intermediate).
 
-    How far a query lies beyond the picture is ``max(|x - cx| - cx, |y - cy| - cy)``, ``(cy, cx)`` its
-    centre; the weight is ``1`` minus that over ``feather``, clipped to ``[0, 1]``."""
+    How far a query lies beyond the picture, plus ``cx``, is ``max(|x - cx|, |y - cy| + cx - cy)``,
+    ``(cy, cx)`` its centre; the same of the pixel's own position, floored at ``cx - feather``, is
+    ``own``; the weight is ``1 - (far - own) / feather``, clipped to ``[0, 1]``."""
     centre_x, centre_y = (width - 1) / 2.0, (height - 1) / 2.0
     from_x = cv2.absdiff(map_x, centre_x, dst=out)
     from_y = cv2.absdiff(map_y, centre_y, dst=spare)
     if centre_x != centre_y:
         from_y = cv2.add(from_y, centre_x - centre_y, dst=from_y)
     farthest = cv2.max(from_x, from_y, dst=out)  # how far beyond the picture, plus centre_x
-    inside = cv2.addWeighted(farthest, -1.0 / feather, farthest, 0.0, 1.0 + centre_x / feather, dst=out)
+    own_rows = np.abs(np.arange(first_row, first_row + map_x.shape[0], dtype=np.float32) - np.float32(centre_y))
+    own_rows += np.float32(centre_x - centre_y)
+    own_columns = np.abs(np.arange(width, dtype=np.float32) - np.float32(centre_x))
+    own = np.maximum(own_rows[:, None], own_columns[None, :], out=spare)
+    np.maximum(own, np.float32(centre_x - feather), out=own)
+    inside = cv2.subtract(own, farthest, dst=out)  # (own - far), then 1 + that / feather
+    inside = cv2.addWeighted(inside, 1.0 / feather, inside, 0.0, 1.0, dst=out)
     return cv2.max(cv2.min(inside, 1.0, dst=out), 0.0, dst=out)
 
 
 def _border_weight(
-    map_x: np.ndarray, map_y: np.ndarray, height: int, width: int, feather: float, share: float,
+    map_x: np.ndarray, map_y: np.ndarray, first_row: int, height: int, width: int, feather: float, share: float,
     out: np.ndarray, spare: np.ndarray,
 ) -> bool:
-    """A direction's weight in the detail blend where its warp (``cv2.remap``'s query maps) samples outside
-    the ``[height, width]`` picture. ``False`` (``out`` untouched) when it samples inside throughout; else
-    ``True``, with ``out = share·(inside / BORDER_FLOOR + 1)`` (``share``: its plain weight, ``1 - alpha``
-    or ``alpha``; ``inside``: ``_inside``). Normalised over both directions, that is
-    ``transition.border_weights`` (scaled by ``1 / BORDER_FLOOR``, so that the two sum to at least 1)."""
+    """A direction's weight in the detail blend where its warp (``cv2.remap``'s query maps of rows
+    ``first_row`` onward) samples near or beyond the edge of the ``[height, width]`` picture. ``False``
+    (``out`` untouched) when every sample lies at least ``feather`` inside it, so that the weight is
+    the plain one throughout; else ``True``, with ``out = share·(inside / BORDER_FLOOR + 1)``
+    (``share``: its plain weight, ``1 - alpha`` or ``alpha``; ``inside``: ``_inside``). Normalised over
+    both directions, that is ``transition.border_weights`` (scaled by ``1 / BORDER_FLOOR``, so that the
+    two sum to at least 1)."""
     low_x, high_x = cv2.minMaxLoc(map_x)[:2]
     low_y, high_y = cv2.minMaxLoc(map_y)[:2]
-    if low_x >= 0.0 and high_x <= width - 1 and low_y >= 0.0 and high_y <= height - 1:
+    if (low_x >= feather and high_x <= width - 1 - feather
+            and low_y >= feather and high_y <= height - 1 - feather):
         return False
-    inside = _inside(map_x, map_y, height, width, feather, out, spare)
+    inside = _inside(map_x, map_y, first_row, height, width, feather, out, spare)
     cv2.addWeighted(inside, share / BORDER_FLOOR, inside, 0.0, share, dst=out)
     return True
 
@@ -426,8 +438,9 @@ def _blend_directions(
     outside: Sequence[bool], out: np.ndarray,
 ) -> np.ndarray:
     """``(1 - alpha)·towards_target + alpha·towards_source`` into ``out`` when neither direction samples
-    outside the picture (``outside``; then ``weights`` may be ``None``); else the blend by both directions'
-    ``_border_weight`` (``weights``; one that samples inside throughout is filled here with its plain weight)."""
+    near or beyond the picture's edge (``outside``; then ``weights`` may be ``None``); else the blend by both
+    directions' ``_border_weight`` (``weights``; one that samples well inside throughout is filled here with its
+    plain weight)."""
     if not any(outside):
         return cv2.addWeighted(towards_target, 1.0 - alpha, towards_source, alpha, 0.0, dst=out)
     for weight, share, sampled_outside in zip(weights, (1.0 - alpha, alpha), outside):
@@ -613,8 +626,8 @@ class OpenCVRenderer:
         coloured: tuple[np.ndarray, int] | None = None, border: tuple[float, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, bool]:
         """Rows ``start:stop`` (``row_positions``: their row index at every pixel) of direction ``which``
-        (0: forward, 1: backward) at ``amount``: coloured, then warped; and whether the warp samples outside
-        the picture anywhere there.
+        (0: forward, 1: backward) at ``amount``: coloured, then warped; and whether the warp samples near or
+        beyond the picture's edge anywhere there (``_border_weight``).
 
         ``coloured``: the coloured source rows that the warp reads and the first one's index
         (``_coloured``); ``None``: colour just the rows these frame rows read. ``border``: ``None`` (the
@@ -627,7 +640,7 @@ class OpenCVRenderer:
         # subtracting the first source row after that is exact: strips give the whole frame's pixels.
         map_y = cv2.scaleAdd(flow_y, -amount, row_positions, dst=scratch("map_y", flow_y.shape))
         outside = border is not None and _border_weight(
-            map_x, map_y, *self.shape, BORDER_FEATHER * max(self.shape), *border)
+            map_x, map_y, start, *self.shape, BORDER_FEATHER * max(self.shape), *border)
         if coloured is None:
             lowest, highest = cv2.minMaxLoc(map_y)[:2]
             height = self.shape[0]
@@ -645,7 +658,8 @@ class OpenCVRenderer:
     ) -> list[tuple[np.ndarray, np.ndarray, bool]]:
         """The endpoint's band energies carried by the same flow (bilinear): rows ``start:stop`` of the frame,
         on each band's pooled grid, for direction ``which``; each with its ``_border_weight`` array (plain
-        weight ``share``) and whether it samples outside the picture (else that array is not filled)."""
+        weight ``share``) and whether it samples near or beyond the picture's edge (else that array is not
+        filled)."""
         carried = []
         direction = self._directions[which]
         for index, (energy, grid, window) in enumerate(
@@ -655,8 +669,9 @@ class OpenCVRenderer:
             maps = grid.sampling_maps(amount, *rows, scratch, f"maps{index}")
             out = scratch(f"carried{which}/{index}", maps[0].shape)
             weight = scratch(f"carried_weight{which}/{index}", maps[0].shape)
-            outside = _border_weight(*maps, *energy.shape[:2], BORDER_FEATHER * max(self.shape) / window.factor,
-                                     share, weight, scratch("spare", maps[0].shape))
+            outside = _border_weight(*maps, rows[0], *energy.shape[:2],
+                                     BORDER_FEATHER * max(self.shape) / window.factor, share, weight,
+                                     scratch("spare", maps[0].shape))
             carried.append((cv2.remap(energy, *maps, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE),
                             weight, outside))
         return carried

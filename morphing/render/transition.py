@@ -125,13 +125,26 @@ def apply_direction(
 
 
 def inside_weight(flow: tf.Tensor, feather: float) -> tf.Tensor:
-    """``[B, H, W]``: 1 where a backward warp by ``flow`` (``[B, H, W, 2]``, pixels) samples inside the
-    ``[H, W]`` picture, falling linearly to 0 at ``feather`` pixels beyond its edge."""
+    """``[B, H, W]``: how much a backward warp by ``flow`` (``[B, H, W, 2]``, pixels) is trusted where it
+    samples near or beyond the edge of the ``[H, W]`` picture, in [0, 1].
+
+    With ``d`` how far a sample lies beyond the edge (Chebyshev, in pixels; negative inside) and
+    ``e`` the same for the pixel's own position, floored at ``-feather``, the weight is
+    ``1 - (d - e) / feather``, clipped: 1 wherever the sample lies no nearer the edge than the
+    pixel itself or ``feather`` further in, falling to 0 as the sample reaches ``feather`` past that.
+    Deep in the frame the fade thus ends at the picture's edge, so that the border's pixels, which a
+    warp that shrinks the picture would stretch into streaks, are never shown; at the frame's own
+    edge a sample may reach up to ``feather`` beyond it, as the picture there is the frame's.
+    """
     height, width = flow.shape[1], flow.shape[2]
-    positions = identity_grid(height, width, flow.dtype) - flow
     limits = tf.constant([height - 1.0, width - 1.0], flow.dtype)
-    beyond = tf.reduce_max(tf.maximum(tf.maximum(-positions, positions - limits), 0.0), axis=-1)
-    return tf.clip_by_value(1.0 - beyond / feather, 0.0, 1.0)
+
+    def beyond(positions: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_max(tf.maximum(-positions, positions - limits), axis=-1)
+
+    grid = identity_grid(height, width, flow.dtype)
+    own = tf.maximum(beyond(grid), -feather)
+    return tf.clip_by_value(1.0 - (beyond(grid - flow) - own) / feather, 0.0, 1.0)
 
 
 def border_weights(forward_flow: tf.Tensor, backward_flow: tf.Tensor, alpha: tf.Tensor, feather: float) -> tf.Tensor:

@@ -203,6 +203,44 @@ def test_the_detail_blend_fills_what_one_direction_samples_outside_from_the_othe
     assert np.isin(linear, (127, 128)).all()  # the formula's blend: the clamped border, averaged
 
 
+def _shrinking_maps(size: int) -> MorphMaps:
+    """Maps of a ``size``² frame (on a grid of the frame's size) whose S→T flow is zero and whose T→S flow
+    shrinks the target to half its size about the centre at amount 1 (``q = c + 2 (p - c)``)."""
+    centre = (size - 1) / 2.0
+    rows, columns = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32), indexing="ij")
+    forward, backward = np.zeros((size, size, 8), np.float32), np.zeros((size, size, 8), np.float32)
+    backward[..., WARP] = np.stack([centre - rows, centre - columns], axis=-1)  # p - q
+    return MorphMaps(forward, backward, Scales(mult=0.0, add=0.0, warp=1.0), (size, size))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_shrinking_direction_fades_before_its_edge_and_never_shows_its_border_stretched(engine: str) -> None:
+    # The target (red top rows, blue below) is shrunk by T→S; halfway it samples q = c + 1.5 (p - c),
+    # so the frame rows above y ≈ 42.5 read beyond its top. A stretched border would show its red top
+    # row there; instead the grey source fills in, and the target's own top rows fade as they near
+    # the edge (the feather: 0.03 · 256 ≈ 7.7 px of the target).
+    size = 256
+    grey = np.full((size, size, 3), 128, np.uint8)
+    target = np.zeros((size, size, 3), np.uint8)
+    target[..., 2] = 255
+    target[:4] = (255, 0, 0)
+    maps = _shrinking_maps(size)
+    frame = FrameRenderer(grey, target, maps, maps.scales, blend="detail", engine=engine).render([0.5])[0]
+    centre = (size - 1) / 2.0
+    sampled_row = centre + 1.5 * (np.arange(size) - centre)  # the target row T→S reads on each frame row
+    columns = slice(100, 156)
+    beyond = (sampled_row > -12.0) & (sampled_row < -1.0)  # just past the target's top edge
+    assert beyond.sum() >= 6
+    assert np.abs(frame[beyond, columns].astype(float) - 128.0).max() <= 3.0
+    # The target's red rows, at its very edge, weigh q / feather against the source's 1 (not half each).
+    red_rows = (sampled_row >= 0.0) & (sampled_row < 3.0)
+    weight = sampled_row[red_rows] / (0.03 * size)
+    expected_red = 128.0 + 127.0 * weight / (1.0 + weight)
+    assert np.abs(frame[red_rows, columns, 0].astype(float) - expected_red[:, None]).max() <= 6.0
+    middle = (sampled_row > 60.0) & (sampled_row < 196.0)  # well inside: the plain blend of grey and blue
+    assert np.abs(frame[middle, columns].astype(float) - [64.0, 64.0, 191.5]).max() <= 3.0
+
+
 def test_both_engines_fade_the_border_alike() -> None:
     rng = np.random.default_rng(9)
     source, target = (rng.integers(0, 256, (64, 64, 3)).astype(np.uint8) for _ in range(2))
