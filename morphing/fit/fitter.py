@@ -602,19 +602,23 @@ def _compiled_meanwhile(
             if check is not None:
                 check()
 
-    thread = threading.Thread(target=run, name="compile training step", daemon=True)
-    thread.start()
+    def join(thread: threading.Thread) -> None:
+        """Wait for ``thread`` (``wait_until``); if a stop leaves it running, put it in ``left_running``."""
+        try:
+            wait_until(lambda seconds: thread.join(seconds) or not thread.is_alive())
+        finally:
+            if thread.is_alive() and left_running is not None:
+                left_running.append(thread)
+
+    compiler = threading.Thread(target=run, name="compile training step", daemon=True)
+    compiler.start()
     try:
         wait_until(terms_traced.wait)
         if failure:
             raise failure[0]
         tracer = threading.Thread(target=trace_step, name="trace training step", daemon=True)
         tracer.start()
-        try:
-            wait_until(lambda seconds: tracer.join(seconds) or not tracer.is_alive())
-        finally:
-            if tracer.is_alive() and left_running is not None:
-                left_running.append(tracer)
+        join(tracer)
         if failure:
             raise failure[0]
         program.traced["step"] = traced_step[0]
@@ -623,11 +627,7 @@ def _compiled_meanwhile(
         yield
     finally:
         step_traced.set()
-        try:
-            wait_until(lambda seconds: thread.join(seconds) or not thread.is_alive())
-        finally:
-            if thread.is_alive() and left_running is not None:
-                left_running.append(thread)
+        join(compiler)
     if failure:
         raise failure[0]
     warm.add(key)
