@@ -130,8 +130,8 @@ def inside_weight(flow: tf.Tensor, feather: float) -> tf.Tensor:
 
     With ``d`` how far a sample lies beyond the edge (Chebyshev, in pixels; negative inside) and
     ``e`` the same for the pixel's own position, floored at ``-feather``, the weight is
-    ``1 - (d - e) / feather``, clipped: 1 wherever the sample lies no nearer the edge than the
-    pixel itself or ``feather`` further in, falling to 0 as the sample reaches ``feather`` past that.
+    ``1 - (d - e) / feather``, clipped: 1 wherever the sample lies at least ``feather`` inside the
+    edge or no nearer it than the pixel itself, falling to 0 over the next ``feather`` pixels outward.
     Deep in the frame the fade thus ends at the picture's edge, so that the border's pixels, which a
     warp that shrinks the picture would stretch into streaks, are never shown; at the frame's own
     edge a sample may reach up to ``feather`` beyond it, as the picture there is the frame's.
