@@ -492,6 +492,7 @@ def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, st
 
 def pairings_section(folder: Path, methods: dict[str, Method], out: Path | None, starts: list[str],
                      wanted: list[str] | None = None) -> None:
+    """Section 7: every method on every other pairing of the development set's pictures (``other_pairings``)."""
     pairs = [pair for pair in other_pairings(folder) if chosen(pair[1], wanted)]
     print(f"\n7. the development set's pictures paired otherwise ({folder}): {len(pairs)} pairings no constant "
           "was chosen on, 512², the landmarks both pictures carry; TRE (px, both directions) / ghost at ½ (px)")

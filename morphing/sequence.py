@@ -216,7 +216,7 @@ def fit_sequence(
         from morphing.fit.keypoints import default_face_detector, default_second_look, leg_face_points
 
         fitter.prepare(keys[0].shape[:2])  # compiles while the faces are looked for
-        face_points = leg_face_points(keys, default_face_detector(), default_second_look())
+        face_points = leg_face_points(keys, default_face_detector(), default_second_look(), check)
     all_maps = []
     for leg in range(legs):
         def leg_step(step: int, loss: float, leg: int = leg) -> None:

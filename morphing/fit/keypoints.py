@@ -22,7 +22,7 @@ there are simply no face pairs.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -302,7 +302,8 @@ def merge_point_pairs(user: PointPairs | None, automatic: PointPairs | None,
 
 
 def leg_face_points(keys: Sequence[np.ndarray], detector: KeypointDetector,
-                    second_look: KeypointDetector | None = None) -> list[PointPairs | None]:
+                    second_look: KeypointDetector | None = None,
+                    check: Callable[[], None] | None = None) -> list[PointPairs | None]:
     """Per leg of key images (``[H, W, 3] uint8``), the pairs of the largest face of each end, or ``None``.
 
     Each distinct key image is searched once (a loop's last key is its
@@ -310,10 +311,13 @@ def leg_face_points(keys: Sequence[np.ndarray], detector: KeypointDetector,
     ``second_look`` (e.g. ``FramedDetector``; ``None``: none) searches that
     other end again: a morph's two pictures mostly show the same kind of
     thing, and a picture with no face on either end costs nothing more.
+    ``check`` (if given) is called before each look; it may raise to stop.
     """
     found: dict[int, Keypoints | None] = {}
     for key in keys:
         if id(key) not in found:
+            if check is not None:
+                check()
             found[id(key)] = largest(detector.detect(key))
     looked_again: set[int] = set()
     for a, b in zip(keys, keys[1:]):
@@ -321,6 +325,8 @@ def leg_face_points(keys: Sequence[np.ndarray], detector: KeypointDetector,
             if (second_look is not None and found[id(missing)] is None and found[id(other)] is not None
                     and id(missing) not in looked_again):
                 looked_again.add(id(missing))
+                if check is not None:
+                    check()
                 found[id(missing)] = largest(second_look.detect(missing))
     return [pair_keypoints(found[id(a)], found[id(b)], a.shape[:2], b.shape[:2]) for a, b in zip(keys, keys[1:])]
 

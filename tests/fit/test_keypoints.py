@@ -265,6 +265,21 @@ class TestSecondLook:
         assert leg_face_points([key(3), key(4)], StubDetector({}), second) == [None]
         assert second.calls == 0
 
+    def test_a_check_before_each_look_can_stop_between_pictures(self) -> None:
+        class Stop(Exception):
+            pass
+
+        detector, checks = StubDetector({1: [face()]}), []
+
+        def check() -> None:
+            checks.append(detector.calls)
+            if len(checks) == 2:
+                raise Stop
+
+        with pytest.raises(Stop):
+            leg_face_points([key(1), key(2)], detector, StubDetector({}), check)
+        assert checks == [0, 1] and detector.calls == 1  # stopped before the second picture was looked at
+
     def test_no_second_look_without_one(self) -> None:
         legs = leg_face_points([key(1), key(2)], StubDetector({1: [face()]}))
         assert legs == [None]
