@@ -28,7 +28,7 @@ knows nothing of files or flags. A fit has two stages:
    - smoothness of the warp beyond the affine part (diffusion), inverse
      consistency of the two directions, and a fold penalty, on the maps' grid;
    - point pairs: each direction's flow should carry them onto each other
-     (face key points softly, fading out by half the fit).
+     (face key points softly, fading out over the fit).
 
 3. *polish*: given the key images at the frames' size (``frames``), the
    fitted warp is carried there (at most ``PolishSettings.size``) and the

@@ -112,7 +112,7 @@ class FitSettings:
     unfold_rounds: int = 200
     unfold_tail: float = 1 / 3
     face_point_weight: float = 0.3
-    face_point_fade: float = 2.0
+    face_point_fade: float = 1.0
     face_points: bool = True
     probe_steps: int = 20
     probe_judge: Literal["loss", "middle"] = "middle"
