@@ -21,7 +21,9 @@ fit gathers *candidate starts* and picks one by evidence, most trusted first:
    the share of pixels that it would fill from outside the picture (a
    stretched border). A candidate that moves things must beat no motion by
    a *margin* that grows with how far it moves them: a large motion needs
-   strong evidence. Matched features with enough RANSAC inliers, and matched
+   strong evidence. Matched features with enough RANSAC inliers (save those
+   that sit on one spot and move only what lies near them: they compete on
+   cost, ``StartSettings.spot_evidence``), and matched
    regions whose paired outlines are wholly their shapes' own (nothing
    touches them), are ``Candidate.conclusive``: they need only not be worse
    than no motion, and where one passes, only conclusive candidates are
@@ -476,7 +478,8 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
     matches on one shared logo do not. Matches that span less say nothing about the rest of the pictures
     either: their motions then move only what lies near their inliers (``layered_flows`` with a still
     layer that holds elsewhere), so a thing that moved over a picture that offers it nothing to match
-    does not drag the whole picture along; unless the optical flow from scratch (``scratch``,
+    does not drag the whole picture along; such a start is evidence for that spot only, so it is not
+    ``conclusive`` (unless ``settings.spot_evidence``) and must beat the other candidates on cost; unless the optical flow from scratch (``scratch``,
     ``dis_flows`` of the pictures when found ahead; ``None``: found here) undoes itself both ways on at least
     ``settings.probe_flow_share`` of the pixels (``consistent_share``, as for the flow's own candidate):
     then the pictures show one scene whose motion is not one similarity (a picture that bends, where
@@ -499,7 +502,9 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
             scratch = dis_flows(source, target)
         share = 0.0 if scratch is None else consistent_share(scratch, settings.flow_consistency)
         if not settings.feature_flow or share < settings.probe_flow_share:
-            return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=True)
+            # Evidence for the spot the matches sit on, none for the rest: such a start competes on cost
+            # (a car that moved as a whole over a hall, a dozen matches on one pillar, is no local motion).
+            return Candidate(FEATURES, Affine.identity(), evidence, flows, conclusive=settings.spot_evidence)
         flows = refined_by_flow(source, target, flows, settings.flow_fusion, settings.flow_fusion_margin,
                                 scratch=scratch)
         evidence += (f"; the rest by the optical flow, consistent on {share:.0%} of the pixels, with which "

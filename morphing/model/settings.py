@@ -362,7 +362,12 @@ class StartSettings:
     (``starts.feature_cover``: a logo both pictures share is not the same
     scene), or span less but the optical flow is consistent (as
     ``probe_flow_share`` says: one scene whose motion no similarity holds,
-    such as a picture that bends); ``flow_fusion``: when the matches hold several layers (things that
+    such as a picture that bends); ``spot_evidence``: whether matches that
+    span less than ``flow_cover`` and move only what lies near them settle the
+    start as matches over the picture do (``Candidate.conclusive``; until
+    0.34.0) or compete on cost like a guess, with the margin of their motion
+    (the default: a dozen matches on one spot say nothing of where the rest
+    went); ``flow_fusion``: when the matches hold several layers (things that
     moved on their own), the box (pixels of a 192-px image) over which that
     refined start and the optical flow found from scratch are compared by the
     local correlation of luminance (``starts.fused_flows``; 0: the refined start
@@ -433,6 +438,7 @@ class StartSettings:
     layer_reach: float = 0.04
     feature_flow: bool = True
     flow_cover: float = 0.25
+    spot_evidence: bool = False
     flow_fusion: int = 5
     flow_fusion_margin: float = 0.1
     feature_paths: bool = True

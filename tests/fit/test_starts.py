@@ -832,7 +832,14 @@ class TestFeatureCover:
         for flow in (forward, backward):
             np.testing.assert_allclose(flow[170, 170], [0.0, 0.0], atol=0.5)
             np.testing.assert_allclose(flow[20, 170], [0.0, 0.0], atol=0.5)
-        assert candidate.conclusive
+        # Evidence for the stamp, none for the rest: the start competes on cost with the margin of its motion
+        # (a whole picture that moved, matched on one spot, must not be held still by it) unless told otherwise.
+        assert not candidate.conclusive
+        assert required_gain(candidate) == pytest.approx(
+            StartSettings().margin * (1.0 + candidate.motion() / StartSettings().motion_unit))
+        trusting = features_candidate(source, target, StartSettings(spot_evidence=True))
+        assert trusting is not None and trusting.conclusive and required_gain(trusting) == 0.0
+        np.testing.assert_array_equal(trusting.flows, candidate.flows)
 
     def test_a_picture_that_bends_takes_the_consistent_flow_beyond_its_matches(self) -> None:
         # One texture bent by a smooth random field (up to ~8 px): no similarity holds over more than a
