@@ -479,9 +479,10 @@ def features_candidate(source: np.ndarray, target: np.ndarray, settings: StartSe
     either: their motions then move only what lies near their inliers (``layered_flows`` with a still
     layer that holds elsewhere), so a thing that moved over a picture that offers it nothing to match
     does not drag the whole picture along; such a start is evidence for that spot only, so it is not
-    ``conclusive`` (unless ``settings.spot_evidence``) and must beat the other candidates on cost; unless the optical flow from scratch (``scratch``,
-    ``dis_flows`` of the pictures when found ahead; ``None``: found here) undoes itself both ways on at least
-    ``settings.probe_flow_share`` of the pixels (``consistent_share``, as for the flow's own candidate):
+    ``conclusive`` (unless ``settings.spot_evidence``) and must beat the other candidates on cost;
+    unless the optical flow from scratch (``scratch``, ``dis_flows`` of the pictures when found ahead;
+    ``None``: found here) undoes itself both ways on at least ``settings.probe_flow_share`` of the
+    pixels (``consistent_share``, as for the flow's own candidate):
     then the pictures show one scene whose motion is not one similarity (a picture that bends, where
     RANSAC's inliers gather on the patch that moved nearly rigidly), and that start is refined by the
     flow as well."""
