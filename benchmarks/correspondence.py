@@ -41,7 +41,8 @@ OpenCV DIS optical-flow morph, ours):
    side) by ``--moves`` random similarities, the landmarks carried along; a
    row "ours, face points off" shows the start machinery alone (pictures
    whose faces the detector misses). ``--seeds tune`` is the seed constants
-   may be chosen on, ``--seeds report`` the figures'. With ``--out``,
+   may be chosen on, ``--seeds report`` the figures', ``--seeds fresh:N`` a
+   draw nobody has looked at. With ``--out``,
    ``moved_half.png``.
 
 5. The development set stamped (``--sections stamped``): every pair again with
@@ -60,6 +61,13 @@ OpenCV DIS optical-flow morph, ours):
    scored on the landmarks both pictures carry. No constant was chosen on
    these: they say how the development set's figures carry over to pairs
    the fit was not tuned on. With ``--out``, ``pairings_half.png``.
+
+8. The development set cropped (``--sections cropped``): every pair again as a
+   wide strip (each picture cut to 62 % of its height) and as a tall one (62 %
+   of its width), each picture at its own random offset that keeps its
+   landmarks 16 px inside: pictures framed tightly, a face filling the frame
+   or cut at the forehead or chin, as a user's own photos are. ``--seeds``
+   draws the offsets as for section 4. With ``--out``, ``cropped_half.png``.
 
 With ``--oracle``, section 3 adds ``ours, landmark start``: the same fit started
 from the affine laid through the pair's own landmarks (least squares), not
@@ -427,6 +435,16 @@ def variant_section(folder: Path, methods: dict[str, Method], variant: Variant, 
     finish_section(results, tiles, sheet)
 
 
+def move_seed(name: str) -> int:
+    """The random seed that ``--seeds NAME`` names: 'tune', 'report' (``MOVE_SEEDS``) or 'fresh:N'."""
+    if name in MOVE_SEEDS:
+        return MOVE_SEEDS[name]
+    kind, _, number = name.partition(":")
+    if kind != "fresh" or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"expected 'tune', 'report' or 'fresh:N', not {name!r}")
+    return int(number)
+
+
 def moved_section(folder: Path, methods: dict[str, Method], moves: int, seed: int, out: Path | None,
                   wanted: list[str] | None = None) -> None:
     """Every development pair again with its target turned, scaled and moved by ``moves`` random
@@ -480,6 +498,44 @@ def swapped_section(folder: Path, methods: dict[str, Method], out: Path | None,
 
     variant_section(folder, methods, swapped, f"6. development set the other way round ({folder})", "variant",
                     None if out is None else out / "swapped_half.png", wanted)
+
+
+CROP_SHARE = 0.62
+"""Section 8: the share of a picture's height (wide strips) or width (tall ones) that a crop keeps."""
+
+
+def cropped_section(folder: Path, methods: dict[str, Method], seed: int, out: Path | None,
+                    wanted: list[str] | None = None) -> None:
+    """Every development pair again cut to a wide and to a tall strip (``CROP_SHARE`` of the side), each
+    picture at its own random offset keeping its landmarks 16 px inside where the strip is long enough: a
+    detector must still find a face that fills the frame or is cut at the forehead, and a start must not
+    lean on what the crop took away."""
+    rng = np.random.default_rng(seed)
+
+    def strip(picture: np.ndarray, marks: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        length = int(picture.shape[axis] * CROP_SHARE)
+        low = max(0, int(marks[:, axis].max()) + 16 - length)
+        high = max(low, min(picture.shape[axis] - length, int(marks[:, axis].min()) - 16))
+        offset = int(rng.integers(low, high + 1))
+        kept = [slice(None), slice(None)]
+        kept[axis] = slice(offset, offset + length)
+        moved = np.zeros(2)
+        moved[axis] = offset
+        return np.ascontiguousarray(picture[tuple(kept)]), marks - moved
+
+    def cropped(source: np.ndarray, target: np.ndarray, points: PointPairs):
+        runs = []
+        for axis, label in ((0, "wide strip"), (1, "tall strip")):
+            (cut_source, marks_source), (cut_target, marks_target) = (
+                strip(source, points.source, axis), strip(target, points.target, axis))
+            runs.append((label, cut_source, cut_target, PointPairs(marks_source, marks_target, cut_source.shape[:2],
+                                                                   cut_target.shape[:2])))
+        return runs
+
+    variant_section(folder, methods, cropped,
+                    f"8. development set cropped ({folder}): each pair cut to a wide and a tall strip "
+                    f"({CROP_SHARE:.0%} of the side, random offsets, seed {seed})", "variant",
+                    None if out is None else out / "cropped_half.png", wanted)
 
 
 def pairs_section(folder: Path, methods: dict[str, Method], out: Path | None, starts: list[str],
@@ -546,10 +602,12 @@ def main() -> int:
                         help="any of truth, landmarks, pairs, moved (the development set with moved targets), "
                              "stamped (the development set with one stamp both pictures share), "
                              "swapped (the development set with source and target swapped), pairings (every other "
-                             "pairing of its face pictures, and of its animal pictures)")
+                             "pairing of its face pictures, and of its animal pictures), cropped (the development "
+                             "set cut to wide and tall strips)")
     parser.add_argument("--moves", type=int, default=2, help="moved: random similarities per pair")
-    parser.add_argument("--seeds", choices=sorted(MOVE_SEEDS), default="report",
-                        help="moved: 'tune' (constants may be chosen on it) or 'report' (the figures)")
+    parser.add_argument("--seeds", type=move_seed, default="report",
+                        help="moved, cropped: 'tune' (constants may be chosen on it), 'report' (the figures) or "
+                             "'fresh:N' (seed N, a draw nobody has looked at)")
     parser.add_argument("--pairs-dir", type=Path, default=ROOT.parent / "shared" / "pairs",
                         help="the development set: pairs.json and images/")
     parser.add_argument("--pair-names", default=None,
@@ -643,9 +701,11 @@ def main() -> int:
     if "ours" in variant_methods and face_off is not None:
         variant_methods[NO_FACES] = face_off
     if "moved" in sections:
-        moved_section(args.pairs_dir, variant_methods, args.moves, MOVE_SEEDS[args.seeds], args.out, wanted)
+        moved_section(args.pairs_dir, variant_methods, args.moves, args.seeds, args.out, wanted)
     if "swapped" in sections:
         swapped_section(args.pairs_dir, variant_methods, args.out, wanted)
+    if "cropped" in sections:
+        cropped_section(args.pairs_dir, variant_methods, args.seeds, args.out, wanted)
     return 0
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.35.0"
+__version__ = "0.36.0"
 
 _EXPORTS = {
     "Morph": "morph",

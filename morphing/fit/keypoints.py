@@ -5,7 +5,10 @@ A *detector* is anything with ``detect(image) -> list[Keypoints]`` (the
 (MIT licence; its 2 MB of weights ship inside its wheel, so nothing is
 downloaded and it works offline), which finds each face's eye centres, nose
 tip and mouth corners; each point is averaged with the one found in the
-mirror image (``MirroredDetector``), which halves the worst scatter. Another detector, or points clicked on a page, plug in
+mirror image (``MirroredDetector``), which halves the worst scatter. Where one
+picture of a pair shows a face and the other none, the other is looked at
+again (framed, and a face the detector is less sure of counts where the
+mirror image shows it too). Another detector, or points clicked on a page, plug in
 the same way: whatever returns ``Keypoints`` with matching labels in both
 images becomes ``PointPairs``.
 
@@ -39,6 +42,8 @@ __all__ = [
     "FramedDetector",
     "MirroredDetector",
     "MIRRORED_LABELS",
+    "FACE_SCORE",
+    "CONFIRMED_FACE_SCORE",
     "default_face_detector",
     "default_second_look",
     "largest",
@@ -54,6 +59,15 @@ FACE_LABELS: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "
 DETECTION_SIDE = 640
 """Images are reduced to this long side (never enlarged) before detection: faces are found as well and a
 12-megapixel photo costs what a small one does."""
+
+FACE_SCORE = 0.9
+"""The least mtcnn score of a face the bundled detector keeps on one look."""
+
+CONFIRMED_FACE_SCORE = 0.8
+"""The least mtcnn score of a face the bundled detector's second look keeps when the mirror image shows
+it too (at least this sure, the boxes overlapping by half): a painted or tightly cropped face often
+scores 0.8–0.9 in one of the two and above 0.9 in the other (chosen on detection alone:
+docs/correspondence.md)."""
 
 
 class MissingDetectorError(RuntimeError):
@@ -106,20 +120,27 @@ class MtcnnDetector:
     ``keypoints``); by default mtcnn's own, built on first use.
     """
 
-    def __init__(self, min_score: float = 0.9, min_size: float = 0.08, network: object | None = None) -> None:
+    def __init__(self, min_score: float = FACE_SCORE, min_size: float = 0.08, network: object | None = None) -> None:
         self.min_score, self.min_size = min_score, min_size
-        self._model = network
+        self._shared: list[object | None] = [network]  # one network for this detector and its copies
+
+    def with_min_score(self, min_score: float) -> MtcnnDetector:
+        """This detector keeping the faces scored at least ``min_score``, on the same network (built once
+        for both)."""
+        copy = MtcnnDetector(min_score, self.min_size)
+        copy._shared = self._shared
+        return copy
 
     def _network(self):
-        if self._model is None:
+        if self._shared[0] is None:
             try:
                 from mtcnn import MTCNN
             except ImportError:
                 raise MissingDetectorError(
                     "face key points need the mtcnn package: pip install mtcnn (or turn them off with "
                     "--face-points off)") from None
-            self._model = MTCNN()
-        return self._model
+            self._shared[0] = MTCNN()
+        return self._shared[0]
 
     def detect(self, image: np.ndarray) -> list[Keypoints]:
         _check_rgb_uint8(image)
@@ -196,18 +217,25 @@ class MirroredDetector:
     (at least ``least_overlap``, intersection over union), that object's
     points carried back (``x → W - 1 - x``) and relabelled (``mirrored_labels``:
     its left eye is the image's right eye); the two are averaged label by
-    label. An object the mirror does not show keeps its own points. The
+    label. An object the mirror does not show keeps its own points if its
+    score is at least ``alone_min_score`` (``None``: whatever its score) and
+    is dropped otherwise: the inner detector may keep objects it is less sure
+    of, which then count only where the mirror image confirms them; such a
+    less sure look never moves the points of an object found surely (a sure
+    object pairs with sure partners only), so where every look is sure the
+    detector finds what it found without ``alone_min_score``. The
     mirror is only looked at when the image showed something, so a picture
     with no face costs one look, as before.
     """
 
     def __init__(self, inner: KeypointDetector, mirrored_labels: dict[str, str] | None = None,
-                 least_overlap: float = 0.5) -> None:
+                 least_overlap: float = 0.5, alone_min_score: float | None = None) -> None:
         if not 0.0 < least_overlap <= 1.0:
             raise ValueError(f"least_overlap must be in (0, 1], got {least_overlap}")
         self.inner = inner
         self.mirrored_labels = MIRRORED_LABELS if mirrored_labels is None else mirrored_labels
         self.least_overlap = least_overlap
+        self.alone_min_score = alone_min_score
 
     def _carried_back(self, found: Keypoints, width: int) -> Keypoints:
         """An object of the mirror image in the image's own pixels and labels."""
@@ -226,10 +254,15 @@ class MirroredDetector:
         mirrored = [self._carried_back(item, width) for item in self.inner.detect(np.ascontiguousarray(image[:, ::-1]))]
         averaged = []
         for item in found:
-            overlap, partner = max(((_overlap(item.box, other.box), other) for other in mirrored),
+            sure = self.alone_min_score is None or item.score >= self.alone_min_score
+            # A sure object is averaged with sure partners only; a less sure one with any (they confirm it).
+            partners = [other for other in mirrored
+                        if not sure or self.alone_min_score is None or other.score >= self.alone_min_score]
+            overlap, partner = max(((_overlap(item.box, other.box), other) for other in partners),
                                    key=lambda pair: pair[0], default=(0.0, None))
             if partner is None or overlap < self.least_overlap:
-                averaged.append(item)
+                if sure:
+                    averaged.append(item)
                 continue
             points = np.array([(point + partner.points[partner.labels.index(label)]) / 2
                                if label in partner.labels else point for point, label in zip(item.points, item.labels)])
@@ -239,9 +272,10 @@ class MirroredDetector:
 
 
 @functools.cache
-def default_face_detector() -> KeypointDetector:
+def default_face_detector() -> MirroredDetector:
     """The bundled face detector, built once per process (its networks load in about a second): mtcnn's
-    faces, each point averaged with its look at the mirror image (``MirroredDetector``)."""
+    faces scored ``FACE_SCORE`` or more, each point averaged with its look at the mirror image
+    (``MirroredDetector``)."""
     return MirroredDetector(MtcnnDetector())
 
 
@@ -252,8 +286,13 @@ docs/correspondence.md)."""
 
 @functools.cache
 def default_second_look() -> FramedDetector:
-    """The bundled detector's second look at a picture whose partner shows a face: framed by a grey margin."""
-    return FramedDetector(default_face_detector(), SECOND_LOOK_MARGIN)
+    """The bundled detector's second look at a picture whose partner shows a face: framed by a grey margin,
+    and a face scored ``CONFIRMED_FACE_SCORE`` or more counts there too where the mirror image shows it
+    (on the same network as ``default_face_detector``)."""
+    first = default_face_detector()
+    confirmed = MirroredDetector(first.inner.with_min_score(CONFIRMED_FACE_SCORE), first.mirrored_labels,
+                                 first.least_overlap, alone_min_score=FACE_SCORE)
+    return FramedDetector(confirmed, SECOND_LOOK_MARGIN)
 
 
 def largest(found: Sequence[Keypoints]) -> Keypoints | None:

@@ -15,6 +15,8 @@ from morphing.fit.keypoints import (
     FramedDetector,
     MirroredDetector,
     MtcnnDetector,
+    default_face_detector,
+    default_second_look,
     describe_face_points,
     largest,
     leg_face_points,
@@ -163,6 +165,32 @@ class FramedOnlyNetwork:
         return [{"box": [40, 30, 40, 45], "confidence": 0.99, "keypoints": keypoints}]
 
 
+class UnsureNetwork:
+    """A stand-in for mtcnn's network that finds one face scored 0.85 in any image, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect_faces(self, image: np.ndarray) -> list[dict]:
+        self.calls += 1
+        keypoints = {"left_eye": (30, 30), "right_eye": (50, 30), "nose": (40, 40), "mouth_left": (32, 50),
+                     "mouth_right": (48, 50)}
+        return [{"box": [20, 20, 40, 45], "confidence": 0.85, "keypoints": keypoints}]
+
+
+class TestMtcnnScore:
+    def test_a_copy_with_a_lower_least_score_keeps_what_the_original_drops_on_the_same_network(self) -> None:
+        network = UnsureNetwork()
+        detector = MtcnnDetector(network=network)
+        lenient = detector.with_min_score(0.8)
+        image = np.zeros((80, 80, 3), np.uint8)
+        assert detector.detect(image) == []
+        (found,) = lenient.detect(image)
+        assert found.score == pytest.approx(0.85) and found.labels == FACE_LABELS
+        assert (lenient.min_score, lenient.min_size) == (0.8, detector.min_size)
+        assert network.calls == 2  # both looked through the one network
+
+
 class TestFramedDetector:
     def test_a_face_found_only_in_the_frame_comes_back_in_the_images_pixels(self) -> None:
         image = np.full((100, 80, 3), 30, np.uint8)  # margin: 0.15 of the long side = 15 px
@@ -241,6 +269,39 @@ class TestMirroredDetector:
         back[:, 1] = image.shape[1] - 1 - back[:, 1]
         np.testing.assert_allclose(found.points, (plain.points + back) / 2)
         assert np.abs(found.points[[0, 1, 3, 4]] - PORTRAIT_EYES_AND_MOUTH).max() < 4.0
+
+    def test_a_face_found_less_surely_counts_only_where_the_mirror_shows_it(self) -> None:
+        unsure = Keypoints(face().points, FACE_LABELS, face().box, 0.85)
+        sure = Keypoints(face().points, FACE_LABELS, face().box, 0.95)
+        mirrored_box = (30.0, 100.0 - 30.0 - 40.0, 40.0, 40.0)  # the face's box in the 100-px mirror image
+        mirror_points = face().points[[1, 0, 2, 4, 3]] * [1.0, -1.0] + [0.0, 99.0]
+        in_mirror = Keypoints(mirror_points, FACE_LABELS, mirrored_box, 0.93)
+        elsewhere = Keypoints(mirror_points, FACE_LABELS, (30.0, 0.0, 40.0, 20.0), 0.93)  # boxes overlap < ½
+        assert MirroredDetector(MirrorStub(unsure, None), alone_min_score=0.9).detect(two_sided_key()) == []
+        assert MirroredDetector(MirrorStub(unsure, elsewhere), alone_min_score=0.9).detect(two_sided_key()) == []
+        (confirmed,) = MirroredDetector(MirrorStub(unsure, in_mirror), alone_min_score=0.9).detect(two_sided_key())
+        np.testing.assert_allclose(confirmed.points, face().points)
+        assert confirmed.score == pytest.approx(0.89)
+        (alone,) = MirroredDetector(MirrorStub(sure, None), alone_min_score=0.9).detect(two_sided_key())
+        assert alone.score == 0.95
+        (kept,) = MirroredDetector(MirrorStub(unsure, None)).detect(two_sided_key())  # no least score: as found
+        assert kept.score == 0.85
+
+    def test_a_less_sure_mirror_look_does_not_move_a_face_found_surely(self) -> None:
+        sure = Keypoints(face().points, FACE_LABELS, face().box, 0.95)
+        mirror_points = face().points[[1, 0, 2, 4, 3]] * [1.0, -1.0] + [0.0, 99.0] + [4.0, 0.0]  # 4 px lower
+        mirrored_box = (30.0, 100.0 - 30.0 - 40.0, 40.0, 40.0)
+        for score, shift in ((0.85, 0.0), (0.92, 2.0)):  # an unsure partner is left out, a sure one averaged
+            partner = Keypoints(mirror_points, FACE_LABELS, mirrored_box, score)
+            (found,) = MirroredDetector(MirrorStub(sure, partner), alone_min_score=0.9).detect(two_sided_key())
+            np.testing.assert_allclose(found.points, face().points + [shift, 0.0])
+
+    def test_the_default_looks_find_the_portraits_face(self) -> None:
+        image = np.asarray(Image.open(PORTRAIT).convert("RGB"))
+        for detector in (default_face_detector(), default_second_look()):
+            (found,) = detector.detect(image)
+            assert found.labels == FACE_LABELS
+            assert np.abs(found.points[[0, 1, 3, 4]] - PORTRAIT_EYES_AND_MOUTH).max() < 4.0
 
     def test_refuses_an_overlap_outside_zero_to_one(self) -> None:
         with pytest.raises(ValueError, match="least_overlap"):
