@@ -514,7 +514,7 @@ def cropped_section(folder: Path, methods: dict[str, Method], seed: int, out: Pa
 
     def strip(picture: np.ndarray, marks: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
         length = int(picture.shape[axis] * CROP_SHARE)
-        low = max(0, int(marks[:, axis].max()) + 16 - length)
+        low = min(max(0, int(marks[:, axis].max()) + 16 - length), picture.shape[axis] - length)
         high = max(low, min(picture.shape[axis] - length, int(marks[:, axis].min()) - 16))
         offset = int(rng.integers(low, high + 1))
         kept = [slice(None), slice(None)]

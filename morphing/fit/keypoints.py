@@ -256,8 +256,7 @@ class MirroredDetector:
         for item in found:
             sure = self.alone_min_score is None or item.score >= self.alone_min_score
             # A sure object is averaged with sure partners only; a less sure one with any (they confirm it).
-            partners = [other for other in mirrored
-                        if not sure or self.alone_min_score is None or other.score >= self.alone_min_score]
+            partners = [other for other in mirrored if not sure or other.score >= (self.alone_min_score or 0.0)]
             overlap, partner = max(((_overlap(item.box, other.box), other) for other in partners),
                                    key=lambda pair: pair[0], default=(0.0, None))
             if partner is None or overlap < self.least_overlap:
